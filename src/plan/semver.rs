@@ -443,6 +443,11 @@ impl Range {
             }
             groups.push(and);
         }
+        // `a || || b` parses in blang into a nil function that panics once a version reaches
+        // it. Reject it, but only after every check blang makes, so its errors still come first.
+        if groups.iter().any(Vec::is_empty) {
+            return Err("Empty element in range between '||'".to_string());
+        }
         Ok(Range {
             source: s.to_string(),
             groups,
@@ -518,10 +523,6 @@ fn split_or_parts(parts: &[String]) -> Result<Vec<&[String]>, String> {
         if p == "||" {
             if i == 0 {
                 return Err("First element in range is '||'".to_string());
-            }
-            if last == i {
-                // blang builds a nil function here and panics when a version reaches it.
-                return Err("Empty element in range between '||'".to_string());
             }
             groups.push(&parts[last..i]);
             last = i + 1;
@@ -936,6 +937,12 @@ mod tests {
             (
                 ">=1.0.0 || || <2.0.0",
                 "Empty element in range between '||'",
+            ),
+            // blang's own errors take precedence over the empty group.
+            ("<=1.0.0 || || 1", "Last element in range is '||'"),
+            (
+                "v1.0.0 || || 1.0.0",
+                r#"Could not parse Range "v1.0.0": Could not parse comparator "v" in "v1.0.0""#,
             ),
             ("latest", r#"Could not get version from string: "latest""#),
             // The wildcard pass sees every part before any part is parsed.
