@@ -6,9 +6,9 @@
 //! compiled as `^(?:RE)$`, so an expression that already starts with `^` or ends with `$` behaves
 //! exactly as before, and `a|b` means "exactly `a` or exactly `b`".
 //!
-//! Error texts imitate Go's `regexp` package (`error parsing regexp: <problem>: `<expr>``),
-//! because they end up inside messages such as `'from' uses invalid regular expression '<re>':
-//! <err>` that users of the original may grep for.
+//! Error texts imitate Go's `regexp` package (``error parsing regexp: <problem>: `<expr>` ``),
+//! because they end up inside messages such as
+//! `'from' uses invalid regular expression '<re>': <err>` that users of the original may grep for.
 
 use regex::Regex;
 
