@@ -415,7 +415,7 @@ impl Range {
         let parts = split_and_trim(s);
         let or_parts = split_or_parts(&parts)?;
         // Like blang, expand every part before parsing any, so the first error reported is the
-        // same as the original's.
+        // same as the original's (the expansion can fail on a part that contains an `x`).
         let mut expanded: Vec<Vec<Expanded>> = Vec::with_capacity(or_parts.len());
         for group in &or_parts {
             let mut parts = Vec::with_capacity(group.len());
@@ -550,16 +550,18 @@ fn split_comparator_version(s: &str) -> Result<(&str, &str), String> {
     }
 }
 
-/// blang's `expandWildcardVersion` for one comparator text.
+/// blang's `expandWildcardVersion` (v4.0.0) for one comparator text.
 ///
-/// Ported literally, including its oddities (`1.x.x` becomes `>=1.0.0 <1.1.0`, an unknown
-/// comparator in front of a wildcard is silently dropped), except for `!=` / `!` (see the module
-/// documentation).
+/// Ported literally, including its oddities, except for `!=` / `!` (see the module
+/// documentation): any `x` anywhere triggers the rewrite, so `1.x.x` becomes `>=1.0.0 <1.1.0`,
+/// an unknown comparator in front of a wildcard is silently dropped (`~1.2.x` is `1.2.0`), and a
+/// comparator that needs an increment but has no wildcard (`>1.0.0-linux`, `1.0.0+x86`) loses its
+/// version and fails to parse, while `>=1.0.0-linux` works.
 fn expand_wildcard(ap: &str) -> Result<Vec<Expanded>, String> {
-    let (op_str, v_str) = split_comparator_version(ap)?;
-    if !ap.contains(".x") {
+    if !ap.contains('x') {
         return Ok(vec![Expanded::Plain(ap.to_string())]);
     }
+    let (op_str, v_str) = split_comparator_version(ap)?;
     let wildcard = wildcard_type(v_str);
     let flat = version_from_wildcard(v_str);
     let incremented = || match wildcard {
@@ -873,6 +875,11 @@ mod tests {
         // blang quirk: an unknown comparator before a wildcard is dropped (`~1.2.x` = `1.2.0`).
         ("~1.2.x", "1.2.0", true),
         ("~1.2.x", "1.2.1", false),
+        // blang v4.0.0 quirk: an `x` that is not a wildcard only survives where no increment is
+        // needed.
+        (">=1.0.0-linux", "1.0.0-musl", true),
+        (">=1.0.0-linux", "1.0.0-glibc", false),
+        ("<1.0.0-linux", "1.0.0-glibc", true),
         // D2: `!=1.2.x` means outside 1.2.x (blang: never matches).
         ("!=1.2.x", "1.1.9", true),
         ("!=1.2.x", "1.2.0", false),
@@ -945,8 +952,24 @@ mod tests {
                 r#"Could not parse Range "v1.0.0": Could not parse comparator "v" in "v1.0.0""#,
             ),
             ("latest", r#"Could not get version from string: "latest""#),
-            // The wildcard pass sees every part before any part is parsed.
-            (">=1.31 abc", r#"Could not get version from string: "abc""#),
+            // Only parts containing an `x` are looked at before parsing starts.
+            (
+                ">=1.31 abc",
+                r#"Could not parse Range ">=1.31": Could not parse version "1.31" in ">=1.31": No Major.Minor.Patch elements found"#,
+            ),
+            (">=1.31 xyz", r#"Could not get version from string: "xyz""#),
+            // Any `x` triggers the wildcard rewrite; without a wildcard part nothing is
+            // incremented and the version is lost.
+            (">1.0.0-linux", r#"Could not get version from string: ">=""#),
+            ("1.0.0+x86", r#"Could not get version from string: "<""#),
+            (
+                "<=1.0.0-xenial",
+                r#"Could not get version from string: "<""#,
+            ),
+            (
+                "!=1.0.0-linux",
+                r#"Could not get version from string: ">=""#,
+            ),
             // The minor part `2-x` cannot be incremented; blang's empty result then fails.
             (">1.2-x.x", r#"Could not get version from string: ">=""#),
             (
