@@ -1,1 +1,33 @@
-//! OCI distribution client (to be written)
+//! The OCI distribution client behind the native engine and the listers.
+//!
+//! One [`Registry`] per registry host holds the connection pool, TLS settings, the learned
+//! authentication method and the token cache; every operation takes the repository it is
+//! about. Manifests travel as raw bytes so digests survive a copy; blobs stream through,
+//! verified on the fly. Transient failures are retried inside, so callers see only what
+//! retrying could not fix, as an [`Error`] whose [`ErrorKind`] says what to do next.
+//!
+//! Split by concept: [`reference`](RegistryHost) names, [`Digest`]s, [`Manifest`]s and
+//! [`Platform`]s, authentication ([`Credentials`]), the transport ([`Timeouts`],
+//! [`RetryPolicy`]), and the client itself (manifests, blobs, listings).
+
+mod auth;
+mod blob;
+mod client;
+mod digest;
+mod error;
+mod listing;
+mod manifest;
+mod platform;
+mod reference;
+mod tls;
+mod transport;
+
+pub use auth::Credentials;
+pub use blob::{BlobStream, MountOutcome, UploadSession};
+pub use client::{Registry, RegistryOptions};
+pub use digest::{ByteStream, Digest, VerifyingStream};
+pub use error::{Error, ErrorKind, Result};
+pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
+pub use platform::Platform;
+pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
+pub use transport::{RetryPolicy, Timeouts};

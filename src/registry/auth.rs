@@ -1,0 +1,547 @@
+//! Authentication: challenges, credentials, bearer tokens and their cache.
+//!
+//! A registry tells us how to authenticate only when it refuses a request (401 with
+//! `WWW-Authenticate`). We remember that challenge per registry and from then on authorise
+//! requests up front: Basic with the credentials, or a Bearer token for the request's scopes,
+//! fetched from the challenge's realm and cached until it expires.
+//!
+//! Tokens are fetched with `GET realm?service=…&scope=…` (with Basic credentials, or
+//! anonymously), as Docker does. When the token service refuses GET (404/405) and we have
+//! credentials, we fall back to the OAuth2 password grant (`POST` form), which some
+//! registries offer instead.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::HeaderValue;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use super::error::{Error, ErrorKind, Result, truncate};
+use super::reference::Repository;
+use super::transport::{Transport, classify};
+
+/// A user name and password (or access token) for a registry.
+///
+/// `Debug` never shows the password, so credentials can sit in logged structures.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+impl Credentials {
+    /// Credentials for `username` with `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The user name, which may be shown.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    fn basic_header(&self) -> Option<HeaderValue> {
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.username, self.password));
+        let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An access scope, as Docker's token protocol names them: `repository:<name>:<actions>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Scope(String);
+
+impl Scope {
+    pub(crate) fn pull(repo: &Repository) -> Scope {
+        Scope(format!("repository:{repo}:pull"))
+    }
+
+    pub(crate) fn push(repo: &Repository) -> Scope {
+        Scope(format!("repository:{repo}:pull,push"))
+    }
+
+    pub(crate) fn catalog() -> Scope {
+        Scope("registry:catalog:*".to_owned())
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Challenge {
+    /// The scheme, lowercased: `basic`, `bearer`, …
+    pub scheme: String,
+    /// Parameters with lowercased names and unquoted values.
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a `WWW-Authenticate` header into its challenges (RFC 7235): quoted values may
+/// contain commas, and several challenges may follow each other.
+pub(crate) fn parse_challenges(header: &str) -> Vec<Challenge> {
+    let mut challenges: Vec<Challenge> = Vec::new();
+    let mut rest = header.trim();
+    while !rest.is_empty() {
+        rest = rest.trim_start_matches([',', ' ', '\t']);
+        let token_end = rest
+            .find([' ', '\t', ',', '='])
+            .unwrap_or(rest.len());
+        let token = &rest[..token_end];
+        if token.is_empty() {
+            break;
+        }
+        let after = rest[token_end..].trim_start_matches([' ', '\t']);
+        if let Some(value_part) = after.strip_prefix('=')
+            && !value_part.starts_with('=')
+            && let Some(current) = challenges.last_mut()
+        {
+            // A parameter of the current challenge.
+            let value_part = value_part.trim_start_matches([' ', '\t']);
+            let (value, remaining) = read_value(value_part);
+            current.params.push((token.to_ascii_lowercase(), value));
+            rest = remaining;
+        } else {
+            // A new challenge; a token68 after it (`Basic abc==`) is skipped.
+            challenges.push(Challenge {
+                scheme: token.to_ascii_lowercase(),
+                params: Vec::new(),
+            });
+            rest = &rest[token_end..];
+        }
+    }
+    challenges
+}
+
+fn read_value(text: &str) -> (String, &str) {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(escaped);
+                    }
+                }
+                '"' => return (value, &quoted[i + 1..]),
+                _ => value.push(c),
+            }
+        }
+        (value, "")
+    } else {
+        let end = text.find(',').unwrap_or(text.len());
+        (text[..end].trim().to_owned(), &text[end..])
+    }
+}
+
+/// How a registry wants to be authenticated, learned from its challenge.
+#[derive(Debug, Clone)]
+enum Method {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+#[derive(Clone)]
+struct Token {
+    header: HeaderValue,
+    renew_at: Instant,
+}
+
+/// Tokens live at least this long (Docker's rule when `expires_in` is missing or smaller).
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Authentication state of one registry: the learned challenge and the token cache.
+pub(crate) struct Auth {
+    registry: String,
+    credentials: Option<Credentials>,
+    method: Mutex<Option<Method>>,
+    tokens: Mutex<HashMap<Vec<Scope>, Token>>,
+    /// Serialises token fetches, so concurrent requests for one scope share one token.
+    fetching: tokio::sync::Mutex<()>,
+    tokens_fetched: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+impl Auth {
+    pub(crate) fn new(registry: String, credentials: Option<Credentials>) -> Auth {
+        Auth {
+            registry,
+            credentials,
+            method: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
+            tokens_fetched: AtomicU64::new(0),
+        }
+    }
+
+    /// The configured user name, for messages.
+    pub(crate) fn username(&self) -> Option<&str> {
+        self.credentials.as_ref().map(Credentials::username)
+    }
+
+    /// How many tokens were fetched so far; lets tests and metrics see the cache at work.
+    pub(crate) fn tokens_fetched(&self) -> u64 {
+        self.tokens_fetched.load(Ordering::Relaxed)
+    }
+
+    /// Learns how to authenticate from a 401's `WWW-Authenticate` header, and forgets the
+    /// cached token for `scopes` (a 401 means it no longer works). Returns whether a retry
+    /// with authentication makes sense.
+    pub(crate) fn learn(&self, header: Option<&str>, scopes: &[Scope]) -> bool {
+        let challenges = header.map(parse_challenges).unwrap_or_default();
+        let method = challenges.iter().find_map(|c| match c.scheme.as_str() {
+            "bearer" => c.param("realm").map(|realm| Method::Bearer {
+                realm: realm.to_owned(),
+                service: c.param("service").map(str::to_owned),
+            }),
+            _ => None,
+        });
+        let method = method.or_else(|| {
+            challenges
+                .iter()
+                .any(|c| c.scheme == "basic")
+                .then_some(Method::Basic)
+        });
+        let key = scope_key(scopes);
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(&key);
+        }
+        match method {
+            Some(m) => {
+                if let Ok(mut current) = self.method.lock() {
+                    *current = Some(m);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The `Authorization` header for a request needing `scopes`, if the registry asked for
+    /// authentication before.
+    pub(crate) async fn authorization(
+        &self,
+        transport: &Transport,
+        scopes: &[Scope],
+    ) -> Result<Option<HeaderValue>> {
+        let method = self.method.lock().ok().and_then(|m| m.clone());
+        match method {
+            None => Ok(None),
+            Some(Method::Basic) => match &self.credentials {
+                Some(c) => Ok(c.basic_header()),
+                None => Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "registry {} requires credentials, and none are configured",
+                        self.registry
+                    ),
+                )),
+            },
+            Some(Method::Bearer { realm, service }) => {
+                let key = scope_key(scopes);
+                if let Some(token) = self.cached(&key) {
+                    return Ok(Some(token));
+                }
+                let _guard = self.fetching.lock().await;
+                if let Some(token) = self.cached(&key) {
+                    return Ok(Some(token));
+                }
+                let token = self
+                    .fetch_token(transport, &realm, service.as_deref(), &key)
+                    .await?;
+                let header = token.header.clone();
+                if let Ok(mut tokens) = self.tokens.lock() {
+                    tokens.insert(key, token);
+                }
+                Ok(Some(header))
+            }
+        }
+    }
+
+    fn cached(&self, key: &[Scope]) -> Option<HeaderValue> {
+        let tokens = self.tokens.lock().ok()?;
+        let token = tokens.get(key)?;
+        (Instant::now() < token.renew_at).then(|| token.header.clone())
+    }
+
+    async fn fetch_token(
+        &self,
+        transport: &Transport,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[Scope],
+    ) -> Result<Token> {
+        let realm_url = Url::parse(realm).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "registry {} named an invalid token service '{}': {e}",
+                    self.registry,
+                    truncate(realm, 100)
+                ),
+            )
+        })?;
+        let where_ = format!(
+            "token service {}",
+            realm_url.host_str().unwrap_or("(no host)")
+        );
+        let mut url = realm_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            for scope in scopes {
+                query.append_pair("scope", scope.as_str());
+            }
+        }
+        let mut request = transport
+            .client()
+            .get(url)
+            .timeout(transport.request_timeout());
+        if let Some(header) = self
+            .credentials
+            .as_ref()
+            .and_then(Credentials::basic_header)
+        {
+            request = request.header(reqwest::header::AUTHORIZATION, header);
+        }
+        let started = Instant::now();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| classify(&e).context(where_.clone()))?;
+
+        if matches!(
+            response.status(),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) && let Some(credentials) = &self.credentials
+        {
+            let scope_text = scopes
+                .iter()
+                .map(Scope::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut form = vec![
+                ("grant_type", "password"),
+                ("username", credentials.username.as_str()),
+                ("password", credentials.password.as_str()),
+                ("client_id", "dregsy"),
+                ("scope", scope_text.as_str()),
+            ];
+            if let Some(service) = service {
+                form.push(("service", service));
+            }
+            let body = form_encode(&form);
+            response = transport
+                .client()
+                .post(realm_url)
+                .timeout(transport.request_timeout())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify(&e).context(where_.clone()))?;
+        }
+
+        let status = response.status();
+        if !status.is_success() {
+            let kind = match status {
+                StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+                StatusCode::FORBIDDEN => ErrorKind::Forbidden,
+                _ => ErrorKind::Registry,
+            };
+            let reason = match (&self.credentials, kind) {
+                (Some(c), ErrorKind::Unauthorized) => format!(
+                    "the credentials of user '{}' were rejected (HTTP {status})",
+                    c.username
+                ),
+                (None, ErrorKind::Unauthorized) => {
+                    format!("anonymous access was refused (HTTP {status}); configure credentials")
+                }
+                _ => format!("no token issued (HTTP {status})"),
+            };
+            return Err(Error::new(kind, reason)
+                .with_status(status.as_u16())
+                .context(where_));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| classify(&e).context(where_.clone()))?;
+        let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::Protocol, format!("invalid token response ({e})"))
+                .context(where_.clone())
+        })?;
+        let token = parsed
+            .token
+            .filter(|t| !t.is_empty())
+            .or(parsed.access_token.filter(|t| !t.is_empty()))
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Protocol, "the token response holds no token")
+                    .context(where_.clone())
+            })?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::new(ErrorKind::Protocol, "the token holds invalid characters")
+                .context(where_.clone())
+        })?;
+        header.set_sensitive(true);
+        let lifetime = parsed
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(MIN_TOKEN_LIFETIME)
+            .max(MIN_TOKEN_LIFETIME);
+        // Renew a little early so a token does not expire in the middle of a request.
+        let margin = (lifetime / 10).min(Duration::from_secs(30));
+        self.tokens_fetched.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(registry = %self.registry, scopes = ?scopes, ?lifetime, "token issued");
+        Ok(Token {
+            header,
+            renew_at: started + lifetime - margin,
+        })
+    }
+}
+
+fn scope_key(scopes: &[Scope]) -> Vec<Scope> {
+    let mut key = scopes.to_vec();
+    key.sort();
+    key.dedup();
+    key
+}
+
+/// `application/x-www-form-urlencoded` encoding.
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut url = match Url::parse("http://form.invalid/") {
+        Ok(url) => url,
+        Err(_) => return String::new(),
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in pairs {
+            query.append_pair(k, v);
+        }
+    }
+    url.query().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenge_with_commas_in_quotes() {
+        let c = parse_challenges(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].scheme, "bearer");
+        assert_eq!(c[0].param("realm"), Some("https://auth.docker.io/token"));
+        assert_eq!(c[0].param("service"), Some("registry.docker.io"));
+        assert_eq!(
+            c[0].param("scope"),
+            Some("repository:samalba/my-app:pull,push")
+        );
+    }
+
+    #[test]
+    fn several_challenges_and_odd_spacing() {
+        let c = parse_challenges(
+            r#"Basic realm="basic-realm", Bearer  realm = "http://x/t" , error="insufficient_scope",Newauth"#,
+        );
+        let schemes: Vec<_> = c.iter().map(|c| c.scheme.as_str()).collect();
+        assert_eq!(schemes, ["basic", "bearer", "newauth"]);
+        assert_eq!(c[0].param("realm"), Some("basic-realm"));
+        assert_eq!(c[1].param("realm"), Some("http://x/t"));
+        assert_eq!(c[1].param("error"), Some("insufficient_scope"));
+    }
+
+    #[test]
+    fn unquoted_and_escaped_values() {
+        let c = parse_challenges(r#"Bearer realm=http://a/b,service="a \"q\"""#);
+        assert_eq!(c[0].param("realm"), Some("http://a/b"));
+        assert_eq!(c[0].param("service"), Some(r#"a "q""#));
+        assert!(parse_challenges("").is_empty());
+        let c = parse_challenges("Basic abc==");
+        assert_eq!(c[0].scheme, "basic");
+    }
+
+    #[test]
+    fn learning_picks_bearer_over_basic() {
+        let auth = Auth::new("r".into(), None);
+        assert!(auth.learn(Some(r#"Basic realm="x", Bearer realm="http://t/""#), &[]));
+        assert!(matches!(
+            auth.method.lock().unwrap().clone(),
+            Some(Method::Bearer { .. })
+        ));
+        assert!(!Auth::new("r".into(), None).learn(Some("Negotiate"), &[]));
+        assert!(!Auth::new("r".into(), None).learn(None, &[]));
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let c = Credentials::new("alice", "s3cret-pa55");
+        let shown = format!("{c:?} {:#?}", Some(c.clone()));
+        assert!(!shown.contains("s3cret-pa55"), "{shown}");
+        assert!(shown.contains("alice"));
+        let header = c.basic_header().unwrap();
+        assert!(header.is_sensitive());
+        assert!(!format!("{header:?}").contains("YWxpY2U"));
+    }
+
+    #[test]
+    fn scopes_and_form() {
+        let repo = Repository::parse("a/b").unwrap();
+        assert_eq!(Scope::pull(&repo).as_str(), "repository:a/b:pull");
+        assert_eq!(Scope::push(&repo).as_str(), "repository:a/b:pull,push");
+        assert_eq!(
+            scope_key(&[Scope::push(&repo), Scope::pull(&repo), Scope::push(&repo)]).len(),
+            2
+        );
+        assert_eq!(
+            form_encode(&[("a", "x y"), ("b", "p&q=")]),
+            "a=x+y&b=p%26q%3D"
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! The registry client: one [`Registry`] per registry host, with the manifest operations.
+//! Blobs are in `blob.rs`, listings in `listing.rs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode, Url};
+use serde::Deserialize;
+
+use super::auth::{Auth, Credentials, Scope};
+use super::digest::Digest;
+use super::error::{Error, ErrorKind, Result, truncate};
+use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
+use super::reference::{RegistryHost, Repository, TagOrDigest};
+use super::tls;
+use super::transport::{Body, Request, RetryPolicy, Timeouts, Transport, classify, header_value};
+
+/// How to reach and authenticate to one registry.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// The registry, possibly with an explicit `http://` or `https://`.
+    pub registry: RegistryHost,
+    /// Credentials; `None` for anonymous access.
+    pub credentials: Option<Credentials>,
+    /// Accept any server certificate, and fall back to plain HTTP when the registry does not
+    /// speak TLS (as skopeo's `--tls-verify=false` does).
+    pub skip_tls_verify: bool,
+    /// Docker-style certificate directory: `<certs_dir>/<host without port>/` holds `*.crt`
+    /// (extra CA roots) and `*.cert` + `*.key` (a client identity).
+    pub certs_dir: Option<PathBuf>,
+    /// Network time bounds.
+    pub timeouts: Timeouts,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// Upload blobs in chunks (PATCH) instead of one PUT, for registries or proxies that
+    /// limit request sizes. Also switched on by the registry's `OCI-Chunk-Min-Length`.
+    pub chunked_uploads: bool,
+    /// Size of upload chunks, when chunks are used (raised to the registry's minimum).
+    pub chunk_size: usize,
+}
+
+impl RegistryOptions {
+    /// Options with the defaults: anonymous, verified TLS, no certs dir, monolithic uploads.
+    pub fn new(registry: RegistryHost) -> RegistryOptions {
+        RegistryOptions {
+            registry,
+            credentials: None,
+            skip_tls_verify: false,
+            certs_dir: None,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+            chunked_uploads: false,
+            chunk_size: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// A client of one registry. Cheap to clone: clones share the connection pool, the learned
+/// authentication method and the token cache.
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) host: RegistryHost,
+    pub(crate) transport: Transport,
+    pub(crate) auth: Auth,
+    pub(crate) chunk_size: usize,
+    /// Set by the options, or once the registry refused a monolithic upload.
+    pub(crate) chunked_uploads: AtomicBool,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Registry({})", self.inner.host)
+    }
+}
+
+impl Registry {
+    /// Creates a client. Reads the certificate directory now, so a broken certificate is
+    /// reported before any transfer starts; no network I/O happens until the first request.
+    pub fn new(options: RegistryOptions) -> Result<Registry> {
+        let host = options.registry;
+        let host_dir = options
+            .certs_dir
+            .as_ref()
+            .map(|dir| dir.join(host.host_without_port()));
+        let tls = tls::client_config(host_dir.as_deref(), options.skip_tls_verify)
+            .map_err(|e| e.context(format!("setting up TLS for registry {host}")))?;
+        let transport = Transport::new(
+            host.clone(),
+            tls,
+            options.skip_tls_verify,
+            options.timeouts,
+            options.retry,
+        )?;
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                auth: Auth::new(host.to_string(), options.credentials),
+                host,
+                transport,
+                chunk_size: options.chunk_size.max(1),
+                chunked_uploads: AtomicBool::new(options.chunked_uploads),
+            }),
+        })
+    }
+
+    /// The registry this client talks to.
+    pub fn host(&self) -> &RegistryHost {
+        &self.inner.host
+    }
+
+    /// How many bearer tokens this client fetched so far (shared by clones): a measure of how
+    /// well the token cache works.
+    pub fn tokens_fetched(&self) -> u64 {
+        self.inner.auth.tokens_fetched()
+    }
+
+    /// Checks that the registry answers the distribution API and accepts our credentials.
+    pub async fn ping(&self) -> Result<()> {
+        let context = format!("checking registry {}", self.inner.host);
+        let url = self.url("v2/").await.map_err(|e| e.context(&context))?;
+        let response = self
+            .execute(Request::new(Method::GET, url), &[])
+            .await
+            .map_err(|e| e.context(&context))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(response, "the registry", &context).await)
+        }
+    }
+
+    /// The descriptor of a manifest (type, digest, size) without downloading it, or `None`
+    /// when it does not exist. On Docker Hub a HEAD does not count against the pull limit.
+    pub async fn head_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<Option<Descriptor>> {
+        let context = format!("checking manifest {}", self.display(repo, reference));
+        let response = self
+            .manifest_request(Method::HEAD, repo, reference)
+            .await
+            .map_err(|e| e.context(&context))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_success() => {}
+            _ => return Err(self.status_error(response, "the manifest", &context).await),
+        }
+        let headers = response.headers();
+        let digest = headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
+        let content_type = header_text(headers, CONTENT_TYPE.as_str());
+        let size = header_text(headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
+        match (digest, size) {
+            (Some(digest), Some(size)) => Ok(Some(Descriptor {
+                media_type: content_type
+                    .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
+                    .unwrap_or_else(|| media_type::OCI_MANIFEST.to_owned()),
+                digest,
+                size,
+                platform: None,
+            })),
+            // Some registries omit the digest on HEAD: fetch the manifest to learn it.
+            _ => match self.get_manifest(repo, reference).await {
+                Ok(m) => Ok(Some(m.descriptor())),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Downloads a manifest as raw bytes (at most 4 MiB). When `reference` is a digest, the
+    /// content is verified against it.
+    pub async fn get_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<Manifest> {
+        let context = format!("pulling manifest {}", self.display(repo, reference));
+        let response = self
+            .manifest_request(Method::GET, repo, reference)
+            .await
+            .map_err(|e| e.context(&context))?;
+        if !response.status().is_success() {
+            return Err(self.status_error(response, "the manifest", &context).await);
+        }
+        let content_type =
+            header_text(response.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
+        let bytes = read_limited(response, MAX_MANIFEST_SIZE)
+            .await
+            .map_err(|e| e.context(&context))?;
+        let manifest = Manifest::from_bytes(content_type.as_deref(), bytes)
+            .map_err(|e| e.context(&context))?;
+        if let Some(expected) = reference.digest()
+            && *expected != manifest.digest
+        {
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
+                format!(
+                    "the registry sent content whose digest is {}",
+                    manifest.digest
+                ),
+            )
+            .context(context));
+        }
+        Ok(manifest)
+    }
+
+    /// Uploads a manifest byte for byte under a tag or its digest. Its blobs (or, for an index,
+    /// its child manifests) must already be in the repository.
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let context = format!("pushing manifest {}", self.display(repo, reference));
+        manifest.check_pushable().map_err(|e| e.context(&context))?;
+        if let Some(digest) = reference.digest()
+            && *digest != manifest.digest
+        {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!(
+                    "the manifest's digest is {}, not the one it is pushed as",
+                    manifest.digest
+                ),
+            )
+            .context(context));
+        }
+        let url = self
+            .url(&format!("v2/{repo}/manifests/{reference}"))
+            .await
+            .map_err(|e| e.context(&context))?;
+        let mut request = Request::new(Method::PUT, url);
+        if let Some(v) = header_value(&manifest.media_type) {
+            request.headers.insert(CONTENT_TYPE, v);
+        }
+        request.body = Body::Bytes(manifest.bytes.clone());
+        let response = self
+            .execute(request, &[Scope::push(repo)])
+            .await
+            .map_err(|e| e.context(&context))?;
+        if !response.status().is_success() {
+            return Err(self
+                .status_error(response, "the repository", &context)
+                .await);
+        }
+        check_returned_digest(response.headers(), &manifest.digest).map_err(|e| e.context(&context))
+    }
+
+    async fn manifest_request(
+        &self,
+        method: Method,
+        repo: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<Response> {
+        let url = self
+            .url(&format!("v2/{repo}/manifests/{reference}"))
+            .await?;
+        let mut request = Request::new(method, url);
+        if let Some(accept) = header_value(&media_type::ALL.join(", ")) {
+            request.headers.insert(ACCEPT, accept);
+        }
+        self.execute(request, &[Scope::pull(repo)]).await
+    }
+
+    /// `registry/repo:tag` or `registry/repo@digest`, for messages.
+    pub(crate) fn display(&self, repo: &Repository, reference: &TagOrDigest) -> String {
+        let sep = if reference.digest().is_some() {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}/{repo}{sep}{reference}", self.inner.host)
+    }
+
+    /// An absolute URL below the registry's API root.
+    pub(crate) async fn url(&self, path: &str) -> Result<Url> {
+        let base = self.inner.transport.base_url().await?;
+        base.join(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("cannot build a URL for '{path}': {e}"),
+            )
+        })
+    }
+
+    /// Sends a request with authentication for `scopes`. A 401 teaches us the registry's
+    /// challenge (or tells us our token expired); a request that can be replayed is then sent
+    /// once more with fresh authentication.
+    pub(crate) async fn execute(&self, mut request: Request, scopes: &[Scope]) -> Result<Response> {
+        let inner = &self.inner;
+        if let Some(value) = inner.auth.authorization(&inner.transport, scopes).await? {
+            request.headers.insert(AUTHORIZATION, value);
+        }
+        let replay = request.try_clone();
+        let response = inner.transport.send(request).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(mut again) = replay else {
+            return Ok(response);
+        };
+        let challenge =
+            header_text(response.headers(), WWW_AUTHENTICATE.as_str()).map(str::to_owned);
+        if !inner.auth.learn(challenge.as_deref(), scopes) {
+            return Ok(response);
+        }
+        match inner.auth.authorization(&inner.transport, scopes).await? {
+            Some(value) => {
+                again.headers.insert(AUTHORIZATION, value);
+            }
+            None => return Ok(response),
+        }
+        inner.transport.send(again).await
+    }
+
+    /// Turns an unexpected answer into an error, with the registry's own error code and
+    /// message. `subject` names what a 404 is about ("the manifest", "the blob").
+    pub(crate) async fn status_error(
+        &self,
+        response: Response,
+        subject: &str,
+        context: &str,
+    ) -> Error {
+        let status = response.status();
+        let registry_says = registry_error_text(response).await;
+        let says = registry_says
+            .as_deref()
+            .map(|t| format!(" (registry said: {t})"))
+            .unwrap_or_default();
+        let (kind, reason) = match status {
+            StatusCode::UNAUTHORIZED => (
+                ErrorKind::Unauthorized,
+                match self.inner.auth_username() {
+                    Some(user) => {
+                        format!("the registry refused the credentials of user '{user}'{says}")
+                    }
+                    None => {
+                        format!("the registry requires credentials, and none are configured{says}")
+                    }
+                },
+            ),
+            StatusCode::FORBIDDEN => (ErrorKind::Forbidden, format!("access denied{says}")),
+            StatusCode::NOT_FOUND => (
+                ErrorKind::NotFound,
+                format!("{subject} does not exist{says}"),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                ErrorKind::TooLarge,
+                format!("the registry refused the size{says}"),
+            ),
+            _ => (
+                ErrorKind::Registry,
+                format!(
+                    "the registry answered HTTP {} {}{says}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                ),
+            ),
+        };
+        Error::new(kind, reason)
+            .with_status(status.as_u16())
+            .context(context)
+    }
+}
+
+impl Inner {
+    fn auth_username(&self) -> Option<String> {
+        self.auth.username().map(str::to_owned)
+    }
+}
+
+impl Request {
+    /// A copy for a second attempt, when the body allows.
+    pub(crate) fn try_clone(&self) -> Option<Request> {
+        let body = match &self.body {
+            Body::Empty => Body::Empty,
+            Body::Bytes(b) => Body::Bytes(b.clone()),
+            Body::Stream(..) => return None,
+        };
+        Some(Request {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+            idempotent: self.idempotent,
+            streaming_response: self.streaming_response,
+        })
+    }
+}
+
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks the registry's `Docker-Content-Digest` against ours, when it sends one.
+pub(crate) fn check_returned_digest(headers: &HeaderMap, ours: &Digest) -> Result<()> {
+    match header_text(headers, "docker-content-digest") {
+        Some(theirs) if theirs != ours.as_str() => Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!(
+                "the registry stored it as {}, expected {ours}",
+                truncate(theirs, 80)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a response body, refusing more than `limit` bytes without buffering them.
+pub(crate) async fn read_limited(mut response: Response, limit: usize) -> Result<Bytes> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+        if buffer.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// The registry's explanation from an error body: `CODE: message`, truncated; `None` when
+/// the body is empty or not the distribution API's error JSON.
+async fn registry_error_text(response: Response) -> Option<String> {
+    let bytes = read_limited(response, 64 * 1024).await.ok()?;
+    let body: ErrorBody = serde_json::from_slice(&bytes).ok()?;
+    let text = body
+        .errors
+        .iter()
+        .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
+            (false, false) => format!("{}: {}", e.code, e.message),
+            (false, true) => e.code.clone(),
+            _ => e.message.clone(),
+        })
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (!text.is_empty()).then(|| truncate(&text, 200))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn returned_digest_must_match() {
+        let ours = Digest::of(b"x");
+        let mut h = HeaderMap::new();
+        assert!(check_returned_digest(&h, &ours).is_ok());
+        h.insert(
+            "docker-content-digest",
+            HeaderValue::from_str(ours.as_str()).unwrap(),
+        );
+        assert!(check_returned_digest(&h, &ours).is_ok());
+        h.insert(
+            "docker-content-digest",
+            HeaderValue::from_str(Digest::of(b"y").as_str()).unwrap(),
+        );
+        assert_eq!(
+            check_returned_digest(&h, &ours).unwrap_err().kind(),
+            ErrorKind::DigestMismatch
+        );
+    }
+
+    #[test]
+    fn options_debug_hides_password() {
+        let mut o = RegistryOptions::new(RegistryHost::parse("r.io").unwrap());
+        o.credentials = Some(Credentials::new("u", "hunter2-secret"));
+        assert!(!format!("{o:?}").contains("hunter2-secret"));
+    }
+}

@@ -1,0 +1,382 @@
+//! Manifests kept as the registry sent them.
+//!
+//! A manifest's digest is the hash of its exact bytes, so copying an image without changing
+//! its digest means pushing those bytes unchanged: we never re-serialise. We parse only what
+//! copying needs: the children of an index and the blobs of an image.
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::digest::Digest;
+use super::error::{Error, ErrorKind, Result};
+use super::platform::Platform;
+
+/// Media types of the manifests we read.
+pub mod media_type {
+    /// OCI image manifest.
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// OCI image index (multi-platform).
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// Docker schema 2 image manifest.
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker schema 2 manifest list (multi-platform).
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// Docker schema 1, signed. Read-only for us.
+    pub const DOCKER_SCHEMA1_SIGNED: &str =
+        "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    /// Docker schema 1, unsigned. Read-only for us.
+    pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+
+    /// Every manifest type, for `Accept`: Distribution answers 404 for an OCI manifest when
+    /// its type is not accepted.
+    pub const ALL: [&str; 6] = [
+        OCI_INDEX,
+        OCI_MANIFEST,
+        DOCKER_MANIFEST_LIST,
+        DOCKER_MANIFEST,
+        DOCKER_SCHEMA1_SIGNED,
+        DOCKER_SCHEMA1,
+    ];
+
+    /// Whether `media_type` lists other manifests rather than blobs.
+    pub fn is_index(media_type: &str) -> bool {
+        media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+    }
+
+    /// Whether `media_type` is one of Docker's schema 1 formats, which registries no longer accept.
+    pub fn is_schema1(media_type: &str) -> bool {
+        media_type == DOCKER_SCHEMA1_SIGNED || media_type == DOCKER_SCHEMA1
+    }
+}
+
+/// The largest manifest we read: registries refuse bigger ones, and it bounds memory.
+pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
+
+/// A pointer to content: its type, digest and size, and for index entries the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Media type of the content.
+    pub media_type: String,
+    /// Digest of the content.
+    pub digest: Digest,
+    /// Size in bytes. Docker schema 1 does not record layer sizes: 0 there.
+    pub size: u64,
+    /// The platform, for entries of an index that declare one.
+    pub platform: Option<Platform>,
+}
+
+/// A manifest: its media type, its digest, and its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Media type, from the registry's `Content-Type` or, when that is generic, the content.
+    pub media_type: String,
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// The manifest exactly as received; pushed unchanged.
+    pub bytes: Bytes,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    schema_version: Option<u32>,
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<RawDescriptor>>,
+    config: Option<RawDescriptor>,
+    #[serde(default)]
+    layers: Option<Vec<RawDescriptor>>,
+    #[serde(default)]
+    fs_layers: Option<Vec<RawFsLayer>>,
+    #[serde(default)]
+    signatures: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDescriptor {
+    media_type: Option<String>,
+    digest: String,
+    size: u64,
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Deserialize)]
+struct RawPlatform {
+    os: String,
+    architecture: String,
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFsLayer {
+    blob_sum: String,
+}
+
+impl Manifest {
+    /// Wraps bytes received with `content_type` (which may be missing or generic, as some
+    /// registries send `application/json`), computing the digest.
+    pub fn from_bytes(content_type: Option<&str>, bytes: Bytes) -> Result<Manifest> {
+        if bytes.len() > MAX_MANIFEST_SIZE {
+            return Err(too_large());
+        }
+        let declared = content_type
+            .map(|t| t.split(';').next().unwrap_or(t).trim().to_ascii_lowercase())
+            .filter(|t| media_type::ALL.contains(&t.as_str()));
+        let media_type = match declared {
+            Some(t) => t,
+            None => sniff_media_type(&parse_raw(&bytes)?).to_owned(),
+        };
+        Ok(Manifest {
+            media_type,
+            digest: Digest::of(&bytes),
+            bytes,
+        })
+    }
+
+    /// Whether this manifest lists other manifests (an OCI index or Docker manifest list).
+    pub fn is_index(&self) -> bool {
+        media_type::is_index(&self.media_type)
+    }
+
+    /// A descriptor pointing at this manifest.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            platform: None,
+        }
+    }
+
+    /// The manifests an index lists, with their platforms; empty for an image manifest.
+    pub fn children(&self) -> Result<Vec<Descriptor>> {
+        if !self.is_index() {
+            return Ok(Vec::new());
+        }
+        let raw = parse_raw(&self.bytes)?;
+        raw.manifests
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| convert(d, media_type::OCI_MANIFEST))
+            .collect()
+    }
+
+    /// The blobs an image manifest references (config first, then layers, without
+    /// duplicates); empty for an index.
+    pub fn blobs(&self) -> Result<Vec<Descriptor>> {
+        if self.is_index() {
+            return Ok(Vec::new());
+        }
+        let raw = parse_raw(&self.bytes)?;
+        let mut blobs: Vec<Descriptor> = Vec::new();
+        let mut push = |d: Descriptor| {
+            if !blobs.iter().any(|b| b.digest == d.digest) {
+                blobs.push(d);
+            }
+        };
+        if media_type::is_schema1(&self.media_type) {
+            for layer in raw.fs_layers.unwrap_or_default() {
+                push(Descriptor {
+                    media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".to_owned(),
+                    digest: Digest::parse(&layer.blob_sum).map_err(malformed)?,
+                    size: 0,
+                    platform: None,
+                });
+            }
+            return Ok(blobs);
+        }
+        let Some(config) = raw.config else {
+            return Err(malformed_text("an image manifest without a config"));
+        };
+        push(convert(config, "application/octet-stream")?);
+        for layer in raw.layers.unwrap_or_default() {
+            push(convert(layer, "application/octet-stream")?);
+        }
+        Ok(blobs)
+    }
+
+    /// The entry of this index for `platform`, or `None` when the index has none. An image
+    /// manifest has no entries: the caller decides whether it serves the wanted platform.
+    pub fn select_platform(&self, platform: &Platform) -> Result<Option<Descriptor>> {
+        Ok(self
+            .children()?
+            .into_iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p))))
+    }
+
+    /// Fails when registries would refuse this manifest, so a copy stops before any blob moves.
+    pub fn check_pushable(&self) -> Result<()> {
+        if media_type::is_schema1(&self.media_type) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "Docker schema 1 manifests cannot be pushed (registries have deprecated them); convert the image first",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_raw(bytes: &[u8]) -> Result<RawManifest> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("the manifest is not valid JSON of a known shape ({e})"),
+        )
+    })
+}
+
+fn sniff_media_type(raw: &RawManifest) -> &'static str {
+    if let Some(t) = raw
+        .media_type
+        .as_deref()
+        .and_then(|t| media_type::ALL.iter().find(|known| **known == t))
+    {
+        return t;
+    }
+    match raw.schema_version {
+        Some(1) if raw.signatures.is_some() => media_type::DOCKER_SCHEMA1_SIGNED,
+        Some(1) => media_type::DOCKER_SCHEMA1,
+        _ if raw.manifests.is_some() => media_type::OCI_INDEX,
+        _ => media_type::OCI_MANIFEST,
+    }
+}
+
+fn convert(raw: RawDescriptor, default_type: &str) -> Result<Descriptor> {
+    Ok(Descriptor {
+        media_type: raw.media_type.unwrap_or_else(|| default_type.to_owned()),
+        digest: Digest::parse(&raw.digest).map_err(malformed)?,
+        size: raw.size,
+        platform: raw.platform.map(|p| Platform {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant.filter(|v| !v.is_empty()),
+        }),
+    })
+}
+
+fn malformed(e: Error) -> Error {
+    malformed_text(&e.to_string())
+}
+
+fn malformed_text(why: &str) -> Error {
+    Error::new(ErrorKind::Protocol, format!("malformed manifest: {why}"))
+}
+
+pub(crate) fn too_large() -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!(
+            "the manifest is larger than {} MiB, which we refuse",
+            MAX_MANIFEST_SIZE / (1024 * 1024)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: char) -> String {
+        format!("sha256:{}", n.to_string().repeat(64))
+    }
+
+    fn index() -> Bytes {
+        Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[
+              {{"mediaType":"{}","digest":"{}","size":10,"platform":{{"os":"linux","architecture":"amd64"}}}},
+              {{"mediaType":"{}","digest":"{}","size":11,"platform":{{"os":"linux","architecture":"arm64"}}}},
+              {{"mediaType":"{}","digest":"{}","size":12,"platform":{{"os":"linux","architecture":"arm","variant":"v6"}}}},
+              {{"mediaType":"{}","digest":"{}","size":13,"platform":{{"os":"unknown","architecture":"unknown"}}}}
+            ]}}"#,
+            media_type::OCI_INDEX,
+            media_type::OCI_MANIFEST,
+            d('1'),
+            media_type::OCI_MANIFEST,
+            d('2'),
+            media_type::OCI_MANIFEST,
+            d('3'),
+            media_type::OCI_MANIFEST,
+            d('4'),
+        ))
+    }
+
+    #[test]
+    fn index_children_and_platforms() {
+        let m = Manifest::from_bytes(Some(media_type::OCI_INDEX), index()).unwrap();
+        assert!(m.is_index());
+        assert_eq!(m.children().unwrap().len(), 4);
+        assert!(m.blobs().unwrap().is_empty());
+        let pick = |p: &str| {
+            m.select_platform(&Platform::parse(p).unwrap())
+                .unwrap()
+                .map(|d| d.size)
+        };
+        assert_eq!(pick("linux/amd64"), Some(10));
+        assert_eq!(pick("linux/arm64/v8"), Some(11));
+        assert_eq!(pick("linux/arm64"), Some(11));
+        assert_eq!(pick("linux/arm/v6"), Some(12));
+        assert_eq!(pick("linux/arm/v7"), None);
+        assert_eq!(pick("linux/s390x"), None);
+    }
+
+    #[test]
+    fn image_blobs_and_sniffing() {
+        let bytes = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":5}},
+               "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":7}},
+                         {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":7}}]}}"#,
+            d('a'),
+            d('b'),
+            d('b')
+        ));
+        let m = Manifest::from_bytes(Some("application/json"), bytes.clone()).unwrap();
+        assert_eq!(m.media_type, media_type::OCI_MANIFEST);
+        assert_eq!(m.digest, Digest::of(&bytes));
+        let blobs = m.blobs().unwrap();
+        assert_eq!(blobs.len(), 2);
+        assert_eq!(blobs[0].size, 5);
+        assert!(m.children().unwrap().is_empty());
+        assert!(m.check_pushable().is_ok());
+        assert_eq!(m.bytes, bytes);
+    }
+
+    #[test]
+    fn schema1_is_readable_not_pushable() {
+        let bytes = Bytes::from(format!(
+            r#"{{"schemaVersion":1,"name":"x","tag":"1","fsLayers":[{{"blobSum":"{}"}},{{"blobSum":"{}"}}],"signatures":[]}}"#,
+            d('c'),
+            d('c')
+        ));
+        let m = Manifest::from_bytes(None, bytes).unwrap();
+        assert_eq!(m.media_type, media_type::DOCKER_SCHEMA1_SIGNED);
+        assert_eq!(m.blobs().unwrap().len(), 1);
+        let err = m.check_pushable().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn too_large_and_malformed() {
+        let big = Bytes::from(vec![b' '; MAX_MANIFEST_SIZE + 1]);
+        assert_eq!(
+            Manifest::from_bytes(Some(media_type::OCI_MANIFEST), big)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::TooLarge
+        );
+        assert_eq!(
+            Manifest::from_bytes(None, Bytes::from_static(b"nope"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Protocol
+        );
+        let m = Manifest::from_bytes(
+            Some(media_type::OCI_MANIFEST),
+            Bytes::from_static(b"{\"schemaVersion\":2}"),
+        )
+        .unwrap();
+        assert!(m.blobs().is_err());
+    }
+}
