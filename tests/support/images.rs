@@ -35,6 +35,9 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, a
 /// Bytes of random payload per generated chunk (also the unit of streaming).
 const CHUNK: usize = 32 * 1024;
 
+/// Layers larger than this are built from a random pool of this size (see `tar_chunks`).
+const POOL: usize = 1024 * 1024;
+
 /// Which manifest family an image is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -488,7 +491,7 @@ impl Api {
             let name = format!("layer-{index}.bin");
             // First pass: digests and size; second pass (inside upload): the bytes themselves.
             let summary = summarize(layer_seed, options.layer_size, &name);
-            let chunks = layer_chunks(layer_seed, options.layer_size, &name);
+            let chunks = layer_chunks(layer_seed, options.layer_size, &name, summary.crc);
             let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
                 chunks.map(|chunk| Ok::<_, std::io::Error>(Bytes::from(chunk))),
             ));
@@ -683,33 +686,42 @@ struct LayerSummary {
     diff_id: String,
     /// Size of the gzip blob.
     size: u64,
+    /// CRC-32 of the tar (the gzip trailer's checksum).
+    crc: u32,
 }
 
 fn summarize(seed: u64, size: usize, name: &str) -> LayerSummary {
     let mut blob = ring::digest::Context::new(&ring::digest::SHA256);
     let mut tar = ring::digest::Context::new(&ring::digest::SHA256);
     let mut blob_size = 0u64;
-    for gzip_chunk in
-        StoredGzip::new(tar_chunks(seed, size, name).inspect(|chunk| tar.update(chunk)))
-    {
+    let mut gzip = StoredGzip::new(
+        tar_chunks(seed, size, name).inspect(|chunk| tar.update(chunk)),
+        None,
+    );
+    for gzip_chunk in gzip.by_ref() {
         blob.update(&gzip_chunk);
         blob_size += gzip_chunk.len() as u64;
     }
+    let crc = gzip.crc();
+    drop(gzip);
     LayerSummary {
         digest: format!("sha256:{}", hex(blob.finish().as_ref())),
         diff_id: format!("sha256:{}", hex(tar.finish().as_ref())),
         size: blob_size,
+        crc,
     }
 }
 
 /// The gzip blob of a layer as chunks: a tar holding one file `name` of `size` random bytes
-/// drawn from `seed`, wrapped in gzip with stored (uncompressed) deflate blocks.
+/// drawn from `seed`, wrapped in gzip with stored (uncompressed) deflate blocks. `crc` (from
+/// [`summarize`]) spares computing the checksum a second time.
 fn layer_chunks(
     seed: u64,
     size: usize,
     name: &str,
+    crc: u32,
 ) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
-    StoredGzip::new(tar_chunks(seed, size, name))
+    StoredGzip::new(tar_chunks(seed, size, name), Some(crc))
 }
 
 fn tar_chunks(
@@ -719,10 +731,28 @@ fn tar_chunks(
 ) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
     let header = tar_header(name, size);
     let mut rng = fastrand::Rng::with_seed(seed);
+    // Large layers copy from a random pool at scattered offsets, each chunk stamped with its
+    // index: far cheaper than drawing every byte, still unique per seed, and incompressible
+    // within gzip's 32 KiB window.
+    let pool = if size > POOL {
+        let mut pool = vec![0u8; POOL + CHUNK];
+        rng.fill(&mut pool);
+        pool
+    } else {
+        Vec::new()
+    };
     let data = (0..size.div_ceil(CHUNK)).map(move |index| {
         let len = CHUNK.min(size - index * CHUNK);
-        let mut chunk = vec![0u8; len];
-        rng.fill(&mut chunk);
+        if pool.is_empty() {
+            let mut chunk = vec![0u8; len];
+            rng.fill(&mut chunk);
+            return chunk;
+        }
+        let offset = index.wrapping_mul(40_503) % POOL;
+        let mut chunk = pool[offset..offset + len].to_vec();
+        let stamp = (index as u64).to_le_bytes();
+        let stamped = stamp.len().min(len);
+        chunk[..stamped].copy_from_slice(&stamp[..stamped]);
         chunk
     });
     // Pad the file to a 512-byte block, then two zero blocks end the archive.
@@ -757,20 +787,30 @@ fn tar_header(name: &str, size: usize) -> Vec<u8> {
 struct StoredGzip<I> {
     inner: I,
     crc: u32,
+    known_crc: Option<u32>,
     length: u32,
     started: bool,
     finished: bool,
 }
 
 impl<I> StoredGzip<I> {
-    fn new(inner: I) -> Self {
+    /// `known_crc`: the CRC-32 of the whole input when already known (it is then not computed).
+    fn new(inner: I, known_crc: Option<u32>) -> Self {
         StoredGzip {
             inner,
             crc: 0xFFFF_FFFF,
+            known_crc,
             length: 0,
             started: false,
             finished: false,
         }
+    }
+}
+
+impl<I> StoredGzip<I> {
+    /// The CRC-32 of the input consumed so far (or the known one).
+    fn crc(&self) -> u32 {
+        self.known_crc.unwrap_or(!self.crc)
     }
 }
 
@@ -795,14 +835,16 @@ impl<I: Iterator<Item = Vec<u8>>> Iterator for StoredGzip<I> {
                     out.extend_from_slice(&(!len).to_le_bytes());
                     out.extend_from_slice(piece);
                 }
-                self.crc = crc32_update(self.crc, &chunk);
+                if self.known_crc.is_none() {
+                    self.crc = crc32_update(self.crc, &chunk);
+                }
                 self.length = self.length.wrapping_add(chunk.len() as u32);
                 Some(out)
             }
             None => {
                 self.finished = true;
                 let mut out = vec![1, 0, 0, 0xff, 0xff];
-                out.extend_from_slice(&(!self.crc).to_le_bytes());
+                out.extend_from_slice(&self.crc().to_le_bytes());
                 out.extend_from_slice(&self.length.to_le_bytes());
                 Some(out)
             }

@@ -560,6 +560,9 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             && state.sent >= limit
         {
             state.done = true;
+            // Let the server flush the headers and the bytes so far, so the client sees a
+            // response that breaks off mid-body rather than no response at all.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let error: BoxError = "connection cut by the test proxy".into();
             return Some((Err(error), state));
         }

@@ -35,9 +35,9 @@ enum Auth {
 
 /// Whether a registry speaks TLS, and whether it demands client certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tls {
+enum TlsMode {
     Plain,
-    Tls,
+    Server,
     Mutual,
 }
 
@@ -45,7 +45,7 @@ enum Tls {
 #[derive(Clone, Debug)]
 pub struct RegistryBuilder {
     auth: Auth,
-    tls: Tls,
+    tls: TlsMode,
     users: Vec<(String, String)>,
     permissions: Vec<Permission>,
     access_log: bool,
@@ -81,7 +81,7 @@ pub struct Endpoint {
 pub struct Registry {
     dir: TempDir,
     port: u16,
-    tls: Tls,
+    tls: TlsMode,
     ca: TestCa,
     client_cert: Option<Leaf>,
     admin: (String, String),
@@ -96,7 +96,7 @@ impl Default for RegistryBuilder {
     fn default() -> Self {
         RegistryBuilder {
             auth: Auth::Open,
-            tls: Tls::Plain,
+            tls: TlsMode::Plain,
             users: Vec::new(),
             permissions: Vec::new(),
             access_log: false,
@@ -119,15 +119,15 @@ impl RegistryBuilder {
 
     /// Serves HTTPS with a certificate from the registry's own test CA.
     pub fn tls(mut self) -> Self {
-        if self.tls == Tls::Plain {
-            self.tls = Tls::Tls;
+        if self.tls == TlsMode::Plain {
+            self.tls = TlsMode::Server;
         }
         self
     }
 
     /// Serves HTTPS and requires a client certificate signed by the test CA.
     pub fn mtls(mut self) -> Self {
-        self.tls = Tls::Mutual;
+        self.tls = TlsMode::Mutual;
         self
     }
 
@@ -232,7 +232,7 @@ impl Registry {
 
         let mut tls_yaml = String::new();
         let mut client_cert = None;
-        if config.tls != Tls::Plain {
+        if config.tls != TlsMode::Plain {
             let server = ca.server_cert();
             let cert_path = dir.path().join("server.crt");
             let key_path = dir.path().join("server.key");
@@ -245,7 +245,7 @@ impl Registry {
                 cert_path.display(),
                 key_path.display()
             );
-            if config.tls == Tls::Mutual {
+            if config.tls == TlsMode::Mutual {
                 tls_yaml.push_str(&format!("    clientcas:\n      - {}\n", ca_path.display()));
                 client_cert = Some(ca.client_cert());
             }
@@ -354,7 +354,7 @@ impl Registry {
     /// Lays out `certs.d`-style directories: `127.0.0.1/` (as asked for by host), plus the same
     /// files under `127.0.0.1:PORT/` (docker's naming) and `127.0.0.1_PORT/`.
     fn write_certs_dir(&self) {
-        if self.tls == Tls::Plain {
+        if self.tls == TlsMode::Plain {
             return;
         }
         for name in [
@@ -407,7 +407,7 @@ impl Registry {
 
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        let scheme = if self.tls == Tls::Plain {
+        let scheme = if self.tls == TlsMode::Plain {
             "http"
         } else {
             "https"
@@ -417,7 +417,7 @@ impl Registry {
 
     /// Whether the registry serves HTTPS.
     pub fn is_tls(&self) -> bool {
-        self.tls != Tls::Plain
+        self.tls != TlsMode::Plain
     }
 
     /// A `certs.d`-style directory: `<dir>/127.0.0.1/ca.crt` and, for mTLS, `client.cert` and
@@ -512,7 +512,7 @@ impl Registry {
     /// The TLS settings a client needs: trust the test CA only and, for mTLS, present the
     /// client certificate.
     pub fn client_tls(&self) -> ClientTls {
-        if self.tls == Tls::Plain {
+        if self.tls == TlsMode::Plain {
             return ClientTls::default();
         }
         ClientTls {
