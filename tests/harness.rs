@@ -707,6 +707,63 @@ fn proxy_fails_twice_then_forwards() {
 }
 
 #[test]
+fn proxy_relays_a_whole_copy() {
+    let registry = Registry::builder().access_log().start();
+    let pushed = push_image(
+        &registry,
+        "relay/src",
+        "v1",
+        ImageOptions {
+            layers: 2,
+            layer_size: 300_000,
+            ..ImageOptions::default()
+        },
+    );
+    let proxy = FaultProxy::start(
+        &registry.url(),
+        vec![Rule::delay(".*", Duration::from_millis(5))],
+    );
+    let output = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}/relay/src:v1", proxy.host()),
+            &format!("docker://{}/relay/dst:v1", proxy.host()),
+        ])
+        .output()
+        .expect("run skopeo copy");
+    assert!(
+        output.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        manifest_digest(&registry, "relay/dst", "v1"),
+        Some(pushed.digest)
+    );
+    let seen = proxy.requests();
+    // Layer bytes really went up through the proxy (upload Locations point back at it).
+    assert!(
+        seen.iter()
+            .any(|request| request.method == "PATCH" && request.status == 202),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|request| request.method == "PUT" && request.path == "/v2/relay/dst/manifests/v1")
+    );
+    assert_eq!(proxy.rule_hits(0), seen.len());
+    assert!(
+        registry
+            .requests()
+            .iter()
+            .any(|request| request.user_agent.contains("skopeo"))
+    );
+}
+
+#[test]
 fn proxy_redirects_blobs_to_a_host_that_records_headers() {
     let registry = Registry::builder().basic_auth().start();
     let pushed = push_image(&registry, "cdn/app", "v1", ImageOptions::default());
