@@ -113,9 +113,7 @@ pub(crate) fn parse_challenges(header: &str) -> Vec<Challenge> {
     let mut rest = header.trim();
     while !rest.is_empty() {
         rest = rest.trim_start_matches([',', ' ', '\t']);
-        let token_end = rest
-            .find([' ', '\t', ',', '='])
-            .unwrap_or(rest.len());
+        let token_end = rest.find([' ', '\t', ',', '=']).unwrap_or(rest.len());
         let token = &rest[..token_end];
         if token.is_empty() {
             break;
