@@ -317,6 +317,10 @@ impl Registry {
         }
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
+        // Docker Hub announces its pull limit; worth seeing when a sync runs into it.
+        if let Some(remaining) = header_text(response.headers(), "ratelimit-remaining") {
+            tracing::debug!(registry = %inner.host, remaining, "rate limit");
+        }
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
