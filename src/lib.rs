@@ -1,8 +1,14 @@
 //! dregsy keeps container registries in sync.
 //!
-//! Data flows one way: [`config`] (YAML → validated values) → [`scheduler`] (which tasks run when) →
-//! [`plan`] (mappings → image jobs) → [`relay`] (copies jobs) → [`report`] (what happened).
-//! [`registry`] is the OCI distribution client the planner and the native relay use.
+//! Data flows one way: [`config`] (YAML → validated values) → [`scheduler`] (which tasks run
+//! when) → [`plan`] (mappings → image jobs) → [`relay`] (copies jobs) → [`report`] (what
+//! happened). [`registry`] is the OCI distribution client the planner and the native relay use.
 
+pub mod cli;
+pub mod config;
+pub mod logging;
 pub mod plan;
 pub mod registry;
+pub mod relay;
+pub mod report;
+pub mod scheduler;

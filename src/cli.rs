@@ -1,0 +1,251 @@
+//! The command line: the original's Go-style flags (`-config`, `-run`, SPEC §1.1), exit codes
+//! (SPEC §1.3), and room for subcommands (`dregsy <command> …`) that do not clash with them.
+
+use std::process::ExitCode;
+
+use crate::config;
+use crate::plan::pattern::Pattern;
+
+/// The version logged at every start and printed by `--version`.
+pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
+pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -run string\n    \ttask filter regex\n";
+
+const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Sync with a config file; `run` filters tasks by name.
+    Sync { config: String, run: String },
+    Help,
+    Version,
+}
+
+/// A command line that Go's `flag` package would reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// `flag provided but not defined: -x`
+    Undefined(String),
+    /// `flag needs an argument: -config`
+    NeedsArgument(String),
+}
+
+impl std::fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgsError::Undefined(flag) => write!(f, "flag provided but not defined: -{flag}"),
+            ArgsError::NeedsArgument(flag) => write!(f, "flag needs an argument: -{flag}"),
+        }
+    }
+}
+
+/// Parses arguments (without the program name) with Go's `flag` rules: `-name=value`,
+/// `-name value`, one or two dashes; parsing stops at `--` or the first non-flag argument,
+/// and positional arguments are ignored.
+pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
+    let mut config = String::new();
+    let mut run = String::new();
+    let mut index = 0;
+    while index < args.len() {
+        let arg = &args[index];
+        index += 1;
+        if arg == "--" || !arg.starts_with('-') || arg == "-" {
+            break;
+        }
+        let body = arg
+            .strip_prefix("--")
+            .unwrap_or_else(|| &arg[1..]);
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        match name {
+            "h" | "help" => return Ok(Command::Help),
+            "version" | "v" if inline.is_none() => return Ok(Command::Version),
+            "config" | "run" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        let Some(v) = args.get(index) else {
+                            return Err(ArgsError::NeedsArgument(name.to_string()));
+                        };
+                        index += 1;
+                        v.clone()
+                    }
+                };
+                if name == "config" {
+                    config = value;
+                } else {
+                    run = value;
+                }
+            }
+            _ => return Err(ArgsError::Undefined(name.to_string())),
+        }
+    }
+    Ok(Command::Sync { config, run })
+}
+
+/// The program: parse, load, sync, and map the outcome to the original's exit codes.
+pub fn main() -> ExitCode {
+    crate::logging::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse(&args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{USAGE}");
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match command {
+        Command::Help => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("dregsy {VERSION}");
+            ExitCode::SUCCESS
+        }
+        Command::Sync { config, run } => {
+            if config.is_empty() {
+                tracing::info!("dregsy {VERSION}");
+                println!("{SYNOPSIS}");
+                return ExitCode::from(1);
+            }
+            sync(&config, &run)
+        }
+    }
+}
+
+fn sync(config_path: &str, run: &str) -> ExitCode {
+    tracing::info!("dregsy {VERSION}");
+    let config = match config::load(std::path::Path::new(config_path)) {
+        Ok((config, notices)) => {
+            log_notices(&notices);
+            config
+        }
+        Err(e) => {
+            log_notices(&e.notices);
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let filter = if run.trim().is_empty() { ".*" } else { run };
+    let filter = match Pattern::new(filter) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("invalid task filter: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(crate::scheduler::run(&config, &filter)) {
+        Ok(outcome) => {
+            tracing::info!("all done");
+            if outcome.failed {
+                tracing::error!("one or more tasks had errors, please see log for details");
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs config notices at their level, with their fields.
+pub fn log_notices(notices: &[config::Notice]) {
+    for notice in notices {
+        let fields: Vec<String> = notice.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // tracing needs field names at compile time; the few notices with fields are
+        // spelled out so their fields stay structured in JSON output.
+        match (notice.level, notice.fields.as_slice()) {
+            (config::Level::Info, [("registry", r), ("username", u)]) => {
+                tracing::info!(registry = %r, username = %u, "{}", notice.message)
+            }
+            (config::Level::Warn, [("registry", r)]) => {
+                tracing::warn!(registry = %r, "{}", notice.message)
+            }
+            (config::Level::Info, _) if fields.is_empty() => tracing::info!("{}", notice.message),
+            (config::Level::Warn, _) if fields.is_empty() => tracing::warn!("{}", notice.message),
+            (config::Level::Info, _) => {
+                tracing::info!("{} ({})", notice.message, fields.join(", "))
+            }
+            (config::Level::Warn, _) => {
+                tracing::warn!("{} ({})", notice.message, fields.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn sync(config: &str, run: &str) -> Result<Command, ArgsError> {
+        Ok(Command::Sync {
+            config: config.into(),
+            run: run.into(),
+        })
+    }
+
+    #[test]
+    fn go_flag_spellings() {
+        for form in [
+            args(&["-config=x.yaml"]),
+            args(&["-config", "x.yaml"]),
+            args(&["--config=x.yaml"]),
+            args(&["--config", "x.yaml"]),
+        ] {
+            assert_eq!(parse(&form), sync("x.yaml", ""), "{form:?}");
+        }
+        assert_eq!(
+            parse(&args(&["-run=a|b", "--config", "c.yaml"])),
+            sync("c.yaml", "a|b")
+        );
+    }
+
+    #[test]
+    fn positional_arguments_stop_parsing() {
+        assert_eq!(parse(&args(&["-config=x", "extra", "-bogus"])), sync("x", ""));
+        assert_eq!(parse(&args(&["--", "-config=x"])), sync("", ""));
+    }
+
+    #[test]
+    fn help_version_and_errors() {
+        assert_eq!(parse(&args(&["-h"])), Ok(Command::Help));
+        assert_eq!(parse(&args(&["--help"])), Ok(Command::Help));
+        assert_eq!(parse(&args(&["--version"])), Ok(Command::Version));
+        assert_eq!(parse(&args(&["-version"])), Ok(Command::Version));
+        assert_eq!(
+            parse(&args(&["-x"])),
+            Err(ArgsError::Undefined("x".into()))
+        );
+        assert_eq!(
+            parse(&args(&["-config"])).map_err(|e| e.to_string()),
+            Err("flag needs an argument: -config".into())
+        );
+    }
+}

@@ -1,0 +1,572 @@
+//! Turns the YAML tree into raw config values with the original's decoding rules (SPEC §2.1):
+//! strings take the scalar's source text, ints accept truncated floats but no quoted strings,
+//! booleans are YAML 1.1, durations follow Go with our D4 rule for bare integers, and unknown
+//! keys are kept as warnings (D5) instead of being silently dropped.
+//!
+//! Nothing is validated here beyond types; `validate` checks meaning, in the original's order.
+
+use super::duration::{self, DurationValue};
+use super::notice::Notice;
+use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
+
+/// The top level, as written.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    pub relay: Option<String>,
+    pub relay_line: usize,
+    pub watch: Option<bool>,
+    pub docker: Option<RawDocker>,
+    pub skopeo: Option<RawSkopeo>,
+    pub dockerhost: String,
+    pub api_version: String,
+    pub lister: RawLister,
+    pub native: RawNative,
+    pub tasks: Vec<Option<RawTask>>,
+}
+
+#[derive(Debug, Default)]
+pub struct RawDocker {
+    pub dockerhost: String,
+    pub api_version: String,
+}
+
+#[derive(Debug, Default)]
+pub struct RawSkopeo {
+    pub binary: String,
+    pub certs_dir: String,
+}
+
+#[derive(Debug, Default)]
+pub struct RawLister {
+    pub max_items: i64,
+    pub cache_duration: Option<DurationValue>,
+}
+
+/// Settings of the native relay (our extension, so no compatibility constraints).
+#[derive(Debug, Default)]
+pub struct RawNative {
+    pub parallel_images: Option<i64>,
+    pub parallel_blobs: Option<i64>,
+    pub retries: Option<i64>,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct RawTask {
+    pub name: String,
+    pub interval: i64,
+    pub verbose: bool,
+    pub source: Option<RawLocation>,
+    pub target: Option<RawLocation>,
+    pub mappings: Vec<Option<RawMapping>>,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct RawLocation {
+    pub registry: String,
+    pub auth: String,
+    pub auth_refresh: Option<DurationValue>,
+    pub skip_tls_verify: bool,
+    /// `lister:` as key/value text; `None` when the key is absent.
+    pub lister: Option<Vec<(String, String)>>,
+    pub listertype: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct RawMapping {
+    pub from: String,
+    pub to: String,
+    pub tags: Vec<String>,
+    pub platform: String,
+    pub line: usize,
+}
+
+/// Collects type errors (all of them, as yaml.v2 does) and unknown-key warnings.
+pub struct Decoder {
+    pub errors: Vec<(usize, String)>,
+    pub notices: Vec<Notice>,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Decoder {
+            errors: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    fn type_error(&mut self, node: &Node, into: &str) {
+        let value = match node.text() {
+            Some(text) => format!(" `{}`", shorten(text)),
+            None => String::new(),
+        };
+        self.errors.push((
+            node.line,
+            format!("cannot unmarshal {}{} into {}", node.yaml_type(), value, into),
+        ));
+    }
+
+    fn string(&mut self, node: &Node) -> String {
+        match &node.kind {
+            NodeKind::Null => String::new(),
+            NodeKind::Scalar { text, .. } => text.clone(),
+            _ => {
+                self.type_error(node, "string");
+                String::new()
+            }
+        }
+    }
+
+    fn int(&mut self, node: &Node) -> i64 {
+        match &node.kind {
+            NodeKind::Null => 0,
+            NodeKind::Scalar { text, plain: true } => {
+                if let Some(v) = parse_int(text) {
+                    v
+                } else if let Some(f) = parse_float(text).filter(|f| f.is_finite()) {
+                    f.trunc() as i64
+                } else {
+                    self.type_error(node, "int");
+                    0
+                }
+            }
+            _ => {
+                self.type_error(node, "int");
+                0
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node) -> bool {
+        match &node.kind {
+            NodeKind::Null => false,
+            NodeKind::Scalar { text, plain: true } if parse_bool(text).is_some() => {
+                parse_bool(text).unwrap_or(false)
+            }
+            _ => {
+                self.type_error(node, "bool");
+                false
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, path: &str) -> Option<DurationValue> {
+        match &node.kind {
+            NodeKind::Null => None,
+            NodeKind::Scalar { text, plain } => {
+                let number = if *plain {
+                    parse_int(text).or_else(|| {
+                        parse_float(text)
+                            .filter(|f| f.is_finite())
+                            .map(|f| f.trunc() as i64)
+                    })
+                } else {
+                    None
+                };
+                if let Some(n) = number {
+                    let value = DurationValue::from_bare_number(n);
+                    if n > 0 {
+                        self.notices.push(Notice::warn(format!(
+                            "'{path}' on line {} is a bare number: taking it as {n} seconds; write it with a unit, e.g. '{n}s' or '{}m'",
+                            node.line,
+                            (n / 60).max(1)
+                        )));
+                    }
+                    return Some(value);
+                }
+                match duration::parse_go_duration(text) {
+                    Ok(d) => Some(DurationValue::Nanos(d)),
+                    Err(_) => {
+                        self.type_error(node, "time.Duration");
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.type_error(node, "time.Duration");
+                None
+            }
+        }
+    }
+
+    /// The pairs of a mapping node, warning about keys not in `known` (D5).
+    /// A null node is an absent mapping; another shape is a type error.
+    fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        into: &str,
+        path: &str,
+        known: &[&str],
+    ) -> Option<Vec<(&'n str, &'n Node)>> {
+        match &node.kind {
+            NodeKind::Null => None,
+            NodeKind::Map(pairs) => {
+                let mut out = Vec::new();
+                for (key, value) in pairs {
+                    let name = key.text().unwrap_or("");
+                    if known.contains(&name) {
+                        out.push((name, value));
+                    } else {
+                        let hint = suggest(name, known)
+                            .map(|s| format!("; did you mean '{s}'?"))
+                            .unwrap_or_default();
+                        let at = if path.is_empty() {
+                            "at the top level".to_string()
+                        } else {
+                            format!("in {path}")
+                        };
+                        self.notices.push(Notice::warn(format!(
+                            "unknown config key '{}' {at} (line {}) is ignored{hint}",
+                            shorten(name),
+                            key.line
+                        )));
+                    }
+                }
+                Some(out)
+            }
+            _ => {
+                self.type_error(node, into);
+                None
+            }
+        }
+    }
+
+    fn list<'n>(&mut self, node: &'n Node, into: &str) -> Vec<&'n Node> {
+        match &node.kind {
+            NodeKind::Null => Vec::new(),
+            NodeKind::Seq(items) => items.iter().collect(),
+            _ => {
+                self.type_error(node, into);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Decodes the whole document.
+    pub fn config(&mut self, root: &Node) -> RawConfig {
+        let mut config = RawConfig::default();
+        let known = [
+            "relay",
+            "watch",
+            "docker",
+            "skopeo",
+            "dockerhost",
+            "api-version",
+            "lister",
+            "native",
+            "tasks",
+        ];
+        let Some(fields) = self.fields(root, "config.SyncConfig", "", &known) else {
+            return config;
+        };
+        for (key, value) in fields {
+            match key {
+                "relay" => {
+                    config.relay = Some(self.string(value));
+                    config.relay_line = value.line;
+                }
+                "watch" => {
+                    config.watch = match value.kind {
+                        NodeKind::Null => None,
+                        _ => Some(self.bool(value)),
+                    }
+                }
+                "docker" => {
+                    config.docker =
+                        self.fields(value, "docker.RelayConfig", "'docker'", &["dockerhost", "api-version"])
+                            .map(|fields| {
+                                let mut docker = RawDocker::default();
+                                for (key, value) in fields {
+                                    match key {
+                                        "dockerhost" => docker.dockerhost = self.string(value),
+                                        _ => docker.api_version = self.string(value),
+                                    }
+                                }
+                                docker
+                            })
+                }
+                "skopeo" => {
+                    config.skopeo =
+                        self.fields(value, "skopeo.RelayConfig", "'skopeo'", &["binary", "certs-dir"])
+                            .map(|fields| {
+                                let mut skopeo = RawSkopeo::default();
+                                for (key, value) in fields {
+                                    match key {
+                                        "binary" => skopeo.binary = self.string(value),
+                                        _ => skopeo.certs_dir = self.string(value),
+                                    }
+                                }
+                                skopeo
+                            })
+                }
+                "dockerhost" => config.dockerhost = self.string(value),
+                "api-version" => config.api_version = self.string(value),
+                "lister" => {
+                    let known = ["maxItems", "cacheDuration"];
+                    if let Some(fields) = self.fields(value, "sync.ListerConfig", "'lister'", &known) {
+                        for (key, value) in fields {
+                            match key {
+                                "maxItems" => config.lister.max_items = self.int(value),
+                                _ => {
+                                    config.lister.cache_duration =
+                                        self.duration(value, "lister.cacheDuration")
+                                }
+                            }
+                        }
+                    }
+                }
+                "native" => {
+                    config.native.line = value.line;
+                    let known = ["parallel-images", "parallel-blobs", "retries"];
+                    if let Some(fields) = self.fields(value, "native settings", "'native'", &known) {
+                        for (key, value) in fields {
+                            let n = Some(self.int(value));
+                            match key {
+                                "parallel-images" => config.native.parallel_images = n,
+                                "parallel-blobs" => config.native.parallel_blobs = n,
+                                _ => config.native.retries = n,
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {
+                        let task = self.task(item, index);
+                        config.tasks.push(task);
+                    }
+                }
+            }
+        }
+        config
+    }
+
+    fn task(&mut self, node: &Node, index: usize) -> Option<RawTask> {
+        let known = ["name", "interval", "verbose", "source", "target", "mappings"];
+        let path = format!("tasks[{index}]");
+        let fields = self.fields(node, "sync.Task", &path, &known)?;
+        let mut task = RawTask {
+            line: node.line,
+            ..RawTask::default()
+        };
+        for (key, value) in fields {
+            match key {
+                "name" => task.name = self.string(value),
+                "interval" => task.interval = self.int(value),
+                "verbose" => task.verbose = self.bool(value),
+                "source" => task.source = self.location(value, &format!("{path}.source")),
+                "target" => task.target = self.location(value, &format!("{path}.target")),
+                _ => {
+                    for (i, item) in self.list(value, "[]*sync.Mapping").into_iter().enumerate() {
+                        let mapping = self.mapping(item, &format!("{path}.mappings[{i}]"));
+                        task.mappings.push(mapping);
+                    }
+                }
+            }
+        }
+        Some(task)
+    }
+
+    fn location(&mut self, node: &Node, path: &str) -> Option<RawLocation> {
+        let known = [
+            "registry",
+            "auth",
+            "auth-refresh",
+            "skip-tls-verify",
+            "lister",
+            "listertype",
+        ];
+        let fields = self.fields(node, "sync.Location", path, &known)?;
+        let mut location = RawLocation {
+            line: node.line,
+            ..RawLocation::default()
+        };
+        for (key, value) in fields {
+            match key {
+                "registry" => location.registry = self.string(value),
+                "auth" => location.auth = self.string(value),
+                "auth-refresh" => {
+                    location.auth_refresh = self.duration(value, &format!("{path}.auth-refresh"))
+                }
+                "skip-tls-verify" => location.skip_tls_verify = self.bool(value),
+                "listertype" => location.listertype = self.string(value),
+                _ => location.lister = self.string_map(value),
+            }
+        }
+        Some(location)
+    }
+
+    fn string_map(&mut self, node: &Node) -> Option<Vec<(String, String)>> {
+        match &node.kind {
+            NodeKind::Null => None,
+            NodeKind::Map(pairs) => Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (self.string(k), self.string(v)))
+                    .collect(),
+            ),
+            _ => {
+                self.type_error(node, "map[string]string");
+                None
+            }
+        }
+    }
+
+    fn mapping(&mut self, node: &Node, path: &str) -> Option<RawMapping> {
+        let known = ["from", "to", "tags", "platform"];
+        let fields = self.fields(node, "sync.Mapping", path, &known)?;
+        let mut mapping = RawMapping {
+            line: node.line,
+            ..RawMapping::default()
+        };
+        for (key, value) in fields {
+            match key {
+                "from" => mapping.from = self.string(value),
+                "to" => mapping.to = self.string(value),
+                "platform" => mapping.platform = self.string(value),
+                _ => {
+                    mapping.tags = self
+                        .list(value, "[]string")
+                        .into_iter()
+                        .map(|item| self.string(item))
+                        .collect()
+                }
+            }
+        }
+        Some(mapping)
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Keeps error messages readable when a huge value lands in the wrong place.
+fn shorten(text: &str) -> String {
+    const LIMIT: usize = 60;
+    if text.chars().count() <= LIMIT {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(LIMIT).collect();
+        format!("{head}...")
+    }
+}
+
+/// The known key closest to a misspelt one, when it is close enough to be a likely typo.
+fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = name.to_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml;
+
+    fn decode(text: &str) -> (RawConfig, Decoder) {
+        let root = yaml::parse(text).expect("yaml").expect("document");
+        let mut decoder = Decoder::new();
+        let config = decoder.config(&root);
+        (config, decoder)
+    }
+
+    #[test]
+    fn tags_keep_raw_text() {
+        let (config, decoder) = decode(
+            "tasks:\n- name: 123\n  mappings:\n  - from: a\n    tags: [1.30, 1.0, 010, 0x1F, true, 1e3, ~]\n",
+        );
+        assert!(decoder.errors.is_empty(), "{:?}", decoder.errors);
+        let task = config.tasks[0].as_ref().expect("task");
+        assert_eq!(task.name, "123");
+        let mapping = task.mappings[0].as_ref().expect("mapping");
+        assert_eq!(
+            mapping.tags,
+            ["1.30", "1.0", "010", "0x1F", "true", "1e3", ""]
+        );
+    }
+
+    #[test]
+    fn int_and_bool_rules() {
+        let (config, decoder) =
+            decode("watch: on\ntasks:\n- interval: 60.7\n  verbose: Yes\n- interval: \"60\"\n  verbose: \"true\"\n");
+        assert_eq!(config.watch, Some(true));
+        let first = config.tasks[0].as_ref().expect("task");
+        assert_eq!(first.interval, 60);
+        assert!(first.verbose);
+        let messages: Vec<&str> = decoder.errors.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "cannot unmarshal !!str `60` into int",
+                "cannot unmarshal !!str `true` into bool"
+            ]
+        );
+        assert_eq!(decoder.errors[0].0, 5);
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_suggestion() {
+        let (_, decoder) = decode("tasks:\n- name: x\n  intervall: 60\n");
+        let warning = &decoder.notices[0].message;
+        assert!(warning.contains("'intervall'"), "{warning}");
+        assert!(warning.contains("tasks[0]"), "{warning}");
+        assert!(warning.contains("did you mean 'interval'"), "{warning}");
+        assert!(warning.contains("line 3"), "{warning}");
+    }
+
+    #[test]
+    fn durations() {
+        let (config, decoder) = decode("lister: {cacheDuration: 1h30m}\n");
+        assert!(decoder.errors.is_empty());
+        assert_eq!(
+            config.lister.cache_duration,
+            Some(DurationValue::Nanos(5_400_000_000_000))
+        );
+        let (config, decoder) = decode("lister: {cacheDuration: 60}\n");
+        assert_eq!(config.lister.cache_duration, Some(DurationValue::Nanos(60_000_000_000)));
+        assert!(decoder.notices[0].message.contains("60 seconds"));
+        let (config, _) = decode("lister: {cacheDuration: -1}\n");
+        assert_eq!(config.lister.cache_duration, Some(DurationValue::Off));
+        let (_, decoder) = decode("lister: {cacheDuration: 1d}\n");
+        assert_eq!(decoder.errors[0].1, "cannot unmarshal !!str `1d` into time.Duration");
+    }
+
+    #[test]
+    fn top_level_must_be_a_mapping() {
+        let (_, decoder) = decode("- a\n- b\n");
+        assert_eq!(
+            decoder.errors[0].1,
+            "cannot unmarshal !!seq into config.SyncConfig"
+        );
+    }
+
+    #[test]
+    fn null_task_is_kept_for_validation() {
+        let (config, decoder) = decode("tasks: [~]\n");
+        assert!(decoder.errors.is_empty());
+        assert!(config.tasks[0].is_none());
+    }
+}

@@ -1,0 +1,357 @@
+//! The config file: read, decode and validate into plain typed values (SPEC §2).
+//!
+//! Every quirk of the original's config handling lives here and nowhere else. Loading does no
+//! network I/O and no logging: it returns the config together with the notices (warnings, info
+//! notes) that the original would log while validating, in the same order.
+
+mod auth;
+mod decode;
+mod duration;
+mod notice;
+mod validate;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use auth::Auth;
+pub use duration::DurationValue;
+pub use notice::{Level, Notice};
+
+use crate::plan::mapping::MappingRule;
+use crate::plan::tags::TagSet;
+
+/// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
+/// almost always the wrong file (and would make every restart slow).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Which engine copies images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    /// Our in-process registry engine (the default, D6).
+    Native,
+    /// One `skopeo copy` per tag, as the original.
+    Skopeo,
+    /// Pull, tag and push through a Docker Engine API.
+    Docker,
+}
+
+impl RelayKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayKind::Native => "native",
+            RelayKind::Skopeo => "skopeo",
+            RelayKind::Docker => "docker",
+        }
+    }
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, for messages and the config watch.
+    pub file: PathBuf,
+    pub relay: RelayKind,
+    /// `watch: true` restarts on config changes (only meaningful with periodic tasks).
+    pub watch: bool,
+    pub docker: DockerSettings,
+    pub skopeo: SkopeoSettings,
+    pub lister: ListerSettings,
+    pub native: NativeSettings,
+    pub tasks: Vec<Task>,
+}
+
+/// The `docker:` section (or the deprecated top-level keys it was built from).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DockerSettings {
+    pub dockerhost: String,
+    pub api_version: String,
+}
+
+/// The `skopeo:` section. Empty values mean the defaults (`skopeo` in PATH, `/etc/skopeo/certs.d`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SkopeoSettings {
+    pub binary: String,
+    pub certs_dir: String,
+}
+
+impl SkopeoSettings {
+    /// The certificates directory: per-host CA and client certificates, used by every relay.
+    pub fn certs_dir(&self) -> &str {
+        if self.certs_dir.is_empty() {
+            "/etc/skopeo/certs.d"
+        } else {
+            &self.certs_dir
+        }
+    }
+}
+
+/// The global `lister:` settings, already resolved to their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListerSettings {
+    /// `None` means unlimited (a negative `maxItems`).
+    pub max_items: Option<usize>,
+    /// `None` means no caching (a negative `cacheDuration`).
+    pub cache_duration: Option<Duration>,
+}
+
+impl Default for ListerSettings {
+    fn default() -> Self {
+        ListerSettings {
+            max_items: Some(100),
+            cache_duration: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Concurrency and retry bounds of the native relay (`native:` section, our extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeSettings {
+    /// Images copied at the same time.
+    pub parallel_images: usize,
+    /// Blobs transferred at the same time, across all images.
+    pub parallel_blobs: usize,
+    /// Tries per request on transient errors (1 = no retry).
+    pub retries: u32,
+}
+
+impl Default for NativeSettings {
+    fn default() -> Self {
+        NativeSettings {
+            parallel_images: 4,
+            parallel_blobs: 6,
+            retries: 5,
+        }
+    }
+}
+
+/// One sync task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    /// `None` for a one-off task; at least 30 s otherwise.
+    pub interval: Option<Duration>,
+    pub verbose: bool,
+    pub source: Location,
+    pub target: Location,
+    pub mappings: Vec<Mapping>,
+    /// Where the task starts in the file.
+    pub line: usize,
+}
+
+impl Task {
+    pub fn is_periodic(&self) -> bool {
+        self.interval.is_some()
+    }
+}
+
+/// A source or target registry.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The registry as written (host, optional port, optional path prefix, optional `http://`).
+    pub registry: String,
+    pub auth: Auth,
+    /// ECR token refresh interval (at least one hour), when set.
+    pub auth_refresh: Option<Duration>,
+    pub skip_tls_verify: bool,
+    /// How repositories are listed for a regex `from`, when the task needs it.
+    pub lister: Option<ListerSource>,
+    pub line: usize,
+}
+
+/// The per-location lister choice (SPEC §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListerSource {
+    Catalog,
+    DockerHub,
+    Index { search: String },
+    /// A `listertype` value that names no lister; an error only if the task needs a lister.
+    Invalid(String),
+}
+
+/// One image mapping of a task.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// `from` and `to`, parsed and normalised.
+    pub rule: MappingRule,
+    /// The tag list as written, for messages.
+    pub tag_entries: Vec<String>,
+    /// The parsed tag filters.
+    pub tags: TagSet,
+    pub platform: PlatformChoice,
+    pub line: usize,
+}
+
+/// Which platform of a multi-platform source a mapping copies (D15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformChoice {
+    /// No `platform` key: the platform of the machine dregsy runs on.
+    Host,
+    /// `platform: all`: the whole index, byte for byte.
+    All,
+    /// `os[/arch[/variant]]`.
+    Specific {
+        os: String,
+        arch: String,
+        variant: String,
+    },
+}
+
+impl PlatformChoice {
+    /// Parses a `platform` value; the error says what is accepted.
+    pub fn parse(value: &str) -> Result<PlatformChoice, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(PlatformChoice::Host);
+        }
+        if value == "all" {
+            return Ok(PlatformChoice::All);
+        }
+        let parts: Vec<&str> = value.split('/').collect();
+        let valid_part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
+            return Err(format!(
+                "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
+            ));
+        }
+        Ok(PlatformChoice::Specific {
+            os: parts[0].to_string(),
+            arch: parts.get(1).unwrap_or(&"").to_string(),
+            variant: parts.get(2).unwrap_or(&"").to_string(),
+        })
+    }
+
+    /// The value as a user writes it, for logs (`""` for the host default, as the original logs it).
+    pub fn as_config_text(&self) -> String {
+        match self {
+            PlatformChoice::Host => String::new(),
+            PlatformChoice::All => "all".into(),
+            PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/"),
+        }
+    }
+}
+
+/// A config that could not be loaded, with where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// The line the problem is on, when known.
+    pub line: Option<usize>,
+    /// The original's error text (tests and users match on it).
+    pub message: String,
+    /// Notices produced before the error, to be logged first.
+    pub notices: Vec<Notice>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{} (config file '{}', line {line})",
+                self.message,
+                self.file.display()
+            ),
+            None => write!(f, "{} (config file '{}')", self.message, self.file.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, decodes and validates a config file.
+pub fn load(path: &Path) -> Result<(Config, Vec<Notice>), ConfigError> {
+    let text = read(path)?;
+    load_str(path, &text)
+}
+
+/// Decodes and validates config text that was read from `path`.
+pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), ConfigError> {
+    let fail = |line: Option<usize>, message: String, notices: Vec<Notice>| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        message,
+        notices,
+    };
+    let root = yaml::parse(text).map_err(|e| {
+        fail(
+            (e.line > 0).then_some(e.line),
+            format!("error parsing config file '{}': {e}", path.display()),
+            Vec::new(),
+        )
+    })?;
+    let mut decoder = decode::Decoder::new();
+    let raw = match root {
+        Some(root) => decoder.config(&root),
+        None => decode::RawConfig::default(),
+    };
+    if !decoder.errors.is_empty() {
+        let lines: Vec<String> = decoder
+            .errors
+            .iter()
+            .map(|(line, message)| format!("  line {line}: {message}"))
+            .collect();
+        let first_line = decoder.errors.first().map(|(line, _)| *line);
+        return Err(fail(
+            first_line,
+            format!(
+                "error parsing config file '{}': yaml: unmarshal errors:\n{}",
+                path.display(),
+                lines.join("\n")
+            ),
+            decoder.notices,
+        ));
+    }
+    let mut notices = decoder.notices;
+    match validate::validate(raw, &mut notices) {
+        Ok(mut config) => {
+            config.file = path.to_path_buf();
+            Ok((config, notices))
+        }
+        Err((line, message)) => Err(fail(line, message, notices)),
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    let fail = |message: String| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!("error loading config file '{}': {message}", path.display()),
+        notices: Vec::new(),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(io_message(&e)))?;
+    if meta.is_dir() {
+        return Err(fail("is a directory, not a config file".into()));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "the file is {} bytes, more than the limit of {} bytes; is this the right file?",
+            meta.len(),
+            MAX_CONFIG_BYTES
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(io_message(&e)))?;
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the file is not valid UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,360 @@
+//! Validation in the original's order, with its error texts (SPEC §2.3), plus our decisions
+//! D4 (durations), D6 (default relay), D9 (auth) and D15 (platform).
+//!
+//! The first error wins, as in the original. Errors carry the line of the task, location or
+//! mapping they are about, so the user finds the spot.
+
+use std::time::Duration;
+
+use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
+use super::notice::Notice;
+use super::{
+    Config, DockerSettings, ListerSettings, ListerSource, Location, Mapping, NativeSettings,
+    PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+};
+use crate::plan::mapping::MappingRule;
+use crate::plan::tags::TagSet;
+use crate::registry::RegistryHost;
+
+type Failure = (Option<usize>, String);
+
+/// Validates decoded values into a [`Config`], pushing the notices the original would log.
+pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Failure> {
+    let watch = match raw.watch {
+        Some(w) => w,
+        None => {
+            notices.push(Notice::info(
+                "automatic restart after config file change is currently off by default; \
+                 you can activate this by adding 'watch: true' to your config",
+            ));
+            false
+        }
+    };
+    let (relay, docker) = relay(&raw, notices)?;
+    let lister = lister(&raw, notices);
+    let native = native(&raw)?;
+    let skopeo = raw
+        .skopeo
+        .as_ref()
+        .map(|s| SkopeoSettings {
+            binary: s.binary.clone(),
+            certs_dir: s.certs_dir.clone(),
+        })
+        .unwrap_or_default();
+    let mut tasks = Vec::with_capacity(raw.tasks.len());
+    for (index, task) in raw.tasks.into_iter().enumerate() {
+        let Some(task) = task else {
+            return Err((None, format!("task #{} is empty (null)", index + 1)));
+        };
+        tasks.push(self::task(task, notices)?);
+    }
+    Ok(Config {
+        file: Default::default(),
+        relay,
+        watch,
+        docker,
+        skopeo,
+        lister,
+        native,
+        tasks,
+    })
+}
+
+/// Step 2: the relay, with D6's default.
+fn relay(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<(RelayKind, DockerSettings), Failure> {
+    let line = (raw.relay_line > 0).then_some(raw.relay_line);
+    let has_deprecated = !raw.dockerhost.is_empty() || !raw.api_version.is_empty();
+    let written = raw.relay.clone().unwrap_or_default();
+    let kind = match written.as_str() {
+        // D6: omitted means native, unless the config is clearly written for the docker relay.
+        "" if raw.docker.is_some() || has_deprecated => RelayKind::Docker,
+        "" | "native" => RelayKind::Native,
+        "docker" => RelayKind::Docker,
+        "skopeo" => RelayKind::Skopeo,
+        other => {
+            return Err((
+                line,
+                format!(
+                    "invalid relay type: '{other}', must be either 'docker' or 'skopeo' (or 'native', the default)"
+                ),
+            ));
+        }
+    };
+    let mut docker = DockerSettings::default();
+    match kind {
+        RelayKind::Docker => match &raw.docker {
+            None => {
+                if !has_deprecated {
+                    notices.push(Notice::warn(
+                        "not specifying the 'docker' config item is deprecated",
+                    ));
+                }
+                for (key, value) in [("dockerhost", &raw.dockerhost), ("api-version", &raw.api_version)] {
+                    if !value.is_empty() {
+                        notices.push(Notice::warn(format!(
+                            "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
+                        )));
+                    }
+                }
+                docker.dockerhost = raw.dockerhost.clone();
+                docker.api_version = raw.api_version.clone();
+            }
+            Some(section) => {
+                for (key, value) in [("dockerhost", &raw.dockerhost), ("api-version", &raw.api_version)] {
+                    if !value.is_empty() {
+                        notices.push(Notice::warn(format!(
+                            "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
+                        )));
+                    }
+                }
+                docker.dockerhost = section.dockerhost.clone();
+                docker.api_version = section.api_version.clone();
+            }
+        },
+        RelayKind::Skopeo | RelayKind::Native => {
+            if !raw.dockerhost.is_empty() {
+                return Err((
+                    line,
+                    format!(
+                        "setting 'dockerhost' implies 'docker' relay, but relay is set to '{}'",
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((kind, docker))
+}
+
+/// Step 3: the global lister settings; never an error.
+fn lister(raw: &RawConfig, notices: &mut Vec<Notice>) -> ListerSettings {
+    let mut settings = ListerSettings::default();
+    if raw.lister.max_items < 0 {
+        notices.push(Notice::warn(
+            "lister items set to unlimited, may cause excessive network traffic",
+        ));
+        settings.max_items = None;
+    } else if raw.lister.max_items > 0 {
+        settings.max_items = usize::try_from(raw.lister.max_items).ok();
+    }
+    if let Some(value) = raw.lister.cache_duration {
+        if value.nanos() < 0 {
+            notices.push(Notice::warn(
+                "lister cache turned off, may cause excessive network traffic and/or rate limits",
+            ));
+            settings.cache_duration = None;
+        } else if let Some(d) = value.positive() {
+            settings.cache_duration = Some(d);
+        }
+    }
+    settings
+}
+
+fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
+    let mut settings = NativeSettings::default();
+    let line = Some(raw.native.line);
+    let positive = |key: &str, value: i64, max: i64| {
+        if (1..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err((line, format!("'native.{key}' must be between 1 and {max}, not {value}")))
+        }
+    };
+    if let Some(v) = raw.native.parallel_images {
+        settings.parallel_images = positive("parallel-images", v, 256)? as usize;
+    }
+    if let Some(v) = raw.native.parallel_blobs {
+        settings.parallel_blobs = positive("parallel-blobs", v, 256)? as usize;
+    }
+    if let Some(v) = raw.native.retries {
+        settings.retries = positive("retries", v, 20)? as u32;
+    }
+    Ok(settings)
+}
+
+/// Step 4: one task.
+fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
+    let line = Some(raw.line);
+    if raw.name.is_empty() {
+        return Err((line, "a task requires a name".into()));
+    }
+    if raw.interval > 0 && raw.interval < 30 {
+        return Err((line, "minimum task interval is 30 seconds".into()));
+    }
+    if raw.interval < 0 {
+        return Err((line, "task interval needs to be 0 or a positive integer".into()));
+    }
+    let name = raw.name;
+    let source = location(raw.source, notices)
+        .map_err(|(l, e)| (l.or(line), format!("source registry in task '{name}' invalid: {e}")))?;
+    let target = location(raw.target, notices)
+        .map_err(|(l, e)| (l.or(line), format!("target registry in task '{name}' invalid: {e}")))?;
+    let mut mappings = Vec::with_capacity(raw.mappings.len());
+    for (index, raw_mapping) in raw.mappings.into_iter().enumerate() {
+        let mapping = mapping(raw_mapping).map_err(|(l, e)| {
+            (
+                l.or(line),
+                format!("{e} (task '{name}', mapping #{})", index + 1),
+            )
+        })?;
+        mappings.push(mapping);
+    }
+    if mappings.iter().any(|m| m.rule.is_regex_from()) {
+        repo_list_source(&source).map_err(|e| {
+            (
+                Some(source.line),
+                format!("cannot create repo list for task '{name}': {e}"),
+            )
+        })?;
+    }
+    let interval = (raw.interval > 0).then(|| Duration::from_secs(raw.interval.unsigned_abs()));
+    Ok(Task {
+        name,
+        interval,
+        verbose: raw.verbose,
+        source,
+        target,
+        mappings,
+        line: raw.line,
+    })
+}
+
+/// Step 5: a source or target.
+fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Location, Failure> {
+    let Some(raw) = raw else {
+        return Err((None, "location is nil".into()));
+    };
+    let line = Some(raw.line);
+    if raw.registry.is_empty() {
+        return Err((line, "registry not set".into()));
+    }
+    let lister = match &raw.lister {
+        Some(pairs) => {
+            let get = |key: &str| {
+                pairs
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            };
+            let kind = get("type").unwrap_or_default();
+            if kind.is_empty() {
+                return Err((line, "no lister type set".into()));
+            }
+            match lister_source(&kind, get("search").unwrap_or_default()) {
+                Some(source) => Some(source),
+                None => return Err((line, format!("invalid lister type: {kind}"))),
+            }
+        }
+        None => None,
+    };
+    let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
+    let is_ecr = is_ecr(&raw.registry);
+    let auth_refresh = match raw.auth_refresh {
+        None => None,
+        Some(_) if !is_ecr => {
+            return Err((
+                line,
+                format!(
+                    "'{}' wants authentication refresh, but is not an ECR registry",
+                    raw.registry
+                ),
+            ));
+        }
+        Some(value) => {
+            let minimum = Duration::from_secs(3600);
+            match value.positive() {
+                Some(d) if d >= minimum => Some(d),
+                _ => {
+                    notices.push(
+                        Notice::warn("auth-refresh too short, setting to minimum")
+                            .with("registry", raw.registry.clone()),
+                    );
+                    Some(minimum)
+                }
+            }
+        }
+    };
+    if let Some(creds) = auth.credentials() {
+        notices.push(
+            Notice::info("using credentials from config")
+                .with("registry", raw.registry.clone())
+                .with("username", creds.username().to_string()),
+        );
+    }
+    // `listertype` is an undocumented spelling that applies only without a `lister:` map; its
+    // value is checked when the repo list is built (step 7), as in the original.
+    let lister = lister.or_else(|| {
+        (!raw.listertype.is_empty()).then(|| {
+            lister_source(&raw.listertype, String::new()).unwrap_or(ListerSource::Invalid(
+                raw.listertype.clone(),
+            ))
+        })
+    });
+    Ok(Location {
+        registry: raw.registry,
+        auth,
+        auth_refresh,
+        skip_tls_verify: raw.skip_tls_verify,
+        lister,
+        line: raw.line,
+    })
+}
+
+fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
+    match kind {
+        "catalog" => Some(ListerSource::Catalog),
+        "dockerhub" => Some(ListerSource::DockerHub),
+        "index" => Some(ListerSource::Index { search }),
+        _ => None,
+    }
+}
+
+/// Step 6: one mapping.
+fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
+    let Some(raw) = raw else {
+        return Err((None, "mapping is nil".into()));
+    };
+    let line = Some(raw.line);
+    let rule = MappingRule::parse(&raw.from, &raw.to).map_err(|e| (line, e))?;
+    let tags = TagSet::parse(&raw.tags)
+        .map_err(|e| (line, format!("'tags' uses invalid format: {e}")))?;
+    let platform = PlatformChoice::parse(&raw.platform).map_err(|e| (line, e))?;
+    Ok(Mapping {
+        rule,
+        tag_entries: raw.tags,
+        tags,
+        platform,
+        line: raw.line,
+    })
+}
+
+/// Step 7: the checks of the original's repo list creation, for tasks with a regex `from`.
+fn repo_list_source(source: &Location) -> Result<(), String> {
+    let host = source.registry.split('/').next().unwrap_or_default();
+    let docker_hub = RegistryHost::parse(host).is_ok_and(|h| h.is_docker_hub());
+    match &source.lister {
+        None | Some(ListerSource::Catalog) if docker_hub => {
+            Err("DockerHub only supports list types 'dockerhub' and 'index'".into())
+        }
+        Some(ListerSource::Index { search }) if search.is_empty() => {
+            Err("index lister requires a search expression".into())
+        }
+        Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
+        _ => Ok(()),
+    }
+}
+
+/// Private ECR (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]`) or public ECR (`…public.ecr.aws`).
+pub fn is_ecr(registry: &str) -> bool {
+    if registry.ends_with("public.ecr.aws") {
+        return true;
+    }
+    let parts: Vec<&str> = registry.split('.').collect();
+    (parts.len() == 6 || parts.len() == 7)
+        && parts[1] == "dkr"
+        && parts[2] == "ecr"
+        && parts[4] == "amazonaws"
+        && parts[5] == "com"
+        && (parts.len() == 6 || parts[6] == "cn")
+}

@@ -1,0 +1,385 @@
+//! The native relay: copies images registry to registry in-process, only what changed
+//! (DESIGN.md "The native engine", SPEC D11).
+//!
+//! Per job: HEAD the source, decide which manifest the target must hold (the whole index, or
+//! one platform's manifest), HEAD the target, and stop there when the digests agree. Otherwise
+//! copy children before parents and blobs before manifests, so a target tag never points at
+//! something missing, even when the copy is interrupted. Blobs stream through, verified by size
+//! and digest on the way; a blob several images share is transferred once per run.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+use tokio::sync::Semaphore;
+
+use crate::config::{Location, NativeSettings, PlatformChoice};
+use crate::plan::ImageJob;
+use crate::registry::{
+    Credentials, Descriptor, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry,
+    RegistryHost, RegistryOptions, Repository, TagOrDigest, UploadSession, media_type,
+};
+
+/// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
+const MAX_INDEX_DEPTH: usize = 3;
+
+/// What a successful job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyOutcome {
+    /// The target already held the wanted digest.
+    UpToDate,
+    /// Manifests were written; `bytes` of blob data were transferred.
+    Copied { bytes: u64 },
+}
+
+/// The in-process engine. One per run (or per daemon lifetime): it holds the connection pools,
+/// the per-target record of which repository holds which blob, and the concurrency bounds.
+pub struct NativeRelay {
+    settings: NativeSettings,
+    certs_dir: PathBuf,
+    /// One client per registry and identity; a run talks to a handful, so a list suffices.
+    clients: Mutex<Vec<(ClientKey, Registry)>>,
+    blob_slots: Arc<Semaphore>,
+    blobs: Mutex<HashMap<(String, Digest), Arc<tokio::sync::Mutex<Option<Repository>>>>>,
+    /// Source index digest + platform → the child digest, so repeated runs of a daemon do
+    /// not GET the index again just to find out that nothing changed.
+    platform_children: Mutex<HashMap<(Digest, String), Descriptor>>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct ClientKey {
+    host: String,
+    credentials: Option<Credentials>,
+    skip_tls_verify: bool,
+}
+
+impl NativeRelay {
+    /// A relay with the config's bounds; `certs_dir` holds per-host CA and client certificates.
+    pub fn new(settings: NativeSettings, certs_dir: impl Into<PathBuf>) -> Self {
+        NativeRelay {
+            settings,
+            certs_dir: certs_dir.into(),
+            clients: Mutex::new(Vec::new()),
+            blob_slots: Arc::new(Semaphore::new(settings.parallel_blobs)),
+            blobs: Mutex::new(HashMap::new()),
+            platform_children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many images may be copied at once.
+    pub fn parallel_images(&self) -> usize {
+        self.settings.parallel_images
+    }
+
+    /// The client for a location's registry, shared by every job that talks to it with the
+    /// same credentials, so connections and tokens are reused.
+    pub fn client(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
+        let credentials = location.auth.credentials().cloned();
+        let key = ClientKey {
+            host: host.to_string(),
+            credentials: credentials.clone(),
+            skip_tls_verify: location.skip_tls_verify,
+        };
+        let mut clients = self.clients.lock().map_err(|_| "client cache poisoned")?;
+        if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+            return Ok(client.clone());
+        }
+        let mut options = RegistryOptions::new(host.clone());
+        options.credentials = credentials;
+        options.skip_tls_verify = location.skip_tls_verify;
+        options.certs_dir = Some(self.certs_dir.clone());
+        options.retry.max_tries = self.settings.retries;
+        let client = Registry::new(options).map_err(|e| e.to_string())?;
+        clients.push((key, client.clone()));
+        Ok(client)
+    }
+
+    /// Copies one image job. Errors name the image and say what failed.
+    pub async fn copy(
+        &self,
+        job: &ImageJob,
+        source: &Registry,
+        target: &Registry,
+    ) -> Result<CopyOutcome, String> {
+        let src_repo = &job.source.repository;
+        let dst_repo = &job.target.repository;
+        let found = source
+            .head_manifest(src_repo, &job.source.target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(top) = found else {
+            return Err(format!("source image {} not found", job.source));
+        };
+        // A digest-pinned target names exactly one manifest: the source's, whatever the platform.
+        let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
+        let mut index_bytes = None;
+        let wanted = if media_type::is_index(&top.media_type)
+            && !pinned
+            && job.platform != PlatformChoice::All
+        {
+            let (child, index) = self.platform_child(job, source, &top).await?;
+            index_bytes = index;
+            child
+        } else {
+            top.clone()
+        };
+        let existing = target
+            .head_manifest(dst_repo, &job.target.target)
+            .await
+            .map_err(|e| e.to_string())?;
+        if existing.as_ref().map(|d| &d.digest) == Some(&wanted.digest) {
+            return Ok(CopyOutcome::UpToDate);
+        }
+        let manifest = match index_bytes.filter(|m: &Manifest| m.digest == wanted.digest) {
+            Some(m) => m,
+            None => source
+                .get_manifest(src_repo, &TagOrDigest::Digest(wanted.digest.clone()))
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let copy = Copy {
+            relay: self,
+            source,
+            target,
+            src_repo,
+            dst_repo,
+            same_registry: job.source.registry == job.target.registry,
+        };
+        let bytes = copy
+            .manifest_tree(&manifest, &job.target.target, 0)
+            .await?;
+        Ok(CopyOutcome::Copied { bytes })
+    }
+
+    /// Finds the manifest of the wanted platform in a source index.
+    async fn platform_child(
+        &self,
+        job: &ImageJob,
+        source: &Registry,
+        index: &Descriptor,
+    ) -> Result<(Descriptor, Option<Manifest>), String> {
+        let platform = match &job.platform {
+            PlatformChoice::Specific { os, arch, variant } => {
+                let text = [os.as_str(), arch.as_str(), variant.as_str()]
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                Platform::parse(&text).map_err(|e| e.to_string())?
+            }
+            _ => Platform::host(),
+        };
+        let key = (index.digest.clone(), platform.to_string());
+        if let Some(child) = self
+            .platform_children
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key).cloned())
+        {
+            return Ok((child, None));
+        }
+        let manifest = source
+            .get_manifest(
+                &job.source.repository,
+                &TagOrDigest::Digest(index.digest.clone()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let child = manifest
+            .select_platform(&platform)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                let available: Vec<String> = manifest
+                    .children()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
+                    .collect();
+                format!(
+                    "source image {} has no manifest for platform {platform} (it has: {})",
+                    job.source,
+                    available.join(", ")
+                )
+            })?;
+        if let Ok(mut cache) = self.platform_children.lock() {
+            cache.insert(key, child.clone());
+        }
+        Ok((child, Some(manifest)))
+    }
+
+    /// The lock guarding one blob on one target registry; its value is a repository known to
+    /// hold the blob (a mount source for the next repository that needs it).
+    fn blob_entry(
+        &self,
+        target: &Registry,
+        digest: &Digest,
+    ) -> Arc<tokio::sync::Mutex<Option<Repository>>> {
+        let key = (target.host().to_string(), digest.clone());
+        match self.blobs.lock() {
+            Ok(mut blobs) => blobs.entry(key).or_default().clone(),
+            // A poisoned map only loses sharing, never correctness: use a fresh entry.
+            Err(_) => Arc::default(),
+        }
+    }
+}
+
+/// One copy in progress between two repositories.
+struct Copy<'a> {
+    relay: &'a NativeRelay,
+    source: &'a Registry,
+    target: &'a Registry,
+    src_repo: &'a Repository,
+    dst_repo: &'a Repository,
+    same_registry: bool,
+}
+
+impl Copy<'_> {
+    /// Copies a manifest and everything it references, then puts it as `push_as`.
+    /// Returns the blob bytes transferred.
+    async fn manifest_tree(
+        &self,
+        manifest: &Manifest,
+        push_as: &TagOrDigest,
+        depth: usize,
+    ) -> Result<u64, String> {
+        manifest.check_pushable().map_err(|e| e.to_string())?;
+        let mut bytes = 0;
+        if manifest.is_index() {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(format!(
+                    "index {} nests deeper than {MAX_INDEX_DEPTH} levels",
+                    manifest.digest
+                ));
+            }
+            for child in manifest.children().map_err(|e| e.to_string())? {
+                let child_ref = TagOrDigest::Digest(child.digest.clone());
+                let present = self
+                    .target
+                    .head_manifest(self.dst_repo, &child_ref)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if present.is_some() {
+                    continue;
+                }
+                let child_manifest = self
+                    .source
+                    .get_manifest(self.src_repo, &child_ref)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                bytes += Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1))
+                    .await?;
+            }
+        } else {
+            let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+            let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
+            bytes += copied.iter().sum::<u64>();
+        }
+        self.target
+            .put_manifest(self.dst_repo, push_as, manifest)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    /// Makes one blob present in the target repository; returns the bytes transferred.
+    async fn blob(&self, blob: &Descriptor) -> Result<u64, String> {
+        let entry = self.relay.blob_entry(self.target, &blob.digest);
+        // Jobs needing the same blob on the same target wait here for the one in flight, then
+        // find it present (same repository) or mount it (another repository).
+        let mut holder = entry.lock().await;
+        if holder.as_ref() == Some(self.dst_repo) {
+            return Ok(0);
+        }
+        let transferred = self.blob_unlocked(blob, holder.as_ref()).await?;
+        *holder = Some(self.dst_repo.clone());
+        Ok(transferred)
+    }
+
+    async fn blob_unlocked(
+        &self,
+        blob: &Descriptor,
+        known_holder: Option<&Repository>,
+    ) -> Result<u64, String> {
+        let digest = &blob.digest;
+        if self
+            .target
+            .head_blob(self.dst_repo, digest)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(0);
+        }
+        let mut mount_from: Vec<&Repository> = Vec::new();
+        if self.same_registry && self.src_repo != self.dst_repo {
+            mount_from.push(self.src_repo);
+        }
+        if let Some(holder) = known_holder.filter(|h| *h != self.dst_repo && *h != self.src_repo) {
+            mount_from.push(holder);
+        }
+        let mut session = None;
+        for from in mount_from {
+            match self.target.mount_blob(self.dst_repo, digest, from).await {
+                Ok(MountOutcome::Mounted) => return Ok(0),
+                // Not mountable there: the registry opened an upload session instead; use it.
+                Ok(MountOutcome::NotMounted(opened)) => session = Some(opened),
+                Err(e) if e.kind() == ErrorKind::Unauthorized => return Err(e.to_string()),
+                Err(e) => tracing::debug!(digest = %digest, "mount failed, transferring: {e}"),
+            }
+        }
+        self.transfer(blob, session).await
+    }
+
+    /// Streams a blob from the source into the target, retrying transient failures: the
+    /// transport cannot replay a streamed body, so the whole transfer is the unit of retry.
+    async fn transfer(
+        &self,
+        blob: &Descriptor,
+        mut session: Option<UploadSession>,
+    ) -> Result<u64, String> {
+        let _slot = self
+            .relay
+            .blob_slots
+            .acquire()
+            .await
+            .map_err(|_| "the blob transfer pool was closed".to_string())?;
+        let attempts = self.relay.settings.retries.max(1);
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let stream = self.source.get_blob(self.src_repo, &blob.digest).await?;
+                let size = stream.size();
+                match session.take() {
+                    Some(open) => {
+                        self.target
+                            .upload_blob(open, &blob.digest, size, stream.into_stream())
+                            .await
+                    }
+                    None => {
+                        self.target
+                            .push_blob(self.dst_repo, &blob.digest, size, stream.into_stream())
+                            .await
+                    }
+                }
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(blob.size),
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    tracing::debug!(
+                        digest = %blob.digest,
+                        attempt,
+                        "blob transfer failed, retrying: {e}"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}

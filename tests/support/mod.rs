@@ -1,0 +1,33 @@
+//! The integration-test harness: real registries on loopback, a token issuer, test
+//! certificates, an independent image pusher and a fault-injecting proxy.
+//!
+//! Each integration test binary includes it with `mod support;` and uses a part of it, hence
+//! `dead_code` (and `unused_imports`, for the re-exports below) is allowed. The API is
+//! synchronous: async work runs on threads with their own runtimes, so it works from plain
+//! `#[test]`s and from `#[tokio::test]`s alike.
+#![allow(dead_code, unused_imports)]
+
+/// Test CA and leaf certificates.
+pub mod certs;
+/// Runtimes, clients and background servers shared by the rest.
+pub mod http;
+/// The independent image pusher and readers.
+pub mod images;
+/// The fault-injecting proxy and its blob host.
+pub mod proxy;
+/// Real `docker-registry` processes.
+pub mod registry;
+/// The bearer-token issuer.
+pub mod token;
+
+/// Seeding and reading registries: what most tests need, at `support::` level.
+pub use images::{
+    Format, ImageOptions, Manifest, Pushed, PushedIndex, blob_exists, catalog, delete_manifest,
+    get_blob, get_manifest, list_tags, manifest_digest, push_image, push_index, tag,
+};
+/// Fault injection between the code under test and a registry.
+pub use proxy::{BlobHostRequest, FaultProxy, ProxyRequest, Rule};
+/// The registry under test and its configuration.
+pub use registry::{Endpoint, Registry, RegistryBuilder, Request, auth_b64};
+/// Token-auth configuration and what the issuer saw.
+pub use token::{Permission, TokenFields, TokenOptions, TokenRequest};

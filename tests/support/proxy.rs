@@ -1,0 +1,605 @@
+//! A fault-injecting HTTP proxy in front of a harness registry: the failures real registries and
+//! networks produce (5xx with Retry-After, corrupted or cut bodies, slow links, CDN redirects
+//! for blobs), made reproducible on loopback.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use regex::Regex;
+
+use super::http::{self, Body, BoxError, Server, respond};
+
+/// Path pattern of blob GETs that [`Rule::redirect_blobs`] sends to the blob host.
+const BLOB_PATH: &str = r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$";
+
+/// Headers that belong to one hop and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+#[derive(Clone, Debug)]
+enum Fault {
+    Fail {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Corrupt,
+    Throttle {
+        bytes_per_sec: u64,
+    },
+    Delay(Duration),
+    CutAfter(u64),
+    RedirectBlobs,
+}
+
+/// One fault: what to do, to which requests (method and path regex), and how many times.
+/// Each rule counts the requests it acted on ([`FaultProxy::rule_hits`]).
+#[derive(Clone, Debug)]
+pub struct Rule {
+    fault: Fault,
+    method: Option<String>,
+    path: Regex,
+    times: Option<usize>,
+}
+
+impl Rule {
+    fn new(fault: Fault, path: &str) -> Rule {
+        Rule {
+            fault,
+            method: None,
+            path: Regex::new(path)
+                .unwrap_or_else(|error| panic!("bad proxy rule regex {path:?}: {error}")),
+            times: None,
+        }
+    }
+
+    /// Answers the first `times` requests with `method` (`*` or empty: any) whose path and query
+    /// match `path` with `status`, without forwarding them.
+    pub fn fail(method: &str, path: &str, times: usize, status: u16) -> Rule {
+        Rule::new(
+            Fault::Fail {
+                status,
+                retry_after: None,
+            },
+            path,
+        )
+        .method(method)
+        .times(times)
+    }
+
+    /// For a [`Rule::fail`]: also send `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u64) -> Rule {
+        if let Fault::Fail { retry_after, .. } = &mut self.fault {
+            *retry_after = Some(secs);
+        }
+        self
+    }
+
+    /// Flips one byte in the body of successful responses matching `path` ("blob bytes do not
+    /// match the digest"); every matching response unless limited with [`Rule::times`].
+    pub fn corrupt(path: &str) -> Rule {
+        Rule::new(Fault::Corrupt, path)
+    }
+
+    /// Limits response bodies matching `path` to `bytes_per_sec` (per response).
+    pub fn throttle(path: &str, bytes_per_sec: u64) -> Rule {
+        Rule::new(Fault::Throttle { bytes_per_sec }, path)
+    }
+
+    /// Adds `latency` before forwarding each request matching `path` (a far-away registry).
+    pub fn delay(path: &str, latency: Duration) -> Rule {
+        Rule::new(Fault::Delay(latency), path)
+    }
+
+    /// Drops the connection after `bytes` body bytes of successful responses matching `path`.
+    pub fn cut_after(path: &str, bytes: u64) -> Rule {
+        Rule::new(Fault::CutAfter(bytes), path)
+    }
+
+    /// Answers blob GETs with a 307 to the proxy's blob host, which serves the bytes (fetched
+    /// from upstream itself) and records the headers it got, as CDNs behind registries do.
+    pub fn redirect_blobs() -> Rule {
+        Rule::new(Fault::RedirectBlobs, BLOB_PATH).method("GET")
+    }
+
+    /// Restricts the rule to one HTTP method (`*` or empty: any).
+    pub fn method(mut self, method: &str) -> Rule {
+        self.method = match method {
+            "" | "*" => None,
+            other => Some(other.to_ascii_uppercase()),
+        };
+        self
+    }
+
+    /// Acts on the first `times` matching requests only.
+    pub fn times(mut self, times: usize) -> Rule {
+        self.times = Some(times);
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.as_deref().is_none_or(|wanted| wanted == method) && self.path.is_match(path)
+    }
+}
+
+/// A request the proxy answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Status the client got.
+    pub status: u16,
+    /// Whether the request carried an Authorization header.
+    pub authorization: bool,
+}
+
+/// A request the blob host received after a redirect.
+#[derive(Clone, Debug)]
+pub struct BlobHostRequest {
+    /// Path with query, as requested on the blob host.
+    pub path: String,
+    /// The original blob path on the registry.
+    pub blob_path: String,
+    /// Every header received (lowercase names).
+    pub headers: Vec<(String, String)>,
+}
+
+struct State {
+    upstream: String,
+    client: reqwest::Client,
+    rules: Vec<Rule>,
+    /// Per rule: how many times it may still act (None: unlimited) and how often it did.
+    counters: Mutex<Vec<(Option<usize>, usize)>>,
+    requests: Mutex<Vec<ProxyRequest>>,
+    self_url: OnceLock<String>,
+    blob_host_url: OnceLock<String>,
+    /// Redirect id → (blob path, Authorization the client sent to the registry).
+    redirects: Mutex<HashMap<String, (String, Option<String>)>>,
+    blob_host_requests: Mutex<Vec<BlobHostRequest>>,
+}
+
+impl State {
+    /// If rule `index` applies to this request and has uses left, uses it up once.
+    fn take(&self, index: usize, method: &str, path: &str) -> bool {
+        if !self.rules[index].matches(method, path) {
+            return false;
+        }
+        let mut counters = self.counters.lock().expect("proxy counters lock");
+        let (remaining, hits) = &mut counters[index];
+        match remaining {
+            Some(0) => return false,
+            Some(left) => *left -= 1,
+            None => {}
+        }
+        *hits += 1;
+        true
+    }
+
+    fn record(&self, method: &str, path: &str, status: u16, authorization: bool) {
+        self.requests
+            .lock()
+            .expect("proxy request log lock")
+            .push(ProxyRequest {
+                method: method.to_string(),
+                path: path.to_string(),
+                status,
+                authorization,
+            });
+    }
+}
+
+/// The running proxy (and its blob host); stops when dropped.
+pub struct FaultProxy {
+    server: Server,
+    blob_host: Server,
+    state: Arc<State>,
+}
+
+impl FaultProxy {
+    /// Starts a plain-HTTP proxy on a free 127.0.0.1 port forwarding to `upstream_url`
+    /// (e.g. `registry.url()`; an HTTPS upstream's certificate is not verified).
+    pub fn start(upstream_url: &str, rules: Vec<Rule>) -> FaultProxy {
+        http::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(http::CONNECT_TIMEOUT)
+            .read_timeout(http::READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .expect("build the proxy's upstream client");
+        let state = Arc::new(State {
+            upstream: upstream_url.trim_end_matches('/').to_string(),
+            client,
+            counters: Mutex::new(rules.iter().map(|rule| (rule.times, 0)).collect()),
+            rules,
+            requests: Mutex::new(Vec::new()),
+            self_url: OnceLock::new(),
+            blob_host_url: OnceLock::new(),
+            redirects: Mutex::new(HashMap::new()),
+            blob_host_requests: Mutex::new(Vec::new()),
+        });
+        let shared = state.clone();
+        let server = Server::start("fault-proxy", move |request| {
+            let state = shared.clone();
+            async move { proxy(&state, request).await }
+        });
+        let shared = state.clone();
+        let blob_host = Server::start("fault-proxy-blob-host", move |request| {
+            let state = shared.clone();
+            async move { serve_blob(&state, request).await }
+        });
+        let _ = state.self_url.set(server.url());
+        let _ = state.blob_host_url.set(blob_host.url());
+        FaultProxy {
+            server,
+            blob_host,
+            state,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// `127.0.0.1:PORT` of the proxy: the registry part of image references through it.
+    pub fn host(&self) -> String {
+        self.server.addr().to_string()
+    }
+
+    /// `http://127.0.0.1:PORT` of the blob host that redirected blob GETs go to.
+    pub fn blob_host_url(&self) -> String {
+        self.blob_host.url()
+    }
+
+    /// Every request the proxy answered so far (not those to the blob host).
+    pub fn requests(&self) -> Vec<ProxyRequest> {
+        self.state
+            .requests
+            .lock()
+            .expect("proxy request log lock")
+            .clone()
+    }
+
+    /// Forgets the requests recorded so far.
+    pub fn clear_requests(&self) {
+        self.state
+            .requests
+            .lock()
+            .expect("proxy request log lock")
+            .clear();
+    }
+
+    /// How many requests rule `index` (its position in `rules`) acted on.
+    pub fn rule_hits(&self, index: usize) -> usize {
+        self.state.counters.lock().expect("proxy counters lock")[index].1
+    }
+
+    /// Every request the blob host received.
+    pub fn blob_host_requests(&self) -> Vec<BlobHostRequest> {
+        self.state
+            .blob_host_requests
+            .lock()
+            .expect("blob host log lock")
+            .clone()
+    }
+
+    /// Whether any request to the blob host carried an Authorization header (clients must not
+    /// send registry credentials to another host).
+    pub fn blob_host_saw_authorization(&self) -> bool {
+        self.blob_host_requests().iter().any(|request| {
+            request
+                .headers
+                .iter()
+                .any(|(name, _)| name == "authorization")
+        })
+    }
+}
+
+async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
+    let method = request.method().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
+
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::Delay(latency) = rule.fault
+            && state.take(index, &method, &path)
+        {
+            tokio::time::sleep(latency).await;
+        }
+    }
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::Fail {
+            status,
+            retry_after,
+        } = rule.fault
+            && state.take(index, &method, &path)
+        {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let body = format!(
+                r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
+            );
+            let mut response = respond(status, "application/json", body);
+            if let Some(secs) = retry_after
+                && let Ok(value) = secs.to_string().parse()
+            {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, value);
+            }
+            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            return response;
+        }
+    }
+    for (index, rule) in state.rules.iter().enumerate() {
+        if matches!(rule.fault, Fault::RedirectBlobs) && state.take(index, &method, &path) {
+            let id = format!("{:032x}", fastrand::u128(..));
+            let auth = authorization
+                .as_ref()
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            state
+                .redirects
+                .lock()
+                .expect("redirect table lock")
+                .insert(id.clone(), (path.clone(), auth));
+            let base = state.blob_host_url.get().cloned().unwrap_or_default();
+            let mut response = respond(StatusCode::TEMPORARY_REDIRECT, "text/plain", "");
+            if let Ok(value) = format!("{base}/cdn/{id}?expires=never").parse() {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::LOCATION, value);
+            }
+            state.record(&method, &path, 307, authorization.is_some());
+            return response;
+        }
+    }
+
+    let (parts, body) = request.into_parts();
+    let method_value = parts.method.clone();
+    let mut upstream = state
+        .client
+        .request(method_value, format!("{}{path}", state.upstream));
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let has_body = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|len| len != "0");
+    if has_body {
+        upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+    let response = match upstream.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            state.record(&method, &path, 502, authorization.is_some());
+            return respond(
+                StatusCode::BAD_GATEWAY,
+                "text/plain",
+                format!("upstream: {error}"),
+            );
+        }
+    };
+    let status = response.status().as_u16();
+    state.record(&method, &path, status, authorization.is_some());
+    relay_response(state, &method, &path, response, true)
+}
+
+/// The blob host: serves `/cdn/<id>` by fetching the redirected blob from upstream itself.
+async fn serve_blob(state: &State, request: Request<Incoming>) -> Response<Body> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_default();
+    let id = request
+        .uri()
+        .path()
+        .strip_prefix("/cdn/")
+        .unwrap_or_default()
+        .to_string();
+    let target = state
+        .redirects
+        .lock()
+        .expect("redirect table lock")
+        .get(&id)
+        .cloned();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    state
+        .blob_host_requests
+        .lock()
+        .expect("blob host log lock")
+        .push(BlobHostRequest {
+            path,
+            blob_path: target
+                .as_ref()
+                .map(|(blob, _)| blob.clone())
+                .unwrap_or_default(),
+            headers,
+        });
+    let Some((blob_path, auth)) = target else {
+        return respond(StatusCode::NOT_FOUND, "text/plain", "unknown blob link");
+    };
+    let mut upstream = state.client.get(format!("{}{blob_path}", state.upstream));
+    if let Some(auth) = auth {
+        upstream = upstream.header(hyper::header::AUTHORIZATION, auth);
+    }
+    if let Some(range) = request.headers().get(hyper::header::RANGE) {
+        upstream = upstream.header(hyper::header::RANGE, range);
+    }
+    match upstream.send().await {
+        Ok(response) => relay_response(state, "GET", &blob_path, response, false),
+        Err(error) => respond(
+            StatusCode::BAD_GATEWAY,
+            "text/plain",
+            format!("upstream: {error}"),
+        ),
+    }
+}
+
+/// Turns an upstream response into the client's, rewriting upstream `Location`s to the proxy
+/// (when `rewrite_location`) and applying body faults.
+fn relay_response(
+    state: &State,
+    method: &str,
+    path: &str,
+    response: reqwest::Response,
+    rewrite_location: bool,
+) -> Response<Body> {
+    let status = response.status();
+    let mut builder = Response::builder().status(status.as_u16());
+    for (name, value) in response.headers() {
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        if rewrite_location
+            && name == reqwest::header::LOCATION
+            && let Ok(location) = value.to_str()
+            && let Some(rest) = location.strip_prefix(&state.upstream)
+        {
+            let own = state.self_url.get().cloned().unwrap_or_default();
+            builder = builder.header(name, format!("{own}{rest}"));
+            continue;
+        }
+        builder = builder.header(name, value);
+    }
+
+    let mut faults = BodyFaults::default();
+    for (index, rule) in state.rules.iter().enumerate() {
+        let applies_to_success = status.is_success();
+        match rule.fault {
+            Fault::Corrupt if applies_to_success && state.take(index, method, path) => {
+                faults.corrupt = true
+            }
+            Fault::CutAfter(bytes) if applies_to_success && state.take(index, method, path) => {
+                faults.cut_after = Some(bytes)
+            }
+            Fault::Throttle { bytes_per_sec } if state.take(index, method, path) => {
+                faults.bytes_per_sec = Some(bytes_per_sec.max(1))
+            }
+            _ => {}
+        }
+    }
+    let body = faulty_body(Box::pin(response.bytes_stream()), faults);
+    builder.body(body).unwrap_or_else(|error| {
+        respond(
+            StatusCode::BAD_GATEWAY,
+            "text/plain",
+            format!("proxy could not build the response: {error}"),
+        )
+    })
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct BodyFaults {
+    corrupt: bool,
+    cut_after: Option<u64>,
+    bytes_per_sec: Option<u64>,
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+struct BodyState {
+    upstream: ByteStream,
+    faults: BodyFaults,
+    pending: Option<Bytes>,
+    sent: u64,
+    done: bool,
+}
+
+/// Streams `upstream` to the client, flipping a byte, throttling or cutting as asked.
+fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
+    let state = BodyState {
+        upstream,
+        faults,
+        pending: None,
+        sent: 0,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        if let Some(limit) = state.faults.cut_after
+            && state.sent >= limit
+        {
+            state.done = true;
+            // Let the server flush the headers and the bytes so far, so the client sees a
+            // response that breaks off mid-body rather than no response at all.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let error: BoxError = "connection cut by the test proxy".into();
+            return Some((Err(error), state));
+        }
+        let mut chunk = match state.pending.take() {
+            Some(chunk) => chunk,
+            None => match state.upstream.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(error)) => {
+                    state.done = true;
+                    return Some((Err(BoxError::from(error)), state));
+                }
+                None => return None,
+            },
+        };
+        if state.faults.corrupt && !chunk.is_empty() {
+            let mut bytes = BytesMut::from(&chunk[..]);
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xFF;
+            chunk = bytes.freeze();
+            state.faults.corrupt = false;
+        }
+        if let Some(limit) = state.faults.cut_after {
+            let allowed = (limit - state.sent) as usize;
+            if chunk.len() > allowed {
+                chunk.truncate(allowed);
+            }
+        }
+        if let Some(rate) = state.faults.bytes_per_sec {
+            // Send at most a tenth of a second's worth at a time, then wait for it.
+            let slice = ((rate / 10).max(1) as usize).min(64 * 1024);
+            if chunk.len() > slice {
+                state.pending = Some(chunk.split_off(slice));
+            }
+            tokio::time::sleep(Duration::from_secs_f64(chunk.len() as f64 / rate as f64)).await;
+        }
+        state.sent += chunk.len() as u64;
+        Some((Ok(Frame::data(chunk)), state))
+    });
+    BodyExt::boxed_unsync(StreamBody::new(stream))
+}
