@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use super::error::{Error, ErrorKind, Result, truncate};
 use super::reference::Repository;
-use super::transport::{Transport, classify};
+use super::transport::{Body, Request, Transport, classify};
 
 /// A user name and password (or access token) for a registry.
 ///
@@ -113,9 +114,7 @@ pub(crate) fn parse_challenges(header: &str) -> Vec<Challenge> {
     let mut rest = header.trim();
     while !rest.is_empty() {
         rest = rest.trim_start_matches([',', ' ', '\t']);
-        let token_end = rest
-            .find([' ', '\t', ',', '='])
-            .unwrap_or(rest.len());
+        let token_end = rest.find([' ', '\t', ',', '=']).unwrap_or(rest.len());
         let token = &rest[..token_end];
         if token.is_empty() {
             break;
@@ -179,6 +178,9 @@ struct Token {
     header: HeaderValue,
     renew_at: Instant,
 }
+
+/// The largest token response we read.
+const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
 
 /// Tokens live at least this long (Docker's rule when `expires_in` is missing or smaller).
 const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -334,22 +336,22 @@ impl Auth {
                 query.append_pair("scope", scope.as_str());
             }
         }
-        let mut request = transport
-            .client()
-            .get(url)
-            .timeout(transport.request_timeout());
+        // Token requests go through the transport too, so a flaky token service is retried.
+        let mut request = Request::new(reqwest::Method::GET, url);
         if let Some(header) = self
             .credentials
             .as_ref()
             .and_then(Credentials::basic_header)
         {
-            request = request.header(reqwest::header::AUTHORIZATION, header);
+            request
+                .headers
+                .insert(reqwest::header::AUTHORIZATION, header);
         }
         let started = Instant::now();
-        let mut response = request
-            .send()
+        let mut response = transport
+            .send(request)
             .await
-            .map_err(|e| classify(&e).context(where_.clone()))?;
+            .map_err(|e| e.context(where_.clone()))?;
 
         if matches!(
             response.status(),
@@ -372,18 +374,16 @@ impl Auth {
                 form.push(("service", service));
             }
             let body = form_encode(&form);
+            let mut request = Request::new(reqwest::Method::POST, realm_url);
+            request.headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            request.body = Body::Bytes(Bytes::from(body));
             response = transport
-                .client()
-                .post(realm_url)
-                .timeout(transport.request_timeout())
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(body)
-                .send()
+                .send(request)
                 .await
-                .map_err(|e| classify(&e).context(where_.clone()))?;
+                .map_err(|e| e.context(where_.clone()))?;
         }
 
         let status = response.status();
@@ -407,10 +407,21 @@ impl Auth {
                 .with_status(status.as_u16())
                 .context(where_));
         }
-        let bytes = response
-            .bytes()
+        // A token response is small; refuse to buffer a broken service's endless body.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| classify(&e).context(where_.clone()))?;
+            .map_err(|e| classify(&e).context(where_.clone()))?
+        {
+            if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+                return Err(
+                    Error::new(ErrorKind::TooLarge, "the token response is too large")
+                        .context(where_),
+                );
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(ErrorKind::Protocol, format!("invalid token response ({e})"))
                 .context(where_.clone())
@@ -517,6 +528,24 @@ mod tests {
         ));
         assert!(!Auth::new("r".into(), None).learn(Some("Negotiate"), &[]));
         assert!(!Auth::new("r".into(), None).learn(None, &[]));
+    }
+
+    #[test]
+    fn a_401_forgets_the_token_of_its_scopes() {
+        let auth = Auth::new("r".into(), None);
+        let repo = Repository::parse("a").unwrap();
+        let scopes = [Scope::pull(&repo)];
+        let token = Token {
+            header: HeaderValue::from_static("Bearer t"),
+            renew_at: Instant::now() + Duration::from_secs(60),
+        };
+        auth.tokens
+            .lock()
+            .unwrap()
+            .insert(scope_key(&scopes), token);
+        assert!(auth.cached(&scope_key(&scopes)).is_some());
+        assert!(auth.learn(Some(r#"Bearer realm="http://t/""#), &scopes));
+        assert!(auth.cached(&scope_key(&scopes)).is_none());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct RegistryOptions {
     pub chunked_uploads: bool,
     /// Size of upload chunks, when chunks are used (raised to the registry's minimum).
     pub chunk_size: usize,
+    /// Entries asked for per catalog page (`?n=`). Distribution refuses more than 1000.
+    pub page_size: usize,
 }
 
 impl RegistryOptions {
@@ -56,6 +58,7 @@ impl RegistryOptions {
             retry: RetryPolicy::default(),
             chunked_uploads: false,
             chunk_size: 8 * 1024 * 1024,
+            page_size: 1000,
         }
     }
 }
@@ -72,6 +75,7 @@ pub(crate) struct Inner {
     pub(crate) transport: Transport,
     pub(crate) auth: Auth,
     pub(crate) chunk_size: usize,
+    pub(crate) page_size: usize,
     /// Set by the options, or once the registry refused a monolithic upload.
     pub(crate) chunked_uploads: AtomicBool,
 }
@@ -106,6 +110,7 @@ impl Registry {
                 host,
                 transport,
                 chunk_size: options.chunk_size.max(1),
+                page_size: options.page_size.max(1),
                 chunked_uploads: AtomicBool::new(options.chunked_uploads),
             }),
         })
@@ -152,7 +157,11 @@ impl Registry {
         match response.status() {
             StatusCode::NOT_FOUND => return Ok(None),
             s if s.is_success() => {}
-            _ => return Err(self.status_error(response, "the manifest", &context).await),
+            _ => {
+                return Err(self
+                    .status_error(response, manifest_subject(reference), &context)
+                    .await);
+            }
         }
         let headers = response.headers();
         let digest = headers
@@ -192,7 +201,9 @@ impl Registry {
             .await
             .map_err(|e| e.context(&context))?;
         if !response.status().is_success() {
-            return Err(self.status_error(response, "the manifest", &context).await);
+            return Err(self
+                .status_error(response, manifest_subject(reference), &context)
+                .await);
         }
         let content_type =
             header_text(response.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
@@ -306,6 +317,10 @@ impl Registry {
         }
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
+        // Docker Hub announces its pull limit; worth seeing when a sync runs into it.
+        if let Some(remaining) = header_text(response.headers(), "ratelimit-remaining") {
+            tracing::debug!(registry = %inner.host, remaining, "rate limit");
+        }
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -398,6 +413,14 @@ impl Request {
             idempotent: self.idempotent,
             streaming_response: self.streaming_response,
         })
+    }
+}
+
+/// What a 404 for a manifest means to a user.
+fn manifest_subject(reference: &TagOrDigest) -> &'static str {
+    match reference {
+        TagOrDigest::Tag(_) => "the tag",
+        TagOrDigest::Digest(_) => "the manifest",
     }
 }
 

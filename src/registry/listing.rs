@@ -16,9 +16,6 @@ const MAX_PAGES: usize = 10_000;
 /// A page of a list is small JSON; this bounds memory for a broken registry.
 const MAX_PAGE_SIZE: usize = 16 * 1024 * 1024;
 
-/// Page size asked of the catalog (registries cap it; Distribution's default cap is 1000).
-const CATALOG_PAGE: usize = 1000;
-
 #[derive(Deserialize)]
 struct TagsPage {
     /// `null` once all of a repository's manifests were deleted.
@@ -58,11 +55,26 @@ impl Registry {
     /// and many cloud registries do not offer the catalog.
     pub async fn catalog(&self, limit: Option<usize>) -> Result<Vec<String>> {
         let context = format!("listing repositories of {}", self.host());
+        let page_size = limit.unwrap_or(usize::MAX).clamp(1, self.inner.page_size);
+        match self.catalog_pages(limit, page_size, &context).await {
+            // A registry with a lower cap on `n` refuses the page size: ask for less.
+            Err(e) if e.status() == Some(400) && page_size > 100 => {
+                self.catalog_pages(limit, 100, &context).await
+            }
+            result => result,
+        }
+    }
+
+    async fn catalog_pages(
+        &self,
+        limit: Option<usize>,
+        page_size: usize,
+        context: &str,
+    ) -> Result<Vec<String>> {
         let mut first = self
             .url("v2/_catalog")
             .await
-            .map_err(|e| e.context(&context))?;
-        let page_size = limit.unwrap_or(CATALOG_PAGE).clamp(1, CATALOG_PAGE);
+            .map_err(|e| e.context(context))?;
         first
             .query_pairs_mut()
             .append_pair("n", &page_size.to_string());
@@ -70,7 +82,7 @@ impl Registry {
         self.paginate(
             first,
             &[Scope::catalog()],
-            &context,
+            context,
             "the catalog",
             |bytes| {
                 let page: CatalogPage = parse_page(bytes)?;

@@ -195,15 +195,6 @@ impl Transport {
             .copied()
     }
 
-    /// The client, for token requests to an auth realm (which may be another host).
-    pub(crate) fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
-    pub(crate) fn request_timeout(&self) -> Duration {
-        self.timeouts.request
-    }
-
     /// Sends `request`, retrying transient failures when the request can be replayed. Returns
     /// the final response whatever its status; statuses are for the caller to interpret.
     pub(crate) async fn send(&self, request: Request) -> Result<reqwest::Response> {
