@@ -21,7 +21,10 @@ const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Sync with a config file; `run` filters tasks by name.
-    Sync { config: String, run: String },
+    Sync {
+        config: String,
+        run: String,
+    },
     Help,
     Version,
 }
@@ -57,9 +60,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
         if arg == "--" || !arg.starts_with('-') || arg == "-" {
             break;
         }
-        let body = arg
-            .strip_prefix("--")
-            .unwrap_or_else(|| &arg[1..]);
+        let body = arg.strip_prefix("--").unwrap_or_else(|| &arg[1..]);
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
@@ -174,7 +175,11 @@ fn sync(config_path: &str, run: &str) -> ExitCode {
 /// Logs config notices at their level, with their fields.
 pub fn log_notices(notices: &[config::Notice]) {
     for notice in notices {
-        let fields: Vec<String> = notice.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let fields: Vec<String> = notice
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         // tracing needs field names at compile time; the few notices with fields are
         // spelled out so their fields stay structured in JSON output.
         match (notice.level, notice.fields.as_slice()) {
@@ -229,7 +234,10 @@ mod tests {
 
     #[test]
     fn positional_arguments_stop_parsing() {
-        assert_eq!(parse(&args(&["-config=x", "extra", "-bogus"])), sync("x", ""));
+        assert_eq!(
+            parse(&args(&["-config=x", "extra", "-bogus"])),
+            sync("x", "")
+        );
         assert_eq!(parse(&args(&["--", "-config=x"])), sync("", ""));
     }
 
@@ -239,10 +247,7 @@ mod tests {
         assert_eq!(parse(&args(&["--help"])), Ok(Command::Help));
         assert_eq!(parse(&args(&["--version"])), Ok(Command::Version));
         assert_eq!(parse(&args(&["-version"])), Ok(Command::Version));
-        assert_eq!(
-            parse(&args(&["-x"])),
-            Err(ArgsError::Undefined("x".into()))
-        );
+        assert_eq!(parse(&args(&["-x"])), Err(ArgsError::Undefined("x".into())));
         assert_eq!(
             parse(&args(&["-config"])).map_err(|e| e.to_string()),
             Err("flag needs an argument: -config".into())

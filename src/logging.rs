@@ -169,8 +169,7 @@ impl LogrusLayer {
                 let name = level_name(level).to_uppercase();
                 let short = name.get(..4).unwrap_or(&name);
                 let seconds = self.started.elapsed().as_secs();
-                let mut line =
-                    format!("\x1b[{color}m{short}\x1b[0m[{seconds:04}] {message:<44} ");
+                let mut line = format!("\x1b[{color}m{short}\x1b[0m[{seconds:04}] {message:<44} ");
                 for (key, value) in fields {
                     let _ = write!(
                         line,
@@ -350,7 +349,11 @@ mod tests {
         let line = layer(Format::Text { colors: false }).render(
             Level::INFO,
             "syncing task",
-            &fields(&[("task", "task1"), ("source", "src.acme.com"), ("target", "dst.acme.com")]),
+            &fields(&[
+                ("task", "task1"),
+                ("source", "src.acme.com"),
+                ("target", "dst.acme.com"),
+            ]),
             "2025-03-14T12:00:00Z",
         );
         assert_eq!(
@@ -363,7 +366,10 @@ mod tests {
             &fields(&[("tag", "1.0@sha256:def"), ("platform", "")]),
             "t",
         );
-        assert_eq!(line, r#"time=t level=warning msg=x platform= tag="1.0@sha256:def""#);
+        assert_eq!(
+            line,
+            r#"time=t level=warning msg=x platform= tag="1.0@sha256:def""#
+        );
     }
 
     #[test]
@@ -388,7 +394,10 @@ mod tests {
             &fields(&[("task", "t")]),
             "",
         );
-        assert!(line.starts_with("\x1b[36mINFO\x1b[0m[0000] syncing task "), "{line:?}");
+        assert!(
+            line.starts_with("\x1b[36mINFO\x1b[0m[0000] syncing task "),
+            "{line:?}"
+        );
         assert!(line.ends_with(" \x1b[36mtask\x1b[0m=t"), "{line:?}");
     }
 
@@ -403,7 +412,10 @@ mod tests {
         assert_eq!(s.format, Format::Text { colors: true });
         assert!(s.methods);
         let (s, _) = settings_from("warning", "text", "", "", false);
-        assert_eq!((s.level, s.format), (Level::WARN, Format::Text { colors: false }));
+        assert_eq!(
+            (s.level, s.format),
+            (Level::WARN, Format::Text { colors: false })
+        );
         let (s, w) = settings_from("loud", "xml", "", "", false);
         assert_eq!((s.level, s.format), (Level::INFO, Format::Json));
         assert_eq!(

@@ -125,7 +125,10 @@ mod tests {
                 duration: Duration::ZERO,
             });
         }
-        assert_eq!((report.up_to_date(), report.copied(), report.failed_images()), (1, 2, 1));
+        assert_eq!(
+            (report.up_to_date(), report.copied(), report.failed_images()),
+            (1, 2, 1)
+        );
         assert_eq!(report.bytes(), 15);
         assert!(report.failed());
     }

@@ -87,7 +87,10 @@ struct RegistryTags<'a>(&'a Registry);
 
 impl TagSource for RegistryTags<'_> {
     async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, String> {
-        self.0.list_tags(repository).await.map_err(|e| e.to_string())
+        self.0
+            .list_tags(repository)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -61,7 +61,10 @@ fn missing_config_prints_the_synopsis_and_exits_1() {
             text.contains("synopsis: dregsy -config={config file} [-run {task name regex}]"),
             "{text}"
         );
-        assert!(text.contains(r#""msg":"dregsy "#), "the version is logged: {text}");
+        assert!(
+            text.contains(r#""msg":"dregsy "#),
+            "the version is logged: {text}"
+        );
     }
 }
 
@@ -70,7 +73,10 @@ fn unknown_flag_prints_error_and_usage_and_exits_1() {
     let out = dregsy(&["-bogus"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.starts_with("flag provided but not defined: -bogus\n"), "{err}");
+    assert!(
+        err.starts_with("flag provided but not defined: -bogus\n"),
+        "{err}"
+    );
     assert!(err.ends_with(USAGE), "{err}");
 
     let out = dregsy(&["-config"]);
@@ -83,7 +89,10 @@ fn config_errors_exit_1_with_the_file_named() {
     let out = dregsy(&["-config", &fixture("task-low-interval.yaml")]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("minimum task interval is 30 seconds"), "{text}");
+    assert!(
+        text.contains("minimum task interval is 30 seconds"),
+        "{text}"
+    );
     assert!(text.contains("task-low-interval.yaml"), "{text}");
     assert!(text.contains(r#""level":"error""#), "{text}");
 }
@@ -122,7 +131,11 @@ fn invalid_task_filter_exits_1_after_loading() {
     std::fs::write(&path, "tasks: []\n").expect("write");
     let out = dregsy(&["-config", &path.display().to_string(), "-run", "a("]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("invalid task filter: "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("invalid task filter: "),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

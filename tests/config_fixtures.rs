@@ -33,7 +33,10 @@ fn valid_fixtures_load_with_their_relay() {
     assert_eq!(task.mappings[0].platform.as_config_text(), "linux/arm/v6");
     assert!(task.target.skip_tls_verify);
     assert_eq!(
-        task.target.auth.credentials().map(|c| c.username().to_string()),
+        task.target
+            .auth
+            .credentials()
+            .map(|c| c.username().to_string()),
         Some("anonymous".to_string())
     );
 
@@ -46,14 +49,35 @@ fn valid_fixtures_load_with_their_relay() {
 #[test]
 fn invalid_fixtures_fail_with_the_original_texts() {
     let cases = [
-        ("invalid-relay.yaml", "invalid relay type: 'splunge', must be either 'docker' or 'skopeo'"),
-        ("multiple-relays.yaml", "setting 'dockerhost' implies 'docker' relay"),
+        (
+            "invalid-relay.yaml",
+            "invalid relay type: 'splunge', must be either 'docker' or 'skopeo'",
+        ),
+        (
+            "multiple-relays.yaml",
+            "setting 'dockerhost' implies 'docker' relay",
+        ),
         ("task-no-name.yaml", "a task requires a name"),
-        ("task-low-interval.yaml", "minimum task interval is 30 seconds"),
-        ("task-bad-interval.yaml", "task interval needs to be 0 or a positive integer"),
-        ("task-no-source.yaml", "source registry in task 'test' invalid: location is nil"),
-        ("task-no-target.yaml", "target registry in task 'test' invalid: location is nil"),
-        ("source-no-registry.yaml", "source registry in task 'test' invalid: registry not set"),
+        (
+            "task-low-interval.yaml",
+            "minimum task interval is 30 seconds",
+        ),
+        (
+            "task-bad-interval.yaml",
+            "task interval needs to be 0 or a positive integer",
+        ),
+        (
+            "task-no-source.yaml",
+            "source registry in task 'test' invalid: location is nil",
+        ),
+        (
+            "task-no-target.yaml",
+            "target registry in task 'test' invalid: location is nil",
+        ),
+        (
+            "source-no-registry.yaml",
+            "source registry in task 'test' invalid: registry not set",
+        ),
         ("source-not-ecr.yaml", "is not an ECR registry"),
         ("mapping-no-from.yaml", "mapping without 'From' path"),
     ];
@@ -61,8 +85,14 @@ fn invalid_fixtures_fail_with_the_original_texts() {
         let error = load_error(name);
         let text = error.to_string();
         assert!(text.contains(expected), "{name}: {text}");
-        assert!(text.contains(name), "{name}: the error names the file: {text}");
-        assert!(error.line.is_some(), "{name}: the error names a line: {text}");
+        assert!(
+            text.contains(name),
+            "{name}: the error names the file: {text}"
+        );
+        assert!(
+            error.line.is_some(),
+            "{name}: the error names a line: {text}"
+        );
     }
 }
 
@@ -102,23 +132,43 @@ fn load_text(text: &str) -> Result<config::Config, config::ConfigError> {
 
 #[test]
 fn relay_defaults_follow_d6() {
-    assert_eq!(load_text("tasks: []\n").expect("ok").relay, RelayKind::Native);
-    assert_eq!(load_text("relay: native\n").expect("ok").relay, RelayKind::Native);
     assert_eq!(
-        load_text("docker: {dockerhost: 'unix:///x.sock'}\n").expect("ok").relay,
+        load_text("tasks: []\n").expect("ok").relay,
+        RelayKind::Native
+    );
+    assert_eq!(
+        load_text("relay: native\n").expect("ok").relay,
+        RelayKind::Native
+    );
+    assert_eq!(
+        load_text("docker: {dockerhost: 'unix:///x.sock'}\n")
+            .expect("ok")
+            .relay,
         RelayKind::Docker
     );
-    assert_eq!(load_text("api-version: 1.40\n").expect("ok").docker.api_version, "1.40");
+    assert_eq!(
+        load_text("api-version: 1.40\n")
+            .expect("ok")
+            .docker
+            .api_version,
+        "1.40"
+    );
 }
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let cases = [
-        ("a: [1, 2\nb: c\n", "error parsing config file 'inline.yaml'"),
+        (
+            "a: [1, 2\nb: c\n",
+            "error parsing config file 'inline.yaml'",
+        ),
         ("- a\n- b\n", "cannot unmarshal !!seq"),
         ("tasks: [~]\n", "task #1 is empty"),
         ("tasks: 5\n", "cannot unmarshal !!int `5`"),
-        ("tasks:\n- name: x\n  interval: '60'\n", "cannot unmarshal !!str `60` into int"),
+        (
+            "tasks:\n- name: x\n  interval: '60'\n",
+            "cannot unmarshal !!str `60` into int",
+        ),
         (
             "tasks:\n- name: t\n  source: {registry: a}\n  target: {registry: b}\n  mappings: [~]\n",
             "mapping is nil",
@@ -146,7 +196,10 @@ fn unreadable_inputs_are_errors() {
 
     let missing = dir.path().join("missing.yaml");
     let error = config::load(&missing).expect_err("missing");
-    assert!(error.to_string().contains("error loading config file"), "{error}");
+    assert!(
+        error.to_string().contains("error loading config file"),
+        "{error}"
+    );
 
     let binary = dir.path().join("binary.yaml");
     std::fs::write(&binary, [b'a', b':', b' ', 0xff, 0xfe, b'\n']).expect("write");
@@ -181,7 +234,9 @@ tasks:
     assert!(task.source.skip_tls_verify && task.target.skip_tls_verify);
     // The anchor holder itself is an unknown top-level key: accepted, but warned about (D5).
     assert!(
-        notices.iter().any(|n| n.message.contains("unknown config key 'defaults'")),
+        notices
+            .iter()
+            .any(|n| n.message.contains("unknown config key 'defaults'")),
         "{notices:?}"
     );
 }

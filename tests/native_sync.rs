@@ -47,11 +47,7 @@ fn log_lines(out: &Output, msg_prefix: &str) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| {
-            v["msg"]
-                .as_str()
-                .is_some_and(|m| m.starts_with(msg_prefix))
-        })
+        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(msg_prefix)))
         .collect()
 }
 
@@ -69,7 +65,11 @@ fn location(registry: &Registry, with_auth: bool) -> String {
 }
 
 fn config(source: &Registry, target: &Registry, auth: bool, mappings: &str) -> String {
-    let certs = if target.is_tls() { target.certs_dir() } else { source.certs_dir() };
+    let certs = if target.is_tls() {
+        target.certs_dir()
+    } else {
+        source.certs_dir()
+    };
     format!(
         "skopeo:\n  certs-dir: {}\nnative:\n  retries: 3\ntasks:\n- name: test\n  source:\n{}  target:\n{}  mappings:\n{mappings}",
         certs.display(),
@@ -83,7 +83,11 @@ fn skopeo(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("skopeo is installed (apt-get install -y skopeo, or run .ci/run)");
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -91,13 +95,32 @@ fn skopeo(args: &[&str]) -> String {
 fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
     let source = Registry::start();
     let target = Registry::builder().access_log().start();
-    let image = push_image(&source, "app/single", "1.0", ImageOptions { layers: 3, ..Default::default() });
+    let image = push_image(
+        &source,
+        "app/single",
+        "1.0",
+        ImageOptions {
+            layers: 3,
+            ..Default::default()
+        },
+    );
     tag(&source, "app/single", "1.0", &["1.1", "latest"]);
-    let index = push_index(&source, "app/multi", "2.0", &["linux/amd64", "linux/arm64/v8", "linux/arm/v7"], Format::Oci);
-    let list = push_index(&source, "app/list", "3.0", &["linux/amd64", "linux/arm64/v8"], Format::Docker);
+    let index = push_index(
+        &source,
+        "app/multi",
+        "2.0",
+        &["linux/amd64", "linux/arm64/v8", "linux/arm/v7"],
+        Format::Oci,
+    );
+    let list = push_index(
+        &source,
+        "app/list",
+        "3.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Docker,
+    );
 
-    let mappings = "\
-  - from: app/single
+    let mappings = "  - from: app/single
     to: mirror/single
   - from: app/multi
     to: mirror/multi-all
@@ -116,21 +139,39 @@ fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
     assert_eq!(log_lines(&out, "image copied").len(), 6, "{}", text(&out));
 
     // Every tag, digest-identical.
-    assert_eq!(list_tags(&target, "mirror/single"), ["1.0", "1.1", "latest"]);
+    assert_eq!(
+        list_tags(&target, "mirror/single"),
+        ["1.0", "1.1", "latest"]
+    );
     for t in ["1.0", "1.1", "latest"] {
-        assert_eq!(manifest_digest(&target, "mirror/single", t).as_deref(), Some(image.digest.as_str()));
+        assert_eq!(
+            manifest_digest(&target, "mirror/single", t).as_deref(),
+            Some(image.digest.as_str())
+        );
     }
     for (_, blob_size) in &image.blobs {
         assert!(*blob_size > 0);
     }
     for (digest, _) in &image.blobs {
-        assert!(blob_exists(&target, "mirror/single", digest), "blob {digest}");
+        assert!(
+            blob_exists(&target, "mirror/single", digest),
+            "blob {digest}"
+        );
     }
     // platform: all keeps the index digest, for an OCI index and a Docker manifest list.
-    assert_eq!(manifest_digest(&target, "mirror/multi-all", "2.0").as_deref(), Some(index.digest.as_str()));
-    assert_eq!(manifest_digest(&target, "mirror/list", "3.0").as_deref(), Some(list.digest.as_str()));
+    assert_eq!(
+        manifest_digest(&target, "mirror/multi-all", "2.0").as_deref(),
+        Some(index.digest.as_str())
+    );
+    assert_eq!(
+        manifest_digest(&target, "mirror/list", "3.0").as_deref(),
+        Some(list.digest.as_str())
+    );
     let copied_list = get_manifest(&target, "mirror/list", "3.0").expect("list");
-    assert_eq!(copied_list.bytes, list.manifest, "byte-identical manifest list");
+    assert_eq!(
+        copied_list.bytes, list.manifest,
+        "byte-identical manifest list"
+    );
     // One platform: the right child, as skopeo sees it.
     let arm = index
         .children
@@ -138,7 +179,10 @@ fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
         .find(|(p, _)| p == "linux/arm/v7")
         .map(|(_, d)| d.clone())
         .expect("arm child");
-    assert_eq!(manifest_digest(&target, "mirror/multi-arm", "2.0"), Some(arm));
+    assert_eq!(
+        manifest_digest(&target, "mirror/multi-arm", "2.0"),
+        Some(arm)
+    );
     let seen = skopeo(&[
         "inspect",
         "--tls-verify=false",
@@ -163,7 +207,12 @@ fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
     let out = run_dregsy(&cfg);
     assert_success(&out);
     assert_eq!(log_lines(&out, "image copied").len(), 0, "{}", text(&out));
-    assert_eq!(log_lines(&out, "image up to date").len(), 6, "{}", text(&out));
+    assert_eq!(
+        log_lines(&out, "image up to date").len(),
+        6,
+        "{}",
+        text(&out)
+    );
     let requests = target.requests();
     let writes: Vec<_> = requests
         .iter()
@@ -174,7 +223,10 @@ fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
         .iter()
         .filter(|r| r.method == "GET" && r.path.contains("/manifests/"))
         .collect();
-    assert!(manifest_gets.is_empty(), "no manifest GET on a no-op run: {manifest_gets:?}");
+    assert!(
+        manifest_gets.is_empty(),
+        "no manifest GET on a no-op run: {manifest_gets:?}"
+    );
     let manifest_heads = requests
         .iter()
         .filter(|r| r.method == "HEAD" && r.path.contains("/manifests/"))
@@ -188,7 +240,9 @@ fn syncs_through_basic_token_tls_and_mtls_registries() {
         ("basic", Registry::builder().basic_auth().start()),
         (
             "token",
-            Registry::builder().token_auth(TokenOptions::default()).start(),
+            Registry::builder()
+                .token_auth(TokenOptions::default())
+                .start(),
         ),
         ("tls", Registry::builder().tls().start()),
         ("mtls", Registry::builder().mtls().basic_auth().start()),
@@ -196,7 +250,15 @@ fn syncs_through_basic_token_tls_and_mtls_registries() {
     let source = Registry::builder()
         .token_auth(TokenOptions::default())
         .start();
-    let image = push_image(&source, "lib/app", "1", ImageOptions { layers: 2, ..Default::default() });
+    let image = push_image(
+        &source,
+        "lib/app",
+        "1",
+        ImageOptions {
+            layers: 2,
+            ..Default::default()
+        },
+    );
     for (name, target) in &modes {
         let out = run_dregsy(&format!(
             "skopeo:\n  certs-dir: {}\ntasks:\n- name: {name}\n  source:\n{}  target:\n{}  mappings:\n  - from: lib/app\n",
@@ -217,7 +279,13 @@ fn syncs_through_basic_token_tls_and_mtls_registries() {
 fn digest_pinned_tags_keep_their_digests() {
     let source = Registry::start();
     let target = Registry::start();
-    let index = push_index(&source, "pin/app", "1.0", &["linux/amd64", "linux/arm64/v8"], Format::Oci);
+    let index = push_index(
+        &source,
+        "pin/app",
+        "1.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
     let single = push_image(&source, "pin/app", "solo", ImageOptions::default());
     let mappings = format!(
         "  - from: pin/app\n    tags: ['{}', 'renamed@{}']\n    platform: linux/arm64\n",
@@ -241,17 +309,36 @@ fn digest_pinned_tags_keep_their_digests() {
 #[test]
 fn a_copy_within_one_registry_mounts_instead_of_uploading() {
     let registry = Registry::builder().access_log().start();
-    let image = push_image(&registry, "origin/app", "1", ImageOptions { layers: 3, ..Default::default() });
+    let image = push_image(
+        &registry,
+        "origin/app",
+        "1",
+        ImageOptions {
+            layers: 3,
+            ..Default::default()
+        },
+    );
     registry.clear_requests();
-    let out = run_dregsy(&config(&registry, &registry, false, "  - from: origin/app\n    to: copy/app\n"));
+    let out = run_dregsy(&config(
+        &registry,
+        &registry,
+        false,
+        "  - from: origin/app\n    to: copy/app\n",
+    ));
     assert_success(&out);
-    assert_eq!(manifest_digest(&registry, "copy/app", "1").as_deref(), Some(image.digest.as_str()));
+    assert_eq!(
+        manifest_digest(&registry, "copy/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
     let requests = registry.requests();
     let uploads: Vec<_> = requests
         .iter()
         .filter(|r| r.path.contains("/blobs/uploads/") && !r.path.contains("mount="))
         .collect();
-    assert!(uploads.is_empty(), "no blob upload, only mounts: {uploads:?}");
+    assert!(
+        uploads.is_empty(),
+        "no blob upload, only mounts: {uploads:?}"
+    );
     let mounts = requests
         .iter()
         .filter(|r| r.method == "POST" && r.path.contains("mount=") && r.status == 201)
@@ -263,7 +350,12 @@ fn a_copy_within_one_registry_mounts_instead_of_uploading() {
 fn a_blob_shared_by_several_images_is_transferred_once() {
     let source = Registry::start();
     let target = Registry::builder().access_log().start();
-    let options = || ImageOptions { layers: 2, layer_size: 64 * 1024, seed: Some(7), ..Default::default() };
+    let options = || ImageOptions {
+        layers: 2,
+        layer_size: 64 * 1024,
+        seed: Some(7),
+        ..Default::default()
+    };
     let a = push_image(&source, "shared/a", "1", options());
     let b = push_image(&source, "shared/b", "1", options());
     assert_eq!(a.digest, b.digest, "same seed, same image");
@@ -304,14 +396,25 @@ fn transient_503s_are_retried() {
     assert_success(&out);
     assert_eq!(proxy.rule_hits(0), 2);
     assert_eq!(proxy.rule_hits(1), 2);
-    assert_eq!(manifest_digest(&target, "flaky/app", "1").as_deref(), Some(image.digest.as_str()));
+    assert_eq!(
+        manifest_digest(&target, "flaky/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
 }
 
 #[test]
 fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
     let source = Registry::start();
     let target = Registry::start();
-    push_image(&source, "bad/app", "1", ImageOptions { layer_size: 32 * 1024, ..Default::default() });
+    push_image(
+        &source,
+        "bad/app",
+        "1",
+        ImageOptions {
+            layer_size: 32 * 1024,
+            ..Default::default()
+        },
+    );
     let proxy = FaultProxy::start(&source.url(), vec![Rule::corrupt("/blobs/sha256:")]);
     let cfg = format!(
         "native:\n  retries: 1\ntasks:\n- name: corrupt\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n{}  mappings:\n  - from: bad/app\n",
@@ -324,16 +427,32 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
     assert_eq!(failed.len(), 1, "{}", text(&out));
     let msg = failed[0]["msg"].as_str().unwrap_or_default();
     assert!(msg.contains("digest"), "{msg}");
-    assert_eq!(manifest_digest(&target, "bad/app", "1"), None, "nothing pushed");
+    assert_eq!(
+        manifest_digest(&target, "bad/app", "1"),
+        None,
+        "nothing pushed"
+    );
 }
 
 #[test]
 fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
     let source = Registry::start();
     let target = Registry::start();
-    let image = push_image(&source, "big/app", "1", ImageOptions { layers: 2, layer_size: 4 * 1024 * 1024, ..Default::default() });
+    let image = push_image(
+        &source,
+        "big/app",
+        "1",
+        ImageOptions {
+            layers: 2,
+            layer_size: 4 * 1024 * 1024,
+            ..Default::default()
+        },
+    );
     // Slow blob downloads so the copy is certainly mid-blob when it is killed.
-    let proxy = FaultProxy::start(&source.url(), vec![Rule::throttle("/blobs/sha256:", 1024 * 1024)]);
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![Rule::throttle("/blobs/sha256:", 1024 * 1024)],
+    );
     let cfg = format!(
         "tasks:\n- name: slow\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n{}  mappings:\n  - from: big/app\n",
         proxy.host(),
@@ -351,7 +470,11 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     child.kill().expect("kill");
     child.wait().expect("wait");
-    assert_eq!(manifest_digest(&target, "big/app", "1"), None, "no tag before its blobs");
+    assert_eq!(
+        manifest_digest(&target, "big/app", "1"),
+        None,
+        "no tag before its blobs"
+    );
 
     let cfg = format!(
         "tasks:\n- name: resume\n  source:\n{}  target:\n{}  mappings:\n  - from: big/app\n",
@@ -360,7 +483,10 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
     );
     let out = run_dregsy(&cfg);
     assert_success(&out);
-    assert_eq!(manifest_digest(&target, "big/app", "1").as_deref(), Some(image.digest.as_str()));
+    assert_eq!(
+        manifest_digest(&target, "big/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
 }
 
 #[test]
@@ -388,9 +514,18 @@ fn failures_name_the_image_and_the_run_goes_on() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(!all.contains("panicked"), "{all}");
     // The good image still arrived.
-    assert_eq!(manifest_digest(&target, "ok/app", "1").as_deref(), Some(good.digest.as_str()));
-    assert!(all.contains("ok/app:missing"), "the missing tag is named: {all}");
-    assert!(all.contains("Invalid/Name"), "the invalid target path is named: {all}");
+    assert_eq!(
+        manifest_digest(&target, "ok/app", "1").as_deref(),
+        Some(good.digest.as_str())
+    );
+    assert!(
+        all.contains("ok/app:missing"),
+        "the missing tag is named: {all}"
+    );
+    assert!(
+        all.contains("Invalid/Name"),
+        "the invalid target path is named: {all}"
+    );
     assert!(all.contains(&format!("127.0.0.1:{closed_port}")), "{all}");
     assert!(all.contains("no-such-host.invalid"), "{all}");
     let wrong_creds = log_lines(&out, "image failed")
@@ -399,7 +534,10 @@ fn failures_name_the_image_and_the_run_goes_on() {
         .filter(|v| v["task"] == "wrong-password")
         .count();
     assert_eq!(wrong_creds, 1, "{all}");
-    assert!(all.contains("one or more tasks had errors, please see log for details"), "{all}");
+    assert!(
+        all.contains("one or more tasks had errors, please see log for details"),
+        "{all}"
+    );
     assert!(!all.contains("not-the-password"), "no secret in the output");
 }
 
@@ -422,8 +560,14 @@ fn a_tls_failure_fails_the_image_with_a_clear_message() {
 
 #[test]
 fn secrets_never_appear_in_the_output_even_at_trace_level() {
-    let source = Registry::builder().basic_auth().user("syncer", "S3cret-Pa55word!").start();
-    let target = Registry::builder().token_auth(TokenOptions::default()).user("syncer", "S3cret-Pa55word!").start();
+    let source = Registry::builder()
+        .basic_auth()
+        .user("syncer", "S3cret-Pa55word!")
+        .start();
+    let target = Registry::builder()
+        .token_auth(TokenOptions::default())
+        .user("syncer", "S3cret-Pa55word!")
+        .start();
     push_image(&source, "s/app", "1", ImageOptions::default());
     let source_auth = source.auth_b64("syncer", "S3cret-Pa55word!");
     let target_auth = target.auth_b64("syncer", "S3cret-Pa55word!");
@@ -433,7 +577,14 @@ fn secrets_never_appear_in_the_output_even_at_trace_level() {
         target.host()
     );
     for format in ["json", "text"] {
-        let out = run_dregsy_env(&cfg, &[("LOG_LEVEL", "trace"), ("LOG_FORMAT", format), ("LOG_METHODS", "true")]);
+        let out = run_dregsy_env(
+            &cfg,
+            &[
+                ("LOG_LEVEL", "trace"),
+                ("LOG_FORMAT", format),
+                ("LOG_METHODS", "true"),
+            ],
+        );
         let all = text(&out);
         assert!(all.contains("syncer"), "the username may be logged: {all}");
         assert!(!all.contains("S3cret-Pa55word!"), "password leaked:\n{all}");
@@ -445,7 +596,9 @@ fn secrets_never_appear_in_the_output_even_at_trace_level() {
 
 #[test]
 fn config_path_in_errors_points_at_the_file() {
-    let out = run_dregsy("tasks:\n- name: x\n  source: {registry: a}\n  target: {registry: b}\n  mappings:\n  - from: a\n    platform: 'linux/amd64/v1/x'\n");
+    let out = run_dregsy(
+        "tasks:\n- name: x\n  source: {registry: a}\n  target: {registry: b}\n  mappings:\n  - from: a\n    platform: 'linux/amd64/v1/x'\n",
+    );
     assert_eq!(out.status.code(), Some(1));
     let all = text(&out);
     assert!(all.contains("config.yaml"), "{all}");

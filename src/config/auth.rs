@@ -50,7 +50,8 @@ pub fn decode(value: &str) -> Result<Auth, String> {
     })?;
     let text = String::from_utf8(bytes)
         .map_err(|_| "invalid Auth: the decoded value is not UTF-8 text".to_string())?;
-    const FORMS: &str = "expected base64 of {\"username\": \"...\", \"password\": \"...\"} or of 'user:password'";
+    const FORMS: &str =
+        "expected base64 of {\"username\": \"...\", \"password\": \"...\"} or of 'user:password'";
     if text.trim_start().starts_with('{') {
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
             .map_err(|_| format!("invalid Auth: the decoded value is not valid JSON; {FORMS}"))?;
@@ -87,7 +88,10 @@ mod tests {
 
     #[test]
     fn json_form() {
-        let auth = decode(&b64(r#"{"Username": "alex", "password": "pa%s\"s", "x": 1}"#)).expect("ok");
+        let auth = decode(&b64(
+            r#"{"Username": "alex", "password": "pa%s\"s", "x": 1}"#,
+        ))
+        .expect("ok");
         assert_eq!(auth, Auth::Credentials(Credentials::new("alex", "pa%s\"s")));
     }
 

@@ -104,7 +104,12 @@ impl Decoder {
         };
         self.errors.push((
             node.line,
-            format!("cannot unmarshal {}{} into {}", node.yaml_type(), value, into),
+            format!(
+                "cannot unmarshal {}{} into {}",
+                node.yaml_type(),
+                value,
+                into
+            ),
         ));
     }
 
@@ -274,38 +279,50 @@ impl Decoder {
                     }
                 }
                 "docker" => {
-                    config.docker =
-                        self.fields(value, "docker.RelayConfig", "'docker'", &["dockerhost", "api-version"])
-                            .map(|fields| {
-                                let mut docker = RawDocker::default();
-                                for (key, value) in fields {
-                                    match key {
-                                        "dockerhost" => docker.dockerhost = self.string(value),
-                                        _ => docker.api_version = self.string(value),
-                                    }
+                    config.docker = self
+                        .fields(
+                            value,
+                            "docker.RelayConfig",
+                            "'docker'",
+                            &["dockerhost", "api-version"],
+                        )
+                        .map(|fields| {
+                            let mut docker = RawDocker::default();
+                            for (key, value) in fields {
+                                match key {
+                                    "dockerhost" => docker.dockerhost = self.string(value),
+                                    _ => docker.api_version = self.string(value),
                                 }
-                                docker
-                            })
+                            }
+                            docker
+                        })
                 }
                 "skopeo" => {
-                    config.skopeo =
-                        self.fields(value, "skopeo.RelayConfig", "'skopeo'", &["binary", "certs-dir"])
-                            .map(|fields| {
-                                let mut skopeo = RawSkopeo::default();
-                                for (key, value) in fields {
-                                    match key {
-                                        "binary" => skopeo.binary = self.string(value),
-                                        _ => skopeo.certs_dir = self.string(value),
-                                    }
+                    config.skopeo = self
+                        .fields(
+                            value,
+                            "skopeo.RelayConfig",
+                            "'skopeo'",
+                            &["binary", "certs-dir"],
+                        )
+                        .map(|fields| {
+                            let mut skopeo = RawSkopeo::default();
+                            for (key, value) in fields {
+                                match key {
+                                    "binary" => skopeo.binary = self.string(value),
+                                    _ => skopeo.certs_dir = self.string(value),
                                 }
-                                skopeo
-                            })
+                            }
+                            skopeo
+                        })
                 }
                 "dockerhost" => config.dockerhost = self.string(value),
                 "api-version" => config.api_version = self.string(value),
                 "lister" => {
                     let known = ["maxItems", "cacheDuration"];
-                    if let Some(fields) = self.fields(value, "sync.ListerConfig", "'lister'", &known) {
+                    if let Some(fields) =
+                        self.fields(value, "sync.ListerConfig", "'lister'", &known)
+                    {
                         for (key, value) in fields {
                             match key {
                                 "maxItems" => config.lister.max_items = self.int(value),
@@ -320,7 +337,8 @@ impl Decoder {
                 "native" => {
                     config.native.line = value.line;
                     let known = ["parallel-images", "parallel-blobs", "retries"];
-                    if let Some(fields) = self.fields(value, "native settings", "'native'", &known) {
+                    if let Some(fields) = self.fields(value, "native settings", "'native'", &known)
+                    {
                         for (key, value) in fields {
                             let n = Some(self.int(value));
                             match key {
@@ -343,7 +361,9 @@ impl Decoder {
     }
 
     fn task(&mut self, node: &Node, index: usize) -> Option<RawTask> {
-        let known = ["name", "interval", "verbose", "source", "target", "mappings"];
+        let known = [
+            "name", "interval", "verbose", "source", "target", "mappings",
+        ];
         let path = format!("tasks[{index}]");
         let fields = self.fields(node, "sync.Task", &path, &known)?;
         let mut task = RawTask {
@@ -510,8 +530,9 @@ mod tests {
 
     #[test]
     fn int_and_bool_rules() {
-        let (config, decoder) =
-            decode("watch: on\ntasks:\n- interval: 60.7\n  verbose: Yes\n- interval: \"60\"\n  verbose: \"true\"\n");
+        let (config, decoder) = decode(
+            "watch: on\ntasks:\n- interval: 60.7\n  verbose: Yes\n- interval: \"60\"\n  verbose: \"true\"\n",
+        );
         assert_eq!(config.watch, Some(true));
         let first = config.tasks[0].as_ref().expect("task");
         assert_eq!(first.interval, 60);
@@ -546,12 +567,18 @@ mod tests {
             Some(DurationValue::Nanos(5_400_000_000_000))
         );
         let (config, decoder) = decode("lister: {cacheDuration: 60}\n");
-        assert_eq!(config.lister.cache_duration, Some(DurationValue::Nanos(60_000_000_000)));
+        assert_eq!(
+            config.lister.cache_duration,
+            Some(DurationValue::Nanos(60_000_000_000))
+        );
         assert!(decoder.notices[0].message.contains("60 seconds"));
         let (config, _) = decode("lister: {cacheDuration: -1}\n");
         assert_eq!(config.lister.cache_duration, Some(DurationValue::Off));
         let (_, decoder) = decode("lister: {cacheDuration: 1d}\n");
-        assert_eq!(decoder.errors[0].1, "cannot unmarshal !!str `1d` into time.Duration");
+        assert_eq!(
+            decoder.errors[0].1,
+            "cannot unmarshal !!str `1d` into time.Duration"
+        );
     }
 
     #[test]

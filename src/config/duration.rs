@@ -75,7 +75,11 @@ pub fn parse_go_duration(text: &str) -> Result<i128, String> {
             "m" => 60e9,
             "h" => 3600e9,
             "" => return Err(format!("time: missing unit in duration \"{text}\"")),
-            other => return Err(format!("time: unknown unit \"{other}\" in duration \"{text}\"")),
+            other => {
+                return Err(format!(
+                    "time: unknown unit \"{other}\" in duration \"{text}\""
+                ));
+            }
         };
         rest = &rest[unit_len..];
         total += value * unit;

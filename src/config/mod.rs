@@ -164,7 +164,9 @@ pub struct Location {
 pub enum ListerSource {
     Catalog,
     DockerHub,
-    Index { search: String },
+    Index {
+        search: String,
+    },
     /// A `listertype` value that names no lister; an error only if the task needs a lister.
     Invalid(String),
 }
@@ -261,7 +263,12 @@ impl std::fmt::Display for ConfigError {
                 self.message,
                 self.file.display()
             ),
-            None => write!(f, "{} (config file '{}')", self.message, self.file.display()),
+            None => write!(
+                f,
+                "{} (config file '{}')",
+                self.message,
+                self.file.display()
+            ),
         }
     }
 }

@@ -61,7 +61,10 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
 }
 
 /// Step 2: the relay, with D6's default.
-fn relay(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<(RelayKind, DockerSettings), Failure> {
+fn relay(
+    raw: &RawConfig,
+    notices: &mut Vec<Notice>,
+) -> Result<(RelayKind, DockerSettings), Failure> {
     let line = (raw.relay_line > 0).then_some(raw.relay_line);
     let has_deprecated = !raw.dockerhost.is_empty() || !raw.api_version.is_empty();
     let written = raw.relay.clone().unwrap_or_default();
@@ -89,7 +92,10 @@ fn relay(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<(RelayKind, Docke
                         "not specifying the 'docker' config item is deprecated",
                     ));
                 }
-                for (key, value) in [("dockerhost", &raw.dockerhost), ("api-version", &raw.api_version)] {
+                for (key, value) in [
+                    ("dockerhost", &raw.dockerhost),
+                    ("api-version", &raw.api_version),
+                ] {
                     if !value.is_empty() {
                         notices.push(Notice::warn(format!(
                             "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
@@ -100,7 +106,10 @@ fn relay(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<(RelayKind, Docke
                 docker.api_version = raw.api_version.clone();
             }
             Some(section) => {
-                for (key, value) in [("dockerhost", &raw.dockerhost), ("api-version", &raw.api_version)] {
+                for (key, value) in [
+                    ("dockerhost", &raw.dockerhost),
+                    ("api-version", &raw.api_version),
+                ] {
                     if !value.is_empty() {
                         notices.push(Notice::warn(format!(
                             "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
@@ -157,7 +166,10 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
         if (1..=max).contains(&value) {
             Ok(value)
         } else {
-            Err((line, format!("'native.{key}' must be between 1 and {max}, not {value}")))
+            Err((
+                line,
+                format!("'native.{key}' must be between 1 and {max}, not {value}"),
+            ))
         }
     };
     if let Some(v) = raw.native.parallel_images {
@@ -182,13 +194,24 @@ fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
         return Err((line, "minimum task interval is 30 seconds".into()));
     }
     if raw.interval < 0 {
-        return Err((line, "task interval needs to be 0 or a positive integer".into()));
+        return Err((
+            line,
+            "task interval needs to be 0 or a positive integer".into(),
+        ));
     }
     let name = raw.name;
-    let source = location(raw.source, notices)
-        .map_err(|(l, e)| (l.or(line), format!("source registry in task '{name}' invalid: {e}")))?;
-    let target = location(raw.target, notices)
-        .map_err(|(l, e)| (l.or(line), format!("target registry in task '{name}' invalid: {e}")))?;
+    let source = location(raw.source, notices).map_err(|(l, e)| {
+        (
+            l.or(line),
+            format!("source registry in task '{name}' invalid: {e}"),
+        )
+    })?;
+    let target = location(raw.target, notices).map_err(|(l, e)| {
+        (
+            l.or(line),
+            format!("target registry in task '{name}' invalid: {e}"),
+        )
+    })?;
     let mut mappings = Vec::with_capacity(raw.mappings.len());
     for (index, raw_mapping) in raw.mappings.into_iter().enumerate() {
         let mapping = mapping(raw_mapping).map_err(|(l, e)| {
@@ -286,9 +309,8 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
     // value is checked when the repo list is built (step 7), as in the original.
     let lister = lister.or_else(|| {
         (!raw.listertype.is_empty()).then(|| {
-            lister_source(&raw.listertype, String::new()).unwrap_or(ListerSource::Invalid(
-                raw.listertype.clone(),
-            ))
+            lister_source(&raw.listertype, String::new())
+                .unwrap_or(ListerSource::Invalid(raw.listertype.clone()))
         })
     });
     Ok(Location {
@@ -317,8 +339,8 @@ fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
     };
     let line = Some(raw.line);
     let rule = MappingRule::parse(&raw.from, &raw.to).map_err(|e| (line, e))?;
-    let tags = TagSet::parse(&raw.tags)
-        .map_err(|e| (line, format!("'tags' uses invalid format: {e}")))?;
+    let tags =
+        TagSet::parse(&raw.tags).map_err(|e| (line, format!("'tags' uses invalid format: {e}")))?;
     let platform = PlatformChoice::parse(&raw.platform).map_err(|e| (line, e))?;
     Ok(Mapping {
         rule,

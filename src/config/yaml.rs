@@ -26,7 +26,10 @@ pub enum NodeKind {
     /// `~`, `null`, or an empty plain value.
     Null,
     /// A scalar with its text exactly as written (after YAML unescaping of quoted styles).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Key/value pairs in document order; duplicate keys are kept, the decoder lets the last win.
     Map(Vec<(Node, Node)>),
@@ -74,7 +77,11 @@ pub struct SyntaxError {
 
 impl std::fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "yaml: line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "yaml: line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -241,7 +248,10 @@ fn merge_into(merged: &mut Vec<(Node, Node)>, value: Node, span: Span) -> Result
             .into_iter()
             .map(|item| match item.kind {
                 NodeKind::Map(pairs) => Ok(pairs),
-                _ => Err(error_at(span, "map merge requires map or sequence of maps as the value")),
+                _ => Err(error_at(
+                    span,
+                    "map merge requires map or sequence of maps as the value",
+                )),
             })
             .collect::<Result<_, _>>()?,
         _ => {
@@ -323,7 +333,12 @@ pub fn parse_float(text: &str) -> Option<f64> {
     }
     let cleaned: String = text.chars().filter(|c| *c != '_').collect();
     let body = cleaned.trim_start_matches(['+', '-']);
-    if body.is_empty() || !body.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.') {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+    {
         return None;
     }
     if !body
@@ -374,7 +389,9 @@ mod tests {
                 assert_eq!(items[1].kind, NodeKind::Null);
                 assert_eq!(items[2].kind, NodeKind::Null);
                 assert!(matches!(items[3].kind, NodeKind::Scalar { .. }));
-                assert!(matches!(&items[4].kind, NodeKind::Scalar { text, plain: false } if text.is_empty()));
+                assert!(
+                    matches!(&items[4].kind, NodeKind::Scalar { text, plain: false } if text.is_empty())
+                );
             }
             other => panic!("{other:?}"),
         }

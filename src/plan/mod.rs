@@ -114,9 +114,11 @@ pub async fn plan_mapping(
         .map_err(|e| format!("target path '{target_path}' (mapped from '{source_path}'): {e}"))?;
 
     let listed_tags = if mapping.tags.needs_listing() {
-        Some(tags.list_tags(&source_repo).await.map_err(|e| {
-            format!("failed listing tags during tag set expansion: {e}")
-        })?)
+        Some(
+            tags.list_tags(&source_repo)
+                .await
+                .map_err(|e| format!("failed listing tags during tag set expansion: {e}"))?,
+        )
     } else {
         None
     };

@@ -34,6 +34,10 @@ pub enum CopyOutcome {
     Copied { bytes: u64 },
 }
 
+/// One blob on one target registry, locked while it is being made present; the value is a
+/// repository known to hold it there (a mount source for the next repository that needs it).
+type BlobSlot = Arc<tokio::sync::Mutex<Option<Repository>>>;
+
 /// The in-process engine. One per run (or per daemon lifetime): it holds the connection pools,
 /// the per-target record of which repository holds which blob, and the concurrency bounds.
 pub struct NativeRelay {
@@ -42,7 +46,7 @@ pub struct NativeRelay {
     /// One client per registry and identity; a run talks to a handful, so a list suffices.
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     blob_slots: Arc<Semaphore>,
-    blobs: Mutex<HashMap<(String, Digest), Arc<tokio::sync::Mutex<Option<Repository>>>>>,
+    blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Source index digest + platform → the child digest, so repeated runs of a daemon do
     /// not GET the index again just to find out that nothing changed.
     platform_children: Mutex<HashMap<(Digest, String), Descriptor>>,
@@ -147,9 +151,7 @@ impl NativeRelay {
             dst_repo,
             same_registry: job.source.registry == job.target.registry,
         };
-        let bytes = copy
-            .manifest_tree(&manifest, &job.target.target, 0)
-            .await?;
+        let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
         Ok(CopyOutcome::Copied { bytes })
     }
 
@@ -209,13 +211,8 @@ impl NativeRelay {
         Ok((child, Some(manifest)))
     }
 
-    /// The lock guarding one blob on one target registry; its value is a repository known to
-    /// hold the blob (a mount source for the next repository that needs it).
-    fn blob_entry(
-        &self,
-        target: &Registry,
-        digest: &Digest,
-    ) -> Arc<tokio::sync::Mutex<Option<Repository>>> {
+    /// The slot of one blob on one target registry.
+    fn blob_entry(&self, target: &Registry, digest: &Digest) -> BlobSlot {
         let key = (target.host().to_string(), digest.clone());
         match self.blobs.lock() {
             Ok(mut blobs) => blobs.entry(key).or_default().clone(),
@@ -268,8 +265,8 @@ impl Copy<'_> {
                     .get_manifest(self.src_repo, &child_ref)
                     .await
                     .map_err(|e| e.to_string())?;
-                bytes += Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1))
-                    .await?;
+                bytes +=
+                    Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1)).await?;
             }
         } else {
             let blobs = manifest.blobs().map_err(|e| e.to_string())?;
