@@ -5,6 +5,7 @@
 //! happened). [`registry`] is the OCI distribution client the planner and the native relay use.
 
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod logging;
 pub mod plan;
@@ -12,3 +13,4 @@ pub mod registry;
 pub mod relay;
 pub mod report;
 pub mod scheduler;
+pub mod sync;

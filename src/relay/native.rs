@@ -8,43 +8,31 @@
 //! and digest on the way; a blob several images share is transferred once per run.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
-use crate::config::{Location, NativeSettings, PlatformChoice};
+use super::CopyOutcome;
+use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::registry::{
-    Credentials, Descriptor, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry,
-    RegistryHost, RegistryOptions, Repository, TagOrDigest, UploadSession, media_type,
+    Descriptor, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry, Repository,
+    TagOrDigest, UploadSession, media_type,
 };
 
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
 
-/// What a successful job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyOutcome {
-    /// The target already held the wanted digest.
-    UpToDate,
-    /// Manifests were written; `bytes` of blob data were transferred.
-    Copied { bytes: u64 },
-}
-
 /// One blob on one target registry, locked while it is being made present; the value is a
 /// repository known to hold it there (a mount source for the next repository that needs it).
 type BlobSlot = Arc<tokio::sync::Mutex<Option<Repository>>>;
 
-/// The in-process engine. One per run (or per daemon lifetime): it holds the connection pools,
-/// the per-target record of which repository holds which blob, and the concurrency bounds.
+/// The in-process engine. One per run (or per daemon lifetime): it holds the per-target record
+/// of which repository holds which blob, and the concurrency bounds.
 pub struct NativeRelay {
     settings: NativeSettings,
-    certs_dir: PathBuf,
-    /// One client per registry and identity; a run talks to a handful, so a list suffices.
-    clients: Mutex<Vec<(ClientKey, Registry)>>,
     blob_slots: Arc<Semaphore>,
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Source index digest + platform → the child digest, so repeated runs of a daemon do
@@ -52,20 +40,11 @@ pub struct NativeRelay {
     platform_children: Mutex<HashMap<(Digest, String), Descriptor>>,
 }
 
-#[derive(Clone, PartialEq, Eq)]
-struct ClientKey {
-    host: String,
-    credentials: Option<Credentials>,
-    skip_tls_verify: bool,
-}
-
 impl NativeRelay {
     /// A relay with the config's bounds; `certs_dir` holds per-host CA and client certificates.
-    pub fn new(settings: NativeSettings, certs_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(settings: NativeSettings) -> Self {
         NativeRelay {
             settings,
-            certs_dir: certs_dir.into(),
-            clients: Mutex::new(Vec::new()),
             blob_slots: Arc::new(Semaphore::new(settings.parallel_blobs)),
             blobs: Mutex::new(HashMap::new()),
             platform_children: Mutex::new(HashMap::new()),
@@ -75,29 +54,6 @@ impl NativeRelay {
     /// How many images may be copied at once.
     pub fn parallel_images(&self) -> usize {
         self.settings.parallel_images
-    }
-
-    /// The client for a location's registry, shared by every job that talks to it with the
-    /// same credentials, so connections and tokens are reused.
-    pub fn client(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
-        let credentials = location.auth.credentials().cloned();
-        let key = ClientKey {
-            host: host.to_string(),
-            credentials: credentials.clone(),
-            skip_tls_verify: location.skip_tls_verify,
-        };
-        let mut clients = self.clients.lock().map_err(|_| "client cache poisoned")?;
-        if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
-            return Ok(client.clone());
-        }
-        let mut options = RegistryOptions::new(host.clone());
-        options.credentials = credentials;
-        options.skip_tls_verify = location.skip_tls_verify;
-        options.certs_dir = Some(self.certs_dir.clone());
-        options.retry.max_tries = self.settings.retries;
-        let client = Registry::new(options).map_err(|e| e.to_string())?;
-        clients.push((key, client.clone()));
-        Ok(client)
     }
 
     /// Copies one image job. Errors name the image and say what failed.

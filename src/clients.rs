@@ -1,0 +1,59 @@
+//! Registry clients for a run, one per registry and identity, shared by the planner, the
+//! listers and the relays so connections and tokens are reused across tasks and mappings.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::config::{Config, Location};
+use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
+
+#[derive(Clone, PartialEq, Eq)]
+struct ClientKey {
+    host: String,
+    credentials: Option<Credentials>,
+    skip_tls_verify: bool,
+}
+
+/// The clients of one run (or one daemon configuration).
+pub struct Clients {
+    certs_dir: PathBuf,
+    retries: u32,
+    /// A run talks to a handful of registries, so a list suffices.
+    clients: Mutex<Vec<(ClientKey, Registry)>>,
+}
+
+impl Clients {
+    /// Clients with the config's certificates directory and retry bound.
+    pub fn new(config: &Config) -> Self {
+        Clients {
+            certs_dir: PathBuf::from(config.skopeo.certs_dir()),
+            retries: config.native.retries,
+            clients: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The client for `host` with a location's credentials and TLS choice.
+    pub fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
+        let credentials = location.auth.credentials().cloned();
+        let key = ClientKey {
+            host: host.to_string(),
+            credentials: credentials.clone(),
+            skip_tls_verify: location.skip_tls_verify,
+        };
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| "the registry client cache is unusable after a panic")?;
+        if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+            return Ok(client.clone());
+        }
+        let mut options = RegistryOptions::new(host.clone());
+        options.credentials = credentials;
+        options.skip_tls_verify = location.skip_tls_verify;
+        options.certs_dir = Some(self.certs_dir.clone());
+        options.retry.max_tries = self.retries;
+        let client = Registry::new(options).map_err(|e| e.to_string())?;
+        clients.push((key, client.clone()));
+        Ok(client)
+    }
+}
