@@ -6,6 +6,7 @@
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 
 use crate::clients::Clients;
 use crate::config::{Mapping, Task};
@@ -25,19 +26,32 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
     );
     let mut report = TaskReport::new(&task.name);
     report.started = SystemTime::now();
-    for (index, mapping) in task.mappings.iter().enumerate() {
-        tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-        match run_mapping(task, mapping, relay, clients).await {
+    // Mappings are planned and copied concurrently; the image slots bound how many copies
+    // run at once across all of them, so many small mappings cost no more than one big one.
+    let image_slots = Semaphore::new(relay.parallel_images());
+    let image_slots = &image_slots;
+    let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
+        futures_util::stream::iter(task.mappings.iter().enumerate())
+            .map(|(index, mapping)| async move {
+                tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
+                run_mapping(task, mapping, relay, clients, image_slots)
+                    .await
+                    .map_err(|reason| {
+                        tracing::error!(
+                            task = %task.name,
+                            mapping = index + 1,
+                            from = %mapping.rule.from(),
+                            "mapping failed: {reason}"
+                        );
+                    })
+            })
+            .buffered(relay.parallel_images())
+            .collect()
+            .await;
+    for outcome in outcomes {
+        match outcome {
             Ok(images) => report.images.extend(images),
-            Err(reason) => {
-                tracing::error!(
-                    task = %task.name,
-                    mapping = index + 1,
-                    from = %mapping.rule.from(),
-                    "mapping failed: {reason}"
-                );
-                report.mapping_failures += 1;
-            }
+            Err(()) => report.mapping_failures += 1,
         }
     }
     report.finished = SystemTime::now();
@@ -74,6 +88,7 @@ async fn run_mapping(
     mapping: &Mapping,
     relay: &Relay,
     clients: &Clients,
+    image_slots: &Semaphore,
 ) -> Result<Vec<ImageReport>, String> {
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
@@ -115,13 +130,22 @@ async fn run_mapping(
         verbose: task.verbose,
     };
     let copies = futures_util::stream::iter(plan.jobs.iter())
-        .map(|job| copy_one(task, job, relay, &sides))
+        .map(|job| copy_one(task, job, relay, &sides, image_slots))
         .buffered(relay.parallel_images());
     images.extend(copies.collect::<Vec<_>>().await);
     Ok(images)
 }
 
-async fn copy_one(task: &Task, job: &ImageJob, relay: &Relay, sides: &Sides<'_>) -> ImageReport {
+async fn copy_one(
+    task: &Task,
+    job: &ImageJob,
+    relay: &Relay,
+    sides: &Sides<'_>,
+    image_slots: &Semaphore,
+) -> ImageReport {
+    // A closed semaphore cannot happen (it is never closed); copying without a slot is the
+    // harmless fallback.
+    let _slot = image_slots.acquire().await.ok();
     let started = Instant::now();
     // D16: a verbose task shows its per-tag details at info level.
     let platform = job.platform.as_config_text();
@@ -162,7 +186,7 @@ fn log_image(task: &Task, image: &ImageReport) {
             target = %image.target,
             bytes = *bytes,
             seconds,
-            "image copied ({})",
+            "image copied ({} transferred)",
             human_bytes(*bytes)
         ),
         ImageResult::Failed { reason } => tracing::error!(
