@@ -618,10 +618,7 @@ fn a_manifest_over_4_mib_fails_that_image() {
     }
     body.push_str(entry);
     body.push_str("]}");
-    let digest = format!(
-        "sha256:{}",
-        support::http::hex(&sha2_digest(body.as_bytes()))
-    );
+    let digest = support::http::sha256_digest(body.as_bytes());
     let body = bytes::Bytes::from(body);
     let server = Server::start("huge-manifest", move |request| {
         let body = body.clone();
