@@ -9,6 +9,7 @@ pub mod clients;
 pub mod config;
 pub mod logging;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod relay;
 pub mod report;

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use crate::clients::Clients;
 use crate::config::{Mapping, Task};
 use crate::plan::{self, ImageJob, RegistryLocation, TagSource};
+use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
 use crate::relay::{CopyOutcome, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
@@ -25,6 +26,7 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
         "syncing task"
     );
     let mut report = TaskReport::new(&task.name);
+    let progress = &TaskProgress::start(&task.name);
     report.started = SystemTime::now();
     // Mappings are planned and copied concurrently; the image slots bound how many copies
     // run at once across all of them, so many small mappings cost no more than one big one.
@@ -34,7 +36,7 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                run_mapping(task, mapping, relay, clients, image_slots)
+                run_mapping(task, mapping, relay, clients, image_slots, progress)
                     .await
                     .map_err(|reason| {
                         tracing::error!(
@@ -89,6 +91,7 @@ async fn run_mapping(
     relay: &Relay,
     clients: &Clients,
     image_slots: &Semaphore,
+    progress: &TaskProgress,
 ) -> Result<Vec<ImageReport>, String> {
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
@@ -103,6 +106,7 @@ async fn run_mapping(
         &RegistryTags(&source),
     )
     .await?;
+    progress.planned(plan.jobs.len());
     for dropped in &plan.dropped {
         tracing::debug!(tag = %dropped.tag, filter = %dropped.by, "tag dropped by filter");
     }
@@ -130,7 +134,11 @@ async fn run_mapping(
         verbose: task.verbose,
     };
     let copies = futures_util::stream::iter(plan.jobs.iter())
-        .map(|job| copy_one(task, job, relay, &sides, image_slots))
+        .map(|job| async {
+            let report = copy_one(task, job, relay, &sides, image_slots).await;
+            progress.image_done();
+            report
+        })
         .buffered(relay.parallel_images());
     images.extend(copies.collect::<Vec<_>>().await);
     Ok(images)

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::CopyOutcome;
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
+use crate::progress;
 use crate::registry::{
     Descriptor, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry, Repository,
     TagOrDigest, UploadSession, media_type,
@@ -305,15 +307,16 @@ impl Copy<'_> {
             let result = async {
                 let stream = self.source.get_blob(self.src_repo, &blob.digest).await?;
                 let size = stream.size();
+                let stream = stream.inspect_ok(|chunk| progress::transferred(chunk.len() as u64));
                 match session.take() {
                     Some(open) => {
                         self.target
-                            .upload_blob(open, &blob.digest, size, stream.into_stream())
+                            .upload_blob(open, &blob.digest, size, stream)
                             .await
                     }
                     None => {
                         self.target
-                            .push_blob(self.dst_repo, &blob.digest, size, stream.into_stream())
+                            .push_blob(self.dst_repo, &blob.digest, size, stream)
                             .await
                     }
                 }
