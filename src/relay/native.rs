@@ -43,7 +43,7 @@ pub struct NativeRelay {
 }
 
 impl NativeRelay {
-    /// A relay with the config's bounds; `certs_dir` holds per-host CA and client certificates.
+    /// A relay with the config's concurrency and retry bounds.
     pub fn new(settings: NativeSettings) -> Self {
         NativeRelay {
             settings,
@@ -121,13 +121,8 @@ impl NativeRelay {
         index: &Descriptor,
     ) -> Result<(Descriptor, Option<Manifest>), String> {
         let platform = match &job.platform {
-            PlatformChoice::Specific { os, arch, variant } => {
-                let text = [os.as_str(), arch.as_str(), variant.as_str()]
-                    .into_iter()
-                    .filter(|p| !p.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                Platform::parse(&text).map_err(|e| e.to_string())?
+            specific @ PlatformChoice::Specific { .. } => {
+                Platform::parse(&specific.as_config_text()).map_err(|e| e.to_string())?
             }
             _ => Platform::host(),
         };
