@@ -13,9 +13,18 @@ use crate::plan::{self, ImageJob, RegistryLocation, TagSource};
 use crate::registry::{Registry, Repository};
 use crate::relay::{CopyOutcome, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
+use crate::stop::StopFlag;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
-pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskReport {
+///
+/// Once `stop` is set, no new mapping or image job starts; jobs in flight go on, and the
+/// report says the run was interrupted.
+pub async fn run_task(
+    task: &Task,
+    relay: &Relay,
+    clients: &Clients,
+    stop: &StopFlag,
+) -> TaskReport {
     let started = Instant::now();
     tracing::info!(
         task = %task.name,
@@ -26,8 +35,11 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
     let mut report = TaskReport::new(&task.name);
     report.started = SystemTime::now();
     for (index, mapping) in task.mappings.iter().enumerate() {
+        if stop.is_requested() {
+            break;
+        }
         tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-        match run_mapping(task, mapping, relay, clients).await {
+        match run_mapping(task, mapping, relay, clients, stop).await {
             Ok(images) => report.images.extend(images),
             Err(reason) => {
                 tracing::error!(
@@ -41,6 +53,7 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
         }
     }
     report.finished = SystemTime::now();
+    report.interrupted = stop.is_requested();
     tracing::info!(
         task = %task.name,
         copied = report.copied(),
@@ -74,6 +87,7 @@ async fn run_mapping(
     mapping: &Mapping,
     relay: &Relay,
     clients: &Clients,
+    stop: &StopFlag,
 ) -> Result<Vec<ImageReport>, String> {
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
@@ -114,10 +128,27 @@ async fn run_mapping(
         target_location: &task.target,
         verbose: task.verbose,
     };
+    // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
+    // of each job is what keeps new work from starting.
+    let sides = &sides;
     let copies = futures_util::stream::iter(plan.jobs.iter())
-        .map(|job| copy_one(task, job, relay, &sides))
+        .map(|job| async move {
+            if stop.is_requested() {
+                return None;
+            }
+            Some(copy_one(task, job, relay, sides).await)
+        })
         .buffered(relay.parallel_images());
-    images.extend(copies.collect::<Vec<_>>().await);
+    let done: Vec<ImageReport> = copies.filter_map(std::future::ready).collect().await;
+    let not_started = plan.jobs.len() - done.len();
+    if not_started > 0 {
+        tracing::info!(
+            task = %task.name,
+            from = %mapping.rule.from(),
+            "stopping: {not_started} image job(s) of this mapping not started"
+        );
+    }
+    images.extend(done);
     Ok(images)
 }
 
