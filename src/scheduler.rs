@@ -109,6 +109,7 @@ impl Daemon<'_> {
         let (periodic, one_off): (Vec<&Task>, Vec<&Task>) =
             selected.iter().copied().partition(|t| t.is_periodic());
         for (done, task) in one_off.iter().enumerate() {
+            self.control.take_pending_signals();
             if let Some(signal) = self.control.stop_signal() {
                 tracing::info!(
                     "stopping: {} one-off task(s) not started",
@@ -151,6 +152,10 @@ impl Daemon<'_> {
                     _ = tokio::time::sleep_until(due.into()) => {}
                     event = self.control.next_event() => self.control.handle(event, None),
                 }
+                continue;
+            }
+            self.control.take_pending_signals();
+            if self.control.stop_signal().is_some() || self.control.restart {
                 continue;
             }
             let task = periodic[index];
@@ -284,6 +289,14 @@ impl Control<'_> {
                     self.request_restart(running);
                 }
             }
+        }
+    }
+
+    /// Acts on signals that came while nothing listened (e.g. while the config loaded), so a
+    /// task that should not start does not.
+    fn take_pending_signals(&mut self) {
+        while let Some(signal) = self.signals.try_recv() {
+            self.handle(Event::Signal(signal), None);
         }
     }
 

@@ -86,6 +86,11 @@ impl Signals {
         Ok(Signals { received: rx })
     }
 
+    /// A signal that arrived and was not taken yet, without waiting.
+    pub fn try_recv(&mut self) -> Option<Signal> {
+        self.received.try_recv().ok()
+    }
+
     /// The next signal; waits until one arrives. Cancel-safe.
     pub async fn recv(&mut self) -> Signal {
         match self.received.recv().await {
