@@ -192,9 +192,9 @@ impl Daemon<'_> {
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     tracing::warn!(
                         task = %task.name,
-                        "grace period of {} s is over: aborting the copies still in flight \
+                        "grace period of {:?} is over: aborting the copies still in flight \
                          (no tag was moved for them; the next run resumes them)",
-                        self.control.grace.as_secs()
+                        self.control.grace
                     );
                     let mut report = TaskReport::new(&task.name);
                     report.started = started;
@@ -262,8 +262,8 @@ impl Control<'_> {
                     match running {
                         Some(task) => tracing::info!(
                             task = %task,
-                            "stopping ... no new image job starts; copies in flight get up to {} s",
-                            self.grace.as_secs()
+                            "stopping ... no new image job starts; copies in flight get up to {:?}",
+                            self.grace
                         ),
                         None => tracing::info!("stopping ..."),
                     }

@@ -441,7 +441,7 @@ fn after_the_grace_period_copies_are_aborted_and_leave_no_tag() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 143, "{}", daemon.log());
     assert_eq!(
-        daemon.count("grace period of 1 s is over"),
+        daemon.count("grace period of 1s is over"),
         1,
         "{}",
         daemon.log()
