@@ -164,12 +164,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
 /// 130/143 when a signal interrupted a run (D10).
 async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
     // Before anything else, so no signal meets the default action (D10).
-    let signals = crate::signals::Signals::install();
-    let board = StatusBoard::new();
-    let mut health: Option<HealthServer> = None;
-    let mut filter: Option<Pattern> = None;
-    let mut restart = false;
-    let mut signals = match signals {
+    let mut signals = match crate::signals::Signals::install() {
         Ok(signals) => signals,
         Err(e) => {
             tracing::info!("dregsy {VERSION}");
@@ -177,6 +172,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
             return 1;
         }
     };
+    let board = StatusBoard::new();
+    let mut health: Option<HealthServer> = None;
+    let mut filter: Option<Pattern> = None;
+    let mut restart = false;
     loop {
         tracing::info!("dregsy {VERSION}");
         board.loading(restart);

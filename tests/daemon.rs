@@ -314,6 +314,37 @@ fn a_stop_when_idle_exits_1_when_a_last_run_failed() {
 }
 
 #[test]
+fn a_periodic_task_fires_again_after_its_interval_and_only_its_last_run_counts() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[task(
+                "tick",
+                Some(30),
+                &source.host(),
+                &target.host(),
+                "  - from: app/late\n    tags: ['1']\n",
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    // The first run fails: the image is not there yet.
+    daemon.wait_for("waiting for next sync task...");
+    assert_eq!(daemon.count("image failed"), 1, "{}", daemon.log());
+    push_image(&source, "app/late", "1", ImageOptions::default());
+    // The second run comes by itself, one interval later, and succeeds.
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    assert_eq!(daemon.count("image copied"), 1, "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    assert!(manifest_digest(&target, "app/late", "1").is_some());
+}
+
+#[test]
 fn every_task_is_validated_even_those_the_filter_leaves_out_and_a_bad_filter_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = task(
