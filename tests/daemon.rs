@@ -145,7 +145,7 @@ impl Daemon {
         let status = Command::new("kill")
             .args(["-s", name, &self.child.id().to_string()])
             .status()
-            .expect("kill runs");
+            .expect("the kill program runs (apt-get install -y procps, or run .ci/run)");
         assert!(status.success(), "kill -s {name} failed");
     }
 
