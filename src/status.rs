@@ -390,6 +390,20 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_without_a_heartbeat_is_stuck() {
+        let board = StatusBoard::new();
+        board.beat();
+        assert!(board.snapshot().alive);
+        if let Some(long_ago) = Instant::now().checked_sub(HEARTBEAT_STALE + Duration::from_secs(1))
+        {
+            board.with(|b| b.heartbeat = long_ago);
+            let snap = board.snapshot();
+            assert!(!snap.alive);
+            assert!(snap.heartbeat_age_seconds > HEARTBEAT_STALE.as_secs_f64());
+        }
+    }
+
+    #[test]
     fn run_results() {
         let ok = RunStatus::from_report(&report("a", vec![ImageResult::UpToDate], false));
         assert_eq!(ok.result, "ok");
