@@ -15,9 +15,18 @@ use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
 use crate::relay::{CopyOutcome, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
+use crate::stop::StopFlag;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
-pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskReport {
+///
+/// Once `stop` is set, no new mapping or image job starts; jobs in flight go on, and the
+/// report says the run was interrupted.
+pub async fn run_task(
+    task: &Task,
+    relay: &Relay,
+    clients: &Clients,
+    stop: &StopFlag,
+) -> TaskReport {
     let started = Instant::now();
     tracing::info!(
         task = %task.name,
@@ -35,8 +44,11 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
     let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
+                if stop.is_requested() {
+                    return Ok(Vec::new());
+                }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                run_mapping(task, mapping, relay, clients, image_slots, progress)
+                run_mapping(task, mapping, relay, clients, image_slots, progress, stop)
                     .await
                     .map_err(|reason| {
                         tracing::error!(
@@ -57,6 +69,7 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
         }
     }
     report.finished = SystemTime::now();
+    report.interrupted = stop.is_requested();
     tracing::info!(
         task = %task.name,
         copied = report.copied(),
@@ -92,6 +105,7 @@ async fn run_mapping(
     clients: &Clients,
     image_slots: &Semaphore,
     progress: &TaskProgress,
+    stop: &StopFlag,
 ) -> Result<Vec<ImageReport>, String> {
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
@@ -133,27 +147,35 @@ async fn run_mapping(
         target_location: &task.target,
         verbose: task.verbose,
     };
+    // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
+    // of each job is what keeps new work from starting.
+    let sides = &sides;
     let copies = futures_util::stream::iter(plan.jobs.iter())
-        .map(|job| async {
-            let report = copy_one(task, job, relay, &sides, image_slots).await;
+        .map(|job| async move {
+            // Waiting for a slot can take long; a stop requested meanwhile starts nothing new.
+            let _slot = image_slots.acquire().await.ok();
+            if stop.is_requested() {
+                return None;
+            }
+            let report = copy_one(task, job, relay, sides).await;
             progress.image_done();
-            report
+            Some(report)
         })
         .buffered(relay.parallel_images());
-    images.extend(copies.collect::<Vec<_>>().await);
+    let done: Vec<ImageReport> = copies.filter_map(std::future::ready).collect().await;
+    let not_started = plan.jobs.len() - done.len();
+    if not_started > 0 {
+        tracing::info!(
+            task = %task.name,
+            from = %mapping.rule.from(),
+            "stopping: {not_started} image job(s) of this mapping not started"
+        );
+    }
+    images.extend(done);
     Ok(images)
 }
 
-async fn copy_one(
-    task: &Task,
-    job: &ImageJob,
-    relay: &Relay,
-    sides: &Sides<'_>,
-    image_slots: &Semaphore,
-) -> ImageReport {
-    // A closed semaphore cannot happen (it is never closed); copying without a slot is the
-    // harmless fallback.
-    let _slot = image_slots.acquire().await.ok();
+async fn copy_one(task: &Task, job: &ImageJob, relay: &Relay, sides: &Sides<'_>) -> ImageReport {
     let started = Instant::now();
     // D16: a verbose task shows its per-tag details at info level.
     let platform = job.platform.as_config_text();
