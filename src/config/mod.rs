@@ -120,7 +120,7 @@ pub struct NativeSettings {
 impl Default for NativeSettings {
     fn default() -> Self {
         NativeSettings {
-            parallel_images: 4,
+            parallel_images: 8,
             parallel_blobs: 6,
             retries: 5,
         }
