@@ -9,7 +9,7 @@ use crate::sync::run_task;
 
 /// Runs every task that `filter` selects, once.
 pub async fn run(config: &Config, filter: &Pattern) -> Result<RunOutcome, String> {
-    let relay = Relay::new(config)?;
+    let relay = Relay::new(config).await?;
     let selected: Vec<&Task> = config
         .tasks
         .iter()
