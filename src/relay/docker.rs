@@ -54,37 +54,28 @@ impl DockerRelay {
             configured => configured.to_string(),
         };
         let api = parse_api_version(&settings.api_version)?;
-        let docker = connect(&host, &api)?
-            // bollard encodes X-Registry-Auth as standard base64, daemons decode base64url.
-            .with_request_modifier(|mut request| {
-                let headers = request.headers_mut();
-                if let Some(value) = headers.get("x-registry-auth")
-                    && let Ok(text) = value.to_str()
-                {
-                    let url_safe = text.replace('+', "-").replace('/', "_");
-                    if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&url_safe) {
-                        value.set_sensitive(true);
-                        headers.insert("x-registry-auth", value);
-                    }
-                }
-                request
-            });
+        check_scheme(&host)?;
         tracing::info!("pinging Docker daemon...");
         let attempts = settings.ping_attempts.max(1);
         let mut last_error = String::new();
         for attempt in 1..=attempts {
-            match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
-                Ok(Ok(_)) => {
-                    tracing::info!(relay = "docker", "ok, relay ready");
-                    return Ok(DockerRelay {
-                        docker,
-                        api,
-                        timeout: settings.timeout,
-                        platform_warned: AtomicBool::new(false),
-                    });
-                }
-                Ok(Err(e)) => last_error = e.to_string(),
-                Err(_) => last_error = format!("no answer within {}s", PING_TIMEOUT.as_secs()),
+            // A daemon that starts with us may not have created its socket yet: connecting
+            // is part of what is retried.
+            match connect(&host, &api) {
+                Ok(docker) => match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+                    Ok(Ok(_)) => {
+                        tracing::info!(relay = "docker", "ok, relay ready");
+                        return Ok(DockerRelay {
+                            docker: docker.with_request_modifier(url_safe_registry_auth),
+                            api,
+                            timeout: settings.timeout,
+                            platform_warned: AtomicBool::new(false),
+                        });
+                    }
+                    Ok(Err(e)) => last_error = e.to_string(),
+                    Err(_) => last_error = format!("no answer within {}s", PING_TIMEOUT.as_secs()),
+                },
+                Err(e) => last_error = e,
             }
             tracing::debug!(attempt, dockerhost = %host, "ping failed: {last_error}");
             if attempt < attempts {
@@ -336,18 +327,44 @@ fn parse_api_version(text: &str) -> Result<ClientVersion, String> {
     }
 }
 
+/// bollard encodes `X-Registry-Auth` as standard base64; daemons (Docker and podman) decode
+/// base64url, so a secret whose encoding has `+` or `/` would be garbled. Same bytes otherwise.
+fn url_safe_registry_auth(mut request: bollard::BollardRequest) -> bollard::BollardRequest {
+    let headers = request.headers_mut();
+    if let Some(value) = headers.get("x-registry-auth")
+        && let Ok(text) = value.to_str()
+    {
+        let url_safe = text.replace('+', "-").replace('/', "_");
+        if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&url_safe) {
+            value.set_sensitive(true);
+            headers.insert("x-registry-auth", value);
+        }
+    }
+    request
+}
+
+/// Refuses daemon addresses this relay cannot use, before any retrying.
+fn check_scheme(host: &str) -> Result<(), String> {
+    if ["unix://", "tcp://", "http://"]
+        .iter()
+        .any(|scheme| host.starts_with(scheme))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "not supported yet: dockerhost '{host}': use unix:///path/to/docker.sock or tcp://host:port \
+         (TLS and SSH connections to the daemon are not available in this version)"
+    ))
+}
+
 /// A client for `unix://` and `tcp://` (or `http://`) daemon addresses.
 fn connect(host: &str, api: &ClientVersion) -> Result<Docker, String> {
+    check_scheme(host)?;
     let timeout = REQUEST_TIMEOUT.as_secs();
     let result = if host.starts_with("unix://") {
         Docker::connect_with_unix(host, timeout, api)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        Docker::connect_with_http(host, timeout, api)
     } else {
-        return Err(format!(
-            "not supported yet: dockerhost '{host}': use unix:///path/to/docker.sock or tcp://host:port \
-             (TLS and SSH connections to the daemon are not available in this version)"
-        ));
+        Docker::connect_with_http(host, timeout, api)
     };
     result.map_err(|e| format!("cannot connect to the Docker daemon at '{host}': {e}"))
 }
