@@ -1,10 +1,14 @@
 //! The command line: the original's Go-style flags (`-config`, `-run`, SPEC §1.1), exit codes
 //! (SPEC §1.3), and room for subcommands (`dregsy <command> …`) that do not clash with them.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config;
+use crate::health::HealthServer;
 use crate::plan::pattern::Pattern;
+use crate::scheduler::Ending;
+use crate::status::StatusBoard;
 
 /// The version logged at every start and printed by `--version`.
 pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
@@ -13,17 +17,20 @@ pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
 };
 
 /// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -run string\n    \ttask filter regex\n";
+/// `-health` is ours; Go sorts flags by name, so it sits between the original two.
+pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n";
 
 const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Sync with a config file; `run` filters tasks by name.
+    /// Sync with a config file; `run` filters tasks by name; `health` is the `-health`
+    /// address (empty: the config's `health.listen`, or no endpoint).
     Sync {
         config: String,
         run: String,
+        health: String,
     },
     Help,
     Version,
@@ -53,6 +60,7 @@ impl std::fmt::Display for ArgsError {
 pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
+    let mut health = String::new();
     let mut index = 0;
     while index < args.len() {
         let arg = &args[index];
@@ -68,7 +76,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
         match name {
             "h" | "help" => return Ok(Command::Help),
             "version" | "v" if inline.is_none() => return Ok(Command::Version),
-            "config" | "run" => {
+            "config" | "run" | "health" => {
                 let value = match inline {
                     Some(v) => v,
                     None => {
@@ -79,16 +87,20 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
                         v.clone()
                     }
                 };
-                if name == "config" {
-                    config = value;
-                } else {
-                    run = value;
+                match name {
+                    "config" => config = value,
+                    "run" => run = value,
+                    _ => health = value,
                 }
             }
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
-    Ok(Command::Sync { config, run })
+    Ok(Command::Sync {
+        config,
+        run,
+        health,
+    })
 }
 
 /// The program: parse, load, sync, and map the outcome to the original's exit codes.
@@ -113,63 +125,158 @@ pub fn main() -> ExitCode {
             println!("dregsy {VERSION}");
             ExitCode::SUCCESS
         }
-        Command::Sync { config, run } => {
+        Command::Sync {
+            config,
+            run,
+            health,
+        } => {
             if config.is_empty() {
                 tracing::info!("dregsy {VERSION}");
                 println!("{SYNOPSIS}");
                 return ExitCode::from(1);
             }
-            sync(&config, &run)
+            sync(&config, &run, &health)
         }
     }
 }
 
-fn sync(config_path: &str, run: &str) -> ExitCode {
-    tracing::info!("dregsy {VERSION}");
-    let config = match config::load(std::path::Path::new(config_path)) {
-        Ok((config, notices)) => {
-            log_notices(&notices);
-            config
-        }
-        Err(e) => {
-            log_notices(&e.notices);
-            tracing::error!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    let filter = if run.trim().is_empty() { ".*" } else { run };
-    let filter = match Pattern::new(filter) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("invalid task filter: {e}");
-            return ExitCode::from(1);
-        }
-    };
+/// Builds the runtime and runs the daemon flow in it.
+fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
+            tracing::info!("dregsy {VERSION}");
             tracing::error!("cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(crate::scheduler::run(&config, &filter)) {
-        Ok(outcome) => {
-            tracing::info!("all done");
-            if outcome.failed {
-                tracing::error!("one or more tasks had errors, please see log for details");
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+    let code = runtime.block_on(daemon(Path::new(config_path), run, health));
+    // Copies aborted at the end of a grace period leave nothing worth waiting for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
+}
+
+/// The original's `main` loop: run the config; on a restart (SIGHUP, config change) reload,
+/// revalidate and run again with the same `-run` filter; exit with SPEC §1.3's codes, or
+/// 130/143 when a signal interrupted a run (D10).
+async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
+    // Before anything else, so no signal meets the default action (D10).
+    let mut signals = match crate::signals::Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::info!("dregsy {VERSION}");
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let board = StatusBoard::new();
+    let mut health: Option<HealthServer> = None;
+    let mut filter: Option<Pattern> = None;
+    let mut restart = false;
+    loop {
+        tracing::info!("dregsy {VERSION}");
+        board.loading(restart);
+        let loaded = config::read(config_path).and_then(|text| {
+            config::load_str(config_path, &text).map(|(config, notices)| (config, notices, text))
+        });
+        let (config, text) = match loaded {
+            Ok((config, notices, text)) => {
+                log_notices(&notices);
+                (config, text)
+            }
+            Err(e) => {
+                log_notices(&e.notices);
+                tracing::error!("{e}");
+                return 1;
+            }
+        };
+        let filter = match &filter {
+            Some(filter) => filter,
+            None => match compile_filter(run) {
+                Ok(compiled) => filter.insert(compiled),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return 1;
+                }
+            },
+        };
+        if let Err(e) = serve_health(&mut health, health_flag, &config, &board).await {
+            tracing::error!("{e}");
+            return 1;
+        }
+        let context = crate::scheduler::Context {
+            signals: &mut signals,
+            status: &board,
+            config_text: &text,
+        };
+        let ending = match crate::scheduler::run(&config, filter, context).await {
+            Ok(ending) => ending,
+            Err(e) => {
+                tracing::error!("{e}");
+                return 1;
+            }
+        };
+        match ending {
+            Ending::Restart => {
+                restart = true;
+                continue;
+            }
+            Ending::Stopped {
+                signal,
+                interrupted: true,
+                ..
+            } => {
+                tracing::warn!(
+                    signal = signal.name(),
+                    "stopped: the run was interrupted, exiting with code {}",
+                    signal.exit_code()
+                );
+                return signal.exit_code();
+            }
+            Ending::Finished { failed } | Ending::Stopped { failed, .. } => {
+                tracing::info!("all done");
+                if failed {
+                    tracing::error!("one or more tasks had errors, please see log for details");
+                    return 1;
+                }
+                return 0;
             }
         }
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::from(1)
+    }
+}
+
+/// The `-run` filter (SPEC §1.2, D1); an empty one selects every task.
+fn compile_filter(run: &str) -> Result<Pattern, String> {
+    let filter = if run.trim().is_empty() { ".*" } else { run };
+    Pattern::new(filter).map_err(|e| format!("invalid task filter: {e}"))
+}
+
+/// Starts, moves or stops the health endpoint: `-health` wins over `health.listen`.
+async fn serve_health(
+    server: &mut Option<HealthServer>,
+    flag: &str,
+    config: &config::Config,
+    board: &StatusBoard,
+) -> Result<(), String> {
+    let wanted = if flag.trim().is_empty() {
+        config.daemon.health_listen
+    } else {
+        Some(config::parse_listen_address(flag).map_err(|e| format!("-health: {e}"))?)
+    };
+    let current = server.as_ref().map(|s| s.address());
+    match wanted {
+        None => *server = None,
+        // Port 0 binds a free port once; it is not moved on every restart.
+        Some(address) if current.is_some_and(|c| c == address || address.port() == 0) => {}
+        Some(address) => {
+            *server = None;
+            *server = Some(HealthServer::start(address, board.clone()).await?);
         }
     }
+    Ok(())
 }
 
 /// Logs config notices at their level, with their fields.
@@ -213,6 +320,7 @@ mod tests {
         Ok(Command::Sync {
             config: config.into(),
             run: run.into(),
+            health: String::new(),
         })
     }
 

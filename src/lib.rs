@@ -7,10 +7,16 @@
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod health;
 pub mod logging;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod relay;
 pub mod report;
 pub mod scheduler;
+pub mod signals;
+pub mod status;
+pub mod stop;
 pub mod sync;
+pub mod watch;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use tracing::field::{Field, Visit};
@@ -96,7 +96,15 @@ pub fn settings_from(
 
 /// Installs the global subscriber and logs the setting warnings. Call once, first thing.
 pub fn init() {
-    let (settings, warnings) = settings_from_env(std::io::stdout().is_terminal());
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let (settings, warnings) = settings_from_env(stdout_is_terminal);
+    // Bars only for a person at a terminal, never in JSON or redirected output.
+    if stdout_is_terminal
+        && std::io::stderr().is_terminal()
+        && matches!(settings.format, Format::Text { .. })
+    {
+        crate::progress::enable();
+    }
     let layer = LogrusLayer {
         settings,
         started: Instant::now(),
@@ -209,8 +217,7 @@ impl<S: Subscriber> Layer<S> for LogrusLayer {
         let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut line = self.render(*metadata.level(), &visitor.message, &visitor.fields, &time);
         line.push('\n');
-        // A closed stdout must not take the process down; there is nowhere else to log to.
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        crate::progress::print_line(line.as_bytes());
     }
 }
 

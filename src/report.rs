@@ -33,6 +33,9 @@ pub struct TaskReport {
     pub images: Vec<ImageReport>,
     /// Mappings that failed before any image job could be made (listing, planning).
     pub mapping_failures: usize,
+    /// A stop (SIGINT/SIGTERM) came while this run was going: some work may not have been
+    /// done, so the counts are incomplete.
+    pub interrupted: bool,
 }
 
 impl TaskReport {
@@ -44,6 +47,7 @@ impl TaskReport {
             finished: now,
             images: Vec::new(),
             mapping_failures: 0,
+            interrupted: false,
         }
     }
 

@@ -6,16 +6,27 @@
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 
 use crate::clients::Clients;
 use crate::config::{Mapping, Task};
 use crate::plan::{self, ImageJob, RegistryLocation, TagSource};
+use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
 use crate::relay::{CopyOutcome, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
+use crate::stop::StopFlag;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
-pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskReport {
+///
+/// Once `stop` is set, no new mapping or image job starts; jobs in flight go on, and the
+/// report says the run was interrupted.
+pub async fn run_task(
+    task: &Task,
+    relay: &Relay,
+    clients: &Clients,
+    stop: &StopFlag,
+) -> TaskReport {
     let started = Instant::now();
     tracing::info!(
         task = %task.name,
@@ -24,23 +35,41 @@ pub async fn run_task(task: &Task, relay: &Relay, clients: &Clients) -> TaskRepo
         "syncing task"
     );
     let mut report = TaskReport::new(&task.name);
+    let progress = &TaskProgress::start(&task.name);
     report.started = SystemTime::now();
-    for (index, mapping) in task.mappings.iter().enumerate() {
-        tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-        match run_mapping(task, mapping, relay, clients).await {
+    // Mappings are planned and copied concurrently; the image slots bound how many copies
+    // run at once across all of them, so many small mappings cost no more than one big one.
+    let image_slots = Semaphore::new(relay.parallel_images());
+    let image_slots = &image_slots;
+    let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
+        futures_util::stream::iter(task.mappings.iter().enumerate())
+            .map(|(index, mapping)| async move {
+                if stop.is_requested() {
+                    return Ok(Vec::new());
+                }
+                tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
+                run_mapping(task, mapping, relay, clients, image_slots, progress, stop)
+                    .await
+                    .map_err(|reason| {
+                        tracing::error!(
+                            task = %task.name,
+                            mapping = index + 1,
+                            from = %mapping.rule.from(),
+                            "mapping failed: {reason}"
+                        );
+                    })
+            })
+            .buffered(relay.parallel_images())
+            .collect()
+            .await;
+    for outcome in outcomes {
+        match outcome {
             Ok(images) => report.images.extend(images),
-            Err(reason) => {
-                tracing::error!(
-                    task = %task.name,
-                    mapping = index + 1,
-                    from = %mapping.rule.from(),
-                    "mapping failed: {reason}"
-                );
-                report.mapping_failures += 1;
-            }
+            Err(()) => report.mapping_failures += 1,
         }
     }
     report.finished = SystemTime::now();
+    report.interrupted = stop.is_requested();
     tracing::info!(
         task = %task.name,
         copied = report.copied(),
@@ -74,6 +103,9 @@ async fn run_mapping(
     mapping: &Mapping,
     relay: &Relay,
     clients: &Clients,
+    image_slots: &Semaphore,
+    progress: &TaskProgress,
+    stop: &StopFlag,
 ) -> Result<Vec<ImageReport>, String> {
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
@@ -88,6 +120,7 @@ async fn run_mapping(
         &RegistryTags(&source),
     )
     .await?;
+    progress.planned(plan.jobs.len());
     for dropped in &plan.dropped {
         tracing::debug!(tag = %dropped.tag, filter = %dropped.by, "tag dropped by filter");
     }
@@ -114,10 +147,31 @@ async fn run_mapping(
         target_location: &task.target,
         verbose: task.verbose,
     };
+    // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
+    // of each job is what keeps new work from starting.
+    let sides = &sides;
     let copies = futures_util::stream::iter(plan.jobs.iter())
-        .map(|job| copy_one(task, job, relay, &sides))
+        .map(|job| async move {
+            // Waiting for a slot can take long; a stop requested meanwhile starts nothing new.
+            let _slot = image_slots.acquire().await.ok();
+            if stop.is_requested() {
+                return None;
+            }
+            let report = copy_one(task, job, relay, sides).await;
+            progress.image_done();
+            Some(report)
+        })
         .buffered(relay.parallel_images());
-    images.extend(copies.collect::<Vec<_>>().await);
+    let done: Vec<ImageReport> = copies.filter_map(std::future::ready).collect().await;
+    let not_started = plan.jobs.len() - done.len();
+    if not_started > 0 {
+        tracing::info!(
+            task = %task.name,
+            from = %mapping.rule.from(),
+            "stopping: {not_started} image job(s) of this mapping not started"
+        );
+    }
+    images.extend(done);
     Ok(images)
 }
 
@@ -162,7 +216,7 @@ fn log_image(task: &Task, image: &ImageReport) {
             target = %image.target,
             bytes = *bytes,
             seconds,
-            "image copied ({})",
+            "image copied ({} transferred)",
             human_bytes(*bytes)
         ),
         ImageResult::Failed { reason } => tracing::error!(

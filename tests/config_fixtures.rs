@@ -240,3 +240,44 @@ tasks:
         "{notices:?}"
     );
 }
+
+#[test]
+fn daemon_settings_health_listen_and_shutdown_grace() {
+    let defaults = load_text("tasks: []\n").expect("ok").daemon;
+    assert_eq!(defaults.health_listen, None);
+    assert_eq!(defaults.shutdown_grace, std::time::Duration::from_secs(60));
+
+    let config = load_text("health:\n  listen: ':8080'\nshutdown-grace: 2m\n").expect("ok");
+    assert_eq!(
+        config.daemon.health_listen,
+        Some("0.0.0.0:8080".parse().expect("address"))
+    );
+    assert_eq!(
+        config.daemon.shutdown_grace,
+        std::time::Duration::from_secs(120)
+    );
+    let config = load_text("health: {listen: '[::1]:9000'}\nshutdown-grace: -1\n").expect("ok");
+    assert_eq!(
+        config.daemon.health_listen,
+        Some("[::1]:9000".parse().expect("address"))
+    );
+    assert_eq!(config.daemon.shutdown_grace, std::time::Duration::ZERO);
+
+    let error = load_text("tasks: []\nhealth:\n  listen: localhost\n")
+        .expect_err("a host without a port is refused")
+        .to_string();
+    assert!(
+        error.contains("'health.listen': invalid listen address 'localhost'"),
+        "{error}"
+    );
+    assert!(error.contains("line 3"), "{error}");
+
+    let (_, notices) =
+        config::load_str(Path::new("x.yaml"), "health: {listn: ':1'}\n").expect("loads");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.message.contains("'listn'") && n.message.contains("did you mean 'listen'")),
+        "{notices:?}"
+    );
+}

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub api_version: String,
     pub lister: RawLister,
     pub native: RawNative,
+    pub daemon: RawDaemon,
     pub tasks: Vec<Option<RawTask>>,
 }
 
@@ -58,6 +59,14 @@ pub struct RawNative {
     pub parallel_blobs: Option<i64>,
     pub retries: Option<i64>,
     pub line: usize,
+}
+
+/// Daemon settings (our extension): `health: {listen: …}` and `shutdown-grace`.
+#[derive(Debug, Default)]
+pub struct RawDaemon {
+    /// `health.listen`, with its line.
+    pub health_listen: Option<(String, usize)>,
+    pub shutdown_grace: Option<DurationValue>,
 }
 
 #[derive(Debug, Default)]
@@ -270,6 +279,8 @@ impl Decoder {
             "api-version",
             "lister",
             "native",
+            "health",
+            "shutdown-grace",
             "tasks",
         ];
         let Some(fields) = self.fields(root, "config.SyncConfig", "", &known) else {
@@ -383,6 +394,18 @@ impl Decoder {
                             }
                         }
                     }
+                }
+                "health" => {
+                    if let Some(fields) =
+                        self.fields(value, "health settings", "'health'", &["listen"])
+                    {
+                        for (_, value) in fields {
+                            config.daemon.health_listen = Some((self.string(value), value.line));
+                        }
+                    }
+                }
+                "shutdown-grace" => {
+                    config.daemon.shutdown_grace = self.duration(value, "shutdown-grace")
                 }
                 _ => {
                     for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {

@@ -11,6 +11,7 @@ mod notice;
 mod validate;
 pub mod yaml;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,6 +59,7 @@ pub struct Config {
     pub skopeo: SkopeoSettings,
     pub lister: ListerSettings,
     pub native: NativeSettings,
+    pub daemon: DaemonSettings,
     pub tasks: Vec<Task>,
 }
 
@@ -162,11 +164,44 @@ pub struct NativeSettings {
 impl Default for NativeSettings {
     fn default() -> Self {
         NativeSettings {
-            parallel_images: 4,
+            parallel_images: 8,
             parallel_blobs: 6,
             retries: 5,
         }
     }
+}
+
+/// How the daemon serves health checks and stops (our extension: `health:`, `shutdown-grace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Where `/healthz`, `/readyz` and `/status` are served; `None` (the default) serves nothing.
+    pub health_listen: Option<SocketAddr>,
+    /// How long copies in flight may go on after SIGINT/SIGTERM before they are aborted.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            health_listen: None,
+            shutdown_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Parses a listen address: `host:port` with an IP address, or `:port` for every interface
+/// (Go's spelling, which the `-health` flag also accepts).
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.parse().map_err(|_| {
+        format!(
+            "invalid listen address '{text}': expected IP:PORT, e.g. '127.0.0.1:8080', '0.0.0.0:8080' or ':8080'"
+        )
+    })
 }
 
 /// One sync task.
@@ -372,7 +407,9 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
     }
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
+/// Reads a config file's text with the size and encoding checks of [`load`]; with
+/// [`load_str`] it lets a caller keep the exact text it loaded (the config watch compares it).
+pub fn read(path: &Path) -> Result<String, ConfigError> {
     let fail = |message: String| ConfigError {
         file: path.to_path_buf(),
         line: None,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
 use super::notice::Notice;
 use super::{
-    Config, DockerSettings, ListerSettings, ListerSource, Location, Mapping, NativeSettings,
-    PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+    Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location, Mapping,
+    NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
 };
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::TagSet;
@@ -33,6 +33,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     let (relay, docker) = relay(&raw, notices)?;
     let lister = lister(&raw, notices);
     let native = native(&raw)?;
+    let daemon = daemon(&raw, notices)?;
     let skopeo = skopeo(&raw)?;
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for (index, task) in raw.tasks.into_iter().enumerate() {
@@ -49,6 +50,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         skopeo,
         lister,
         native,
+        daemon,
         tasks,
     })
 }
@@ -229,6 +231,28 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
     }
     if let Some(v) = raw.native.retries {
         settings.retries = positive("retries", v, 20)? as u32;
+    }
+    Ok(settings)
+}
+
+/// Our daemon settings: the health endpoint's address and the shutdown grace period.
+fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, Failure> {
+    let mut settings = DaemonSettings::default();
+    if let Some((listen, line)) = &raw.daemon.health_listen {
+        settings.health_listen = Some(
+            super::parse_listen_address(listen)
+                .map_err(|e| (Some(*line), format!("'health.listen': {e}")))?,
+        );
+    }
+    if let Some(value) = raw.daemon.shutdown_grace {
+        if value.nanos() < 0 {
+            notices.push(Notice::warn(
+                "shutdown grace period turned off: copies in flight are aborted at once on SIGINT/SIGTERM",
+            ));
+            settings.shutdown_grace = Duration::ZERO;
+        } else if let Some(d) = value.positive() {
+            settings.shutdown_grace = d;
+        }
     }
     Ok(settings)
 }

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::CopyOutcome;
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
+use crate::progress;
 use crate::registry::{
     Descriptor, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry, Repository,
     TagOrDigest, UploadSession, media_type,
@@ -41,7 +43,7 @@ pub struct NativeRelay {
 }
 
 impl NativeRelay {
-    /// A relay with the config's bounds; `certs_dir` holds per-host CA and client certificates.
+    /// A relay with the config's concurrency and retry bounds.
     pub fn new(settings: NativeSettings) -> Self {
         NativeRelay {
             settings,
@@ -65,10 +67,14 @@ impl NativeRelay {
     ) -> Result<CopyOutcome, String> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
-        let found = source
-            .head_manifest(src_repo, &job.source.target)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Both HEADs at once: on a no-op run they are all the work, and far-away registries
+        // make each one a round trip.
+        let (found, existing) = tokio::join!(
+            source.head_manifest(src_repo, &job.source.target),
+            target.head_manifest(dst_repo, &job.target.target),
+        );
+        let found = found.map_err(|e| e.to_string())?;
+        let existing = existing.map_err(|e| e.to_string())?;
         let Some(top) = found else {
             return Err(format!("source image {} not found", job.source));
         };
@@ -85,10 +91,6 @@ impl NativeRelay {
         } else {
             top.clone()
         };
-        let existing = target
-            .head_manifest(dst_repo, &job.target.target)
-            .await
-            .map_err(|e| e.to_string())?;
         if existing.as_ref().map(|d| &d.digest) == Some(&wanted.digest) {
             return Ok(CopyOutcome::UpToDate);
         }
@@ -119,13 +121,8 @@ impl NativeRelay {
         index: &Descriptor,
     ) -> Result<(Descriptor, Option<Manifest>), String> {
         let platform = match &job.platform {
-            PlatformChoice::Specific { os, arch, variant } => {
-                let text = [os.as_str(), arch.as_str(), variant.as_str()]
-                    .into_iter()
-                    .filter(|p| !p.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                Platform::parse(&text).map_err(|e| e.to_string())?
+            specific @ PlatformChoice::Specific { .. } => {
+                Platform::parse(&specific.as_config_text()).map_err(|e| e.to_string())?
             }
             _ => Platform::host(),
         };
@@ -305,15 +302,16 @@ impl Copy<'_> {
             let result = async {
                 let stream = self.source.get_blob(self.src_repo, &blob.digest).await?;
                 let size = stream.size();
+                let stream = stream.inspect_ok(|chunk| progress::transferred(chunk.len() as u64));
                 match session.take() {
                     Some(open) => {
                         self.target
-                            .upload_blob(open, &blob.digest, size, stream.into_stream())
+                            .upload_blob(open, &blob.digest, size, stream)
                             .await
                     }
                     None => {
                         self.target
-                            .push_blob(self.dst_repo, &blob.digest, size, stream.into_stream())
+                            .push_blob(self.dst_repo, &blob.digest, size, stream)
                             .await
                     }
                 }

@@ -1,0 +1,816 @@
+//! Daemon mode with real processes (SPEC §1.3, §1.4, §3.1, §9, D10): the dregsy binary runs
+//! periodic tasks against real registries, gets signals from `kill`, has its config edited,
+//! replaced, renamed and swapped under it, and is checked by its log, its exit code, its
+//! health endpoint and the target registry.
+//!
+//! Waits are bounded (a hang fails the test with the log so far); nothing asserts how fast
+//! anything is.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{FaultProxy, ImageOptions, Registry, Rule, list_tags, manifest_digest, push_image};
+
+/// The longest any single expected thing may take before the test calls it a hang.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A running dregsy process and what it logged.
+struct Daemon {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    exit: Option<i32>,
+}
+
+impl Daemon {
+    fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+        command
+            .arg(format!("-config={}", config.display()))
+            .args(args)
+            .env("LOG_FORMAT", "json")
+            .env_remove("LOG_LEVEL")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the dregsy binary starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "msg": line, "level": "raw" }));
+                sink.lock().expect("log lock").push(value);
+            }
+        });
+        let mut err_pipe = child.stderr.take().expect("stderr is piped");
+        let err_sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err_pipe.read_to_string(&mut text);
+            err_sink.lock().expect("stderr lock").push_str(&text);
+        });
+        Daemon {
+            child,
+            lines,
+            stderr,
+            exit: None,
+        }
+    }
+
+    fn log(&self) -> String {
+        let lines = self.lines.lock().expect("log lock");
+        let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        text.push_str(&self.stderr.lock().expect("stderr lock"));
+        text
+    }
+
+    /// Log lines whose message starts with `prefix`.
+    fn matching(&self, prefix: &str) -> Vec<Value> {
+        self.lines
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(prefix)))
+            .cloned()
+            .collect()
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.matching(prefix).len()
+    }
+
+    /// Waits until `n` lines start with `prefix`; returns the n-th.
+    fn wait_for_nth(&mut self, prefix: &str, n: usize) -> Value {
+        let start = Instant::now();
+        loop {
+            let found = self.matching(prefix);
+            if found.len() >= n {
+                return found[n - 1].clone();
+            }
+            if start.elapsed() > WAIT || self.exited() {
+                // Lines may still be in the pipe when the process just exited.
+                std::thread::sleep(Duration::from_millis(200));
+                let found = self.matching(prefix);
+                if found.len() >= n {
+                    return found[n - 1].clone();
+                }
+                panic!(
+                    "waited for {n} x '{prefix}' (exit: {:?}); log:\n{}",
+                    self.exit,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for(&mut self, prefix: &str) -> Value {
+        self.wait_for_nth(prefix, 1)
+    }
+
+    fn exited(&mut self) -> bool {
+        if self.exit.is_some() {
+            return true;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.exit = Some(
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends a signal by name (`INT`, `TERM`, `HUP`) with `kill`.
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("the kill program runs (apt-get install -y procps, or run .ci/run)");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for the exit code; a process that does not exit within `limit` is a hang.
+    fn wait_exit_within(&mut self, limit: Duration) -> i32 {
+        let start = Instant::now();
+        while !self.exited() {
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "dregsy did not exit within {limit:?} (a hang); log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Let the readers drain the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        self.exit.unwrap_or(-1)
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        self.wait_exit_within(WAIT)
+    }
+
+    /// The health endpoint's address, from its start line.
+    fn health_address(&mut self) -> String {
+        let line = self.wait_for("serving health endpoint");
+        line["address"]
+            .as_str()
+            .expect("the health line has an address")
+            .to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if !self.exited() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One plain-HTTP GET (or another method) on loopback: status and body.
+fn http(method: &str, address: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("health endpoint accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A task between two plain-HTTP registries (given as host:port).
+fn task(name: &str, interval: Option<u64>, source: &str, target: &str, mappings: &str) -> String {
+    let interval = interval
+        .map(|i| format!("  interval: {i}\n"))
+        .unwrap_or_default();
+    format!(
+        "- name: {name}\n{interval}  source:\n    registry: {source}\n    skip-tls-verify: true\n  target:\n    registry: {target}\n    skip-tls-verify: true\n  mappings:\n{mappings}"
+    )
+}
+
+fn mapping(from: &str, to: &str) -> String {
+    format!("  - from: {from}\n    to: {to}\n")
+}
+
+fn config(head: &str, tasks: &[String]) -> String {
+    format!("{head}tasks:\n{}", tasks.concat())
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+fn task_names(daemon: &Daemon) -> Vec<String> {
+    daemon
+        .matching("syncing task")
+        .iter()
+        .map(|l| l["task"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn one_off_tasks_run_first_in_order_then_periodic_tasks_fire_at_once_and_a_stop_when_idle_exits_0()
+{
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app/a", "1", ImageOptions::default());
+    let (s, t) = (source.host(), target.host());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "watch: false\n",
+            &[
+                task("p1", Some(30), &s, &t, &mapping("app/a", "p1/a")),
+                task("o1", None, &s, &t, &mapping("app/a", "o1/a")),
+                task("p2", Some(45), &s, &t, &mapping("app/a", "p2/a")),
+                task("o2", None, &s, &t, &mapping("app/a", "o2/a")),
+                task("o3", None, &s, &t, &mapping("app/a", "o3/a")),
+            ],
+        ),
+    );
+    // D1: the filter matches whole names, so `o1|o3|p.*` leaves o2 out.
+    let mut daemon = Daemon::start(&path, &["-run", "o1|o3|p.*"], &[]);
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    assert_eq!(task_names(&daemon), ["o1", "o3", "p1", "p2"]);
+    assert_eq!(daemon.count("not watching config file"), 1);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    let stop = daemon.wait_for("received signal");
+    assert_eq!(stop["signal"], "terminated");
+    daemon.wait_for("all done");
+    for repo in ["o1/a", "o3/a", "p1/a", "p2/a"] {
+        assert!(manifest_digest(&target, repo, "1").is_some(), "{repo}");
+    }
+    assert!(manifest_digest(&target, "o2/a", "1").is_none());
+}
+
+#[test]
+fn a_stop_when_idle_exits_1_when_a_last_run_failed() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[task(
+                "broken",
+                Some(30),
+                &source.host(),
+                &target.host(),
+                "  - from: no/such/repo\n    tags: ['1']\n",
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    daemon.wait_for("waiting for next sync task...");
+    daemon.signal("INT");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+    assert_eq!(
+        daemon.count("one or more tasks had errors, please see log for details"),
+        1
+    );
+}
+
+#[test]
+fn a_periodic_task_fires_again_after_its_interval_and_only_its_last_run_counts() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[task(
+                "tick",
+                Some(30),
+                &source.host(),
+                &target.host(),
+                "  - from: app/late\n    tags: ['1']\n",
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    // The first run fails: the image is not there yet.
+    daemon.wait_for("waiting for next sync task...");
+    assert_eq!(daemon.count("image failed"), 1, "{}", daemon.log());
+    push_image(&source, "app/late", "1", ImageOptions::default());
+    // The second run comes by itself, one interval later, and succeeds.
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    assert_eq!(daemon.count("image copied"), 1, "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    assert!(manifest_digest(&target, "app/late", "1").is_some());
+}
+
+#[test]
+fn every_task_is_validated_even_those_the_filter_leaves_out_and_a_bad_filter_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = task(
+        "good",
+        Some(30),
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+        &mapping("a", "b"),
+    );
+    let bad = "- name: bad\n  interval: 10\n  source: {registry: 127.0.0.1:1}\n  target: {registry: 127.0.0.1:2}\n".to_string();
+    let path = write_config(dir.path(), &config("", &[good.clone(), bad]));
+    let mut daemon = Daemon::start(&path, &["-run=good"], &[]);
+    assert_eq!(daemon.wait_exit(), 1);
+    assert!(
+        daemon.log().contains("minimum task interval is 30 seconds"),
+        "{}",
+        daemon.log()
+    );
+
+    let path = write_config(dir.path(), &config("", &[good]));
+    let mut daemon = Daemon::start(&path, &["-run=(unclosed"], &[]);
+    assert_eq!(daemon.wait_exit(), 1);
+    assert_eq!(daemon.count("invalid task filter"), 1, "{}", daemon.log());
+    assert_eq!(daemon.count("syncing task"), 0);
+}
+
+/// A source registry whose blob downloads take `delay` each, to have copies in flight.
+fn slow_source(delay: Duration) -> (Registry, FaultProxy) {
+    let source = Registry::start();
+    push_image(
+        &source,
+        "slow/app",
+        "1",
+        ImageOptions {
+            layers: 2,
+            ..Default::default()
+        },
+    );
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![Rule::delay("/blobs/", delay).method("GET")],
+    );
+    (source, proxy)
+}
+
+/// Waits until the proxy holds a delayed blob download: a copy is in flight.
+fn wait_for_blob_download(proxy: &FaultProxy, daemon: &mut Daemon) {
+    let start = Instant::now();
+    while proxy.rule_hits(0) == 0 {
+        assert!(
+            start.elapsed() < WAIT && !daemon.exited(),
+            "no blob download started; log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_stop_during_a_copy_lets_it_finish_starts_nothing_new_and_exits_130() {
+    let (source, proxy) = slow_source(Duration::from_secs(4));
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[
+                task(
+                    "first",
+                    None,
+                    &proxy.host(),
+                    &target.host(),
+                    &mapping("slow/app", "copy/app"),
+                ),
+                task(
+                    "second",
+                    None,
+                    &proxy.host(),
+                    &target.host(),
+                    &mapping("slow/app", "other/app"),
+                ),
+            ],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &["-health=127.0.0.1:0"], &[]);
+    let health = daemon.health_address();
+    wait_for_blob_download(&proxy, &mut daemon);
+    daemon.signal("INT");
+    daemon.wait_for("stopping ...");
+    // Stopping: no longer ready, still alive.
+    assert_eq!(http("GET", &health, "/readyz").0, 503);
+    assert_eq!(http("GET", &health, "/healthz").0, 200);
+    assert_eq!(daemon.wait_exit(), 130, "{}", daemon.log());
+    // The copy in flight finished within the grace period; the next task never started.
+    assert_eq!(daemon.count("image copied"), 1, "{}", daemon.log());
+    assert_eq!(task_names(&daemon), ["first"]);
+    assert_eq!(
+        manifest_digest(&target, "copy/app", "1"),
+        manifest_digest(&source, "slow/app", "1")
+    );
+    assert!(list_tags(&target, "other/app").is_empty());
+}
+
+#[test]
+fn after_the_grace_period_copies_are_aborted_and_leave_no_tag() {
+    let (_source, proxy) = slow_source(Duration::from_secs(120));
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "shutdown-grace: 1s\n",
+            &[task(
+                "slow",
+                Some(60),
+                &proxy.host(),
+                &target.host(),
+                &mapping("slow/app", "copy/app"),
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    wait_for_blob_download(&proxy, &mut daemon);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 143, "{}", daemon.log());
+    assert_eq!(
+        daemon.count("grace period of 1s is over"),
+        1,
+        "{}",
+        daemon.log()
+    );
+    assert!(list_tags(&target, "copy/app").is_empty());
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let (_source, proxy) = slow_source(Duration::from_secs(120));
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[task(
+                "slow",
+                None,
+                &proxy.host(),
+                &target.host(),
+                &mapping("slow/app", "copy/app"),
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    wait_for_blob_download(&proxy, &mut daemon);
+    daemon.signal("INT");
+    daemon.wait_for("stopping ...");
+    daemon.signal("INT");
+    // The grace period is 60 s and the download takes 120 s: only the second signal ends it.
+    assert_eq!(daemon.wait_exit_within(Duration::from_secs(30)), 130);
+    assert_eq!(daemon.count("second stop signal"), 1, "{}", daemon.log());
+    assert!(list_tags(&target, "copy/app").is_empty());
+}
+
+#[test]
+fn sighup_reloads_and_runs_the_one_off_tasks_again_with_the_same_filter() {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app/a", "1", ImageOptions::default());
+    let (s, t) = (source.host(), target.host());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let once = task("once", None, &s, &t, &mapping("app/a", "once/a"));
+    let tick = task("tick", Some(30), &s, &t, &mapping("app/a", "tick/a"));
+    let path = write_config(dir.path(), &config("", &[once.clone(), tick.clone()]));
+    let mut daemon = Daemon::start(&path, &["-run", "!skipped"], &[]);
+    daemon.wait_for("waiting for next sync task...");
+    // The new config adds a task; without `watch` only the signal makes dregsy read it.
+    let added = task("added", None, &s, &t, &mapping("app/a", "added/a"));
+    let skipped = task("skipped", None, &s, &t, &mapping("app/a", "skipped/a"));
+    std::fs::write(&path, config("", &[once, added, skipped, tick])).expect("config rewritten");
+    daemon.signal("HUP");
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    assert_eq!(daemon.wait_for("received signal")["signal"], "hangup");
+    assert_eq!(daemon.count("dregsy "), 2, "{}", daemon.log());
+    assert_eq!(
+        task_names(&daemon),
+        ["once", "tick", "once", "added", "tick"]
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    assert!(manifest_digest(&target, "added/a", "1").is_some());
+    assert!(manifest_digest(&target, "skipped/a", "1").is_none());
+}
+
+#[test]
+fn sighup_with_an_invalid_new_config_exits_1_with_its_error() {
+    let source = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = source.host();
+    let path = write_config(
+        dir.path(),
+        &config("", &[task("tick", Some(30), &h, &h, &mapping("a", "b"))]),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    daemon.wait_for("waiting for next sync task...");
+    std::fs::write(&path, "tasks:\n- name: tick\n  interval: 5\n").expect("config rewritten");
+    daemon.signal("HUP");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+    assert!(daemon.log().contains("minimum task interval is 30 seconds"));
+}
+
+#[test]
+fn sighup_is_logged_and_ignored_when_every_task_is_one_off() {
+    let (source, proxy) = slow_source(Duration::from_secs(3));
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[task(
+                "once",
+                None,
+                &proxy.host(),
+                &target.host(),
+                &mapping("slow/app", "copy/app"),
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    wait_for_blob_download(&proxy, &mut daemon);
+    daemon.signal("HUP");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    assert_eq!(daemon.count("not restarting"), 1, "{}", daemon.log());
+    assert_eq!(daemon.count("dregsy "), 1);
+    assert_eq!(
+        manifest_digest(&target, "copy/app", "1"),
+        manifest_digest(&source, "slow/app", "1")
+    );
+}
+
+/// A periodic no-op task config with `watch: true`; `marker` makes each version's text differ.
+fn watched_config(registry: &Registry, marker: &str) -> String {
+    let h = registry.host();
+    config(
+        &format!("# {marker}\nwatch: true\n"),
+        &[task(
+            "tick",
+            Some(30),
+            &h,
+            &h,
+            "  - from: app/a\n    to: copy/a\n",
+        )],
+    )
+}
+
+#[test]
+fn watch_ignores_a_chmod_and_restarts_on_an_in_place_edit_and_on_a_rename() {
+    let registry = Registry::start();
+    push_image(&registry, "app/a", "1", ImageOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &watched_config(&registry, "v1"));
+    let mut daemon = Daemon::start(&path, &[], &[("LOG_LEVEL", "debug")]);
+    daemon.wait_for("watching config file, restarting on change");
+    daemon.wait_for("waiting for next sync task...");
+
+    // chmod (and the same content written again) is looked at, compared and ignored.
+    Command::new("chmod")
+        .args(["600", &path.display().to_string()])
+        .status()
+        .expect("chmod runs");
+    daemon.wait_for("config file touched, but its content is unchanged");
+    assert_eq!(daemon.count("config file changed"), 0);
+
+    // An edit in place: truncate and write the same inode.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .expect("config opened");
+    file.write_all(watched_config(&registry, "v2").as_bytes())
+        .expect("config edited");
+    drop(file);
+    daemon.wait_for_nth("config file changed, restarting ...", 1);
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+
+    // A rename over it, as editors and `kubectl cp` do.
+    let tmp = dir.path().join(".config.yaml.swp");
+    std::fs::write(&tmp, watched_config(&registry, "v3")).expect("temp written");
+    std::fs::rename(&tmp, &path).expect("renamed over the config");
+    daemon.wait_for_nth("config file changed, restarting ...", 2);
+    daemon.wait_for_nth("waiting for next sync task...", 3);
+
+    assert_eq!(daemon.count("dregsy "), 3, "{}", daemon.log());
+    assert_eq!(task_names(&daemon), ["tick", "tick", "tick"]);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+}
+
+#[test]
+fn watch_follows_kubernetes_configmap_swaps() {
+    let registry = Registry::start();
+    push_image(&registry, "app/a", "1", ImageOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // The layout the kubelet makes: config.yaml -> ..data/config.yaml, ..data -> ..<timestamp>.
+    let publish = |version: &str| {
+        let data = root.join(format!("..{version}"));
+        std::fs::create_dir(&data).expect("data dir");
+        std::fs::write(data.join("config.yaml"), watched_config(&registry, version))
+            .expect("config written");
+        std::os::unix::fs::symlink(format!("..{version}"), root.join("..data_tmp"))
+            .expect("symlink");
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
+    };
+    publish("2024_01_01_00_00_00.1");
+    std::os::unix::fs::symlink("..data/config.yaml", root.join("config.yaml")).expect("link");
+    let mut daemon = Daemon::start(&root.join("config.yaml"), &[], &[]);
+    daemon.wait_for("waiting for next sync task...");
+
+    for (n, (old, new)) in [
+        ("2024_01_01_00_00_00.1", "2024_01_01_00_01_00.2"),
+        ("2024_01_01_00_01_00.2", "2024_01_01_00_02_00.3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        publish(new);
+        std::fs::remove_dir_all(root.join(format!("..{old}"))).expect("old data removed");
+        daemon.wait_for_nth("config file changed, restarting ...", n + 1);
+        daemon.wait_for_nth("waiting for next sync task...", n + 2);
+    }
+    assert_eq!(daemon.count("dregsy "), 3, "{}", daemon.log());
+    daemon.signal("INT");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+}
+
+#[test]
+fn watch_keeps_the_config_while_the_file_is_gone_and_exits_1_on_invalid_yaml() {
+    let registry = Registry::start();
+    push_image(&registry, "app/a", "1", ImageOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &watched_config(&registry, "v1"));
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    daemon.wait_for("waiting for next sync task...");
+    std::fs::remove_file(&path).expect("config removed");
+    daemon.wait_for("config file is gone; keeping the current config until it returns");
+    assert!(!daemon.exited(), "{}", daemon.log());
+    std::fs::write(&path, "tasks: [\n").expect("broken config written");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+    assert_eq!(daemon.count("config file is back"), 1, "{}", daemon.log());
+    assert_eq!(daemon.count("config file changed, restarting ..."), 1);
+    assert!(
+        daemon.log().contains("error parsing config file"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn health_endpoint_serves_liveness_readiness_and_each_tasks_last_run() {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app/a", "1", ImageOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "health:\n  listen: 127.0.0.1:0\n",
+            &[
+                task(
+                    "tick",
+                    Some(30),
+                    &source.host(),
+                    &target.host(),
+                    &mapping("app/a", "copy/a"),
+                ),
+                task(
+                    "broken",
+                    Some(30),
+                    &source.host(),
+                    &target.host(),
+                    "  - from: no/such\n    tags: ['1']\n",
+                ),
+            ],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let health = daemon.health_address();
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    assert_eq!(http("GET", &health, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(http("GET", &health, "/readyz"), (200, "ready\n".into()));
+    assert_eq!(http("GET", &health, "/nope").0, 404);
+    assert_eq!(http("POST", &health, "/healthz").0, 405);
+    let (status, body) = http("GET", &health, "/status");
+    assert_eq!(status, 200);
+    let json: Value = serde_json::from_str(&body).expect("status is JSON");
+    assert_eq!(json["ready"], true);
+    assert_eq!(json["phase"], "running");
+    let tasks = json["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 2);
+    let tick = &tasks[0];
+    assert_eq!(tick["task"], "tick");
+    assert_eq!(tick["interval_seconds"], 30);
+    assert_eq!(tick["runs_total"], 1);
+    assert_eq!(tick["images_copied_total"], 1);
+    assert_eq!(tick["last_run"]["result"], "ok");
+    assert_eq!(tick["last_run"]["images_copied"], 1);
+    assert!(tick["last_run"]["bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(
+        tick["last_run"]["finished_unix"].as_f64() >= tick["last_run"]["started_unix"].as_f64()
+    );
+    let broken = &tasks[1];
+    assert_eq!(broken["last_run"]["result"], "failed");
+    assert_eq!(broken["failed_runs_total"], 1);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+}
+
+#[test]
+fn shutdown_with_several_periodic_tasks_never_hangs() {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app/a", "1", ImageOptions::default());
+    let (s, t) = (source.host(), target.host());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "watch: true\n",
+            &[
+                task("p1", Some(30), &s, &t, &mapping("app/a", "p1/a")),
+                task("p2", Some(31), &s, &t, &mapping("app/a", "p2/a")),
+                task("p3", Some(45), &s, &t, &mapping("app/a", "p3/a")),
+            ],
+        ),
+    );
+    let started = Instant::now();
+    for round in 0..50 {
+        let mut daemon = Daemon::start(&path, &[], &[]);
+        let (signal, code) = if round % 2 == 0 {
+            ("INT", 130)
+        } else {
+            ("TERM", 143)
+        };
+        // Signal at different moments: at start, during the first run, between runs, idle.
+        match round % 4 {
+            0 => daemon.wait_for("dregsy "),
+            1 => daemon.wait_for("syncing task"),
+            2 => daemon.wait_for("waiting for next sync task..."),
+            _ => daemon.wait_for_nth("waiting for next sync task...", 3),
+        };
+        daemon.signal(signal);
+        let exit = daemon.wait_exit_within(Duration::from_secs(30));
+        if round % 4 == 3 {
+            assert_eq!(exit, 0, "round {round}: {}", daemon.log());
+        } else {
+            assert!(
+                exit == 0 || exit == code,
+                "round {round}: exit {exit}; log:\n{}",
+                daemon.log()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "50 shutdowns did not finish in 10 minutes (round {round})"
+        );
+    }
+}
