@@ -467,4 +467,17 @@ fn unreachable_docker_daemon_fails_at_startup() {
         text(&out)
     );
     assert!(log_lines(&out, "syncing task").is_empty());
+
+    // Without 'dockerhost', DOCKER_HOST names the daemon.
+    let socket = format!("unix://{}/from-env.sock", dir.path().display());
+    let config = "docker:\n  ping-attempts: 1\ntasks: []\n";
+    let out = run_dregsy(config, &[("DOCKER_HOST", &socket)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let errors = log_lines(&out, "unsuccessfully pinged Docker server 1 times");
+    assert_eq!(errors.len(), 1, "{}", text(&out));
+    assert!(
+        errors[0]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains(&socket))
+    );
 }
