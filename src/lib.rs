@@ -2,12 +2,16 @@
 //!
 //! Data flows one way: [`config`] (YAML → validated values) → [`scheduler`] (which tasks run
 //! when) → [`plan`] (mappings → image jobs) → [`relay`] (copies jobs) → [`report`] (what
-//! happened). [`registry`] is the OCI distribution client the planner and the native relay use.
+//! happened). [`registry`] is the OCI distribution client the planner and the native relay use;
+//! [`listers`] list a source's repositories for regex mappings. [`commands`] holds the
+//! subcommands beside syncing (`dregsy plan`, `dregsy tags`).
 
 pub mod cli;
 pub mod clients;
+pub mod commands;
 pub mod config;
 pub mod health;
+pub mod listers;
 pub mod logging;
 pub mod plan;
 pub mod progress;

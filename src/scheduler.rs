@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::clients::Clients;
 use crate::config::{Config, Task};
+use crate::listers::Listers;
 use crate::plan::pattern::Pattern;
 use crate::relay::Relay;
 use crate::report::TaskReport;
@@ -57,6 +58,7 @@ pub struct Context<'a> {
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
     let relay = Relay::new(config).await?;
     let clients = Clients::new(config);
+    let listers = Listers::new(config.lister);
     let selected: Vec<&Task> = config
         .tasks
         .iter()
@@ -80,6 +82,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
     let mut daemon = Daemon {
         relay: &relay,
         clients: &clients,
+        listers: &listers,
         control: Control {
             signals: cx.signals,
             watch,
@@ -99,6 +102,8 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
 struct Daemon<'a> {
     relay: &'a Relay,
     clients: &'a Clients,
+    /// Repository lists, shared by every task and run of this configuration.
+    listers: &'a Listers,
     control: Control<'a>,
     /// Each task's `failed` flag from its last run.
     failed: HashMap<String, bool>,
@@ -182,7 +187,7 @@ impl Daemon<'_> {
         let started = SystemTime::now();
         self.control.status.run_started(&task.name);
         let stop = self.control.stop.clone();
-        let run = run_task(task, self.relay, self.clients, &stop);
+        let run = run_task(task, self.relay, self.clients, self.listers, &stop);
         tokio::pin!(run);
         let report = loop {
             let deadline = self.control.stopping.map(|(_, deadline)| deadline);

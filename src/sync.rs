@@ -9,8 +9,9 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::clients::Clients;
-use crate::config::{Mapping, Task};
-use crate::plan::{self, ImageJob, RegistryLocation, TagSource};
+use crate::config::{Location, Mapping, Task};
+use crate::listers::Listers;
+use crate::plan::{self, ImageJob, RegistryLocation, RepositoryList, RepositorySource, TagSource};
 use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
 use crate::relay::{CopyOutcome, Relay, Sides};
@@ -25,6 +26,7 @@ pub async fn run_task(
     task: &Task,
     relay: &Relay,
     clients: &Clients,
+    listers: &Listers,
     stop: &StopFlag,
 ) -> TaskReport {
     let started = Instant::now();
@@ -48,7 +50,8 @@ pub async fn run_task(
                     return Ok(Vec::new());
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                run_mapping(task, mapping, relay, clients, image_slots, progress, stop)
+                let services = Services { clients, listers };
+                run_mapping(task, mapping, relay, services, image_slots, progress, stop)
                     .await
                     .map_err(|reason| {
                         tracing::error!(
@@ -87,7 +90,7 @@ pub async fn run_task(
 }
 
 /// Lists source tags through the registry client, for the planner.
-struct RegistryTags<'a>(&'a Registry);
+pub struct RegistryTags<'a>(pub &'a Registry);
 
 impl TagSource for RegistryTags<'_> {
     async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, String> {
@@ -98,42 +101,106 @@ impl TagSource for RegistryTags<'_> {
     }
 }
 
-async fn run_mapping(
+/// Lists a source's repositories through the run's listers, for the planner.
+pub struct ListedRepositories<'a> {
+    pub listers: &'a Listers,
+    pub clients: &'a Clients,
+    pub location: &'a Location,
+}
+
+impl RepositorySource for ListedRepositories<'_> {
+    async fn list_repositories(&self) -> Result<std::sync::Arc<RepositoryList>, String> {
+        self.listers.list(self.location, self.clients).await
+    }
+}
+
+/// What a mapping's planning uses besides the task: the run's clients and listers.
+#[derive(Clone, Copy)]
+struct Services<'a> {
+    clients: &'a Clients,
+    listers: &'a Listers,
+}
+
+/// Plans one mapping of a task: the clients of both sides and the mapping's plan, with the
+/// planner's warnings and debug lines logged.
+pub async fn plan_task_mapping(
     task: &Task,
     mapping: &Mapping,
-    relay: &Relay,
     clients: &Clients,
-    image_slots: &Semaphore,
-    progress: &TaskProgress,
-    stop: &StopFlag,
-) -> Result<Vec<ImageReport>, String> {
+    listers: &Listers,
+) -> Result<(Registry, Registry, plan::MappingPlan), String> {
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
     let target_location = RegistryLocation::parse(&task.target.registry)
         .map_err(|e| format!("target registry: {e}"))?;
     let source = clients.get(&source_location.host, &task.source)?;
     let target = clients.get(&target_location.host, &task.target)?;
+    let repositories = ListedRepositories {
+        listers,
+        clients,
+        location: &task.source,
+    };
     let plan = plan::plan_mapping(
         mapping,
         &source_location,
         &target_location,
         &RegistryTags(&source),
+        &repositories,
     )
     .await?;
-    progress.planned(plan.jobs.len());
-    for dropped in &plan.dropped {
-        tracing::debug!(tag = %dropped.tag, filter = %dropped.by, "tag dropped by filter");
+    for warning in &plan.warnings {
+        tracing::warn!(task = %task.name, from = %mapping.rule.from(), "{warning}");
     }
-    let mut images: Vec<ImageReport> = plan
-        .invalid
-        .iter()
-        .map(|(tag, reason)| {
+    for repo in &plan.repositories {
+        let path = repo.source_path.as_str();
+        for dropped in &repo.dropped {
+            tracing::debug!(repository = %path, tag = %dropped.tag, filter = %dropped.by, "tag dropped by filter");
+        }
+        if repo.error.is_none() {
+            tracing::debug!(repository = %path, "expanded tags: {:?}", repo.tags);
+        }
+    }
+    Ok((source, target, plan))
+}
+
+async fn run_mapping(
+    task: &Task,
+    mapping: &Mapping,
+    relay: &Relay,
+    services: Services<'_>,
+    image_slots: &Semaphore,
+    progress: &TaskProgress,
+    stop: &StopFlag,
+) -> Result<Vec<ImageReport>, String> {
+    let (source, target, plan) =
+        plan_task_mapping(task, mapping, services.clients, services.listers).await?;
+    let jobs: Vec<&ImageJob> = plan.jobs().collect();
+    progress.planned(jobs.len());
+    // A repository that could not be planned, and every tag that cannot form a reference,
+    // fails as an image of its own; the rest still sync.
+    let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
+    let mut failures = Vec::new();
+    for repo in &plan.repositories {
+        let source_name = side(&task.source.registry, &repo.source_path);
+        let target_name = side(&task.target.registry, &repo.target_path);
+        if let Some(error) = &repo.error {
+            failures.push((source_name.clone(), target_name.clone(), error.clone()));
+        }
+        for (tag, reason) in &repo.invalid {
+            failures.push((
+                source_name.clone(),
+                target_name.clone(),
+                format!("tag '{tag}': {reason}"),
+            ));
+        }
+    }
+    let mut images: Vec<ImageReport> = failures
+        .into_iter()
+        .map(|(source, target, reason)| {
             let report = ImageReport {
-                source: format!("{}/{}", task.source.registry, mapping.rule.from()),
-                target: format!("{}/{}", task.target.registry, mapping.rule.to()),
-                result: ImageResult::Failed {
-                    reason: format!("tag '{tag}': {reason}"),
-                },
+                source,
+                target,
+                result: ImageResult::Failed { reason },
                 duration: Default::default(),
             };
             log_image(task, &report);
@@ -150,7 +217,7 @@ async fn run_mapping(
     // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
     // of each job is what keeps new work from starting.
     let sides = &sides;
-    let copies = futures_util::stream::iter(plan.jobs.iter())
+    let copies = futures_util::stream::iter(jobs.iter().copied())
         .map(|job| async move {
             // Waiting for a slot can take long; a stop requested meanwhile starts nothing new.
             let _slot = image_slots.acquire().await.ok();
@@ -163,7 +230,7 @@ async fn run_mapping(
         })
         .buffered(relay.parallel_images());
     let done: Vec<ImageReport> = copies.filter_map(std::future::ready).collect().await;
-    let not_started = plan.jobs.len() - done.len();
+    let not_started = jobs.len() - done.len();
     if not_started > 0 {
         tracing::info!(
             task = %task.name,

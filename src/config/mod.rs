@@ -18,6 +18,7 @@ use std::time::Duration;
 pub use auth::Auth;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
+pub use validate::is_ecr;
 
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::TagSet;

@@ -1,9 +1,10 @@
 //! Turns one mapping of a task into image jobs: repository matching, path mapping, tag-set
 //! expansion (SPEC §3.3, §3.4, §4). This happens once, here, for every relay.
 //!
-//! The planner asks the source for its tags through [`TagSource`] and knows nothing else of
-//! HTTP; it produces `(source ref, target ref, platform)` jobs and the tags it dropped, so a
-//! dry run can explain itself.
+//! The planner asks the source for its repositories through [`RepositorySource`] (a lister) and
+//! for their tags through [`TagSource`], and knows nothing else of HTTP; it produces
+//! `(source ref, target ref, platform)` jobs per repository, with the tags it dropped and the
+//! reasons, so a dry run (`dregsy plan`) can explain itself.
 
 pub mod mapping;
 pub mod pattern;
@@ -11,6 +12,8 @@ pub mod semver;
 pub mod tags;
 
 use std::fmt;
+
+use futures_util::StreamExt;
 
 use crate::config::{Mapping, PlatformChoice};
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
@@ -23,6 +26,23 @@ pub trait TagSource {
         &self,
         repository: &Repository,
     ) -> impl std::future::Future<Output = Result<Vec<String>, String>> + Send;
+}
+
+/// Lists the repositories of a source registry (a lister in production), for `from: regex:`.
+pub trait RepositorySource {
+    /// The repository names, or a message saying why they could not be listed.
+    fn list_repositories(
+        &self,
+    ) -> impl std::future::Future<Output = Result<std::sync::Arc<RepositoryList>, String>> + Send;
+}
+
+/// The repositories a lister returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositoryList {
+    /// Names as the registry lists them, without a leading `/`.
+    pub names: Vec<String>,
+    /// `Some(n)` when the list stopped at `lister.maxItems` = n although the registry has more.
+    pub cut_at: Option<usize>,
 }
 
 /// A registry string of the config split into the host and an optional path prefix
@@ -78,9 +98,36 @@ impl fmt::Display for ImageJob {
     }
 }
 
-/// What one mapping expands to.
+/// What one mapping expands to: one entry per source repository it covers.
 #[derive(Debug, Clone, Default)]
 pub struct MappingPlan {
+    pub repositories: Vec<RepositoryPlan>,
+    /// Things the user should know that are not failures: a `from` regex that matched
+    /// nothing, a repository list cut at `maxItems`.
+    pub warnings: Vec<String>,
+    /// For `from: regex:`: how many repositories the lister returned.
+    pub listed_repositories: Option<usize>,
+}
+
+impl MappingPlan {
+    /// Every image job of the mapping, repository by repository.
+    pub fn jobs(&self) -> impl Iterator<Item = &ImageJob> {
+        self.repositories.iter().flat_map(|r| r.jobs.iter())
+    }
+}
+
+/// What one source repository of a mapping expands to.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryPlan {
+    /// The source path with a leading `/` (the listed name, for a regex `from`).
+    pub source_path: String,
+    /// The mapped target path (`to` applied), as the mapping computed it.
+    pub target_path: String,
+    /// The repositories, once both paths turned out valid.
+    pub source: Option<Repository>,
+    pub target: Option<Repository>,
+    /// The expanded tag list, in the order the jobs are made.
+    pub tags: Vec<String>,
     pub jobs: Vec<ImageJob>,
     /// Tags the filters removed, with the filter that removed each.
     pub dropped: Vec<Dropped>,
@@ -89,42 +136,129 @@ pub struct MappingPlan {
     pub invalid: Vec<(String, String)>,
     /// Whether the source's tags were listed to build the plan.
     pub listed: bool,
+    /// Why this repository could not be planned (invalid path, tag listing failed); the
+    /// mapping's other repositories are still planned.
+    pub error: Option<String>,
 }
 
-/// Plans one mapping whose `from` is a plain path.
+/// How many repositories of one mapping have their tags listed at the same time.
+const PARALLEL_TAG_LISTINGS: usize = 4;
+
+/// Plans one mapping: the repositories it covers (listed through `repositories` for a
+/// regex `from`), each with its tags and image jobs.
+///
+/// An error means the whole mapping could not be planned (the repository list could not be
+/// fetched); a problem with one repository is recorded in its [`RepositoryPlan::error`].
 pub async fn plan_mapping(
     mapping: &Mapping,
     source: &RegistryLocation,
     target: &RegistryLocation,
     tags: &impl TagSource,
+    repositories: &impl RepositorySource,
 ) -> Result<MappingPlan, String> {
-    if mapping.rule.is_regex_from() {
-        return Err(format!(
-            "not supported yet: 'from: {}' needs a repository lister, which this version does not have; list the repositories as plain mappings",
-            mapping.rule.from()
-        ));
-    }
-    let source_path = mapping.rule.source_path(None);
+    let mut plan = MappingPlan::default();
+    let source_paths = if mapping.rule.is_regex_from() {
+        let list = repositories
+            .list_repositories()
+            .await
+            .map_err(|e| format!("cannot list the source's repositories: {e}"))?;
+        plan.listed_repositories = Some(list.names.len());
+        let matched = matching_paths(mapping, source, &list.names);
+        if let Some(max) = list.cut_at {
+            plan.warnings.push(format!(
+                "the source has more than lister.maxItems ({max}) repositories; only the first \
+                 {max} were matched against '{}', so this mapping may miss some: raise \
+                 'lister: {{maxItems: N}}' in the config ('-1' for no limit)",
+                mapping.rule.from()
+            ));
+        }
+        if matched.is_empty() {
+            plan.warnings.push(format!(
+                "'{}' matches none of the {} repositories listed on the source",
+                mapping.rule.from(),
+                list.names.len()
+            ));
+        }
+        matched
+    } else {
+        vec![mapping.rule.source_path(None)]
+    };
+    plan.repositories = futures_util::stream::iter(source_paths)
+        .map(|path| plan_repository(mapping, source, target, tags, path))
+        .buffered(PARALLEL_TAG_LISTINGS)
+        .collect()
+        .await;
+    Ok(plan)
+}
+
+/// The source paths (with a leading `/`) of the listed names a regex `from` matches, in
+/// listing order. With a registry prefix (`registry: host/prefix`), only names under the
+/// prefix count, and they are matched without it.
+fn matching_paths(mapping: &Mapping, source: &RegistryLocation, names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .iter()
+        .filter_map(|name| {
+            if source.prefix.is_empty() {
+                Some(name.as_str())
+            } else {
+                name.strip_prefix(&source.prefix)?.strip_prefix('/')
+            }
+        })
+        .filter(|name| mapping.rule.matches_repository(name))
+        .filter(|name| seen.insert(name.to_string()))
+        .map(|name| mapping.rule.source_path(Some(name)))
+        .collect()
+}
+
+/// Plans one source repository: paths, tags, jobs.
+async fn plan_repository(
+    mapping: &Mapping,
+    source: &RegistryLocation,
+    target: &RegistryLocation,
+    tags: &impl TagSource,
+    source_path: String,
+) -> RepositoryPlan {
     let target_path = mapping.rule.target_path(&source_path);
-    let source_repo = source
-        .repository(&source_path)
-        .map_err(|e| format!("source path '{source_path}': {e}"))?;
-    let target_repo = target
-        .repository(&target_path)
-        .map_err(|e| format!("target path '{target_path}' (mapped from '{source_path}'): {e}"))?;
+    let mut plan = RepositoryPlan {
+        source_path,
+        target_path,
+        ..Default::default()
+    };
+    let source_repo = match source.repository(&plan.source_path) {
+        Ok(repo) => repo,
+        Err(e) => {
+            plan.error = Some(format!("source path '{}': {e}", plan.source_path));
+            return plan;
+        }
+    };
+    let target_repo = match target.repository(&plan.target_path) {
+        Ok(repo) => repo,
+        Err(e) => {
+            plan.error = Some(format!(
+                "target path '{}' (mapped from '{}'): {e}",
+                plan.target_path, plan.source_path
+            ));
+            return plan;
+        }
+    };
+    plan.source = Some(source_repo.clone());
+    plan.target = Some(target_repo.clone());
 
     let listed_tags = if mapping.tags.needs_listing() {
-        Some(
-            tags.list_tags(&source_repo)
-                .await
-                .map_err(|e| format!("failed listing tags during tag set expansion: {e}"))?,
-        )
+        match tags.list_tags(&source_repo).await {
+            Ok(listed) => Some(listed),
+            Err(e) => {
+                plan.error = Some(format!(
+                    "failed listing tags during tag set expansion: {e}"
+                ));
+                return plan;
+            }
+        }
     } else {
         None
     };
     let expansion = mapping.tags.expand(listed_tags.as_deref());
-    let mut jobs = Vec::with_capacity(expansion.tags.len());
-    let mut invalid = Vec::new();
     for tag in &expansion.tags {
         let (from, to) = match TagRef::parse(tag) {
             TagRef::Tag(t) => (t.clone(), t),
@@ -134,11 +268,11 @@ pub async fn plan_mapping(
         let (from, to) = match (TagOrDigest::parse(&from), TagOrDigest::parse(&to)) {
             (Ok(from), Ok(to)) => (from, to),
             (Err(e), _) | (_, Err(e)) => {
-                invalid.push((tag.clone(), e.to_string()));
+                plan.invalid.push((tag.clone(), e.to_string()));
                 continue;
             }
         };
-        jobs.push(ImageJob {
+        plan.jobs.push(ImageJob {
             source: Reference {
                 registry: source.host.clone(),
                 repository: source_repo.clone(),
@@ -152,10 +286,8 @@ pub async fn plan_mapping(
             platform: mapping.platform.clone(),
         });
     }
-    Ok(MappingPlan {
-        jobs,
-        dropped: expansion.dropped,
-        invalid,
-        listed: listed_tags.is_some(),
-    })
+    plan.tags = expansion.tags;
+    plan.dropped = expansion.dropped;
+    plan.listed = listed_tags.is_some();
+    plan
 }
