@@ -105,8 +105,20 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
 
 /// The program: parse, load, sync, and map the outcome to the original's exit codes.
 pub fn main() -> ExitCode {
-    crate::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // A first argument naming a subcommand selects it; Go-style flags never look like one.
+    match args.first().map(String::as_str) {
+        Some("plan") => {
+            crate::logging::init_for_command();
+            return ExitCode::from(crate::commands::plan::main(&args[1..]));
+        }
+        Some("tags") => {
+            crate::logging::init_for_command();
+            return ExitCode::from(crate::commands::tags::main(&args[1..]));
+        }
+        _ => {}
+    }
+    crate::logging::init();
     let command = match parse(&args) {
         Ok(command) => command,
         Err(e) => {
@@ -249,7 +261,7 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
 }
 
 /// The `-run` filter (SPEC §1.2, D1); an empty one selects every task.
-fn compile_filter(run: &str) -> Result<Pattern, String> {
+pub fn compile_filter(run: &str) -> Result<Pattern, String> {
     let filter = if run.trim().is_empty() { ".*" } else { run };
     Pattern::new(filter).map_err(|e| format!("invalid task filter: {e}"))
 }

@@ -116,6 +116,28 @@ pub fn init() {
     }
 }
 
+/// Set by [`init_for_command`]: log lines go to stderr, so stdout carries only the command's output.
+static TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Logging for a subcommand whose output is on stdout (`dregsy plan`, `dregsy tags`): the
+/// same formats and variables, but lines go to stderr, and without `LOG_LEVEL` only warnings
+/// and errors are shown.
+pub fn init_for_command() {
+    TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut settings, warnings) = settings_from_env(std::io::stderr().is_terminal());
+    if std::env::var("LOG_LEVEL").unwrap_or_default().is_empty() {
+        settings.level = Level::WARN;
+    }
+    let layer = LogrusLayer {
+        settings,
+        started: Instant::now(),
+    };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
 /// Renders events as logrus lines on stdout.
 pub struct LogrusLayer {
     settings: Settings,
@@ -217,7 +239,12 @@ impl<S: Subscriber> Layer<S> for LogrusLayer {
         let time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut line = self.render(*metadata.level(), &visitor.message, &visitor.fields, &time);
         line.push('\n');
-        crate::progress::print_line(line.as_bytes());
+        if TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            use std::io::Write as _;
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        } else {
+            crate::progress::print_line(line.as_bytes());
+        }
     }
 }
 

@@ -1,0 +1,508 @@
+//! `dregsy plan -config=x.yaml [-run=…] [--json]`: what a sync would do, copying nothing.
+//!
+//! For every selected task and mapping it lists and matches the source repositories (regex
+//! `from`), expands the tag filters, and asks both registries with HEAD requests whether each
+//! image is already up to date, exactly as the relay decides it before copying. It prints the
+//! repositories matched, each tag selected with its target reference and whether a sync would
+//! copy it, and each tag dropped with the entry that dropped it. Periodic tasks are planned
+//! once, like one-off ones.
+//!
+//! Exit code 0 when everything could be planned and checked, 1 for a config or usage error or
+//! when any mapping, repository or check failed (each is printed with its reason).
+
+use std::io::Write;
+
+use futures_util::StreamExt;
+
+use crate::clients::Clients;
+use crate::config::{self, Config, Task};
+use crate::listers::Listers;
+use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
+use crate::registry::Registry;
+use crate::relay;
+
+const USAGE: &str = "\
+usage: dregsy plan -config=FILE [-run=REGEX] [--json]
+
+Shows what a sync with FILE would do, without copying anything: per task and mapping, the
+source repositories matched, the tags selected and their target references, the tags dropped
+and by which filter, and which images are already up to date on the target.
+
+  -config FILE   the config file
+  -run REGEX     only tasks whose whole name matches ('!' inverts), as for a sync
+  --json         print one JSON document instead of text
+";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub config: String,
+    pub run: String,
+    pub json: bool,
+}
+
+/// Parses Go-style `-config=x` / `-config x` / `--config=x`, `-run`, `--json`, `-h`.
+/// `None` asks for help.
+pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        config: String::new(),
+        run: String::new(),
+        json: false,
+    };
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let body = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .ok_or_else(|| format!("unexpected argument '{arg}'"))?;
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        match name {
+            "h" | "help" => return Ok(None),
+            "json" if inline.is_none() => parsed.json = true,
+            "config" | "run" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => rest
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
+                };
+                if name == "config" {
+                    parsed.config = value;
+                } else {
+                    parsed.run = value;
+                }
+            }
+            _ => return Err(format!("flag provided but not defined: {arg}")),
+        }
+    }
+    if parsed.config.is_empty() {
+        return Err("missing -config=FILE".into());
+    }
+    Ok(Some(parsed))
+}
+
+/// Runs the command; returns the exit code.
+pub fn main(args: &[String]) -> u8 {
+    let args = match parse(args) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{USAGE}");
+            return 1;
+        }
+    };
+    let config = match config::load(std::path::Path::new(&args.config)) {
+        Ok((config, notices)) => {
+            crate::cli::log_notices(&notices);
+            config
+        }
+        Err(e) => {
+            crate::cli::log_notices(&e.notices);
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let filter = match crate::cli::compile_filter(&args.run) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let tasks: Vec<&Task> = config
+        .tasks
+        .iter()
+        .filter(|t| filter.matches(&t.name))
+        .collect();
+    let report = runtime.block_on(plan_tasks(&config, &tasks));
+    let output = if args.json {
+        format!("{}\n", report.to_json())
+    } else {
+        report.to_text()
+    };
+    let _ = std::io::stdout().lock().write_all(output.as_bytes());
+    if report.failures() > 0 { 1 } else { 0 }
+}
+
+/// The plan of a whole config.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub tasks: Vec<TaskPlan>,
+}
+
+/// One task's plan.
+#[derive(Debug)]
+pub struct TaskPlan {
+    pub name: String,
+    pub source: String,
+    pub target: String,
+    pub mappings: Vec<MappingResult>,
+}
+
+/// One mapping's plan, or why it has none.
+#[derive(Debug)]
+pub struct MappingResult {
+    pub from: String,
+    pub to: String,
+    pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
+}
+
+/// What a sync would do with one image job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    UpToDate,
+    Copy,
+    /// The check failed (source image missing, registry unreachable…).
+    Failed(String),
+}
+
+impl Status {
+    fn word(&self) -> &'static str {
+        match self {
+            Status::UpToDate => "up to date",
+            Status::Copy => "copy",
+            Status::Failed(_) => "failed",
+        }
+    }
+}
+
+/// How many up-to-date checks run at once per mapping.
+const PARALLEL_CHECKS: usize = 8;
+
+/// Plans every task, mapping by mapping.
+pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
+    let clients = Clients::new(config);
+    let listers = Listers::new(config.lister);
+    let mut report = Report::default();
+    for task in tasks {
+        let mut task_plan = TaskPlan {
+            name: task.name.clone(),
+            source: task.source.registry.clone(),
+            target: task.target.registry.clone(),
+            mappings: Vec::new(),
+        };
+        for mapping in &task.mappings {
+            let outcome =
+                match crate::sync::plan_task_mapping(task, mapping, &clients, &listers).await {
+                    Ok((source, target, plan)) => {
+                        let statuses = check_all(config, &plan, &source, &target).await;
+                        Ok((plan, statuses))
+                    }
+                    Err(e) => Err(e),
+                };
+            task_plan.mappings.push(MappingResult {
+                from: mapping.rule.from().to_string(),
+                to: mapping.rule.to().to_string(),
+                outcome,
+            });
+        }
+        report.tasks.push(task_plan);
+    }
+    report
+}
+
+/// The up-to-date status of every job, repository by repository.
+async fn check_all(
+    config: &Config,
+    plan: &MappingPlan,
+    source: &Registry,
+    target: &Registry,
+) -> Vec<Vec<Status>> {
+    let mut all = Vec::with_capacity(plan.repositories.len());
+    for repo in &plan.repositories {
+        let statuses = futures_util::stream::iter(repo.jobs.iter())
+            .map(|job: &ImageJob| async move {
+                match relay::up_to_date(config.relay, job, source, target).await {
+                    Ok(true) => Status::UpToDate,
+                    Ok(false) => Status::Copy,
+                    Err(e) => Status::Failed(e),
+                }
+            })
+            .buffered(PARALLEL_CHECKS)
+            .collect()
+            .await;
+        all.push(statuses);
+    }
+    all
+}
+
+/// Counts across the whole plan.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub copy: usize,
+    pub up_to_date: usize,
+    pub failed: usize,
+    pub dropped: usize,
+}
+
+impl Report {
+    /// Failed mappings, repositories, invalid tags and checks.
+    pub fn failures(&self) -> usize {
+        let totals = self.totals();
+        let mappings = self.mappings().filter(|m| m.outcome.is_err()).count();
+        totals.failed + mappings
+    }
+
+    fn mappings(&self) -> impl Iterator<Item = &MappingResult> {
+        self.tasks.iter().flat_map(|t| t.mappings.iter())
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for mapping in self.mappings() {
+            let Ok((plan, statuses)) = &mapping.outcome else {
+                continue;
+            };
+            for (repo, statuses) in plan.repositories.iter().zip(statuses) {
+                totals.failed += usize::from(repo.error.is_some()) + repo.invalid.len();
+                totals.dropped += repo.dropped.len();
+                for status in statuses {
+                    match status {
+                        Status::UpToDate => totals.up_to_date += 1,
+                        Status::Copy => totals.copy += 1,
+                        Status::Failed(_) => totals.failed += 1,
+                    }
+                }
+            }
+        }
+        totals
+    }
+
+    /// The plan for a person at a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for task in &self.tasks {
+            out.push_str(&format!(
+                "task '{}': {} -> {}\n",
+                task.name, task.source, task.target
+            ));
+            if task.mappings.is_empty() {
+                out.push_str("  (no mappings)\n");
+            }
+            for (index, mapping) in task.mappings.iter().enumerate() {
+                let to = if mapping.to.is_empty() {
+                    String::new()
+                } else {
+                    format!(" to '{}'", mapping.to)
+                };
+                out.push_str(&format!(
+                    "  mapping #{}: from '{}'{to}\n",
+                    index + 1,
+                    mapping.from
+                ));
+                match &mapping.outcome {
+                    Err(e) => out.push_str(&format!("    FAILED: {e}\n")),
+                    Ok((plan, statuses)) => text_mapping(&mut out, task, plan, statuses),
+                }
+            }
+        }
+        let t = self.totals();
+        out.push_str(&format!(
+            "{} image(s) to copy, {} up to date, {} failed; {} tag(s) dropped by filters\n",
+            t.copy,
+            t.up_to_date,
+            t.failed + self.mappings().filter(|m| m.outcome.is_err()).count(),
+            t.dropped
+        ));
+        out
+    }
+
+    /// The plan as one JSON document, for scripts.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let tasks: Vec<serde_json::Value> = self
+            .tasks
+            .iter()
+            .map(|task| {
+                let mappings: Vec<serde_json::Value> = task
+                    .mappings
+                    .iter()
+                    .map(|mapping| match &mapping.outcome {
+                        Err(e) => json!({
+                            "from": mapping.from, "to": mapping.to, "error": e,
+                        }),
+                        Ok((plan, statuses)) => json!({
+                            "from": mapping.from,
+                            "to": mapping.to,
+                            "error": null,
+                            "warnings": plan.warnings,
+                            "listed_repositories": plan.listed_repositories,
+                            "repositories": plan
+                                .repositories
+                                .iter()
+                                .zip(statuses)
+                                .map(|(repo, statuses)| json_repository(task, repo, statuses))
+                                .collect::<Vec<_>>(),
+                        }),
+                    })
+                    .collect();
+                json!({
+                    "task": task.name,
+                    "source": task.source,
+                    "target": task.target,
+                    "mappings": mappings,
+                })
+            })
+            .collect();
+        let t = self.totals();
+        json!({
+            "tasks": tasks,
+            "totals": {
+                "copy": t.copy,
+                "up_to_date": t.up_to_date,
+                "failed": t.failed + self.mappings().filter(|m| m.outcome.is_err()).count(),
+                "dropped": t.dropped,
+            },
+        })
+    }
+}
+
+fn side(registry: &str, path: &str) -> String {
+    format!("{}{path}", registry.trim_end_matches('/'))
+}
+
+fn text_mapping(out: &mut String, task: &TaskPlan, plan: &MappingPlan, statuses: &[Vec<Status>]) {
+    if let Some(listed) = plan.listed_repositories {
+        out.push_str(&format!(
+            "    {listed} repositories listed, {} matched\n",
+            plan.repositories.len()
+        ));
+    }
+    for warning in &plan.warnings {
+        out.push_str(&format!("    warning: {warning}\n"));
+    }
+    for (repo, statuses) in plan.repositories.iter().zip(statuses) {
+        out.push_str(&format!(
+            "    {} -> {}\n",
+            side(&task.source, &repo.source_path),
+            side(&task.target, &repo.target_path)
+        ));
+        if let Some(e) = &repo.error {
+            out.push_str(&format!("      FAILED: {e}\n"));
+            continue;
+        }
+        if repo.jobs.is_empty() && repo.invalid.is_empty() {
+            out.push_str("      no tags selected\n");
+        }
+        let width = repo
+            .jobs
+            .iter()
+            .map(|j| j.source.target.as_str().chars().count())
+            .chain(repo.dropped.iter().map(|d| d.tag.chars().count()))
+            .max()
+            .unwrap_or(0);
+        for (job, status) in repo.jobs.iter().zip(statuses) {
+            out.push_str(&format!(
+                "      {:10}  {:width$}  -> {}",
+                status.word(),
+                job.source.target.as_str(),
+                job.target,
+                width = width
+            ));
+            if let Status::Failed(e) = status {
+                out.push_str(&format!(": {e}"));
+            }
+            out.push('\n');
+        }
+        for (tag, reason) in &repo.invalid {
+            out.push_str(&format!("      {:10}  '{tag}': {reason}\n", "invalid"));
+        }
+        for dropped in &repo.dropped {
+            out.push_str(&format!(
+                "      {:10}  {:width$}  by {}\n",
+                "dropped",
+                dropped.tag,
+                dropped.by,
+                width = width
+            ));
+        }
+    }
+}
+
+fn json_repository(
+    task: &TaskPlan,
+    repo: &RepositoryPlan,
+    statuses: &[Status],
+) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "source": side(&task.source, &repo.source_path),
+        "target": side(&task.target, &repo.target_path),
+        "error": repo.error,
+        "tags_listed": repo.listed,
+        "images": repo
+            .jobs
+            .iter()
+            .zip(statuses)
+            .map(|(job, status)| json!({
+                "source": job.source.to_string(),
+                "target": job.target.to_string(),
+                "status": match status {
+                    Status::UpToDate => "up-to-date",
+                    Status::Copy => "copy",
+                    Status::Failed(_) => "failed",
+                },
+                "error": match status {
+                    Status::Failed(e) => Some(e),
+                    _ => None,
+                },
+            }))
+            .collect::<Vec<_>>(),
+        "invalid": repo
+            .invalid
+            .iter()
+            .map(|(tag, reason)| json!({"tag": tag, "reason": reason}))
+            .collect::<Vec<_>>(),
+        "dropped": repo
+            .dropped
+            .iter()
+            .map(|d| json!({"tag": d.tag, "by": d.by}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn argument_forms() {
+        let want = Args {
+            config: "x.yaml".into(),
+            run: "a|b".into(),
+            json: true,
+        };
+        for form in [
+            strings(&["-config=x.yaml", "-run=a|b", "--json"]),
+            strings(&["--config", "x.yaml", "--run", "a|b", "-json"]),
+        ] {
+            assert_eq!(parse(&form), Ok(Some(want.clone())), "{form:?}");
+        }
+        assert_eq!(parse(&strings(&["--help"])), Ok(None));
+        assert!(parse(&strings(&["--json"])).is_err(), "config is required");
+        assert!(parse(&strings(&["-config"])).is_err());
+        assert!(parse(&strings(&["-config=x", "-bogus"])).is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! `dregsy tags --filter '…' [--filter …] [--json] < tags.txt`: tries a mapping's `tags`
+//! entries on a list of tag names, without a registry or a config.
+//!
+//! Tags are read from stdin, one per line (blank lines are ignored); each `--filter` is one
+//! entry of a mapping's `tags` list, in order, with the same rules as in a config (SPEC §4).
+//! The output is the list a sync would copy, and every tag left out with the entry that left
+//! it out.
+
+use std::io::{BufRead, Write};
+
+use crate::plan::tags::TagSet;
+
+const USAGE: &str = "\
+usage: dregsy tags [--filter ENTRY]... [--json] < tags.txt
+
+Reads tag names from stdin, one per line, and prints which of them a mapping with these
+'tags' entries would sync, and why each other one is left out. Each --filter is one entry
+of the 'tags' list: 'semver: >=1.2.0', 'regex: 1\\.2.*', 'keep: !.*-rc', 'keep: latest 3',
+or a verbatim tag. Without --filter, every tag is selected, as in a mapping without 'tags'.
+
+  --filter ENTRY   one entry of the tags list (repeatable, order as in the config)
+  --json           print JSON: {\"tags\": [...], \"dropped\": [{\"tag\", \"by\"}], \"listed\": bool}
+";
+
+/// The most tag names read from stdin: real repositories have thousands, not millions.
+const MAX_TAGS: usize = 1_000_000;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub filters: Vec<String>,
+    pub json: bool,
+}
+
+/// Parses `--filter X` / `--filter=X` (one or two dashes), `--json`, `-h`. `None` asks for help.
+pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        filters: Vec::new(),
+        json: false,
+    };
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let body = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .ok_or_else(|| format!("unexpected argument '{arg}': the tags are read from stdin"))?;
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        match name {
+            "h" | "help" => return Ok(None),
+            "json" if inline.is_none() => parsed.json = true,
+            "filter" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => rest
+                        .next()
+                        .cloned()
+                        .ok_or("flag needs an argument: --filter")?,
+                };
+                parsed.filters.push(value);
+            }
+            _ => return Err(format!("flag provided but not defined: {arg}")),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+/// Runs the command; returns the exit code (1 for a usage error or an invalid filter).
+pub fn main(args: &[String]) -> u8 {
+    let args = match parse(args) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{USAGE}");
+            return 1;
+        }
+    };
+    let set = match TagSet::parse(&args.filters) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("'tags' uses invalid format: {e}");
+            return 1;
+        }
+    };
+    let tags = match read_tags(std::io::stdin().lock()) {
+        Ok(tags) => tags,
+        Err(e) => {
+            eprintln!("cannot read the tags from stdin: {e}");
+            return 1;
+        }
+    };
+    let output = render(&set, &tags, args.json);
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = stdout.write_all(output.as_bytes());
+    0
+}
+
+/// Tag names, one per line, trimmed; blank lines skipped.
+pub fn read_tags(input: impl BufRead) -> Result<Vec<String>, String> {
+    let mut tags = Vec::new();
+    for line in input.lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let tag = line.trim();
+        if tag.is_empty() {
+            continue;
+        }
+        if tags.len() >= MAX_TAGS {
+            return Err(format!("more than {MAX_TAGS} tags"));
+        }
+        tags.push(tag.to_string());
+    }
+    Ok(tags)
+}
+
+/// The command's output for a tag set and the listed tags.
+pub fn render(set: &TagSet, listed: &[String], json: bool) -> String {
+    let expansion = set.expand(Some(listed));
+    let listed_used = set.needs_listing();
+    if json {
+        let value = serde_json::json!({
+            "tags": expansion.tags,
+            "dropped": expansion
+                .dropped
+                .iter()
+                .map(|d| serde_json::json!({"tag": d.tag, "by": d.by}))
+                .collect::<Vec<_>>(),
+            "listed": listed_used,
+        });
+        return format!("{value}\n");
+    }
+    let mut out = String::new();
+    if !listed_used {
+        out.push_str(
+            "# these entries are verbatim tags only: a sync takes them as written and does not \
+             list the source\n",
+        );
+    }
+    out.push_str(&format!("selected ({}):\n", expansion.tags.len()));
+    for tag in &expansion.tags {
+        out.push_str(&format!("  {tag}\n"));
+    }
+    if listed_used {
+        out.push_str(&format!("dropped ({}):\n", expansion.dropped.len()));
+        let width = expansion
+            .dropped
+            .iter()
+            .map(|d| d.tag.chars().count())
+            .max()
+            .unwrap_or(0);
+        for dropped in &expansion.dropped {
+            out.push_str(&format!(
+                "  {:width$}  by {}\n",
+                dropped.tag,
+                dropped.by,
+                width = width
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn argument_forms() {
+        let want = Args {
+            filters: strings(&["semver: >=1.0.0", "keep: latest 2"]),
+            json: true,
+        };
+        for form in [
+            strings(&[
+                "--filter",
+                "semver: >=1.0.0",
+                "--filter=keep: latest 2",
+                "--json",
+            ]),
+            strings(&[
+                "-filter=semver: >=1.0.0",
+                "-json",
+                "-filter",
+                "keep: latest 2",
+            ]),
+        ] {
+            assert_eq!(parse(&form), Ok(Some(want.clone())), "{form:?}");
+        }
+        assert_eq!(parse(&strings(&["-h"])), Ok(None));
+        assert!(parse(&strings(&["--filter"])).is_err());
+        assert!(parse(&strings(&["tags.txt"])).is_err());
+        assert!(parse(&strings(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn reads_one_tag_per_line() {
+        let input = b"1.0\n\n  1.1  \r\nlatest" as &[u8];
+        assert_eq!(
+            read_tags(input).unwrap(),
+            strings(&["1.0", "1.1", "latest"])
+        );
+    }
+
+    #[test]
+    fn renders_selection_and_reasons() {
+        let set = TagSet::parse(&strings(&["semver: >=1.1.0", "keep: latest 1"])).unwrap();
+        let listed = strings(&["1.0.0", "1.1.0", "1.2.0", "latest"]);
+        let text = render(&set, &listed, false);
+        assert_eq!(
+            text,
+            "selected (1):\n  1.2.0\ndropped (3):\n  1.0.0   by semver: >=1.1.0\n  \
+             1.1.0   by keep: latest 1\n  latest  by semver: >=1.1.0\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(&set, &listed, true)).unwrap();
+        assert_eq!(json["tags"], serde_json::json!(["1.2.0"]));
+        assert_eq!(json["dropped"][1]["by"], "keep: latest 1");
+        assert_eq!(json["listed"], true);
+    }
+
+    #[test]
+    fn verbatim_only_entries_say_the_source_is_not_listed() {
+        let set = TagSet::parse(&strings(&["1.0", "latest"])).unwrap();
+        let text = render(&set, &strings(&["2.0"]), false);
+        assert!(text.starts_with("# these entries are verbatim"), "{text}");
+        assert!(text.contains("selected (2):\n  1.0\n  latest\n"), "{text}");
+    }
+}

@@ -262,7 +262,10 @@ mod tests {
 
     #[test]
     fn token_expiry() {
-        assert_eq!(jwt_expiry(&jwt(r#"{"exp":1700000000}"#)), Some(1_700_000_000));
+        assert_eq!(
+            jwt_expiry(&jwt(r#"{"exp":1700000000}"#)),
+            Some(1_700_000_000)
+        );
         assert_eq!(jwt_expiry(&jwt(r#"{"exp":1.7e9}"#)), Some(1_700_000_000));
         assert_eq!(jwt_expiry(&jwt(r#"{"sub":"x"}"#)), None);
         assert_eq!(jwt_expiry("not-a-jwt"), None);

@@ -157,7 +157,10 @@ mod tests {
             assert!(is_docker_hub(&RegistryHost::parse(hub).unwrap()), "{hub}");
         }
         for other in ["quay.io", "127.0.0.1:5000", "notdocker.io"] {
-            assert!(!is_docker_hub(&RegistryHost::parse(other).unwrap()), "{other}");
+            assert!(
+                !is_docker_hub(&RegistryHost::parse(other).unwrap()),
+                "{other}"
+            );
         }
     }
 

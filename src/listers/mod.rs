@@ -235,9 +235,7 @@ mod tests {
         assert_eq!(
             kind(
                 "reg.example.com",
-                Some(ListerSource::Index {
-                    search: "x".into()
-                })
+                Some(ListerSource::Index { search: "x".into() })
             ),
             Ok(ListerKind::Index { search: "x".into() })
         );

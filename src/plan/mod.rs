@@ -249,9 +249,7 @@ async fn plan_repository(
         match tags.list_tags(&source_repo).await {
             Ok(listed) => Some(listed),
             Err(e) => {
-                plan.error = Some(format!(
-                    "failed listing tags during tag set expansion: {e}"
-                ));
+                plan.error = Some(format!("failed listing tags during tag set expansion: {e}"));
                 return plan;
             }
         }

@@ -64,7 +64,13 @@ pub(crate) async fn same_digest(
         .head_manifest(&job.target.repository, &job.target.target)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(existing.is_some_and(|d| d.digest == wanted.digest))
+    Ok(holds(existing.as_ref(), &wanted))
+}
+
+/// The up-to-date decision of D11, shared by every relay and by `dregsy plan`: the target
+/// holds the wanted manifest when its tag (or digest) resolves to the same digest.
+pub(crate) fn holds(existing: Option<&Descriptor>, wanted: &Descriptor) -> bool {
+    existing.is_some_and(|d| d.digest == wanted.digest)
 }
 
 /// Whether the target tag `target_ref` already holds the wanted image as a Docker daemon

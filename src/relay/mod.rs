@@ -86,6 +86,27 @@ impl Relay {
     }
 }
 
+/// Whether the target already holds what `job` would copy, decided as the `kind` of relay
+/// decides it before copying (SPEC D11), with HEAD requests only (plus one GET of a source
+/// index when a single platform is wanted). `dregsy plan` uses it to say what a sync would
+/// skip, without creating the relay (no skopeo or Docker daemon needed).
+pub async fn up_to_date(
+    kind: RelayKind,
+    job: &ImageJob,
+    source: &Registry,
+    target: &Registry,
+) -> Result<bool, String> {
+    match kind {
+        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target).await,
+        RelayKind::Docker => {
+            let target_ref =
+                crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
+                    .map_err(|e| e.to_string())?;
+            check::same_image(job, &target_ref, source, target).await
+        }
+    }
+}
+
 /// The checks the original makes when it creates the relay (SPEC §2.3 step 8), before any
 /// task runs: a config that loads can still be one no relay can execute.
 pub fn check_config(config: &Config) -> Result<(), String> {

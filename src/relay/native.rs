@@ -91,7 +91,7 @@ impl NativeRelay {
         } else {
             top.clone()
         };
-        if existing.as_ref().map(|d| &d.digest) == Some(&wanted.digest) {
+        if super::check::holds(existing.as_ref(), &wanted) {
             return Ok(CopyOutcome::UpToDate);
         }
         let manifest = match index_bytes.filter(|m: &Manifest| m.digest == wanted.digest) {
