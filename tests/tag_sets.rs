@@ -1,0 +1,343 @@
+//! The original's end-to-end tag-set scenarios (SPEC §11.2: range, prune, regex,
+//! regex-inverted, limit, digest) against a local repository carrying busybox's tag names
+//! (SPEC §4.4 list L), and `dregsy plan` / `dregsy tags` on the same data.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use support::{ImageOptions, Registry, catalog, list_tags, manifest_digest, push_image, tag};
+
+/// SPEC §4.4's list L without `1.0.0+build5`, which a registry refuses as a tag (`+` is not
+/// allowed); `1.35.0-uclibc` is added for the digest scenario, as busybox has it.
+const L: &[&str] = &[
+    "latest",
+    "1.31",
+    "1.31.0",
+    "1.31.0-musl",
+    "1.31.0-glibc",
+    "1.31.1",
+    "1.31.1-musl",
+    "1.31.1-glibc",
+    "1.31.1-uclibc",
+    "1.32.0",
+    "1.36.0",
+    "1.36",
+    "1.36.0-musl",
+    "1.36.0-glibc",
+    "1.36.0-uclibc",
+    "1.36.1",
+    "v2.0.0",
+    "v2.1.0-alpine",
+    "2.1.0-buster",
+    "glibc",
+    "musl",
+    "stable",
+    "1.26.1-musl",
+    "1.26.1-glibc",
+    "1.26.1-uclibc",
+    "1",
+    "1.2.3.4",
+    "01.02.03",
+    "V3.0.0",
+];
+
+/// A source whose `library/busybox` carries every name of L (one image), and a second image
+/// tagged `1.35.0-uclibc`; returns the digests of both.
+fn busybox_source() -> (Registry, String, String) {
+    let source = Registry::start();
+    let main = push_image(&source, "library/busybox", L[0], ImageOptions::default());
+    tag(&source, "library/busybox", L[0], &L[1..]);
+    let uclibc = push_image(
+        &source,
+        "library/busybox",
+        "1.35.0-uclibc",
+        ImageOptions::default(),
+    );
+    (source, main.digest, uclibc.digest)
+}
+
+fn run(args: &[&str], config: &str, stdin: Option<&str>) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+    for arg in args {
+        command.arg(arg.replace("{config}", &path.display().to_string()));
+    }
+    command
+        .env("LOG_FORMAT", "json")
+        .env_remove("LOG_LEVEL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("dregsy runs");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("dregsy finishes")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn tags_of(registry: &Registry, repo: &str) -> BTreeSet<String> {
+    list_tags(registry, repo).into_iter().collect()
+}
+
+fn location(registry: &Registry) -> String {
+    format!(
+        "    registry: {}\n    skip-tls-verify: true\n",
+        registry.host()
+    )
+}
+
+#[test]
+fn the_originals_tag_set_scenarios() {
+    let (source, _, uclibc) = busybox_source();
+    let target = Registry::start();
+    let mapping = |to: &str, tags: &[&str]| {
+        let tags: Vec<String> = tags.iter().map(|t| format!("'{t}'")).collect();
+        format!(
+            "  - from: library/busybox\n    to: {to}\n    tags: [{}]\n",
+            tags.join(", ")
+        )
+    };
+    let d1 = push_image(&source, "library/busybox", "", ImageOptions::default()).digest;
+    let digest_tags = [
+        d1.as_str(),
+        &format!("1.35.0-uclibc@{uclibc}"),
+        "keep: all.+",
+    ];
+    let mappings = [
+        mapping("range", &["semver: >=1.31.0 <1.31.9", "latest"]),
+        mapping(
+            "prune",
+            &["semver: >=1.31.0 <1.31.9", "keep: .+(glibc|musl)"],
+        ),
+        mapping("regex", &[r"regex: 1\.26\.1-(glibc|uclibc|musl)"]),
+        mapping(
+            "limit",
+            &["glibc", "semver: >=1.33.0 <=1.36.0", "keep: latest 5"],
+        ),
+        mapping("digest", &digest_tags),
+    ]
+    .concat();
+    let config = format!(
+        "tasks:\n- name: busybox\n  source:\n{}  target:\n{}  mappings:\n{mappings}\
+         - name: inverted\n  source:\n{}  target:\n{}  mappings:\n{}",
+        location(&source),
+        location(&target),
+        location(&target),
+        location(&target),
+        mapping("regex-inverted", &["regex: !.+(glibc|musl)"])
+            .replace("from: library/busybox", "from: regex"),
+    );
+    let out = run(&["-config={config}"], &config, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    assert_eq!(
+        tags_of(&target, "range"),
+        set(&[
+            "latest",
+            "1.31",
+            "1.31.0",
+            "1.31.1-musl",
+            "1.31.1",
+            "1.31.1-uclibc",
+            "1.31.1-glibc"
+        ])
+    );
+    assert_eq!(
+        tags_of(&target, "prune"),
+        set(&["1.31.1-musl", "1.31.1-glibc"])
+    );
+    assert_eq!(
+        tags_of(&target, "regex"),
+        set(&["1.26.1-glibc", "1.26.1-uclibc", "1.26.1-musl"])
+    );
+    assert_eq!(tags_of(&target, "regex-inverted"), set(&["1.26.1-uclibc"]));
+    assert_eq!(
+        tags_of(&target, "limit"),
+        set(&[
+            "1.36",
+            "1.36.0",
+            "1.36.0-glibc",
+            "1.36.0-musl",
+            "1.36.0-uclibc",
+            "glibc"
+        ])
+    );
+    // Digest: only the pinned tag is a tag at the target; both digests resolve there.
+    assert_eq!(tags_of(&target, "digest"), set(&["1.35.0-uclibc"]));
+    assert_eq!(
+        manifest_digest(&target, "digest", &d1).as_deref(),
+        Some(d1.as_str())
+    );
+    assert_eq!(
+        manifest_digest(&target, "digest", "1.35.0-uclibc").as_deref(),
+        Some(uclibc.as_str())
+    );
+}
+
+#[test]
+fn plan_shows_matches_selection_drops_and_what_is_up_to_date_and_copies_nothing() {
+    let (source, _, _) = busybox_source();
+    let target = Registry::start();
+    let config = format!(
+        "tasks:\n- name: bb\n  source:\n{}  target:\n{}  mappings:\n\
+         \x20 - from: regex:library/.*\n    to: regex:^/library/,/mirror/\n    tags: ['semver: >=1.31.0 <1.31.9', 'keep: .+(glibc|musl)']\n\
+         \x20 - from: nothing/here\n    tags: ['semver: >=1.0.0']\n",
+        location(&source),
+        location(&target),
+    );
+    // One of the two selected tags is already there.
+    let src_digest = manifest_digest(&source, "library/busybox", "1.31.1-musl").expect("pushed");
+    let image = support::get_manifest(&source, "library/busybox", "1.31.1-musl").expect("read");
+    assert_eq!(image.digest, src_digest);
+    let out = run(
+        &["-config={config}"],
+        &format!(
+            "tasks:\n- name: seed\n  source:\n{}  target:\n{}  mappings:\n  - from: library/busybox\n    to: mirror/busybox\n    tags: ['1.31.1-musl']\n",
+            location(&source),
+            location(&target)
+        ),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = run(&["plan", "-config={config}"], &config, None);
+    let plan = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the missing repository fails:\n{}",
+        text(&out)
+    );
+    assert!(plan.contains("task 'bb': "), "{plan}");
+    assert!(plan.contains("1 repositories listed, 1 matched"), "{plan}");
+    let target_ref = |tag: &str| format!("{}/mirror/busybox:{tag}", target.host());
+    let line = |status: &str, tag: &str| {
+        plan.lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            l.trim_start().starts_with(status)
+                && words.contains(&tag)
+                && l.ends_with(&target_ref(tag))
+        })
+    };
+    assert!(line("up to date", "1.31.1-musl"), "{plan}");
+    assert!(line("copy", "1.31.1-glibc"), "{plan}");
+    assert!(
+        plan.lines().any(|l| l.contains("dropped")
+            && l.contains("1.31.1-uclibc")
+            && l.ends_with("by keep: .+(glibc|musl)")),
+        "{plan}"
+    );
+    assert!(
+        plan.lines().any(|l| l.contains("dropped")
+            && l.contains("latest")
+            && l.ends_with("by semver: >=1.31.0 <1.31.9")),
+        "{plan}"
+    );
+    assert!(plan.contains("FAILED: failed listing tags"), "{plan}");
+    assert!(
+        plan.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("1 image(s) to copy, 1 up to date, 1 failed;"),
+        "{plan}"
+    );
+
+    let out = run(&["plan", "-config={config}", "--json"], &config, None);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let repo = &json["tasks"][0]["mappings"][0]["repositories"][0];
+    assert_eq!(repo["target"], format!("{}/mirror/busybox", target.host()));
+    let statuses: Vec<(String, String)> = repo["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| {
+            (
+                i["target"].as_str().unwrap_or_default().to_string(),
+                i["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (target_ref("1.31.1-glibc"), "copy".to_string()),
+            (target_ref("1.31.1-musl"), "up-to-date".to_string()),
+        ]
+    );
+    assert_eq!(json["totals"]["copy"], 1);
+    assert_eq!(json["totals"]["up_to_date"], 1);
+    assert_eq!(json["totals"]["failed"], 1);
+    assert!(json["tasks"][0]["mappings"][1]["repositories"][0]["error"].is_string());
+
+    // Nothing was copied by planning.
+    assert_eq!(catalog(&target), vec!["mirror/busybox".to_string()]);
+    assert_eq!(tags_of(&target, "mirror/busybox"), set(&["1.31.1-musl"]));
+}
+
+#[test]
+fn tags_command_expands_filters_over_stdin() {
+    let input = format!("{}\n1.35.0-uclibc\n", L.join("\n"));
+    let out = run(
+        &[
+            "tags",
+            "--filter",
+            "glibc",
+            "--filter=semver: >=1.33.0 <=1.36.0",
+            "--filter",
+            "keep: latest 5",
+        ],
+        "",
+        Some(&input),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "selected (6):\n  1.36\n  1.36.0\n  1.36.0-glibc\n  1.36.0-musl\n  1.36.0-uclibc\n  glibc\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("  1.35.0-uclibc ") && l.ends_with("by keep: latest 5")),
+        "{stdout}"
+    );
+
+    let out = run(
+        &["tags", "--json", "--filter", r"regex: glibc|musl"],
+        "",
+        Some(&input),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["tags"], serde_json::json!(["glibc", "musl"]), "D1");
+
+    let out = run(&["tags", "--filter", "semver: >=1.31"], "", Some(&input));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "'tags' uses invalid format: Could not parse Range \">=1.31\": Could not parse version \"1.31\" in \">=1.31\": No Major.Minor.Patch elements found"
+        ),
+        "{}",
+        text(&out)
+    );
+}
