@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod clients;
+pub mod cloud;
 pub mod config;
 pub mod health;
 pub mod logging;

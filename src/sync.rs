@@ -113,6 +113,9 @@ async fn run_mapping(
         .map_err(|e| format!("target registry: {e}"))?;
     let source = clients.get(&source_location.host, &task.source)?;
     let target = clients.get(&target_location.host, &task.target)?;
+    // Cloud tokens are renewed before each mapping, as the original's refresh hook (§6.2).
+    clients.cloud().refresh(&task.source).await?;
+    clients.cloud().refresh(&task.target).await?;
     let plan = plan::plan_mapping(
         mapping,
         &source_location,
@@ -120,6 +123,11 @@ async fn run_mapping(
         &RegistryTags(&source),
     )
     .await?;
+    // ECR targets must exist before anything is pushed (the original's ensureTargetExists).
+    clients
+        .cloud()
+        .ensure_repositories(&task.target, plan.jobs.iter().map(|j| &j.target.repository))
+        .await?;
     progress.planned(plan.jobs.len());
     for dropped in &plan.dropped {
         tracing::debug!(tag = %dropped.tag, filter = %dropped.by, "tag dropped by filter");
