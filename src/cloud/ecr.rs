@@ -142,10 +142,7 @@ pub async fn ensure_repository(account: &str, region: &str, name: &str) -> Resul
                 {
                     Ok(())
                 }
-                Err(e) => Err(context(super::aws::error_text(
-                    "ECR CreateRepository",
-                    &e,
-                ))),
+                Err(e) => Err(context(super::aws::error_text("ECR CreateRepository", &e))),
             }
         }
         Err(e) => Err(context(super::aws::error_text(

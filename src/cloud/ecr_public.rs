@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::token::TokenCache;
 #[cfg(feature = "aws")]
 use super::token::Fresh;
+use super::token::TokenCache;
 use crate::config::Location;
 use crate::registry::{CredentialProvider, CredentialsFuture};
 
@@ -120,7 +120,12 @@ pub async fn ensure_repository(account: &str, region: &str, path: &str) -> Resul
                 .is_some_and(|s| s.is_repository_not_found_exception()) =>
         {
             tracing::info!(repository = %name, "creating ECR target");
-            match client.create_repository().repository_name(name).send().await {
+            match client
+                .create_repository()
+                .repository_name(name)
+                .send()
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(e)
                     if e.as_service_error()
@@ -184,9 +189,7 @@ pub use without_sdk::*;
 
 #[cfg(not(feature = "aws"))]
 mod without_sdk {
-    pub(super) async fn fetch_token(
-        _region: &str,
-    ) -> Result<super::super::token::Fresh, String> {
+    pub(super) async fn fetch_token(_region: &str) -> Result<super::super::token::Fresh, String> {
         Err(super::super::NO_AWS.into())
     }
 

@@ -101,9 +101,15 @@ mod tests {
     #[test]
     fn renewal_time() {
         // ECR: 12 h tokens, refreshed every hour.
-        assert_eq!(renew_after(secs(3600), secs(43200)), Duration::from_secs(3600));
+        assert_eq!(
+            renew_after(secs(3600), secs(43200)),
+            Duration::from_secs(3600)
+        );
         // A token that expires before the interval is renewed 5 minutes before it expires.
-        assert_eq!(renew_after(secs(7200), secs(3600)), Duration::from_secs(3300));
+        assert_eq!(
+            renew_after(secs(7200), secs(3600)),
+            Duration::from_secs(3300)
+        );
         // Google: about an hour, no interval.
         assert_eq!(renew_after(None, secs(3599)), Duration::from_secs(3299));
         // Short-lived tokens at half their life; unknown lifetimes get a default.
@@ -132,7 +138,9 @@ mod tests {
         // An error is returned and nothing is cached from it.
         cache.invalidate();
         let err = cache
-            .get(None, || async { Err::<Fresh, _>("no credentials".to_string()) })
+            .get(None, || async {
+                Err::<Fresh, _>("no credentials".to_string())
+            })
             .await;
         assert_eq!(err.err().as_deref(), Some("no credentials"));
     }

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -239,8 +239,10 @@ impl Auth {
         match &self.credentials {
             CredentialSource::Fixed(c) => Ok(c.clone()),
             CredentialSource::Provider(p) => p.credentials().await.map(Some).map_err(|e| {
-                Error::new(ErrorKind::Unauthorized, e)
-                    .context(format!("getting credentials for registry {}", self.registry))
+                Error::new(ErrorKind::Unauthorized, e).context(format!(
+                    "getting credentials for registry {}",
+                    self.registry
+                ))
             }),
         }
     }
@@ -566,7 +568,9 @@ mod tests {
             auth.method.lock().unwrap().clone(),
             Some(Method::Bearer { .. })
         ));
-        assert!(!Auth::new("r".into(), CredentialSource::Fixed(None)).learn(Some("Negotiate"), &[]));
+        assert!(
+            !Auth::new("r".into(), CredentialSource::Fixed(None)).learn(Some("Negotiate"), &[])
+        );
         assert!(!Auth::new("r".into(), CredentialSource::Fixed(None)).learn(None, &[]));
     }
 

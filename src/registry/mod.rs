@@ -32,6 +32,6 @@ pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
-pub use tls::system_client_config;
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
+pub use tls::system_client_config;
 pub use transport::{RetryPolicy, Timeouts};
