@@ -3,7 +3,8 @@
 //! account key and from a metadata server; and the messages when credentials are missing.
 //!
 //! The SDKs read their settings from the environment, which is process-wide, so this binary
-//! holds one test that sets it once and walks through everything in order.
+//! holds one test that sets it once and walks through everything in order (the other test
+//! reads no environment).
 
 mod support;
 
@@ -90,8 +91,14 @@ fn cloud_apis_against_local_stand_ins() {
         ecr::ensure_repository("123456789012", "us-east-1", "mirror/busybox")
             .await
             .expect("exists");
-        let mut listed = ecr::list_repositories("123456789012", "us-east-1", None)
+        let source = task(
+            "    registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com\n",
+            "    registry: 127.0.0.1:5000\n",
+        )
+        .source;
+        let mut listed = dregsy::cloud::list_ecr_repositories(&source, None)
             .await
+            .expect("an ECR source has the ECR lister")
             .expect("listed");
         listed.sort();
         assert_eq!(listed, ["mirror/alpine", "mirror/busybox"]);
@@ -153,6 +160,11 @@ fn cloud_apis_against_local_stand_ins() {
             .await
             .expect("limited");
         assert_eq!(limited.len(), 100);
+        assert!(
+            dregsy::cloud::list_ecr_repositories(&target("    registry: gcr.io\n"), None)
+                .await
+                .is_none()
+        );
         // A public pull needs no token: no provider without auth-refresh.
         assert!(
             cloud
@@ -240,4 +252,35 @@ fn cloud_apis_against_local_stand_ins() {
         assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
         assert!(err.contains("instance metadata"), "{err}");
     });
+}
+
+/// The cloud example loads, with each registry recognised (reads no environment).
+#[test]
+fn cloud_example_loads() {
+    use dregsy::cloud::CloudRegistry;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dockerhub-to-ecr-and-gar.yaml");
+    let (config, _) = config::load(&path).expect("the example loads");
+    let clouds: Vec<Option<CloudRegistry>> = config
+        .tasks
+        .iter()
+        .map(|t| t.target.cloud.clone())
+        .collect();
+    assert_eq!(
+        clouds,
+        [
+            Some(CloudRegistry::Ecr {
+                account: "123456789012".into(),
+                region: "eu-central-1".into()
+            }),
+            Some(CloudRegistry::Gcp),
+            None
+        ]
+    );
+    assert_eq!(
+        config.tasks[2].source.cloud,
+        Some(CloudRegistry::EcrPublic {
+            account: String::new(),
+            region: String::new()
+        })
+    );
 }

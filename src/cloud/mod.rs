@@ -22,8 +22,9 @@ mod token;
 const NO_AWS: &str = "not supported in this build: ECR needs dregsy built with the 'aws' \
      feature (the default; it was built with --no-default-features)";
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::{Auth, Location};
 use crate::registry::{CredentialProvider, Repository};
@@ -112,9 +113,15 @@ type MakeProvider = fn(&Location) -> Arc<dyn CredentialProvider>;
 pub struct Cloud {
     /// A run talks to a handful of identities, so a list suffices.
     providers: Mutex<Vec<(String, Arc<dyn CredentialProvider>)>>,
-    /// `registry host/repository` of ECR repositories that exist (found or created).
-    ecr_repositories: tokio::sync::Mutex<HashSet<String>>,
+    /// `registry host/repository` of ECR repositories that exist (found or created), with
+    /// when that was learned.
+    ecr_repositories: tokio::sync::Mutex<HashMap<String, Instant>>,
 }
+
+/// How long an ECR repository is known to exist without asking again. One run uses the answer
+/// throughout; a daemon asks again now and then, so a repository deleted behind its back is
+/// created anew.
+const REPOSITORY_RECHECK: Duration = Duration::from_secs(3600);
 
 impl Cloud {
     pub fn new() -> Cloud {
@@ -168,8 +175,8 @@ impl Cloud {
     }
 
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the
-    /// original's `ensureTargetExists`, SPEC §6.3). Each repository is checked once per run.
-    /// Does nothing for other registries.
+    /// original's `ensureTargetExists`, SPEC §6.3). Each repository is checked once per run
+    /// (and in a daemon at most once an hour). Does nothing for other registries.
     pub async fn ensure_repositories<'a>(
         &self,
         target: &Location,
@@ -182,7 +189,10 @@ impl Cloud {
         let mut known = self.ecr_repositories.lock().await;
         for repository in repositories {
             let key = format!("{host}/{repository}");
-            if known.contains(&key) {
+            if known
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < REPOSITORY_RECHECK)
+            {
                 continue;
             }
             match cloud {
@@ -194,10 +204,30 @@ impl Cloud {
                 }
                 CloudRegistry::Gcp => {}
             }
-            known.insert(key);
+            known.insert(key, Instant::now());
         }
         Ok(())
     }
+}
+
+/// The repositories of an ECR source, for regex mappings: for ECR sources the dedicated ECR
+/// listers replace `catalog` (SPEC §3.5). `None` for other registries. AWS credentials come
+/// from the SDK's chain, not from the location's `auth`, as in the original.
+pub async fn list_ecr_repositories(
+    source: &Location,
+    max_items: Option<usize>,
+) -> Option<Result<Vec<String>, String>> {
+    let listed = match source.cloud.as_ref()? {
+        CloudRegistry::Ecr { account, region } => {
+            tracing::info!("using dedicated ECR lister instead of standard catalog");
+            ecr::list_repositories(account, region, max_items).await
+        }
+        CloudRegistry::EcrPublic { account, region } => {
+            ecr_public::list_repositories(account, region, max_items).await
+        }
+        CloudRegistry::Gcp => return None,
+    };
+    Some(listed.map_err(|e| format!("listing repositories of {}: {e}", source.registry)))
 }
 
 #[cfg(test)]
