@@ -55,7 +55,7 @@ pub struct Context<'a> {
 /// Runs the tasks `filter` selects until they are done, a stop, or a restart.
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
-    let relay = Relay::new(config)?;
+    let relay = Relay::new(config).await?;
     let clients = Clients::new(config);
     let selected: Vec<&Task> = config
         .tasks

@@ -153,6 +153,8 @@ async fn run_mapping(
         target: &target,
         source_location: &task.source,
         target_location: &task.target,
+        source_credentials: clients.cloud().credentials(&task.source).await?,
+        target_credentials: clients.cloud().credentials(&task.target).await?,
         verbose: task.verbose,
     };
     // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start

@@ -281,3 +281,45 @@ fn daemon_settings_health_listen_and_shutdown_grace() {
         "{notices:?}"
     );
 }
+
+#[test]
+fn compatibility_relay_settings() {
+    use std::time::Duration;
+    let config = load_text(
+        "relay: skopeo\nskopeo:\n  binary: /opt/skopeo\n  timeout: 10m\n  parallel-images: 3\n",
+    )
+    .expect("ok");
+    assert_eq!(config.skopeo.binary(), "/opt/skopeo");
+    assert_eq!(config.skopeo.timeout, Duration::from_secs(600));
+    assert_eq!(config.skopeo.parallel_images, 3);
+    let defaults = load_text("relay: skopeo\n").expect("ok");
+    assert_eq!(defaults.skopeo.binary(), "skopeo");
+    assert_eq!(defaults.skopeo.parallel_images, 1);
+
+    let config = load_text(
+        "docker:\n  dockerhost: tcp://127.0.0.1:2375\n  ping-attempts: 2\n  ping-interval: 500ms\n  timeout: 1h\n",
+    )
+    .expect("ok");
+    assert_eq!(config.relay, RelayKind::Docker);
+    assert_eq!(config.docker.ping_attempts, 2);
+    assert_eq!(config.docker.ping_interval, Duration::from_millis(500));
+    assert_eq!(config.docker.timeout, Duration::from_secs(3600));
+
+    for (text, expected) in [
+        (
+            "relay: skopeo\nskopeo:\n  parallel-images: 0\n",
+            "'skopeo.parallel-images' must be between 1 and 64, not 0",
+        ),
+        (
+            "relay: skopeo\nskopeo:\n  timeout: -1s\n",
+            "'skopeo.timeout' must be a positive duration",
+        ),
+        (
+            "docker:\n  ping-attempts: 1000\n",
+            "'docker.ping-attempts' must be between 1 and 100, not 1000",
+        ),
+    ] {
+        let error = load_text(text).expect_err(text);
+        assert!(error.to_string().contains(expected), "{text:?}: {error}");
+    }
+}

@@ -78,6 +78,22 @@ fn config(source: &Registry, target: &Registry, auth: bool, mappings: &str) -> S
     )
 }
 
+/// A one-task config whose source is a fault proxy in front of a plain-HTTP registry.
+fn via_proxy(settings: &str, proxy: &FaultProxy, target: &Registry, from: &str) -> String {
+    format!(
+        "{settings}tasks:\n- name: proxied\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n{}  mappings:\n  - from: {from}\n",
+        proxy.host(),
+        location(target, false)
+    )
+}
+
+/// The message of the run's only failed image (the run must have exactly one).
+fn the_one_failure(out: &Output) -> String {
+    let failed = log_lines(out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(out));
+    failed[0]["msg"].as_str().unwrap_or_default().to_string()
+}
+
 fn skopeo(args: &[&str]) -> String {
     let out = Command::new("skopeo")
         .args(args)
@@ -387,11 +403,7 @@ fn transient_503s_are_retried() {
             Rule::fail("GET", "/blobs/", 2, 503).retry_after(1),
         ],
     );
-    let cfg = format!(
-        "tasks:\n- name: flaky\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n{}  mappings:\n  - from: flaky/app\n",
-        proxy.host(),
-        location(&target, false)
-    );
+    let cfg = via_proxy("", &proxy, &target, "flaky/app");
     let out = run_dregsy(&cfg);
     assert_success(&out);
     assert_eq!(proxy.rule_hits(0), 2);
@@ -416,16 +428,10 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
         },
     );
     let proxy = FaultProxy::start(&source.url(), vec![Rule::corrupt("/blobs/sha256:")]);
-    let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n- name: corrupt\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n{}  mappings:\n  - from: bad/app\n",
-        proxy.host(),
-        location(&target, false)
-    );
+    let cfg = via_proxy("native:\n  retries: 1\n", &proxy, &target, "bad/app");
     let out = run_dregsy(&cfg);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = log_lines(&out, "image failed");
-    assert_eq!(failed.len(), 1, "{}", text(&out));
-    let msg = failed[0]["msg"].as_str().unwrap_or_default();
+    let msg = the_one_failure(&out);
     assert!(msg.contains("digest"), "{msg}");
     assert_eq!(
         manifest_digest(&target, "bad/app", "1"),
@@ -453,11 +459,7 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
         &source.url(),
         vec![Rule::throttle("/blobs/sha256:", 1024 * 1024)],
     );
-    let cfg = format!(
-        "tasks:\n- name: slow\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n{}  mappings:\n  - from: big/app\n",
-        proxy.host(),
-        location(&target, false)
-    );
+    let cfg = via_proxy("", &proxy, &target, "big/app");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, &cfg).expect("write");
@@ -654,9 +656,7 @@ fn a_manifest_over_4_mib_fails_that_image() {
     );
     let out = run_dregsy(&cfg);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = log_lines(&out, "image failed");
-    assert_eq!(failed.len(), 1, "{}", text(&out));
-    let msg = failed[0]["msg"].as_str().unwrap_or_default();
+    let msg = the_one_failure(&out);
     assert!(msg.contains("huge/app"), "names the image: {msg}");
     assert!(
         msg.contains("4 MiB") || msg.contains("too large") || msg.contains("larger"),

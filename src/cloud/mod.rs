@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Auth, Location};
-use crate::registry::{CredentialProvider, Repository};
+use crate::registry::{CredentialProvider, Credentials, Repository};
 
 /// Which cloud registry a location is, with what its tokens need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +172,19 @@ impl Cloud {
             .await
             .map(|_| ())
             .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry))
+    }
+
+    /// The credentials of a location for tools outside our registry client (skopeo, the
+    /// Docker daemon): the current cloud token, or the config's `auth`.
+    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
+        match self.provider(location) {
+            Some((_, provider)) => provider
+                .credentials()
+                .await
+                .map(Some)
+                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
+            None => Ok(location.auth.credentials().cloned()),
+        }
     }
 
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the

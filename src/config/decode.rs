@@ -29,12 +29,21 @@ pub struct RawConfig {
 pub struct RawDocker {
     pub dockerhost: String,
     pub api_version: String,
+    /// Our extensions: the startup ping's bound and the per-image time limit.
+    pub ping_attempts: Option<i64>,
+    pub ping_interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+    pub line: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct RawSkopeo {
     pub binary: String,
     pub certs_dir: String,
+    /// Our extensions: the per-copy time limit and how many copies run at once.
+    pub timeout: Option<DurationValue>,
+    pub parallel_images: Option<i64>,
+    pub line: usize,
 }
 
 #[derive(Debug, Default)]
@@ -295,13 +304,30 @@ impl Decoder {
                             value,
                             "docker.RelayConfig",
                             "'docker'",
-                            &["dockerhost", "api-version"],
+                            &[
+                                "dockerhost",
+                                "api-version",
+                                "ping-attempts",
+                                "ping-interval",
+                                "timeout",
+                            ],
                         )
                         .map(|fields| {
-                            let mut docker = RawDocker::default();
+                            let mut docker = RawDocker {
+                                line: value.line,
+                                ..RawDocker::default()
+                            };
                             for (key, value) in fields {
                                 match key {
                                     "dockerhost" => docker.dockerhost = self.string(value),
+                                    "ping-attempts" => docker.ping_attempts = Some(self.int(value)),
+                                    "ping-interval" => {
+                                        docker.ping_interval =
+                                            self.duration(value, "docker.ping-interval")
+                                    }
+                                    "timeout" => {
+                                        docker.timeout = self.duration(value, "docker.timeout")
+                                    }
                                     _ => docker.api_version = self.string(value),
                                 }
                             }
@@ -314,13 +340,22 @@ impl Decoder {
                             value,
                             "skopeo.RelayConfig",
                             "'skopeo'",
-                            &["binary", "certs-dir"],
+                            &["binary", "certs-dir", "timeout", "parallel-images"],
                         )
                         .map(|fields| {
-                            let mut skopeo = RawSkopeo::default();
+                            let mut skopeo = RawSkopeo {
+                                line: value.line,
+                                ..RawSkopeo::default()
+                            };
                             for (key, value) in fields {
                                 match key {
                                     "binary" => skopeo.binary = self.string(value),
+                                    "timeout" => {
+                                        skopeo.timeout = self.duration(value, "skopeo.timeout")
+                                    }
+                                    "parallel-images" => {
+                                        skopeo.parallel_images = Some(self.int(value))
+                                    }
                                     _ => skopeo.certs_dir = self.string(value),
                                 }
                             }

@@ -64,20 +64,64 @@ pub struct Config {
 }
 
 /// The `docker:` section (or the deprecated top-level keys it was built from).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerSettings {
+    /// The daemon's address; empty means `DOCKER_HOST`, then the default socket.
     pub dockerhost: String,
+    /// The Engine API version to speak; empty means 1.41, as the original.
     pub api_version: String,
+    /// How often the startup ping is tried (our extension; the original tried 30 times).
+    pub ping_attempts: u32,
+    /// The pause between two pings (the original waited 10 s).
+    pub ping_interval: Duration,
+    /// How long one image may take: pull, tag, push and clean-up together.
+    pub timeout: Duration,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        DockerSettings {
+            dockerhost: String::new(),
+            api_version: String::new(),
+            ping_attempts: 10,
+            ping_interval: Duration::from_secs(3),
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
 }
 
 /// The `skopeo:` section. Empty values mean the defaults (`skopeo` in PATH, `/etc/skopeo/certs.d`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkopeoSettings {
     pub binary: String,
     pub certs_dir: String,
+    /// How long one `skopeo copy` may run before it is killed (our extension).
+    pub timeout: Duration,
+    /// How many `skopeo copy` processes run at once (our extension; the original ran one).
+    pub parallel_images: usize,
+}
+
+impl Default for SkopeoSettings {
+    fn default() -> Self {
+        SkopeoSettings {
+            binary: String::new(),
+            certs_dir: String::new(),
+            timeout: Duration::from_secs(30 * 60),
+            parallel_images: 1,
+        }
+    }
 }
 
 impl SkopeoSettings {
+    /// The skopeo executable: the configured one, else `skopeo` from `PATH`.
+    pub fn binary(&self) -> &str {
+        if self.binary.is_empty() {
+            "skopeo"
+        } else {
+            &self.binary
+        }
+    }
+
     /// The certificates directory: per-host CA and client certificates, used by every relay.
     pub fn certs_dir(&self) -> &str {
         if self.certs_dir.is_empty() {
@@ -120,7 +164,7 @@ pub struct NativeSettings {
 impl Default for NativeSettings {
     fn default() -> Self {
         NativeSettings {
-            parallel_images: 4,
+            parallel_images: 8,
             parallel_blobs: 6,
             retries: 5,
         }

@@ -35,14 +35,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     let lister = lister(&raw, notices);
     let native = native(&raw)?;
     let daemon = daemon(&raw, notices)?;
-    let skopeo = raw
-        .skopeo
-        .as_ref()
-        .map(|s| SkopeoSettings {
-            binary: s.binary.clone(),
-            certs_dir: s.certs_dir.clone(),
-        })
-        .unwrap_or_default();
+    let skopeo = skopeo(&raw)?;
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for (index, task) in raw.tasks.into_iter().enumerate() {
         let Some(task) = task else {
@@ -121,6 +114,16 @@ fn relay(
                 }
                 docker.dockerhost = section.dockerhost.clone();
                 docker.api_version = section.api_version.clone();
+                let line = Some(section.line);
+                if let Some(n) = section.ping_attempts {
+                    docker.ping_attempts = in_range(line, "docker.ping-attempts", n, 100)? as u32;
+                }
+                if let Some(d) = timeout(line, "docker.ping-interval", section.ping_interval)? {
+                    docker.ping_interval = d;
+                }
+                if let Some(d) = timeout(line, "docker.timeout", section.timeout)? {
+                    docker.timeout = d;
+                }
             }
         },
         RelayKind::Skopeo | RelayKind::Native => {
@@ -160,6 +163,52 @@ fn lister(raw: &RawConfig, notices: &mut Vec<Notice>) -> ListerSettings {
         }
     }
     settings
+}
+
+/// The `skopeo:` section with our extensions' bounds.
+fn skopeo(raw: &RawConfig) -> Result<SkopeoSettings, Failure> {
+    let mut settings = SkopeoSettings::default();
+    let Some(section) = &raw.skopeo else {
+        return Ok(settings);
+    };
+    let line = Some(section.line);
+    settings.binary = section.binary.clone();
+    settings.certs_dir = section.certs_dir.clone();
+    if let Some(d) = timeout(line, "skopeo.timeout", section.timeout)? {
+        settings.timeout = d;
+    }
+    if let Some(n) = section.parallel_images {
+        settings.parallel_images = in_range(line, "skopeo.parallel-images", n, 64)? as usize;
+    }
+    Ok(settings)
+}
+
+/// A count that must lie in `1..=max`.
+fn in_range(line: Option<usize>, key: &str, value: i64, max: i64) -> Result<i64, Failure> {
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err((
+            line,
+            format!("'{key}' must be between 1 and {max}, not {value}"),
+        ))
+    }
+}
+
+/// A time limit: omitted or 0 keeps the default; a limit cannot be turned off.
+fn timeout(
+    line: Option<usize>,
+    key: &str,
+    value: Option<super::DurationValue>,
+) -> Result<Option<Duration>, Failure> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.nanos() < 0 => Err((
+            line,
+            format!("'{key}' must be a positive duration such as '10m'; it cannot be turned off"),
+        )),
+        Some(v) => Ok(v.positive()),
+    }
 }
 
 fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {

@@ -50,6 +50,13 @@ impl Credentials {
         &self.username
     }
 
+    /// The secret. It exists only to hand the password to a compatibility relay's private
+    /// auth file (skopeo) or its `X-Registry-Auth` header (Docker Engine API), which need it
+    /// in the clear; never use it for logs, errors, argv or anything else a person may see.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
     fn basic_header(&self) -> Option<HeaderValue> {
         let encoded = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", self.username, self.password));

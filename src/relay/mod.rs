@@ -1,12 +1,18 @@
 //! Relays execute image jobs. `native` is our in-process engine and the default; the skopeo
-//! and docker relays of the original are kept for compatibility (not in this version yet).
+//! and docker relays of the original are kept for compatibility (SPEC §7, §8), with the
+//! up-to-date pre-check of D11 in front of them.
 
+mod check;
+pub mod docker;
 pub mod native;
+pub mod skopeo;
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
-use crate::registry::Registry;
+use crate::registry::{Credentials, Registry};
+use docker::DockerRelay;
 use native::NativeRelay;
+use skopeo::SkopeoRelay;
 
 /// What a successful job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +31,10 @@ pub struct Sides<'a> {
     /// The config's view of each side: credentials, TLS choice.
     pub source_location: &'a Location,
     pub target_location: &'a Location,
+    /// The credentials external tools (skopeo, the Docker daemon) get for each side: the
+    /// config's `auth`, or the cloud token current when the mapping started (SPEC §6.2).
+    pub source_credentials: Option<Credentials>,
+    pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (D16).
     pub verbose: bool,
 }
@@ -32,19 +42,32 @@ pub struct Sides<'a> {
 /// The relay a config selects.
 pub enum Relay {
     Native(NativeRelay),
+    Skopeo(SkopeoRelay),
+    Docker(DockerRelay),
 }
 
 impl Relay {
-    /// Creates the config's relay, after the checks the original makes at that point.
-    pub fn new(config: &Config) -> Result<Relay, String> {
+    /// Creates the config's relay, after the checks the original makes at that point; the
+    /// compatibility relays check their tool (`skopeo --version`, a daemon ping) here, so a
+    /// missing one stops the run before any task starts.
+    pub async fn new(config: &Config) -> Result<Relay, String> {
         check_config(config)?;
+        if config.relay != RelayKind::Native {
+            tracing::info!(
+                relay = config.relay.name(),
+                "relay '{}' runs for compatibility; 'relay: native' copies registry to registry \
+                 in-process, without {}, keeps digests and skips what is unchanged",
+                config.relay.name(),
+                match config.relay {
+                    RelayKind::Docker => "a Docker daemon",
+                    _ => "skopeo",
+                }
+            );
+        }
         match config.relay {
             RelayKind::Native => Ok(Relay::Native(NativeRelay::new(config.native))),
-            other => Err(format!(
-                "cannot create sync relay: not supported yet: relay '{}' is not available in this version; \
-                 remove the 'relay' key (or write 'relay: native') to use the built-in engine, which needs neither skopeo nor Docker",
-                other.name()
-            )),
+            RelayKind::Skopeo => Ok(Relay::Skopeo(SkopeoRelay::new(&config.skopeo).await?)),
+            RelayKind::Docker => Ok(Relay::Docker(DockerRelay::new(&config.docker).await?)),
         }
     }
 
@@ -52,6 +75,8 @@ impl Relay {
     pub fn parallel_images(&self) -> usize {
         match self {
             Relay::Native(native) => native.parallel_images(),
+            Relay::Skopeo(skopeo) => skopeo.parallel_images(),
+            Relay::Docker(docker) => docker.parallel_images(),
         }
     }
 
@@ -59,6 +84,8 @@ impl Relay {
     pub async fn copy(&self, job: &ImageJob, sides: &Sides<'_>) -> Result<CopyOutcome, String> {
         match self {
             Relay::Native(native) => native.copy(job, sides.source, sides.target).await,
+            Relay::Skopeo(skopeo) => skopeo.copy(job, sides).await,
+            Relay::Docker(docker) => docker.copy(job, sides).await,
         }
     }
 }

@@ -67,10 +67,14 @@ impl NativeRelay {
     ) -> Result<CopyOutcome, String> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
-        let found = source
-            .head_manifest(src_repo, &job.source.target)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Both HEADs at once: on a no-op run they are all the work, and far-away registries
+        // make each one a round trip.
+        let (found, existing) = tokio::join!(
+            source.head_manifest(src_repo, &job.source.target),
+            target.head_manifest(dst_repo, &job.target.target),
+        );
+        let found = found.map_err(|e| e.to_string())?;
+        let existing = existing.map_err(|e| e.to_string())?;
         let Some(top) = found else {
             return Err(format!("source image {} not found", job.source));
         };
@@ -87,10 +91,6 @@ impl NativeRelay {
         } else {
             top.clone()
         };
-        let existing = target
-            .head_manifest(dst_repo, &job.target.target)
-            .await
-            .map_err(|e| e.to_string())?;
         if existing.as_ref().map(|d| &d.digest) == Some(&wanted.digest) {
             return Ok(CopyOutcome::UpToDate);
         }

@@ -15,6 +15,8 @@ pub mod cloud;
 pub mod http;
 /// The independent image pusher and readers.
 pub mod images;
+/// podman's Docker-compatible API, for the docker relay.
+pub mod podman;
 /// The fault-injecting proxy and its blob host.
 pub mod proxy;
 /// Real `docker-registry` processes.
@@ -27,6 +29,8 @@ pub use images::{
     Format, ImageOptions, Manifest, Pushed, PushedIndex, blob_exists, catalog, delete_manifest,
     get_blob, get_manifest, list_tags, manifest_digest, push_image, push_index, tag,
 };
+/// A Docker Engine API on a private socket.
+pub use podman::Podman;
 /// Fault injection between the code under test and a registry.
 pub use proxy::{BlobHostRequest, FaultProxy, ProxyRequest, Rule};
 /// The registry under test and its configuration.

@@ -1,0 +1,444 @@
+//! The skopeo relay: one `skopeo copy` per image job, with the original's argv (SPEC §7),
+//! minus its bugs: credentials travel in a private 0600 auth file instead of argv (D9), a tag
+//! the target already holds is skipped before skopeo starts (D11), every copy has a time
+//! limit, and a failed copy carries skopeo's own error text rather than `exit status 1`.
+//!
+//! Tags come from our planner; this relay never runs `skopeo list-tags`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::process::Command;
+
+use super::{CopyOutcome, Sides, check};
+use crate::config::{Location, PlatformChoice, SkopeoSettings};
+use crate::plan::ImageJob;
+use crate::registry::{Credentials, RegistryHost, Scheme};
+
+/// How long `skopeo --version` may take at startup.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of skopeo's stderr an error message carries (its last lines matter most).
+const MAX_ERROR_TEXT: usize = 2000;
+
+/// Runs `skopeo copy` for each job.
+pub struct SkopeoRelay {
+    binary: String,
+    certs_dir: PathBuf,
+    timeout: Duration,
+    parallel_images: usize,
+}
+
+impl SkopeoRelay {
+    /// Checks that skopeo runs (`skopeo --version`, logged as the original does), so a missing
+    /// binary stops the program at startup rather than failing every image.
+    pub async fn new(settings: &SkopeoSettings) -> Result<SkopeoRelay, String> {
+        let binary = settings.binary().to_string();
+        let hint = "install skopeo (Debian/Ubuntu: 'apt-get install skopeo') or set 'skopeo.binary', \
+                    or use 'relay: native', which needs no skopeo";
+        let run = Command::new(&binary)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = match tokio::time::timeout(VERSION_TIMEOUT, run).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "cannot execute skopeo: {binary}: {}; {hint}",
+                    io_message(&e)
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "cannot execute skopeo: '{binary} --version' did not finish within {}s",
+                    VERSION_TIMEOUT.as_secs()
+                ));
+            }
+        };
+        if !output.status.success() {
+            return Err(format!(
+                "cannot execute skopeo: '{binary} --version' failed ({}): {}",
+                output.status,
+                tail(&String::from_utf8_lossy(&output.stderr))
+            ));
+        }
+        tracing::info!("{}", String::from_utf8_lossy(&output.stdout).trim_end());
+        tracing::info!(relay = "skopeo", "relay ready");
+        Ok(SkopeoRelay {
+            binary,
+            certs_dir: PathBuf::from(settings.certs_dir()),
+            timeout: settings.timeout,
+            parallel_images: settings.parallel_images,
+        })
+    }
+
+    /// How many copies run at once (`skopeo.parallel-images`, 1 by default as in the original:
+    /// each skopeo already copies an image's layers in parallel).
+    pub fn parallel_images(&self) -> usize {
+        self.parallel_images
+    }
+
+    /// Copies one image job with `skopeo copy`, unless the target already holds it.
+    pub async fn copy(&self, job: &ImageJob, sides: &Sides<'_>) -> Result<CopyOutcome, String> {
+        if check::same_digest(job, sides.source, sides.target).await? {
+            return Ok(CopyOutcome::UpToDate);
+        }
+        let auth = AuthFiles::write(
+            sides.source_credentials.as_ref(),
+            sides.target_credentials.as_ref(),
+            job,
+        )?;
+        let args = copy_args(
+            job,
+            sides.source_location,
+            sides.target_location,
+            &self.certs_dir,
+            auth.source.as_deref(),
+            auth.target.as_deref(),
+        );
+        let tag = job.target.target.as_str();
+        let run = Command::new(&self.binary)
+            .args(&args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "cannot execute skopeo ({}) for tag '{tag}': {}",
+                    self.binary,
+                    io_message(&e)
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
+                     raise 'skopeo.timeout' for large images or slow registries",
+                    self.timeout.as_secs()
+                ));
+            }
+        };
+        drop(auth);
+        log_output(&output.stdout, sides.verbose);
+        log_output(&output.stderr, sides.verbose);
+        if !output.status.success() {
+            return Err(format!(
+                "skopeo copy of tag '{tag}' failed ({}): {}",
+                output.status,
+                tail(&String::from_utf8_lossy(&output.stderr))
+            ));
+        }
+        // skopeo does not say how many bytes it moved.
+        Ok(CopyOutcome::Copied { bytes: 0 })
+    }
+}
+
+/// The argv after the binary, exactly as the original builds it (SPEC §7), except that
+/// credentials are auth-file paths instead of `--src-creds=user:password`.
+pub fn copy_args(
+    job: &ImageJob,
+    source: &Location,
+    target: &Location,
+    certs_dir: &Path,
+    source_authfile: Option<&Path>,
+    target_authfile: Option<&Path>,
+) -> Vec<String> {
+    let mut args = vec!["--insecure-policy".to_string(), "copy".to_string()];
+    if skip_tls_verify(source, &job.source.registry) {
+        args.push("--src-tls-verify=false".into());
+    }
+    if skip_tls_verify(target, &job.target.registry) {
+        args.push("--dest-tls-verify=false".into());
+    }
+    let cert_dir = |host: &RegistryHost| {
+        certs_dir
+            .join(host.host_without_port())
+            .display()
+            .to_string()
+    };
+    args.push(format!("--src-cert-dir={}", cert_dir(&job.source.registry)));
+    args.push(format!(
+        "--dest-cert-dir={}",
+        cert_dir(&job.target.registry)
+    ));
+    if let Some(path) = source_authfile {
+        args.push(format!("--src-authfile={}", path.display()));
+    }
+    if let Some(path) = target_authfile {
+        args.push(format!("--dest-authfile={}", path.display()));
+    }
+    args.push(format!("docker://{}", job.source));
+    args.push(format!("docker://{}", job.target));
+    match &job.platform {
+        PlatformChoice::Host => {}
+        PlatformChoice::All => args.push("--all".into()),
+        PlatformChoice::Specific { os, arch, variant } => {
+            for (flag, value) in [
+                ("--override-os", os),
+                ("--override-arch", arch),
+                ("--override-variant", variant),
+            ] {
+                if !value.is_empty() {
+                    args.push(format!("{flag}={value}"));
+                }
+            }
+        }
+    }
+    args
+}
+
+/// skopeo talks plain HTTP only when TLS verification is off; an explicit `http://` registry
+/// (our extension) therefore turns it off too.
+fn skip_tls_verify(location: &Location, host: &RegistryHost) -> bool {
+    location.skip_tls_verify || host.scheme() == Some(Scheme::Http)
+}
+
+/// The per-copy auth files: a private directory (0700) holding one Docker `config.json`-style
+/// file (0600) per side that has credentials, removed when dropped.
+struct AuthFiles {
+    _dir: Option<tempfile::TempDir>,
+    source: Option<PathBuf>,
+    target: Option<PathBuf>,
+}
+
+impl AuthFiles {
+    fn write(
+        source: Option<&Credentials>,
+        target: Option<&Credentials>,
+        job: &ImageJob,
+    ) -> Result<AuthFiles, String> {
+        let sides = [
+            ("source", source, &job.source.registry),
+            ("target", target, &job.target.registry),
+        ];
+        if sides.iter().all(|(_, c, _)| c.is_none()) {
+            return Ok(AuthFiles {
+                _dir: None,
+                source: None,
+                target: None,
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("dregsy-skopeo-")
+            .tempdir()
+            .map_err(|e| {
+                format!("cannot create a private directory for skopeo's auth files: {e}")
+            })?;
+        let mut paths = [None, None];
+        for (slot, (side, credentials, host)) in paths.iter_mut().zip(sides) {
+            let Some(credentials) = credentials else {
+                continue;
+            };
+            let path = dir.path().join(format!("{side}-auth.json"));
+            write_private(&path, &auth_file_json(host, credentials)).map_err(|e| {
+                format!(
+                    "cannot write skopeo's {side} auth file in {}: {e}",
+                    dir.path().display()
+                )
+            })?;
+            *slot = Some(path);
+        }
+        let [source, target] = paths;
+        Ok(AuthFiles {
+            _dir: Some(dir),
+            source,
+            target,
+        })
+    }
+}
+
+/// A Docker `config.json` with the credentials for `host` (and Docker Hub's other names, as
+/// skopeo may look any of them up).
+fn auth_file_json(host: &RegistryHost, credentials: &Credentials) -> String {
+    let auth = STANDARD.encode(format!(
+        "{}:{}",
+        credentials.username(),
+        credentials.password()
+    ));
+    let mut keys = vec![host.name().to_string()];
+    if host.is_docker_hub() {
+        for alias in [
+            "docker.io",
+            "registry-1.docker.io",
+            "https://index.docker.io/v1/",
+        ] {
+            if !keys.iter().any(|k| k == alias) {
+                keys.push(alias.to_string());
+            }
+        }
+    }
+    let auths: serde_json::Map<String, serde_json::Value> = keys
+        .into_iter()
+        .map(|k| (k, serde_json::json!({ "auth": auth })))
+        .collect();
+    serde_json::json!({ "auths": auths }).to_string()
+}
+
+/// Creates `path` readable by its owner only, before any secret is written to it.
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()
+}
+
+/// Logs skopeo's output line by line: at info level for a verbose task (D16), else debug.
+fn log_output(bytes: &[u8], verbose: bool) {
+    for line in String::from_utf8_lossy(bytes).lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        if verbose {
+            tracing::info!(relay = "skopeo", "{line}");
+        } else {
+            tracing::debug!(relay = "skopeo", "{line}");
+        }
+    }
+}
+
+/// The end of a tool's error output, trimmed, at most [`MAX_ERROR_TEXT`] bytes.
+fn tail(text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        return "no error output".into();
+    }
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_string();
+    }
+    let mut start = text.len() - MAX_ERROR_TEXT;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "executable file not found".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Auth;
+    use crate::registry::Reference;
+
+    fn location(registry: &str, skip_tls_verify: bool) -> Location {
+        Location {
+            registry: registry.into(),
+            auth: Auth::Omitted,
+            auth_refresh: None,
+            cloud: None,
+            skip_tls_verify,
+            lister: None,
+            line: 1,
+        }
+    }
+
+    fn job(src: &str, dst: &str, platform: &str) -> ImageJob {
+        ImageJob {
+            source: Reference::parse(src).expect("source"),
+            target: Reference::parse(dst).expect("target"),
+            platform: PlatformChoice::parse(platform).expect("platform"),
+        }
+    }
+
+    #[test]
+    fn argv_of_the_spec_example() {
+        let job = job(
+            "registry.hub.docker.com/library/busybox:1.29.2",
+            "127.0.0.1:5000/skopeo/library/busybox:1.29.2",
+            "linux/arm/v6",
+        );
+        let args = copy_args(
+            &job,
+            &location("registry.hub.docker.com", false),
+            &location("127.0.0.1:5000", true),
+            Path::new("/etc/skopeo/certs.d"),
+            Some(Path::new("/tmp/x/source-auth.json")),
+            Some(Path::new("/tmp/x/target-auth.json")),
+        );
+        assert_eq!(
+            args.join(" "),
+            "--insecure-policy copy --dest-tls-verify=false \
+             --src-cert-dir=/etc/skopeo/certs.d/registry.hub.docker.com \
+             --dest-cert-dir=/etc/skopeo/certs.d/127.0.0.1 \
+             --src-authfile=/tmp/x/source-auth.json --dest-authfile=/tmp/x/target-auth.json \
+             docker://registry.hub.docker.com/library/busybox:1.29.2 \
+             docker://127.0.0.1:5000/skopeo/library/busybox:1.29.2 \
+             --override-os=linux --override-arch=arm --override-variant=v6"
+        );
+    }
+
+    #[test]
+    fn platform_flags_and_plain_http() {
+        let certs = Path::new("/c");
+        let open = location("http://127.0.0.1:5000", false);
+        let all = copy_args(
+            &job("http://127.0.0.1:5000/a:1", "127.0.0.1:6000/b:1", "all"),
+            &open,
+            &location("127.0.0.1:6000", false),
+            certs,
+            None,
+            None,
+        );
+        assert_eq!(
+            all.join(" "),
+            "--insecure-policy copy --src-tls-verify=false --src-cert-dir=/c/127.0.0.1 \
+             --dest-cert-dir=/c/127.0.0.1 docker://127.0.0.1:5000/a:1 docker://127.0.0.1:6000/b:1 --all"
+        );
+        let os_only = copy_args(
+            &job("r.io/a:1", "s.io/b:1", "linux"),
+            &location("r.io", false),
+            &location("s.io", false),
+            certs,
+            None,
+            None,
+        );
+        assert_eq!(
+            os_only.last().map(String::as_str),
+            Some("--override-os=linux")
+        );
+        let host = copy_args(
+            &job("r.io/a:1", "s.io/b:1", ""),
+            &location("r.io", false),
+            &location("s.io", false),
+            certs,
+            None,
+            None,
+        );
+        assert_eq!(host.last().map(String::as_str), Some("docker://s.io/b:1"));
+    }
+
+    #[test]
+    fn auth_file_is_docker_config_json() {
+        let host = RegistryHost::parse("docker.io").expect("host");
+        let json = auth_file_json(&host, &Credentials::new("alex", "pa\"ss%"));
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let auth = value["auths"]["docker.io"]["auth"].as_str().expect("auth");
+        assert_eq!(STANDARD.decode(auth).expect("b64"), b"alex:pa\"ss%");
+        assert!(value["auths"]["https://index.docker.io/v1/"].is_object());
+    }
+
+    #[test]
+    fn long_errors_keep_their_end() {
+        let text = format!("{}END", "x".repeat(5000));
+        let cut = tail(&text);
+        assert!(cut.ends_with("END") && cut.len() <= MAX_ERROR_TEXT + 4);
+        assert_eq!(tail("  \n"), "no error output");
+    }
+}

@@ -1,0 +1,141 @@
+//! podman's Docker-compatible Engine API on a private socket, for the docker relay's tests
+//! (TESTING.md): its own vfs storage, runtime dirs and `registries.conf` in a temp dir, so
+//! nothing touches the machine's podman state, and the harness registries it must reach over
+//! plain HTTP are listed as insecure.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Registry;
+
+/// A running `podman system service`, stopped on drop.
+pub struct Podman {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    /// Starts the service; `registries` are the harness registries it may talk to (plain-HTTP
+    /// ones are marked insecure). Panics with an install hint when podman is missing.
+    pub fn start(registries: &[&Registry]) -> Podman {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(
+            root.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
+                root.display()
+            ),
+        )
+        .expect("storage.conf");
+        let mut registries_conf = String::from("unqualified-search-registries = []\n");
+        for registry in registries {
+            registries_conf.push_str(&format!(
+                "[[registry]]\nlocation = \"{}\"\ninsecure = {}\n",
+                registry.host(),
+                !registry.is_tls()
+            ));
+        }
+        std::fs::write(root.join("registries.conf"), registries_conf).expect("registries.conf");
+        std::fs::write(
+            root.join("containers.conf"),
+            format!(
+                "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
+                root.display()
+            ),
+        )
+        .expect("containers.conf");
+        let socket = root.join("podman.sock");
+        let child = Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", root.join("registries.conf"))
+            .env("CONTAINERS_CONF", root.join("containers.conf"))
+            .env("TMPDIR", root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(root.join("podman.log")).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start podman ({e}): install it with 'apt-get install -y podman' (scripts/test does)")
+            });
+        let podman = Podman { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while podman.get("/_ping").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "podman's API did not answer within 30 s; its log:\n{}",
+                podman.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        podman
+    }
+
+    /// The address for dregsy's `docker.dockerhost`.
+    pub fn dockerhost(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("podman.sock")
+    }
+
+    /// The service's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("podman.log")).unwrap_or_default()
+    }
+
+    /// Every `repo:tag` the daemon holds (`/v1.41/images/json`).
+    pub fn image_tags(&self) -> Vec<String> {
+        let body = self.get("/v1.41/images/json").expect("podman answers");
+        let images: serde_json::Value = serde_json::from_str(&body).expect("JSON image list");
+        images
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["RepoTags"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .filter(|t| t != "<none>:<none>")
+            .collect()
+    }
+
+    /// Number of images the daemon holds, tagged or not.
+    pub fn image_count(&self) -> usize {
+        let body = self
+            .get("/v1.41/images/json?all=true")
+            .expect("podman answers");
+        let images: serde_json::Value = serde_json::from_str(&body).expect("JSON image list");
+        images.as_array().map_or(0, Vec::len)
+    }
+
+    /// A GET over the socket (HTTP/1.0, so the body ends with the connection).
+    fn get(&self, path: &str) -> Option<String> {
+        get_unix(&self.socket(), path)
+    }
+}
+
+fn get_unix(socket: &Path, path: &str) -> Option<String> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: d\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
