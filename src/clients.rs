@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::cloud::Cloud;
 use crate::config::{Config, Location};
 use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
 
@@ -11,6 +12,8 @@ use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
 struct ClientKey {
     host: String,
     credentials: Option<Credentials>,
+    /// The cloud identity whose tokens the client uses, if any.
+    cloud_identity: Option<String>,
     skip_tls_verify: bool,
 }
 
@@ -20,6 +23,8 @@ pub struct Clients {
     retries: u32,
     /// A run talks to a handful of registries, so a list suffices.
     clients: Mutex<Vec<(ClientKey, Registry)>>,
+    /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
+    cloud: Cloud,
 }
 
 impl Clients {
@@ -29,15 +34,26 @@ impl Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
             retries: config.native.retries,
             clients: Mutex::new(Vec::new()),
+            cloud: Cloud::new(),
         }
     }
 
-    /// The client for `host` with a location's credentials and TLS choice.
+    /// The cloud side of the run: token refresh and ECR repository creation.
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// The client for `host` with a location's credentials (or cloud tokens) and TLS choice.
     pub fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
-        let credentials = location.auth.credentials().cloned();
+        let provider = self.cloud.provider(location);
+        let credentials = match provider {
+            Some(_) => None,
+            None => location.auth.credentials().cloned(),
+        };
         let key = ClientKey {
             host: host.to_string(),
             credentials: credentials.clone(),
+            cloud_identity: provider.as_ref().map(|(identity, _)| identity.clone()),
             skip_tls_verify: location.skip_tls_verify,
         };
         let mut clients = self
@@ -49,6 +65,7 @@ impl Clients {
         }
         let mut options = RegistryOptions::new(host.clone());
         options.credentials = credentials;
+        options.credential_provider = provider.map(|(_, p)| p);
         options.skip_tls_verify = location.skip_tls_verify;
         options.certs_dir = Some(self.certs_dir.clone());
         options.retry.max_tries = self.retries;

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod clients;
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod health;

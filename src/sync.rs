@@ -135,6 +135,9 @@ pub async fn plan_task_mapping(
         .map_err(|e| format!("target registry: {e}"))?;
     let source = clients.get(&source_location.host, &task.source)?;
     let target = clients.get(&target_location.host, &task.target)?;
+    // Cloud tokens are renewed before each mapping, as the original's refresh hook (§6.2).
+    clients.cloud().refresh(&task.source).await?;
+    clients.cloud().refresh(&task.target).await?;
     let repositories = ListedRepositories {
         listers,
         clients,
@@ -175,6 +178,12 @@ async fn run_mapping(
     let (source, target, plan) =
         plan_task_mapping(task, mapping, services.clients, services.listers).await?;
     let jobs: Vec<&ImageJob> = plan.jobs().collect();
+    // ECR targets must exist before anything is pushed (the original's ensureTargetExists).
+    services
+        .clients
+        .cloud()
+        .ensure_repositories(&task.target, jobs.iter().map(|j| &j.target.repository))
+        .await?;
     progress.planned(jobs.len());
     // A repository that could not be planned, and every tag that cannot form a reference,
     // fails as an image of its own; the rest still sync.
@@ -212,6 +221,8 @@ async fn run_mapping(
         target: &target,
         source_location: &task.source,
         target_location: &task.target,
+        source_credentials: services.clients.cloud().credentials(&task.source).await?,
+        target_credentials: services.clients.cloud().credentials(&task.target).await?,
         verbose: task.verbose,
     };
     // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start

@@ -319,23 +319,48 @@ fn a_lister_failure_fails_only_its_mapping() {
 }
 
 #[test]
-fn ecr_sources_say_their_lister_is_not_supported_yet() {
+fn ecr_sources_use_the_ecr_lister() {
+    // moto stands in for the ECR API; the account has no repositories yet, so the regex
+    // matches nothing (a warning, not a failure) and the plain mapping still syncs.
+    let moto = support::cloud::Moto::start();
+    let source = Registry::start();
+    push_image(&source, "ok/app", "1", ImageOptions::default());
     let target = Registry::start();
     let config = format!(
-        "tasks:\n{}",
+        "tasks:\n{}{}",
         task(
             "ecr",
-            "    registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com\n",
+            "    registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com\n",
             &location(&target),
             "  - from: regex:kubika/.*\n"
+        ),
+        task(
+            "plain",
+            &location(&source),
+            &location(&target),
+            "  - from: ok/app\n"
         )
     );
-    let out = sync(&config, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = log_lines(&out, "mapping failed");
-    assert_eq!(failed.len(), 1, "{}", text(&out));
-    let message = failed[0]["msg"].as_str().unwrap_or_default();
-    assert!(message.contains("not supported yet"), "{message}");
+    let vars = support::cloud::aws_env(&moto.url());
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = sync(&config, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        log_lines(
+            &out,
+            "using dedicated ECR lister instead of standard catalog"
+        )
+        .len(),
+        1,
+        "{}",
+        text(&out)
+    );
+    assert!(
+        log_lines(&out, "mapping failed").is_empty(),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(tags_of(&target, "ok/app"), set(&["1"]));
 }
 
 /// What the local Docker Hub API saw.

@@ -18,7 +18,6 @@ use std::time::Duration;
 pub use auth::Auth;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
-pub use validate::is_ecr;
 
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::TagSet;
@@ -233,6 +232,8 @@ pub struct Location {
     pub auth: Auth,
     /// ECR token refresh interval (at least one hour), when set.
     pub auth_refresh: Option<Duration>,
+    /// The cloud registry this is (ECR, public ECR, GCR/GAR), detected from `registry`.
+    pub cloud: Option<crate::cloud::CloudRegistry>,
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
     pub lister: Option<ListerSource>,

@@ -12,6 +12,7 @@ use super::{
     Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location, Mapping,
     NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
 };
+use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::TagSet;
 use crate::registry::RegistryHost;
@@ -345,7 +346,9 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         None => None,
     };
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
-    let is_ecr = is_ecr(&raw.registry);
+    // ECR detection and the `account[:region]@` strip for public ECR (SPEC §6.3).
+    let (registry, cloud) = CloudRegistry::detect(&raw.registry);
+    let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {
         None => None,
         Some(_) if !is_ecr => {
@@ -364,7 +367,7 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
                 _ => {
                     notices.push(
                         Notice::warn("auth-refresh too short, setting to minimum")
-                            .with("registry", raw.registry.clone()),
+                            .with("registry", registry.clone()),
                     );
                     Some(minimum)
                 }
@@ -374,7 +377,7 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
     if let Some(creds) = auth.credentials() {
         notices.push(
             Notice::info("using credentials from config")
-                .with("registry", raw.registry.clone())
+                .with("registry", registry.clone())
                 .with("username", creds.username().to_string()),
         );
     }
@@ -387,9 +390,10 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         })
     });
     Ok(Location {
-        registry: raw.registry,
+        registry,
         auth,
         auth_refresh,
+        cloud,
         skip_tls_verify: raw.skip_tls_verify,
         lister,
         line: raw.line,
@@ -438,18 +442,4 @@ fn repo_list_source(source: &Location) -> Result<(), String> {
         Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
         _ => Ok(()),
     }
-}
-
-/// Private ECR (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]`) or public ECR (`…public.ecr.aws`).
-pub fn is_ecr(registry: &str) -> bool {
-    if registry.ends_with("public.ecr.aws") {
-        return true;
-    }
-    let parts: Vec<&str> = registry.split('.').collect();
-    (parts.len() == 6 || parts.len() == 7)
-        && parts[1] == "dkr"
-        && parts[2] == "ecr"
-        && parts[4] == "amazonaws"
-        && parts[5] == "com"
-        && (parts.len() == 6 || parts[6] == "cn")
 }

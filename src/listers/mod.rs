@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::clients::Clients;
-use crate::config::{ListerSettings, ListerSource, Location, is_ecr};
+use crate::config::{ListerSettings, ListerSource, Location};
 use crate::plan::RepositoryList;
 use crate::registry::Credentials;
 
@@ -37,21 +37,21 @@ pub enum ListerKind {
     DockerHub,
     /// `GET /v1/search?q=<search>`.
     Index { search: String },
+    /// ECR and public ECR: `DescribeRepositories` through the AWS SDK (SPEC §3.5).
+    Ecr,
 }
 
 impl ListerKind {
     /// The lister for a source location, or why it has none.
     ///
-    /// ECR sources need the ECR listers (catalog is not offered there), which this version
-    /// does not have yet.
+    /// ECR sources use the dedicated ECR listers instead of `catalog`, as the original does.
     pub fn for_location(location: &Location) -> Result<ListerKind, String> {
         match &location.lister {
-            None | Some(ListerSource::Catalog) if is_ecr(&location.registry) => Err(format!(
-                "not supported yet: listing the repositories of ECR registry '{}' needs the ECR \
-                 lister, which this version does not have; write the repositories as plain \
-                 mappings (one 'from: <path>' each) meanwhile",
-                location.registry
-            )),
+            None | Some(ListerSource::Catalog)
+                if location.cloud.as_ref().is_some_and(|c| c.is_ecr()) =>
+            {
+                Ok(ListerKind::Ecr)
+            }
             None | Some(ListerSource::Catalog) => Ok(ListerKind::Catalog),
             Some(ListerSource::DockerHub) => Ok(ListerKind::DockerHub),
             Some(ListerSource::Index { search }) if search.is_empty() => {
@@ -70,6 +70,7 @@ impl ListerKind {
             ListerKind::Catalog => "catalog",
             ListerKind::DockerHub => "dockerhub",
             ListerKind::Index { .. } => "index",
+            ListerKind::Ecr => "ECR",
         }
     }
 }
@@ -179,6 +180,9 @@ impl Listers {
             ListerKind::Catalog => catalog::list(location, clients, max).await,
             ListerKind::DockerHub => dockerhub::list(location, &self.hub_tokens, max).await,
             ListerKind::Index { search } => index::list(location, search, max).await,
+            ListerKind::Ecr => crate::cloud::list_ecr_repositories(location, fetch_limit(max))
+                .await
+                .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry))),
         }
         .map_err(|e| format!("{} lister: {e}", kind.name()))?;
         Ok(limit(names, max))
@@ -214,8 +218,10 @@ mod tests {
     use crate::config::Auth;
 
     fn location(registry: &str, lister: Option<ListerSource>) -> Location {
+        let (registry, cloud) = crate::cloud::CloudRegistry::detect(registry);
         Location {
-            registry: registry.into(),
+            registry,
+            cloud,
             auth: Auth::Omitted,
             auth_refresh: None,
             skip_tls_verify: false,
@@ -243,10 +249,8 @@ mod tests {
             "123456789012.dkr.ecr.eu-central-1.amazonaws.com",
             "public.ecr.aws",
         ] {
-            let err = kind(ecr, None).unwrap_err();
-            assert!(err.starts_with("not supported yet:"), "{err}");
-            assert!(err.contains(ecr), "{err}");
-            assert!(kind(ecr, Some(ListerSource::Catalog)).is_err());
+            assert_eq!(kind(ecr, None), Ok(ListerKind::Ecr));
+            assert_eq!(kind(ecr, Some(ListerSource::Catalog)), Ok(ListerKind::Ecr));
         }
         assert_eq!(
             kind("r", Some(ListerSource::Invalid("x".into()))),

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,6 +22,7 @@ use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use super::credentials::CredentialProvider;
 use super::error::{Error, ErrorKind, Result, truncate};
 use super::reference::Repository;
 use super::transport::{Body, Request, Transport, classify};
@@ -192,10 +193,19 @@ const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
 /// Tokens live at least this long (Docker's rule when `expires_in` is missing or smaller).
 const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
+/// Where the credentials of a registry come from.
+#[derive(Debug, Clone)]
+pub(crate) enum CredentialSource {
+    /// Fixed for the run (the config's `auth`), or anonymous.
+    Fixed(Option<Credentials>),
+    /// Asked for before use, renewed on refusal (cloud tokens).
+    Provider(Arc<dyn CredentialProvider>),
+}
+
 /// Authentication state of one registry: the learned challenge and the token cache.
 pub(crate) struct Auth {
     registry: String,
-    credentials: Option<Credentials>,
+    credentials: CredentialSource,
     method: Mutex<Option<Method>>,
     tokens: Mutex<HashMap<Vec<Scope>, Token>>,
     /// Serialises token fetches, so concurrent requests for one scope share one token.
@@ -211,7 +221,7 @@ struct TokenResponse {
 }
 
 impl Auth {
-    pub(crate) fn new(registry: String, credentials: Option<Credentials>) -> Auth {
+    pub(crate) fn new(registry: String, credentials: CredentialSource) -> Auth {
         Auth {
             registry,
             credentials,
@@ -224,7 +234,37 @@ impl Auth {
 
     /// The configured user name, for messages.
     pub(crate) fn username(&self) -> Option<&str> {
-        self.credentials.as_ref().map(Credentials::username)
+        match &self.credentials {
+            CredentialSource::Fixed(c) => c.as_ref().map(Credentials::username),
+            CredentialSource::Provider(p) => Some(p.username()),
+        }
+    }
+
+    /// The credentials to use now. A provider's failure (no cloud credentials, say) is an
+    /// authorisation error that names what was tried.
+    async fn current(&self) -> Result<Option<Credentials>> {
+        match &self.credentials {
+            CredentialSource::Fixed(c) => Ok(c.clone()),
+            CredentialSource::Provider(p) => p.credentials().await.map(Some).map_err(|e| {
+                Error::new(ErrorKind::Unauthorized, e).context(format!(
+                    "getting credentials for registry {}",
+                    self.registry
+                ))
+            }),
+        }
+    }
+
+    /// The registry refused credentials we sent: a provider must renew them. Returns whether
+    /// there was a provider to ask, i.e. whether a retry can succeed where this try failed.
+    pub(crate) fn rejected(&self) -> bool {
+        match &self.credentials {
+            CredentialSource::Fixed(_) => false,
+            CredentialSource::Provider(p) => {
+                tracing::debug!(registry = %self.registry, "credentials refused, renewing them");
+                p.invalidate();
+                true
+            }
+        }
     }
 
     /// How many tokens were fetched so far; lets tests and metrics see the cache at work.
@@ -275,7 +315,7 @@ impl Auth {
         let method = self.method.lock().ok().and_then(|m| m.clone());
         match method {
             None => Ok(None),
-            Some(Method::Basic) => match &self.credentials {
+            Some(Method::Basic) => match self.current().await? {
                 Some(c) => Ok(c.basic_header()),
                 None => Err(Error::new(
                     ErrorKind::Unauthorized,
@@ -294,9 +334,14 @@ impl Auth {
                 if let Some(token) = self.cached(&key) {
                     return Ok(Some(token));
                 }
-                let token = self
-                    .fetch_token(transport, &realm, service.as_deref(), &key)
-                    .await?;
+                let service = service.as_deref();
+                let token = match self.fetch_token(transport, &realm, service, &key).await {
+                    // Expired cloud credentials: renew them and ask the token service once more.
+                    Err(e) if e.kind() == ErrorKind::Unauthorized && self.rejected() => {
+                        self.fetch_token(transport, &realm, service, &key).await?
+                    }
+                    result => result?,
+                };
                 let header = token.header.clone();
                 if let Ok(mut tokens) = self.tokens.lock() {
                     tokens.insert(key, token);
@@ -343,13 +388,10 @@ impl Auth {
                 query.append_pair("scope", scope.as_str());
             }
         }
+        let credentials = self.current().await?;
         // Token requests go through the transport too, so a flaky token service is retried.
         let mut request = Request::new(reqwest::Method::GET, url);
-        if let Some(header) = self
-            .credentials
-            .as_ref()
-            .and_then(Credentials::basic_header)
-        {
+        if let Some(header) = credentials.as_ref().and_then(Credentials::basic_header) {
             request
                 .headers
                 .insert(reqwest::header::AUTHORIZATION, header);
@@ -363,7 +405,7 @@ impl Auth {
         if matches!(
             response.status(),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) && let Some(credentials) = &self.credentials
+        ) && let Some(credentials) = &credentials
         {
             let scope_text = scopes
                 .iter()
@@ -400,7 +442,7 @@ impl Auth {
                 StatusCode::FORBIDDEN => ErrorKind::Forbidden,
                 _ => ErrorKind::Registry,
             };
-            let reason = match (&self.credentials, kind) {
+            let reason = match (&credentials, kind) {
                 (Some(c), ErrorKind::Unauthorized) => format!(
                     "the credentials of user '{}' were rejected (HTTP {status})",
                     c.username
@@ -527,19 +569,21 @@ mod tests {
 
     #[test]
     fn learning_picks_bearer_over_basic() {
-        let auth = Auth::new("r".into(), None);
+        let auth = Auth::new("r".into(), CredentialSource::Fixed(None));
         assert!(auth.learn(Some(r#"Basic realm="x", Bearer realm="http://t/""#), &[]));
         assert!(matches!(
             auth.method.lock().unwrap().clone(),
             Some(Method::Bearer { .. })
         ));
-        assert!(!Auth::new("r".into(), None).learn(Some("Negotiate"), &[]));
-        assert!(!Auth::new("r".into(), None).learn(None, &[]));
+        assert!(
+            !Auth::new("r".into(), CredentialSource::Fixed(None)).learn(Some("Negotiate"), &[])
+        );
+        assert!(!Auth::new("r".into(), CredentialSource::Fixed(None)).learn(None, &[]));
     }
 
     #[test]
     fn a_401_forgets_the_token_of_its_scopes() {
-        let auth = Auth::new("r".into(), None);
+        let auth = Auth::new("r".into(), CredentialSource::Fixed(None));
         let repo = Repository::parse("a").unwrap();
         let scopes = [Scope::pull(&repo)];
         let token = Token {

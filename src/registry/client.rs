@@ -12,7 +12,8 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 
-use super::auth::{Auth, Credentials, Scope};
+use super::auth::{Auth, CredentialSource, Credentials, Scope};
+use super::credentials::CredentialProvider;
 use super::digest::Digest;
 use super::error::{Error, ErrorKind, Result, truncate};
 use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
@@ -27,6 +28,9 @@ pub struct RegistryOptions {
     pub registry: RegistryHost,
     /// Credentials; `None` for anonymous access.
     pub credentials: Option<Credentials>,
+    /// Credentials that change during the run (cloud tokens); when set, it replaces
+    /// `credentials`.
+    pub credential_provider: Option<Arc<dyn CredentialProvider>>,
     /// Accept any server certificate, and fall back to plain HTTP when the registry does not
     /// speak TLS (as skopeo's `--tls-verify=false` does).
     pub skip_tls_verify: bool,
@@ -52,6 +56,7 @@ impl RegistryOptions {
         RegistryOptions {
             registry,
             credentials: None,
+            credential_provider: None,
             skip_tls_verify: false,
             certs_dir: None,
             timeouts: Timeouts::default(),
@@ -106,7 +111,13 @@ impl Registry {
         )?;
         Ok(Registry {
             inner: Arc::new(Inner {
-                auth: Auth::new(host.to_string(), options.credentials),
+                auth: Auth::new(
+                    host.to_string(),
+                    match options.credential_provider {
+                        Some(provider) => CredentialSource::Provider(provider),
+                        None => CredentialSource::Fixed(options.credentials),
+                    },
+                ),
                 host,
                 transport,
                 chunk_size: options.chunk_size.max(1),
@@ -308,12 +319,14 @@ impl Registry {
     }
 
     /// Sends a request with authentication for `scopes`. A 401 teaches us the registry's
-    /// challenge (or tells us our token expired); a request that can be replayed is then sent
-    /// once more with fresh authentication.
+    /// challenge (or tells us our token or cloud credentials expired); a request that can be
+    /// replayed is then sent once more with fresh authentication.
     pub(crate) async fn execute(&self, mut request: Request, scopes: &[Scope]) -> Result<Response> {
         let inner = &self.inner;
+        let mut authorized = false;
         if let Some(value) = inner.auth.authorization(&inner.transport, scopes).await? {
             request.headers.insert(AUTHORIZATION, value);
+            authorized = true;
         }
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
@@ -329,7 +342,9 @@ impl Registry {
         };
         let challenge =
             header_text(response.headers(), WWW_AUTHENTICATE.as_str()).map(str::to_owned);
-        if !inner.auth.learn(challenge.as_deref(), scopes) {
+        // Credentials we sent were refused: a provider renews them (an expired cloud token).
+        let renewed = authorized && inner.auth.rejected();
+        if !inner.auth.learn(challenge.as_deref(), scopes) && !renewed {
             return Ok(response);
         }
         match inner.auth.authorization(&inner.transport, scopes).await? {

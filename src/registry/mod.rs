@@ -7,12 +7,14 @@
 //! retrying could not fix, as an [`Error`] whose [`ErrorKind`] says what to do next.
 //!
 //! Split by concept: [`reference`](RegistryHost) names, [`Digest`]s, [`Manifest`]s and
-//! [`Platform`]s, authentication ([`Credentials`]), the transport ([`Timeouts`],
+//! [`Platform`]s, authentication ([`Credentials`], or a [`CredentialProvider`]
+//! for tokens that expire), the transport ([`Timeouts`],
 //! [`RetryPolicy`]), and the client itself (manifests, blobs, listings).
 
 mod auth;
 mod blob;
 mod client;
+mod credentials;
 mod digest;
 mod error;
 mod listing;
@@ -25,11 +27,13 @@ mod transport;
 pub use auth::Credentials;
 pub use blob::{BlobStream, MountOutcome, UploadSession};
 pub use client::{Registry, RegistryOptions};
+pub use credentials::{CredentialProvider, CredentialsFuture};
 pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
+pub use tls::system_client_config;
 pub use transport::{RetryPolicy, Timeouts};
 
 /// TLS settings for HTTP clients beside the registry API (the Docker Hub and v1 search

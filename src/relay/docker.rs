@@ -18,9 +18,9 @@ use bollard::{ClientVersion, models::ProgressDetail};
 use futures_util::StreamExt;
 
 use super::{CopyOutcome, Sides, check};
-use crate::config::{DockerSettings, Location, PlatformChoice};
+use crate::config::{DockerSettings, PlatformChoice};
 use crate::plan::ImageJob;
-use crate::registry::{Reference, TagOrDigest};
+use crate::registry::{Credentials, Reference, TagOrDigest};
 
 /// The API version the original speaks when the config names none.
 const DEFAULT_API_VERSION: &str = "1.41";
@@ -145,7 +145,7 @@ impl DockerRelay {
         let mut progress = self.docker.create_image(
             Some(pull),
             None,
-            credentials(sides.source_location, &job.source),
+            credentials(sides.source_credentials.as_ref(), &job.source),
         );
         while let Some(item) = progress.next().await {
             match item {
@@ -217,7 +217,7 @@ impl DockerRelay {
         let mut progress = self.docker.push_image(
             target_name,
             Some(push),
-            credentials(sides.target_location, &job.target),
+            credentials(sides.target_credentials.as_ref(), &job.target),
         );
         while let Some(item) = progress.next().await {
             match item {
@@ -297,9 +297,12 @@ pub fn target_tag(target: &TagOrDigest) -> String {
     }
 }
 
-/// The `X-Registry-Auth` credentials of one side, when the config has any.
-fn credentials(location: &Location, reference: &Reference) -> Option<DockerCredentials> {
-    location.auth.credentials().map(|c| DockerCredentials {
+/// The `X-Registry-Auth` credentials of one side, when it has any.
+fn credentials(
+    credentials: Option<&Credentials>,
+    reference: &Reference,
+) -> Option<DockerCredentials> {
+    credentials.map(|c| DockerCredentials {
         username: Some(c.username().to_string()),
         password: Some(c.password().to_string()),
         serveraddress: Some(reference.registry.name().to_string()),

@@ -9,7 +9,7 @@ pub mod skopeo;
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
-use crate::registry::Registry;
+use crate::registry::{Credentials, Registry};
 use docker::DockerRelay;
 use native::NativeRelay;
 use skopeo::SkopeoRelay;
@@ -31,6 +31,10 @@ pub struct Sides<'a> {
     /// The config's view of each side: credentials, TLS choice.
     pub source_location: &'a Location,
     pub target_location: &'a Location,
+    /// The credentials external tools (skopeo, the Docker daemon) get for each side: the
+    /// config's `auth`, or the cloud token current when the mapping started (SPEC §6.2).
+    pub source_credentials: Option<Credentials>,
+    pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (D16).
     pub verbose: bool,
 }

@@ -87,7 +87,11 @@ impl SkopeoRelay {
         if check::same_digest(job, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
-        let auth = AuthFiles::write(sides.source_location, sides.target_location, job)?;
+        let auth = AuthFiles::write(
+            sides.source_credentials.as_ref(),
+            sides.target_credentials.as_ref(),
+            job,
+        )?;
         let args = copy_args(
             job,
             sides.source_location,
@@ -203,10 +207,14 @@ struct AuthFiles {
 }
 
 impl AuthFiles {
-    fn write(source: &Location, target: &Location, job: &ImageJob) -> Result<AuthFiles, String> {
+    fn write(
+        source: Option<&Credentials>,
+        target: Option<&Credentials>,
+        job: &ImageJob,
+    ) -> Result<AuthFiles, String> {
         let sides = [
-            ("source", source.auth.credentials(), &job.source.registry),
-            ("target", target.auth.credentials(), &job.target.registry),
+            ("source", source, &job.source.registry),
+            ("target", target, &job.target.registry),
         ];
         if sides.iter().all(|(_, c, _)| c.is_none()) {
             return Ok(AuthFiles {
@@ -334,6 +342,7 @@ mod tests {
             registry: registry.into(),
             auth: Auth::Omitted,
             auth_refresh: None,
+            cloud: None,
             skip_tls_verify,
             lister: None,
             line: 1,

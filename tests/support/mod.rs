@@ -9,6 +9,8 @@
 
 /// Test CA and leaf certificates.
 pub mod certs;
+/// Stand-ins for cloud APIs: moto for ECR, ecr-public, Google token and metadata servers.
+pub mod cloud;
 /// Runtimes, clients and background servers shared by the rest.
 pub mod http;
 /// The independent image pusher and readers.

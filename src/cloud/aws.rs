@@ -1,0 +1,84 @@
+//! The AWS SDK setup the ECR modules share: one SDK config per region and process, with the
+//! default credential chain, our TLS stack (rustls on ring), bounded timeouts and retries.
+//!
+//! The SDK's standard environment applies, so users (and our tests) point it elsewhere the
+//! usual way: `AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL_ECR_PUBLIC` or `AWS_ENDPOINT_URL`
+//! for the API endpoints, `AWS_PROFILE`, `AWS_REGION`, `AWS_EC2_METADATA_DISABLED`, …
+
+/// The credential sources of the SDK's default chain, in order, for messages.
+pub const CREDENTIAL_SOURCES: &str = "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), \
+     the profile (AWS_PROFILE, default 'default') in ~/.aws/config and ~/.aws/credentials, \
+     web identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA sets them), \
+     ECS container credentials, and EC2 instance metadata";
+
+#[cfg(feature = "aws")]
+pub(crate) use sdk::{config, error_text};
+
+#[cfg(feature = "aws")]
+mod sdk {
+    use std::sync::LazyLock;
+    use std::time::Duration;
+
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+    use aws_sdk_ecr::config::ProvideCredentials;
+    use aws_sdk_ecr::error::DisplayErrorContext;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+    use super::CREDENTIAL_SOURCES;
+
+    /// Loaded configs by region: loading reads files and the credential chain caches its
+    /// answer (instance metadata, web identity), so both are done once per process.
+    static CONFIGS: LazyLock<tokio::sync::Mutex<Vec<(String, SdkConfig)>>> =
+        LazyLock::new(Default::default);
+
+    /// The SDK config for `region` (empty: the region of the environment or profile), with
+    /// its credentials checked, so a missing credential fails with a message that says
+    /// which sources were tried.
+    pub(crate) async fn config(region: &str) -> Result<SdkConfig, String> {
+        let mut configs = CONFIGS.lock().await;
+        if let Some((_, config)) = configs.iter().find(|(r, _)| r == region) {
+            return Ok(config.clone());
+        }
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(90))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if !region.is_empty() {
+            loader = loader.region(Region::new(region.to_string()));
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(
+                "no AWS region: set AWS_REGION, or a region in the AWS profile (for public \
+                 ECR also possible as 'account:region@public.ecr.aws')"
+                    .into(),
+            );
+        }
+        let Some(credentials) = config.credentials_provider() else {
+            return Err(format!("no AWS credentials; tried {CREDENTIAL_SOURCES}"));
+        };
+        credentials.provide_credentials().await.map_err(|e| {
+            format!(
+                "no AWS credentials found; tried {CREDENTIAL_SOURCES} ({})",
+                DisplayErrorContext(&e)
+            )
+        })?;
+        configs.push((region.to_string(), config.clone()));
+        Ok(config)
+    }
+
+    /// An SDK error as one line, with its causes: what failed and why.
+    pub(crate) fn error_text(operation: &str, error: &(dyn std::error::Error + 'static)) -> String {
+        format!("AWS {operation} failed: {}", DisplayErrorContext(error))
+    }
+}

@@ -1,0 +1,241 @@
+//! Private ECR (`<account>.dkr.ecr.<region>.amazonaws.com`, SPEC §6.3): registry tokens from
+//! `GetAuthorizationToken`, target repositories created when missing, and the repository
+//! lister for regex mappings (`DescribeRepositories`, paged).
+//!
+//! AWS credentials come from the SDK's default chain, never from the config's `auth`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+
+use super::token::{Fresh, TokenCache};
+use crate::config::Location;
+use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
+
+/// The registry user of ECR tokens.
+pub const USERNAME: &str = "AWS";
+
+/// The most repositories asked for per `DescribeRepositories` page (the API's limit).
+#[cfg(feature = "aws")]
+const PAGE_SIZE: i32 = 100;
+
+/// A bound on pages, so a looping `nextToken` cannot keep us busy forever.
+#[cfg(feature = "aws")]
+const MAX_PAGES: usize = 10_000;
+
+/// The provider for a private ECR location with `auth-refresh`.
+pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
+    let region = match &location.cloud {
+        Some(super::CloudRegistry::Ecr { region, .. }) => region.clone(),
+        _ => String::new(),
+    };
+    Arc::new(EcrTokens {
+        region,
+        interval: location.auth_refresh,
+        cache: TokenCache::default(),
+    })
+}
+
+/// ECR registry tokens of one region, renewed every `auth-refresh` and before they expire.
+#[derive(Debug)]
+pub struct EcrTokens {
+    region: String,
+    interval: Option<Duration>,
+    cache: TokenCache,
+}
+
+impl CredentialProvider for EcrTokens {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(self.cache.get(self.interval, || fetch_token(&self.region)))
+    }
+
+    fn invalidate(&self) {
+        self.cache.invalidate();
+    }
+
+    fn username(&self) -> &str {
+        USERNAME
+    }
+}
+
+/// Turns an ECR authorization token (base64 of `AWS:<password>`) into credentials. Shared
+/// with public ECR, whose tokens have the same form.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
+pub(crate) fn parse_token(token: Option<&str>, expires_at: Option<i64>) -> Result<Fresh, String> {
+    let token = token.ok_or("no authorization data")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("failed to parse credentials")?;
+    let parts: Vec<&str> = decoded.split(':').collect();
+    let [user, password] = parts.as_slice() else {
+        return Err("failed to parse credentials".into());
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    Ok(Fresh {
+        credentials: Credentials::new(*user, *password),
+        // An expiry in the past (as some stand-ins send) counts as unknown.
+        valid_for: expires_at
+            .filter(|at| *at > now)
+            .map(|at| Duration::from_secs((at - now) as u64)),
+    })
+}
+
+#[cfg(feature = "aws")]
+async fn client(region: &str) -> Result<aws_sdk_ecr::Client, String> {
+    Ok(aws_sdk_ecr::Client::new(&super::aws::config(region).await?))
+}
+
+#[cfg(feature = "aws")]
+async fn fetch_token(region: &str) -> Result<Fresh, String> {
+    let client = client(region).await?;
+    let output = client
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| super::aws::error_text("ECR GetAuthorizationToken", &e))?;
+    let data = output
+        .authorization_data()
+        .first()
+        .ok_or("no authorization data")?;
+    parse_token(
+        data.authorization_token(),
+        data.expires_at().map(|t| t.secs()),
+    )
+}
+
+/// Creates the repository `name` of the ECR registry `account` unless it exists (the
+/// original's `ensureTargetExists`).
+#[cfg(feature = "aws")]
+pub async fn ensure_repository(account: &str, region: &str, name: &str) -> Result<(), String> {
+    let client = client(region).await?;
+    let context = |e: String| format!("ECR target repository '{name}': {e}");
+    let mut describe = client.describe_repositories().repository_names(name);
+    if !account.is_empty() {
+        describe = describe.registry_id(account);
+    }
+    match describe.send().await {
+        Ok(_) => {
+            tracing::info!(repository = %name, "ECR target already exists");
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_repository_not_found_exception()) =>
+        {
+            tracing::info!(repository = %name, "creating ECR target");
+            let mut create = client.create_repository().repository_name(name);
+            if !account.is_empty() {
+                create = create.registry_id(account);
+            }
+            match create.send().await {
+                Ok(_) => Ok(()),
+                // Created by someone else in the meantime: what we wanted.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_repository_already_exists_exception()) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(context(super::aws::error_text("ECR CreateRepository", &e))),
+            }
+        }
+        Err(e) => Err(context(super::aws::error_text(
+            "ECR DescribeRepositories",
+            &e,
+        ))),
+    }
+}
+
+/// The repository names of the ECR registry `account` in `region`, page by page, until
+/// `max_items` are reached (`None`: all). As in the original, the last page is not cut.
+#[cfg(feature = "aws")]
+pub async fn list_repositories(
+    account: &str,
+    region: &str,
+    max_items: Option<usize>,
+) -> Result<Vec<String>, String> {
+    let client = client(region).await?;
+    let mut names = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut request = client.describe_repositories().max_results(PAGE_SIZE);
+        if !account.is_empty() {
+            request = request.registry_id(account);
+        }
+        if let Some(token) = next.take() {
+            request = request.next_token(token);
+        }
+        let page = request
+            .send()
+            .await
+            .map_err(|e| super::aws::error_text("ECR DescribeRepositories", &e))?;
+        names.extend(
+            page.repositories()
+                .iter()
+                .filter_map(|r| r.repository_name().map(str::to_string)),
+        );
+        next = page.next_token().map(str::to_string);
+        if next.is_none() || max_items.is_some_and(|max| names.len() >= max) {
+            return Ok(names);
+        }
+    }
+    Err(format!(
+        "more than {MAX_PAGES} pages of repositories; the listing seems to loop"
+    ))
+}
+
+#[cfg(not(feature = "aws"))]
+pub use without_sdk::*;
+
+#[cfg(not(feature = "aws"))]
+mod without_sdk {
+    pub(super) async fn fetch_token(_region: &str) -> Result<super::Fresh, String> {
+        Err(super::super::NO_AWS.into())
+    }
+
+    /// Not available: this build has no AWS SDK.
+    pub async fn ensure_repository(_a: &str, _r: &str, _n: &str) -> Result<(), String> {
+        Err(super::super::NO_AWS.into())
+    }
+
+    /// Not available: this build has no AWS SDK.
+    pub async fn list_repositories(
+        _a: &str,
+        _r: &str,
+        _m: Option<usize>,
+    ) -> Result<Vec<String>, String> {
+        Err(super::super::NO_AWS.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_forms() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let fresh = parse_token(Some(&b64("AWS:secret-token")), Some(4_102_444_800)).expect("ok");
+        assert_eq!(fresh.credentials, Credentials::new("AWS", "secret-token"));
+        assert!(fresh.valid_for.is_some());
+        // An expiry in the past is treated as unknown.
+        let fresh = parse_token(Some(&b64("AWS:x")), Some(1_420_070_400)).expect("ok");
+        assert_eq!(fresh.valid_for, None);
+        for bad in [b64("no-colon"), b64("a:b:c"), "!!".to_string()] {
+            assert_eq!(
+                parse_token(Some(&bad), None).err().as_deref(),
+                Some("failed to parse credentials")
+            );
+        }
+        assert_eq!(
+            parse_token(None, None).err().as_deref(),
+            Some("no authorization data")
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! Cloud registries: AWS ECR (private and public) and Google GCR / Artifact Registry
+//! (SPEC §6.3, §6.4).
+//!
+//! What makes them different from other registries is that their credentials are short-lived
+//! tokens from the cloud's own API, and that ECR repositories must exist before anything is
+//! pushed into them. This module detects them from the registry string, supplies their tokens
+//! to the registry client through a [`CredentialProvider`] (renewed before they expire and
+//! after a refusal), creates missing ECR target repositories once per run, and lists ECR
+//! repositories for regex mappings.
+//!
+//! Everything cloud-specific is reached through [`Cloud`], which one run shares across its
+//! tasks: tokens and the "repository exists" answers are fetched once, not per image.
+
+pub mod aws;
+pub mod ecr;
+pub mod ecr_public;
+pub mod gcp;
+mod token;
+
+/// What ECR operations say in a build without the AWS SDK.
+#[cfg(not(feature = "aws"))]
+const NO_AWS: &str = "not supported in this build: ECR needs dregsy built with the 'aws' \
+     feature (the default; it was built with --no-default-features)";
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{Auth, Location};
+use crate::registry::{CredentialProvider, Credentials, Repository};
+
+/// Which cloud registry a location is, with what its tokens need to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudRegistry {
+    /// Private ECR: `<account>.dkr.ecr.<region>.amazonaws.com[.cn]`.
+    Ecr { account: String, region: String },
+    /// Public ECR: `[account[:region]@]public.ecr.aws`. Both parts may be empty.
+    EcrPublic { account: String, region: String },
+    /// `gcr.io`, `*.gcr.io`, `*-docker.pkg.dev`.
+    Gcp,
+}
+
+impl CloudRegistry {
+    /// Detects a cloud registry from a config `registry` value. Returns the registry with a
+    /// public-ECR `account[:region]@` prefix removed, as the original stores it.
+    ///
+    /// Private ECR is recognised as the original does (six or seven dot-separated parts, no
+    /// port); an explicit `http://` or `https://` and a path after the host are allowed.
+    pub fn detect(registry: &str) -> (String, Option<CloudRegistry>) {
+        if let Some((prefix, rest)) = registry.split_once('@')
+            && host_of(rest).ends_with("public.ecr.aws")
+        {
+            let (account, region) = prefix.split_once(':').unwrap_or((prefix, ""));
+            let cloud = CloudRegistry::EcrPublic {
+                account: account.to_string(),
+                region: region.to_string(),
+            };
+            return (rest.to_string(), Some(cloud));
+        }
+        let host = host_of(registry);
+        let cloud = if host.ends_with("public.ecr.aws") {
+            Some(CloudRegistry::EcrPublic {
+                account: String::new(),
+                region: String::new(),
+            })
+        } else if let Some((account, region)) = private_ecr(host) {
+            Some(CloudRegistry::Ecr { account, region })
+        } else if host == "gcr.io" || host.ends_with(".gcr.io") || host.ends_with("-docker.pkg.dev")
+        {
+            Some(CloudRegistry::Gcp)
+        } else {
+            None
+        };
+        (registry.to_string(), cloud)
+    }
+
+    /// Whether this is ECR, private or public (where `auth-refresh` is allowed).
+    pub fn is_ecr(&self) -> bool {
+        matches!(
+            self,
+            CloudRegistry::Ecr { .. } | CloudRegistry::EcrPublic { .. }
+        )
+    }
+}
+
+/// The host of a registry string: without scheme, path or port.
+fn host_of(registry: &str) -> &str {
+    let rest = registry
+        .strip_prefix("http://")
+        .or_else(|| registry.strip_prefix("https://"))
+        .unwrap_or(registry);
+    rest.split('/').next().unwrap_or_default()
+}
+
+/// `<account>.dkr.ecr.<region>.amazonaws.com[.cn]` → account and region.
+fn private_ecr(host: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = host.split('.').collect();
+    let shape = (parts.len() == 6 || parts.len() == 7)
+        && parts[1] == "dkr"
+        && parts[2] == "ecr"
+        && parts[4] == "amazonaws"
+        && parts[5] == "com"
+        && (parts.len() == 6 || parts[6] == "cn");
+    shape.then(|| (parts[0].to_string(), parts[3].to_string()))
+}
+
+/// Creates the token provider of a location.
+type MakeProvider = fn(&Location) -> Arc<dyn CredentialProvider>;
+
+/// The cloud side of one run: token providers by identity, and the ECR repositories known
+/// to exist. Shared by every task of the run.
+#[derive(Default)]
+pub struct Cloud {
+    /// A run talks to a handful of identities, so a list suffices.
+    providers: Mutex<Vec<(String, Arc<dyn CredentialProvider>)>>,
+    /// `registry host/repository` of ECR repositories that exist (found or created), with
+    /// when that was learned.
+    ecr_repositories: tokio::sync::Mutex<HashMap<String, Instant>>,
+}
+
+/// How long an ECR repository is known to exist without asking again. One run uses the answer
+/// throughout; a daemon asks again now and then, so a repository deleted behind its back is
+/// created anew.
+const REPOSITORY_RECHECK: Duration = Duration::from_secs(3600);
+
+impl Cloud {
+    pub fn new() -> Cloud {
+        Cloud::default()
+    }
+
+    /// The token provider of a location whose credentials come from a cloud, with a key that
+    /// names the identity (for client caching); `None` when the config's `auth` is used.
+    ///
+    /// - ECR (private or public) with `auth-refresh`: `GetAuthorizationToken`.
+    /// - GCR/GAR without an `auth` key: Google application default credentials.
+    pub fn provider(&self, location: &Location) -> Option<(String, Arc<dyn CredentialProvider>)> {
+        let (key, make): (String, MakeProvider) =
+            match (&location.cloud, location.auth_refresh, &location.auth) {
+                (Some(CloudRegistry::Ecr { account, region }), Some(_), _) => {
+                    (format!("ecr:{account}:{region}"), ecr::token_provider)
+                }
+                (Some(CloudRegistry::EcrPublic { region, .. }), Some(_), _) => {
+                    (format!("ecr-public:{region}"), ecr_public::token_provider)
+                }
+                (Some(CloudRegistry::Gcp), _, Auth::Omitted) => {
+                    ("gcp".to_string(), gcp::token_provider)
+                }
+                _ => return None,
+            };
+        let Ok(mut providers) = self.providers.lock() else {
+            return Some((key, make(location)));
+        };
+        if let Some((_, provider)) = providers.iter().find(|(k, _)| *k == key) {
+            return Some((key, provider.clone()));
+        }
+        let provider = make(location);
+        providers.push((key.clone(), provider.clone()));
+        Some((key, provider))
+    }
+
+    /// The refresh hook the original runs for source and target before each mapping (SPEC
+    /// §6.2): a cloud token that expires soon is renewed now, and a missing cloud credential
+    /// fails the mapping here, with a message that says what was tried.
+    pub async fn refresh(&self, location: &Location) -> Result<(), String> {
+        let Some((_, provider)) = self.provider(location) else {
+            tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
+            return Ok(());
+        };
+        tracing::info!(registry = %location.registry, "refreshing credentials");
+        provider
+            .credentials()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry))
+    }
+
+    /// The credentials of a location for tools outside our registry client (skopeo, the
+    /// Docker daemon): the current cloud token, or the config's `auth`.
+    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
+        match self.provider(location) {
+            Some((_, provider)) => provider
+                .credentials()
+                .await
+                .map(Some)
+                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
+            None => Ok(location.auth.credentials().cloned()),
+        }
+    }
+
+    /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the
+    /// original's `ensureTargetExists`, SPEC §6.3). Each repository is checked once per run
+    /// (and in a daemon at most once an hour). Does nothing for other registries.
+    pub async fn ensure_repositories<'a>(
+        &self,
+        target: &Location,
+        repositories: impl IntoIterator<Item = &'a Repository>,
+    ) -> Result<(), String> {
+        let Some(cloud) = target.cloud.as_ref().filter(|c| c.is_ecr()) else {
+            return Ok(());
+        };
+        let host = host_of(&target.registry).to_string();
+        let mut known = self.ecr_repositories.lock().await;
+        for repository in repositories {
+            let key = format!("{host}/{repository}");
+            if known
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < REPOSITORY_RECHECK)
+            {
+                continue;
+            }
+            match cloud {
+                CloudRegistry::Ecr { account, region } => {
+                    ecr::ensure_repository(account, region, repository.as_str()).await?
+                }
+                CloudRegistry::EcrPublic { account, region } => {
+                    ecr_public::ensure_repository(account, region, repository.as_str()).await?
+                }
+                CloudRegistry::Gcp => {}
+            }
+            known.insert(key, Instant::now());
+        }
+        Ok(())
+    }
+}
+
+/// The repositories of an ECR source, for regex mappings: for ECR sources the dedicated ECR
+/// listers replace `catalog` (SPEC §3.5). `None` for other registries. AWS credentials come
+/// from the SDK's chain, not from the location's `auth`, as in the original.
+pub async fn list_ecr_repositories(
+    source: &Location,
+    max_items: Option<usize>,
+) -> Option<Result<Vec<String>, String>> {
+    let listed = match source.cloud.as_ref()? {
+        CloudRegistry::Ecr { account, region } => {
+            tracing::info!("using dedicated ECR lister instead of standard catalog");
+            ecr::list_repositories(account, region, max_items).await
+        }
+        CloudRegistry::EcrPublic { account, region } => {
+            ecr_public::list_repositories(account, region, max_items).await
+        }
+        CloudRegistry::Gcp => return None,
+    };
+    Some(listed.map_err(|e| format!("listing repositories of {}: {e}", source.registry)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect(r: &str) -> (String, Option<CloudRegistry>) {
+        CloudRegistry::detect(r)
+    }
+
+    #[test]
+    fn private_ecr_hosts() {
+        let ecr = |a: &str, r: &str| {
+            Some(CloudRegistry::Ecr {
+                account: a.into(),
+                region: r.into(),
+            })
+        };
+        assert_eq!(
+            detect("123456789012.dkr.ecr.eu-central-1.amazonaws.com").1,
+            ecr("123456789012", "eu-central-1")
+        );
+        assert_eq!(
+            detect("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/mirror").1,
+            ecr("123456789012", "cn-north-1")
+        );
+        assert_eq!(
+            detect("http://1.dkr.ecr.us-east-1.amazonaws.com").1,
+            ecr("1", "us-east-1")
+        );
+        // With a port, or a FIPS host, it is not detected (as in the original).
+        assert_eq!(detect("1.dkr.ecr.us-east-1.amazonaws.com:443").1, None);
+        assert_eq!(detect("1.dkr.ecr-fips.us-east-1.amazonaws.com").1, None);
+        assert_eq!(detect("registry.example.com").1, None);
+    }
+
+    #[test]
+    fn public_ecr_with_account_and_region() {
+        assert_eq!(
+            detect("123456789012:us-east-1@public.ecr.aws"),
+            (
+                "public.ecr.aws".to_string(),
+                Some(CloudRegistry::EcrPublic {
+                    account: "123456789012".into(),
+                    region: "us-east-1".into()
+                })
+            )
+        );
+        assert_eq!(
+            detect("123456789012@public.ecr.aws").1,
+            Some(CloudRegistry::EcrPublic {
+                account: "123456789012".into(),
+                region: "".into()
+            })
+        );
+        assert_eq!(
+            detect("public.ecr.aws"),
+            (
+                "public.ecr.aws".to_string(),
+                Some(CloudRegistry::EcrPublic {
+                    account: "".into(),
+                    region: "".into()
+                })
+            )
+        );
+        assert!(detect("public.ecr.aws").1.is_some_and(|c| c.is_ecr()));
+    }
+
+    #[test]
+    fn google_hosts() {
+        for r in [
+            "gcr.io",
+            "eu.gcr.io/project",
+            "europe-west3-docker.pkg.dev",
+            "http://us-docker.pkg.dev/p/r",
+        ] {
+            assert_eq!(detect(r).1, Some(CloudRegistry::Gcp), "{r}");
+        }
+        for r in ["notgcr.io", "docker.pkg.dev", "ghcr.io"] {
+            assert_eq!(detect(r).1, None, "{r}");
+        }
+        assert!(!CloudRegistry::Gcp.is_ecr());
+    }
+}

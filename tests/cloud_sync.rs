@@ -1,0 +1,198 @@
+//! End to end into cloud-like targets: the dregsy binary copies from a local registry into an
+//! "ECR-like" registry (moto issues its tokens and holds its repositories) and a "GAR-like"
+//! one (tokens from a service account key exchanged at a local token endpoint).
+//!
+//! The cloud host names reach local registries through `HTTP_PROXY` (a forwarding proxy in
+//! front of each), the standard setting dregsy's registry client honours; the cloud APIs are
+//! reached through their standard endpoint settings. A proxy rule refuses one manifest push
+//! with 401, as a registry does when a token expires mid-run: dregsy must renew the token and
+//! retry, not fail.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::cloud::{GoogleApi, Moto, aws_env};
+use support::{FaultProxy, ImageOptions, Registry, Rule, TokenOptions, list_tags, push_image};
+
+fn run_dregsy(config: &str, env: &[(String, String)]) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+    command
+        .arg(format!("-config={}", path.display()))
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "debug")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        // No AWS credentials of the machine: each test gives its own.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("dregsy runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn messages(out: &Output, prefix: &str) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(prefix)))
+        .collect()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A manifest push refused once with 401, as after a token expired.
+fn expire_once() -> Rule {
+    Rule::fail("PUT", r"^/v2/.+/manifests/.+$", 1, 401)
+}
+
+#[test]
+fn ecr_like_target_gets_its_repository_and_a_renewed_token() {
+    let moto = Moto::start();
+    let source = Registry::start();
+    push_image(&source, "library/busybox", "1.0", ImageOptions::default());
+    // The ECR registry accepts exactly the token moto issues for the account.
+    let target = Registry::builder()
+        .basic_auth()
+        .user("AWS", "123456789012-auth-token")
+        .start();
+    let proxy = FaultProxy::start(&target.url(), vec![expire_once()]);
+    let config = format!(
+        "tasks:\n- name: to-ecr\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    \
+         registry: http://123456789012.dkr.ecr.us-east-1.amazonaws.com\n    auth-refresh: 1h\n  \
+         mappings:\n  - from: library/busybox\n    to: mirror/busybox\n    tags: ['1.0']\n",
+        source.host()
+    );
+    let mut vars = aws_env(&moto.url());
+    vars.push(("HTTP_PROXY".into(), proxy.url()));
+
+    let out = run_dregsy(&config, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(list_tags(&target, "mirror/busybox"), ["1.0"]);
+    let created = messages(&out, "creating ECR target");
+    assert_eq!(created.len(), 1, "{}", text(&out));
+    assert_eq!(created[0]["repository"], "mirror/busybox");
+    assert_eq!(proxy.rule_hits(0), 1, "the expired-token refusal happened");
+    assert_eq!(
+        messages(&out, "credentials refused, renewing them").len(),
+        1
+    );
+    assert!(
+        !text(&out).contains("123456789012-auth-token"),
+        "token in the logs"
+    );
+
+    // A second run finds the repository and the image.
+    let out = run_dregsy(&config, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(messages(&out, "ECR target already exists").len(), 1);
+    assert_eq!(
+        messages(&out, "image up to date").len(),
+        1,
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn gar_like_target_with_a_service_account_and_short_tokens() {
+    // Tokens live one second, so they are renewed during the run.
+    let google = GoogleApi::start("ya29.gar-test-token", 1);
+    let source = Registry::start();
+    push_image(&source, "library/busybox", "1.0", ImageOptions::default());
+    push_image(&source, "library/alpine", "3.20", ImageOptions::default());
+    let target = Registry::builder()
+        .token_auth(TokenOptions::default())
+        .user("oauth2accesstoken", "ya29.gar-test-token")
+        .start();
+    let proxy = FaultProxy::start(&target.url(), vec![expire_once()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("service-account.json");
+    std::fs::write(
+        &key,
+        google.key_file("sync@test-project.iam.gserviceaccount.com"),
+    )
+    .expect("key file");
+    let config = format!(
+        "tasks:\n- name: to-gar\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    \
+         registry: http://europe-docker.pkg.dev/test-project/mirror\n  mappings:\n  \
+         - from: library/busybox\n    tags: ['1.0']\n  - from: library/alpine\n    tags: ['3.20']\n",
+        source.host()
+    );
+    let vars = env(&[
+        ("HTTP_PROXY", &proxy.url()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", &key.to_string_lossy()),
+        ("GCE_METADATA_HOST", "127.0.0.1:9"),
+    ]);
+    let out = run_dregsy(&config, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        list_tags(&target, "test-project/mirror/library/busybox"),
+        ["1.0"]
+    );
+    assert_eq!(
+        list_tags(&target, "test-project/mirror/library/alpine"),
+        ["3.20"]
+    );
+    assert_eq!(proxy.rule_hits(0), 1);
+    // At least the first token and the one after the refusal.
+    assert!(google.token_requests() >= 2, "{}", google.token_requests());
+    assert_eq!(messages(&out, "refreshing credentials").len(), 2);
+    assert!(
+        !text(&out).contains("ya29.gar-test-token"),
+        "token in the logs"
+    );
+}
+
+#[test]
+fn missing_cloud_credentials_fail_the_task_with_what_was_tried() {
+    let source = Registry::start();
+    push_image(&source, "library/busybox", "1.0", ImageOptions::default());
+    let closed = format!("127.0.0.1:{}", support::http::free_port());
+    let config = format!(
+        "tasks:\n- name: to-gar\n  source:\n    registry: {src}\n    skip-tls-verify: true\n  target:\n    \
+         registry: europe-docker.pkg.dev/test-project/mirror\n  mappings:\n  - from: library/busybox\n\
+         - name: to-ecr\n  source:\n    registry: {src}\n    skip-tls-verify: true\n  target:\n    \
+         registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com\n    auth-refresh: 1h\n  \
+         mappings:\n  - from: library/busybox\n",
+        src = source.host()
+    );
+    let mut vars = aws_env("http://127.0.0.1:9");
+    vars.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && !k.starts_with("AWS_SECRET"));
+    vars.push(("GCE_METADATA_HOST".into(), closed));
+    let out = run_dregsy(&config, &vars);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = messages(&out, "mapping failed");
+    assert_eq!(failed.len(), 2, "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("neither GOOGLE_APPLICATION_CREDENTIALS set, nor a GCE instance"),
+        "{all}"
+    );
+    assert!(
+        all.contains("no AWS credentials found; tried the environment"),
+        "{all}"
+    );
+}
