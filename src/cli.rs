@@ -54,45 +54,83 @@ impl std::fmt::Display for ArgsError {
     }
 }
 
-/// Parses arguments (without the program name) with Go's `flag` rules: `-name=value`,
-/// `-name value`, one or two dashes; parsing stops at `--` or the first non-flag argument,
-/// and positional arguments are ignored.
+/// Reads a command line with Go's `flag` rules: `-name=value` or `-name value`, one or two
+/// dashes; `--` ends the flags. Each command matches the names it knows, so the spelling
+/// rules live here once.
+pub struct Flags<'a> {
+    args: &'a [String],
+    index: usize,
+}
+
+/// What comes next on a command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg<'a> {
+    /// A flag, with the value written after `=`, if any.
+    Flag {
+        name: &'a str,
+        inline: Option<&'a str>,
+    },
+    /// An argument that is not a flag (`-` included); Go stops parsing flags here.
+    Positional(&'a str),
+}
+
+impl<'a> Flags<'a> {
+    pub fn new(args: &'a [String]) -> Flags<'a> {
+        Flags { args, index: 0 }
+    }
+
+    /// The next argument, or `None` at the end and after `--`.
+    pub fn next_arg(&mut self) -> Option<Arg<'a>> {
+        let arg = self.args.get(self.index)?.as_str();
+        self.index += 1;
+        if arg == "--" {
+            self.index = self.args.len();
+            return None;
+        }
+        if arg == "-" || !arg.starts_with('-') {
+            return Some(Arg::Positional(arg));
+        }
+        let body = arg.strip_prefix("--").unwrap_or(&arg[1..]);
+        Some(match body.split_once('=') {
+            Some((name, value)) => Arg::Flag {
+                name,
+                inline: Some(value),
+            },
+            None => Arg::Flag {
+                name: body,
+                inline: None,
+            },
+        })
+    }
+
+    /// The value of flag `name`: the one written after `=`, else the next argument.
+    pub fn value(&mut self, name: &str, inline: Option<&str>) -> Result<String, ArgsError> {
+        if let Some(value) = inline {
+            return Ok(value.to_string());
+        }
+        let value = self
+            .args
+            .get(self.index)
+            .ok_or_else(|| ArgsError::NeedsArgument(name.to_string()))?;
+        self.index += 1;
+        Ok(value.clone())
+    }
+}
+
+/// Parses arguments (without the program name) as the original does: parsing stops at `--`
+/// or the first non-flag argument, and positional arguments are ignored.
 pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
-    let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        index += 1;
-        if arg == "--" || !arg.starts_with('-') || arg == "-" {
-            break;
-        }
-        let body = arg.strip_prefix("--").unwrap_or_else(|| &arg[1..]);
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
-        };
+    let mut flags = Flags::new(args);
+    while let Some(Arg::Flag { name, inline }) = flags.next_arg() {
         match name {
             "h" | "help" => return Ok(Command::Help),
             "version" | "v" if inline.is_none() => return Ok(Command::Version),
-            "config" | "run" | "health" => {
-                let value = match inline {
-                    Some(v) => v,
-                    None => {
-                        let Some(v) = args.get(index) else {
-                            return Err(ArgsError::NeedsArgument(name.to_string()));
-                        };
-                        index += 1;
-                        v.clone()
-                    }
-                };
-                match name {
-                    "config" => config = value,
-                    "run" => run = value,
-                    _ => health = value,
-                }
-            }
+            "config" => config = flags.value(name, inline)?,
+            "run" => run = flags.value(name, inline)?,
+            "health" => health = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
@@ -359,6 +397,41 @@ mod tests {
             sync("x", "")
         );
         assert_eq!(parse(&args(&["--", "-config=x"])), sync("", ""));
+    }
+
+    #[test]
+    fn flags_read_go_spellings() {
+        let line = args(&["-a=1", "--b", "2", "-c", "-", "-d"]);
+        let mut flags = Flags::new(&line);
+        assert_eq!(
+            flags.next_arg(),
+            Some(Arg::Flag {
+                name: "a",
+                inline: Some("1")
+            })
+        );
+        let Some(Arg::Flag { name, inline }) = flags.next_arg() else {
+            panic!("--b is a flag");
+        };
+        assert_eq!(flags.value(name, inline), Ok("2".to_string()));
+        assert_eq!(
+            flags.next_arg(),
+            Some(Arg::Flag {
+                name: "c",
+                inline: None
+            })
+        );
+        assert_eq!(flags.next_arg(), Some(Arg::Positional("-")));
+        let Some(Arg::Flag { name, inline }) = flags.next_arg() else {
+            panic!("-d is a flag");
+        };
+        assert_eq!(
+            flags.value(name, inline),
+            Err(ArgsError::NeedsArgument("d".into()))
+        );
+        assert_eq!(flags.next_arg(), None);
+        let line = args(&["--", "-x"]);
+        assert_eq!(Flags::new(&line).next_arg(), None);
     }
 
     #[test]

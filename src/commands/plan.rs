@@ -14,6 +14,7 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 
+use crate::cli::{Arg, ArgsError, Flags};
 use crate::clients::Clients;
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
@@ -49,34 +50,18 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
         run: String::new(),
         json: false,
     };
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let body = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .ok_or_else(|| format!("unexpected argument '{arg}'"))?;
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
+    let mut flags = Flags::new(args);
+    while let Some(arg) = flags.next_arg() {
+        let (name, inline) = match arg {
+            Arg::Flag { name, inline } => (name, inline),
+            Arg::Positional(other) => return Err(format!("unexpected argument '{other}'")),
         };
         match name {
             "h" | "help" => return Ok(None),
             "json" if inline.is_none() => parsed.json = true,
-            "config" | "run" => {
-                let value = match inline {
-                    Some(v) => v,
-                    None => rest
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
-                };
-                if name == "config" {
-                    parsed.config = value;
-                } else {
-                    parsed.run = value;
-                }
-            }
-            _ => return Err(format!("flag provided but not defined: {arg}")),
+            "config" => parsed.config = flags.value(name, inline).map_err(|e| e.to_string())?,
+            "run" => parsed.run = flags.value(name, inline).map_err(|e| e.to_string())?,
+            _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
     if parsed.config.is_empty() {

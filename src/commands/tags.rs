@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, Write};
 
+use crate::cli::{Arg, ArgsError, Flags};
 use crate::plan::tags::TagSet;
 
 const USAGE: &str = "\
@@ -38,30 +39,24 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
         filters: Vec::new(),
         json: false,
     };
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let body = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .ok_or_else(|| format!("unexpected argument '{arg}': the tags are read from stdin"))?;
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
+    let mut flags = Flags::new(args);
+    while let Some(arg) = flags.next_arg() {
+        let (name, inline) = match arg {
+            Arg::Flag { name, inline } => (name, inline),
+            Arg::Positional(other) => {
+                return Err(format!(
+                    "unexpected argument '{other}': the tags are read from stdin"
+                ));
+            }
         };
         match name {
             "h" | "help" => return Ok(None),
             "json" if inline.is_none() => parsed.json = true,
             "filter" => {
-                let value = match inline {
-                    Some(v) => v,
-                    None => rest
-                        .next()
-                        .cloned()
-                        .ok_or("flag needs an argument: --filter")?,
-                };
-                parsed.filters.push(value);
+                let filter = flags.value(name, inline).map_err(|e| e.to_string())?;
+                parsed.filters.push(filter);
             }
-            _ => return Err(format!("flag provided but not defined: {arg}")),
+            _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
     Ok(Some(parsed))
