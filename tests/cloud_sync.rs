@@ -10,42 +10,27 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::cloud::{GoogleApi, Moto, aws_env};
+use support::dregsy::{Dregsy, text};
 use support::{FaultProxy, ImageOptions, Registry, Rule, TokenOptions, list_tags, push_image};
 
+/// A sync at debug level, with no proxy, cloud or AWS settings from the machine: each test
+/// gives its own.
 fn run_dregsy(config: &str, env: &[(String, String)]) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
-    command
-        .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
+    Dregsy::with_config(config)
         .env("LOG_LEVEL", "debug")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-        // No AWS credentials of the machine: each test gives its own.
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("dregsy runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .env_remove("https_proxy")
+        .envs(env)
+        .output()
 }
 
 fn messages(out: &Output, prefix: &str) -> Vec<serde_json::Value> {

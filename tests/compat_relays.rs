@@ -6,49 +6,12 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use support::dregsy::{assert_success, log_lines, run_dregsy, text};
 use support::{
     Format, ImageOptions, Podman, Registry, get_manifest, list_tags, manifest_digest, push_image,
     push_index, tag,
 };
-
-fn run_dregsy(config: &str, env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
-    command
-        .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
-        .env_remove("LOG_LEVEL")
-        .env_remove("DOCKER_HOST");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("dregsy runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_success(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "dregsy failed:\n{}", text(out));
-}
-
-/// The JSON log lines whose message starts with `prefix`.
-fn log_lines(out: &Output, prefix: &str) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(prefix)))
-        .collect()
-}
 
 /// A source/target block: plain-HTTP registries skip TLS verification; `auth` adds credentials.
 fn location(registry: &Registry, auth: Option<&str>) -> String {

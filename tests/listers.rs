@@ -5,30 +5,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use hyper::{Request, StatusCode};
+use support::dregsy::{Dregsy, assert_success, log_lines, text};
 use support::http::{Server, parse_query, respond};
 use support::{ImageOptions, Registry, catalog, list_tags, push_image, tag};
 
 /// Runs dregsy with `args` before `-config=<file>` (e.g. `plan`), the config in a temp file.
 fn run(args: &[&str], config: &str, env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
-    command
-        .args(args)
-        .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
-        .env_remove("LOG_LEVEL")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("dregsy runs")
+    Dregsy::with_config(config).args(args).envs(env).output()
 }
 
 fn sync(config: &str, env: &[(&str, &str)]) -> Output {
@@ -44,27 +32,6 @@ fn plan_json(config: &str, env: &[(&str, &str)]) -> (Output, serde_json::Value) 
         )
     });
     (out, json)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_success(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "dregsy failed:\n{}", text(out));
-}
-
-/// The JSON log lines (stdout for a sync, stderr for `plan`) whose message starts with `prefix`.
-fn log_lines(out: &Output, prefix: &str) -> Vec<serde_json::Value> {
-    let all = text(out);
-    all.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(prefix)))
-        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

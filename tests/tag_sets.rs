@@ -5,9 +5,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use support::dregsy::{Dregsy, text};
 use support::{ImageOptions, Registry, catalog, list_tags, manifest_digest, push_image, tag};
 
 /// SPEC §4.4's list L without `1.0.0+build5`, which a registry refuses as a tag (`+` is not
@@ -59,35 +59,14 @@ fn busybox_source() -> (Registry, String, String) {
     (source, main.digest, uclibc.digest)
 }
 
+/// Runs dregsy with `args` (`{config}` stands for the config file) and `stdin`.
 fn run(args: &[&str], config: &str, stdin: Option<&str>) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
-    for arg in args {
-        command.arg(arg.replace("{config}", &path.display().to_string()));
-    }
-    command
-        .env("LOG_FORMAT", "json")
-        .env_remove("LOG_LEVEL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("dregsy runs");
-    if let Some(mut input) = child.stdin.take() {
-        input
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .expect("write stdin");
-    }
-    child.wait_with_output().expect("dregsy finishes")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let run = if config.is_empty() {
+        Dregsy::without_config()
+    } else {
+        Dregsy::with_config(config)
+    };
+    run.args(args).stdin(stdin.unwrap_or_default()).output()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
