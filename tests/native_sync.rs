@@ -5,51 +5,11 @@ mod support;
 
 use std::process::{Command, Output};
 
+use support::dregsy::{assert_success, log_lines, run_dregsy, text};
 use support::{
     FaultProxy, Format, ImageOptions, Registry, Rule, TokenOptions, blob_exists, get_manifest,
     list_tags, manifest_digest, push_image, push_index, tag,
 };
-
-/// Runs dregsy with `config` (written to a temp file) and returns its output.
-fn run_dregsy(config: &str) -> Output {
-    run_dregsy_env(config, &[])
-}
-
-fn run_dregsy_env(config: &str, env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
-    command
-        .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
-        .env_remove("LOG_LEVEL");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("dregsy runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn assert_success(out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "dregsy failed:\n{}", text(out));
-}
-
-/// The JSON log lines with a given message prefix.
-fn log_lines(out: &Output, msg_prefix: &str) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(msg_prefix)))
-        .collect()
-}
 
 /// A location block for a harness registry: plain HTTP ones need skip-tls-verify, TLS ones
 /// are trusted through the certs dir, authenticated ones get the admin's credentials.
@@ -150,7 +110,7 @@ fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
     platform: all
 ";
     let cfg = config(&source, &target, false, mappings);
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_eq!(log_lines(&out, "image copied").len(), 6, "{}", text(&out));
 
@@ -220,7 +180,7 @@ fn copies_single_and_multi_platform_images_and_a_second_run_copies_nothing() {
 
     // The second run: nothing to do, and the target sees no write and no manifest GET.
     target.clear_requests();
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_eq!(log_lines(&out, "image copied").len(), 0, "{}", text(&out));
     assert_eq!(
@@ -276,12 +236,15 @@ fn syncs_through_basic_token_tls_and_mtls_registries() {
         },
     );
     for (name, target) in &modes {
-        let out = run_dregsy(&format!(
-            "skopeo:\n  certs-dir: {}\ntasks:\n- name: {name}\n  source:\n{}  target:\n{}  mappings:\n  - from: lib/app\n",
-            target.certs_dir().display(),
-            location(&source, true),
-            location(target, true),
-        ));
+        let out = run_dregsy(
+            &format!(
+                "skopeo:\n  certs-dir: {}\ntasks:\n- name: {name}\n  source:\n{}  target:\n{}  mappings:\n  - from: lib/app\n",
+                target.certs_dir().display(),
+                location(&source, true),
+                location(target, true),
+            ),
+            &[],
+        );
         assert_success(&out);
         assert_eq!(
             manifest_digest(target, "lib/app", "1").as_deref(),
@@ -307,7 +270,7 @@ fn digest_pinned_tags_keep_their_digests() {
         "  - from: pin/app\n    tags: ['{}', 'renamed@{}']\n    platform: linux/arm64\n",
         index.digest, single.digest
     );
-    let out = run_dregsy(&config(&source, &target, false, &mappings));
+    let out = run_dregsy(&config(&source, &target, false, &mappings), &[]);
     assert_success(&out);
     // A digest-only tag is pushed by digest (untagged) and keeps its digest, whatever the platform.
     assert_eq!(
@@ -335,12 +298,15 @@ fn a_copy_within_one_registry_mounts_instead_of_uploading() {
         },
     );
     registry.clear_requests();
-    let out = run_dregsy(&config(
-        &registry,
-        &registry,
-        false,
-        "  - from: origin/app\n    to: copy/app\n",
-    ));
+    let out = run_dregsy(
+        &config(
+            &registry,
+            &registry,
+            false,
+            "  - from: origin/app\n    to: copy/app\n",
+        ),
+        &[],
+    );
     assert_success(&out);
     assert_eq!(
         manifest_digest(&registry, "copy/app", "1").as_deref(),
@@ -375,12 +341,15 @@ fn a_blob_shared_by_several_images_is_transferred_once() {
     let a = push_image(&source, "shared/a", "1", options());
     let b = push_image(&source, "shared/b", "1", options());
     assert_eq!(a.digest, b.digest, "same seed, same image");
-    let out = run_dregsy(&config(
-        &source,
-        &target,
-        false,
-        "  - from: shared/a\n  - from: shared/b\n",
-    ));
+    let out = run_dregsy(
+        &config(
+            &source,
+            &target,
+            false,
+            "  - from: shared/a\n  - from: shared/b\n",
+        ),
+        &[],
+    );
     assert_success(&out);
     let uploads = target
         .requests()
@@ -404,7 +373,7 @@ fn transient_503s_are_retried() {
         ],
     );
     let cfg = via_proxy("", &proxy, &target, "flaky/app");
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_eq!(proxy.rule_hits(0), 2);
     assert_eq!(proxy.rule_hits(1), 2);
@@ -429,7 +398,7 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
     );
     let proxy = FaultProxy::start(&source.url(), vec![Rule::corrupt("/blobs/sha256:")]);
     let cfg = via_proxy("native:\n  retries: 1\n", &proxy, &target, "bad/app");
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let msg = the_one_failure(&out);
     assert!(msg.contains("digest"), "{msg}");
@@ -483,7 +452,7 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
         location(&source, false),
         location(&target, false)
     );
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_eq!(
         manifest_digest(&target, "big/app", "1").as_deref(),
@@ -510,7 +479,7 @@ fn failures_name_the_image_and_the_run_goes_on() {
         src_host = source.host(),
         wrong = source.auth_b64("admin", "not-the-password"),
     );
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(!all.contains("panicked"), "{all}");
@@ -542,6 +511,44 @@ fn failures_name_the_image_and_the_run_goes_on() {
 }
 
 #[test]
+fn an_unknown_host_fails_the_image_with_a_clear_message() {
+    // dregsy runs in a network namespace of its own: no interface, no route to any name
+    // server, so the name cannot resolve and no query leaves this machine.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "native:\n  retries: 1\ntasks:\n- name: nowhere\n  source:\n    registry: no-such-registry.invalid:5000\n  target:\n    registry: 127.0.0.1:9\n    skip-tls-verify: true\n  mappings:\n  - from: lib/app\n    tags: ['1']\n  - from: lib/other\n    tags: ['2']\n",
+    )
+    .expect("write config");
+    let out = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(env!("CARGO_BIN_EXE_dregsy"))
+        .arg(format!("-config={}", path.display()))
+        .env("LOG_FORMAT", "json")
+        .env_remove("LOG_LEVEL")
+        .output()
+        .expect("unshare (util-linux) runs: apt-get install -y util-linux");
+    let all = text(&out);
+    assert!(
+        !all.contains("unshare: "),
+        "this test needs `unshare --net` (util-linux, as root): {all}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    let failed = log_lines(&out, "image failed");
+    assert_eq!(failed.len(), 2, "both images fail, one by one: {all}");
+    for line in &failed {
+        let message = line["msg"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("no-such-registry.invalid:5000/lib/")
+                && message.contains("unknown host: the registry's name does not resolve"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn a_tls_failure_fails_the_image_with_a_clear_message() {
     let source = Registry::builder().tls().start();
     push_image(&source, "tls/app", "1", ImageOptions::default());
@@ -552,7 +559,7 @@ fn a_tls_failure_fails_the_image_with_a_clear_message() {
         source.host(),
         location(&target, false)
     );
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1));
     let all = text(&out).to_lowercase();
     assert!(all.contains("certificate") || all.contains("tls"), "{all}");
@@ -577,7 +584,7 @@ fn secrets_never_appear_in_the_output_even_at_trace_level() {
         target.host()
     );
     for format in ["json", "text"] {
-        let out = run_dregsy_env(
+        let out = run_dregsy(
             &cfg,
             &[
                 ("LOG_LEVEL", "trace"),
@@ -598,6 +605,7 @@ fn secrets_never_appear_in_the_output_even_at_trace_level() {
 fn config_path_in_errors_points_at_the_file() {
     let out = run_dregsy(
         "tasks:\n- name: x\n  source: {registry: a}\n  target: {registry: b}\n  mappings:\n  - from: a\n    platform: 'linux/amd64/v1/x'\n",
+        &[],
     );
     assert_eq!(out.status.code(), Some(1));
     let all = text(&out);
@@ -654,7 +662,7 @@ fn a_manifest_over_4_mib_fails_that_image() {
         server.addr(),
         location(&target, false)
     );
-    let out = run_dregsy(&cfg);
+    let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let msg = the_one_failure(&out);
     assert!(msg.contains("huge/app"), "names the image: {msg}");

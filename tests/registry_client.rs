@@ -703,3 +703,146 @@ async fn errors_read_well() {
         .expect_err("schema 1 push");
     assert_eq!(err.kind(), ErrorKind::Unsupported);
 }
+
+#[tokio::test]
+async fn token_service_that_only_speaks_oauth2_post_gets_the_password_grant() {
+    let registry = support::Registry::builder()
+        .token_auth(TokenOptions {
+            oauth2_only: true,
+            ..TokenOptions::default()
+        })
+        .start();
+    support::push_image(&registry, "team/app", "1", ImageOptions::default());
+    let mut o = plain(&registry);
+    o.credentials = admin(&registry);
+    let c = client(o);
+    let found = c
+        .head_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("head through an OAuth2-only token service")
+        .expect("exists");
+    assert_eq!(
+        Some(found.digest.as_str().to_string()),
+        support::manifest_digest(&registry, "team/app", "1")
+    );
+    let ours: Vec<_> = registry
+        .token_requests()
+        .into_iter()
+        .filter(|r| r.client_id.as_deref() != Some(support::token::HARNESS_CLIENT_ID))
+        .collect();
+    let get = ours
+        .iter()
+        .find(|r| r.method == "GET")
+        .expect("the GET form is tried first");
+    assert_eq!(get.status, 404);
+    let post = ours
+        .iter()
+        .find(|r| r.method == "POST")
+        .expect("then the OAuth2 POST form");
+    assert_eq!(post.status, 200);
+    assert_eq!(post.grant_type.as_deref(), Some("password"));
+    assert_eq!(post.user.as_deref(), Some(registry.admin().0.as_str()));
+    assert_eq!(post.scopes, ["repository:team/app:pull"]);
+}
+
+#[tokio::test]
+async fn oci_chunk_min_length_switches_uploads_to_chunks_of_that_size() {
+    let registry = support::Registry::start();
+    const MIN: usize = 1024 * 1024;
+    let proxy = support::FaultProxy::start(
+        &registry.url(),
+        vec![
+            support::Rule::header(
+                r"^/v2/.+/blobs/uploads/$",
+                "OCI-Chunk-Min-Length",
+                "1048576",
+            )
+            .method("POST"),
+        ],
+    );
+    let content = Bytes::from(
+        (0..(2 * MIN + MIN / 2) as u32)
+            .map(|i| (i % 253) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let d = Digest::of(&content);
+    // Small pieces: the client must gather them into chunks of at least the minimum.
+    let pieces: Vec<dregsy::registry::Result<Bytes>> = content
+        .chunks(16 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let mut o = options(&proxy.url());
+    o.chunk_size = 64 * 1024;
+    let c = client(o);
+    c.push_blob(
+        &repo("blobs/min"),
+        &d,
+        content.len() as u64,
+        stream::iter(pieces),
+    )
+    .await
+    .expect("chunked push");
+    let back = support::get_blob(&registry, "blobs/min", d.as_str()).expect("blob present");
+    assert_eq!(back, content.as_ref());
+    let patches: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(
+        patches.len(),
+        3,
+        "two chunks of the minimum and the rest: {patches:?}"
+    );
+    assert!(patches.iter().all(|r| r.status == 202), "{patches:?}");
+    let put = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect::<Vec<_>>();
+    assert_eq!(put.len(), 1, "one closing PUT: {put:?}");
+}
+
+#[tokio::test]
+async fn a_token_refused_mid_run_is_renewed_and_the_request_sent_again() {
+    // Distribution accepts a token for a while past its expiry, so the proxy plays the
+    // registry that refuses a stale one: a 401 with its challenge, once.
+    let registry = support::Registry::builder()
+        .token_auth(TokenOptions::default())
+        .start();
+    support::push_image(&registry, "team/app", "1", ImageOptions::default());
+    let challenge = format!(
+        r#"Bearer realm="{}",service="{}",scope="repository:team/app:pull",error="invalid_token""#,
+        registry.token_realm().expect("token realm"),
+        registry.token_service().expect("token service"),
+    );
+    let proxy = support::FaultProxy::start(
+        &registry.url(),
+        vec![
+            Rule::fail("HEAD", r"^/v2/team/app/manifests/", 1, 401)
+                .www_authenticate(&challenge),
+        ],
+    );
+    let mut o = options(&proxy.url());
+    o.credentials = admin(&registry);
+    let c = client(o);
+    let first = c
+        .get_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("get");
+    assert_eq!(c.tokens_fetched(), 1);
+    let again = c
+        .head_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("head after the token was refused")
+        .expect("exists");
+    assert_eq!(again.digest, first.digest);
+    assert_eq!(c.tokens_fetched(), 2, "the refused token was replaced once");
+    let heads: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "HEAD")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(heads, [401, 200], "refused once, then sent again");
+}

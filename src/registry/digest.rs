@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use sha2::{Digest as _, Sha256};
+use ring::digest::{Context as Sha256, SHA256};
 
 use super::error::{Error, ErrorKind, Result};
 
@@ -59,15 +59,21 @@ impl Digest {
 
     /// The sha256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest::from_hasher(Sha256::new_with_prefix(bytes))
+        let mut hasher = Sha256::new(&SHA256);
+        hasher.update(bytes);
+        Digest::from_hasher(hasher)
     }
 
+    /// ring's SHA-256 (assembly, with the CPU's SHA extensions when present): blobs of
+    /// gigabytes pass through here.
     fn from_hasher(hasher: Sha256) -> Digest {
-        let hash = hasher.finalize();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hash = hasher.finish();
         let mut text = String::with_capacity(71);
         text.push_str("sha256:");
-        for byte in hash {
-            text.push_str(&format!("{byte:02x}"));
+        for byte in hash.as_ref() {
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
         Digest { text }
     }
@@ -130,7 +136,7 @@ impl<S> VerifyingStream<S> {
             expected,
             size,
             seen: 0,
-            hasher: Some(Sha256::new()),
+            hasher: Some(Sha256::new(&SHA256)),
             context: context.into(),
             done: false,
         }

@@ -13,6 +13,8 @@ use std::fmt;
 pub enum ErrorKind {
     /// The registry could not be reached: unknown host, closed port, refused or reset connection.
     Unreachable,
+    /// The registry's host name does not resolve (a typo, or a name only another network knows).
+    UnknownHost,
     /// An established connection broke: reset, closed early, truncated response.
     Network,
     /// The TLS handshake failed: untrusted or mismatching certificate, or the server does not speak TLS.

@@ -9,6 +9,7 @@ use std::error::Error as StdError;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::OnceCell;
@@ -177,16 +178,22 @@ impl Transport {
                         .timeout(self.timeouts.request)
                         .send()
                 };
-                match probe(Scheme::Https).await {
+                // Both at once: a far-away registry would otherwise cost two more round
+                // trips per run. HTTPS wins whenever it works, without waiting for the plain
+                // probe (which carries no credentials).
+                let https = probe(Scheme::Https);
+                let http = probe(Scheme::Http);
+                futures_util::pin_mut!(https, http);
+                let (https, http) = match futures_util::future::select(https, http).await {
+                    Either::Left((Ok(_), _)) => return Ok(Scheme::Https),
+                    Either::Left((https, http)) => (https, http.await),
+                    Either::Right((http, https)) => (https.await, http),
+                };
+                match https {
                     Ok(_) => Ok(Scheme::Https),
-                    Err(https_err) if https_err.is_connect() || https_err.is_request() => {
-                        match probe(Scheme::Http).await {
-                            Ok(_) => {
-                                tracing::info!(registry = %self.host, "registry does not speak TLS, using plain HTTP");
-                                Ok(Scheme::Http)
-                            }
-                            Err(_) => Err(classify(&https_err)),
-                        }
+                    Err(e) if (e.is_connect() || e.is_request()) && http.is_ok() => {
+                        tracing::info!(registry = %self.host, "registry does not speak TLS, using plain HTTP");
+                        Ok(Scheme::Http)
                     }
                     Err(e) => Err(classify(&e)),
                 }
@@ -324,6 +331,19 @@ pub(crate) fn classify(e: &reqwest::Error) -> Error {
         );
     }
     if e.is_connect() {
+        if let Some(dns) = dns_failure(e) {
+            // A name that does not resolve stays unresolved on a retry; a resolver that could
+            // not answer may do better later.
+            let kind = if dns.contains("Temporary failure") {
+                ErrorKind::Unreachable
+            } else {
+                ErrorKind::UnknownHost
+            };
+            return Error::new(
+                kind,
+                format!("unknown host: the registry's name does not resolve ({dns})"),
+            );
+        }
         return Error::new(ErrorKind::Unreachable, format!("cannot connect: {cause}"));
     }
     if e.is_redirect() {
@@ -337,6 +357,20 @@ pub(crate) fn classify(e: &reqwest::Error) -> Error {
         );
     }
     Error::new(ErrorKind::Network, format!("request failed: {cause}"))
+}
+
+/// The resolver's message, when a connection failed because the host name did not resolve.
+fn dns_failure(e: &(dyn StdError + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = current {
+        // hyper's connector reports resolver failures as "dns error", caused by the resolver's
+        // own error.
+        if err.to_string().starts_with("dns error") {
+            return Some(root_cause(err));
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// The innermost error message; reqwest's own message repeats the URL and says little.

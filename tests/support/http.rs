@@ -259,6 +259,6 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// `sha256:<hex>` of `bytes`: the OCI digest form.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)))
+    let hash = ring::digest::digest(&ring::digest::SHA256, bytes);
+    format!("sha256:{}", hex(hash.as_ref()))
 }

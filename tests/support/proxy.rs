@@ -38,6 +38,7 @@ enum Fault {
     Fail {
         status: u16,
         retry_after: Option<u64>,
+        challenge: Option<String>,
     },
     Corrupt,
     Throttle {
@@ -46,6 +47,7 @@ enum Fault {
     Delay(Duration),
     CutAfter(u64),
     RedirectBlobs,
+    Header(&'static str, String),
 }
 
 /// One fault: what to do, to which requests (method and path regex), and how many times.
@@ -76,6 +78,7 @@ impl Rule {
             Fault::Fail {
                 status,
                 retry_after: None,
+                challenge: None,
             },
             path,
         )
@@ -87,6 +90,15 @@ impl Rule {
     pub fn retry_after(mut self, secs: u64) -> Rule {
         if let Fault::Fail { retry_after, .. } = &mut self.fault {
             *retry_after = Some(secs);
+        }
+        self
+    }
+
+    /// For a [`Rule::fail`]: also send `WWW-Authenticate: challenge`, as a registry refusing
+    /// an expired token does.
+    pub fn www_authenticate(mut self, value: &str) -> Rule {
+        if let Fault::Fail { challenge, .. } = &mut self.fault {
+            *challenge = Some(value.to_string());
         }
         self
     }
@@ -116,6 +128,12 @@ impl Rule {
     /// from upstream itself) and records the headers it got, as CDNs behind registries do.
     pub fn redirect_blobs() -> Rule {
         Rule::new(Fault::RedirectBlobs, BLOB_PATH).method("GET")
+    }
+
+    /// Adds the response header `name: value` to forwarded responses matching `path`, as
+    /// registries with their own demands do (`OCI-Chunk-Min-Length`, say).
+    pub fn header(path: &str, name: &'static str, value: &str) -> Rule {
+        Rule::new(Fault::Header(name, value.to_string()), path)
     }
 
     /// Restricts the rule to one HTTP method (`*` or empty: any).
@@ -334,6 +352,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         if let Fault::Fail {
             status,
             retry_after,
+            ref challenge,
         } = rule.fault
             && state.take(index, &method, &path)
         {
@@ -348,6 +367,11 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                 response
                     .headers_mut()
                     .insert(hyper::header::RETRY_AFTER, value);
+            }
+            if let Some(value) = challenge.as_deref().and_then(|c| c.parse().ok()) {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::WWW_AUTHENTICATE, value);
             }
             state.record(&method, &path, status.as_u16(), authorization.is_some());
             return response;
@@ -498,6 +522,13 @@ fn relay_response(
             continue;
         }
         builder = builder.header(name, value);
+    }
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::Header(name, value) = &rule.fault
+            && state.take(index, method, path)
+        {
+            builder = builder.header(*name, value.as_str());
+        }
     }
 
     let mut faults = BodyFaults::default();

@@ -39,6 +39,9 @@ pub struct TokenOptions {
     pub issuer: String,
     /// Which field(s) carry the JWT in responses: real issuers differ.
     pub fields: TokenFields,
+    /// Answer `GET` with 404, as issuers that only speak the OAuth2 form `POST` do. The
+    /// harness's own clients (`client_id` [`HARNESS_CLIENT_ID`]) are still served.
+    pub oauth2_only: bool,
 }
 
 impl Default for TokenOptions {
@@ -49,6 +52,7 @@ impl Default for TokenOptions {
             service: "test-registry".to_string(),
             issuer: "test-issuer".to_string(),
             fields: TokenFields::Both,
+            oauth2_only: false,
         }
     }
 }
@@ -203,6 +207,19 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
         client_id: client_id.clone(),
         status: 200,
     };
+
+    if state.options.oauth2_only
+        && method == Method::GET
+        && client_id.as_deref() != Some(HARNESS_CLIENT_ID)
+    {
+        entry.status = 404;
+        state.log.lock().expect("token log lock").push(entry);
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "use the OAuth2 POST form",
+        );
+    }
 
     // Who is asking: Basic credentials (GET), a password or refresh-token grant (POST), or nobody.
     let who: Result<Option<String>, StatusCode> = if method == Method::POST {
