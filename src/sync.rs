@@ -14,7 +14,7 @@ use crate::listers::Listers;
 use crate::plan::{self, ImageJob, RegistryLocation, RepositoryList, RepositorySource, TagSource};
 use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
-use crate::relay::{CopyOutcome, Relay, Sides};
+use crate::relay::{CopyOutcome, CopySlots, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
 use crate::stop::StopFlag;
 
@@ -39,10 +39,15 @@ pub async fn run_task(
     let mut report = TaskReport::new(&task.name);
     let progress = &TaskProgress::start(&task.name);
     report.started = SystemTime::now();
-    // Mappings are planned and copied concurrently; the image slots bound how many copies
-    // run at once across all of them, so many small mappings cost no more than one big one.
-    let image_slots = Semaphore::new(relay.parallel_images());
-    let image_slots = &image_slots;
+    // Mappings are planned and copied concurrently. Two bounds hold across all of them, so
+    // many small mappings cost no more than one big one: the check slots bound image jobs in
+    // flight (mostly up-to-date checks), the copy slots bound the copies among them.
+    let check_slots = Semaphore::new(relay.parallel_checks());
+    let copy_slots = Semaphore::new(relay.parallel_images());
+    let slots = Slots {
+        check: &check_slots,
+        copy: &copy_slots,
+    };
     let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
@@ -51,7 +56,7 @@ pub async fn run_task(
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
                 let services = Services { clients, listers };
-                run_mapping(task, mapping, relay, services, image_slots, progress, stop)
+                run_mapping(task, mapping, relay, services, slots, progress, stop)
                     .await
                     .map_err(|reason| {
                         tracing::error!(
@@ -62,7 +67,7 @@ pub async fn run_task(
                         );
                     })
             })
-            .buffered(relay.parallel_images())
+            .buffered(relay.parallel_checks())
             .collect()
             .await;
     for outcome in outcomes {
@@ -112,6 +117,13 @@ impl RepositorySource for ListedRepositories<'_> {
     async fn list_repositories(&self) -> Result<std::sync::Arc<RepositoryList>, String> {
         self.listers.list(self.location, self.clients).await
     }
+}
+
+/// The task's bounds on image jobs in flight and on copies among them.
+#[derive(Clone, Copy)]
+struct Slots<'a> {
+    check: &'a Semaphore,
+    copy: &'a Semaphore,
 }
 
 /// What a mapping's planning uses besides the task: the run's clients and listers.
@@ -171,7 +183,7 @@ async fn run_mapping(
     mapping: &Mapping,
     relay: &Relay,
     services: Services<'_>,
-    image_slots: &Semaphore,
+    slots: Slots<'_>,
     progress: &TaskProgress,
     stop: &StopFlag,
 ) -> Result<Vec<ImageReport>, String> {
@@ -224,6 +236,7 @@ async fn run_mapping(
         source_credentials: services.clients.cloud().credentials(&task.source).await?,
         target_credentials: services.clients.cloud().credentials(&task.target).await?,
         verbose: task.verbose,
+        copy_slots: CopySlots::new(slots.copy, stop),
     };
     // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
     // of each job is what keeps new work from starting.
@@ -231,15 +244,15 @@ async fn run_mapping(
     let copies = futures_util::stream::iter(jobs.iter().copied())
         .map(|job| async move {
             // Waiting for a slot can take long; a stop requested meanwhile starts nothing new.
-            let _slot = image_slots.acquire().await.ok();
+            let _slot = slots.check.acquire().await.ok();
             if stop.is_requested() {
                 return None;
             }
-            let report = copy_one(task, job, relay, sides).await;
+            let report = copy_one(task, job, relay, sides).await?;
             progress.image_done();
             Some(report)
         })
-        .buffered(relay.parallel_images());
+        .buffered(relay.parallel_checks());
     let done: Vec<ImageReport> = copies.filter_map(std::future::ready).collect().await;
     let not_started = jobs.len() - done.len();
     if not_started > 0 {
@@ -253,7 +266,13 @@ async fn run_mapping(
     Ok(images)
 }
 
-async fn copy_one(task: &Task, job: &ImageJob, relay: &Relay, sides: &Sides<'_>) -> ImageReport {
+/// Runs one image job and logs its line; `None` when a stop kept it from starting its copy.
+async fn copy_one(
+    task: &Task,
+    job: &ImageJob,
+    relay: &Relay,
+    sides: &Sides<'_>,
+) -> Option<ImageReport> {
     let started = Instant::now();
     // D16: a verbose task shows its per-tag details at info level.
     let platform = job.platform.as_config_text();
@@ -265,6 +284,7 @@ async fn copy_one(task: &Task, job: &ImageJob, relay: &Relay, sides: &Sides<'_>)
     let result = match relay.copy(job, sides).await {
         Ok(CopyOutcome::UpToDate) => ImageResult::UpToDate,
         Ok(CopyOutcome::Copied { bytes }) => ImageResult::Copied { bytes },
+        Ok(CopyOutcome::NotStarted) => return None,
         Err(reason) => ImageResult::Failed { reason },
     };
     let report = ImageReport {
@@ -274,7 +294,7 @@ async fn copy_one(task: &Task, job: &ImageJob, relay: &Relay, sides: &Sides<'_>)
         duration: started.elapsed(),
     };
     log_image(task, &report);
-    report
+    Some(report)
 }
 
 /// One line per image: what happened, with bytes and time.

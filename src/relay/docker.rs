@@ -106,6 +106,9 @@ impl DockerRelay {
         if check::same_image(job, &target_ref, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
+        let Some(_slot) = sides.copy_slots.enter().await else {
+            return Ok(CopyOutcome::NotStarted);
+        };
         match tokio::time::timeout(self.timeout, self.pull_tag_push(job, &target_tag, sides)).await
         {
             Ok(result) => result,

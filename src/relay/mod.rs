@@ -7,12 +7,18 @@ pub mod docker;
 pub mod native;
 pub mod skopeo;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, Registry};
+use crate::stop::StopFlag;
 use docker::DockerRelay;
 use native::NativeRelay;
 use skopeo::SkopeoRelay;
+
+/// The fewest image jobs in flight at once (see [`Relay::parallel_checks`]).
+const MIN_PARALLEL_CHECKS: usize = 16;
 
 /// What a successful job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +27,28 @@ pub enum CopyOutcome {
     UpToDate,
     /// Manifests were written; `bytes` of blob data were transferred.
     Copied { bytes: u64 },
+    /// A stop was requested while the job waited for a copy slot: nothing was written.
+    NotStarted,
+}
+
+/// The bound on copies running at once (`parallel-images`). Up-to-date checks run before a
+/// job takes a slot, so a run with little to copy is not held up by it; once a stop is
+/// requested, no job that was still waiting starts copying.
+pub struct CopySlots<'a> {
+    slots: &'a Semaphore,
+    stop: &'a StopFlag,
+}
+
+impl<'a> CopySlots<'a> {
+    pub fn new(slots: &'a Semaphore, stop: &'a StopFlag) -> Self {
+        CopySlots { slots, stop }
+    }
+
+    /// Waits for a slot; `None` when a stop was requested meanwhile.
+    pub async fn enter(&self) -> Option<SemaphorePermit<'a>> {
+        let permit = self.slots.acquire().await.ok()?;
+        (!self.stop.is_requested()).then_some(permit)
+    }
 }
 
 /// Everything a relay needs to know about the two sides of a job.
@@ -37,6 +65,8 @@ pub struct Sides<'a> {
     pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (D16).
     pub verbose: bool,
+    /// Taken after the up-to-date check, for the copy itself.
+    pub copy_slots: CopySlots<'a>,
 }
 
 /// The relay a config selects.
@@ -80,10 +110,21 @@ impl Relay {
         }
     }
 
+    /// How many image jobs may be in flight at once, most of them in their up-to-date check:
+    /// a few `HEAD` requests each, far cheaper than a copy, and on a run with nothing to do the
+    /// whole work. Far-away registries make each check a round trip, so many go at once.
+    pub fn parallel_checks(&self) -> usize {
+        (self.parallel_images() * 4).max(MIN_PARALLEL_CHECKS)
+    }
+
     /// Copies one image job. Errors name the image and say what failed.
     pub async fn copy(&self, job: &ImageJob, sides: &Sides<'_>) -> Result<CopyOutcome, String> {
         match self {
-            Relay::Native(native) => native.copy(job, sides.source, sides.target).await,
+            Relay::Native(native) => {
+                native
+                    .copy(job, sides.source, sides.target, &sides.copy_slots)
+                    .await
+            }
             Relay::Skopeo(skopeo) => skopeo.copy(job, sides).await,
             Relay::Docker(docker) => docker.copy(job, sides).await,
         }

@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
-use super::CopyOutcome;
+use super::{CopyOutcome, CopySlots};
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
@@ -64,6 +64,7 @@ impl NativeRelay {
         job: &ImageJob,
         source: &Registry,
         target: &Registry,
+        slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
@@ -94,6 +95,9 @@ impl NativeRelay {
         if super::check::holds(existing.as_ref(), &wanted) {
             return Ok(CopyOutcome::UpToDate);
         }
+        let Some(_slot) = slots.enter().await else {
+            return Ok(CopyOutcome::NotStarted);
+        };
         let manifest = match index_bytes.filter(|m: &Manifest| m.digest == wanted.digest) {
             Some(m) => m,
             None => source

@@ -87,6 +87,9 @@ impl SkopeoRelay {
         if check::same_digest(job, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
+        let Some(_slot) = sides.copy_slots.enter().await else {
+            return Ok(CopyOutcome::NotStarted);
+        };
         let auth = AuthFiles::write(
             sides.source_credentials.as_ref(),
             sides.target_credentials.as_ref(),
