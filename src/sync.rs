@@ -236,7 +236,6 @@ async fn run_mapping(
         source_credentials: services.clients.cloud().credentials(&task.source).await?,
         target_credentials: services.clients.cloud().credentials(&task.target).await?,
         verbose: task.verbose,
-        copy_slots: CopySlots::new(slots.copy, stop),
     };
     // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
     // of each job is what keeps new work from starting.
@@ -248,7 +247,8 @@ async fn run_mapping(
             if stop.is_requested() {
                 return None;
             }
-            let report = copy_one(task, job, relay, sides).await?;
+            let copy_slots = CopySlots::new(slots.copy, stop);
+            let report = copy_one(task, job, relay, sides, &copy_slots).await?;
             progress.image_done();
             Some(report)
         })
@@ -272,6 +272,7 @@ async fn copy_one(
     job: &ImageJob,
     relay: &Relay,
     sides: &Sides<'_>,
+    slots: &CopySlots<'_>,
 ) -> Option<ImageReport> {
     let started = Instant::now();
     // D16: a verbose task shows its per-tag details at info level.
@@ -281,7 +282,7 @@ async fn copy_one(
     } else {
         tracing::debug!(task = %task.name, source = %job.source, target = %job.target, platform = %platform, "syncing tag");
     }
-    let result = match relay.copy(job, sides).await {
+    let result = match relay.copy(job, sides, slots).await {
         Ok(CopyOutcome::UpToDate) => ImageResult::UpToDate,
         Ok(CopyOutcome::Copied { bytes }) => ImageResult::Copied { bytes },
         Ok(CopyOutcome::NotStarted) => return None,
@@ -291,7 +292,7 @@ async fn copy_one(
         source: job.source.to_string(),
         target: job.target.to_string(),
         result,
-        duration: started.elapsed(),
+        duration: started.elapsed().saturating_sub(slots.waited()),
     };
     log_image(task, &report);
     Some(report)

@@ -17,7 +17,7 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, models::ProgressDetail};
 use futures_util::StreamExt;
 
-use super::{CopyOutcome, Sides, check};
+use super::{CopyOutcome, CopySlots, Sides, check};
 use crate::config::{DockerSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, Reference, TagOrDigest};
@@ -97,7 +97,12 @@ impl DockerRelay {
 
     /// Pulls the source, tags it as the target, pushes that one tag, and removes what it
     /// added to the daemon. Errors name the image and carry the daemon's message.
-    pub async fn copy(&self, job: &ImageJob, sides: &Sides<'_>) -> Result<CopyOutcome, String> {
+    pub async fn copy(
+        &self,
+        job: &ImageJob,
+        sides: &Sides<'_>,
+        slots: &CopySlots<'_>,
+    ) -> Result<CopyOutcome, String> {
         if job.platform == PlatformChoice::All {
             return Err("'Platform: all' sync option not supported".into());
         }
@@ -106,7 +111,7 @@ impl DockerRelay {
         if check::same_image(job, &target_ref, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
-        let Some(_slot) = sides.copy_slots.enter().await else {
+        let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
         match tokio::time::timeout(self.timeout, self.pull_tag_push(job, &target_tag, sides)).await

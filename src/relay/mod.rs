@@ -7,6 +7,9 @@ pub mod docker;
 pub mod native;
 pub mod skopeo;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
@@ -31,23 +34,37 @@ pub enum CopyOutcome {
     NotStarted,
 }
 
-/// The bound on copies running at once (`parallel-images`). Up-to-date checks run before a
-/// job takes a slot, so a run with little to copy is not held up by it; once a stop is
-/// requested, no job that was still waiting starts copying.
+/// One job's way to the bound on copies running at once (`parallel-images`). Up-to-date checks
+/// run before a job asks for a slot, so a run with little to copy is not held up by it; once a
+/// stop is requested, no job that was still waiting starts copying. The time spent waiting is
+/// kept, so that the job's reported time is its own work.
 pub struct CopySlots<'a> {
     slots: &'a Semaphore,
     stop: &'a StopFlag,
+    waited_micros: AtomicU64,
 }
 
 impl<'a> CopySlots<'a> {
     pub fn new(slots: &'a Semaphore, stop: &'a StopFlag) -> Self {
-        CopySlots { slots, stop }
+        CopySlots {
+            slots,
+            stop,
+            waited_micros: AtomicU64::new(0),
+        }
     }
 
     /// Waits for a slot; `None` when a stop was requested meanwhile.
     pub async fn enter(&self) -> Option<SemaphorePermit<'a>> {
-        let permit = self.slots.acquire().await.ok()?;
-        (!self.stop.is_requested()).then_some(permit)
+        let started = Instant::now();
+        let permit = self.slots.acquire().await.ok();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.waited_micros.fetch_add(micros, Ordering::Relaxed);
+        permit.filter(|_| !self.stop.is_requested())
+    }
+
+    /// How long this job waited for a slot.
+    pub fn waited(&self) -> Duration {
+        Duration::from_micros(self.waited_micros.load(Ordering::Relaxed))
     }
 }
 
@@ -65,8 +82,6 @@ pub struct Sides<'a> {
     pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (D16).
     pub verbose: bool,
-    /// Taken after the up-to-date check, for the copy itself.
-    pub copy_slots: CopySlots<'a>,
 }
 
 /// The relay a config selects.
@@ -118,15 +133,17 @@ impl Relay {
     }
 
     /// Copies one image job. Errors name the image and say what failed.
-    pub async fn copy(&self, job: &ImageJob, sides: &Sides<'_>) -> Result<CopyOutcome, String> {
+    /// `slots` is taken after the up-to-date check, for the copy itself.
+    pub async fn copy(
+        &self,
+        job: &ImageJob,
+        sides: &Sides<'_>,
+        slots: &CopySlots<'_>,
+    ) -> Result<CopyOutcome, String> {
         match self {
-            Relay::Native(native) => {
-                native
-                    .copy(job, sides.source, sides.target, &sides.copy_slots)
-                    .await
-            }
-            Relay::Skopeo(skopeo) => skopeo.copy(job, sides).await,
-            Relay::Docker(docker) => docker.copy(job, sides).await,
+            Relay::Native(native) => native.copy(job, sides.source, sides.target, slots).await,
+            Relay::Skopeo(skopeo) => skopeo.copy(job, sides, slots).await,
+            Relay::Docker(docker) => docker.copy(job, sides, slots).await,
         }
     }
 }

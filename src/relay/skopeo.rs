@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::process::Command;
 
-use super::{CopyOutcome, Sides, check};
+use super::{CopyOutcome, CopySlots, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, RegistryHost, Scheme};
@@ -83,11 +83,16 @@ impl SkopeoRelay {
     }
 
     /// Copies one image job with `skopeo copy`, unless the target already holds it.
-    pub async fn copy(&self, job: &ImageJob, sides: &Sides<'_>) -> Result<CopyOutcome, String> {
+    pub async fn copy(
+        &self,
+        job: &ImageJob,
+        sides: &Sides<'_>,
+        slots: &CopySlots<'_>,
+    ) -> Result<CopyOutcome, String> {
         if check::same_digest(job, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
-        let Some(_slot) = sides.copy_slots.enter().await else {
+        let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
         let auth = AuthFiles::write(
