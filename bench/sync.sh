@@ -2,11 +2,13 @@
 # Benchmark: dregsy's native relay against the original's way of copying (one `skopeo copy` per
 # tag, one after another) and against `skopeo sync`, on registries on this machine.
 #
-#   bench/sync.sh            # IMAGES=20 LAYERS=3 LAYER_MIB=4 BIG_MIB=512 by default
+#   bench/sync.sh   # IMAGES=20 LAYERS=3 LAYER_MIB=4 BIG_MIB=512 NOOP_RUNS=5 LATENCY_MS=25 by default
 #
-# Prints wall times of a cold sync and of the no-op second run for each tool, the ratios, the
-# requests the registries saw during each no-op run (from their access logs), and dregsy's peak
-# RSS while copying one image with a single BIG_MIB layer. Run on demand; not part of the tests.
+# Prints wall times of a cold sync and of the no-op run (the median of NOOP_RUNS) for each
+# tool, the ratios, the requests the registries saw during a no-op run (from their access
+# logs), and dregsy's peak RSS while copying one image with a single BIG_MIB layer. Then the
+# same round again with every registry behind a proxy that adds LATENCY_MS each way, as far-away
+# registries do (LATENCY_MS=0 skips it). Run on demand; not part of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,8 @@ IMAGES=${IMAGES:-20}
 LAYERS=${LAYERS:-3}
 LAYER_MIB=${LAYER_MIB:-4}
 BIG_MIB=${BIG_MIB:-512}
+NOOP_RUNS=${NOOP_RUNS:-5}
+LATENCY_MS=${LATENCY_MS:-25}
 
 for tool in /usr/bin/docker-registry skopeo curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool: apt-get install -y docker-registry skopeo curl python3" >&2; exit 1; }
@@ -23,14 +27,25 @@ cargo build --release --locked --quiet
 DREGSY="$CARGO_TARGET_DIR/release/dregsy"
 
 work=$(mktemp -d)
-pids=()
+mkdir -p "$work/pids"
+# Registries and proxies are started in command substitutions (subshells): each leaves its
+# process id in a file, so that the cleanup finds them all.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for file in "$work"/pids/*; do [ -e "$file" ] && kill "$(cat "$file")" 2>/dev/null || true; done
+  sleep 0.2
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+await_port() { # port what -> prints the port once something listens there
+  for _ in $(seq 100); do
+    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && { echo "$1"; return 0; }
+    sleep 0.05
+  done
+  echo "$2 did not start" >&2; exit 1
+}
 
 start_registry() { # name -> prints port; access log in $work/<name>/log
   local name=$1 port; port=$(free_port)
@@ -42,12 +57,8 @@ storage: {filesystem: {rootdirectory: $work/$name/storage}, delete: {enabled: tr
 http: {addr: 127.0.0.1:$port, secret: bench-secret}
 YAML
   /usr/bin/docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "$port"; return 0; }
-    sleep 0.05
-  done
-  echo "registry $name did not start" >&2; exit 1
+  echo $! > "$work/pids/registry-$name"
+  await_port "$port" "registry $name"
 }
 
 push_blob() { # port repo file -> prints digest
@@ -88,51 +99,96 @@ requests_since() { # name start_line -> number of API requests logged after that
 echo "setting up: $IMAGES images x $LAYERS layers x $LAYER_MIB MiB in the source registry"
 SRC=$(start_registry source)
 for n in $(seq -w 1 "$IMAGES"); do push_image "$SRC" "bench/app-$n" v1 "$LAYERS" "$LAYER_MIB"; done
-T_DREGSY=$(start_registry dregsy)
-T_COPY=$(start_registry copy)
-T_SYNC=$(start_registry sync)
 
-# dregsy: one task, one mapping per image.
-{
-  echo "tasks:"
-  echo "- name: bench"
-  echo "  source: {registry: 127.0.0.1:$SRC, skip-tls-verify: true}"
-  echo "  target: {registry: 127.0.0.1:$T_DREGSY, skip-tls-verify: true}"
-  echo "  mappings:"
-  for n in $(seq -w 1 "$IMAGES"); do echo "  - {from: bench/app-$n, tags: [v1]}"; done
-} > "$work/dregsy.yaml"
-# skopeo sync: the same images from a YAML source list.
-{
-  echo "127.0.0.1:$SRC:"
-  echo "  tls-verify: false"
-  echo "  images:"
-  for n in $(seq -w 1 "$IMAGES"); do echo "    bench/app-$n: [v1]"; done
-} > "$work/skopeo-sync.yaml"
+# One round: each tool syncs the source into a fresh target registry of its own, cold, then
+# NOOP_RUNS times with nothing to do (the median counts). The ports given may be proxies.
+write_configs() { # src_port dregsy_target_port sync_target_port
+  {
+    echo "tasks:"
+    echo "- name: bench"
+    echo "  source: {registry: 127.0.0.1:$1, skip-tls-verify: true}"
+    echo "  target: {registry: 127.0.0.1:$2, skip-tls-verify: true}"
+    echo "  mappings:"
+    for n in $(seq -w 1 "$IMAGES"); do echo "  - {from: bench/app-$n, tags: [v1]}"; done
+  } > "$work/dregsy.yaml"
+  {
+    echo "127.0.0.1:$1:"
+    echo "  tls-verify: false"
+    echo "  images:"
+    for n in $(seq -w 1 "$IMAGES"); do echo "    bench/app-$n: [v1]"; done
+  } > "$work/skopeo-sync.yaml"
+  SYNC_DEST=127.0.0.1:$3
+}
 
 run_dregsy() { LOG_FORMAT=json "$DREGSY" -config="$work/dregsy.yaml" > "$work/dregsy.out"; }
 run_copy() {
   for n in $(seq -w 1 "$IMAGES"); do
     skopeo --insecure-policy copy --quiet --src-tls-verify=false --dest-tls-verify=false \
-      "docker://127.0.0.1:$SRC/bench/app-$n:v1" "docker://127.0.0.1:$T_COPY/bench/app-$n:v1"
+      "docker://127.0.0.1:$SRC_PORT/bench/app-$n:v1" "docker://127.0.0.1:$COPY_PORT/bench/app-$n:v1"
   done
 }
 run_sync() {
   skopeo --insecure-policy sync --src yaml --dest docker --dest-tls-verify=false \
-    "$work/skopeo-sync.yaml" "127.0.0.1:$T_SYNC" >/dev/null
+    "$work/skopeo-sync.yaml" "$SYNC_DEST" >/dev/null 2>>"$work/skopeo-sync.log"
 }
 
-measure() { # label function target-registry-name -> sets COLD, NOOP, NOOP_SRC_REQ, NOOP_DST_REQ
-  local s e s_src s_dst
-  s=$(now); "$2"; e=$(now); COLD=$(elapsed "$s" "$e")
-  s_src=$(log_lines source); s_dst=$(log_lines "$3")
-  s=$(now); "$2"; e=$(now); NOOP=$(elapsed "$s" "$e")
-  sleep 0.2
-  NOOP_SRC_REQ=$(requests_since source "$s_src"); NOOP_DST_REQ=$(requests_since "$3" "$s_dst")
+median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.3f}')" "$@"; }
+
+measure() { # function target-registry-name -> sets COLD, NOOP (median), NOOP_SRC_REQ, NOOP_DST_REQ
+  local s e s_src s_dst times=() i
+  s=$(now); "$1"; e=$(now); COLD=$(elapsed "$s" "$e")
+  for i in $(seq "$NOOP_RUNS"); do
+    s_src=$(log_lines source); s_dst=$(log_lines "$2")
+    s=$(now); "$1"; e=$(now); times+=("$(python3 -c "print($e - $s)")")
+    if [ "$i" = 1 ]; then
+      sleep 0.2
+      NOOP_SRC_REQ=$(requests_since source "$s_src"); NOOP_DST_REQ=$(requests_since "$2" "$s_dst")
+    fi
+  done
+  NOOP=$(median "${times[@]}")
 }
 
-measure dregsy run_dregsy dregsy; D_COLD=$COLD D_NOOP=$NOOP D_SRC=$NOOP_SRC_REQ D_DST=$NOOP_DST_REQ
-measure copy run_copy copy;       C_COLD=$COLD C_NOOP=$NOOP C_SRC=$NOOP_SRC_REQ C_DST=$NOOP_DST_REQ
-measure sync run_sync sync;       S_COLD=$COLD S_NOOP=$NOOP S_SRC=$NOOP_SRC_REQ S_DST=$NOOP_DST_REQ
+round() { # label src_port dregsy_port copy_port sync_port; target registry names get the label
+  SRC_PORT=$2 COPY_PORT=$4
+  write_configs "$2" "$3" "$5"
+  measure run_dregsy "$1-dregsy"; D_COLD=$COLD D_NOOP=$NOOP D_SRC=$NOOP_SRC_REQ D_DST=$NOOP_DST_REQ
+  measure run_copy "$1-copy";     C_COLD=$COLD C_NOOP=$NOOP C_SRC=$NOOP_SRC_REQ C_DST=$NOOP_DST_REQ
+  measure run_sync "$1-sync";     S_COLD=$COLD S_NOOP=$NOOP S_SRC=$NOOP_SRC_REQ S_DST=$NOOP_DST_REQ
+}
+
+report() { # title
+  echo
+  echo "## $1"
+  echo
+  echo "| tool | cold sync | no-op run (median of $NOOP_RUNS) | no-op requests (source + target) |"
+  echo "|---|---|---|---|"
+  echo "| dregsy (native) | ${D_COLD} s | ${D_NOOP} s | $D_SRC + $D_DST |"
+  echo "| skopeo copy per tag, sequential (the original's way) | ${C_COLD} s | ${C_NOOP} s | $C_SRC + $C_DST |"
+  echo "| skopeo sync | ${S_COLD} s | ${S_NOOP} s | $S_SRC + $S_DST |"
+  echo
+  echo "| ratio | cold | no-op |"
+  echo "|---|---|---|"
+  echo "| dregsy vs skopeo copy per tag | $(ratio "$C_COLD" "$D_COLD") faster | $(ratio "$C_NOOP" "$D_NOOP") faster |"
+  echo "| dregsy vs skopeo sync | $(ratio "$S_COLD" "$D_COLD") faster | $(ratio "$S_NOOP" "$D_NOOP") faster |"
+  echo
+  echo "dregsy no-op requests per tag: $(python3 -c "print(f'{($D_SRC + $D_DST) / $IMAGES:.2f}')") (source + target, tokens and pings included)"
+}
+
+total_mib=$((IMAGES * LAYERS * LAYER_MIB))
+round local "$SRC" "$(start_registry local-dregsy)" "$(start_registry local-copy)" "$(start_registry local-sync)"
+report "$IMAGES images x $LAYERS layers x $LAYER_MIB MiB ($total_mib MiB), registries on 127.0.0.1, $(nproc) cores" > "$work/report.md"
+
+if [ "$LATENCY_MS" != 0 ]; then
+  proxied() { # upstream port -> prints the port of a latency proxy in front of it
+    local port; port=$(free_port)
+    python3 bench/latency_proxy.py "$port" "$1" "$LATENCY_MS" >"$work/proxy-$port.log" 2>&1 &
+    echo $! > "$work/pids/proxy-$port"
+    await_port "$port" "latency proxy"
+  }
+  round far "$(proxied "$SRC")" "$(proxied "$(start_registry far-dregsy)")" \
+    "$(proxied "$(start_registry far-copy)")" "$(proxied "$(start_registry far-sync)")"
+  report "The same, every registry behind a proxy adding ${LATENCY_MS} ms each way ($((2 * LATENCY_MS)) ms round trip)" >> "$work/report.md"
+fi
 
 # Peak memory while copying one image with one big layer.
 BIG_SRC=$(start_registry big-source)
@@ -151,20 +207,6 @@ RSS_KIB=$(LOG_FORMAT=json /usr/bin/time -f '%M' "$DREGSY" -config="$work/big.yam
 e=$(now)
 BIG_TIME=$(elapsed "$s" "$e")
 
-total_mib=$((IMAGES * LAYERS * LAYER_MIB))
+cat "$work/report.md"
 echo
-echo "## $IMAGES images x $LAYERS layers x $LAYER_MIB MiB ($total_mib MiB), registries on 127.0.0.1, $(nproc) cores"
-echo
-echo "| tool | cold sync | no-op run | no-op requests (source + target) |"
-echo "|---|---|---|---|"
-echo "| dregsy (native) | ${D_COLD} s | ${D_NOOP} s | $D_SRC + $D_DST |"
-echo "| skopeo copy per tag, sequential (the original's way) | ${C_COLD} s | ${C_NOOP} s | $C_SRC + $C_DST |"
-echo "| skopeo sync | ${S_COLD} s | ${S_NOOP} s | $S_SRC + $S_DST |"
-echo
-echo "| ratio | cold | no-op |"
-echo "|---|---|---|"
-echo "| dregsy vs skopeo copy per tag | $(ratio "$C_COLD" "$D_COLD") faster | $(ratio "$C_NOOP" "$D_NOOP") faster |"
-echo "| dregsy vs skopeo sync | $(ratio "$S_COLD" "$D_COLD") faster | $(ratio "$S_NOOP" "$D_NOOP") faster |"
-echo
-echo "dregsy no-op requests per tag: $(python3 -c "print(f'{($D_SRC + $D_DST) / $IMAGES:.2f}')") (source + target, tokens and pings included)"
 echo "dregsy copying one ${BIG_MIB} MiB layer: ${BIG_TIME} s, peak RSS $((RSS_KIB / 1024)) MiB"
