@@ -384,6 +384,68 @@ fn transient_503s_are_retried() {
 }
 
 #[test]
+fn up_to_date_checks_do_not_wait_for_the_copy_slots() {
+    // One copy slot, taken by a slow copy: the up-to-date image of the next mapping is still
+    // checked (and reported) while that copy runs, not after it.
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(
+        &source,
+        "slow/app",
+        "1",
+        ImageOptions {
+            layers: 1,
+            layer_size: 768 * 1024,
+            ..Default::default()
+        },
+    );
+    let same = ImageOptions {
+        seed: Some(7),
+        ..Default::default()
+    };
+    let quick = push_image(&source, "quick/app", "1", same.clone());
+    assert_eq!(
+        push_image(&target, "quick/app", "1", same).digest,
+        quick.digest,
+        "the target already holds the quick image"
+    );
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![Rule::throttle(r"^/v2/slow/app/blobs/", 384 * 1024)],
+    );
+    let cfg = format!(
+        "{}  - from: quick/app\n",
+        via_proxy(
+            "native:\n  parallel-images: 1\n",
+            &proxy,
+            &target,
+            "slow/app"
+        )
+    );
+    let out = run_dregsy(&cfg, &[]);
+    assert_success(&out);
+    let order: Vec<String> = log_lines(&out, "image ")
+        .iter()
+        .map(|line| {
+            format!(
+                "{} {}",
+                line["msg"].as_str().unwrap_or_default(),
+                line["source"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(order.len(), 2, "{order:?}");
+    assert!(
+        order[0].starts_with("image up to date") && order[0].ends_with("quick/app:1"),
+        "the quick check is reported first: {order:?}"
+    );
+    assert!(
+        order[1].starts_with("image copied") && order[1].ends_with("slow/app:1"),
+        "{order:?}"
+    );
+}
+
+#[test]
 fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
     let source = Registry::start();
     let target = Registry::start();

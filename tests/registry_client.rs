@@ -818,10 +818,7 @@ async fn a_token_refused_mid_run_is_renewed_and_the_request_sent_again() {
     );
     let proxy = support::FaultProxy::start(
         &registry.url(),
-        vec![
-            Rule::fail("HEAD", r"^/v2/team/app/manifests/", 1, 401)
-                .www_authenticate(&challenge),
-        ],
+        vec![Rule::fail("HEAD", r"^/v2/team/app/manifests/", 1, 401).www_authenticate(&challenge)],
     );
     let mut o = options(&proxy.url());
     o.credentials = admin(&registry);
