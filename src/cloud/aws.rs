@@ -12,7 +12,7 @@ pub const CREDENTIAL_SOURCES: &str = "the environment (AWS_ACCESS_KEY_ID, AWS_SE
      ECS container credentials, and EC2 instance metadata";
 
 #[cfg(feature = "aws")]
-pub(crate) use sdk::{config, error_text};
+pub(crate) use sdk::{PAGE_SIZE, collect_pages, config, error_text};
 
 #[cfg(feature = "aws")]
 mod sdk {
@@ -75,6 +75,39 @@ mod sdk {
         })?;
         configs.push((region.to_string(), config.clone()));
         Ok(config)
+    }
+
+    /// The most repositories asked for per `DescribeRepositories` page (the API's limit, in
+    /// ECR and in ECR public).
+    pub(crate) const PAGE_SIZE: i32 = 100;
+
+    /// A bound on pages, so a looping `nextToken` cannot keep us busy forever.
+    const MAX_PAGES: usize = 10_000;
+
+    /// Collects the names of a paged listing until `max_items` are reached (`None`: all); as
+    /// in the original, the last page is not cut. `page(next_token)` fetches one page: its
+    /// names and the token of the next page, if any.
+    pub(crate) async fn collect_pages<F, Fut>(
+        max_items: Option<usize>,
+        mut page: F,
+    ) -> Result<Vec<String>, String>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<String>, Option<String>), String>>,
+    {
+        let mut names = Vec::new();
+        let mut next = None;
+        for _ in 0..MAX_PAGES {
+            let (found, token) = page(next.take()).await?;
+            names.extend(found);
+            next = token;
+            if next.is_none() || max_items.is_some_and(|max| names.len() >= max) {
+                return Ok(names);
+            }
+        }
+        Err(format!(
+            "more than {MAX_PAGES} pages of repositories; the listing seems to loop"
+        ))
     }
 
     /// An SDK error as one line, with its causes: what failed and why.

@@ -16,14 +16,6 @@ use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
 /// The registry user of ECR tokens.
 pub const USERNAME: &str = "AWS";
 
-/// The most repositories asked for per `DescribeRepositories` page (the API's limit).
-#[cfg(feature = "aws")]
-const PAGE_SIZE: i32 = 100;
-
-/// A bound on pages, so a looping `nextToken` cannot keep us busy forever.
-#[cfg(feature = "aws")]
-const MAX_PAGES: usize = 10_000;
-
 /// The provider for a private ECR location with `auth-refresh`.
 pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
     let region = match &location.cloud {
@@ -161,33 +153,30 @@ pub async fn list_repositories(
     max_items: Option<usize>,
 ) -> Result<Vec<String>, String> {
     let client = client(region).await?;
-    let mut names = Vec::new();
-    let mut next: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut request = client.describe_repositories().max_results(PAGE_SIZE);
+    super::aws::collect_pages(max_items, |token| {
+        let mut request = client
+            .describe_repositories()
+            .max_results(super::aws::PAGE_SIZE);
         if !account.is_empty() {
             request = request.registry_id(account);
         }
-        if let Some(token) = next.take() {
+        if let Some(token) = token {
             request = request.next_token(token);
         }
-        let page = request
-            .send()
-            .await
-            .map_err(|e| super::aws::error_text("ECR DescribeRepositories", &e))?;
-        names.extend(
-            page.repositories()
+        async move {
+            let page = request
+                .send()
+                .await
+                .map_err(|e| super::aws::error_text("ECR DescribeRepositories", &e))?;
+            let names = page
+                .repositories()
                 .iter()
-                .filter_map(|r| r.repository_name().map(str::to_string)),
-        );
-        next = page.next_token().map(str::to_string);
-        if next.is_none() || max_items.is_some_and(|max| names.len() >= max) {
-            return Ok(names);
+                .filter_map(|r| r.repository_name().map(str::to_string))
+                .collect();
+            Ok((names, page.next_token().map(str::to_string)))
         }
-    }
-    Err(format!(
-        "more than {MAX_PAGES} pages of repositories; the listing seems to loop"
-    ))
+    })
+    .await
 }
 
 #[cfg(not(feature = "aws"))]

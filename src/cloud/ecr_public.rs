@@ -19,11 +19,6 @@ use crate::registry::{CredentialProvider, CredentialsFuture};
 /// The region of the `ecr-public` API when the registry names none: it exists only there.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-#[cfg(feature = "aws")]
-const PAGE_SIZE: i32 = 100;
-#[cfg(feature = "aws")]
-const MAX_PAGES: usize = 10_000;
-
 /// The provider for a public ECR location with `auth-refresh`.
 pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
     let region = match &location.cloud {
@@ -155,33 +150,30 @@ pub async fn list_repositories(
     max_items: Option<usize>,
 ) -> Result<Vec<String>, String> {
     let client = client(region).await?;
-    let mut names = Vec::new();
-    let mut next: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut request = client.describe_repositories().max_results(PAGE_SIZE);
+    super::aws::collect_pages(max_items, |token| {
+        let mut request = client
+            .describe_repositories()
+            .max_results(super::aws::PAGE_SIZE);
         if !account.is_empty() {
             request = request.registry_id(account);
         }
-        if let Some(token) = next.take() {
+        if let Some(token) = token {
             request = request.next_token(token);
         }
-        let page = request
-            .send()
-            .await
-            .map_err(|e| super::aws::error_text("ECR public DescribeRepositories", &e))?;
-        names.extend(
-            page.repositories()
+        async move {
+            let page = request
+                .send()
+                .await
+                .map_err(|e| super::aws::error_text("ECR public DescribeRepositories", &e))?;
+            let names = page
+                .repositories()
                 .iter()
-                .filter_map(|r| r.repository_name().map(str::to_string)),
-        );
-        next = page.next_token().map(str::to_string);
-        if next.is_none() || max_items.is_some_and(|max| names.len() >= max) {
-            return Ok(names);
+                .filter_map(|r| r.repository_name().map(str::to_string))
+                .collect();
+            Ok((names, page.next_token().map(str::to_string)))
         }
-    }
-    Err(format!(
-        "more than {MAX_PAGES} pages of repositories; the listing seems to loop"
-    ))
+    })
+    .await
 }
 
 #[cfg(not(feature = "aws"))]
