@@ -289,39 +289,13 @@ impl TagRef {
 mod tests {
     use super::*;
 
-    /// The source tag list **L** of SPEC §4.4.
-    const L: &[&str] = &[
-        "latest",
-        "1.31",
-        "1.31.0",
-        "1.31.0-musl",
-        "1.31.0-glibc",
-        "1.31.1",
-        "1.31.1-musl",
-        "1.31.1-glibc",
-        "1.31.1-uclibc",
-        "1.32.0",
-        "1.36.0",
-        "1.36",
-        "1.36.0-musl",
-        "1.36.0-glibc",
-        "1.36.0-uclibc",
-        "1.36.1",
-        "v2.0.0",
-        "v2.1.0-alpine",
-        "2.1.0-buster",
-        "glibc",
-        "musl",
-        "stable",
-        "1.26.1-musl",
-        "1.26.1-glibc",
-        "1.26.1-uclibc",
-        "1",
-        "1.2.3.4",
-        "01.02.03",
-        "V3.0.0",
-        "1.0.0+build5",
-    ];
+    /// The source tag list **L** of SPEC §4.4, one tag a line (the end-to-end scenarios of
+    /// tests/tag_sets.rs read it too).
+    fn spec_list() -> Vec<&'static str> {
+        include_str!("../../tests/fixtures/tags/spec-4.4-list.txt")
+            .lines()
+            .collect()
+    }
 
     const D1: &str = "sha256:1d8a0000000000000000000000000000000000000000000000000000000073ea";
     const D2: &str =
@@ -361,9 +335,11 @@ mod tests {
 
     #[test]
     fn spec_table_rows_1_to_25() {
+        let list = spec_list();
+        let l = list.as_slice();
         let row4: Vec<&str> = R3.iter().copied().chain(["latest"]).collect();
         let row22: Vec<&str> = sorted(
-            L.iter()
+            l.iter()
                 .copied()
                 .filter(|t| {
                     !(t.ends_with("-musl") || t.ends_with("-glibc") || t.ends_with("-uclibc"))
@@ -407,40 +383,40 @@ mod tests {
 
         #[rustfmt::skip]
         let rows: Vec<Row> = vec![
-            (1, L, vec![], true, row1),
-            (2, L, vec!["1.29.4", "latest"], false, vec!["1.29.4", "latest"]),
-            (3, L, vec!["semver: >=1.31.0 <1.31.9"], true, R3.to_vec()),
-            (4, L, vec!["semver: >=1.31.0 <1.31.9", "latest"], true, row4),
-            (5, L, vec!["semver: >=1.31.0 <1.31.9", "keep: .+(glibc|musl)"], true,
+            (1, l, vec![], true, row1),
+            (2, l, vec!["1.29.4", "latest"], false, vec!["1.29.4", "latest"]),
+            (3, l, vec!["semver: >=1.31.0 <1.31.9"], true, R3.to_vec()),
+            (4, l, vec!["semver: >=1.31.0 <1.31.9", "latest"], true, row4),
+            (5, l, vec!["semver: >=1.31.0 <1.31.9", "keep: .+(glibc|musl)"], true,
                 vec!["1.31.1-glibc", "1.31.1-musl"]),
-            (6, L, vec![r"regex: 1\.26\.1-(glibc|uclibc|musl)"], true,
+            (6, l, vec![r"regex: 1\.26\.1-(glibc|uclibc|musl)"], true,
                 vec!["1.26.1-glibc", "1.26.1-musl", "1.26.1-uclibc"]),
             (7, &["1.26.1-musl", "1.26.1-glibc", "1.26.1-uclibc"], vec!["regex: !.+(glibc|musl)"], true,
                 vec!["1.26.1-uclibc"]),
-            (8, L, vec![r"regex: 1\.36"], true, vec!["1.36"]),
-            (9, L, vec!["semver: >=2.0.0"], true, vec!["2.1.0-buster", "v2.0.0", "v2.1.0-alpine"]),
-            (10, L, vec!["semver: 1.31.x"], true, R3.to_vec()),
-            (11, L, vec!["semver: <1.0.0 || >=1.36.1"], true,
+            (8, l, vec![r"regex: 1\.36"], true, vec!["1.36"]),
+            (9, l, vec!["semver: >=2.0.0"], true, vec!["2.1.0-buster", "v2.0.0", "v2.1.0-alpine"]),
+            (10, l, vec!["semver: 1.31.x"], true, R3.to_vec()),
+            (11, l, vec!["semver: <1.0.0 || >=1.36.1"], true,
                 vec!["1.36.1", "2.1.0-buster", "v2.0.0", "v2.1.0-alpine"]),
             // Rows 12 and 13 are parse errors: see `spec_table_error_rows`.
-            (14, L, vec!["keep: latest 3"], true,
+            (14, l, vec!["keep: latest 3"], true,
                 vec!["1.2.3.4", "2.1.0-buster", "V3.0.0", "glibc", "latest", "musl", "stable", "v2.0.0", "v2.1.0-alpine"]),
-            (15, L, vec!["glibc", "semver: >=1.33.0 <=1.36.0", "keep: latest 5"], true,
+            (15, l, vec!["glibc", "semver: >=1.33.0 <=1.36.0", "keep: latest 5"], true,
                 vec!["1.36", "1.36.0", "1.36.0-glibc", "1.36.0-musl", "1.36.0-uclibc", "glibc"]),
-            (16, L, vec!["3.0.0", "1.0.0", "2.0.0", "keep: latest 2"], false, vec!["2.0.0", "3.0.0"]),
-            (17, L, vec!["stable", "testing", "qa", "keep: latest 2"], false, vec!["stable", "testing"]),
+            (16, l, vec!["3.0.0", "1.0.0", "2.0.0", "keep: latest 2"], false, vec!["2.0.0", "3.0.0"]),
+            (17, l, vec!["stable", "testing", "qa", "keep: latest 2"], false, vec!["stable", "testing"]),
             // The original gave `latest latest`; D3 removes the duplicate.
-            (18, L, vec!["latest", "regex: lat.*"], true, vec!["latest"]),
-            (19, L, vec![D1, D2, "keep: all.+"], false, vec![D2, D1]),
-            (20, L, vec!["keep: .*-musl"], true,
+            (18, l, vec!["latest", "regex: lat.*"], true, vec!["latest"]),
+            (19, l, vec![D1, D2, "keep: all.+"], false, vec![D2, D1]),
+            (20, l, vec!["keep: .*-musl"], true,
                 vec!["1.26.1-musl", "1.31.0-musl", "1.31.1-musl", "1.36.0-musl"]),
-            (21, L, vec!["latest", "keep: .*-musl"], false, vec!["latest"]),
-            (22, L, vec!["regex: .*", "keep: !.*-(musl|glibc|uclibc)"], true, row22),
+            (21, l, vec!["latest", "keep: .*-musl"], false, vec!["latest"]),
+            (22, l, vec!["regex: .*", "keep: !.*-(musl|glibc|uclibc)"], true, row22),
             // The original's half-anchored `^glibc|musl$` also took the *-musl tags; D1 does not.
-            (23, L, vec!["regex: glibc|musl"], true, vec!["glibc", "musl"]),
-            (24, L, vec!["keep: latest 0", r"regex: 1\.31.*"], true,
+            (23, l, vec!["regex: glibc|musl"], true, vec!["glibc", "musl"]),
+            (24, l, vec!["keep: latest 0", r"regex: 1\.31.*"], true,
                 vec!["1.31", "1.31.0", "1.31.0-glibc", "1.31.0-musl", "1.31.1", "1.31.1-glibc", "1.31.1-musl", "1.31.1-uclibc"]),
-            (25, L, vec!["keep:  latest  2", r"regex: 1\.31.*"], true, vec!["1.31.1", "1.31.1-uclibc"]),
+            (25, l, vec!["keep:  latest  2", r"regex: 1\.31.*"], true, vec!["1.31.1", "1.31.1-uclibc"]),
         ];
         for (row, source, filters, listed, want) in rows {
             let (got, was_listed) = expand(source, &filters);
@@ -533,7 +509,7 @@ mod tests {
             ]
         );
         // With a real tag list (no tag contains a space) everything is pruned.
-        assert!(set.expand(Some(&strings(L))).tags.is_empty());
+        assert!(set.expand(Some(&strings(&spec_list()))).tags.is_empty());
     }
 
     #[test]
@@ -560,7 +536,7 @@ mod tests {
 
     #[test]
     fn entries_are_trimmed_before_classification() {
-        let (got, listed) = expand(L, &["  semver: >=1.36.1 ", "\tlatest  "]);
+        let (got, listed) = expand(&spec_list(), &["  semver: >=1.36.1 ", "\tlatest  "]);
         assert!(listed);
         assert_eq!(
             got,
@@ -572,7 +548,7 @@ mod tests {
                 "v2.1.0-alpine"
             ]
         );
-        let (got, _) = expand(L, &[r"regex:   1\.36   "]);
+        let (got, _) = expand(&spec_list(), &[r"regex:   1\.36   "]);
         assert_eq!(got, ["1.36"]);
     }
 
@@ -659,7 +635,7 @@ mod tests {
 
     #[test]
     fn verbatim_tags_are_not_pruned_but_are_counted() {
-        let (got, listed) = expand(L, &["1.0.0-musl", "regex: x", "keep: nothing"]);
+        let (got, listed) = expand(&spec_list(), &["1.0.0-musl", "regex: x", "keep: nothing"]);
         assert!(listed);
         assert_eq!(got, ["1.0.0-musl"]);
         let (got, _) = expand(
