@@ -6,11 +6,12 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use support::dregsy::{assert_success, log_lines, run_dregsy, text};
 use support::{
-    Format, ImageOptions, Podman, Registry, get_manifest, list_tags, manifest_digest, push_image,
-    push_index, tag,
+    FaultProxy, Format, ImageOptions, Podman, Registry, Rule, get_manifest, list_tags,
+    manifest_digest, push_image, push_index, tag,
 };
 
 /// A source/target block: plain-HTTP registries skip TLS verification; `auth` adds credentials.
@@ -408,6 +409,46 @@ fn docker_relay_failure_names_the_image_and_carries_the_daemons_error() {
         "the daemon's own words: {msg}"
     );
     assert_eq!(podman.image_count(), 0);
+}
+
+#[test]
+fn docker_relay_cleans_up_also_when_a_copy_runs_out_of_time() {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app", "1.0", ImageOptions::default());
+    // Every blob upload to the target waits 4 s: the push outlives `docker.timeout`.
+    let slow_target = FaultProxy::start(
+        &target.url(),
+        vec![Rule::delay(r"/blobs/uploads/", Duration::from_secs(4))],
+    );
+    let podman = Podman::start_with_plain_hosts(&[&source, &target], &[slow_target.host()]);
+    let config = format!(
+        "relay: docker\ndocker:\n  dockerhost: {}\n  timeout: 2s\n{}",
+        podman.dockerhost(),
+        task(
+            &location(&source, None),
+            &format!(
+                "    registry: {}\n    skip-tls-verify: true\n",
+                slow_target.host()
+            ),
+            "  - from: app\n    to: mirror/app\n    tags: ['1.0']\n",
+        )
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = log_lines(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    let msg = failed[0]["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("did not finish within 2s"), "{msg}");
+    assert_eq!(
+        log_lines(&out, "pulling source image").len(),
+        1,
+        "the pull happened: {}",
+        text(&out)
+    );
+    // What the job pulled and tagged is gone from the daemon.
+    assert_eq!(podman.image_tags(), Vec::<String>::new());
+    assert_eq!(podman.image_count(), 0, "{:?}", podman.image_tags());
 }
 
 #[test]

@@ -114,16 +114,34 @@ impl DockerRelay {
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
-        match tokio::time::timeout(self.timeout, self.pull_tag_push(job, &target_tag, sides)).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "copying {} through the Docker daemon did not finish within {}s; \
-                 raise 'docker.timeout' for large images or slow registries",
-                job.source,
-                self.timeout.as_secs()
-            )),
+        let source_ref = job.source.to_string();
+        let target_ref = format!(
+            "{}/{}:{target_tag}",
+            job.target.registry, job.target.repository
+        );
+        // Only what this job adds to the daemon is removed afterwards, also when the job runs
+        // out of time half-way (the pull or push is then abandoned, not its clean-up).
+        let had_source = self.docker.inspect_image(&source_ref).await.is_ok();
+        let had_target = self.docker.inspect_image(&target_ref).await.is_ok();
+        let result =
+            match tokio::time::timeout(self.timeout, self.pull_tag_push(job, &target_tag, sides))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "copying {} through the Docker daemon did not finish within {}s; \
+                     raise 'docker.timeout' for large images or slow registries",
+                    job.source,
+                    self.timeout.as_secs()
+                )),
+            };
+        if !had_target {
+            self.remove(&target_ref).await;
         }
+        if !had_source {
+            self.remove(&source_ref).await;
+        }
+        result
     }
 
     async fn pull_tag_push(
@@ -135,12 +153,7 @@ impl DockerRelay {
         let source_name = format!("{}/{}", job.source.registry, job.source.repository);
         let source_ref = job.source.to_string();
         let target_name = format!("{}/{}", job.target.registry, job.target.repository);
-        let target_ref = format!("{target_name}:{target_tag}");
         let platform = job.platform.as_config_text();
-
-        // Only what this job adds to the daemon is removed afterwards.
-        let had_source = self.docker.inspect_image(&source_ref).await.is_ok();
-        let had_target = self.docker.inspect_image(&target_ref).await.is_ok();
 
         tracing::info!(r#ref = %source_ref, platform = %platform, "pulling source image");
         let pull = CreateImageOptions {
@@ -171,16 +184,8 @@ impl DockerRelay {
                 }
             }
         }
-        let result = self
-            .tag_and_push(job, &source_ref, &target_name, target_tag, sides)
-            .await;
-        if !had_target {
-            self.remove(&target_ref).await;
-        }
-        if !had_source {
-            self.remove(&source_ref).await;
-        }
-        result
+        self.tag_and_push(job, &source_ref, &target_name, target_tag, sides)
+            .await
     }
 
     async fn tag_and_push(
@@ -279,16 +284,21 @@ impl DockerRelay {
             noprune: false,
             platforms: None,
         };
-        if let Err(e) = self
+        match self
             .docker
             .remove_image(reference, Some(options), None)
             .await
         {
-            tracing::warn!(
+            Ok(_) => {}
+            // Never pulled, or never tagged: nothing to remove.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => tracing::warn!(
                 r#ref = %reference,
                 "could not remove the local image after the copy: {}",
                 daemon_error(&e)
-            );
+            ),
         }
     }
 }

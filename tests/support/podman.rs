@@ -21,6 +21,12 @@ impl Podman {
     /// Starts the service; `registries` are the harness registries it may talk to (plain-HTTP
     /// ones are marked insecure). Panics with an install hint when podman is missing.
     pub fn start(registries: &[&Registry]) -> Podman {
+        Podman::start_with_plain_hosts(registries, &[])
+    }
+
+    /// [`Podman::start`], and `plain_hosts` (`host:port`, proxies say) are spoken to over
+    /// plain HTTP too.
+    pub fn start_with_plain_hosts(registries: &[&Registry], plain_hosts: &[String]) -> Podman {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::write(
@@ -37,6 +43,11 @@ impl Podman {
                 "[[registry]]\nlocation = \"{}\"\ninsecure = {}\n",
                 registry.host(),
                 !registry.is_tls()
+            ));
+        }
+        for host in plain_hosts {
+            registries_conf.push_str(&format!(
+                "[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"
             ));
         }
         std::fs::write(root.join("registries.conf"), registries_conf).expect("registries.conf");
