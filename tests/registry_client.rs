@@ -843,3 +843,34 @@ async fn a_token_refused_mid_run_is_renewed_and_the_request_sent_again() {
         .collect();
     assert_eq!(heads, [401, 200], "refused once, then sent again");
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_one_token_per_scope() {
+    let registry = support::Registry::builder()
+        .token_auth(TokenOptions::default())
+        .start();
+    let names = ["team/a", "team/b", "team/c", "team/d"];
+    for name in names {
+        support::push_image(&registry, name, "1", ImageOptions::default());
+    }
+    let mut o = plain(&registry);
+    o.credentials = admin(&registry);
+    let c = client(o);
+    // Five requests for team/a and one for each of the others, all at once.
+    let wanted: Vec<&str> = std::iter::repeat_n("team/a", 5)
+        .chain(names[1..].iter().copied())
+        .collect();
+    let one = tag("1");
+    let repos: Vec<Repository> = wanted.iter().map(|name| repo(name)).collect();
+    let found =
+        futures_util::future::join_all(repos.iter().map(|r| c.head_manifest(r, &one))).await;
+    for (name, result) in wanted.iter().zip(found) {
+        let descriptor = result.expect("head").expect("exists");
+        assert_eq!(
+            Some(descriptor.digest.as_str().to_string()),
+            support::manifest_digest(&registry, name, "1"),
+            "{name}"
+        );
+    }
+    assert_eq!(c.tokens_fetched(), 4, "one token per repository");
+}

@@ -208,8 +208,9 @@ pub(crate) struct Auth {
     credentials: CredentialSource,
     method: Mutex<Option<Method>>,
     tokens: Mutex<HashMap<Vec<Scope>, Token>>,
-    /// Serialises token fetches, so concurrent requests for one scope share one token.
-    fetching: tokio::sync::Mutex<()>,
+    /// One lock per scope set: concurrent requests for one scope share one token fetch, while
+    /// fetches for other scopes (other repositories) go on at the same time.
+    fetching: Mutex<HashMap<Vec<Scope>, Arc<tokio::sync::Mutex<()>>>>,
     tokens_fetched: AtomicU64,
 }
 
@@ -227,7 +228,7 @@ impl Auth {
             credentials,
             method: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Mutex::new(HashMap::new()),
             tokens_fetched: AtomicU64::new(0),
         }
     }
@@ -272,10 +273,17 @@ impl Auth {
         self.tokens_fetched.load(Ordering::Relaxed)
     }
 
-    /// Learns how to authenticate from a 401's `WWW-Authenticate` header, and forgets the
-    /// cached token for `scopes` (a 401 means it no longer works). Returns whether a retry
-    /// with authentication makes sense.
-    pub(crate) fn learn(&self, header: Option<&str>, scopes: &[Scope]) -> bool {
+    /// Learns how to authenticate from a 401's `WWW-Authenticate` header. When the refused
+    /// request carried the token cached for `scopes` (`sent`), that token no longer works and
+    /// is forgotten; a request sent without it (before the challenge was known, or with an
+    /// older token) leaves alone a token that a concurrent request has fetched meanwhile.
+    /// Returns whether a retry with authentication makes sense.
+    pub(crate) fn learn(
+        &self,
+        header: Option<&str>,
+        scopes: &[Scope],
+        sent: Option<&HeaderValue>,
+    ) -> bool {
         let challenges = header.map(parse_challenges).unwrap_or_default();
         let method = challenges.iter().find_map(|c| match c.scheme.as_str() {
             "bearer" => c.param("realm").map(|realm| Method::Bearer {
@@ -291,7 +299,9 @@ impl Auth {
                 .then_some(Method::Basic)
         });
         let key = scope_key(scopes);
-        if let Ok(mut tokens) = self.tokens.lock() {
+        if let (Some(sent), Ok(mut tokens)) = (sent, self.tokens.lock())
+            && tokens.get(&key).is_some_and(|token| token.header == *sent)
+        {
             tokens.remove(&key);
         }
         match method {
@@ -330,7 +340,12 @@ impl Auth {
                 if let Some(token) = self.cached(&key) {
                     return Ok(Some(token));
                 }
-                let _guard = self.fetching.lock().await;
+                let lock = self
+                    .fetching
+                    .lock()
+                    .map(|mut locks| locks.entry(key.clone()).or_default().clone())
+                    .unwrap_or_default();
+                let _guard = lock.lock().await;
                 if let Some(token) = self.cached(&key) {
                     return Ok(Some(token));
                 }
@@ -570,15 +585,21 @@ mod tests {
     #[test]
     fn learning_picks_bearer_over_basic() {
         let auth = Auth::new("r".into(), CredentialSource::Fixed(None));
-        assert!(auth.learn(Some(r#"Basic realm="x", Bearer realm="http://t/""#), &[]));
+        assert!(auth.learn(
+            Some(r#"Basic realm="x", Bearer realm="http://t/""#),
+            &[],
+            None
+        ));
         assert!(matches!(
             auth.method.lock().unwrap().clone(),
             Some(Method::Bearer { .. })
         ));
-        assert!(
-            !Auth::new("r".into(), CredentialSource::Fixed(None)).learn(Some("Negotiate"), &[])
-        );
-        assert!(!Auth::new("r".into(), CredentialSource::Fixed(None)).learn(None, &[]));
+        assert!(!Auth::new("r".into(), CredentialSource::Fixed(None)).learn(
+            Some("Negotiate"),
+            &[],
+            None
+        ));
+        assert!(!Auth::new("r".into(), CredentialSource::Fixed(None)).learn(None, &[], None));
     }
 
     #[test]
@@ -595,7 +616,17 @@ mod tests {
             .unwrap()
             .insert(scope_key(&scopes), token);
         assert!(auth.cached(&scope_key(&scopes)).is_some());
-        assert!(auth.learn(Some(r#"Bearer realm="http://t/""#), &scopes));
+        let challenge = Some(r#"Bearer realm="http://t/""#);
+        // Refused without a token (sent before the challenge was known): the token stays.
+        assert!(auth.learn(challenge, &scopes, None));
+        assert!(auth.cached(&scope_key(&scopes)).is_some());
+        // Refused with an older token: the cached one stays.
+        let older = HeaderValue::from_static("Bearer older");
+        assert!(auth.learn(challenge, &scopes, Some(&older)));
+        assert!(auth.cached(&scope_key(&scopes)).is_some());
+        // Refused with the cached token: forgotten.
+        let sent = HeaderValue::from_static("Bearer t");
+        assert!(auth.learn(challenge, &scopes, Some(&sent)));
         assert!(auth.cached(&scope_key(&scopes)).is_none());
     }
 

@@ -323,11 +323,11 @@ impl Registry {
     /// replayed is then sent once more with fresh authentication.
     pub(crate) async fn execute(&self, mut request: Request, scopes: &[Scope]) -> Result<Response> {
         let inner = &self.inner;
-        let mut authorized = false;
-        if let Some(value) = inner.auth.authorization(&inner.transport, scopes).await? {
-            request.headers.insert(AUTHORIZATION, value);
-            authorized = true;
+        let sent = inner.auth.authorization(&inner.transport, scopes).await?;
+        if let Some(value) = &sent {
+            request.headers.insert(AUTHORIZATION, value.clone());
         }
+        let authorized = sent.is_some();
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
         // Docker Hub announces its pull limit; worth seeing when a sync runs into it.
@@ -344,7 +344,11 @@ impl Registry {
             header_text(response.headers(), WWW_AUTHENTICATE.as_str()).map(str::to_owned);
         // Credentials we sent were refused: a provider renews them (an expired cloud token).
         let renewed = authorized && inner.auth.rejected();
-        if !inner.auth.learn(challenge.as_deref(), scopes) && !renewed {
+        if !inner
+            .auth
+            .learn(challenge.as_deref(), scopes, sent.as_ref())
+            && !renewed
+        {
             return Ok(response);
         }
         match inner.auth.authorization(&inner.transport, scopes).await? {
