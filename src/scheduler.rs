@@ -54,6 +54,9 @@ pub struct Context<'a> {
 }
 
 /// Runs the tasks `filter` selects until they are done, a stop, or a restart.
+/// How long cleaning up after copies abandoned by a stop may take.
+const ABANDONED_CLEAN_UP: Duration = Duration::from_secs(30);
+
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
     let relay = Relay::new(config).await?;
@@ -187,27 +190,37 @@ impl Daemon<'_> {
         let started = SystemTime::now();
         self.control.status.run_started(&task.name);
         let stop = self.control.stop.clone();
-        let run = run_task(task, self.relay, self.clients, self.listers, &stop);
-        tokio::pin!(run);
-        let report = loop {
-            let deadline = self.control.stopping.map(|(_, deadline)| deadline);
-            tokio::select! {
-                report = &mut run => break report,
-                event = self.control.next_event() => self.control.handle(event, Some(&task.name)),
-                _ = sleep_until(deadline), if deadline.is_some() => {
-                    tracing::warn!(
-                        task = %task.name,
-                        "grace period of {:?} is over: aborting the copies still in flight \
-                         (no tag was moved for them; the next run resumes them)",
-                        self.control.grace
-                    );
-                    let mut report = TaskReport::new(&task.name);
-                    report.started = started;
-                    report.interrupted = true;
-                    break report;
+        let (report, abandoned) = {
+            let run = run_task(task, self.relay, self.clients, self.listers, &stop);
+            tokio::pin!(run);
+            loop {
+                let deadline = self.control.stopping.map(|(_, deadline)| deadline);
+                tokio::select! {
+                    report = &mut run => break (report, false),
+                    event = self.control.next_event() => self.control.handle(event, Some(&task.name)),
+                    _ = sleep_until(deadline), if deadline.is_some() => {
+                        tracing::warn!(
+                            task = %task.name,
+                            "grace period of {:?} is over: aborting the copies still in flight \
+                             (no tag was moved for them; the next run resumes them)",
+                            self.control.grace
+                        );
+                        let mut report = TaskReport::new(&task.name);
+                        report.started = started;
+                        report.interrupted = true;
+                        break (report, true);
+                    }
                 }
             }
+            // The run (and every copy in it) is dropped here.
         };
+        if abandoned
+            && tokio::time::timeout(ABANDONED_CLEAN_UP, self.relay.clean_up_abandoned())
+                .await
+                .is_err()
+        {
+            tracing::warn!("cleaning up after the aborted copies took too long; left as it was");
+        }
         self.control.status.run_finished(&report);
         self.failed.insert(task.name.clone(), report.failed());
         report

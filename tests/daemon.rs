@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{FaultProxy, ImageOptions, Registry, Rule, list_tags, manifest_digest, push_image};
+use support::{
+    FaultProxy, ImageOptions, Podman, Registry, Rule, list_tags, manifest_digest, push_image,
+};
 
 /// The longest any single expected thing may take before the test calls it a hang.
 const WAIT: Duration = Duration::from_secs(60);
@@ -478,6 +480,54 @@ fn after_the_grace_period_copies_are_aborted_and_leave_no_tag() {
         daemon.log()
     );
     assert!(list_tags(&target, "copy/app").is_empty());
+}
+
+#[test]
+fn after_the_grace_period_the_docker_relay_leaves_no_image_in_the_daemon() {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app", "1", ImageOptions::default());
+    // The target's blob uploads hang: the push is still running when the grace period ends.
+    let slow_target = FaultProxy::start(
+        &target.url(),
+        vec![Rule::delay(r"/blobs/uploads/", Duration::from_secs(120))],
+    );
+    let podman = Podman::start_with_plain_hosts(&[&source, &target], &[slow_target.host()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            &format!(
+                "relay: docker\ndocker:\n  dockerhost: {}\nshutdown-grace: 1s\n",
+                podman.dockerhost()
+            ),
+            &[task(
+                "slow",
+                Some(60),
+                &source.host(),
+                &slow_target.host(),
+                "  - from: app\n    to: mirror/app\n    tags: ['1']\n",
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    daemon.wait_for("pushing target image");
+    assert_eq!(podman.image_count(), 1, "{:?}", podman.image_tags());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 143, "{}", daemon.log());
+    assert_eq!(
+        daemon.count("grace period of 1s is over"),
+        1,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        podman.image_tags(),
+        Vec::<String>::new(),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(podman.image_count(), 0);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! The daemon pushes recompressed layers, so target digests differ from the source's; the
 //! up-to-date check therefore compares image configs (see [`check::same_image`]).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub struct DockerRelay {
     api: ClientVersion,
     timeout: Duration,
     platform_warned: AtomicBool,
+    /// References that jobs in flight added to the daemon and will remove when they end; a
+    /// stop that abandons the jobs removes them instead ([`DockerRelay::remove_abandoned`]).
+    in_flight: Mutex<Vec<String>>,
 }
 
 impl DockerRelay {
@@ -70,6 +74,7 @@ impl DockerRelay {
                             api,
                             timeout: settings.timeout,
                             platform_warned: AtomicBool::new(false),
+                            in_flight: Mutex::new(Vec::new()),
                         });
                     }
                     Ok(Err(e)) => last_error = e.to_string(),
@@ -123,6 +128,14 @@ impl DockerRelay {
         // out of time half-way (the pull or push is then abandoned, not its clean-up).
         let had_source = self.docker.inspect_image(&source_ref).await.is_ok();
         let had_target = self.docker.inspect_image(&target_ref).await.is_ok();
+        let added: Vec<String> = [(had_target, &target_ref), (had_source, &source_ref)]
+            .into_iter()
+            .filter(|(had, _)| !had)
+            .map(|(_, reference)| reference.clone())
+            .collect();
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.extend(added.iter().cloned());
+        }
         let result =
             match tokio::time::timeout(self.timeout, self.pull_tag_push(job, &target_tag, sides))
                 .await
@@ -135,13 +148,27 @@ impl DockerRelay {
                     self.timeout.as_secs()
                 )),
             };
-        if !had_target {
-            self.remove(&target_ref).await;
-        }
-        if !had_source {
-            self.remove(&source_ref).await;
+        for reference in &added {
+            self.remove(reference).await;
+            if let Ok(mut in_flight) = self.in_flight.lock()
+                && let Some(at) = in_flight.iter().position(|r| r == reference)
+            {
+                in_flight.swap_remove(at);
+            }
         }
         result
+    }
+
+    /// Removes what jobs abandoned by a stop had added to the daemon (their own clean-up
+    /// never ran). Called once the jobs are dropped.
+    pub async fn remove_abandoned(&self) {
+        let abandoned = match self.in_flight.lock() {
+            Ok(mut in_flight) => std::mem::take(&mut *in_flight),
+            Err(_) => return,
+        };
+        for reference in abandoned {
+            self.remove(&reference).await;
+        }
     }
 
     async fn pull_tag_push(

@@ -132,6 +132,15 @@ impl Relay {
         (self.parallel_images() * 4).max(MIN_PARALLEL_CHECKS)
     }
 
+    /// After a stop abandoned the copies in flight: undoes what they left behind outside the
+    /// registries (the docker relay's pulled images and tags). The native relay leaves nothing
+    /// (an unfinished copy moved no tag); skopeo's processes are killed with their jobs.
+    pub async fn clean_up_abandoned(&self) {
+        if let Relay::Docker(docker) = self {
+            docker.remove_abandoned().await;
+        }
+    }
+
     /// Copies one image job. Errors name the image and say what failed.
     /// `slots` is taken after the up-to-date check, for the copy itself.
     pub async fn copy(
