@@ -117,6 +117,23 @@ impl<'a> Flags<'a> {
     }
 }
 
+/// A subcommand's parsed arguments, or the exit code after printing what was asked for: the
+/// usage for `-h` (exit 0), the error and the usage for a bad command line (exit 1).
+pub fn parsed_or_exit<T>(parsed: Result<Option<T>, String>, usage: &str) -> Result<T, u8> {
+    match parsed {
+        Ok(Some(args)) => Ok(args),
+        Ok(None) => {
+            print!("{usage}");
+            Err(0)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{usage}");
+            Err(1)
+        }
+    }
+}
+
 /// Parses arguments (without the program name) as the original does: parsing stops at `--`
 /// or the first non-flag argument, and positional arguments are ignored.
 pub fn parse(args: &[String]) -> Result<Command, ArgsError> {

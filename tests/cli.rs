@@ -183,3 +183,50 @@ fn invalid_log_settings_warn_and_fall_back() {
     assert!(text.contains("invalid log level: 'loud'"), "{text}");
     assert!(text.contains(r#""msg":"dregsy "#), "info stays on: {text}");
 }
+
+#[test]
+fn subcommands_print_their_usage_for_help_and_for_a_bad_command_line() {
+    for (args, usage) in [
+        (&["plan", "-h"][..], "usage: dregsy plan -config=FILE"),
+        (
+            &["tags", "--help"][..],
+            "usage: dregsy tags [--filter ENTRY]",
+        ),
+    ] {
+        let out = dregsy(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            stdout(&out).starts_with(usage),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    for (args, error, usage) in [
+        (
+            &["plan", "-config=x.yaml", "--bogus"][..],
+            "flag provided but not defined: -bogus\n",
+            "usage: dregsy plan",
+        ),
+        (
+            &["plan", "--json"][..],
+            "missing -config=FILE\n",
+            "usage: dregsy plan",
+        ),
+        (
+            &["tags", "--filter"][..],
+            "flag needs an argument: -filter\n",
+            "usage: dregsy tags",
+        ),
+        (
+            &["tags", "tags.txt"][..],
+            "unexpected argument 'tags.txt': the tags are read from stdin\n",
+            "usage: dregsy tags",
+        ),
+    ] {
+        let out = dregsy(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.starts_with(error), "{args:?}: {err}");
+        assert!(err[error.len()..].starts_with(usage), "{args:?}: {err}");
+    }
+}

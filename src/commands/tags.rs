@@ -64,17 +64,9 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
 
 /// Runs the command; returns the exit code (1 for a usage error or an invalid filter).
 pub fn main(args: &[String]) -> u8 {
-    let args = match parse(args) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            eprint!("{USAGE}");
-            return 1;
-        }
+    let args = match crate::cli::parsed_or_exit(parse(args), USAGE) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     let set = match TagSet::parse(&args.filters) {
         Ok(set) => set,
