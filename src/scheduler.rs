@@ -53,10 +53,10 @@ pub struct Context<'a> {
     pub config_text: &'a str,
 }
 
-/// Runs the tasks `filter` selects until they are done, a stop, or a restart.
 /// How long cleaning up after copies abandoned by a stop may take.
 const ABANDONED_CLEAN_UP: Duration = Duration::from_secs(30);
 
+/// Runs the tasks `filter` selects until they are done, a stop, or a restart.
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
     let relay = Relay::new(config).await?;

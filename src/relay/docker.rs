@@ -112,8 +112,8 @@ impl DockerRelay {
             return Err("'Platform: all' sync option not supported".into());
         }
         let target_tag = target_tag(&job.target.target);
-        let target_ref = TagOrDigest::tag(&target_tag).map_err(|e| e.to_string())?;
-        if check::same_image(job, &target_ref, sides.source, sides.target).await? {
+        let target_reference = TagOrDigest::tag(&target_tag).map_err(|e| e.to_string())?;
+        if check::same_image(job, &target_reference, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
         let Some(_slot) = slots.enter().await else {
