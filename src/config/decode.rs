@@ -58,6 +58,9 @@ pub struct RawNative {
     pub parallel_images: Option<i64>,
     pub parallel_blobs: Option<i64>,
     pub retries: Option<i64>,
+    /// `cache-dir`, with its line.
+    pub cache_dir: Option<(String, usize)>,
+    pub include_foreign_layers: Option<bool>,
     pub line: usize,
 }
 
@@ -382,15 +385,31 @@ impl Decoder {
                 }
                 "native" => {
                     config.native.line = value.line;
-                    let known = ["parallel-images", "parallel-blobs", "retries"];
+                    let known = [
+                        "parallel-images",
+                        "parallel-blobs",
+                        "retries",
+                        "cache-dir",
+                        "include-foreign-layers",
+                    ];
                     if let Some(fields) = self.fields(value, "native settings", "'native'", &known)
                     {
                         for (key, value) in fields {
-                            let n = Some(self.int(value));
                             match key {
-                                "parallel-images" => config.native.parallel_images = n,
-                                "parallel-blobs" => config.native.parallel_blobs = n,
-                                _ => config.native.retries = n,
+                                "cache-dir" => {
+                                    config.native.cache_dir =
+                                        Some((self.string(value), value.line))
+                                }
+                                "include-foreign-layers" => {
+                                    config.native.include_foreign_layers = Some(self.bool(value))
+                                }
+                                "parallel-images" => {
+                                    config.native.parallel_images = Some(self.int(value))
+                                }
+                                "parallel-blobs" => {
+                                    config.native.parallel_blobs = Some(self.int(value))
+                                }
+                                _ => config.native.retries = Some(self.int(value)),
                             }
                         }
                     }

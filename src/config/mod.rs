@@ -150,8 +150,10 @@ impl Default for ListerSettings {
     }
 }
 
-/// Concurrency and retry bounds of the native relay (`native:` section, our extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Concurrency and retry bounds of the native relay, where it keeps its manifest cache and
+/// whether it copies foreign layers (`native:` section, our extension; docs/configuration.md,
+/// "The native engine").
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeSettings {
     /// Images copied at the same time.
     pub parallel_images: usize,
@@ -159,6 +161,11 @@ pub struct NativeSettings {
     pub parallel_blobs: usize,
     /// Tries per request on transient errors (1 = no retry).
     pub retries: u32,
+    /// Where facts about manifests are kept between runs (`cache-dir`).
+    pub cache_dir: CacheDir,
+    /// Copy foreign and non-distributable layers when the source holds them
+    /// (`include-foreign-layers`, default false: they are left out, as skopeo does).
+    pub include_foreign_layers: bool,
 }
 
 impl Default for NativeSettings {
@@ -167,8 +174,21 @@ impl Default for NativeSettings {
             parallel_images: 8,
             parallel_blobs: 6,
             retries: 5,
+            cache_dir: CacheDir::Default,
+            include_foreign_layers: false,
         }
     }
+}
+
+/// `native.cache-dir`: where the manifest cache lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheDir {
+    /// Not set: `$XDG_CACHE_HOME/dregsy`, else `~/.cache/dregsy`.
+    Default,
+    /// A directory given in the config (relative paths: to the working directory).
+    Path(PathBuf),
+    /// `-`: no cache; every run asks the registries.
+    Off,
 }
 
 /// How the daemon serves health checks and stops (our extension: `health:`, `shutdown-grace`).

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::process::Command;
 
+use super::manifest_cache::ManifestCache;
 use super::{CopyOutcome, CopySlots, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
@@ -87,9 +88,10 @@ impl SkopeoRelay {
         &self,
         job: &ImageJob,
         sides: &Sides<'_>,
+        manifests: &ManifestCache,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
-        if check::same_digest(job, sides.source, sides.target).await? {
+        if check::same_digest(job, sides.source, sides.target, manifests).await? {
             return Ok(CopyOutcome::UpToDate);
         }
         let Some(_slot) = slots.enter().await else {
