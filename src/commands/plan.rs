@@ -183,8 +183,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
             let outcome =
                 match crate::sync::plan_task_mapping(task, mapping, &clients, &listers).await {
                     Ok((source, target, plan)) => {
-                        let statuses =
-                            check_all(config, &plan, &source, &target, &manifests).await;
+                        let statuses = check_all(config, &plan, &source, &target, &manifests).await;
                         Ok((plan, statuses))
                     }
                     Err(e) => Err(e),

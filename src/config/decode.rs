@@ -397,8 +397,7 @@ impl Decoder {
                         for (key, value) in fields {
                             match key {
                                 "cache-dir" => {
-                                    config.native.cache_dir =
-                                        Some((self.string(value), value.line))
+                                    config.native.cache_dir = Some((self.string(value), value.line))
                                 }
                                 "include-foreign-layers" => {
                                     config.native.include_foreign_layers = Some(self.bool(value))

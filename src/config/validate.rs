@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
 use super::notice::Notice;
 use super::{
-    CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location, Mapping,
-    NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+    CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location,
+    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
 };
 use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;

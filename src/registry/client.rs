@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     /// What manifest HEAD requests are worth here: [`HEAD_UNKNOWN`], [`HEAD_WORKS`] (a HEAD
     /// answered 2xx, so its 404 is believed) or [`HEAD_UNUSABLE`] (refused while GET works).
     pub(crate) manifest_head: AtomicU8,
+    /// Held by the first manifest check until it has an answer (see `head_manifest`).
+    pub(crate) head_probe: tokio::sync::Mutex<bool>,
 }
 
 /// Nothing learned yet about manifest HEAD on a registry.
@@ -160,6 +162,7 @@ impl Registry {
                 page_size: options.page_size.max(1),
                 chunked_uploads: AtomicBool::new(options.chunked_uploads),
                 manifest_head: AtomicU8::new(HEAD_UNKNOWN),
+                head_probe: tokio::sync::Mutex::new(false),
             }),
         })
     }
@@ -210,6 +213,17 @@ impl Registry {
         reference: &TagOrDigest,
     ) -> Result<Option<ManifestHead>> {
         let context = format!("checking manifest {}", self.display(repo, reference));
+        // The first check on a registry goes alone, so that the checks waiting behind it know
+        // whether HEAD works there: a registry that refuses HEAD costs one extra request, not
+        // one per check in flight.
+        let mut _first = None;
+        if self.inner.manifest_head.load(Ordering::Relaxed) == HEAD_UNKNOWN {
+            let mut probed = self.inner.head_probe.lock().await;
+            if !*probed {
+                *probed = true;
+                _first = Some(probed);
+            }
+        }
         let mut refused = None;
         if self.inner.manifest_head.load(Ordering::Relaxed) != HEAD_UNUSABLE {
             let response = self
@@ -227,7 +241,9 @@ impl Registry {
                     .and_then(media_type::known)
                     .map(str::to_owned);
                 if let (Some(digest), Some(size)) = (digest, size) {
-                    self.inner.manifest_head.store(HEAD_WORKS, Ordering::Relaxed);
+                    self.inner
+                        .manifest_head
+                        .store(HEAD_WORKS, Ordering::Relaxed);
                     return Ok(Some(ManifestHead {
                         digest,
                         size,
@@ -269,7 +285,12 @@ impl Registry {
     /// Notes that this registry refused a manifest HEAD that a GET then answered: from now
     /// on manifest checks use GET here (one request each, as before, but a GET). Logged once.
     fn head_refused(&self, status: StatusCode) {
-        if self.inner.manifest_head.swap(HEAD_UNUSABLE, Ordering::Relaxed) != HEAD_UNUSABLE {
+        if self
+            .inner
+            .manifest_head
+            .swap(HEAD_UNUSABLE, Ordering::Relaxed)
+            != HEAD_UNUSABLE
+        {
             tracing::info!(
                 registry = %self.inner.host,
                 status = status.as_u16(),
@@ -342,8 +363,8 @@ impl Registry {
         }
         let content_type =
             header_text(response.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
-        let claimed = header_text(response.headers(), "docker-content-digest")
-            .map(|v| truncate(v, 80));
+        let claimed =
+            header_text(response.headers(), "docker-content-digest").map(|v| truncate(v, 80));
         let bytes = read_limited(response, MAX_MANIFEST_SIZE)
             .await
             .map_err(|e| e.context(&context))?;

@@ -58,7 +58,8 @@ pub mod media_type {
 
     /// Docker's foreign layer type: the blob lives at the descriptor's `urls`, not in the
     /// registry (Windows base layers).
-    pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const DOCKER_FOREIGN_LAYER: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
     /// Whether a layer of type `media_type` is non-distributable: Docker's foreign layer or
     /// the OCI non-distributable layer types (image-spec `layer.md`, "Non-distributable
@@ -441,16 +442,21 @@ mod tests {
             media_type::known(" application/vnd.docker.distribution.manifest.list.v2+json "),
             Some(media_type::DOCKER_MANIFEST_LIST)
         );
-        for generic in ["application/json", "application/octet-stream", "", "text/html"] {
+        for generic in [
+            "application/json",
+            "application/octet-stream",
+            "",
+            "text/html",
+        ] {
             assert_eq!(media_type::known(generic), None, "{generic}");
         }
         // An index without mediaType, sent as application/json or as a wrong manifest type:
         // its shape decides.
-        let bare = Bytes::from(
-            String::from_utf8(index().to_vec())
-                .unwrap()
-                .replacen(&format!(r#""mediaType":"{}","#, media_type::OCI_INDEX), "", 1),
-        );
+        let bare = Bytes::from(String::from_utf8(index().to_vec()).unwrap().replacen(
+            &format!(r#""mediaType":"{}","#, media_type::OCI_INDEX),
+            "",
+            1,
+        ));
         assert!(!bare.windows(11).any(|w| w == b"image.index"));
         for declared in [
             None,
@@ -483,7 +489,12 @@ mod tests {
             d('f'),
         ));
         let m = Manifest::from_bytes(None, bytes).unwrap();
-        let foreign: Vec<bool> = m.blobs().unwrap().iter().map(Descriptor::is_foreign).collect();
+        let foreign: Vec<bool> = m
+            .blobs()
+            .unwrap()
+            .iter()
+            .map(Descriptor::is_foreign)
+            .collect();
         assert_eq!(foreign, [false, true, true, true, false]);
         assert_eq!(m.blobs().unwrap()[1].urls, ["https://example.invalid/base"]);
     }
@@ -518,15 +529,28 @@ mod tests {
             ErrorKind::Protocol
         );
         for (declared, body) in [
-            (Some(media_type::OCI_MANIFEST), &b"{\"schemaVersion\":2}"[..]),
-            (None, b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\"}"),
-            (Some(media_type::OCI_INDEX), b"{\"schemaVersion\":2,\"manifests\":[{\"digest\":"),
-            (Some("text/html"), b"<!DOCTYPE html><html><body>Sign in</body></html>"),
+            (
+                Some(media_type::OCI_MANIFEST),
+                &b"{\"schemaVersion\":2}"[..],
+            ),
+            (
+                None,
+                b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\"}",
+            ),
+            (
+                Some(media_type::OCI_INDEX),
+                b"{\"schemaVersion\":2,\"manifests\":[{\"digest\":",
+            ),
+            (
+                Some("text/html"),
+                b"<!DOCTYPE html><html><body>Sign in</body></html>",
+            ),
         ] {
             let err = Manifest::from_bytes(declared, Bytes::copy_from_slice(body)).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
         }
-        let cut = Manifest::from_bytes(None, Bytes::from_static(b"{\"schemaVersion\":2,")).unwrap_err();
+        let cut =
+            Manifest::from_bytes(None, Bytes::from_static(b"{\"schemaVersion\":2,")).unwrap_err();
         assert!(cut.to_string().contains("cut short"), "{cut}");
         let html = Manifest::from_bytes(None, Bytes::from_static(b"  <html></html>")).unwrap_err();
         assert!(html.to_string().contains("HTML"), "{html}");

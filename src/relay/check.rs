@@ -10,7 +10,9 @@
 use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
-use crate::registry::{Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type};
+use crate::registry::{
+    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type,
+};
 
 /// The source manifest the target must hold for a job.
 #[derive(Debug)]
@@ -64,7 +66,10 @@ pub(crate) async fn wanted_source(
         .media_type
         .clone()
         .or_else(|| cache.media_type(&head.digest));
-    if media_type.as_deref().is_some_and(|t| !media_type::is_index(t)) {
+    if media_type
+        .as_deref()
+        .is_some_and(|t| !media_type::is_index(t))
+    {
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
@@ -168,7 +173,11 @@ pub(crate) async fn same_image(
     if existing.digest == wanted.digest {
         return Ok(true);
     }
-    if existing.media_type.as_deref().is_some_and(media_type::is_index) {
+    if existing
+        .media_type
+        .as_deref()
+        .is_some_and(media_type::is_index)
+    {
         return Ok(false);
     }
     let config_of = |manifest: &Manifest| {

@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +36,11 @@ const MAX_IN_MEMORY: usize = 50_000;
 
 /// The manifest cache of a run (or of a daemon's lifetime).
 pub struct ManifestCache {
-    /// `None`: memory only (turned off, or the directory is unusable).
+    /// `None`: memory only (turned off, or no home directory).
     dir: Option<PathBuf>,
+    /// Whether the directory exists or could be created, settled at the first write: a run
+    /// that learns nothing creates nothing.
+    ready: OnceLock<bool>,
     memory: Mutex<HashMap<String, Fact>>,
     /// Whether a read or write problem was already reported (once per kind is enough).
     warned_read: AtomicBool,
@@ -72,9 +75,9 @@ struct Record {
 }
 
 impl ManifestCache {
-    /// Opens the cache `setting` names (see [`CacheDir`]). Never fails: when the directory is
-    /// missing and cannot be created, or no home directory is known, it warns and keeps facts
-    /// in memory for this run only.
+    /// Opens the cache `setting` names (see [`CacheDir`]). Never fails and touches nothing on
+    /// disk yet: the directory is created at the first write, and when that fails (or no home
+    /// directory is known) a warning says so and facts are kept for this run only.
     pub fn open(setting: &CacheDir) -> ManifestCache {
         let dir = match setting {
             CacheDir::Off => None,
@@ -89,38 +92,18 @@ impl ManifestCache {
                 dir
             }
         };
-        let dir = dir.and_then(|dir| {
-            let layout = dir.join(LAYOUT);
-            match std::fs::create_dir_all(&layout) {
-                Ok(()) => {
-                    prune(&layout);
-                    Some(layout)
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        "manifest cache unusable, facts are kept for this run only ({e}); set 'native.cache-dir' to a writable directory"
-                    );
-                    None
-                }
-            }
-        });
         ManifestCache {
-            dir,
+            dir: dir.map(|dir| dir.join(LAYOUT)),
+            ready: OnceLock::new(),
             memory: Mutex::new(HashMap::new()),
             warned_read: AtomicBool::new(false),
             warned_write: AtomicBool::new(false),
         }
     }
 
-    /// A cache that keeps nothing beyond this process (for tests and one-shot tools).
-    pub fn in_memory() -> ManifestCache {
-        ManifestCache::open(&CacheDir::Off)
-    }
-
-    /// The directory facts are written to, if any.
+    /// The directory facts are written to, if any (and if it could be created).
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        self.dir.as_deref().filter(|_| self.writable())
     }
 
     /// The media type of the manifest `digest`, when it was learned before.
@@ -134,7 +117,10 @@ impl ManifestCache {
     /// Remembers the media type of the manifest `digest` (a manifest type, as
     /// [`crate::registry::Manifest`] decided it from the content).
     pub fn remember_media_type(&self, digest: &Digest, media_type: &str) {
-        self.put(media_type_key(digest), Fact::MediaType(media_type.to_owned()));
+        self.put(
+            media_type_key(digest),
+            Fact::MediaType(media_type.to_owned()),
+        );
     }
 
     /// The entry of the index `index` that `platform` gets, when it was learned before.
@@ -192,7 +178,7 @@ impl ManifestCache {
     }
 
     fn put(&self, key: String, fact: Fact) {
-        if let Some(path) = self.path(&key) {
+        if let Some(path) = self.path(&key).filter(|_| self.writable()) {
             let record = Record {
                 key: key.clone(),
                 fact: fact.clone(),
@@ -207,6 +193,26 @@ impl ManifestCache {
             }
         }
         self.remember_in_memory(key, fact);
+    }
+
+    /// Creates the directory (once) and tidies it; false when it cannot be had.
+    fn writable(&self) -> bool {
+        let Some(dir) = &self.dir else {
+            return false;
+        };
+        *self.ready.get_or_init(|| match std::fs::create_dir_all(dir) {
+            Ok(()) => {
+                prune(dir);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "manifest cache unusable, facts are kept for this run only ({e}); set 'native.cache-dir' to a writable directory"
+                );
+                false
+            }
+        })
     }
 
     fn remember_in_memory(&self, key: String, fact: Fact) {

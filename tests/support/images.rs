@@ -234,6 +234,36 @@ pub fn push_index(
     })
 }
 
+/// Uploads `bytes` as a blob of `repo`; returns its digest.
+pub fn push_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> String {
+    let endpoint = registry.endpoint();
+    let digest = http::sha256_digest(bytes);
+    let body = bytes.to_vec();
+    block_on(async {
+        let mut api = Api::new(&endpoint);
+        api.upload_blob(repo, &digest, body.len() as u64, reqwest::Body::from(body))
+            .await;
+    });
+    digest
+}
+
+/// PUTs the manifest `bytes` of type `media_type` as `repo:reference` (empty: by digest only);
+/// returns its digest. For images [`push_image`] cannot build (foreign layers, say).
+pub fn put_manifest(
+    registry: &Registry,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
+    let endpoint = registry.endpoint();
+    block_on(async {
+        Api::new(&endpoint)
+            .put_manifest(repo, reference, media_type, bytes)
+            .await
+    })
+}
+
 /// Puts the manifest `reference` (tag or digest) of `repo` under every tag in `tags`, with the
 /// same bytes (so the same digest).
 pub fn tag(registry: &Registry, repo: &str, reference: &str, tags: &[&str]) {
