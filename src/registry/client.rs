@@ -16,7 +16,7 @@ use super::auth::{Auth, CredentialSource, Credentials, Scope};
 use super::credentials::CredentialProvider;
 use super::digest::Digest;
 use super::error::{Error, ErrorKind, Result, truncate};
-use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
+use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
 use super::transport::{
@@ -113,16 +113,6 @@ pub struct ManifestHead {
     pub manifest: Option<Manifest>,
 }
 
-/// A manifest's descriptor whose media type is known to be right (see
-/// [`Registry::resolve_manifest`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    /// Digest, size and the trusted media type.
-    pub descriptor: Descriptor,
-    /// The manifest, when it was downloaded on the way.
-    pub manifest: Option<Manifest>,
-}
-
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Registry({})", self.inner.host)
@@ -198,7 +188,7 @@ impl Registry {
     /// exist. On Docker Hub a HEAD does not count against the pull limit.
     ///
     /// A HEAD's `Content-Type` is only a hint: [`ManifestHead::media_type`] is `None` unless
-    /// it names a manifest type; [`Registry::resolve_manifest`] settles the type. A HEAD
+    /// it names a manifest type, and then the manifest itself must settle it. A HEAD
     /// refused with anything but 2xx, 401 or a transient status (404, 403, 405, as Nexus
     /// and some proxies answer) is asked again with GET before anything is concluded; once a
     /// GET succeeded where HEAD was refused, this client uses GET for manifest checks for
@@ -299,42 +289,6 @@ impl Registry {
                 status.as_u16()
             );
         }
-    }
-
-    /// A manifest's descriptor with a media type that is known to be right, and the manifest
-    /// itself when it had to be downloaded to learn that: a HEAD whose `Content-Type` is not
-    /// a manifest type is followed by a GET of the digest it named (verified), whose content
-    /// decides (its `mediaType`, else its shape). `None` when the manifest does not exist.
-    ///
-    /// # Errors
-    /// As [`Registry::head_manifest`] and [`Registry::get_manifest`].
-    pub async fn resolve_manifest(
-        &self,
-        repo: &Repository,
-        reference: &TagOrDigest,
-    ) -> Result<Option<Resolved>> {
-        let Some(head) = self.head_manifest(repo, reference).await? else {
-            return Ok(None);
-        };
-        if let Some(manifest) = head.manifest {
-            return Ok(Some(Resolved {
-                descriptor: manifest.descriptor(),
-                manifest: Some(manifest),
-            }));
-        }
-        if let Some(media_type) = head.media_type {
-            return Ok(Some(Resolved {
-                descriptor: Descriptor::new(media_type, head.digest, head.size),
-                manifest: None,
-            }));
-        }
-        let manifest = self
-            .get_manifest(repo, &TagOrDigest::Digest(head.digest))
-            .await?;
-        Ok(Some(Resolved {
-            descriptor: manifest.descriptor(),
-            manifest: Some(manifest),
-        }))
     }
 
     /// Downloads a manifest as raw bytes (at most 4 MiB) and checks it: it must be JSON of a

@@ -183,13 +183,13 @@ impl ManifestCache {
                 key: key.clone(),
                 fact: fact.clone(),
             };
-            if let Err(e) = write_atomically(&path, &record) {
-                if !self.warned_write.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        file = %path.display(),
-                        "cannot write to the manifest cache ({e}); the next run asks the registry again"
-                    );
-                }
+            if let Err(e) = write_atomically(&path, &record)
+                && !self.warned_write.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    file = %path.display(),
+                    "cannot write to the manifest cache ({e}); the next run asks the registry again"
+                );
             }
         }
         self.remember_in_memory(key, fact);
