@@ -447,6 +447,15 @@ fn the_second_one_off_run_of_a_multi_platform_source_sends_no_manifest_get() {
             .count()
     };
 
+    // A run that must find both tags up to date.
+    let up_to_date_run = || {
+        let out = run_with_cache(&cfg(""), cache.path());
+        assert_success(&out);
+        let up_to_date = log_lines(&out, "image up to date").len();
+        assert_eq!(up_to_date, 2, "{}", text(&out));
+        out
+    };
+
     source.clear_requests();
     let out = run_with_cache(&cfg(""), cache.path());
     assert_success(&out);
@@ -457,14 +466,7 @@ fn the_second_one_off_run_of_a_multi_platform_source_sends_no_manifest_get() {
     assert!(source_gets() > 0, "the first run reads the index");
 
     source.clear_requests();
-    let out = run_with_cache(&cfg(""), cache.path());
-    assert_success(&out);
-    assert_eq!(
-        log_lines(&out, "image up to date").len(),
-        2,
-        "{}",
-        text(&out)
-    );
+    up_to_date_run();
     assert_eq!(source_gets(), 0, "{:?}", source.requests());
 
     // `dregsy plan` uses the same cache.
@@ -496,14 +498,7 @@ fn the_second_one_off_run_of_a_multi_platform_source_sends_no_manifest_get() {
     }
     assert!(corrupted > 0);
     source.clear_requests();
-    let out = run_with_cache(&cfg(""), cache.path());
-    assert_success(&out);
-    assert_eq!(
-        log_lines(&out, "image up to date").len(),
-        2,
-        "{}",
-        text(&out)
-    );
+    let out = up_to_date_run();
     assert!(
         !log_lines(&out, "ignoring a manifest cache entry").is_empty(),
         "{}",
@@ -512,7 +507,7 @@ fn the_second_one_off_run_of_a_multi_platform_source_sends_no_manifest_get() {
     assert!(source_gets() > 0);
     // ... and rewritten.
     source.clear_requests();
-    assert_success(&run_with_cache(&cfg(""), cache.path()));
+    up_to_date_run();
     assert_eq!(source_gets(), 0);
 
     // An unusable cache directory: a warning, and the run does its work.
