@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::Auth;
+pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
