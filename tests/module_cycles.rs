@@ -219,7 +219,9 @@ fn raw_string_len(s: &str) -> Option<usize> {
     let hashes = body.len() - body.trim_start_matches('#').len();
     let body = body[hashes..].strip_prefix('"')?;
     let closing = format!("\"{}", "#".repeat(hashes));
-    let end = body.find(&closing).map_or(body.len(), |e| e + closing.len());
+    let end = body
+        .find(&closing)
+        .map_or(body.len(), |e| e + closing.len());
     Some(s.len() - body.len() + end)
 }
 
@@ -240,11 +242,10 @@ fn quoted_len(s: &str, quote: char) -> usize {
 /// Whether a `'` starts a character literal (`'x'`, `'\n'`) rather than a lifetime (`'a`).
 fn is_char_literal(s: &str) -> bool {
     let mut chars = s.chars().skip(1);
-    match (chars.next(), chars.next()) {
-        (Some('\\'), _) => true,
-        (Some(_), Some('\'')) => true,
-        _ => false,
-    }
+    matches!(
+        (chars.next(), chars.next()),
+        (Some('\\'), _) | (Some(_), Some('\''))
+    )
 }
 
 /// The length of a `#[cfg(test)]` item at the start of `s`: through its balanced `{…}`, or

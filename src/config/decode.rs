@@ -1,7 +1,8 @@
-//! Turns the YAML tree into raw config values with the original's decoding rules (SPEC §2.1):
-//! strings take the scalar's source text, ints accept truncated floats but no quoted strings,
-//! booleans are YAML 1.1, durations follow Go with our D4 rule for bare integers, and unknown
-//! keys are kept as warnings (D5) instead of being silently dropped.
+//! Turns the YAML tree into raw config values with the original's decoding rules
+//! (docs/configuration.md#value-types-and-how-errors-are-reported): strings take the scalar's
+//! source text, ints accept truncated floats but no quoted strings, booleans are YAML 1.1,
+//! durations follow Go with bare integers as seconds, and unknown keys are kept as warnings
+//! instead of being silently dropped.
 //!
 //! Nothing is validated here beyond types; `validate` checks meaning, in the original's order.
 
@@ -276,7 +277,7 @@ impl Decoder {
         }
     }
 
-    /// The pairs of a mapping node, warning about keys not in `known` (D5).
+    /// The pairs of a mapping node, warning about keys not in `known` with a "did you mean".
     /// A null node is an absent mapping; another shape is a type error.
     fn fields<'n>(
         &mut self,
@@ -349,12 +350,7 @@ impl Decoder {
                 }
                 "docker" => {
                     config.docker = self
-                        .fields(
-                            value,
-                            "docker.RelayConfig",
-                            "'docker'",
-                            DOCKER_KEYS,
-                        )
+                        .fields(value, "docker.RelayConfig", "'docker'", DOCKER_KEYS)
                         .map(|fields| {
                             let mut docker = RawDocker {
                                 line: value.line,
@@ -379,12 +375,7 @@ impl Decoder {
                 }
                 "skopeo" => {
                     config.skopeo = self
-                        .fields(
-                            value,
-                            "skopeo.RelayConfig",
-                            "'skopeo'",
-                            SKOPEO_KEYS,
-                        )
+                        .fields(value, "skopeo.RelayConfig", "'skopeo'", SKOPEO_KEYS)
                         .map(|fields| {
                             let mut skopeo = RawSkopeo {
                                 line: value.line,
@@ -721,9 +712,8 @@ mod tests {
         let unknown: Vec<&str> = documented_names()
             .into_iter()
             .filter(|name| {
-                name.split_once('.').is_some_and(|(section, _)| {
-                    KNOWN_KEYS.iter().any(|(s, _)| *s == section)
-                })
+                name.split_once('.')
+                    .is_some_and(|(section, _)| KNOWN_KEYS.iter().any(|(s, _)| *s == section))
             })
             .filter(|name| !known.iter().any(|k| k == name))
             .collect();
