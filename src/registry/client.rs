@@ -192,7 +192,7 @@ impl Registry {
     /// refused with anything but 2xx, 401 or a transient status (404, 403, 405, as Nexus
     /// and some proxies answer) is asked again with GET before anything is concluded; once a
     /// GET succeeded where HEAD was refused, this client uses GET for manifest checks for
-    /// the rest of the run (docs/behaviour.md, "Manifests and media types").
+    /// the rest of the run (docs/behaviour.md#up-to-date-checks).
     ///
     /// # Errors
     /// The registry's refusal (401, 403 to the GET too, 5xx and 429 after retries), network

@@ -48,7 +48,7 @@ pub mod media_type {
     /// case-insensitively with parameters (`; charset=utf-8`) ignored; `None` for anything
     /// else. Registries behind proxies and some products answer `application/json`,
     /// `application/octet-stream` or nothing, which says nothing about the manifest's shape
-    /// (docs/behaviour.md, "Manifests and media types").
+    /// (docs/behaviour.md#manifests-and-media-types).
     pub fn known(content_type: &str) -> Option<&'static str> {
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         ALL.iter()
@@ -111,8 +111,8 @@ impl Descriptor {
 
     /// Whether this is a foreign or non-distributable layer (a Docker foreign layer type, an
     /// OCI non-distributable type, or any descriptor with `urls`): registries need not hold
-    /// it, and a copy leaves it out unless asked to include it (docs/behaviour.md, "Manifests
-    /// and media types").
+    /// it, and a copy leaves it out unless asked to include it
+    /// (docs/behaviour.md#manifests-and-media-types).
     pub fn is_foreign(&self) -> bool {
         !self.urls.is_empty() || media_type::is_non_distributable(&self.media_type)
     }

@@ -1,11 +1,12 @@
-//! The up-to-date decision (SPEC D11), one for every relay and for `dregsy plan`: which source
-//! manifest the target must hold, and whether it holds it already. The native relay reuses
-//! what the decision downloaded for its copy; the compatibility relays only get the verdict,
-//! before a skopeo process starts or the Docker daemon pulls anything.
+//! The up-to-date decision (docs/behaviour.md#up-to-date-checks), one for every relay and for
+//! `dregsy plan`: which source manifest the target must hold, and whether it holds it already.
+//! The native relay reuses what the decision downloaded for its copy; the compatibility relays
+//! only get the verdict, before a skopeo process starts or the Docker daemon pulls anything.
 //!
 //! "Index or image" is decided only on a type known to be a manifest type: a HEAD's
 //! generic `Content-Type` sends us to the manifest cache, then to a GET of the digest the
-//! HEAD named (docs/behaviour.md, "Up-to-date checks" and "Platform choice").
+//! HEAD named (docs/behaviour.md#up-to-date-checks,
+//! docs/behaviour.md#platform-choice).
 
 use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
@@ -146,7 +147,7 @@ pub(crate) async fn same_digest(
     Ok(holds(existing.as_ref(), &wanted))
 }
 
-/// The up-to-date decision of D11, shared by every relay and by `dregsy plan`: the target
+/// The up-to-date decision, shared by every relay and by `dregsy plan`: the target
 /// holds the wanted manifest when its tag (or digest) resolves to the same digest.
 pub(crate) fn holds(existing: Option<&ManifestHead>, wanted: &Wanted) -> bool {
     existing.is_some_and(|d| d.digest == wanted.digest)

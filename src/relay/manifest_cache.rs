@@ -1,11 +1,11 @@
 //! A cache of facts about manifests that never go stale, kept between runs: which child of an
 //! index a platform gets, and which media type a manifest has. Both follow from the manifest's
-//! bytes, and a digest names exactly those bytes, so an answer found once stays true (DESIGN:
-//! "state that outlives a run is only a cache of content-addressed facts").
+//! bytes, and a digest names exactly those bytes, so an answer found once stays true: losing
+//! the cache costs requests, never correctness.
 //!
 //! With it, a run with nothing to do sends no manifest GET for a single platform of a
 //! multi-platform source, nor for a source whose HEAD answers a generic `Content-Type`: the
-//! HEAD's digest is the key (docs/behaviour.md, "Up-to-date checks").
+//! HEAD's digest is the key (docs/behaviour.md#up-to-date-checks).
 //!
 //! On disk: one small JSON file per fact under `<dir>/manifests-v1/`, named by the SHA-256 of
 //! its key and holding the key itself, written to a temporary file and renamed into place.

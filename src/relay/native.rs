@@ -1,5 +1,5 @@
 //! The native relay: copies images registry to registry in-process, only what changed
-//! (DESIGN.md "The native engine", SPEC D11).
+//! (docs/behaviour.md#up-to-date-checks; README.md, "The native engine").
 //!
 //! Per job: HEAD the source, decide which manifest the target must hold (the whole index, or
 //! one platform's manifest), HEAD the target, and stop there when the digests agree. Otherwise
@@ -177,7 +177,7 @@ impl Copy<'_> {
     /// (Windows base layers: fetched from their `urls`, not from registries) are left out, as
     /// skopeo does; the manifest still lists them, byte for byte. With
     /// `native.include-foreign-layers` they are copied when the source holds them
-    /// (docs/behaviour.md, "Manifests and media types").
+    /// (docs/behaviour.md#manifests-and-media-types).
     async fn distributable(&self, blobs: Vec<Descriptor>) -> Result<Vec<Descriptor>, String> {
         let include = self.relay.settings.include_foreign_layers;
         let mut kept = Vec::with_capacity(blobs.len());
