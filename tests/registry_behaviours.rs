@@ -717,3 +717,55 @@ fn garbage_instead_of_a_manifest_fails_that_image_and_the_run_goes_on() {
         );
     }
 }
+
+#[test]
+fn two_processes_share_one_manifest_cache() {
+    let source = Registry::builder().access_log().start();
+    let target = Registry::start();
+    let platforms = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"];
+    let mut mappings = String::new();
+    for n in 0..6 {
+        push_index(
+            &source,
+            &format!("multi/app{n}"),
+            "1",
+            &platforms,
+            Format::Oci,
+        );
+        for platform in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
+            mappings.push_str(&format!(
+                "  - from: multi/app{n}\n    to: {}/app{n}\n    platform: {platform}\n",
+                platform.replace('/', "-")
+            ));
+        }
+    }
+    let cfg = config("", &source.host(), &target.host(), &mappings);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let outs: Vec<Output> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| run_with_cache(&cfg, cache.path())))
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("a run"))
+            .collect()
+    });
+    for out in &outs {
+        assert_success(out);
+        assert!(!text(out).contains("manifest cache"), "{}", text(out));
+    }
+    source.clear_requests();
+    let out = run_with_cache(&cfg, cache.path());
+    assert_success(&out);
+    assert_eq!(
+        log_lines(&out, "image up to date").len(),
+        18,
+        "{}",
+        text(&out)
+    );
+    let gets: Vec<_> = source
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains(MANIFESTS))
+        .collect();
+    assert!(gets.is_empty(), "{gets:?}");
+}
