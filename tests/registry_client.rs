@@ -966,6 +966,31 @@ async fn manifest_head_is_a_hint_and_a_refused_head_is_asked_with_get() {
         None
     );
     assert_eq!(count(&direct, "GET"), 0);
+
+    // Before any HEAD answered 2xx, a 404 is confirmed with a GET; a manifest the client
+    // pushed settles that HEAD works, so later 404s need none.
+    let manifest = client(plain(&registry))
+        .get_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("get");
+    let empty = support::Registry::start();
+    let proxy = support::FaultProxy::start(&empty.url(), vec![]);
+    let c = client(options(&format!("http://{}", proxy.host())));
+    let nothing = c.head_manifest(&repo("team/app"), &tag("1")).await;
+    assert_eq!(nothing.expect("head"), None);
+    assert_eq!(count(&proxy, "GET"), 1);
+    for blob in manifest.blobs().expect("blobs") {
+        let bytes = support::get_blob(&registry, "team/app", blob.digest.as_str()).expect("blob");
+        support::push_blob(&empty, "team/app", &bytes);
+    }
+    c.put_manifest(&repo("team/app"), &tag("1"), &manifest)
+        .await
+        .expect("put");
+    for missing in ["2", "3"] {
+        let nothing = c.head_manifest(&repo("team/app"), &tag(missing)).await;
+        assert_eq!(nothing.expect("head"), None);
+    }
+    assert_eq!(count(&proxy, "GET"), 1, "{:?}", proxy.requests());
     let failing = support::FaultProxy::start(
         &registry.url(),
         vec![Rule::fail("HEAD", "/manifests/", usize::MAX, 503)],

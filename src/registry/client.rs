@@ -389,7 +389,17 @@ impl Registry {
                 .status_error(response, "the repository", &context)
                 .await);
         }
-        check_returned_digest(response.headers(), &manifest.digest).map_err(|e| e.context(&context))
+        check_returned_digest(response.headers(), &manifest.digest)
+            .map_err(|e| e.context(&context))?;
+        // Until a HEAD has answered 2xx here, every HEAD 404 costs a confirming GET: a
+        // manifest we just pushed settles whether HEAD works, with one request.
+        if self.inner.manifest_head.load(Ordering::Relaxed) == HEAD_UNKNOWN {
+            let pushed = TagOrDigest::Digest(manifest.digest.clone());
+            if let Err(e) = self.head_manifest(repo, &pushed).await {
+                tracing::debug!("checking a pushed manifest failed: {e}");
+            }
+        }
+        Ok(())
     }
 
     async fn manifest_request(
