@@ -721,8 +721,9 @@ fn garbage_instead_of_a_manifest_fails_that_image_and_the_run_goes_on() {
 
 #[test]
 fn two_processes_share_one_manifest_cache() {
+    // Each process has its own target: the cache is shared, not the copies.
     let source = Registry::builder().access_log().start();
-    let target = Registry::start();
+    let targets = [Registry::start(), Registry::start()];
     let platforms = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"];
     let mut mappings = String::new();
     for n in 0..6 {
@@ -740,11 +741,15 @@ fn two_processes_share_one_manifest_cache() {
             ));
         }
     }
-    let cfg = config("", &source.host(), &target.host(), &mappings);
+    let cfgs: Vec<String> = targets
+        .iter()
+        .map(|target| config("", &source.host(), &target.host(), &mappings))
+        .collect();
     let cache = tempfile::tempdir().expect("tempdir");
     let outs: Vec<Output> = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..2)
-            .map(|_| scope.spawn(|| run_with_cache(&cfg, cache.path())))
+        let runs: Vec<_> = cfgs
+            .iter()
+            .map(|cfg| scope.spawn(|| run_with_cache(cfg, cache.path())))
             .collect();
         runs.into_iter()
             .map(|run| run.join().expect("a run"))
@@ -755,7 +760,7 @@ fn two_processes_share_one_manifest_cache() {
         assert!(!text(out).contains("manifest cache"), "{}", text(out));
     }
     source.clear_requests();
-    let out = run_with_cache(&cfg, cache.path());
+    let out = run_with_cache(&cfgs[0], cache.path());
     assert_success(&out);
     assert_eq!(
         log_lines(&out, "image up to date").len(),
