@@ -1,19 +1,22 @@
 //! Registry clients for a run, one per registry and identity, shared by the planner, the
 //! listers and the relays so connections and tokens are reused across tasks and mappings.
+//! Each side's credentials come from the run's credential chain ([`crate::credentials`]).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
+use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
 use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
 
 #[derive(Clone, PartialEq, Eq)]
 struct ClientKey {
     host: String,
     credentials: Option<Credentials>,
-    /// The cloud identity whose tokens the client uses, if any.
-    cloud_identity: Option<String>,
+    /// The provider whose credentials the client uses (a cloud identity, a credential file
+    /// entry, a helper), if any.
+    provider_identity: Option<String>,
     skip_tls_verify: bool,
 }
 
@@ -25,16 +28,23 @@ pub struct Clients {
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
     cloud: Cloud,
+    /// Where each registry's credentials come from, looked up once.
+    chain: Chain,
 }
 
 impl Clients {
-    /// Clients with the config's certificates directory and retry bound.
+    /// Clients with the config's certificates directory, retry bound and credential helper
+    /// timeout; credential files are found through this process's environment.
     pub fn new(config: &Config) -> Self {
         Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
             retries: config.native.retries,
             clients: Mutex::new(Vec::new()),
             cloud: Cloud::new(),
+            chain: Chain::new(
+                Environment::from_process(),
+                config.credential_helper_timeout,
+            ),
         }
     }
 
@@ -43,17 +53,28 @@ impl Clients {
         &self.cloud
     }
 
-    /// The client for `host` with a location's credentials (or cloud tokens) and TLS choice.
-    pub fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
-        let provider = self.cloud.provider(location);
-        let credentials = match provider {
-            Some(_) => None,
-            None => location.auth.credentials().cloned(),
+    /// Where a location's credentials come from, and the credentials (or their provider).
+    ///
+    /// # Errors
+    /// See [`Chain::resolve`]; the message names the registry.
+    pub async fn resolve(&self, location: &Location) -> Result<Resolution, String> {
+        self.chain
+            .resolve(location, &self.cloud)
+            .await
+            .map_err(|e| format!("credentials for {}: {e}", location.registry))
+    }
+
+    /// The client for `host` with a location's credentials and TLS choice.
+    pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
+        let resolution = self.resolve(location).await?;
+        let (credentials, provider) = match resolution.supply {
+            Supply::Fixed(credentials) => (credentials, None),
+            Supply::Provider { identity, provider } => (None, Some((identity, provider))),
         };
         let key = ClientKey {
             host: host.to_string(),
             credentials: credentials.clone(),
-            cloud_identity: provider.as_ref().map(|(identity, _)| identity.clone()),
+            provider_identity: provider.as_ref().map(|(identity, _)| identity.clone()),
             skip_tls_verify: location.skip_tls_verify,
         };
         let mut clients = self
@@ -72,5 +93,33 @@ impl Clients {
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)
+    }
+
+    /// The credentials of a location for code outside our registry client (skopeo, the
+    /// Docker daemon, the Docker Hub and index listers): the current ones of its provider, or
+    /// the fixed ones.
+    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
+        match self.resolve(location).await?.supply {
+            Supply::Fixed(credentials) => Ok(credentials),
+            Supply::Provider { provider, .. } => provider
+                .credentials()
+                .await
+                .map(Some)
+                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
+        }
+    }
+
+    /// The refresh hook the original runs for source and target before each mapping (SPEC
+    /// §6.2): a cloud token that expires soon is renewed now, and a missing cloud credential
+    /// fails the mapping here, with a message that says what was tried.
+    pub async fn refresh(&self, location: &Location) -> Result<(), String> {
+        let resolution = self.resolve(location).await?;
+        if let Source::Cloud(_) = resolution.source {
+            tracing::info!(registry = %location.registry, "refreshing credentials");
+            self.cloud.refresh(location).await
+        } else {
+            tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
+            Ok(())
+        }
     }
 }

@@ -145,11 +145,11 @@ pub async fn plan_task_mapping(
         .map_err(|e| format!("source registry: {e}"))?;
     let target_location = RegistryLocation::parse(&task.target.registry)
         .map_err(|e| format!("target registry: {e}"))?;
-    let source = clients.get(&source_location.host, &task.source)?;
-    let target = clients.get(&target_location.host, &task.target)?;
+    let source = clients.get(&source_location.host, &task.source).await?;
+    let target = clients.get(&target_location.host, &task.target).await?;
     // Cloud tokens are renewed before each mapping, as the original's refresh hook (§6.2).
-    clients.cloud().refresh(&task.source).await?;
-    clients.cloud().refresh(&task.target).await?;
+    clients.refresh(&task.source).await?;
+    clients.refresh(&task.target).await?;
     let repositories = ListedRepositories {
         listers,
         clients,
@@ -233,8 +233,8 @@ async fn run_mapping(
         target: &target,
         source_location: &task.source,
         target_location: &task.target,
-        source_credentials: services.clients.cloud().credentials(&task.source).await?,
-        target_credentials: services.clients.cloud().credentials(&task.target).await?,
+        source_credentials: services.clients.credentials(&task.source).await?,
+        target_credentials: services.clients.credentials(&task.target).await?,
         verbose: task.verbose,
     };
     // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start

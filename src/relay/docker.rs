@@ -347,11 +347,23 @@ fn credentials(
     credentials: Option<&Credentials>,
     reference: &Reference,
 ) -> Option<DockerCredentials> {
-    credentials.map(|c| DockerCredentials {
-        username: Some(c.username().to_string()),
-        password: Some(c.password().to_string()),
-        serveraddress: Some(reference.registry.name().to_string()),
-        ..Default::default()
+    credentials.map(|c| {
+        let serveraddress = Some(reference.registry.name().to_string());
+        if c.is_identity_token() {
+            // The daemon sends it to the token service as an OAuth2 refresh token, as we do.
+            DockerCredentials {
+                identitytoken: Some(c.password().to_string()),
+                serveraddress,
+                ..Default::default()
+            }
+        } else {
+            DockerCredentials {
+                username: Some(c.username().to_string()),
+                password: Some(c.password().to_string()),
+                serveraddress,
+                ..Default::default()
+            }
+        }
     })
 }
 

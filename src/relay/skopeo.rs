@@ -262,12 +262,19 @@ impl AuthFiles {
 
 /// A Docker `config.json` with the credentials for `host` (and Docker Hub's other names, as
 /// skopeo may look any of them up).
+/// An identity token goes in as `identitytoken`, which skopeo sends to the token service as
+/// an OAuth2 refresh token, as we do.
 fn auth_file_json(host: &RegistryHost, credentials: &Credentials) -> String {
-    let auth = STANDARD.encode(format!(
-        "{}:{}",
-        credentials.username(),
-        credentials.password()
-    ));
+    let entry = if credentials.is_identity_token() {
+        serde_json::json!({ "identitytoken": credentials.password() })
+    } else {
+        let auth = STANDARD.encode(format!(
+            "{}:{}",
+            credentials.username(),
+            credentials.password()
+        ));
+        serde_json::json!({ "auth": auth })
+    };
     let mut keys = vec![host.name().to_string()];
     if host.is_docker_hub() {
         for alias in [
@@ -280,10 +287,8 @@ fn auth_file_json(host: &RegistryHost, credentials: &Credentials) -> String {
             }
         }
     }
-    let auths: serde_json::Map<String, serde_json::Value> = keys
-        .into_iter()
-        .map(|k| (k, serde_json::json!({ "auth": auth })))
-        .collect();
+    let auths: serde_json::Map<String, serde_json::Value> =
+        keys.into_iter().map(|k| (k, entry.clone())).collect();
     serde_json::json!({ "auths": auths }).to_string()
 }
 
@@ -353,6 +358,8 @@ mod tests {
             cloud: None,
             skip_tls_verify,
             lister: None,
+            auth_file: None,
+            credentials_file: None,
             line: 1,
         }
     }
@@ -440,6 +447,10 @@ mod tests {
         let auth = value["auths"]["docker.io"]["auth"].as_str().expect("auth");
         assert_eq!(STANDARD.decode(auth).expect("b64"), b"alex:pa\"ss%");
         assert!(value["auths"]["https://index.docker.io/v1/"].is_object());
+        let json = auth_file_json(&host, &Credentials::identity_token("refresh-abc"));
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["auths"]["docker.io"]["identitytoken"], "refresh-abc");
+        assert!(value["auths"]["docker.io"].get("auth").is_none());
     }
 
     #[test]

@@ -22,10 +22,20 @@ impl Dregsy {
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+        // Credential files are looked up under HOME, DOCKER_CONFIG, XDG_RUNTIME_DIR and
+        // REGISTRY_AUTH_FILE: the run gets an empty home of its own and none of the others, so
+        // it never reads the credentials of the user running the tests. Tests that need them
+        // set them with `env`.
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("create the run's home");
         command
             .env("LOG_FORMAT", "json")
             .env_remove("LOG_LEVEL")
             .env_remove("DOCKER_HOST")
+            .env("HOME", &home)
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("REGISTRY_AUTH_FILE")
             .env("AWS_EC2_METADATA_DISABLED", "true");
         Dregsy {
             config: Some(path.display().to_string()),
