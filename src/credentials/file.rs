@@ -33,11 +33,28 @@ pub struct Key {
 }
 
 impl Key {
-    /// Normalises a file key or a config `registry` value as podman does: `http://` and
-    /// `https://` are dropped, and with them any path (Docker's legacy keys such as
-    /// `https://index.docker.io/v1/`); `index.docker.io`, `registry-1.docker.io` and
-    /// `docker.io` all name Docker Hub.
-    pub fn parse(text: &str) -> Key {
+    /// Normalises a credential file key as podman does: `http://` and `https://` are dropped,
+    /// and with them any path (Docker's legacy keys such as `https://index.docker.io/v1/`);
+    /// `index.docker.io`, `registry-1.docker.io` and `docker.io` all name Docker Hub.
+    pub fn from_file(text: &str) -> Key {
+        let (had_scheme, key) = Key::split(text);
+        if had_scheme {
+            Key {
+                path: String::new(),
+                ..key
+            }
+        } else {
+            key
+        }
+    }
+
+    /// Normalises a config `registry` value (`[http[s]://]host[:port][/path]`): the scheme is
+    /// dropped, the path kept for the longest-prefix match.
+    pub fn of_registry(text: &str) -> Key {
+        Key::split(text).1
+    }
+
+    fn split(text: &str) -> (bool, Key) {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
         let (had_scheme, rest) = match lower
@@ -55,12 +72,8 @@ impl Key {
             }
             _ => host,
         };
-        let path = if had_scheme {
-            String::new()
-        } else {
-            path.trim_matches('/').to_string()
-        };
-        Key { host, path }
+        let path = path.trim_matches('/').to_string();
+        (had_scheme, Key { host, path })
     }
 
     /// Whether this key applies to `target`, and how specific it is (longer path: more).
@@ -180,7 +193,7 @@ impl AuthFile {
                 let parsed = auth_entry(entry).map_err(|why| {
                     format!("credential file {shown}: the 'auths' entry '{key}' {why}")
                 });
-                file.auths.push((Key::parse(key), key.clone(), parsed));
+                file.auths.push((Key::from_file(key), key.clone(), parsed));
             }
         }
         if let Some(helpers) = root.get("credHelpers").filter(|v| !v.is_null()) {
@@ -198,7 +211,7 @@ impl AuthFile {
                 super::helper::check_name(name).map_err(|why| {
                     format!("credential file {shown}: 'credHelpers' entry '{key}': {why}")
                 })?;
-                file.cred_helpers.push((Key::parse(key), name.clone()));
+                file.cred_helpers.push((Key::from_file(key), name.clone()));
             }
         }
         match root.get("credsStore") {
@@ -394,21 +407,23 @@ mod tests {
             "index.docker.io",
             "http://registry-1.docker.io/v2/",
         ] {
-            assert_eq!(Key::parse(hub), Key::parse("docker.io"), "{hub}");
+            assert_eq!(Key::from_file(hub), Key::of_registry("docker.io"), "{hub}");
         }
         assert_eq!(
-            Key::parse("Registry.Example.com:5000/Team/"),
+            Key::from_file("Registry.Example.com:5000/Team/"),
             Key {
                 host: "registry.example.com:5000".into(),
                 path: "Team".into()
             }
         );
-        assert_eq!(Key::parse("https://r.example.com/v1/").path, "");
+        assert_eq!(Key::from_file("https://r.example.com/v1/").path, "");
+        // A registry value keeps its path after a scheme; a file key does not (Docker's rule).
+        assert_eq!(Key::of_registry("http://r.example.com/team").path, "team");
         assert_eq!(
-            Key::parse("docker.io").server_url(),
+            Key::of_registry("docker.io").server_url(),
             "https://index.docker.io/v1/"
         );
-        assert_eq!(Key::parse("r:5000").server_url(), "r:5000");
+        assert_eq!(Key::of_registry("r:5000").server_url(), "r:5000");
     }
 
     #[test]
@@ -421,7 +436,7 @@ mod tests {
             b64("team:2"),
             b64("sub:3")
         ));
-        let user = |target: &str| match f.lookup(&Key::parse(target)).expect("ok") {
+        let user = |target: &str| match f.lookup(&Key::of_registry(target)).expect("ok") {
             Some(Found::Auths(c)) => c.username().to_string(),
             other => format!("{other:?}"),
         };
@@ -441,10 +456,13 @@ mod tests {
             b64("u:p")
         ));
         assert_eq!(
-            f.lookup(&Key::parse("a.example.com")).expect("ok"),
+            f.lookup(&Key::of_registry("a.example.com")).expect("ok"),
             Some(Found::CredHelper("ecr-login".into()))
         );
-        assert_eq!(f.lookup(&Key::parse("b.example.com")).expect("ok"), None);
+        assert_eq!(
+            f.lookup(&Key::of_registry("b.example.com")).expect("ok"),
+            None
+        );
         assert_eq!(f.creds_store.as_deref(), Some("pass"));
     }
 
@@ -456,7 +474,7 @@ mod tests {
             b64("x:y"),
             b64("cu:c:p")
         ));
-        let found = |t: &str| f.lookup(&Key::parse(t)).expect("ok");
+        let found = |t: &str| f.lookup(&Key::of_registry(t)).expect("ok");
         assert_eq!(
             found("a"),
             Some(Found::Auths(Credentials::identity_token("refresh-1")))
@@ -478,14 +496,14 @@ mod tests {
         );
         assert!(!err.contains("s3cr3t"), "{err}");
         let f = file(r#"{"auths": {"a": {"auth": "s3cr3t-not-b64!"}}}"#);
-        let err = f.lookup(&Key::parse("a")).expect_err("bad auth");
+        let err = f.lookup(&Key::of_registry("a")).expect_err("bad auth");
         assert!(err.contains("'a'") && err.contains("base64"), "{err}");
         assert!(!err.contains("s3cr3t"), "{err}");
         let f = file(&format!(
             r#"{{"auths": {{"a": {{"auth": "{}"}}}}}}"#,
             b64("s3cr3t")
         ));
-        let err = f.lookup(&Key::parse("a")).expect_err("no colon");
+        let err = f.lookup(&Key::of_registry("a")).expect_err("no colon");
         assert!(
             err.contains("user:password") && !err.contains("s3cr3t"),
             "{err}"
@@ -502,7 +520,7 @@ mod tests {
             r#"{{"auths": {{"bad": {{"auth": "!"}}, "good": {{"auth": "{}"}}}}}}"#,
             b64("u:p")
         ));
-        assert!(f.lookup(&Key::parse("good")).expect("ok").is_some());
+        assert!(f.lookup(&Key::of_registry("good")).expect("ok").is_some());
     }
 
     #[test]

@@ -295,7 +295,7 @@ impl Chain {
         {
             return Ok(resolution);
         }
-        let target = Key::parse(&location.registry);
+        let target = Key::of_registry(&location.registry);
         let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
         if let Some(path) = &location.auth_file {
             files.push((path.clone(), format!("auth-file {}", path.display()), true));
@@ -413,7 +413,7 @@ impl Lookup {
             Lookup::CredentialsFile(path) => file::read_credentials_file(path).map(Some),
             Lookup::File { path, target } => {
                 let found = match AuthFile::read(path)? {
-                    Some(auth_file) => auth_file.lookup(&Key::parse(target))?,
+                    Some(auth_file) => auth_file.lookup(&Key::of_registry(target))?,
                     None => None,
                 };
                 match found {
