@@ -105,7 +105,9 @@ fn credential_files_in_every_lookup_location() {
     write_private(&d.join("dc/config.json"), &good);
     write_private(&d.join("home/.docker/config.json"), &good);
     let home = d.join("home").display().to_string();
-    let cases: Vec<(String, String, Vec<(&str, String)>, String)> = vec![
+    // (top-level lines, source lines, environment, the source plan shows)
+    type Case<'a> = (String, String, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
         (
             format!("auth-file: {}\n", top.display()),
             String::new(),
