@@ -73,6 +73,13 @@ fn source_credentials(json: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// The target holds `source_repo:1` under `target_repo:1`, digest-identical.
+fn assert_copied(source: &Registry, source_repo: &str, target: &Registry, target_repo: &str) {
+    let copied = manifest_digest(target, target_repo, "1");
+    assert!(copied.is_some(), "{target_repo}:1 is missing");
+    assert_eq!(copied, manifest_digest(source, source_repo, "1"));
+}
+
 fn no_secret(out: &Output) {
     let all = text(out);
     assert!(!all.contains(PASSWORD), "password leaked:\n{all}");
@@ -287,10 +294,7 @@ fn identity_token_is_sent_as_an_oauth2_refresh_token() {
         .output();
     assert_success(&out);
     assert!(!text(&out).contains(&refresh), "identity token leaked");
-    assert_eq!(
-        manifest_digest(&target, "mirror/app", "1"),
-        manifest_digest(&source, "app", "1")
-    );
+    assert_copied(&source, "app", &target, "mirror/app");
     let ours: Vec<_> = source
         .token_requests()
         .into_iter()
@@ -406,10 +410,7 @@ fn credential_helpers_are_asked_once_per_registry_with_the_url_on_stdin() {
         assert_eq!(source_credentials(&json), want);
         no_secret(&out);
     }
-    assert_eq!(
-        manifest_digest(&target, "mirror/team/app", "1"),
-        manifest_digest(&source, "team/app", "1")
-    );
+    assert_copied(&source, "team/app", &target, "mirror/team/app");
 }
 
 #[test]
@@ -487,10 +488,7 @@ fn podman_login_auth_json_is_read() {
         .output();
     assert_success(&out);
     no_secret(&out);
-    assert_eq!(
-        manifest_digest(&target, "mirror/app", "1"),
-        manifest_digest(&source, "app", "1")
-    );
+    assert_copied(&source, "app", &target, "mirror/app");
 }
 
 #[test]
@@ -528,10 +526,7 @@ fn credentials_file_and_environment_variables_in_values() {
         .output();
     assert_success(&out);
     no_secret(&out);
-    assert_eq!(
-        manifest_digest(&target, "mirror/app-app", "1"),
-        manifest_digest(&source, "team/app", "1")
-    );
+    assert_copied(&source, "team/app", &target, "mirror/app-app");
 
     // A missing variable and an unclosed `${` are config errors naming file and line.
     for (value, want) in [
@@ -630,8 +625,5 @@ fn skopeo_relay_gets_credentials_from_a_credential_file() {
         .output();
     assert_success(&out);
     no_secret(&out);
-    assert_eq!(
-        manifest_digest(&target, "mirror/app", "1"),
-        manifest_digest(&source, "app", "1")
-    );
+    assert_copied(&source, "app", &target, "mirror/app");
 }

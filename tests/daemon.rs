@@ -34,6 +34,10 @@ struct Daemon {
 impl Daemon {
     fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+        support::dregsy::without_user_credentials(
+            &mut command,
+            config.parent().expect("the config's directory"),
+        );
         command
             .arg(format!("-config={}", config.display()))
             .args(args)
