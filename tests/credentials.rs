@@ -307,6 +307,26 @@ fn identity_token_is_sent_as_an_oauth2_refresh_token() {
         assert_eq!(request.user.as_deref(), Some(USER));
         assert_eq!(request.status, 200);
     }
+
+    // skopeo gets it as `identitytoken` in its private auth file and does the same grant.
+    let skopeo_target = Registry::start();
+    let cfg = config("relay: skopeo\n", &source.host(), "", &skopeo_target, "app");
+    let out = Dregsy::with_config(&cfg)
+        .env("HOME", &dir.path().join("home").display().to_string())
+        .env("LOG_LEVEL", "trace")
+        .output();
+    assert_success(&out);
+    assert!(!text(&out).contains(&refresh), "identity token leaked");
+    assert_copied(&source, "app", &skopeo_target, "mirror/app");
+    let refresh_grants = source
+        .token_requests()
+        .iter()
+        .filter(|r| r.grant_type.as_deref() == Some("refresh_token") && r.status == 200)
+        .count();
+    assert!(
+        refresh_grants > ours.len(),
+        "skopeo used the refresh token too"
+    );
 }
 
 /// A directory on PATH with `docker-credential-<name>` scripts.

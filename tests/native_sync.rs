@@ -499,10 +499,10 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
         dir.path(),
     )
     .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    .env("LOG_FORMAT", "json")
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     child.kill().expect("kill");
     child.wait().expect("wait");

@@ -263,10 +263,14 @@ impl AuthFiles {
 /// A Docker `config.json` with the credentials for `host` (and Docker Hub's other names, as
 /// skopeo may look any of them up).
 /// An identity token goes in as `identitytoken`, which skopeo sends to the token service as
-/// an OAuth2 refresh token, as we do.
+/// an OAuth2 refresh token, as we do; next to it an `auth` of `<token>:` without a password, as
+/// Docker writes it: skopeo ignores an entry whose `auth` is not `user:password`.
 fn auth_file_json(host: &RegistryHost, credentials: &Credentials) -> String {
     let entry = if credentials.is_identity_token() {
-        serde_json::json!({ "identitytoken": credentials.password() })
+        serde_json::json!({
+            "auth": STANDARD.encode(format!("{}:", credentials.username())),
+            "identitytoken": credentials.password(),
+        })
     } else {
         let auth = STANDARD.encode(format!(
             "{}:{}",
@@ -450,7 +454,8 @@ mod tests {
         let json = auth_file_json(&host, &Credentials::identity_token("refresh-abc"));
         let value: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(value["auths"]["docker.io"]["identitytoken"], "refresh-abc");
-        assert!(value["auths"]["docker.io"].get("auth").is_none());
+        let auth = value["auths"]["docker.io"]["auth"].as_str().expect("auth");
+        assert_eq!(STANDARD.decode(auth).expect("b64"), b"<token>:");
     }
 
     #[test]
