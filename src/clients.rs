@@ -109,9 +109,10 @@ impl Clients {
         }
     }
 
-    /// The refresh hook the original runs for source and target before each mapping (SPEC
-    /// §6.2): a cloud token that expires soon is renewed now, and a missing cloud credential
-    /// fails the mapping here, with a message that says what was tried.
+    /// The refresh hook the original runs for source and target before each mapping: a cloud
+    /// token that expires soon is renewed now, and a missing cloud credential fails the mapping
+    /// here, with a message that says what was tried. Other credentials need no refresh (they
+    /// are looked up again only after a refusal).
     pub async fn refresh(&self, location: &Location) -> Result<(), String> {
         let resolution = self.resolve(location).await?;
         if let Source::Cloud(_) = resolution.source {

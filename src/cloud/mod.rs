@@ -1,5 +1,5 @@
 //! Cloud registries: AWS ECR (private and public) and Google GCR / Artifact Registry
-//! (SPEC §6.3, §6.4).
+//! (README.md, "Cloud registries"; docs/compatibility.md#cloud-registries).
 //!
 //! What makes them different from other registries is that their credentials are short-lived
 //! tokens from the cloud's own API, and that ECR repositories must exist before anything is
@@ -158,11 +158,11 @@ impl Cloud {
         Some((key, provider))
     }
 
-    /// The refresh hook the original runs for source and target before each mapping (SPEC
-    /// §6.2), for a location whose credentials come from this cloud: a token that expires
-    /// soon is renewed now, and a missing cloud credential is an error that says what was
-    /// tried. (A run calls [`crate::clients::Clients::refresh`], which knows whether the
-    /// location's credentials come from a cloud at all.)
+    /// The refresh hook the original runs for source and target before each mapping, for a
+    /// location whose credentials come from this cloud: a token that expires soon is renewed
+    /// now, and a missing cloud credential is an error that says what was tried. (A run calls
+    /// [`crate::clients::Clients::refresh`], which knows whether the location's credentials
+    /// come from a cloud at all.)
     pub async fn refresh(&self, location: &Location) -> Result<(), String> {
         let Some((_, provider)) = self.provider(location) else {
             return Ok(());
@@ -175,7 +175,7 @@ impl Cloud {
     }
 
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the
-    /// original's `ensureTargetExists`, SPEC §6.3). Each repository is checked once per run
+    /// original's `ensureTargetExists`). Each repository is checked once per run
     /// (and in a daemon at most once an hour). Does nothing for other registries.
     pub async fn ensure_repositories<'a>(
         &self,
@@ -210,9 +210,9 @@ impl Cloud {
     }
 }
 
-/// The repositories of an ECR source, for regex mappings: for ECR sources the dedicated ECR
-/// listers replace `catalog` (SPEC §3.5). `None` for other registries. AWS credentials come
-/// from the SDK's chain, not from the location's `auth`, as in the original.
+/// The repositories of an ECR source, for regex mappings: for ECR sources the dedicated ECR listers
+/// replace `catalog` (docs/configuration.md#source-and-target). `None` for other registries. AWS
+/// credentials come from the SDK's chain, not from the location's `auth`, as in the original.
 pub async fn list_ecr_repositories(
     source: &Location,
     max_items: Option<usize>,

@@ -32,9 +32,6 @@ use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
 
 use file::{AuthFile, Found, Key};
 
-/// How long a credential helper may take by default (`credential-helper-timeout`).
-pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A failed resolution is tried again after this long (a daemon keeps its chain across runs;
 /// a fixed file or a helper that came back should not need a restart).
 const RETRY_FAILED_AFTER: Duration = Duration::from_secs(60);
@@ -561,7 +558,10 @@ mod tests {
         };
         let mut loc = location("r.example.com/team/x");
         loc.auth_file = Some(side.clone());
-        let chain = Chain::new(env.clone(), DEFAULT_HELPER_TIMEOUT);
+        let chain = Chain::new(
+            env.clone(),
+            crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT,
+        );
         let (source, user) = source_and_user(&chain, &loc).await;
         assert_eq!(user.as_deref(), Some("side"));
         assert_eq!(source, format!("auth-file {} (auths)", side.display()));
@@ -578,12 +578,15 @@ mod tests {
                 docker_config: env.docker_config.clone().filter(|_| with_dc),
                 home: env.home.clone(),
             };
-            let chain = Chain::new(env, DEFAULT_HELPER_TIMEOUT);
+            let chain = Chain::new(env, crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT);
             let (_, user) = source_and_user(&chain, &location("r.example.com")).await;
             assert_eq!(user.as_deref(), Some(want));
         }
         // DOCKER_CONFIG replaces ~/.docker: an entry only in the home file is not seen then.
-        let chain = Chain::new(env.clone(), DEFAULT_HELPER_TIMEOUT);
+        let chain = Chain::new(
+            env.clone(),
+            crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT,
+        );
         let (source, user) = source_and_user(&chain, &location("hub.only")).await;
         assert_eq!((source.as_str(), user), ("anonymous", None));
         let chain = Chain::new(
@@ -591,7 +594,7 @@ mod tests {
                 home: env.home.clone(),
                 ..Environment::default()
             },
-            DEFAULT_HELPER_TIMEOUT,
+            crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT,
         );
         let (source, _) = source_and_user(&chain, &location("hub.only")).await;
         assert_eq!(source, "~/.docker/config.json (auths)");
@@ -606,7 +609,7 @@ mod tests {
             registry_auth_file: Some(path),
             ..Environment::default()
         };
-        let chain = Chain::new(env, DEFAULT_HELPER_TIMEOUT);
+        let chain = Chain::new(env, crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT);
         let mut loc = location("r");
         loc.auth = Auth::Credentials(Credentials::new("cfg", "x"));
         assert_eq!(
