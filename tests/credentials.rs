@@ -47,6 +47,38 @@ fn basic_source() -> Registry {
     source
 }
 
+/// What most tests start from: a basic-auth source holding `app:1` and `team/app:1`, an open
+/// target, and an empty home for the dregsy run (its `~/.docker/config.json` not yet written).
+struct Scene {
+    source: Registry,
+    target: Registry,
+    host: String,
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let source = basic_source();
+        let dir = tempfile::tempdir().expect("tempdir");
+        Scene {
+            host: source.host(),
+            source,
+            target: Registry::start(),
+            home: dir.path().join("home"),
+            _dir: dir,
+        }
+    }
+
+    fn config_json(&self) -> PathBuf {
+        self.home.join(".docker/config.json")
+    }
+
+    fn home_env(&self) -> (&'static str, String) {
+        ("HOME", self.home.display().to_string())
+    }
+}
+
 /// A one-task config: `source` (with extra location lines) to an open `target`, mapping
 /// `from` to `mirror/...`, with `top` lines before the task.
 fn config(top: &str, source: &str, source_extra: &str, target: &Registry, from: &str) -> String {
@@ -193,13 +225,10 @@ fn credential_files_in_every_lookup_location() {
 
 #[test]
 fn key_forms_and_longest_prefix_match() {
-    let source = basic_source();
-    let target = Registry::start();
-    let host = source.host();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("home");
-    let config_json = home.join(".docker/config.json");
-    let env = [("HOME", home.display().to_string())];
+    let scene = Scene::new();
+    let (target, host) = (&scene.target, scene.host.clone());
+    let config_json = scene.config_json();
+    let env = [scene.home_env()];
     let run = |registry: &str, file: String| {
         write_private(&config_json, &file);
         let cfg = config("", registry, "", &target, "app");
@@ -287,14 +316,18 @@ fn identity_token_is_sent_as_an_oauth2_refresh_token() {
         &dir.path().join("home/.docker/config.json"),
         &json!({"auths": {source.host(): {"identitytoken": refresh}}}).to_string(),
     );
-    let cfg = config("", &source.host(), "", &target, "app");
-    let out = Dregsy::with_config(&cfg)
-        .env("HOME", &dir.path().join("home").display().to_string())
-        .env("LOG_LEVEL", "trace")
-        .output();
-    assert_success(&out);
-    assert!(!text(&out).contains(&refresh), "identity token leaked");
-    assert_copied(&source, "app", &target, "mirror/app");
+    // One sync with `top` config lines into `target`, at trace level, leaking nothing.
+    let sync = |top: &str, target: &Registry| {
+        let cfg = config(top, &source.host(), "", target, "app");
+        let out = Dregsy::with_config(&cfg)
+            .env("HOME", &dir.path().join("home").display().to_string())
+            .env("LOG_LEVEL", "trace")
+            .output();
+        assert_success(&out);
+        assert!(!text(&out).contains(&refresh), "identity token leaked");
+        assert_copied(&source, "app", target, "mirror/app");
+    };
+    sync("", &target);
     let ours: Vec<_> = source
         .token_requests()
         .into_iter()
@@ -309,15 +342,7 @@ fn identity_token_is_sent_as_an_oauth2_refresh_token() {
     }
 
     // skopeo gets it as `identitytoken` in its private auth file and does the same grant.
-    let skopeo_target = Registry::start();
-    let cfg = config("relay: skopeo\n", &source.host(), "", &skopeo_target, "app");
-    let out = Dregsy::with_config(&cfg)
-        .env("HOME", &dir.path().join("home").display().to_string())
-        .env("LOG_LEVEL", "trace")
-        .output();
-    assert_success(&out);
-    assert!(!text(&out).contains(&refresh), "identity token leaked");
-    assert_copied(&source, "app", &skopeo_target, "mirror/app");
+    sync("relay: skopeo\n", &Registry::start());
     let refresh_grants = source
         .token_requests()
         .iter()
@@ -382,17 +407,12 @@ impl Helpers {
 
 #[test]
 fn credential_helpers_are_asked_once_per_registry_with_the_url_on_stdin() {
-    let source = basic_source();
-    let target = Registry::start();
-    let host = source.host();
+    let scene = Scene::new();
+    let (source, target, home) = (&scene.source, &scene.target, &scene.home);
+    let host = scene.host.clone();
     let helpers = Helpers::new();
     helpers.answering("testhelper", &host, USER, PASSWORD);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("home");
-    let env = [
-        ("HOME", home.display().to_string()),
-        ("PATH", helpers.path_env()),
-    ];
+    let env = [scene.home_env(), ("PATH", helpers.path_env())];
     // Two mappings (and the target, which the helper has nothing for): one ask for the source.
     let cfg = format!(
         "{}  - from: team/app\n    to: mirror/team/app\n",
@@ -435,9 +455,9 @@ fn credential_helpers_are_asked_once_per_registry_with_the_url_on_stdin() {
 
 #[test]
 fn failing_helpers_give_clear_errors_without_their_output() {
-    let source = basic_source();
-    let target = Registry::start();
-    let host = source.host();
+    let scene = Scene::new();
+    let (target, home) = (&scene.target, &scene.home);
+    let host = scene.host.clone();
     let helpers = Helpers::new();
     helpers.script("hangs", "exec sleep 600\n");
     helpers.script(
@@ -448,13 +468,8 @@ fn failing_helpers_give_clear_errors_without_their_output() {
         "garbage",
         &format!("cat >/dev/null\necho '{PASSWORD} is not JSON'\n"),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("home");
-    let env = [
-        ("HOME", home.display().to_string()),
-        ("PATH", helpers.path_env()),
-    ];
-    let cfg = config("credential-helper-timeout: 2s\n", &host, "", &target, "app");
+    let env = [scene.home_env(), ("PATH", helpers.path_env())];
+    let cfg = config("credential-helper-timeout: 2s\n", &host, "", target, "app");
     for (name, want) in [
         ("hangs", "no answer within 2 s"),
         ("fails", "its output is not shown"),
@@ -572,14 +587,10 @@ fn credentials_file_and_environment_variables_in_values() {
 
 #[test]
 fn bad_credential_files_fail_clearly_and_wide_open_ones_warn() {
-    let source = basic_source();
-    let target = Registry::start();
-    let host = source.host();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = dir.path().join("home");
-    let file = home.join(".docker/config.json");
-    let env = [("HOME", home.display().to_string())];
-    let cfg = config("", &host, "", &target, "app");
+    let scene = Scene::new();
+    let (host, file) = (scene.host.clone(), scene.config_json());
+    let env = [scene.home_env()];
+    let cfg = config("", &host, "", &scene.target, "app");
     for (content, want) in [
         (
             format!("{{\"auths\": {{\"{host}\": {PASSWORD}"),
