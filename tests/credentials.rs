@@ -231,7 +231,7 @@ fn key_forms_and_longest_prefix_match() {
     let env = [scene.home_env()];
     let run = |registry: &str, file: String| {
         write_private(&config_json, &file);
-        let cfg = config("", registry, "", &target, "app");
+        let cfg = config("", registry, "", target, "app");
         let out = Dregsy::with_config(&cfg)
             .args(&["plan"])
             .envs(&env)
@@ -416,7 +416,7 @@ fn credential_helpers_are_asked_once_per_registry_with_the_url_on_stdin() {
     // Two mappings (and the target, which the helper has nothing for): one ask for the source.
     let cfg = format!(
         "{}  - from: team/app\n    to: mirror/team/app\n",
-        config("", &host, "", &target, "app")
+        config("", &host, "", target, "app")
     );
     for (file, want) in [
         (
@@ -450,7 +450,7 @@ fn credential_helpers_are_asked_once_per_registry_with_the_url_on_stdin() {
         assert_eq!(source_credentials(&json), want);
         no_secret(&out);
     }
-    assert_copied(&source, "team/app", &target, "mirror/team/app");
+    assert_copied(source, "team/app", target, "mirror/team/app");
 }
 
 #[test]
