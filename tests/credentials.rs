@@ -658,3 +658,44 @@ fn skopeo_relay_gets_credentials_from_a_credential_file() {
     no_secret(&out);
     assert_copied(&source, "app", &target, "mirror/app");
 }
+
+#[test]
+fn docker_hub_key_forms_all_match_docker_hub() {
+    // "Docker Hub" is a local registry behind a proxy: `registry: http://docker.io` sends
+    // plain-HTTP requests for registry-1.docker.io, which HTTP_PROXY hands to the proxy.
+    let hub = Registry::builder()
+        .basic_auth()
+        .user(USER, PASSWORD)
+        .start();
+    push_image(&hub, "library/app", "1", ImageOptions::default());
+    let proxy = support::FaultProxy::start(&hub.url(), vec![]);
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let cfg = config("", "http://docker.io", "", &target, "app");
+    let env = |home: &Path| {
+        [
+            ("HOME", home.display().to_string()),
+            ("HTTP_PROXY", proxy.url()),
+            ("NO_PROXY", "127.0.0.1,localhost".to_string()),
+        ]
+    };
+    // Without a file the proxied "Docker Hub" refuses: the keys below are what make it work.
+    let (out, _) = plan_json(&cfg, &env(&home));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for key in [
+        "https://index.docker.io/v1/",
+        "docker.io",
+        "registry-1.docker.io",
+        "index.docker.io",
+    ] {
+        write_private(
+            &home.join(".docker/config.json"),
+            &auths(key, USER, PASSWORD),
+        );
+        let (out, json) = plan_json(&cfg, &env(&home));
+        assert_eq!(out.status.code(), Some(0), "key {key}: {}", text(&out));
+        assert_eq!(source_credentials(&json), "~/.docker/config.json (auths)");
+        no_secret(&out);
+    }
+}
