@@ -53,6 +53,12 @@ impl Clients {
         &self.cloud
     }
 
+    /// A daemon's periodic task run begins: credentials are looked up again for it (see
+    /// [`Chain::start_run`]); registry clients and their connections and tokens stay.
+    pub fn start_run(&self) {
+        self.chain.start_run();
+    }
+
     /// Where a location's credentials come from, and the credentials (or their provider).
     ///
     /// # Errors

@@ -188,6 +188,11 @@ impl Daemon<'_> {
     /// gets the grace period, then is dropped (aborting its copies in flight).
     async fn run_one(&mut self, task: &Task) -> TaskReport {
         let started = SystemTime::now();
+        // Each periodic run looks its credentials up afresh (new or rotated files, renewed
+        // helper tokens); one-off tasks share one lookup per registry.
+        if task.is_periodic() {
+            self.clients.start_run();
+        }
         self.control.status.run_started(&task.name);
         let stop = self.control.stop.clone();
         let (report, abandoned) = {

@@ -1,5 +1,5 @@
 //! Where a registry's credentials come from: a chain resolved once per registry per run
-//! (`docs/behaviour.md`, "Credentials").
+//! (`docs/behaviour.md`, "Credentials"); a daemon's periodic task runs each start a new run.
 //!
 //! For a source or target without `auth`, the chain looks, in this order, at:
 //! 1. the side's `credentials-file` (one user's `user:password`);
@@ -23,7 +23,7 @@ pub mod helper;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cloud::{Cloud, CloudRegistry};
@@ -174,21 +174,6 @@ impl Resolution {
             supply: Supply::Fixed(credentials),
         }
     }
-
-    fn stored(source: Source, lookup: Lookup, credentials: Credentials) -> Resolution {
-        Resolution {
-            source,
-            supply: Supply::Provider {
-                identity: lookup.identity(),
-                provider: Arc::new(Stored {
-                    username: credentials.username().to_string(),
-                    lookup,
-                    current: tokio::sync::Mutex::new(credentials),
-                    stale: AtomicBool::new(false),
-                }),
-            },
-        }
-    }
 }
 
 /// What makes two sides resolve alike.
@@ -215,16 +200,22 @@ impl ResolveKey {
     }
 }
 
-type Cached = (ResolveKey, Result<Resolution, (String, Instant)>);
+/// A lookup's answer, with the run it was made in.
+type Cached = (ResolveKey, u64, Result<Resolution, (String, Instant)>);
 
-/// The credential chain of one run (or of one daemon configuration): each registry's answer
-/// is looked up once and kept.
+/// The credential chain of a run, or of a daemon's configuration: each registry's answer is
+/// looked up once per run and kept for the rest of it.
 pub struct Chain {
     env: Environment,
     helper_timeout: Duration,
+    /// The current run (see [`Chain::start_run`]).
+    run: AtomicU64,
     /// A run talks to a handful of registries, so a list suffices. Held across a lookup, so
     /// two tasks needing one registry ask its helper once.
     resolved: tokio::sync::Mutex<Vec<Cached>>,
+    /// The providers of credentials from files and helpers, by identity: a later run's lookup
+    /// updates the provider the registry clients already hold, instead of making a new one.
+    stored: std::sync::Mutex<Vec<Arc<Stored>>>,
 }
 
 impl Chain {
@@ -233,7 +224,51 @@ impl Chain {
         Chain {
             env,
             helper_timeout,
+            run: AtomicU64::new(0),
             resolved: tokio::sync::Mutex::new(Vec::new()),
+            stored: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new run begins (a daemon's periodic task run): each registry's credentials are looked
+    /// up again when it is next needed, so a file written or rotated, or a helper's renewed
+    /// token, is used without a restart.
+    pub fn start_run(&self) {
+        self.run.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The provider for credentials from `lookup`: the one clients already hold for the same
+    /// lookup and user, updated to `credentials`, or a new one.
+    async fn stored(&self, source: Source, lookup: Lookup, credentials: Credentials) -> Resolution {
+        let identity = format!("{}:{}", lookup.identity(), credentials.username());
+        let existing = self
+            .stored
+            .lock()
+            .ok()
+            .and_then(|stored| stored.iter().find(|s| s.identity == identity).cloned());
+        let provider = match existing {
+            Some(provider) => {
+                *provider.current.lock().await = credentials;
+                provider.stale.store(false, Ordering::Release);
+                provider
+            }
+            None => {
+                let provider = Arc::new(Stored {
+                    identity: identity.clone(),
+                    username: credentials.username().to_string(),
+                    lookup,
+                    current: tokio::sync::Mutex::new(credentials),
+                    stale: AtomicBool::new(false),
+                });
+                if let Ok(mut stored) = self.stored.lock() {
+                    stored.push(provider.clone());
+                }
+                provider
+            }
+        };
+        Resolution {
+            source,
+            supply: Supply::Provider { identity, provider },
         }
     }
 
@@ -246,12 +281,17 @@ impl Chain {
     /// secret. Failures are asked again after a minute.
     pub async fn resolve(&self, location: &Location, cloud: &Cloud) -> Result<Resolution, String> {
         let key = ResolveKey::of(location);
+        let run = self.run.load(Ordering::Acquire);
         let mut resolved = self.resolved.lock().await;
-        if let Some(index) = resolved.iter().position(|(k, _)| *k == key) {
-            match &resolved[index].1 {
-                Ok(resolution) => return Ok(resolution.clone()),
-                Err((e, at)) if at.elapsed() < RETRY_FAILED_AFTER => return Err(e.clone()),
-                Err(_) => {
+        if let Some(index) = resolved.iter().position(|(k, _, _)| *k == key) {
+            match &resolved[index] {
+                (_, at_run, Ok(resolution)) if *at_run == run => return Ok(resolution.clone()),
+                (_, at_run, Err((e, at)))
+                    if *at_run == run && at.elapsed() < RETRY_FAILED_AFTER =>
+                {
+                    return Err(e.clone());
+                }
+                _ => {
                     let _expired = resolved.remove(index);
                 }
             }
@@ -267,7 +307,7 @@ impl Chain {
             ),
             Err(e) => tracing::debug!(registry = %location.registry, "no credentials: {e}"),
         }
-        resolved.push((key, result.clone().map_err(|e| (e, Instant::now()))));
+        resolved.push((key, run, result.clone().map_err(|e| (e, Instant::now()))));
         result
     }
 
@@ -279,11 +319,9 @@ impl Chain {
         }
         if let Some(path) = &location.credentials_file {
             let credentials = file::read_credentials_file(path)?;
-            return Ok(Resolution::stored(
-                Source::CredentialsFile(path.clone()),
-                Lookup::CredentialsFile(path.clone()),
-                credentials,
-            ));
+            let source = Source::CredentialsFile(path.clone());
+            let lookup = Lookup::CredentialsFile(path.clone());
+            return Ok(self.stored(source, lookup, credentials).await);
         }
         let is_ecr = location.cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
         if is_ecr
@@ -316,14 +354,12 @@ impl Chain {
             };
             match auth_file.lookup(&target)? {
                 Some(Found::Auths(credentials)) => {
-                    return Ok(Resolution::stored(
-                        Source::Auths { file: shown },
-                        Lookup::File {
-                            path,
-                            target: location.registry.clone(),
-                        },
-                        credentials,
-                    ));
+                    let lookup = Lookup::File {
+                        path,
+                        target: location.registry.clone(),
+                    };
+                    let source = Source::Auths { file: shown };
+                    return Ok(self.stored(source, lookup, credentials).await);
                 }
                 Some(Found::CredHelper(name)) => {
                     let lookup = Lookup::Helper {
@@ -333,7 +369,7 @@ impl Chain {
                     };
                     if let Some(credentials) = lookup.ask().await? {
                         let source = Source::CredHelper { name, file: shown };
-                        return Ok(Resolution::stored(source, lookup, credentials));
+                        return Ok(self.stored(source, lookup, credentials).await);
                     }
                     tracing::debug!(registry = %location.registry, helper = %name, "the credential helper has no credentials for this registry");
                 }
@@ -350,11 +386,8 @@ impl Chain {
                 timeout: self.helper_timeout,
             };
             if let Some(credentials) = lookup.ask().await? {
-                return Ok(Resolution::stored(
-                    Source::CredsStore { name, file },
-                    lookup,
-                    credentials,
-                ));
+                let source = Source::CredsStore { name, file };
+                return Ok(self.stored(source, lookup, credentials).await);
             }
         }
         if let Some(resolution) = cloud_resolution(location, cloud) {
@@ -437,6 +470,7 @@ impl Lookup {
 
 /// Credentials from a file or a helper, looked up again once after a refusal.
 struct Stored {
+    identity: String,
     lookup: Lookup,
     username: String,
     current: tokio::sync::Mutex<Credentials>,
@@ -598,6 +632,48 @@ mod tests {
         );
         let (source, _) = source_and_user(&chain, &location("hub.only")).await;
         assert_eq!(source, "~/.docker/config.json (auths)");
+    }
+
+    #[tokio::test]
+    async fn a_new_run_looks_again_and_updates_the_provider_clients_hold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.json");
+        let env = Environment {
+            registry_auth_file: Some(path.clone()),
+            ..Environment::default()
+        };
+        let chain = Chain::new(env, crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT);
+        let cloud = Cloud::new();
+        let loc = location("r.example.com");
+        // No file yet: anonymous, for the rest of this run.
+        assert_eq!(source_and_user(&chain, &loc).await.0, "anonymous");
+        std::fs::write(&path, auths(&[("r.example.com", "first:1")])).expect("write");
+        assert_eq!(source_and_user(&chain, &loc).await.0, "anonymous");
+        chain.start_run();
+        let first = chain.resolve(&loc, &cloud).await.expect("resolves");
+        let Supply::Provider { provider, identity } = &first.supply else {
+            panic!("a provider")
+        };
+        assert_eq!(
+            provider.credentials().await,
+            Ok(Credentials::new("first", "1"))
+        );
+        // Rotated: the next run's lookup updates the provider clients already hold.
+        std::fs::write(&path, auths(&[("r.example.com", "first:2")])).expect("write");
+        assert_eq!(
+            provider.credentials().await,
+            Ok(Credentials::new("first", "1"))
+        );
+        chain.start_run();
+        let second = chain.resolve(&loc, &cloud).await.expect("resolves");
+        let Supply::Provider { identity: same, .. } = &second.supply else {
+            panic!("a provider")
+        };
+        assert_eq!(same, identity);
+        assert_eq!(
+            provider.credentials().await,
+            Ok(Credentials::new("first", "2"))
+        );
     }
 
     #[tokio::test]
