@@ -235,6 +235,7 @@ fn key_forms_and_longest_prefix_match() {
         let out = Dregsy::with_config(&cfg)
             .args(&["plan"])
             .envs(&env)
+            .env("LOG_LEVEL", "trace")
             .output();
         no_secret(&out);
         out.status.code()
@@ -520,6 +521,7 @@ fn podman_login_auth_json_is_read() {
             "XDG_RUNTIME_DIR",
             &dir.path().join("runtime").display().to_string(),
         )
+        .env("LOG_LEVEL", "trace")
         .output();
     assert_success(&out);
     no_secret(&out);
@@ -553,14 +555,19 @@ fn credentials_file_and_environment_variables_in_values() {
         "tasks:\n- name: env\n  source:\n    registry: ${{SRC_HOST}}\n    skip-tls-verify: ${{TLS_OFF:-true}}\n    auth: ${{SRC_AUTH}}\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: 'regex:^team/(?P<name>a.p)$'\n    to: 'regex:^/team/(?P<name>a.p)$,/mirror/${{name}}-${{1}}'\n    tags: ['1']\n",
         target.host()
     );
+    let auth = source.auth_b64(USER, PASSWORD);
     let out = Dregsy::with_config(&cfg)
         .env("SRC_HOST", &source.host())
-        .env("SRC_AUTH", &source.auth_b64(USER, PASSWORD))
+        .env("SRC_AUTH", &auth)
         .env("name", "not-this")
         .env("LOG_LEVEL", "trace")
         .output();
     assert_success(&out);
     no_secret(&out);
+    assert!(
+        !text(&out).contains(&auth),
+        "the substituted auth value leaked"
+    );
     assert_copied(&source, "team/app", &target, "mirror/app-app");
 
     // A missing variable and an unclosed `${` are config errors naming file and line.
@@ -607,7 +614,11 @@ fn bad_credential_files_fail_clearly_and_wide_open_ones_warn() {
     ] {
         write_private(&file, &content);
         for args in [&[][..], &["plan"][..]] {
-            let out = Dregsy::with_config(&cfg).args(args).envs(&env).output();
+            let out = Dregsy::with_config(&cfg)
+                .args(args)
+                .envs(&env)
+                .env("LOG_LEVEL", "trace")
+                .output();
             assert_eq!(out.status.code(), Some(1), "{}", text(&out));
             let all = text(&out);
             assert!(
