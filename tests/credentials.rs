@@ -122,6 +122,24 @@ fn no_secret(out: &Output) {
     assert!(!all.contains("panicked"), "{all}");
 }
 
+/// A sync and a plan with `cfg`, both at trace level: each fails (exit 1) with every text of
+/// `wants` in its output, and no secret.
+fn sync_and_plan_fail(cfg: &str, env: &[(&str, String)], wants: &[&str]) {
+    for args in [&[][..], &["plan"][..]] {
+        let out = Dregsy::with_config(cfg)
+            .args(args)
+            .envs(env)
+            .env("LOG_LEVEL", "trace")
+            .output();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let all = text(&out);
+        for want in wants {
+            assert!(all.contains(want), "{args:?}: '{want}' missing in:\n{all}");
+        }
+        no_secret(&out);
+    }
+}
+
 #[test]
 fn credential_files_in_every_lookup_location() {
     let source = basic_source();
@@ -481,19 +499,8 @@ fn failing_helpers_give_clear_errors_without_their_output() {
             &home.join(".docker/config.json"),
             &json!({"credHelpers": {&host: name}}).to_string(),
         );
-        for args in [&[][..], &["plan"][..]] {
-            let out = Dregsy::with_config(&cfg)
-                .args(args)
-                .envs(&env)
-                .env("LOG_LEVEL", "trace")
-                .output();
-            assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
-            let all = text(&out);
-            assert!(all.contains(&format!("docker-credential-{name}")), "{all}");
-            assert!(all.contains(&host), "names the registry: {all}");
-            assert!(all.contains(want), "{name}: {all}");
-            no_secret(&out);
-        }
+        let program = format!("docker-credential-{name}");
+        sync_and_plan_fail(&cfg, &env, &[&program, &host, want]);
     }
     // A helper name that is a path is refused before anything runs.
     write_private(
@@ -613,21 +620,7 @@ fn bad_credential_files_fail_clearly_and_wide_open_ones_warn() {
         ),
     ] {
         write_private(&file, &content);
-        for args in [&[][..], &["plan"][..]] {
-            let out = Dregsy::with_config(&cfg)
-                .args(args)
-                .envs(&env)
-                .env("LOG_LEVEL", "trace")
-                .output();
-            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-            let all = text(&out);
-            assert!(
-                all.contains(&file.display().to_string()),
-                "names the file: {all}"
-            );
-            assert!(all.contains(want), "{all}");
-            no_secret(&out);
-        }
+        sync_and_plan_fail(&cfg, &env, &[&file.display().to_string(), want]);
     }
     write_private(&file, &auths(&host, USER, PASSWORD));
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
