@@ -621,3 +621,67 @@ fn a_blob_that_keeps_failing_costs_at_most_its_tries_in_all() {
     let gets = blob_requests(&proxy.requests(), "GET", "failing/app");
     assert_eq!(gets.get(&layer), Some(&3), "three tries in all: {gets:?}");
 }
+
+#[test]
+fn a_stalled_download_is_abandoned_after_the_stall_limit_and_tried_again() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let pushed = push_image(&source, "stall/app", "1", image(1));
+    let layer = pushed.blobs[1].0.clone();
+    // The first answer for the layer stops after 1000 bytes and stays open.
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![Rule::stall_after(&format!("^/v2/stall/app/blobs/{layer}$"), 1000).times(1)],
+    );
+    let cfg = config(
+        "  tries: 2\n  stall-timeout: 1s\n",
+        &[task(
+            "stall",
+            &side(&proxy.host(), None),
+            &side(&target.host(), None),
+            "  - from: stall/app\n",
+        )],
+    );
+    let out = run_dregsy(&cfg, &[]);
+    assert_success(&out);
+    assert_copied(&target, "stall/app", "1", &pushed);
+    assert_eq!(proxy.rule_hits(0), 1);
+    let gets = blob_requests(&proxy.requests(), "GET", "stall/app");
+    assert_eq!(gets.get(&layer), Some(&2), "{gets:?}");
+}
+
+#[test]
+fn an_html_error_page_on_uploads_fails_that_image_with_a_clear_message() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let pushed = push_image(&source, "page/app", "1", image(1));
+    let proxy = FaultProxy::start(
+        &target.url(),
+        vec![Rule::fail("POST", "^/v2/page/bad/blobs/uploads/", 1000, 403).html()],
+    );
+    let cfg = config(
+        "  tries: 1\n",
+        &[task(
+            "page",
+            &side(&source.host(), None),
+            &side(&proxy.host(), None),
+            "  - from: page/app\n    to: page/bad\n  - from: page/app\n    to: page/good\n",
+        )],
+    );
+    let out = run_dregsy(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = failures(&out);
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(
+        failed[0].contains("page/bad") && failed[0].contains("access denied"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        !failed[0].contains('<'),
+        "no HTML in the message: {}",
+        failed[0]
+    );
+    assert_eq!(manifest_digest(&target, "page/bad", "1"), None);
+    assert_copied(&target, "page/good", "1", &pushed);
+}

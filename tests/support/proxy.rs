@@ -49,6 +49,7 @@ enum Fault {
     },
     Delay(Duration),
     CutAfter(u64),
+    StallAfter(u64),
     RedirectBlobs,
     Header(&'static str, String),
     NoLength,
@@ -164,6 +165,12 @@ impl Rule {
     /// Drops the connection after `bytes` body bytes of successful responses matching `path`.
     pub fn cut_after(path: &str, bytes: u64) -> Rule {
         Rule::new(Fault::CutAfter(bytes), path)
+    }
+
+    /// Stops sending (without closing the connection) after `bytes` body bytes of successful
+    /// responses matching `path`: a stalled transfer.
+    pub fn stall_after(path: &str, bytes: u64) -> Rule {
+        Rule::new(Fault::StallAfter(bytes), path)
     }
 
     /// Answers blob GETs with a 307 to the proxy's blob host, which serves the bytes (fetched
@@ -630,6 +637,9 @@ fn relay_response(
             Fault::CutAfter(bytes) if applies_to_success && state.take(index, method, path) => {
                 faults.cut_after = Some(bytes)
             }
+            Fault::StallAfter(bytes) if applies_to_success && state.take(index, method, path) => {
+                faults.stall_after = Some(bytes)
+            }
             Fault::Throttle { bytes_per_sec } if state.take(index, method, path) => {
                 faults.bytes_per_sec = Some(bytes_per_sec.max(1))
             }
@@ -650,6 +660,7 @@ fn relay_response(
 struct BodyFaults {
     corrupt: bool,
     cut_after: Option<u64>,
+    stall_after: Option<u64>,
     bytes_per_sec: Option<u64>,
 }
 
@@ -686,6 +697,12 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             let error: BoxError = "connection cut by the test proxy".into();
             return Some((Err(error), state));
         }
+        if let Some(limit) = state.faults.stall_after
+            && state.sent >= limit
+        {
+            // Hold the connection open without sending: the client must notice on its own.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         let mut chunk = match state.pending.take() {
             Some(chunk) => chunk,
             None => match state.upstream.next().await {
@@ -704,7 +721,7 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             chunk = bytes.freeze();
             state.faults.corrupt = false;
         }
-        if let Some(limit) = state.faults.cut_after {
+        if let Some(limit) = state.faults.cut_after.or(state.faults.stall_after) {
             let allowed = (limit - state.sent) as usize;
             if chunk.len() > allowed {
                 chunk.truncate(allowed);
