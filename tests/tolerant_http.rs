@@ -32,6 +32,16 @@ fn task(name: &str, source: &str, target: &str, mappings: &str) -> String {
     format!("- name: {name}\n  source:\n{source}  target:\n{target}  mappings:\n{mappings}")
 }
 
+/// Runs one task from `source` to `target` (hosts of plain-HTTP registries or proxies, no
+/// credentials) with `native` settings (indented lines).
+fn sync(native: &str, source: &str, target: &str, mappings: &str) -> Output {
+    let sides = (side(source, None), side(target, None));
+    run_dregsy(
+        &config(native, &[task("t", &sides.0, &sides.1, mappings)]),
+        &[],
+    )
+}
+
 /// A config with `native` settings (indented lines) and `tasks`.
 fn config(native: &str, tasks: &[String]) -> String {
     format!("native:\n{native}tasks:\n{}", tasks.concat())
@@ -143,16 +153,12 @@ fn a_source_sending_blobs_chunked_without_content_length_is_copied() {
     );
     proxy.clear_requests();
 
-    let cfg = config(
+    let out = sync(
         "  tries: 1\n",
-        &[task(
-            "chunked",
-            &side(&proxy.host(), None),
-            &side(&target.host(), None),
-            "  - from: chunked/app\n",
-        )],
+        &proxy.host(),
+        &target.host(),
+        "  - from: chunked/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&target, "chunked/app", "1", &pushed);
     assert_eq!(
@@ -182,16 +188,12 @@ fn a_target_answering_blob_heads_without_content_length_is_not_sent_what_it_hold
     assert!(!headers.contains_key(CONTENT_LENGTH), "{headers:?}");
     proxy.clear_requests();
 
-    let cfg = config(
+    let out = sync(
         "  tries: 1\n",
-        &[task(
-            "held",
-            &side(&source.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: held/app\n  - from: held/new\n",
-        )],
+        &source.host(),
+        &proxy.host(),
+        "  - from: held/app\n  - from: held/new\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&target, "held/app", "1", &pushed);
     assert_copied(&target, "held/new", "1", &fresh);
@@ -218,16 +220,12 @@ fn a_slow_answer_to_a_completed_upload_is_waited_for_within_the_commit_limit() {
             Duration::from_secs(2),
         )],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 1\n  stall-timeout: 1s\n  commit-timeout: 30s\n",
-        &[task(
-            "slow",
-            &side(&source.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: slow/app\n",
-        )],
+        &source.host(),
+        &proxy.host(),
+        "  - from: slow/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&target, "slow/app", "1", &pushed);
     assert_eq!(proxy.rule_hits(0), pushed.blobs.len());
@@ -251,16 +249,12 @@ fn an_upload_answered_after_the_commit_limit_is_not_sent_again_once_stored() {
             Duration::from_secs(4),
         )],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 3\n  commit-timeout: 1s\n",
-        &[task(
-            "late",
-            &side(&source.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: late/app\n",
-        )],
+        &source.host(),
+        &proxy.host(),
+        "  - from: late/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&target, "late/app", "1", &pushed);
     let requests = proxy.requests();
@@ -289,16 +283,12 @@ fn a_registry_that_never_answers_an_upload_fails_that_image_after_the_commit_lim
             r"^/v2/hang/app/blobs/uploads/.*digest=",
         )],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 2\n  commit-timeout: 1s\n",
-        &[task(
-            "hang",
-            &side(&source.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: hang/app\n  - from: fine/app\n",
-        )],
+        &source.host(),
+        &proxy.host(),
+        "  - from: hang/app\n  - from: fine/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let failed = failures(&out);
     assert_eq!(failed.len(), 1, "{}", text(&out));
@@ -339,16 +329,12 @@ fn refused_mounts(status: u16, html: bool) {
         refusal = refusal.html();
     }
     let proxy = FaultProxy::start(&registry.url(), vec![refusal]);
-    let cfg = config(
+    let out = sync(
         "  parallel-images: 1\n  tries: 1\n",
-        &[task(
-            "mount",
-            &side(&proxy.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: origin/app\n    to: copy/app\n",
-        )],
+        &proxy.host(),
+        &proxy.host(),
+        "  - from: origin/app\n    to: copy/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&registry, "copy/app", "1", &one);
     assert_copied(&registry, "copy/app", "2", &two);
@@ -466,16 +452,12 @@ fn uploads_follow_relative_locations_in_chunks() {
             Rule::header("/blobs/uploads/", "OCI-Chunk-Min-Length", "8192"),
         ],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 1\n",
-        &[task(
-            "relative",
-            &side(&source.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: relative/app\n",
-        )],
+        &source.host(),
+        &proxy.host(),
+        "  - from: relative/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&target, "relative/app", "1", &pushed);
     assert!(
@@ -515,22 +497,9 @@ fn a_blob_longer_or_shorter_than_its_descriptor_fails_that_image_and_the_run_goe
     let proxy = FaultProxy::start(&source.url(), vec![Rule::no_content_length("")]);
     for (name, host) in [("chunked", proxy.host()), ("direct", source.host())] {
         let repo = format!("{name}/app");
-        let cfg = config(
-            "  tries: 2
-",
-            &[task(
-                name,
-                &side(&host, None),
-                &side(&target.host(), None),
-                &format!(
-                    "  - from: sizes/app
-    to: {repo}
-    tags: ['good', 'short', 'long']
-"
-                ),
-            )],
-        );
-        let out = run_dregsy(&cfg, &[]);
+        let mappings =
+            format!("  - from: sizes/app\n    to: {repo}\n    tags: ['good', 'short', 'long']\n");
+        let out = sync("  tries: 2\n", &host, &target.host(), &mappings);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let failed = failures(&out);
         assert_eq!(failed.len(), 2, "{name}: {}", text(&out));
@@ -563,16 +532,12 @@ fn native_retries_is_read_as_tries_with_a_notice() {
         &source.url(),
         vec![Rule::fail("GET", "^/v2/alias/app/blobs/", 2, 503)],
     );
-    let cfg = config(
+    let out = sync(
         "  retries: 3\n",
-        &[task(
-            "alias",
-            &side(&proxy.host(), None),
-            &side(&target.host(), None),
-            "  - from: alias/app\n",
-        )],
+        &proxy.host(),
+        &target.host(),
+        "  - from: alias/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert!(
         text(&out).contains("'native.retries' on line 2 is the old name of 'native.tries'"),
@@ -606,16 +571,12 @@ fn a_blob_that_keeps_failing_costs_at_most_its_tries_in_all() {
             Rule::cut_after(&format!("^/v2/failing/app/blobs/{layer}$"), 1000),
         ],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 3\n",
-        &[task(
-            "failing",
-            &side(&proxy.host(), None),
-            &side(&target.host(), None),
-            "  - from: failing/app\n",
-        )],
+        &proxy.host(),
+        &target.host(),
+        "  - from: failing/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(manifest_digest(&target, "failing/app", "1"), None);
     let gets = blob_requests(&proxy.requests(), "GET", "failing/app");
@@ -633,16 +594,12 @@ fn a_stalled_download_is_abandoned_after_the_stall_limit_and_tried_again() {
         &source.url(),
         vec![Rule::stall_after(&format!("^/v2/stall/app/blobs/{layer}$"), 1000).times(1)],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 2\n  stall-timeout: 1s\n",
-        &[task(
-            "stall",
-            &side(&proxy.host(), None),
-            &side(&target.host(), None),
-            "  - from: stall/app\n",
-        )],
+        &proxy.host(),
+        &target.host(),
+        "  - from: stall/app\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_success(&out);
     assert_copied(&target, "stall/app", "1", &pushed);
     assert_eq!(proxy.rule_hits(0), 1);
@@ -659,16 +616,12 @@ fn an_html_error_page_on_uploads_fails_that_image_with_a_clear_message() {
         &target.url(),
         vec![Rule::fail("POST", "^/v2/page/bad/blobs/uploads/", 1000, 403).html()],
     );
-    let cfg = config(
+    let out = sync(
         "  tries: 1\n",
-        &[task(
-            "page",
-            &side(&source.host(), None),
-            &side(&proxy.host(), None),
-            "  - from: page/app\n    to: page/bad\n  - from: page/app\n    to: page/good\n",
-        )],
+        &source.host(),
+        &proxy.host(),
+        "  - from: page/app\n    to: page/bad\n  - from: page/app\n    to: page/good\n",
     );
-    let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let failed = failures(&out);
     assert_eq!(failed.len(), 1, "{}", text(&out));
