@@ -247,8 +247,9 @@ pub fn push_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> String {
     digest
 }
 
-/// PUTs the manifest `bytes` of type `media_type` as `repo:reference` (empty: by digest only);
-/// returns its digest. For images [`push_image`] cannot build (foreign layers, say).
+/// PUTs `bytes` as a manifest of `media_type` under `reference` (a tag; empty: its digest), as
+/// they are: for manifests the harness does not build, e.g. with a descriptor that lies.
+/// Returns the manifest's digest.
 pub fn put_manifest(
     registry: &Registry,
     repo: &str,
@@ -258,9 +259,8 @@ pub fn put_manifest(
 ) -> String {
     let endpoint = registry.endpoint();
     block_on(async {
-        Api::new(&endpoint)
-            .put_manifest(repo, reference, media_type, bytes)
-            .await
+        let mut api = Api::new(&endpoint);
+        api.put_manifest(repo, reference, media_type, bytes).await
     })
 }
 
