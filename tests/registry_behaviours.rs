@@ -191,7 +191,7 @@ fn registries_that_refuse_manifest_head_are_asked_with_get() {
         let mappings = "  - from: app/one\n  - from: app/multi\n    platform: linux/arm64\n";
         let cfg = |mappings: &str| {
             config(
-                "native:\n  retries: 1\n",
+                "native:\n  tries: 1\n",
                 &source_proxy.host(),
                 &target_proxy.host(),
                 mappings,
@@ -675,7 +675,7 @@ fn garbage_instead_of_a_manifest_fails_that_image_and_the_run_goes_on() {
     let mappings = "  - from: bad/truncated\n  - from: bad/mismatch\n  - from: bad/html\n  - from: bad/target\n  - from: good/app\n";
     let out = run_dregsy(
         &config(
-            "native:\n  retries: 1\n",
+            "native:\n  tries: 1\n",
             &source_proxy.host(),
             &target_proxy.host(),
             mappings,
@@ -774,4 +774,50 @@ fn two_processes_share_one_manifest_cache() {
         .filter(|r| r.method == "GET" && r.path.contains(MANIFESTS))
         .collect();
     assert!(gets.is_empty(), "{gets:?}");
+}
+
+#[test]
+fn a_refused_manifest_head_is_learned_once_per_host_whatever_the_credentials() {
+    // Two tasks reach one source host with different credentials (two registry clients):
+    // the first check learns that HEAD is refused there, the second task's client knows.
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "app/a", "1", ImageOptions::default());
+    push_image(&source, "app/b", "1", ImageOptions::default());
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![Rule::fail("HEAD", MANIFESTS, usize::MAX, 405)],
+    );
+    let task = |name: &str, user: &str, repo: &str| {
+        format!(
+            "- name: {name}\n  source:\n{}    auth: {}\n  target:\n{}  mappings:\n  - from: {repo}\n",
+            side(&proxy.host()),
+            source.auth_b64(user, "secret"),
+            side(&target.host()),
+        )
+    };
+    let cfg = format!(
+        "tasks:\n{}{}",
+        task("first", "alice", "app/a"),
+        task("second", "bob", "app/b")
+    );
+    let out = run_dregsy(&cfg, &[]);
+    let all = text(&out);
+    assert_success(&out);
+    assert_eq!(log_lines(&out, "image copied").len(), 2, "{all}");
+    let learned: Vec<Value> = log_lines(&out, "registry ")
+        .into_iter()
+        .filter(|l| {
+            l["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("answers manifest HEAD requests with HTTP 405"))
+        })
+        .collect();
+    assert_eq!(learned.len(), 1, "{all}");
+    assert_eq!(
+        manifest_requests(&proxy.requests(), "HEAD").len(),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
 }

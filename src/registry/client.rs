@@ -51,6 +51,10 @@ pub struct RegistryOptions {
     pub chunk_size: usize,
     /// Entries asked for per catalog page (`?n=`). Distribution refuses more than 1000.
     pub page_size: usize,
+    /// What is known about manifest HEAD on this registry, shared with the other clients of
+    /// the same host (other credentials): the fallback to GET is learned once per host.
+    /// `None`: this client learns on its own.
+    pub manifest_head: Option<Arc<ManifestHeadUse>>,
 }
 
 impl RegistryOptions {
@@ -67,8 +71,20 @@ impl RegistryOptions {
             chunked_uploads: false,
             chunk_size: 8 * 1024 * 1024,
             page_size: 1000,
+            manifest_head: None,
         }
     }
+}
+
+/// Whether manifest HEAD requests work on a registry host, as learned during a run
+/// (docs/behaviour.md#up-to-date-checks). Shared by the clients of one host.
+#[derive(Debug, Default)]
+pub struct ManifestHeadUse {
+    /// [`HEAD_UNKNOWN`], [`HEAD_WORKS`] (a HEAD answered 2xx, so its 404 is believed) or
+    /// [`HEAD_UNUSABLE`] (refused while GET works).
+    state: AtomicU8,
+    /// Held by the first manifest check until it has an answer (see `head_manifest`).
+    probe: tokio::sync::Mutex<bool>,
 }
 
 /// A client of one registry. Cheap to clone: clones share the connection pool, the learned
@@ -89,11 +105,8 @@ pub(crate) struct Inner {
     /// Set by the options, or once the registry refused a monolithic upload.
     pub(crate) chunked_uploads: AtomicBool,
     pub(crate) retry: RetryPolicy,
-    /// What manifest HEAD requests are worth here: [`HEAD_UNKNOWN`], [`HEAD_WORKS`] (a HEAD
-    /// answered 2xx, so its 404 is believed) or [`HEAD_UNUSABLE`] (refused while GET works).
-    pub(crate) manifest_head: AtomicU8,
-    /// Held by the first manifest check until it has an answer (see `head_manifest`).
-    pub(crate) head_probe: tokio::sync::Mutex<bool>,
+    /// What manifest HEAD requests are worth on this host.
+    pub(crate) manifest_head: Arc<ManifestHeadUse>,
 }
 
 /// Nothing learned yet about manifest HEAD on a registry.
@@ -156,8 +169,7 @@ impl Registry {
                 page_size: options.page_size.max(1),
                 chunked_uploads: AtomicBool::new(options.chunked_uploads),
                 retry: options.retry,
-                manifest_head: AtomicU8::new(HEAD_UNKNOWN),
-                head_probe: tokio::sync::Mutex::new(false),
+                manifest_head: options.manifest_head.unwrap_or_default(),
             }),
             tries: None,
         })
@@ -187,6 +199,12 @@ impl Registry {
     /// clients are shared per registry and identity), so what one may read the other may too.
     pub fn same_client(&self, other: &Registry) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// What this client learned about manifest HEAD on its host, for another client of the
+    /// same host to share ([`RegistryOptions::manifest_head`]).
+    pub fn manifest_head_use(&self) -> Arc<ManifestHeadUse> {
+        Arc::clone(&self.inner.manifest_head)
     }
 
     /// How many bearer tokens this client fetched so far (shared by clones): a measure of how
@@ -234,15 +252,15 @@ impl Registry {
         // whether HEAD works there: a registry that refuses HEAD costs one extra request, not
         // one per check in flight.
         let mut _first = None;
-        if self.inner.manifest_head.load(Ordering::Relaxed) == HEAD_UNKNOWN {
-            let mut probed = self.inner.head_probe.lock().await;
+        if self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_UNKNOWN {
+            let mut probed = self.inner.manifest_head.probe.lock().await;
             if !*probed {
                 *probed = true;
                 _first = Some(probed);
             }
         }
         let mut refused = None;
-        if self.inner.manifest_head.load(Ordering::Relaxed) != HEAD_UNUSABLE {
+        if self.inner.manifest_head.state.load(Ordering::Relaxed) != HEAD_UNUSABLE {
             let response = self
                 .manifest_request(Method::HEAD, repo, reference)
                 .await
@@ -260,6 +278,7 @@ impl Registry {
                 if let (Some(digest), Some(size)) = (digest, size) {
                     self.inner
                         .manifest_head
+                        .state
                         .store(HEAD_WORKS, Ordering::Relaxed);
                     return Ok(Some(ManifestHead {
                         digest,
@@ -274,7 +293,7 @@ impl Registry {
                     .status_error(response, manifest_subject(reference), &context)
                     .await);
             } else if status == StatusCode::NOT_FOUND
-                && self.inner.manifest_head.load(Ordering::Relaxed) == HEAD_WORKS
+                && self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_WORKS
             {
                 // HEAD answered here before: its 404 is a real one.
                 return Ok(None);
@@ -305,6 +324,7 @@ impl Registry {
         if self
             .inner
             .manifest_head
+            .state
             .swap(HEAD_UNUSABLE, Ordering::Relaxed)
             != HEAD_UNUSABLE
         {
@@ -420,7 +440,7 @@ impl Registry {
             .map_err(|e| e.context(&context))?;
         // Until a HEAD has answered 2xx here, every HEAD 404 costs a confirming GET: a
         // manifest we just pushed settles whether HEAD works, with one request.
-        if self.inner.manifest_head.load(Ordering::Relaxed) == HEAD_UNKNOWN {
+        if self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_UNKNOWN {
             let pushed = TagOrDigest::Digest(manifest.digest.clone());
             if let Err(e) = self.head_manifest(repo, &pushed).await {
                 tracing::debug!("checking a pushed manifest failed: {e}");
