@@ -621,6 +621,31 @@ fn plan_and_the_skopeo_pre_check_trust_neither_a_generic_content_type_nor_a_refu
     }
 }
 
+/// A sign-in page, as a proxy or a misconfigured registry sends instead of a manifest.
+const SIGN_IN_PAGE: &str = "<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>";
+
+/// Every manifest request of `repo` answered 200 with an HTML page.
+fn html_manifests(repo: &str) -> Rule {
+    Rule::respond(
+        "*",
+        &format!("^/v2/{repo}/manifests/"),
+        200,
+        &[("Content-Type", "text/html; charset=utf-8")],
+        SIGN_IN_PAGE,
+    )
+}
+
+/// Manifest GETs of `repo` answered with the first half of `image`'s manifest.
+fn truncated_manifests(repo: &str, image: &support::Pushed) -> Rule {
+    Rule::respond(
+        "GET",
+        &format!("^/v2/{repo}/manifests/"),
+        200,
+        &[("Content-Type", OCI_MANIFEST)],
+        image.manifest[..image.manifest.len() / 2].to_vec(),
+    )
+}
+
 #[test]
 fn garbage_instead_of_a_manifest_fails_that_image_and_the_run_goes_on() {
     let source = Registry::start();
@@ -632,17 +657,10 @@ fn garbage_instead_of_a_manifest_fails_that_image_and_the_run_goes_on() {
     let good = push_image(&source, "good/app", "1", ImageOptions::default());
     let mut other_bytes = mismatch.manifest.clone();
     other_bytes.push(b'\n');
-    let html = "<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>";
     let source_proxy = FaultProxy::start(
         &source.url(),
         vec![
-            Rule::respond(
-                "GET",
-                "^/v2/bad/truncated/manifests/",
-                200,
-                &[("Content-Type", OCI_MANIFEST)],
-                truncated.manifest[..truncated.manifest.len() / 2].to_vec(),
-            ),
+            truncated_manifests("bad/truncated", &truncated),
             Rule::respond(
                 "GET",
                 "^/v2/bad/mismatch/manifests/",
@@ -653,25 +671,10 @@ fn garbage_instead_of_a_manifest_fails_that_image_and_the_run_goes_on() {
                 ],
                 other_bytes,
             ),
-            Rule::respond(
-                "*",
-                "^/v2/bad/html/manifests/",
-                200,
-                &[("Content-Type", "text/html; charset=utf-8")],
-                html,
-            ),
+            html_manifests("bad/html"),
         ],
     );
-    let target_proxy = FaultProxy::start(
-        &target.url(),
-        vec![Rule::respond(
-            "*",
-            "^/v2/bad/target/manifests/",
-            200,
-            &[("Content-Type", "text/html")],
-            html,
-        )],
-    );
+    let target_proxy = FaultProxy::start(&target.url(), vec![html_manifests("bad/target")]);
     let mappings = "  - from: bad/truncated\n  - from: bad/mismatch\n  - from: bad/html\n  - from: bad/target\n  - from: good/app\n";
     let out = run_dregsy(
         &config(
@@ -820,4 +823,96 @@ fn a_refused_manifest_head_is_learned_once_per_host_whatever_the_credentials() {
         "{:?}",
         proxy.requests()
     );
+}
+
+#[test]
+fn plan_and_the_skopeo_pre_check_fail_garbage_manifests_naming_registry_and_reference() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let truncated = push_image(&source, "bad/truncated", "1", ImageOptions::default());
+    push_image(&source, "bad/html", "1", ImageOptions::default());
+    let good = push_image(&source, "good/app", "1", ImageOptions::default());
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![
+            // A generic type on HEAD sends the check to the (truncated) manifest itself.
+            Rule::set_header(
+                "^/v2/bad/truncated/manifests/",
+                "content-type",
+                "application/json",
+            )
+            .method("HEAD"),
+            truncated_manifests("bad/truncated", &truncated),
+            html_manifests("bad/html"),
+        ],
+    );
+    let mappings = "  - from: bad/truncated\n  - from: bad/html\n  - from: good/app\n";
+    let expectations = [("bad/truncated", "cut short"), ("bad/html", "HTML")];
+
+    let plan = Dregsy::with_config(&config("", &proxy.host(), &target.host(), mappings))
+        .args(&["plan", "-config={config}", "--json"])
+        .output();
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan));
+    let json: Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+    assert_eq!(json["totals"]["failed"], 2, "{json}");
+    assert_eq!(json["totals"]["copy"], 1, "{json}");
+    let errors = job_errors(&json);
+    for (repo, what) in expectations {
+        let named = format!("{}/{repo}", proxy.host());
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(&named) && e.contains(what)),
+            "{repo}: {errors:?}"
+        );
+    }
+
+    let out = run_dregsy(
+        &config(
+            "relay: skopeo\nnative:\n  tries: 1\n",
+            &proxy.host(),
+            &target.host(),
+            mappings,
+        ),
+        &[],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    let failed = log_lines(&out, "image failed");
+    assert_eq!(failed.len(), 2, "{all}");
+    for (repo, what) in expectations {
+        // The tag, or the digest its HEAD named.
+        let named = format!("{}/{repo}", proxy.host());
+        assert!(
+            failed.iter().any(|l| l["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains(&named) && m.contains(what))),
+            "{repo}: {all}"
+        );
+        assert_eq!(
+            manifest_digest(&target, repo, "1"),
+            None,
+            "nothing pushed for {repo}"
+        );
+    }
+    assert_eq!(
+        manifest_digest(&target, "good/app", "1").as_deref(),
+        Some(good.digest.as_str())
+    );
+}
+
+/// Every non-null `error` string anywhere in a plan's JSON.
+fn job_errors(json: &Value) -> Vec<String> {
+    match json {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, value)| match (key.as_str(), value) {
+                ("error", Value::String(e)) => vec![e.clone()],
+                _ => job_errors(value),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(job_errors).collect(),
+        _ => Vec::new(),
+    }
 }
