@@ -54,6 +54,21 @@ fn run_with_cache(cfg: &str, cache: &Path) -> Output {
     run_dregsy(cfg, &[("XDG_CACHE_HOME", &cache.display().to_string())])
 }
 
+/// Runs `cfg` again with the proxies' logs cleared; every one of its `images` is up to date.
+fn rerun_up_to_date(cfg: &str, cache: &Path, proxies: [&FaultProxy; 2], images: usize) {
+    for proxy in proxies {
+        proxy.clear_requests();
+    }
+    let out = run_with_cache(cfg, cache);
+    assert_success(&out);
+    assert_eq!(
+        log_lines(&out, "image up to date").len(),
+        images,
+        "{}",
+        text(&out)
+    );
+}
+
 fn child_of(index: &support::PushedIndex, platform: &str) -> String {
     index
         .children
@@ -151,16 +166,7 @@ fn a_generic_content_type_on_manifest_head_still_picks_the_platform() {
 
     // The next run: everything up to date, nothing written, and (the cache knows the types
     // and the platforms' children) no manifest GET at the source.
-    source_proxy.clear_requests();
-    target_proxy.clear_requests();
-    let out = run_with_cache(&cfg, cache.path());
-    assert_success(&out);
-    assert_eq!(
-        log_lines(&out, "image up to date").len(),
-        6,
-        "{}",
-        text(&out)
-    );
+    rerun_up_to_date(&cfg, cache.path(), [&source_proxy, &target_proxy], 6);
     let source_requests = source_proxy.requests();
     assert_eq!(
         manifest_requests(&source_requests, "GET"),
@@ -914,5 +920,48 @@ fn job_errors(json: &Value) -> Vec<String> {
             .collect(),
         Value::Array(items) => items.iter().flat_map(job_errors).collect(),
         _ => Vec::new(),
+    }
+}
+
+#[test]
+fn a_manifest_head_without_content_length_needs_no_get_in_a_no_op_run() {
+    // CDNs and proxies drop Content-Length on HEAD (the body they would send is not there):
+    // the digest is what a check needs.
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "lib/single", "1", ImageOptions::default());
+    push_index(
+        &source,
+        "lib/multi",
+        "1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    let no_length = || Rule::remove_header(MANIFESTS, "content-length").method("HEAD");
+    let source_proxy = FaultProxy::start(&source.url(), vec![no_length()]);
+    let target_proxy = FaultProxy::start(&target.url(), vec![no_length()]);
+    let cfg = config(
+        "",
+        &source_proxy.host(),
+        &target_proxy.host(),
+        "  - from: lib/single\n  - from: lib/multi\n  - from: lib/multi\n    to: all/multi\n    platform: all\n",
+    );
+    let cache = tempfile::tempdir().expect("tempdir");
+    let out = run_with_cache(&cfg, cache.path());
+    assert_success(&out);
+    assert_eq!(log_lines(&out, "image copied").len(), 3, "{}", text(&out));
+
+    rerun_up_to_date(&cfg, cache.path(), [&source_proxy, &target_proxy], 3);
+    for proxy in [&source_proxy, &target_proxy] {
+        let requests = proxy.requests();
+        assert_eq!(
+            manifest_requests(&requests, "GET"),
+            Vec::<&ProxyRequest>::new()
+        );
+        assert_eq!(
+            manifest_requests(&requests, "HEAD").len(),
+            3,
+            "{requests:?}"
+        );
     }
 }

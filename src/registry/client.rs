@@ -121,8 +121,8 @@ const HEAD_UNUSABLE: u8 = 2;
 pub struct ManifestHead {
     /// The manifest's digest (`Docker-Content-Digest`, or computed from a GET).
     pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
+    /// Its size in bytes, when the registry sent `Content-Length` (or a GET showed it).
+    pub size: Option<u64>,
     /// Its type, when the registry declared a manifest type (or a GET showed it); `None`
     /// for a generic or missing `Content-Type`, which says nothing about the shape.
     pub media_type: Option<String>,
@@ -275,7 +275,9 @@ impl Registry {
                 let media_type = header_text(headers, CONTENT_TYPE.as_str())
                     .and_then(media_type::known)
                     .map(str::to_owned);
-                if let (Some(digest), Some(size)) = (digest, size) {
+                // Content-Length is optional (CDNs and proxies drop it on HEAD): the digest is
+                // what a check needs.
+                if let Some(digest) = digest {
                     self.inner
                         .manifest_head
                         .state
@@ -308,7 +310,7 @@ impl Registry {
                 }
                 Ok(Some(ManifestHead {
                     digest: manifest.digest.clone(),
-                    size: manifest.bytes.len() as u64,
+                    size: Some(manifest.bytes.len() as u64),
                     media_type: Some(manifest.media_type.clone()),
                     manifest: Some(manifest),
                 }))
