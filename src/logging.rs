@@ -15,6 +15,8 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+use crate::config::{self, Notice};
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -358,6 +360,35 @@ fn quote(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Logs config notices at their level, with their fields.
+pub fn log_notices(notices: &[Notice]) {
+    for notice in notices {
+        let fields: Vec<String> = notice
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        // tracing needs field names at compile time; the few notices with fields are
+        // spelled out so their fields stay structured in JSON output.
+        match (notice.level, notice.fields.as_slice()) {
+            (config::Level::Info, [("registry", r), ("username", u)]) => {
+                tracing::info!(registry = %r, username = %u, "{}", notice.message)
+            }
+            (config::Level::Warn, [("registry", r)]) => {
+                tracing::warn!(registry = %r, "{}", notice.message)
+            }
+            (config::Level::Info, _) if fields.is_empty() => tracing::info!("{}", notice.message),
+            (config::Level::Warn, _) if fields.is_empty() => tracing::warn!("{}", notice.message),
+            (config::Level::Info, _) => {
+                tracing::info!("{} ({})", notice.message, fields.join(", "))
+            }
+            (config::Level::Warn, _) => {
+                tracing::warn!("{} ({})", notice.message, fields.join(", "))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

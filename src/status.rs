@@ -240,7 +240,7 @@ impl StatusBoard {
         self.with(|b| {
             let age = b.heartbeat.elapsed();
             Snapshot {
-                version: crate::cli::VERSION,
+                version: crate::VERSION,
                 phase: b.phase,
                 ready: b.phase == Phase::Running,
                 alive: age < HEARTBEAT_STALE,

@@ -3,30 +3,18 @@
 //!
 //! The dependencies are read from the source: every `crate::<module>` path outside comments,
 //! string literals and `#[cfg(test)]` modules, including grouped `use crate::{a, b::c}`. Every
-//! elementary cycle between top-level modules is listed. The cycles that exist today are in
-//! [`KNOWN_CYCLES`], a list that may only shrink: a new cycle fails the test, and so does a
-//! listed cycle that is gone (remove it from the list).
+//! elementary cycle between top-level modules is listed, and there must be none: break a new
+//! one by moving the shared type to the lower module, or by passing a value instead of
+//! reaching up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-/// Cycles that exist today and are to be removed, each written from its smallest module.
-/// Do not add to this list: break the new cycle instead (move the shared type to the lower
-/// module, or pass a value instead of reaching up).
-const KNOWN_CYCLES: &[&str] = &[
-    "cli -> commands -> cli",
-    "cli -> health -> status -> cli",
-    "cli -> scheduler -> status -> cli",
-    "cli -> status -> cli",
-    "cloud -> config -> cloud",
-    "config -> plan -> config",
-];
 
 /// The most cycles enumerated before giving up (a dense graph has exponentially many).
 const MAX_CYCLES: usize = 10_000;
 
 #[test]
-fn no_new_dependency_cycles_between_modules() {
+fn no_dependency_cycles_between_modules() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = dependency_graph(&src);
     assert!(
@@ -35,19 +23,10 @@ fn no_new_dependency_cycles_between_modules() {
         graph.len(),
         src.display()
     );
-    let found: BTreeSet<String> = cycles(&graph).into_iter().collect();
-    let known: BTreeSet<String> = KNOWN_CYCLES.iter().map(|c| c.to_string()).collect();
-    let new: Vec<&String> = found.difference(&known).collect();
-    let gone: Vec<&String> = known.difference(&found).collect();
+    let found = cycles(&graph);
     let mut problems = String::new();
-    for cycle in &new {
-        problems.push_str(&format!("new dependency cycle: {cycle}\n"));
-    }
-    for cycle in &gone {
-        problems.push_str(&format!(
-            "cycle no longer exists, remove it from KNOWN_CYCLES in {}: {cycle}\n",
-            file!()
-        ));
+    for cycle in &found {
+        problems.push_str(&format!("dependency cycle: {cycle}\n"));
     }
     assert!(problems.is_empty(), "{problems}");
 }

@@ -14,8 +14,8 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 
-use crate::cli::{Arg, ArgsError, Flags};
 use crate::clients::Clients;
+use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
@@ -73,22 +73,22 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
 
 /// Runs the command; returns the exit code.
 pub fn main(args: &[String]) -> u8 {
-    let args = match crate::cli::parsed_or_exit(parse(args), USAGE) {
+    let args = match crate::commands::flags::parsed_or_exit(parse(args), USAGE) {
         Ok(args) => args,
         Err(code) => return code,
     };
     let config = match config::load(std::path::Path::new(&args.config)) {
         Ok((config, notices)) => {
-            crate::cli::log_notices(&notices);
+            crate::logging::log_notices(&notices);
             config
         }
         Err(e) => {
-            crate::cli::log_notices(&e.notices);
+            crate::logging::log_notices(&e.notices);
             eprintln!("{e}");
             return 1;
         }
     };
-    let filter = match crate::cli::compile_filter(&args.run) {
+    let filter = match crate::commands::flags::compile_filter(&args.run) {
         Ok(filter) => filter,
         Err(e) => {
             eprintln!("{e}");

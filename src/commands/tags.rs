@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, Write};
 
-use crate::cli::{Arg, ArgsError, Flags};
+use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::plan::tags::TagSet;
 
 const USAGE: &str = "\
@@ -64,7 +64,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
 
 /// Runs the command; returns the exit code (1 for a usage error or an invalid filter).
 pub fn main(args: &[String]) -> u8 {
-    let args = match crate::cli::parsed_or_exit(parse(args), USAGE) {
+    let args = match crate::commands::flags::parsed_or_exit(parse(args), USAGE) {
         Ok(args) => args,
         Err(code) => return code,
     };

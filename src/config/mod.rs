@@ -5,6 +5,7 @@
 //! notes) that the original would log while validating, in the same order.
 
 mod auth;
+mod cloud_kind;
 mod decode;
 mod duration;
 mod notice;
@@ -17,12 +18,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::Auth;
+pub use cloud_kind::CloudRegistry;
+pub(crate) use cloud_kind::host_of;
 pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
-use crate::plan::mapping::MappingRule;
-use crate::plan::tags::TagSet;
+// The mapping value types belong to the planner, which applies them; the config parses into them.
+pub use crate::plan::mapping::{Mapping, PlatformChoice};
 
 /// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
 /// almost always the wrong file (and would make every restart slow).
@@ -272,7 +275,7 @@ pub struct Location {
     /// ECR token refresh interval (at least one hour), when set.
     pub auth_refresh: Option<Duration>,
     /// The cloud registry this is (ECR, public ECR, GCR/GAR), detected from `registry`.
-    pub cloud: Option<crate::cloud::CloudRegistry>,
+    pub cloud: Option<CloudRegistry>,
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
     pub lister: Option<ListerSource>,
@@ -294,77 +297,6 @@ pub enum ListerSource {
     },
     /// A `listertype` value that names no lister; an error only if the task needs a lister.
     Invalid(String),
-}
-
-/// One image mapping of a task.
-#[derive(Debug, Clone)]
-pub struct Mapping {
-    /// `from` and `to`, parsed and normalised.
-    pub rule: MappingRule,
-    /// The tag list as written, for messages.
-    pub tag_entries: Vec<String>,
-    /// The parsed tag filters.
-    pub tags: TagSet,
-    pub platform: PlatformChoice,
-    pub line: usize,
-}
-
-/// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlatformChoice {
-    /// No `platform` key: the platform of the machine dregsy runs on.
-    Host,
-    /// `platform: all`: the whole index, byte for byte.
-    All,
-    /// `os[/arch[/variant]]`.
-    Specific {
-        os: String,
-        arch: String,
-        variant: String,
-    },
-}
-
-impl PlatformChoice {
-    /// Parses a `platform` value; the error says what is accepted.
-    pub fn parse(value: &str) -> Result<PlatformChoice, String> {
-        let value = value.trim();
-        if value.is_empty() {
-            return Ok(PlatformChoice::Host);
-        }
-        if value == "all" {
-            return Ok(PlatformChoice::All);
-        }
-        let parts: Vec<&str> = value.split('/').collect();
-        let valid_part = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        };
-        if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
-            return Err(format!(
-                "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
-            ));
-        }
-        Ok(PlatformChoice::Specific {
-            os: parts[0].to_string(),
-            arch: parts.get(1).unwrap_or(&"").to_string(),
-            variant: parts.get(2).unwrap_or(&"").to_string(),
-        })
-    }
-
-    /// The value as a user writes it, for logs (`""` for the host default, as the original logs it).
-    pub fn as_config_text(&self) -> String {
-        match self {
-            PlatformChoice::Host => String::new(),
-            PlatformChoice::All => "all".into(),
-            PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("/"),
-        }
-    }
 }
 
 /// A config that could not be loaded, with where the problem is.

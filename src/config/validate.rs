@@ -10,10 +10,9 @@ use std::time::Duration;
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
 use super::notice::Notice;
 use super::{
-    CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location,
-    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+    CacheDir, CloudRegistry, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource,
+    Location, Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
 };
-use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::TagSet;
 use crate::registry::RegistryHost;

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use regex::{CaptureLocations, Regex};
 
 use super::pattern::{self, Pattern};
+use super::tags::TagSet;
 
 const REGEX_PREFIX: &str = "regex:";
 
@@ -264,6 +265,77 @@ fn go_extract(s: &str) -> Option<(&str, Option<usize>, &str)> {
         number = None;
     }
     Some((name, number, rest))
+}
+
+/// One image mapping of a task.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// `from` and `to`, parsed and normalised.
+    pub rule: MappingRule,
+    /// The tag list as written, for messages.
+    pub tag_entries: Vec<String>,
+    /// The parsed tag filters.
+    pub tags: TagSet,
+    pub platform: PlatformChoice,
+    pub line: usize,
+}
+
+/// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformChoice {
+    /// No `platform` key: the platform of the machine dregsy runs on.
+    Host,
+    /// `platform: all`: the whole index, byte for byte.
+    All,
+    /// `os[/arch[/variant]]`.
+    Specific {
+        os: String,
+        arch: String,
+        variant: String,
+    },
+}
+
+impl PlatformChoice {
+    /// Parses a `platform` value; the error says what is accepted.
+    pub fn parse(value: &str) -> Result<PlatformChoice, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(PlatformChoice::Host);
+        }
+        if value == "all" {
+            return Ok(PlatformChoice::All);
+        }
+        let parts: Vec<&str> = value.split('/').collect();
+        let valid_part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
+            return Err(format!(
+                "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
+            ));
+        }
+        Ok(PlatformChoice::Specific {
+            os: parts[0].to_string(),
+            arch: parts.get(1).unwrap_or(&"").to_string(),
+            variant: parts.get(2).unwrap_or(&"").to_string(),
+        })
+    }
+
+    /// The value as a user writes it, for logs (`""` for the host default, as the original logs it).
+    pub fn as_config_text(&self) -> String {
+        match self {
+            PlatformChoice::Host => String::new(),
+            PlatformChoice::All => "all".into(),
+            PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/"),
+        }
+    }
 }
 
 #[cfg(test)]

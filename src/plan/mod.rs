@@ -16,8 +16,8 @@ use std::fmt;
 
 use futures_util::StreamExt;
 
-use crate::config::{Mapping, PlatformChoice};
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
+use mapping::{Mapping, PlatformChoice};
 use tags::{Dropped, TagRef};
 
 /// Lists the tags of a source repository (the registry client in production).
