@@ -10,81 +10,228 @@ use super::duration::{self, DurationValue};
 use super::notice::Notice;
 use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
 
+/// The keys of one section and what each sets in its raw value: the one list of a section's
+/// keys. Unknown-key warnings, their suggestions and [`KNOWN_KEYS`] come from these tables.
+type Fields<T> = &'static [(&'static str, Setter<T>)];
+/// Decodes a key's value node into the section's raw value.
+type Setter<T> = fn(&mut Decoder, &Node, &mut T);
+
 /// The keys of the top level.
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "relay",
-    "watch",
-    "docker",
-    "skopeo",
-    "dockerhost",
-    "api-version",
-    "lister",
-    "native",
-    "health",
-    "shutdown-grace",
-    "auth-file",
-    "credential-helper-timeout",
-    "tasks",
+const TOP_LEVEL_FIELDS: Fields<RawConfig> = &[
+    ("relay", |d, v, config| {
+        config.relay = Some(d.string(v));
+        config.relay_line = v.line;
+    }),
+    ("watch", |d, v, config| {
+        config.watch = match v.kind {
+            NodeKind::Null => None,
+            _ => Some(d.bool(v)),
+        }
+    }),
+    ("docker", |d, v, config| config.docker = d.docker(v)),
+    ("skopeo", |d, v, config| config.skopeo = d.skopeo(v)),
+    ("dockerhost", |d, v, config| config.dockerhost = d.string(v)),
+    ("api-version", |d, v, config| {
+        config.api_version = d.string(v)
+    }),
+    ("lister", |d, v, config| {
+        d.section(
+            v,
+            "sync.ListerConfig",
+            "'lister'",
+            LISTER_FIELDS,
+            &mut config.lister,
+        );
+    }),
+    ("native", |d, v, config| {
+        config.native.line = v.line;
+        d.section(
+            v,
+            "native settings",
+            "'native'",
+            NATIVE_FIELDS,
+            &mut config.native,
+        );
+    }),
+    ("health", |d, v, config| {
+        d.section(
+            v,
+            "health settings",
+            "'health'",
+            HEALTH_FIELDS,
+            &mut config.daemon,
+        );
+    }),
+    ("shutdown-grace", |d, v, config| {
+        config.daemon.shutdown_grace = d.duration(v, "shutdown-grace")
+    }),
+    ("auth-file", |d, v, config| {
+        config.auth_file = Some((d.string(v), v.line))
+    }),
+    ("credential-helper-timeout", |d, v, config| {
+        config.credential_helper_timeout = d
+            .duration(v, "credential-helper-timeout")
+            .map(|duration| (duration, v.line))
+    }),
+    ("tasks", |d, v, config| {
+        for (index, item) in d.list(v, "[]*sync.Task").into_iter().enumerate() {
+            let task = d.task(item, index);
+            config.tasks.push(task);
+        }
+    }),
 ];
 /// The keys of `docker:`.
-const DOCKER_KEYS: &[&str] = &[
-    "dockerhost",
-    "api-version",
-    "ping-attempts",
-    "ping-interval",
-    "timeout",
+const DOCKER_FIELDS: Fields<RawDocker> = &[
+    ("dockerhost", |d, v, docker| docker.dockerhost = d.string(v)),
+    ("api-version", |d, v, docker| {
+        docker.api_version = d.string(v)
+    }),
+    ("ping-attempts", |d, v, docker| {
+        docker.ping_attempts = Some(d.int(v))
+    }),
+    ("ping-interval", |d, v, docker| {
+        docker.ping_interval = d.duration(v, "docker.ping-interval")
+    }),
+    ("timeout", |d, v, docker| {
+        docker.timeout = d.duration(v, "docker.timeout")
+    }),
 ];
 /// The keys of `skopeo:`.
-const SKOPEO_KEYS: &[&str] = &["binary", "certs-dir", "timeout", "parallel-images"];
+const SKOPEO_FIELDS: Fields<RawSkopeo> = &[
+    ("binary", |d, v, skopeo| skopeo.binary = d.string(v)),
+    ("certs-dir", |d, v, skopeo| skopeo.certs_dir = d.string(v)),
+    ("timeout", |d, v, skopeo| {
+        skopeo.timeout = d.duration(v, "skopeo.timeout")
+    }),
+    ("parallel-images", |d, v, skopeo| {
+        skopeo.parallel_images = Some(d.int(v))
+    }),
+];
 /// The keys of the global `lister:`.
-const LISTER_KEYS: &[&str] = &["maxItems", "cacheDuration"];
+const LISTER_FIELDS: Fields<RawLister> = &[
+    ("maxItems", |d, v, lister| lister.max_items = d.int(v)),
+    ("cacheDuration", |d, v, lister| {
+        lister.cache_duration = d.duration(v, "lister.cacheDuration")
+    }),
+];
 /// The keys of `native:`.
-const NATIVE_KEYS: &[&str] = &[
-    "parallel-images",
-    "parallel-blobs",
-    "tries",
-    "retries",
-    "connect-timeout",
-    "stall-timeout",
-    "commit-timeout",
-    "cache-dir",
-    "include-foreign-layers",
+const NATIVE_FIELDS: Fields<RawNative> = &[
+    ("parallel-images", |d, v, native| {
+        native.parallel_images = Some(d.int(v))
+    }),
+    ("parallel-blobs", |d, v, native| {
+        native.parallel_blobs = Some(d.int(v))
+    }),
+    ("tries", |d, v, native| {
+        native.tries_written = true;
+        native.tries = Some(d.int(v));
+    }),
+    ("retries", |d, v, native| {
+        d.notices.push(Notice::warn(format!(
+            "'native.retries' on line {} is the old name of 'native.tries' (it always counted tries, the first one included): rename it",
+            v.line
+        )));
+        // The new name wins when both are set.
+        if !native.tries_written {
+            native.tries = Some(d.int(v));
+        }
+    }),
+    ("connect-timeout", |d, v, native| {
+        native.connect_timeout = d.duration(v, "native.connect-timeout")
+    }),
+    ("stall-timeout", |d, v, native| {
+        native.stall_timeout = d.duration(v, "native.stall-timeout")
+    }),
+    ("commit-timeout", |d, v, native| {
+        native.commit_timeout = d.duration(v, "native.commit-timeout")
+    }),
+    ("cache-dir", |d, v, native| {
+        native.cache_dir = Some((d.string(v), v.line))
+    }),
+    ("include-foreign-layers", |d, v, native| {
+        native.include_foreign_layers = Some(d.bool(v))
+    }),
 ];
 /// The keys of `health:`.
-const HEALTH_KEYS: &[&str] = &["listen"];
+const HEALTH_FIELDS: Fields<RawDaemon> = &[("listen", |d, v, daemon| {
+    daemon.health_listen = Some((d.string(v), v.line))
+})];
 /// The keys of a task.
-const TASK_KEYS: &[&str] = &[
-    "name", "interval", "verbose", "source", "target", "mappings",
+const TASK_FIELDS: Fields<RawTask> = &[
+    ("name", |d, v, task| task.name = d.string(v)),
+    ("interval", |d, v, task| task.interval = d.int(v)),
+    ("verbose", |d, v, task| task.verbose = d.bool(v)),
+    ("source", |d, v, task| {
+        task.source = d.location(v, &format!("{}.source", task.path))
+    }),
+    ("target", |d, v, task| {
+        task.target = d.location(v, &format!("{}.target", task.path))
+    }),
+    ("mappings", |d, v, task| {
+        for (i, item) in d.list(v, "[]*sync.Mapping").into_iter().enumerate() {
+            let mapping = d.mapping(item, &format!("{}.mappings[{i}]", task.path));
+            task.mappings.push(mapping);
+        }
+    }),
 ];
 /// The keys of a task's `source` and `target`.
-const LOCATION_KEYS: &[&str] = &[
-    "registry",
-    "auth",
-    "auth-refresh",
-    "skip-tls-verify",
-    "lister",
-    "listertype",
-    "auth-file",
-    "credentials-file",
+const LOCATION_FIELDS: Fields<RawLocation> = &[
+    ("registry", |d, v, location| location.registry = d.string(v)),
+    ("auth", |d, v, location| location.auth = d.string(v)),
+    ("auth-refresh", |d, v, location| {
+        location.auth_refresh = d.duration(v, &format!("{}.auth-refresh", location.path))
+    }),
+    ("skip-tls-verify", |d, v, location| {
+        location.skip_tls_verify = d.bool(v)
+    }),
+    ("lister", |d, v, location| location.lister = d.string_map(v)),
+    ("listertype", |d, v, location| {
+        location.listertype = d.string(v)
+    }),
+    ("auth-file", |d, v, location| {
+        location.auth_file = d.string(v)
+    }),
+    ("credentials-file", |d, v, location| {
+        location.credentials_file = d.string(v)
+    }),
 ];
 /// The keys of a mapping.
-const MAPPING_KEYS: &[&str] = &["from", "to", "tags", "platform"];
+const MAPPING_FIELDS: Fields<RawMapping> = &[
+    ("from", |d, v, mapping| mapping.from = d.string(v)),
+    ("to", |d, v, mapping| mapping.to = d.string(v)),
+    ("tags", |d, v, mapping| {
+        mapping.tags = d
+            .list(v, "[]string")
+            .into_iter()
+            .map(|item| d.string(item))
+            .collect()
+    }),
+    ("platform", |d, v, mapping| mapping.platform = d.string(v)),
+];
 
 /// Every key the decoder knows, by section (`""` is the top level; `docker`, `skopeo`,
-/// `lister`, `native` and `health` are top-level maps). Unknown-key warnings and their
-/// suggestions come from these lists, and a test holds `docs/configuration.md` to them: a new
-/// key goes into its list here and into that page.
-pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", TOP_LEVEL_KEYS),
-    ("docker", DOCKER_KEYS),
-    ("skopeo", SKOPEO_KEYS),
-    ("lister", LISTER_KEYS),
-    ("native", NATIVE_KEYS),
-    ("health", HEALTH_KEYS),
-    ("tasks[]", TASK_KEYS),
-    ("tasks[].source, tasks[].target", LOCATION_KEYS),
-    ("tasks[].mappings[]", MAPPING_KEYS),
-];
+/// `lister`, `native` and `health` are top-level maps), read from the sections' tables above.
+/// A test holds `docs/configuration.md` to it: a new key goes into its table and into that
+/// page.
+pub static KNOWN_KEYS: std::sync::LazyLock<Vec<(&str, Vec<&str>)>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            ("", keys(TOP_LEVEL_FIELDS)),
+            ("docker", keys(DOCKER_FIELDS)),
+            ("skopeo", keys(SKOPEO_FIELDS)),
+            ("lister", keys(LISTER_FIELDS)),
+            ("native", keys(NATIVE_FIELDS)),
+            ("health", keys(HEALTH_FIELDS)),
+            ("tasks[]", keys(TASK_FIELDS)),
+            ("tasks[].source, tasks[].target", keys(LOCATION_FIELDS)),
+            ("tasks[].mappings[]", keys(MAPPING_FIELDS)),
+        ]
+    });
+
+/// The keys of a section's table.
+fn keys<T>(fields: Fields<T>) -> Vec<&'static str> {
+    fields.iter().map(|(key, _)| *key).collect()
+}
 
 /// The top level, as written.
 #[derive(Debug, Default)]
@@ -140,6 +287,8 @@ pub struct RawNative {
     pub parallel_blobs: Option<i64>,
     /// `tries`, or its old name `retries`.
     pub tries: Option<i64>,
+    /// Whether `tries` itself was written: it wins over `retries`.
+    pub tries_written: bool,
     pub connect_timeout: Option<DurationValue>,
     pub stall_timeout: Option<DurationValue>,
     pub commit_timeout: Option<DurationValue>,
@@ -166,6 +315,8 @@ pub struct RawTask {
     pub target: Option<RawLocation>,
     pub mappings: Vec<Option<RawMapping>>,
     pub line: usize,
+    /// `tasks[i]`, for messages.
+    pub path: String,
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +332,8 @@ pub struct RawLocation {
     pub auth_file: String,
     pub credentials_file: String,
     pub line: usize,
+    /// `tasks[i].source` or `tasks[i].target`, for messages.
+    pub path: String,
 }
 
 #[derive(Debug, Default)]
@@ -358,210 +511,80 @@ impl Decoder {
         }
     }
 
+    /// Decodes the map `node` into `out` with the section's table: unknown keys are warned
+    /// about, known ones decoded in document order. `None` when the node is null or not a map
+    /// (a type error naming `into`).
+    fn section<T>(
+        &mut self,
+        node: &Node,
+        into: &str,
+        path: &str,
+        fields: Fields<T>,
+        out: &mut T,
+    ) -> Option<()> {
+        for (key, value) in self.fields(node, into, path, &keys(fields))? {
+            if let Some((_, set)) = fields.iter().find(|(name, _)| *name == key) {
+                set(self, value, out);
+            }
+        }
+        Some(())
+    }
+
     /// Decodes the whole document.
     pub fn config(&mut self, root: &Node) -> RawConfig {
         let mut config = RawConfig::default();
-        let Some(fields) = self.fields(root, "config.SyncConfig", "", TOP_LEVEL_KEYS) else {
-            return config;
-        };
-        for (key, value) in fields {
-            match key {
-                "relay" => {
-                    config.relay = Some(self.string(value));
-                    config.relay_line = value.line;
-                }
-                "watch" => {
-                    config.watch = match value.kind {
-                        NodeKind::Null => None,
-                        _ => Some(self.bool(value)),
-                    }
-                }
-                "docker" => {
-                    config.docker = self
-                        .fields(value, "docker.RelayConfig", "'docker'", DOCKER_KEYS)
-                        .map(|fields| {
-                            let mut docker = RawDocker {
-                                line: value.line,
-                                ..RawDocker::default()
-                            };
-                            for (key, value) in fields {
-                                match key {
-                                    "dockerhost" => docker.dockerhost = self.string(value),
-                                    "ping-attempts" => docker.ping_attempts = Some(self.int(value)),
-                                    "ping-interval" => {
-                                        docker.ping_interval =
-                                            self.duration(value, "docker.ping-interval")
-                                    }
-                                    "timeout" => {
-                                        docker.timeout = self.duration(value, "docker.timeout")
-                                    }
-                                    _ => docker.api_version = self.string(value),
-                                }
-                            }
-                            docker
-                        })
-                }
-                "skopeo" => {
-                    config.skopeo = self
-                        .fields(value, "skopeo.RelayConfig", "'skopeo'", SKOPEO_KEYS)
-                        .map(|fields| {
-                            let mut skopeo = RawSkopeo {
-                                line: value.line,
-                                ..RawSkopeo::default()
-                            };
-                            for (key, value) in fields {
-                                match key {
-                                    "binary" => skopeo.binary = self.string(value),
-                                    "timeout" => {
-                                        skopeo.timeout = self.duration(value, "skopeo.timeout")
-                                    }
-                                    "parallel-images" => {
-                                        skopeo.parallel_images = Some(self.int(value))
-                                    }
-                                    _ => skopeo.certs_dir = self.string(value),
-                                }
-                            }
-                            skopeo
-                        })
-                }
-                "dockerhost" => config.dockerhost = self.string(value),
-                "api-version" => config.api_version = self.string(value),
-                "lister" => {
-                    if let Some(fields) =
-                        self.fields(value, "sync.ListerConfig", "'lister'", LISTER_KEYS)
-                    {
-                        for (key, value) in fields {
-                            match key {
-                                "maxItems" => config.lister.max_items = self.int(value),
-                                _ => {
-                                    config.lister.cache_duration =
-                                        self.duration(value, "lister.cacheDuration")
-                                }
-                            }
-                        }
-                    }
-                }
-                "native" => {
-                    config.native.line = value.line;
-                    if let Some(fields) =
-                        self.fields(value, "native settings", "'native'", NATIVE_KEYS)
-                    {
-                        let mut tries_line = None;
-                        for (key, value) in fields {
-                            let native = &mut config.native;
-                            match key {
-                                "cache-dir" => {
-                                    native.cache_dir = Some((self.string(value), value.line))
-                                }
-                                "include-foreign-layers" => {
-                                    native.include_foreign_layers = Some(self.bool(value))
-                                }
-                                "parallel-images" => native.parallel_images = Some(self.int(value)),
-                                "parallel-blobs" => native.parallel_blobs = Some(self.int(value)),
-                                "connect-timeout" => {
-                                    native.connect_timeout =
-                                        self.duration(value, "native.connect-timeout")
-                                }
-                                "stall-timeout" => {
-                                    native.stall_timeout =
-                                        self.duration(value, "native.stall-timeout")
-                                }
-                                "commit-timeout" => {
-                                    native.commit_timeout =
-                                        self.duration(value, "native.commit-timeout")
-                                }
-                                "retries" => {
-                                    self.notices.push(Notice::warn(format!(
-                                        "'native.retries' on line {} is the old name of 'native.tries' (it always counted tries, the first one included): rename it",
-                                        value.line
-                                    )));
-                                    // The new name wins when both are set.
-                                    if tries_line.is_none() {
-                                        native.tries = Some(self.int(value));
-                                    }
-                                }
-                                _ => {
-                                    tries_line = Some(value.line);
-                                    native.tries = Some(self.int(value));
-                                }
-                            }
-                        }
-                    }
-                }
-                "health" => {
-                    if let Some(fields) =
-                        self.fields(value, "health settings", "'health'", HEALTH_KEYS)
-                    {
-                        for (_, value) in fields {
-                            config.daemon.health_listen = Some((self.string(value), value.line));
-                        }
-                    }
-                }
-                "shutdown-grace" => {
-                    config.daemon.shutdown_grace = self.duration(value, "shutdown-grace")
-                }
-                "auth-file" => config.auth_file = Some((self.string(value), value.line)),
-                "credential-helper-timeout" => {
-                    config.credential_helper_timeout = self
-                        .duration(value, "credential-helper-timeout")
-                        .map(|d| (d, value.line))
-                }
-                _ => {
-                    for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {
-                        let task = self.task(item, index);
-                        config.tasks.push(task);
-                    }
-                }
-            }
-        }
+        self.section(root, "config.SyncConfig", "", TOP_LEVEL_FIELDS, &mut config);
         config
+    }
+
+    fn docker(&mut self, node: &Node) -> Option<RawDocker> {
+        let mut docker = RawDocker {
+            line: node.line,
+            ..RawDocker::default()
+        };
+        self.section(
+            node,
+            "docker.RelayConfig",
+            "'docker'",
+            DOCKER_FIELDS,
+            &mut docker,
+        )?;
+        Some(docker)
+    }
+
+    fn skopeo(&mut self, node: &Node) -> Option<RawSkopeo> {
+        let mut skopeo = RawSkopeo {
+            line: node.line,
+            ..RawSkopeo::default()
+        };
+        self.section(
+            node,
+            "skopeo.RelayConfig",
+            "'skopeo'",
+            SKOPEO_FIELDS,
+            &mut skopeo,
+        )?;
+        Some(skopeo)
     }
 
     fn task(&mut self, node: &Node, index: usize) -> Option<RawTask> {
         let path = format!("tasks[{index}]");
-        let fields = self.fields(node, "sync.Task", &path, TASK_KEYS)?;
         let mut task = RawTask {
             line: node.line,
+            path: path.clone(),
             ..RawTask::default()
         };
-        for (key, value) in fields {
-            match key {
-                "name" => task.name = self.string(value),
-                "interval" => task.interval = self.int(value),
-                "verbose" => task.verbose = self.bool(value),
-                "source" => task.source = self.location(value, &format!("{path}.source")),
-                "target" => task.target = self.location(value, &format!("{path}.target")),
-                _ => {
-                    for (i, item) in self.list(value, "[]*sync.Mapping").into_iter().enumerate() {
-                        let mapping = self.mapping(item, &format!("{path}.mappings[{i}]"));
-                        task.mappings.push(mapping);
-                    }
-                }
-            }
-        }
+        self.section(node, "sync.Task", &path, TASK_FIELDS, &mut task)?;
         Some(task)
     }
 
     fn location(&mut self, node: &Node, path: &str) -> Option<RawLocation> {
-        let fields = self.fields(node, "sync.Location", path, LOCATION_KEYS)?;
         let mut location = RawLocation {
             line: node.line,
+            path: path.to_string(),
             ..RawLocation::default()
         };
-        for (key, value) in fields {
-            match key {
-                "registry" => location.registry = self.string(value),
-                "auth" => location.auth = self.string(value),
-                "auth-refresh" => {
-                    location.auth_refresh = self.duration(value, &format!("{path}.auth-refresh"))
-                }
-                "skip-tls-verify" => location.skip_tls_verify = self.bool(value),
-                "listertype" => location.listertype = self.string(value),
-                "auth-file" => location.auth_file = self.string(value),
-                "credentials-file" => location.credentials_file = self.string(value),
-                _ => location.lister = self.string_map(value),
-            }
-        }
+        self.section(node, "sync.Location", path, LOCATION_FIELDS, &mut location)?;
         Some(location)
     }
 
@@ -582,25 +605,11 @@ impl Decoder {
     }
 
     fn mapping(&mut self, node: &Node, path: &str) -> Option<RawMapping> {
-        let fields = self.fields(node, "sync.Mapping", path, MAPPING_KEYS)?;
         let mut mapping = RawMapping {
             line: node.line,
             ..RawMapping::default()
         };
-        for (key, value) in fields {
-            match key {
-                "from" => mapping.from = self.string(value),
-                "to" => mapping.to = self.string(value),
-                "platform" => mapping.platform = self.string(value),
-                _ => {
-                    mapping.tags = self
-                        .list(value, "[]string")
-                        .into_iter()
-                        .map(|item| self.string(item))
-                        .collect()
-                }
-            }
-        }
+        self.section(node, "sync.Mapping", path, MAPPING_FIELDS, &mut mapping)?;
         Some(mapping)
     }
 }
