@@ -98,51 +98,7 @@ fn relay(
     };
     let mut docker = DockerSettings::default();
     match kind {
-        RelayKind::Docker => match &raw.docker {
-            None => {
-                if !has_deprecated {
-                    notices.push(Notice::warn(
-                        "not specifying the 'docker' config item is deprecated",
-                    ));
-                }
-                for (key, value) in [
-                    ("dockerhost", &raw.dockerhost),
-                    ("api-version", &raw.api_version),
-                ] {
-                    if !value.is_empty() {
-                        notices.push(Notice::warn(format!(
-                            "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
-                        )));
-                    }
-                }
-                docker.dockerhost = raw.dockerhost.clone();
-                docker.api_version = raw.api_version.clone();
-            }
-            Some(section) => {
-                for (key, value) in [
-                    ("dockerhost", &raw.dockerhost),
-                    ("api-version", &raw.api_version),
-                ] {
-                    if !value.is_empty() {
-                        notices.push(Notice::warn(format!(
-                            "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
-                        )));
-                    }
-                }
-                docker.dockerhost = section.dockerhost.clone();
-                docker.api_version = section.api_version.clone();
-                let line = Some(section.line);
-                if let Some(n) = section.ping_attempts {
-                    docker.ping_attempts = in_range(line, "docker.ping-attempts", n, 100)? as u32;
-                }
-                if let Some(d) = timeout(line, "docker.ping-interval", section.ping_interval)? {
-                    docker.ping_interval = d;
-                }
-                if let Some(d) = timeout(line, "docker.timeout", section.timeout)? {
-                    docker.timeout = d;
-                }
-            }
-        },
+        RelayKind::Docker => docker = docker_settings(raw, has_deprecated, notices)?,
         RelayKind::Skopeo | RelayKind::Native => {
             if !raw.dockerhost.is_empty() {
                 return Err((
@@ -156,6 +112,62 @@ fn relay(
         }
     }
     Ok((kind, docker))
+}
+
+/// The docker relay's settings: the `docker` section, or the deprecated top-level
+/// `dockerhost` and `api-version` when it is absent, with the original's deprecation notices.
+fn docker_settings(
+    raw: &RawConfig,
+    has_deprecated: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<DockerSettings, Failure> {
+    let mut docker = DockerSettings::default();
+    match &raw.docker {
+        None => {
+            if !has_deprecated {
+                notices.push(Notice::warn(
+                    "not specifying the 'docker' config item is deprecated",
+                ));
+            }
+            for (key, value) in [
+                ("dockerhost", &raw.dockerhost),
+                ("api-version", &raw.api_version),
+            ] {
+                if !value.is_empty() {
+                    notices.push(Notice::warn(format!(
+                    "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
+                )));
+                }
+            }
+            docker.dockerhost = raw.dockerhost.clone();
+            docker.api_version = raw.api_version.clone();
+        }
+        Some(section) => {
+            for (key, value) in [
+                ("dockerhost", &raw.dockerhost),
+                ("api-version", &raw.api_version),
+            ] {
+                if !value.is_empty() {
+                    notices.push(Notice::warn(format!(
+                    "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
+                )));
+                }
+            }
+            docker.dockerhost = section.dockerhost.clone();
+            docker.api_version = section.api_version.clone();
+            let line = Some(section.line);
+            if let Some(n) = section.ping_attempts {
+                docker.ping_attempts = in_range(line, "docker.ping-attempts", n, 100)? as u32;
+            }
+            if let Some(d) = timeout(line, "docker.ping-interval", section.ping_interval)? {
+                docker.ping_interval = d;
+            }
+            if let Some(d) = timeout(line, "docker.timeout", section.timeout)? {
+                docker.timeout = d;
+            }
+        }
+    }
+    Ok(docker)
 }
 
 /// Step 3: the global lister settings; never an error.
@@ -388,26 +400,7 @@ fn location(
     if raw.registry.is_empty() {
         return Err((line, "registry not set".into()));
     }
-    let lister = match &raw.lister {
-        Some(pairs) => {
-            let get = |key: &str| {
-                pairs
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-            };
-            let kind = get("type").unwrap_or_default();
-            if kind.is_empty() {
-                return Err((line, "no lister type set".into()));
-            }
-            match lister_source(&kind, get("search").unwrap_or_default()) {
-                Some(source) => Some(source),
-                None => return Err((line, format!("invalid lister type: {kind}"))),
-            }
-        }
-        None => None,
-    };
+    let lister = lister_map(&raw, line)?;
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
     let credentials_file = match raw.credentials_file.trim() {
         "" => None,
@@ -427,31 +420,7 @@ fn location(
     // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
-    let auth_refresh = match raw.auth_refresh {
-        None => None,
-        Some(_) if !is_ecr => {
-            return Err((
-                line,
-                format!(
-                    "'{}' wants authentication refresh, but is not an ECR registry",
-                    raw.registry
-                ),
-            ));
-        }
-        Some(value) => {
-            let minimum = Duration::from_secs(3600);
-            match value.positive() {
-                Some(d) if d >= minimum => Some(d),
-                _ => {
-                    notices.push(
-                        Notice::warn("auth-refresh too short, setting to minimum")
-                            .with("registry", registry.clone()),
-                    );
-                    Some(minimum)
-                }
-            }
-        }
-    };
+    let auth_refresh = auth_refresh(&raw, &registry, is_ecr, notices)?;
     if let Some(creds) = auth.credentials() {
         notices.push(
             Notice::info("using credentials from config")
@@ -478,6 +447,68 @@ fn location(
         credentials_file,
         line: raw.line,
     })
+}
+
+/// A side's `lister:` map (`type`, `search`; the last of a repeated key wins), `None` when
+/// the key is absent.
+fn lister_map(raw: &RawLocation, line: Option<usize>) -> Result<Option<ListerSource>, Failure> {
+    let lister = match &raw.lister {
+        Some(pairs) => {
+            let get = |key: &str| {
+                pairs
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            };
+            let kind = get("type").unwrap_or_default();
+            if kind.is_empty() {
+                return Err((line, "no lister type set".into()));
+            }
+            match lister_source(&kind, get("search").unwrap_or_default()) {
+                Some(source) => Some(source),
+                None => return Err((line, format!("invalid lister type: {kind}"))),
+            }
+        }
+        None => None,
+    };
+    Ok(lister)
+}
+
+/// `auth-refresh`: only for ECR, at least an hour (docs/configuration.md#source-and-target).
+fn auth_refresh(
+    raw: &RawLocation,
+    registry: &str,
+    is_ecr: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<Duration>, Failure> {
+    let line = Some(raw.line);
+    let auth_refresh = match raw.auth_refresh {
+        None => None,
+        Some(_) if !is_ecr => {
+            return Err((
+                line,
+                format!(
+                    "'{}' wants authentication refresh, but is not an ECR registry",
+                    raw.registry
+                ),
+            ));
+        }
+        Some(value) => {
+            let minimum = Duration::from_secs(3600);
+            match value.positive() {
+                Some(d) if d >= minimum => Some(d),
+                _ => {
+                    notices.push(
+                        Notice::warn("auth-refresh too short, setting to minimum")
+                            .with("registry", registry.to_string()),
+                    );
+                    Some(minimum)
+                }
+            }
+        }
+    };
+    Ok(auth_refresh)
 }
 
 fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
