@@ -56,19 +56,8 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
     loop {
         tracing::info!("dregsy {VERSION}");
         board.loading(restart);
-        let loaded = config::read(config_path).and_then(|text| {
-            config::load_str(config_path, &text).map(|(config, notices)| (config, notices, text))
-        });
-        let (config, text) = match loaded {
-            Ok((config, notices, text)) => {
-                log_notices(&notices);
-                (config, text)
-            }
-            Err(e) => {
-                log_notices(&e.notices);
-                tracing::error!("{e}");
-                return 1;
-            }
+        let Some((config, text)) = load(config_path) else {
+            return 1;
         };
         let filter = match &filter {
             Some(filter) => filter,
@@ -96,31 +85,56 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
                 return 1;
             }
         };
-        match ending {
-            Ending::Restart => {
-                restart = true;
-                continue;
+        match exit_code(ending) {
+            None => restart = true,
+            Some(code) => return code,
+        }
+    }
+}
+
+/// Reads and loads the config, logging its notices; `None` after logging why it cannot be
+/// loaded. Returns the config with its text (the config watch compares it).
+fn load(config_path: &Path) -> Option<(config::Config, String)> {
+    let loaded = config::read(config_path).and_then(|text| {
+        config::load_str(config_path, &text).map(|(config, notices)| (config, notices, text))
+    });
+    match loaded {
+        Ok((config, notices, text)) => {
+            log_notices(&notices);
+            Some((config, text))
+        }
+        Err(e) => {
+            log_notices(&e.notices);
+            tracing::error!("{e}");
+            None
+        }
+    }
+}
+
+/// The exit code a run's ending asks for (docs/behaviour.md#exit-codes), logged; `None` for a
+/// restart.
+fn exit_code(ending: Ending) -> Option<u8> {
+    match ending {
+        Ending::Restart => None,
+        Ending::Stopped {
+            signal,
+            interrupted: true,
+            ..
+        } => {
+            tracing::warn!(
+                signal = signal.name(),
+                "stopped: the run was interrupted, exiting with code {}",
+                signal.exit_code()
+            );
+            Some(signal.exit_code())
+        }
+        Ending::Finished { failed } | Ending::Stopped { failed, .. } => {
+            tracing::info!("all done");
+            if failed {
+                tracing::error!("one or more tasks had errors, please see log for details");
+                return Some(1);
             }
-            Ending::Stopped {
-                signal,
-                interrupted: true,
-                ..
-            } => {
-                tracing::warn!(
-                    signal = signal.name(),
-                    "stopped: the run was interrupted, exiting with code {}",
-                    signal.exit_code()
-                );
-                return signal.exit_code();
-            }
-            Ending::Finished { failed } | Ending::Stopped { failed, .. } => {
-                tracing::info!("all done");
-                if failed {
-                    tracing::error!("one or more tasks had errors, please see log for details");
-                    return 1;
-                }
-                return 0;
-            }
+            Some(0)
         }
     }
 }

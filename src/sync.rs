@@ -200,37 +200,7 @@ async fn run_mapping(
         .ensure_repositories(&task.target, jobs.iter().map(|j| &j.target.repository))
         .await?;
     progress.planned(jobs.len());
-    // A repository that could not be planned, and every tag that cannot form a reference,
-    // fails as an image of its own; the rest still sync.
-    let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
-    let mut failures = Vec::new();
-    for repo in &plan.repositories {
-        let source_name = side(&task.source.registry, &repo.source_path);
-        let target_name = side(&task.target.registry, &repo.target_path);
-        if let Some(error) = &repo.error {
-            failures.push((source_name.clone(), target_name.clone(), error.clone()));
-        }
-        for (tag, reason) in &repo.invalid {
-            failures.push((
-                source_name.clone(),
-                target_name.clone(),
-                format!("tag '{tag}': {reason}"),
-            ));
-        }
-    }
-    let mut images: Vec<ImageReport> = failures
-        .into_iter()
-        .map(|(source, target, reason)| {
-            let report = ImageReport {
-                source,
-                target,
-                result: ImageResult::Failed { reason },
-                duration: Default::default(),
-            };
-            log_image(task, &report);
-            report
-        })
-        .collect();
+    let mut images = planning_failures(task, &plan);
     let sides = Sides {
         source: &source,
         target: &target,
@@ -263,6 +233,40 @@ async fn run_mapping(
     }
     images.extend(done);
     Ok(images)
+}
+
+/// A repository that could not be planned, and every tag that cannot form a reference, fails
+/// as an image of its own (logged here); the rest of the mapping still syncs.
+fn planning_failures(task: &Task, plan: &plan::MappingPlan) -> Vec<ImageReport> {
+    let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
+    let mut failures = Vec::new();
+    for repo in &plan.repositories {
+        let source_name = side(&task.source.registry, &repo.source_path);
+        let target_name = side(&task.target.registry, &repo.target_path);
+        if let Some(error) = &repo.error {
+            failures.push((source_name.clone(), target_name.clone(), error.clone()));
+        }
+        for (tag, reason) in &repo.invalid {
+            failures.push((
+                source_name.clone(),
+                target_name.clone(),
+                format!("tag '{tag}': {reason}"),
+            ));
+        }
+    }
+    failures
+        .into_iter()
+        .map(|(source, target, reason)| {
+            let report = ImageReport {
+                source,
+                target,
+                result: ImageResult::Failed { reason },
+                duration: Default::default(),
+            };
+            log_image(task, &report);
+            report
+        })
+        .collect()
 }
 
 /// Runs one image job and logs its line; `None` when a stop kept it from starting its copy or
