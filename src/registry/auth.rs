@@ -416,123 +416,18 @@ impl Auth {
             "token service {}",
             realm_url.host_str().unwrap_or("(no host)")
         );
-        let mut url = realm_url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(service) = service {
-                query.append_pair("service", service);
-            }
-            for scope in scopes {
-                query.append_pair("scope", scope.as_str());
-            }
-        }
         let credentials = self.current().await?;
         let started = Instant::now();
-        let scope_text = scopes
-            .iter()
-            .map(Scope::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut response = match credentials.as_ref().filter(|c| c.is_identity_token()) {
-            // An identity token is an OAuth2 refresh token: it only works with the POST form.
-            Some(c) => {
-                let grant = [
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", c.password.as_str()),
-                ];
-                let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
-                transport
-                    .send(request)
-                    .await
-                    .map_err(|e| e.context(where_.clone()))?
-            }
-            None => {
-                // Token requests go through the transport too, so a flaky token service is retried.
-                let mut request = Request::new(reqwest::Method::GET, url);
-                if let Some(header) = credentials.as_ref().and_then(Credentials::basic_header) {
-                    request
-                        .headers
-                        .insert(reqwest::header::AUTHORIZATION, header);
-                }
-                transport
-                    .send(request)
-                    .await
-                    .map_err(|e| e.context(where_.clone()))?
-            }
-        };
-
-        if matches!(
-            response.status(),
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) && let Some(credentials) = credentials.as_ref().filter(|c| !c.is_identity_token())
-        {
-            let grant = [
-                ("grant_type", "password"),
-                ("username", credentials.username.as_str()),
-                ("password", credentials.password.as_str()),
-            ];
-            let request = oauth2_request(realm_url, &grant, &scope_text, service);
-            response = transport
-                .send(request)
-                .await
-                .map_err(|e| e.context(where_.clone()))?;
-        }
-
+        let response = self
+            .request_token(transport, &realm_url, service, scopes, credentials.as_ref())
+            .await
+            .map_err(|e| e.context(where_.clone()))?;
         let status = response.status();
         if !status.is_success() {
-            let kind = match status {
-                StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
-                StatusCode::FORBIDDEN => ErrorKind::Forbidden,
-                _ => ErrorKind::Registry,
-            };
-            let reason = match (&credentials, kind) {
-                (Some(c), ErrorKind::Unauthorized) => format!(
-                    "the credentials of user '{}' were rejected (HTTP {status})",
-                    c.username
-                ),
-                (None, ErrorKind::Unauthorized) => {
-                    format!("anonymous access was refused (HTTP {status}); configure credentials")
-                }
-                _ => format!("no token issued (HTTP {status})"),
-            };
-            return Err(Error::new(kind, reason)
-                .with_status(status.as_u16())
-                .context(where_));
+            return Err(refusal(status, credentials.as_ref()).context(where_));
         }
-        // A token response is small; refuse to buffer a broken service's endless body.
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| classify(&e).context(where_.clone()))?
-        {
-            if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
-                return Err(
-                    Error::new(ErrorKind::TooLarge, "the token response is too large")
-                        .context(where_),
-                );
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(ErrorKind::Protocol, format!("invalid token response ({e})"))
-                .context(where_.clone())
-        })?;
-        let token = parsed
-            .token
-            .filter(|t| !t.is_empty())
-            .or(parsed.access_token.filter(|t| !t.is_empty()))
-            .ok_or_else(|| {
-                Error::new(ErrorKind::Protocol, "the token response holds no token")
-                    .context(where_.clone())
-            })?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            Error::new(ErrorKind::Protocol, "the token holds invalid characters")
-                .context(where_.clone())
-        })?;
-        header.set_sensitive(true);
-        let lifetime = parsed
-            .expires_in
+        let (header, expires_in) = read_token(response).await.map_err(|e| e.context(where_))?;
+        let lifetime = expires_in
             .map(Duration::from_secs)
             .unwrap_or(MIN_TOKEN_LIFETIME)
             .max(MIN_TOKEN_LIFETIME);
@@ -545,6 +440,118 @@ impl Auth {
             renew_at: started + lifetime - margin,
         })
     }
+
+    /// Sends the token request: a `GET` with basic credentials (the Docker token protocol), or
+    /// the OAuth2 `POST` for an identity token, and the `POST` again when a service answers the
+    /// `GET` with 404 or 405, as services that know only the OAuth2 form do.
+    async fn request_token(
+        &self,
+        transport: &Transport,
+        realm_url: &Url,
+        service: Option<&str>,
+        scopes: &[Scope],
+        credentials: Option<&Credentials>,
+    ) -> Result<reqwest::Response> {
+        let mut url = realm_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            for scope in scopes {
+                query.append_pair("scope", scope.as_str());
+            }
+        }
+        let scope_text = scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut response = match credentials.filter(|c| c.is_identity_token()) {
+            // An identity token is an OAuth2 refresh token: it only works with the POST form.
+            Some(c) => {
+                let grant = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.password.as_str()),
+                ];
+                let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
+                transport.send(request).await?
+            }
+            None => {
+                // Token requests go through the transport too, so a flaky token service is retried.
+                let mut request = Request::new(reqwest::Method::GET, url);
+                if let Some(header) = credentials.and_then(Credentials::basic_header) {
+                    request
+                        .headers
+                        .insert(reqwest::header::AUTHORIZATION, header);
+                }
+                transport.send(request).await?
+            }
+        };
+
+        if matches!(
+            response.status(),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) && let Some(credentials) = credentials.filter(|c| !c.is_identity_token())
+        {
+            let grant = [
+                ("grant_type", "password"),
+                ("username", credentials.username.as_str()),
+                ("password", credentials.password.as_str()),
+            ];
+            let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
+            response = transport.send(request).await?;
+        }
+        Ok(response)
+    }
+}
+
+/// The error of a token service that issued no token: the credentials rejected, anonymous
+/// access refused, or another status.
+fn refusal(status: StatusCode, credentials: Option<&Credentials>) -> Error {
+    let kind = match status {
+        StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorKind::Forbidden,
+        _ => ErrorKind::Registry,
+    };
+    let reason = match (credentials, kind) {
+        (Some(c), ErrorKind::Unauthorized) => format!(
+            "the credentials of user '{}' were rejected (HTTP {status})",
+            c.username
+        ),
+        (None, ErrorKind::Unauthorized) => {
+            format!("anonymous access was refused (HTTP {status}); configure credentials")
+        }
+        _ => format!("no token issued (HTTP {status})"),
+    };
+    Error::new(kind, reason).with_status(status.as_u16())
+}
+
+/// Reads a token response (at most `MAX_TOKEN_RESPONSE` bytes): the bearer header, marked
+/// sensitive, and the lifetime in seconds the service gave.
+async fn read_token(mut response: reqwest::Response) -> Result<(HeaderValue, Option<u64>)> {
+    // A token response is small; refuse to buffer a broken service's endless body.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+        if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                "the token response is too large",
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let parsed: TokenResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::new(ErrorKind::Protocol, format!("invalid token response ({e})")))?;
+    let token = parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .or(parsed.access_token.filter(|t| !t.is_empty()))
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "the token response holds no token"))?;
+    let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Error::new(ErrorKind::Protocol, "the token holds invalid characters"))?;
+    header.set_sensitive(true);
+    Ok((header, parsed.expires_in))
 }
 
 /// The OAuth2 form `POST` to a token service: `grant` (password or refresh token) with the
