@@ -44,7 +44,7 @@ pub async fn run_task(
     // flight (mostly up-to-date checks), the copy slots bound the copies among them.
     let check_slots = Semaphore::new(relay.parallel_checks());
     let copy_slots = Semaphore::new(relay.parallel_images());
-    let slots = Slots {
+    let slots = JobLimits {
         check: &check_slots,
         copy: &copy_slots,
     };
@@ -55,7 +55,7 @@ pub async fn run_task(
                     return Ok(Vec::new());
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                let services = Services { clients, listers };
+                let services = RunClients { clients, listers };
                 run_mapping(task, mapping, relay, services, slots, progress, stop)
                     .await
                     .map_err(|reason| {
@@ -121,14 +121,14 @@ impl RepositorySource for ListedRepositories<'_> {
 
 /// The task's bounds on image jobs in flight and on copies among them.
 #[derive(Clone, Copy)]
-struct Slots<'a> {
+struct JobLimits<'a> {
     check: &'a Semaphore,
     copy: &'a Semaphore,
 }
 
 /// What a mapping's planning uses besides the task: the run's clients and listers.
 #[derive(Clone, Copy)]
-struct Services<'a> {
+struct RunClients<'a> {
     clients: &'a Clients,
     listers: &'a Listers,
 }
@@ -182,8 +182,8 @@ async fn run_mapping(
     task: &Task,
     mapping: &Mapping,
     relay: &Relay,
-    services: Services<'_>,
-    slots: Slots<'_>,
+    services: RunClients<'_>,
+    slots: JobLimits<'_>,
     progress: &TaskProgress,
     stop: &Stop,
 ) -> Result<Vec<ImageReport>, String> {

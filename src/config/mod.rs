@@ -278,7 +278,7 @@ pub struct Location {
     pub cloud: Option<CloudRegistry>,
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
-    pub lister: Option<ListerSource>,
+    pub lister: Option<ListerChoice>,
     /// The Docker/podman credential file looked at first when `auth` is omitted: the side's
     /// `auth-file`, else the top-level one (`docs/behaviour.md`, "Credentials").
     pub auth_file: Option<PathBuf>,
@@ -287,9 +287,11 @@ pub struct Location {
     pub line: usize,
 }
 
-/// The per-location lister choice (docs/configuration.md#source-and-target).
+/// The lister a side's config asks for, as written (`lister.type` or `listertype`;
+/// docs/configuration.md#source-and-target). The lister actually used is a
+/// `listers::ListerKind`, resolved from this and the registry (ECR lists through its API).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListerSource {
+pub enum ListerChoice {
     Catalog,
     DockerHub,
     Index {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
 use super::notice::Notice;
 use super::{
-    CacheDir, CloudRegistry, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource,
+    CacheDir, CloudRegistry, Config, DaemonSettings, DockerSettings, ListerChoice, ListerSettings,
     Location, Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
 };
 use crate::plan::mapping::MappingRule;
@@ -433,7 +433,7 @@ fn location(
     let lister = lister.or_else(|| {
         (!raw.listertype.is_empty()).then(|| {
             lister_source(&raw.listertype, String::new())
-                .unwrap_or(ListerSource::Invalid(raw.listertype.clone()))
+                .unwrap_or(ListerChoice::Invalid(raw.listertype.clone()))
         })
     });
     Ok(Location {
@@ -451,7 +451,7 @@ fn location(
 
 /// A side's `lister:` map (`type`, `search`; the last of a repeated key wins), `None` when
 /// the key is absent.
-fn lister_map(raw: &RawLocation, line: Option<usize>) -> Result<Option<ListerSource>, Failure> {
+fn lister_map(raw: &RawLocation, line: Option<usize>) -> Result<Option<ListerChoice>, Failure> {
     let lister = match &raw.lister {
         Some(pairs) => {
             let get = |key: &str| {
@@ -511,11 +511,11 @@ fn auth_refresh(
     Ok(auth_refresh)
 }
 
-fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
+fn lister_source(kind: &str, search: String) -> Option<ListerChoice> {
     match kind {
-        "catalog" => Some(ListerSource::Catalog),
-        "dockerhub" => Some(ListerSource::DockerHub),
-        "index" => Some(ListerSource::Index { search }),
+        "catalog" => Some(ListerChoice::Catalog),
+        "dockerhub" => Some(ListerChoice::DockerHub),
+        "index" => Some(ListerChoice::Index { search }),
         _ => None,
     }
 }
@@ -544,13 +544,13 @@ fn repo_list_source(source: &Location) -> Result<(), String> {
     let host = source.registry.split('/').next().unwrap_or_default();
     let docker_hub = RegistryHost::parse(host).is_ok_and(|h| h.is_docker_hub());
     match &source.lister {
-        None | Some(ListerSource::Catalog) if docker_hub => {
+        None | Some(ListerChoice::Catalog) if docker_hub => {
             Err("DockerHub only supports list types 'dockerhub' and 'index'".into())
         }
-        Some(ListerSource::Index { search }) if search.is_empty() => {
+        Some(ListerChoice::Index { search }) if search.is_empty() => {
             Err("index lister requires a search expression".into())
         }
-        Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
+        Some(ListerChoice::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
         _ => Ok(()),
     }
 }
