@@ -19,11 +19,16 @@ pub enum Command {
     /// Sync with a config file; `run` filters tasks by name; `health` is the `-health`
     /// address (empty: the config's `health.listen`, or no endpoint).
     Sync {
+        /// The `-config` path; empty prints the synopsis and exits 1.
         config: String,
+        /// The `-run` task filter regex; empty selects every task.
         run: String,
+        /// The `-health` address; empty: the config's `health.listen`, or no endpoint.
         health: String,
     },
+    /// `-h` or `-help`: print the usage, exit 0.
     Help,
+    /// `-version` (or `-v`): print the version, exit 0.
     Version,
 }
 

@@ -17,6 +17,8 @@
 //!   filters, mapping rules, platform choice), which the planner applies;
 //! - at the bottom: [`registry`] (the OCI distribution client), [`report`], [`stop`].
 
+#![warn(missing_docs)]
+
 /// The version logged at every start and printed by `--version`.
 pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
     Some(v) => v,

@@ -24,7 +24,10 @@ pub enum Format {
     /// README promised; its code wrote logfmt).
     Json,
     /// logrus text: logfmt without colours, or the padded coloured form.
-    Text { colors: bool },
+    Text {
+        /// The padded coloured form (a terminal, or `LOG_FORCE_COLORS`).
+        colors: bool,
+    },
 }
 
 /// Logging settings derived from the environment.
@@ -32,6 +35,7 @@ pub enum Format {
 pub struct Settings {
     /// The most verbose level shown.
     pub level: Level,
+    /// JSON or text (`LOG_FORMAT`, `LOG_FORCE_COLORS`, a terminal).
     pub format: Format,
     /// Adds `func` and `file` fields (`LOG_METHODS=true`).
     pub methods: bool,
@@ -254,9 +258,13 @@ impl<S: Subscriber> Layer<S> for LogrusLayer {
 /// A field's value, kept typed so JSON shows numbers and booleans as logrus does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
+    /// A string.
     Text(String),
+    /// An integer, signed or not.
     Int(i128),
+    /// A floating-point number.
     Float(f64),
+    /// A boolean.
     Bool(bool),
 }
 

@@ -10,26 +10,40 @@ pub enum ImageResult {
     UpToDate,
     /// The image was written; `bytes` counts blob bytes transferred (mounted and existing
     /// blobs cost nothing and are not counted).
-    Copied { bytes: u64 },
+    Copied {
+        /// Blob bytes transferred.
+        bytes: u64,
+    },
     /// The job failed; the reason names what went wrong and where.
-    Failed { reason: String },
+    Failed {
+        /// What went wrong and where.
+        reason: String,
+    },
 }
 
 /// One image job's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageReport {
+    /// The source image as logged (`registry/repository:tag`).
     pub source: String,
+    /// The target image as logged.
     pub target: String,
+    /// What happened.
     pub result: ImageResult,
+    /// The job's own time, without waiting for a copy slot.
     pub duration: Duration,
 }
 
 /// One run of one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskReport {
+    /// The task's name.
     pub task: String,
+    /// When the run started.
     pub started: SystemTime,
+    /// When it finished (equal to `started` until then).
     pub finished: SystemTime,
+    /// Every image job's outcome, in the order they finished per mapping.
     pub images: Vec<ImageReport>,
     /// Mappings that failed before any image job could be made (listing, planning).
     pub mapping_failures: usize,
@@ -39,6 +53,7 @@ pub struct TaskReport {
 }
 
 impl TaskReport {
+    /// An empty report of a run of `task` starting now.
     pub fn new(task: &str) -> Self {
         let now = SystemTime::now();
         TaskReport {
@@ -56,14 +71,17 @@ impl TaskReport {
         self.mapping_failures > 0 || self.failed_images() > 0
     }
 
+    /// Images copied in this run.
     pub fn copied(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::Copied { .. }))
     }
 
+    /// Images found up to date in this run.
     pub fn up_to_date(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::UpToDate))
     }
 
+    /// Image jobs that failed in this run.
     pub fn failed_images(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::Failed { .. }))
     }
@@ -87,6 +105,7 @@ impl TaskReport {
 /// What a whole run (all selected tasks) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOutcome {
+    /// Each selected task's report, in config order.
     pub tasks: Vec<TaskReport>,
     /// Any task failed: exit code 1 (docs/behaviour.md#exit-codes).
     pub failed: bool,

@@ -33,15 +33,21 @@ use crate::watch::ConfigWatch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     /// Only one-off tasks, all run. `failed`: any of them failed (exit 1).
-    Finished { failed: bool },
+    Finished {
+        /// Any of them failed.
+        failed: bool,
+    },
     /// SIGHUP or a config change: reload and run again, with the same `-run` filter.
     Restart,
     /// SIGINT/SIGTERM. `interrupted`: a run was going when it came, or one-off tasks were
     /// left unrun (exit 130/143); otherwise the exit code follows `failed`, which holds the
     /// last run of each task (docs/behaviour.md#exit-codes).
     Stopped {
+        /// The last stop signal; its exit code is the process's when interrupted.
         signal: Signal,
+        /// A run was going, or one-off tasks were left unrun.
         interrupted: bool,
+        /// The last run of some task failed.
         failed: bool,
     },
 }
@@ -49,8 +55,11 @@ pub enum Ending {
 /// What the daemon loop needs besides the config: the signals (they outlive a restart), the
 /// status board, and the exact config text (for the watch's content comparison).
 pub struct Context<'a> {
+    /// The process's signal listener.
     pub signals: &'a mut Signals,
+    /// Where task runs and the phase are reported for the health endpoint.
     pub status: &'a StatusBoard,
+    /// The config file's text, as loaded.
     pub config_text: &'a str,
 }
 

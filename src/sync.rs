@@ -108,8 +108,11 @@ impl TagSource for RegistryTags<'_> {
 
 /// Lists a source's repositories through the run's listers, for the planner.
 pub struct ListedRepositories<'a> {
+    /// The run's listers (their caches are shared by every task).
     pub listers: &'a Listers,
+    /// The run's registry clients.
     pub clients: &'a Clients,
+    /// The source side whose repositories are listed.
     pub location: &'a Location,
 }
 

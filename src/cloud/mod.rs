@@ -50,6 +50,7 @@ pub struct Cloud {
 const REPOSITORY_RECHECK: Duration = Duration::from_secs(3600);
 
 impl Cloud {
+    /// An empty cloud side: no token providers and no ECR repositories known yet.
     pub fn new() -> Cloud {
         Cloud::default()
     }

@@ -34,7 +34,9 @@ pub struct Flags<'a> {
 pub enum Arg<'a> {
     /// A flag, with the value written after `=`, if any.
     Flag {
+        /// The flag's name, without its dashes.
         name: &'a str,
+        /// The value written after `=` (`-config=x.yaml`), if any.
         inline: Option<&'a str>,
     },
     /// An argument that is not a flag (`-` included); Go stops parsing flags here.
@@ -42,6 +44,7 @@ pub enum Arg<'a> {
 }
 
 impl<'a> Flags<'a> {
+    /// Reads `args`, the arguments after the program (or subcommand) name.
     pub fn new(args: &'a [String]) -> Flags<'a> {
         Flags { args, index: 0 }
     }

@@ -38,8 +38,11 @@ and by which filter, and which images are already up to date on the target.
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
+    /// The `-config` path (required).
     pub config: String,
+    /// The `-run` task filter; empty selects every task.
     pub run: String,
+    /// `--json`: print the plan as JSON instead of text.
     pub json: bool,
 }
 
@@ -123,34 +126,46 @@ pub fn main(args: &[String]) -> u8 {
 /// The plan of a whole config.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The selected tasks, in config order.
     pub tasks: Vec<TaskPlan>,
 }
 
 /// One task's plan.
 #[derive(Debug)]
 pub struct TaskPlan {
+    /// The task's `name`.
     pub name: String,
+    /// The source registry as written.
     pub source: String,
+    /// The target registry as written.
     pub target: String,
     /// Where each side's credentials come from ([`crate::credentials::Source`]), or why
     /// they could not be looked up.
     pub source_credentials: Result<String, String>,
+    /// As `source_credentials`, for the target.
     pub target_credentials: Result<String, String>,
+    /// The task's mappings, in config order.
     pub mappings: Vec<MappingResult>,
 }
 
 /// One mapping's plan, or why it has none.
 #[derive(Debug)]
 pub struct MappingResult {
+    /// The mapping's `from`, normalised.
     pub from: String,
+    /// The mapping's `to`, normalised.
     pub to: String,
+    /// The plan with the status of each job (one list per repository, in job order), or why the
+    /// mapping could not be planned.
     pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
 }
 
 /// What a sync would do with one image job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
+    /// The target already holds the source's digest.
     UpToDate,
+    /// A sync would copy the image.
     Copy,
     /// The check failed (source image missing, registry unreachable…).
     Failed(String),
@@ -243,9 +258,13 @@ async fn check_all(
 /// Counts across the whole plan.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
+    /// Images a sync would copy.
     pub copy: usize,
+    /// Images already up to date.
     pub up_to_date: usize,
+    /// Failed repositories, invalid tags and failed checks.
     pub failed: usize,
+    /// Tags the filters dropped.
     pub dropped: usize,
 }
 
@@ -261,6 +280,7 @@ impl Report {
         self.tasks.iter().flat_map(|t| t.mappings.iter())
     }
 
+    /// The counts across every mapping of every task.
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         for mapping in self.mappings() {

@@ -29,7 +29,9 @@ const MAX_TAGS: usize = 1_000_000;
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
+    /// The tag filters to try, each as a `tags:` entry is written.
     pub filters: Vec<String>,
+    /// `--json`: print the result as JSON instead of text.
     pub json: bool,
 }
 

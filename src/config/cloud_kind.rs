@@ -5,9 +5,19 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloudRegistry {
     /// Private ECR: `<account>.dkr.ecr.<region>.amazonaws.com[.cn]`.
-    Ecr { account: String, region: String },
+    Ecr {
+        /// The AWS account id.
+        account: String,
+        /// The AWS region, e.g. `eu-central-1`.
+        region: String,
+    },
     /// Public ECR: `[account[:region]@]public.ecr.aws`. Both parts may be empty.
-    EcrPublic { account: String, region: String },
+    EcrPublic {
+        /// The AWS account id (the registry id); empty: the caller's own.
+        account: String,
+        /// The region of the `ecr-public` API; empty: `us-east-1`, the only one it has.
+        region: String,
+    },
     /// `gcr.io`, `*.gcr.io`, `*-docker.pkg.dev`.
     Gcp,
 }

@@ -46,6 +46,7 @@ pub enum RelayKind {
 }
 
 impl RelayKind {
+    /// The relay's name as `relay:` spells it.
     pub fn name(self) -> &'static str {
         match self {
             RelayKind::Native => "native",
@@ -60,16 +61,23 @@ impl RelayKind {
 pub struct Config {
     /// The file it was read from, for messages and the config watch.
     pub file: PathBuf,
+    /// The engine that copies images (`relay`; default native).
     pub relay: RelayKind,
     /// `watch: true` restarts on config changes (only meaningful with periodic tasks).
     pub watch: bool,
+    /// The docker relay's settings (`docker:`).
     pub docker: DockerSettings,
+    /// The skopeo relay's settings (`skopeo:`).
     pub skopeo: SkopeoSettings,
+    /// The repository listers' settings (`lister:`).
     pub lister: ListerSettings,
+    /// The native relay's settings (`native:`).
     pub native: NativeSettings,
+    /// The health endpoint and the stop's grace period (`health:`, `shutdown-grace`).
     pub daemon: DaemonSettings,
     /// How long a credential helper may take to answer (`credential-helper-timeout`).
     pub credential_helper_timeout: Duration,
+    /// The tasks, in file order.
     pub tasks: Vec<Task>,
 }
 
@@ -103,7 +111,9 @@ impl Default for DockerSettings {
 /// The `skopeo:` section. Empty values mean the defaults (`skopeo` in PATH, `/etc/skopeo/certs.d`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkopeoSettings {
+    /// The `skopeo` binary to run; empty: `skopeo` in `PATH`.
     pub binary: String,
+    /// The directory of per-registry certificates; empty: `/etc/skopeo/certs.d`.
     pub certs_dir: String,
     /// How long one `skopeo copy` may run before it is killed (our extension).
     pub timeout: Duration,
@@ -249,18 +259,24 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
 /// One sync task.
 #[derive(Debug, Clone)]
 pub struct Task {
+    /// The task's `name`, unique in the file.
     pub name: String,
     /// `None` for a one-off task; at least 30 s otherwise.
     pub interval: Option<Duration>,
+    /// `verbose`: per-image lines and the tools' output at info level instead of debug.
     pub verbose: bool,
+    /// Where images come from.
     pub source: Location,
+    /// Where images go.
     pub target: Location,
+    /// The image mappings, in file order.
     pub mappings: Vec<Mapping>,
     /// Where the task starts in the file.
     pub line: usize,
 }
 
 impl Task {
+    /// Whether the task runs every `interval` rather than once.
     pub fn is_periodic(&self) -> bool {
         self.interval.is_some()
     }
@@ -271,11 +287,14 @@ impl Task {
 pub struct Location {
     /// The registry as written (host, optional port, optional path prefix, optional `http://`).
     pub registry: String,
+    /// The side's `auth` value, decoded.
     pub auth: Auth,
     /// ECR token refresh interval (at least one hour), when set.
     pub auth_refresh: Option<Duration>,
     /// The cloud registry this is (ECR, public ECR, GCR/GAR), detected from `registry`.
     pub cloud: Option<CloudRegistry>,
+    /// `skip-tls-verify`: accept any certificate, and fall back to plain HTTP when the
+    /// registry does not speak TLS.
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
     pub lister: Option<ListerChoice>,
@@ -284,6 +303,7 @@ pub struct Location {
     pub auth_file: Option<PathBuf>,
     /// The side's `credentials-file`: one user's `user:password` (or JSON) in a file.
     pub credentials_file: Option<PathBuf>,
+    /// Where the side starts in the file.
     pub line: usize,
 }
 
@@ -292,9 +312,13 @@ pub struct Location {
 /// `listers::ListerKind`, resolved from this and the registry (ECR lists through its API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListerChoice {
+    /// `catalog`: the registry's `/v2/_catalog` (the default).
     Catalog,
+    /// `dockerhub`: the Docker Hub API.
     DockerHub,
+    /// `index`: the registry's `/v1/search` with `search`.
     Index {
+        /// The search term (`lister.search`).
         search: String,
     },
     /// A `listertype` value that names no lister; an error only if the task needs a lister.
@@ -304,6 +328,7 @@ pub enum ListerChoice {
 /// A config that could not be loaded, with where the problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The config file.
     pub file: PathBuf,
     /// The line the problem is on, when known.
     pub line: Option<usize>,

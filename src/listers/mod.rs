@@ -36,7 +36,10 @@ pub enum ListerKind {
     /// Docker Hub API login, then the user's repositories.
     DockerHub,
     /// `GET /v1/search?q=<search>`.
-    Index { search: String },
+    Index {
+        /// The search term.
+        search: String,
+    },
     /// ECR and public ECR: `DescribeRepositories` through the AWS SDK, instead of `catalog`.
     Ecr,
 }

@@ -276,7 +276,9 @@ pub struct Mapping {
     pub tag_entries: Vec<String>,
     /// The parsed tag filters.
     pub tags: TagSet,
+    /// Which platform of a multi-platform source is copied.
     pub platform: PlatformChoice,
+    /// Where the mapping starts in the file.
     pub line: usize,
 }
 
@@ -289,8 +291,11 @@ pub enum PlatformChoice {
     All,
     /// `os[/arch[/variant]]`.
     Specific {
+        /// The operating system, e.g. `linux`.
         os: String,
+        /// The architecture, e.g. `arm64`; empty: any.
         arch: String,
+        /// The variant, e.g. `v8`; empty: any.
         variant: String,
     },
 }

@@ -50,7 +50,9 @@ pub struct RepositoryList {
 /// (`registry: host:5000/mirror` puts every repository under `mirror/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryLocation {
+    /// The registry host, with its port and scheme.
     pub host: RegistryHost,
+    /// The path prefix without slashes at either end; empty: none.
     pub prefix: String,
 }
 
@@ -89,8 +91,11 @@ impl RegistryLocation {
 /// One image to bring from the source to the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageJob {
+    /// The image to copy.
     pub source: Reference,
+    /// Where it goes.
     pub target: Reference,
+    /// The mapping's platform choice.
     pub platform: PlatformChoice,
 }
 
@@ -103,6 +108,7 @@ impl fmt::Display for ImageJob {
 /// What one mapping expands to: one entry per source repository it covers.
 #[derive(Debug, Clone, Default)]
 pub struct MappingPlan {
+    /// One entry per source repository, in the order they are synced.
     pub repositories: Vec<RepositoryPlan>,
     /// Things the user should know that are not failures: a `from` regex that matched
     /// nothing, a repository list cut at `maxItems`.
@@ -125,11 +131,13 @@ pub struct RepositoryPlan {
     pub source_path: String,
     /// The mapped target path (`to` applied), as the mapping computed it.
     pub target_path: String,
-    /// The repositories, once both paths turned out valid.
+    /// The source repository, once both paths turned out valid.
     pub source: Option<Repository>,
+    /// The target repository, once both paths turned out valid.
     pub target: Option<Repository>,
     /// The expanded tag list, in the order the jobs are made.
     pub tags: Vec<String>,
+    /// One job per expanded tag (or digest), in `tags` order.
     pub jobs: Vec<ImageJob>,
     /// Tags the filters removed, with the filter that removed each.
     pub dropped: Vec<Dropped>,

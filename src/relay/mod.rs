@@ -30,8 +30,11 @@ const MIN_PARALLEL_CHECKS: usize = 16;
 pub enum CopyOutcome {
     /// The target already held the wanted digest.
     UpToDate,
-    /// Manifests were written; `bytes` of blob data were transferred.
-    Copied { bytes: u64 },
+    /// Manifests were written.
+    Copied {
+        /// Blob bytes transferred.
+        bytes: u64,
+    },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
     NotStarted,
     /// The copy was in flight when the stop aborted it (docs/behaviour.md#signals-and-restarts):
@@ -52,6 +55,7 @@ pub struct CopySlots<'a> {
 }
 
 impl<'a> CopySlots<'a> {
+    /// A job's way to the run's copy `slots`, obeying `stop`.
     pub fn new(slots: &'a Semaphore, stop: &'a Stop) -> Self {
         CopySlots {
             slots,
@@ -86,15 +90,18 @@ impl<'a> CopySlots<'a> {
 
 /// Everything a relay needs to know about the two sides of a job.
 pub struct Sides<'a> {
-    /// Clients for up-to-date checks (and, for the native relay, the copy itself).
+    /// The source's client, for up-to-date checks (and, for the native relay, the copy itself).
     pub source: &'a Registry,
+    /// The target's client.
     pub target: &'a Registry,
-    /// The config's view of each side: credentials, TLS choice.
+    /// The config's view of the source: credentials, TLS choice.
     pub source_location: &'a Location,
+    /// The config's view of the target.
     pub target_location: &'a Location,
-    /// The credentials external tools (skopeo, the Docker daemon) get for each side: the
+    /// The credentials external tools (skopeo, the Docker daemon) get for the source: the
     /// config's `auth`, or the cloud token current when the mapping started.
     pub source_credentials: Option<Credentials>,
+    /// The credentials external tools get for the target.
     pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (docs/configuration.md#tasks).
     pub verbose: bool,
