@@ -34,6 +34,10 @@ pub enum Command {
 
 /// Parses arguments (without the program name) as the original does: parsing stops at `--`
 /// or the first non-flag argument, and positional arguments are ignored.
+///
+/// # Errors
+///
+/// An [`ArgsError`] for a flag Go's `flag` package would reject (undefined, or missing its value).
 pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();

@@ -17,7 +17,7 @@
 //!   filters, mapping rules, platform choice), which the planner applies;
 //! - at the bottom: [`registry`] (the OCI distribution client), [`report`], [`stop`].
 
-#![warn(missing_docs)]
+#![warn(missing_docs, clippy::missing_errors_doc)]
 
 /// The version logged at every start and printed by `--version`.
 pub const VERSION: &str = match option_env!("DREGSY_VERSION") {

@@ -72,6 +72,10 @@ pub const ABORTED_RUN_ENDS: Duration = Duration::from_secs(10);
 
 /// Runs the tasks `filter` selects until they are done, a stop, or a restart.
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
+///
+/// # Errors
+///
+/// When the relay cannot be made or the config watch cannot be set up (exit 1).
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
     let selected: Vec<&Task> = config
         .tasks

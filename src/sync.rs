@@ -138,6 +138,11 @@ struct RunClients<'a> {
 
 /// Plans one mapping of a task: the clients of both sides and the mapping's plan, with the
 /// planner's warnings and debug lines logged.
+///
+/// # Errors
+///
+/// When a side's registry is invalid, its client cannot be made, or the mapping cannot be
+/// planned; the message says which side.
 pub async fn plan_task_mapping(
     task: &Task,
     mapping: &Mapping,

@@ -90,6 +90,10 @@ impl Cloud {
     /// now, and a missing cloud credential is an error that says what was tried. (A run calls
     /// [`crate::clients::Clients::refresh`], which knows whether the location's credentials
     /// come from a cloud at all.)
+    ///
+    /// # Errors
+    ///
+    /// When the location's cloud token cannot be had; the message says what was tried.
     pub async fn refresh(&self, location: &Location) -> Result<(), String> {
         let Some((_, provider)) = self.provider(location) else {
             return Ok(());
@@ -104,6 +108,10 @@ impl Cloud {
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the
     /// original's `ensureTargetExists`). Each repository is checked once per run
     /// (and in a daemon at most once an hour). Does nothing for other registries.
+    ///
+    /// # Errors
+    ///
+    /// When a repository cannot be described or created (see [`ecr::ensure_repository`]).
     pub async fn ensure_repositories<'a>(
         &self,
         target: &Location,

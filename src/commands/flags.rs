@@ -74,6 +74,10 @@ impl<'a> Flags<'a> {
     }
 
     /// The value of flag `name`: the one written after `=`, else the next argument.
+    ///
+    /// # Errors
+    ///
+    /// [`ArgsError::NeedsArgument`] when no value is written after `=` and no argument follows.
     pub fn value(&mut self, name: &str, inline: Option<&str>) -> Result<String, ArgsError> {
         if let Some(value) = inline {
             return Ok(value.to_string());
@@ -89,6 +93,10 @@ impl<'a> Flags<'a> {
 
 /// A subcommand's parsed arguments, or the exit code after printing what was asked for: the
 /// usage for `-h` (exit 0), the error and the usage for a bad command line (exit 1).
+///
+/// # Errors
+///
+/// The exit code, after printing the usage (0) or the error and the usage (1).
 pub fn parsed_or_exit<T>(parsed: Result<Option<T>, String>, usage: &str) -> Result<T, u8> {
     match parsed {
         Ok(Some(args)) => Ok(args),
@@ -106,6 +114,10 @@ pub fn parsed_or_exit<T>(parsed: Result<Option<T>, String>, usage: &str) -> Resu
 
 /// The `-run` filter: a whole-name regex, `!` inverts (docs/behaviour.md#tag-filters, "Regular
 /// expressions"); an empty one selects every task.
+///
+/// # Errors
+///
+/// When `run` is not a valid regular expression (`invalid task filter: …`).
 pub fn compile_filter(run: &str) -> Result<Pattern, String> {
     let filter = if run.trim().is_empty() { ".*" } else { run };
     Pattern::new(filter).map_err(|e| format!("invalid task filter: {e}"))

@@ -48,6 +48,10 @@ pub struct Args {
 
 /// Parses Go-style `-config=x` / `-config x` / `--config=x`, `-run`, `--json`, `-h`.
 /// `None` asks for help.
+///
+/// # Errors
+///
+/// A flag that is not defined, or one missing its value; `-config` not given.
 pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         config: String::new(),

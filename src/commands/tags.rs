@@ -36,6 +36,10 @@ pub struct Args {
 }
 
 /// Parses `--filter X` / `--filter=X` (one or two dashes), `--json`, `-h`. `None` asks for help.
+///
+/// # Errors
+///
+/// A flag that is not defined, or `--filter` missing its value.
 pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         filters: Vec::new(),
@@ -92,6 +96,10 @@ pub fn main(args: &[String]) -> u8 {
 }
 
 /// Tag names, one per line, trimmed; blank lines skipped.
+///
+/// # Errors
+///
+/// When `input` cannot be read (or is not UTF-8).
 pub fn read_tags(input: impl BufRead) -> Result<Vec<String>, String> {
     let mut tags = Vec::new();
     for line in input.lines() {

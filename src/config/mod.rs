@@ -243,6 +243,10 @@ impl Default for DaemonSettings {
 
 /// Parses a listen address: `host:port` with an IP address, or `:port` for every interface
 /// (Go's spelling, which the `-health` flag also accepts).
+///
+/// # Errors
+///
+/// When `text` is neither `host:port` with an IP address nor `:port`.
 pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     let full = match text.strip_prefix(':') {
@@ -360,12 +364,21 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Reads, decodes and validates a config file.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the file (and the line, when known) with the original's message:
+/// the file cannot be read, is too large or not UTF-8, is not valid YAML, or fails validation.
 pub fn load(path: &Path) -> Result<(Config, Vec<Notice>), ConfigError> {
     let text = read(path)?;
     load_str(path, &text)
 }
 
 /// Decodes and validates config text that was read from `path`.
+///
+/// # Errors
+///
+/// As [`load`], for everything after reading.
 pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), ConfigError> {
     let fail = |line: Option<usize>, message: String, notices: Vec<Notice>| ConfigError {
         file: path.to_path_buf(),
@@ -418,6 +431,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
 
 /// Reads a config file's text with the size and encoding checks of [`load`]; with
 /// [`load_str`] it lets a caller keep the exact text it loaded (the config watch compares it).
+///
+/// # Errors
+///
+/// When the file cannot be read, is larger than [`MAX_CONFIG_BYTES`], or is not UTF-8.
 pub fn read(path: &Path) -> Result<String, ConfigError> {
     let fail = |message: String| ConfigError {
         file: path.to_path_buf(),

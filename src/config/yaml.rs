@@ -95,6 +95,10 @@ impl std::fmt::Display for SyntaxError {
 
 /// Parses the first document of `text`. An empty stream gives `None`, as yaml.v2 decodes an
 /// empty file into the zero value without error.
+///
+/// # Errors
+///
+/// A [`SyntaxError`] with the parser's position, also for a document over the node limit.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder {
         events: Parser::new_from_str(text),

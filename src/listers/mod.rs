@@ -48,6 +48,10 @@ impl ListerKind {
     /// The lister for a source location, or why it has none.
     ///
     /// ECR sources use the dedicated ECR listers instead of `catalog`, as the original does.
+    ///
+    /// # Errors
+    ///
+    /// When the location's lister is not one dregsy knows (`invalid lister type`).
     pub fn for_location(location: &Location) -> Result<ListerKind, String> {
         match &location.lister {
             None | Some(ListerChoice::Catalog)
@@ -119,6 +123,11 @@ impl Listers {
     ///
     /// At most `maxItems` names come back; when the registry has more, the list says so in
     /// [`RepositoryList::cut_at`], so the caller can warn instead of silently missing some.
+    ///
+    /// # Errors
+    ///
+    /// When the location has no valid lister, or the listing fails (the registry or API refuses,
+    /// cannot be reached, or answers garbage); the message names the registry.
     pub async fn list(
         &self,
         location: &Location,

@@ -46,6 +46,10 @@ impl MappingRule {
     /// expression; otherwise a missing leading `/` is added (an empty `to` stays empty, meaning
     /// "same path"). `to: regex:RE,replacement` is split at the first comma, so the replacement may
     /// contain commas but the expression cannot.
+    ///
+    /// # Errors
+    ///
+    /// When `from` is empty, or a `regex:` expression of either does not compile.
     pub fn parse(from: &str, to: &str) -> Result<MappingRule, String> {
         if from.is_empty() {
             return Err("mapping without 'From' path".to_string());
@@ -150,6 +154,10 @@ impl MappingRule {
 /// registry name and `//` went through to the registry. We drop one leading `/` and require what
 /// remains to be a valid OCI repository name, so a bad mapping fails for that image with an error
 /// that names the path, instead of producing a broken reference.
+///
+/// # Errors
+///
+/// When what remains is not a valid OCI repository name; the message names the path.
 pub fn join_repository(path: &str) -> Result<String, String> {
     let name = path.strip_prefix('/').unwrap_or(path);
     if name.len() > MAX_REPOSITORY_LEN {
@@ -302,6 +310,10 @@ pub enum PlatformChoice {
 
 impl PlatformChoice {
     /// Parses a `platform` value; the error says what is accepted.
+    ///
+    /// # Errors
+    ///
+    /// When the value is not `all` or `os[/arch[/variant]]` of letters, digits, `_`, `-`, `.`.
     pub fn parse(value: &str) -> Result<PlatformChoice, String> {
         let value = value.trim();
         if value.is_empty() {

@@ -58,6 +58,10 @@ pub struct RegistryLocation {
 
 impl RegistryLocation {
     /// Parses `[scheme://]host[:port][/prefix]`.
+    ///
+    /// # Errors
+    ///
+    /// When the host part is not a valid registry host.
     pub fn parse(registry: &str) -> Result<RegistryLocation, String> {
         let trimmed = registry.trim();
         let (scheme, rest) = match trimmed.find("://") {
@@ -77,6 +81,10 @@ impl RegistryLocation {
 
     /// The repository for a mapped path: joined with one `/`, the path's leading `/` dropped
     /// (docs/behaviour.md#image-matching-and-repository-mapping).
+    ///
+    /// # Errors
+    ///
+    /// When the joined path is not a valid repository name.
     pub fn repository(&self, path: &str) -> Result<Repository, String> {
         let path = path.strip_prefix('/').unwrap_or(path);
         let full = if self.prefix.is_empty() {
@@ -159,6 +167,10 @@ const PARALLEL_TAG_LISTINGS: usize = 4;
 ///
 /// An error means the whole mapping could not be planned (the repository list could not be
 /// fetched); a problem with one repository is recorded in its [`RepositoryPlan::error`].
+///
+/// # Errors
+///
+/// When the repository list of a regex `from` cannot be fetched.
 pub async fn plan_mapping(
     mapping: &Mapping,
     source: &RegistryLocation,

@@ -74,6 +74,10 @@ impl TagSet {
     ///
     /// A keep count is recognised with any ASCII whitespace but split on single spaces, as the
     /// original did, so tabs between `latest` and the number give `invalid keep count: <entry>`.
+    ///
+    /// # Errors
+    ///
+    /// When an entry is not a valid filter (a bad regex, semver range or keep count).
     pub fn parse(entries: &[String]) -> Result<TagSet, String> {
         let mut set = TagSet::default();
         for raw in entries {

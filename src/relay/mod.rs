@@ -123,6 +123,11 @@ impl Relay {
     /// Creates the config's relay, after the checks the original makes at that point; the
     /// compatibility relays check their tool (`skopeo --version`, a daemon ping) here, so a
     /// missing one stops the run before any task starts.
+    ///
+    /// # Errors
+    ///
+    /// When the config asks for something the relay cannot do ([`check_config`]), or the
+    /// compatibility relay's tool is missing or its daemon unreachable.
     pub async fn new(config: &Config) -> Result<Relay, String> {
         check_config(config)?;
         if config.relay != RelayKind::Native {
@@ -177,6 +182,10 @@ impl Relay {
     /// Copies one image job. Errors name the image and say what failed.
     /// `slots` is taken after the up-to-date check, for the copy itself; when the stop it
     /// carries aborts the copy, the outcome is [`CopyOutcome::Aborted`].
+    ///
+    /// # Errors
+    ///
+    /// As the relay's own `copy`: the message names the image and says what failed.
     pub async fn copy(
         &self,
         job: &ImageJob,
@@ -209,6 +218,10 @@ impl Relay {
 /// of a source index when a single platform is wanted and `manifests` does not know the answer
 /// yet). `dregsy plan` uses it to say what a sync would skip, without creating the relay (no
 /// skopeo or Docker daemon needed).
+///
+/// # Errors
+///
+/// When a side cannot be asked (refused, unreachable, the source image missing).
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
@@ -231,6 +244,11 @@ pub async fn up_to_date(
 
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
+///
+/// # Errors
+///
+/// When a task needs what the configured relay cannot do (e.g. `platform: all` with the
+/// docker relay); the message names the task.
 pub fn check_config(config: &Config) -> Result<(), String> {
     let platform_all = config
         .tasks
