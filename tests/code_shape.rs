@@ -6,7 +6,8 @@
 //! A function is measured from its `fn` line to the `}` at its own indentation, as `rustfmt`
 //! lays code out.
 
-use std::path::{Path, PathBuf};
+#[path = "support/sources.rs"]
+mod sources;
 
 /// The most lines a function may span, signature and closing brace included.
 const MAX_FUNCTION_LINES: usize = 80;
@@ -16,14 +17,8 @@ const MAX_FILE_CODE_LINES: usize = 600;
 
 #[test]
 fn functions_and_files_of_src_stay_short() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let files = rust_files(&src);
-    assert!(
-        files.len() > 20,
-        "found only {} files under {}: is the source layout as expected?",
-        files.len(),
-        src.display()
-    );
+    let src = sources::src_dir();
+    let files = sources::rust_files_of_src(20);
     let mut problems = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -141,20 +136,4 @@ fn function_start(line: &str) -> Option<(&str, &str)> {
         .find(|c: char| !(c.is_alphanumeric() || c == '_'))
         .unwrap_or(name.len());
     (end > 0).then(|| (indent, &name[..end]))
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
-    for entry in entries {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }

@@ -8,14 +8,17 @@
 //! reaching up.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "support/sources.rs"]
+mod sources;
 
 /// The most cycles enumerated before giving up (a dense graph has exponentially many).
 const MAX_CYCLES: usize = 10_000;
 
 #[test]
 fn no_dependency_cycles_between_modules() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = sources::src_dir();
     let graph = dependency_graph(&src);
     assert!(
         graph.len() > 5,
@@ -64,7 +67,7 @@ fn the_reader_sees_grouped_paths_and_skips_comments_strings_and_tests() {
 /// Each top-level module (`src/<m>.rs` or `src/<m>/…`) and the other top-level modules it uses.
 fn dependency_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in rust_files(src) {
+    for file in sources::rust_files_of_src(6) {
         let relative = file.strip_prefix(src).expect("file under src");
         let first = relative
             .components()
@@ -92,21 +95,6 @@ fn dependency_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         deps.retain(|d| d != module && modules.contains(d));
     }
     graph
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
-    for entry in entries {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// The names a source file uses as `<root><name>` (`root` is `crate::`, or `super::` in a
