@@ -39,3 +39,5 @@ pub use transport::{RetryPolicy, Timeouts, Tries};
 /// TLS settings for HTTP clients beside the registry API (the Docker Hub and v1 search
 /// listers), so they trust the same roots and honour `skip-tls-verify` the same way.
 pub(crate) use tls::client_config as tls_client_config;
+/// Shortens text from outside (a registry's answer, a payload) to one readable line.
+pub(crate) use error::truncate;
