@@ -91,7 +91,8 @@ impl PublicKey {
         }
         let bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read cosign public key '{name}': {e}"))?;
-        PublicKey::from_pem(&bytes).map_err(|e| format!("'{name}' is not a usable cosign public key: {e}"))
+        PublicKey::from_pem(&bytes)
+            .map_err(|e| format!("'{name}' is not a usable cosign public key: {e}"))
     }
 
     /// Parses a PEM `PUBLIC KEY` block.
@@ -187,7 +188,10 @@ impl fmt::Display for Rejection {
                 "the signature does not verify with the configured key (signed with another key, or the payload was changed)"
             ),
             Rejection::NotSimpleSigning(why) => {
-                write!(f, "the payload is not a cosign simple-signing payload ({why})")
+                write!(
+                    f,
+                    "the payload is not a cosign simple-signing payload ({why})"
+                )
             }
             Rejection::OtherDigest(digest) => {
                 write!(f, "the signature is for another manifest ({digest})")
@@ -283,8 +287,8 @@ pub fn verify(
     if !key.verifies(payload, &signature) {
         return Err(Rejection::BadSignature);
     }
-    let parsed: Payload = serde_json::from_slice(payload)
-        .map_err(|e| Rejection::NotSimpleSigning(e.to_string()))?;
+    let parsed: Payload =
+        serde_json::from_slice(payload).map_err(|e| Rejection::NotSimpleSigning(e.to_string()))?;
     if !parsed.critical.kind.eq_ignore_ascii_case(PAYLOAD_TYPE) {
         return Err(Rejection::NotSimpleSigning(format!(
             "its type is '{}', not '{PAYLOAD_TYPE}'",
@@ -293,9 +297,9 @@ pub fn verify(
     }
     let named = parsed.critical.image.docker_manifest_digest;
     if named != subject.as_str() {
-        return Err(Rejection::OtherDigest(
-            crate::registry::truncate(&named, 80),
-        ));
+        return Err(Rejection::OtherDigest(crate::registry::truncate(
+            &named, 80,
+        )));
     }
     Ok(())
 }
@@ -426,7 +430,8 @@ mod tests {
             );
 
             // Signed, but not a simple-signing payload of an image signature.
-            let odd = br#"{"critical":{"image":{"docker-manifest-digest":"x"},"type":"something else"}}"#;
+            let odd =
+                br#"{"critical":{"image":{"docker-manifest-digest":"x"},"type":"something else"}}"#;
             let odd_layer = layer(odd, key_signer.sign(odd));
             assert!(matches!(
                 verify(&key, &odd_layer, odd, &subject()),
@@ -479,7 +484,10 @@ mod tests {
         let junk = dir.path().join("junk.pub");
         std::fs::write(&junk, "junk").expect("write");
         let err = PublicKey::load(&junk).expect_err("junk");
-        assert!(err.contains("junk.pub") && err.contains("not a usable"), "{err}");
+        assert!(
+            err.contains("junk.pub") && err.contains("not a usable"),
+            "{err}"
+        );
     }
 
     #[test]
