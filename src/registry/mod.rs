@@ -21,6 +21,7 @@ mod listing;
 mod manifest;
 mod platform;
 mod reference;
+pub mod referrers;
 mod subset;
 mod tls;
 mod transport;
