@@ -2,6 +2,7 @@
 //! and docker relays of the original are kept for compatibility, with the up-to-date
 //! pre-check of docs/behaviour.md#up-to-date-checks in front of them.
 
+pub mod age;
 mod check;
 pub mod docker;
 pub mod native;
