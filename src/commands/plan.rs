@@ -87,6 +87,11 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
+    // What the sync would refuse before any task runs, the plan refuses too.
+    if let Err(e) = relay::check_features(&config) {
+        eprintln!("{e}");
+        return 1;
+    }
     let filter = match crate::cli::compile_filter(&args.run) {
         Ok(filter) => filter,
         Err(e) => {

@@ -68,7 +68,11 @@ pub fn config_created(config: &[u8]) -> Result<DateTime<Utc>, String> {
 
 /// How long until an image built at `created` is `min_age` old, as of `now`; `None` when it is
 /// old enough. An image "built" in the future is too young until then plus `min_age`.
-pub fn time_left(created: DateTime<Utc>, now: DateTime<Utc>, min_age: Duration) -> Option<Duration> {
+pub fn time_left(
+    created: DateTime<Utc>,
+    now: DateTime<Utc>,
+    min_age: Duration,
+) -> Option<Duration> {
     let min_age = chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
     let old_enough_at = created.checked_add_signed(min_age)?;
     (old_enough_at > now)
@@ -104,11 +108,22 @@ mod tests {
         assert!(annotated_created(bad).unwrap_err().contains("'yesterday'"));
 
         assert_eq!(
-            config_created(br#"{"created":"2026-11-30T12:00:00.123456789Z","architecture":"amd64"}"#).unwrap(),
+            config_created(
+                br#"{"created":"2026-11-30T12:00:00.123456789Z","architecture":"amd64"}"#
+            )
+            .unwrap(),
             at("2026-11-30T12:00:00.123456789Z")
         );
-        assert!(config_created(br#"{"architecture":"amd64"}"#).unwrap_err().contains("no 'created'"));
-        assert!(config_created(br#"{"created":"1 Jan"}"#).unwrap_err().contains("RFC 3339"));
+        assert!(
+            config_created(br#"{"architecture":"amd64"}"#)
+                .unwrap_err()
+                .contains("no 'created'")
+        );
+        assert!(
+            config_created(br#"{"created":"1 Jan"}"#)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
         assert!(config_created(b"\x00").unwrap_err().contains("not JSON"));
     }
 
@@ -118,12 +133,28 @@ mod tests {
         let day = Duration::from_secs(24 * 3600);
         let three_days = 3 * day;
         assert_eq!(time_left(at("2026-11-20T00:00:00Z"), now, three_days), None);
-        assert_eq!(time_left(at("2026-11-28T00:00:00Z"), now, three_days), None, "exactly old enough");
-        assert_eq!(time_left(at("2026-11-30T00:00:00Z"), now, three_days), Some(2 * day));
+        assert_eq!(
+            time_left(at("2026-11-28T00:00:00Z"), now, three_days),
+            None,
+            "exactly old enough"
+        );
+        assert_eq!(
+            time_left(at("2026-11-30T00:00:00Z"), now, three_days),
+            Some(2 * day)
+        );
         // Built "in the future": too young for min-age plus the time until then.
-        assert_eq!(time_left(at("2026-12-02T00:00:00Z"), now, three_days), Some(4 * day));
+        assert_eq!(
+            time_left(at("2026-12-02T00:00:00Z"), now, three_days),
+            Some(4 * day)
+        );
         assert_eq!(too_young_text(2 * day), "too young, 48 h left");
-        assert_eq!(too_young_text(Duration::from_secs(90 * 60)), "too young, 2 h left");
-        assert_eq!(too_young_text(Duration::from_secs(10)), "too young, 1 h left");
+        assert_eq!(
+            too_young_text(Duration::from_secs(90 * 60)),
+            "too young, 2 h left"
+        );
+        assert_eq!(
+            too_young_text(Duration::from_secs(10)),
+            "too young, 1 h left"
+        );
     }
 }

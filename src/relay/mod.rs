@@ -207,9 +207,52 @@ pub async fn up_to_date(
     }
 }
 
+/// Refuses mappings that use what only the native relay does (platform lists, referrers,
+/// `min-age`, `verify`) under another relay, and what the native relay does not do yet. Both
+/// `dregsy plan` and the sync call it, so neither pretends to honour such a mapping.
+///
+/// # Errors
+/// The first such mapping, named by task and number, and what to do.
+pub fn check_features(config: &Config) -> Result<(), String> {
+    for task in &config.tasks {
+        for (index, mapping) in task.mappings.iter().enumerate() {
+            let mut used = Vec::new();
+            if matches!(mapping.platform, PlatformChoice::Subset(_)) {
+                used.push("a 'platform' list");
+            }
+            if mapping.referrers {
+                used.push("'referrers'");
+            }
+            if mapping.min_age.is_some() {
+                used.push("'min-age'");
+            }
+            if mapping.verify.is_some() {
+                used.push("'verify'");
+            }
+            if used.is_empty() {
+                continue;
+            }
+            let at = format!("task '{}', mapping #{}", task.name, index + 1);
+            if config.relay != RelayKind::Native {
+                return Err(format!(
+                    "cannot create sync relay: relay '{}' does not support {} ({at}); use 'relay: native'",
+                    config.relay.name(),
+                    used.join(", ")
+                ));
+            }
+            return Err(format!(
+                "not supported yet: {} with the native relay ({at}); the settings are read and checked, the copy does not apply them yet",
+                used.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
 pub fn check_config(config: &Config) -> Result<(), String> {
+    check_features(config)?;
     let platform_all = config
         .tasks
         .iter()

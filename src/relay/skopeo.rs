@@ -256,6 +256,8 @@ pub fn copy_args(
     match &job.platform {
         PlatformChoice::Host => {}
         PlatformChoice::All => args.push("--all".into()),
+        // Refused before any job runs (`check_features`): skopeo copies one platform or all.
+        PlatformChoice::Subset(_) => {}
         PlatformChoice::Specific { os, arch, variant } => {
             for (flag, value) in [
                 ("--override-os", os),
