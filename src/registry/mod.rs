@@ -35,6 +35,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
+pub use referrers::{PushedReferrer, Referrer};
 pub use subset::{Subset, platform_subset};
 pub use tls::system_client_config;
 pub use transport::{RetryPolicy, Timeouts, Tries};

@@ -6,15 +6,26 @@
 //! Pure functions over bytes: the names of the fallback and legacy tags, reading a referrers
 //! index (an answer of `GET /v2/<name>/referrers/<digest>`, or a fallback tag's content), the
 //! descriptor of a referrer manifest, and merging new referrers into what a target's fallback
-//! tag already holds without dropping anything.
+//! tag already holds without dropping anything. Then the two requests of the referrers API:
+//! listing a subject's referrers, and pushing a referrer so that the registry indexes it.
 
 use std::collections::BTreeMap;
 
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LINK};
+use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::auth::Scope;
+use super::client::{Registry, check_returned_digest, header_text, read_limited};
 use super::digest::Digest;
 use super::error::{Error, ErrorKind, Result};
-use super::manifest::{Manifest, media_type};
+use super::listing::next_link;
+use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type};
+use super::reference::{Repository, TagOrDigest};
+use super::transport::{Body, Request};
+
+/// A bound on pages of one referrers list, so a looping `Link` cannot keep us busy.
+const MAX_REFERRER_PAGES: usize = 100;
 
 /// The tag that holds the referrers index of `subject` on registries without the referrers
 /// API: `<alg>-<hex>`, e.g. `sha256-0123…`.
@@ -216,6 +227,129 @@ pub fn merge(
         return Ok(None);
     }
     Ok(Some(index_bytes(&merged)))
+}
+
+/// How a registry took a pushed referrer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushedReferrer {
+    /// It answered `OCI-Subject`: it indexes the referrer itself (referrers API semantics).
+    Indexed,
+    /// It stored the manifest without a word about its subject: the pusher must list it in the
+    /// fallback tag (OCI distribution spec 1.1, "Pushing Manifests with Subject").
+    NotIndexed,
+}
+
+impl Registry {
+    /// The referrers of `subject` in `repo` through the referrers API, with `artifact_type`
+    /// asked for and applied again here (registries may ignore the filter); `None` when the
+    /// registry does not offer the API (404, 405 or 501 to the request: the spec's way of
+    /// saying so), so the caller reads the fallback tag instead.
+    ///
+    /// # Errors
+    /// The registry refused the request otherwise, or answered something that is not a
+    /// referrers index.
+    pub async fn list_referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Vec<Referrer>>> {
+        let context = format!("listing referrers of {}/{repo}@{subject}", self.host());
+        let mut url = self
+            .url(&format!("v2/{repo}/referrers/{subject}"))
+            .await
+            .map_err(|e| e.context(&context))?;
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
+        let mut referrers = Vec::new();
+        let mut next = Some(url);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > MAX_REFERRER_PAGES {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("more than {MAX_REFERRER_PAGES} pages of referrers; the registry's pagination seems to loop"),
+                )
+                .context(&context));
+            }
+            let mut request = Request::new(Method::GET, url);
+            request
+                .headers
+                .insert(ACCEPT, HeaderValue::from_static(media_type::OCI_INDEX));
+            let response = self
+                .execute(request, &[Scope::pull(repo)])
+                .await
+                .map_err(|e| e.context(&context))?;
+            match response.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::NOT_IMPLEMENTED
+                    if pages == 1 =>
+                {
+                    return Ok(None);
+                }
+                _ => {
+                    return Err(self
+                        .status_error(response, "the referrers list", &context)
+                        .await);
+                }
+            }
+            let link = header_text(response.headers(), LINK.as_str()).map(str::to_owned);
+            let final_url = response.url().clone();
+            let bytes = read_limited(response, MAX_MANIFEST_SIZE)
+                .await
+                .map_err(|e| e.context(&context))?;
+            referrers.extend(parse_index(&bytes, &context)?);
+            next = link
+                .as_deref()
+                .and_then(next_link)
+                .and_then(|target| final_url.join(target).ok());
+        }
+        Ok(Some(filter_by_artifact_type(referrers, artifact_type)))
+    }
+
+    /// Pushes a referrer manifest by its digest and says whether the registry indexed it
+    /// (answered `OCI-Subject`). Its blobs must already be in `repo`.
+    ///
+    /// # Errors
+    /// As [`Registry::put_manifest`].
+    pub async fn put_referrer(
+        &self,
+        repo: &Repository,
+        manifest: &Manifest,
+    ) -> Result<PushedReferrer> {
+        let reference = TagOrDigest::Digest(manifest.digest.clone());
+        let context = format!("pushing referrer {}", self.display(repo, &reference));
+        manifest.check_pushable().map_err(|e| e.context(&context))?;
+        let url = self
+            .url(&format!("v2/{repo}/manifests/{reference}"))
+            .await
+            .map_err(|e| e.context(&context))?;
+        let mut request = Request::new(Method::PUT, url);
+        if let Ok(v) = HeaderValue::from_str(&manifest.media_type) {
+            request.headers.insert(CONTENT_TYPE, v);
+        }
+        request.body = Body::Bytes(manifest.bytes.clone());
+        let response = self
+            .execute(request, &[Scope::push(repo)])
+            .await
+            .map_err(|e| e.context(&context))?;
+        if !response.status().is_success() {
+            return Err(self
+                .status_error(response, "the repository", &context)
+                .await);
+        }
+        check_returned_digest(response.headers(), &manifest.digest)
+            .map_err(|e| e.context(&context))?;
+        Ok(if response.headers().contains_key("oci-subject") {
+            PushedReferrer::Indexed
+        } else {
+            PushedReferrer::NotIndexed
+        })
+    }
 }
 
 #[cfg(test)]

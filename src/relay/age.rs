@@ -8,6 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::registry::{MAX_MANIFEST_SIZE, Manifest, Registry, Repository, TagOrDigest};
+
+/// How deep indexes may nest when looking for the newest child.
+const MAX_DEPTH: usize = 3;
+
 /// The OCI annotation naming when an image was built (OCI image spec, "Pre-Defined Annotation
 /// Keys"), RFC 3339.
 pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
@@ -64,6 +69,72 @@ pub fn config_created(config: &[u8]) -> Result<DateTime<Utc>, String> {
         )
     })?;
     parse_time(&text, "the image config's 'created' time")
+}
+
+/// When the image `manifest` (an image manifest or an index) was built: its annotation, else its
+/// config's `created`; for an index, the newest of its children's (attestation manifests, listed
+/// for `unknown/unknown`, are not images and are left out). Costs one GET per child manifest and
+/// per config blob, made only for images that would otherwise be copied.
+///
+/// # Errors
+/// The source could not be read, or the image's age cannot be told (see [`config_created`]).
+pub async fn image_created(
+    source: &Registry,
+    repo: &Repository,
+    manifest: &Manifest,
+) -> Result<DateTime<Utc>, String> {
+    created_at_depth(source, repo, manifest, 0).await
+}
+
+async fn created_at_depth(
+    source: &Registry,
+    repo: &Repository,
+    manifest: &Manifest,
+    depth: usize,
+) -> Result<DateTime<Utc>, String> {
+    if let Some(created) = annotated_created(&manifest.bytes)? {
+        return Ok(created);
+    }
+    if !manifest.is_index() {
+        let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+        let Some(config) = blobs.first() else {
+            return Err("the image has no config, so its age is unknown".into());
+        };
+        if config.size > MAX_MANIFEST_SIZE as u64 {
+            return Err(format!(
+                "the image config is {} bytes, too large to read its 'created' time",
+                config.size
+            ));
+        }
+        let bytes = super::trust::read_blob(source, repo, &config.digest, config.size)
+            .await
+            .map_err(|e| e.to_string())?;
+        return config_created(&bytes);
+    }
+    if depth >= MAX_DEPTH {
+        return Err(format!(
+            "index {} nests deeper than {MAX_DEPTH} levels",
+            manifest.digest
+        ));
+    }
+    let mut newest: Option<DateTime<Utc>> = None;
+    for child in manifest.children().map_err(|e| e.to_string())? {
+        if child.platform.as_ref().is_some_and(|p| p.os == "unknown") {
+            continue;
+        }
+        let child_manifest = source
+            .get_manifest(repo, &TagOrDigest::Digest(child.digest.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let created = Box::pin(created_at_depth(source, repo, &child_manifest, depth + 1)).await?;
+        newest = newest.max(Some(created));
+    }
+    newest.ok_or_else(|| {
+        format!(
+            "index {} lists no image, so its age is unknown",
+            manifest.digest
+        )
+    })
 }
 
 /// How long until an image built at `created` is `min_age` old, as of `now`; `None` when it is

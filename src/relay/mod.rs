@@ -7,6 +7,7 @@ mod check;
 pub mod docker;
 pub mod native;
 pub mod skopeo;
+pub mod trust;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
