@@ -8,10 +8,13 @@
 
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
-use crate::registry::{Descriptor, Platform, Registry, TagOrDigest, media_type};
+use crate::registry::{
+    Descriptor, Manifest, Platform, Registry, TagOrDigest, media_type, platform_subset,
+};
 
 /// The source manifest the target must hold for `job`: the index itself (`platform: all`, a
-/// digest-pinned target, or a single-platform source), or the wanted platform's entry.
+/// digest-pinned target, or a single-platform source), the rewritten index of a platform
+/// subset, or the wanted platform's entry.
 pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<Descriptor, String> {
     let found = source
         .head_manifest(&job.source.repository, &job.source.target)
@@ -20,11 +23,9 @@ pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<D
     let Some(top) = found else {
         return Err(format!("source image {} not found", job.source));
     };
-    let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
-    if !media_type::is_index(&top.media_type) || pinned || job.platform == PlatformChoice::All {
+    if whole(job, &top.media_type) {
         return Ok(top);
     }
-    let platform = platform_of(&job.platform)?;
     let index = source
         .get_manifest(
             &job.source.repository,
@@ -32,9 +33,58 @@ pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<D
         )
         .await
         .map_err(|e| e.to_string())?;
+    Ok(match pick(job, &index)? {
+        Pick::Subset(rewritten) => rewritten.descriptor(),
+        Pick::Child(child) => child,
+    })
+}
+
+/// The manifest the target must hold for `job`, fetched: what [`wanted_source`] names. For
+/// `min-age`, which reads it to date the image.
+pub(crate) async fn wanted_manifest(job: &ImageJob, source: &Registry) -> Result<Manifest, String> {
+    let repo = &job.source.repository;
+    let top = source
+        .get_manifest(repo, &job.source.target)
+        .await
+        .map_err(|e| e.to_string())?;
+    if whole(job, &top.media_type) {
+        return Ok(top);
+    }
+    match pick(job, &top)? {
+        Pick::Subset(rewritten) => Ok(rewritten),
+        Pick::Child(child) => source
+            .get_manifest(repo, &TagOrDigest::Digest(child.digest))
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Whether the target holds the source's top manifest itself: it is no index, the target is
+/// pinned to a digest, or every platform is wanted.
+fn whole(job: &ImageJob, top_media_type: &str) -> bool {
+    let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
+    !media_type::is_index(top_media_type) || pinned || job.platform == PlatformChoice::All
+}
+
+/// What the target holds of a source index.
+enum Pick {
+    /// The index rewritten down to a platform subset.
+    Subset(Manifest),
+    /// One platform's entry.
+    Child(Descriptor),
+}
+
+fn pick(job: &ImageJob, index: &Manifest) -> Result<Pick, String> {
+    if let PlatformChoice::Subset(platforms) = &job.platform {
+        return platform_subset(index, platforms)
+            .map(|subset| Pick::Subset(subset.index))
+            .map_err(|e| format!("source image {}: {e}", job.source));
+    }
+    let platform = platform_of(&job.platform)?;
     index
         .select_platform(&platform)
         .map_err(|e| e.to_string())?
+        .map(Pick::Child)
         .ok_or_else(|| {
             format!(
                 "source image {} has no manifest for platform {platform}",

@@ -26,12 +26,14 @@ use skopeo::SkopeoRelay;
 const MIN_PARALLEL_CHECKS: usize = 16;
 
 /// What a successful job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyOutcome {
     /// The target already held the wanted digest.
     UpToDate,
     /// Manifests were written; `bytes` of blob data were transferred.
     Copied { bytes: u64 },
+    /// Left out on purpose before anything was written (`min-age`); `reason` says why.
+    Skipped { reason: String },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
     NotStarted,
     /// The copy was in flight when the stop aborted it (docs/behaviour.md#signals-and-restarts):
@@ -248,6 +250,20 @@ pub fn check_features(config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// For `dregsy plan`: why a job whose target is not up to date would be left out instead of
+/// copied (`min-age`: "too young, N h left"), or `None` when it would be copied.
+///
+/// # Errors
+/// The source cannot be read, or the image's age cannot be told.
+pub async fn skip_reason(job: &ImageJob, source: &Registry) -> Result<Option<String>, String> {
+    let Some(min_age) = job.min_age else {
+        return Ok(None);
+    };
+    let manifest = check::wanted_manifest(job, source).await?;
+    let created = age::image_created(source, &job.source.repository, &manifest).await?;
+    Ok(age::time_left(created, chrono::Utc::now(), min_age).map(age::too_young_text))
 }
 
 /// The checks the original makes when it creates the relay, before any

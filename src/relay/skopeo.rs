@@ -446,6 +446,9 @@ mod tests {
             source: Reference::parse(src).expect("source"),
             target: Reference::parse(dst).expect("target"),
             platform: PlatformChoice::parse(platform).expect("platform"),
+            referrers: false,
+            min_age: None,
+            verify: None,
         }
     }
 
