@@ -13,9 +13,10 @@ use dregsy::cosign::{KeyAlgorithm, PublicKey, Rejection, SignatureLayer, payload
 use dregsy::registry::{Digest, Registry, RegistryHost, RegistryOptions, Repository};
 use dregsy::relay::trust::check_signed;
 use serde_json::json;
+use support::dregsy::{log_lines, run_dregsy, text};
 use support::referrers::ReferrersRegistry;
 use support::signing::{self, Signature, Store, TestKey};
-use support::{ImageOptions, Pushed, push_image};
+use support::{Format, ImageOptions, Pushed, manifest_digest, push_image, push_index};
 
 fn subject() -> Digest {
     Digest::of(b"the image manifest")
@@ -300,4 +301,309 @@ fn broken_referrer_lists_are_clear_errors() {
     );
     let error = check(&through_front, "odd/entry", &image.digest, &verify).expect_err("malformed");
     assert!(error.contains("entry is malformed"), "{error}");
+}
+
+fn sync_config(
+    source: &support::Registry,
+    target: &support::Registry,
+    top: &str,
+    mappings: &str,
+) -> String {
+    format!(
+        "{top}tasks:\n- name: supply\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n{mappings}",
+        source.host(),
+        target.host()
+    )
+}
+
+fn messages(out: &std::process::Output, prefix: &str) -> Vec<String> {
+    log_lines(out, prefix)
+        .iter()
+        .map(|line| line["msg"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copies_nothing() {
+    let source = support::Registry::start();
+    let target = support::Registry::builder().access_log().start();
+    let pushed = push_index(
+        &source,
+        "multi/app",
+        "",
+        &["linux/amd64", "linux/arm64/v8", "linux/s390x"],
+        Format::Oci,
+    );
+    // BuildKit-style attestation manifests for amd64 and s390x.
+    let child = |platform: &str| {
+        pushed
+            .children
+            .iter()
+            .find(|(p, _)| p == platform)
+            .map(|(_, d)| d.clone())
+            .expect("child")
+    };
+    let mut index = serde_json::from_slice::<serde_json::Value>(&pushed.manifest).expect("json");
+    let mut attestations = Vec::new();
+    for about in ["linux/amd64", "linux/s390x"] {
+        let attestation = push_image(&source, "multi/app", "", ImageOptions::default());
+        index["manifests"]
+            .as_array_mut()
+            .expect("list")
+            .push(json!({
+                "mediaType": attestation.media_type,
+                "digest": attestation.digest,
+                "size": attestation.manifest.len(),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.digest": child(about),
+                    "vnd.docker.reference.type": "attestation-manifest",
+                },
+            }));
+        attestations.push(attestation.digest);
+    }
+    let index_bytes = serde_json::to_vec(&index).expect("serialize");
+    let source_digest =
+        support::put_manifest(&source, "multi/app", "v1", signing::OCI_INDEX, &index_bytes);
+
+    let config = sync_config(
+        &source,
+        &target,
+        "",
+        "  - from: multi/app\n    platform: [linux/amd64, linux/arm64, linux/riscv64]\n  - from: multi/app\n    to: multi/none\n    platform: [windows/amd64]\n",
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(
+        failed[0].contains("has none of the platforms windows/amd64"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        text(&out).contains("no manifest for the platform(s) linux/riscv64"),
+        "a warning names the missing platform: {}",
+        text(&out)
+    );
+    assert!(
+        !messages(&out, "copying the platforms").is_empty(),
+        "the log says the index was rewritten: {}",
+        text(&out)
+    );
+    let copied = support::get_manifest(&target, "multi/app", "v1").expect("the target has v1");
+    assert_ne!(copied.digest, source_digest, "the index is rewritten");
+    let listed: Vec<String> = copied.json()["manifests"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            child("linux/amd64"),
+            child("linux/arm64/v8"),
+            attestations[0].clone()
+        ]
+    );
+    for digest in &listed {
+        assert_eq!(
+            manifest_digest(&target, "multi/app", digest).as_deref(),
+            Some(digest.as_str()),
+            "children keep their digests"
+        );
+    }
+    assert!(manifest_digest(&target, "multi/app", &child("linux/s390x")).is_none());
+    assert!(manifest_digest(&target, "multi/none", "v1").is_none());
+
+    target.clear_requests();
+    let again = run_dregsy(&config, &[]);
+    assert_eq!(
+        messages(&again, "image copied").len(),
+        0,
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        messages(&again, "image up to date").len(),
+        1,
+        "{}",
+        text(&again)
+    );
+    let writes: Vec<_> = target
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.method.as_str(), "PUT" | "POST" | "PATCH" | "DELETE"))
+        .collect();
+    assert!(writes.is_empty(), "no writes on a no-op run: {writes:?}");
+}
+
+/// Pushes an image whose config says `created` and whose manifest carries `annotations`.
+fn push_dated(
+    registry: &support::Registry,
+    repo: &str,
+    tag: &str,
+    created: &str,
+    annotations: serde_json::Value,
+) -> String {
+    let endpoint = registry.endpoint();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "created": created,
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .expect("config");
+    let config_digest = support::images::push_blob_at(&endpoint, repo, &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": signing::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [],
+        "annotations": annotations,
+    }))
+    .expect("manifest");
+    support::put_manifest(registry, repo, tag, signing::OCI_MANIFEST, &manifest)
+}
+
+#[test]
+fn min_age_leaves_young_images_out_as_skipped_and_plan_shows_it() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let now = chrono::Utc::now();
+    push_dated(
+        &source,
+        "aged/app",
+        "old",
+        "2020-01-01T00:00:00Z",
+        json!({}),
+    );
+    push_dated(
+        &source,
+        "aged/app",
+        "future",
+        "2099-01-01T00:00:00Z",
+        json!({}),
+    );
+    // Built long ago by its config, but the annotation, which wins, says an hour ago.
+    let hour_ago = (now - chrono::Duration::hours(1)).to_rfc3339();
+    push_dated(
+        &source,
+        "aged/app",
+        "annotated",
+        "2020-01-01T00:00:00Z",
+        json!({"org.opencontainers.image.created": hour_ago}),
+    );
+    push_dated(&source, "aged/app", "undated", "not a time", json!({}));
+    let config = sync_config(
+        &source,
+        &target,
+        "min-age: 72h\n",
+        "  - from: aged/app\n    tags: [old, future, annotated, undated]\n",
+    );
+
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan_text.contains("skip") && plan_text.contains("too young, 71 h left"),
+        "{plan_text}"
+    );
+    assert!(plan_text.contains("2 skipped"), "{plan_text}");
+
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let skipped = messages(&out, "image skipped");
+    assert_eq!(skipped.len(), 2, "{}", text(&out));
+    assert!(
+        skipped.iter().any(|m| m.contains("too young, 71 h left")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|m| m.contains("too young, ") && m.contains(" h left")),
+        "{skipped:?}"
+    );
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(failed[0].contains("not an RFC 3339 time"), "{}", failed[0]);
+    assert!(
+        messages(&out, "task done")
+            .iter()
+            .any(|m| m.contains("1 copied") && m.contains("2 skipped") && m.contains("1 failed")),
+        "{}",
+        text(&out)
+    );
+    assert!(manifest_digest(&target, "aged/app", "old").is_some());
+    for tag in ["future", "annotated", "undated"] {
+        assert!(
+            manifest_digest(&target, "aged/app", tag).is_none(),
+            "{tag} is not copied"
+        );
+    }
+}
+
+#[test]
+fn verify_copies_signed_images_and_pushes_nothing_of_the_others() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TestKey::ecdsa();
+    let key_file = key.write_public(dir.path(), "cosign.pub");
+    let signed = push_image(&source, "trust/app", "signed", ImageOptions::default());
+    signing::sign(
+        &source.endpoint(),
+        "trust/app",
+        subject_of(&signed),
+        Signature::of(&key, &signed.digest),
+        Store::LegacyTag,
+    );
+    let unsigned = push_image(&source, "trust/app", "unsigned", ImageOptions::default());
+    let foreign = push_image(&source, "trust/app", "foreign", ImageOptions::default());
+    signing::sign(
+        &source.endpoint(),
+        "trust/app",
+        subject_of(&foreign),
+        Signature::of(&TestKey::ecdsa(), &foreign.digest),
+        Store::FallbackTag,
+    );
+    let config = sync_config(
+        &source,
+        &target,
+        "",
+        &format!(
+            "  - from: trust/app\n    tags: [signed, unsigned, foreign]\n    verify: {{cosign-key: {}}}\n",
+            key_file.display()
+        ),
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 2, "{}", text(&out));
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("trust/app:unsigned") && m.contains("no cosign signature")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("trust/app:foreign") && m.contains("does not verify")),
+        "{failed:?}"
+    );
+    assert_eq!(
+        manifest_digest(&target, "trust/app", "signed").as_deref(),
+        Some(signed.digest.as_str())
+    );
+    for image in [&unsigned, &foreign] {
+        assert!(manifest_digest(&target, "trust/app", &image.digest).is_none());
+        for (blob, _) in &image.blobs {
+            assert!(
+                !support::blob_exists(&target, "trust/app", blob),
+                "no blob of a refused image"
+            );
+        }
+    }
 }

@@ -259,10 +259,11 @@ pub fn check_features(config: &Config) -> Result<(), String> {
                     used.join(", ")
                 ));
             }
-            return Err(format!(
-                "not supported yet: {} with the native relay ({at}); the settings are read and checked, the copy does not apply them yet",
-                used.join(", ")
-            ));
+            if mapping.referrers {
+                return Err(format!(
+                    "not supported yet: 'referrers' with the native relay ({at}); the setting is read and checked, the copy does not apply it yet"
+                ));
+            }
         }
     }
     Ok(())

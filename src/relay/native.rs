@@ -15,8 +15,8 @@ use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, check};
-use crate::config::NativeSettings;
+use super::{CopyOutcome, CopySlots, age, check, trust};
+use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
@@ -101,6 +101,29 @@ impl NativeRelay {
                 .await
                 .map_err(|e| e.to_string())?,
         };
+        // Checks before anything is written (docs/configuration.md#min-age, #verify).
+        if let Some(min_age) = job.min_age {
+            let created = age::image_created(source, src_repo, &manifest)
+                .await
+                .map_err(|e| format!("source image {}: {e}", job.source))?;
+            if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
+                return Ok(CopyOutcome::Skipped {
+                    reason: age::too_young_text(left),
+                });
+            }
+        }
+        if let Some(verify) = &job.verify {
+            self.verify(job, source, &manifest, verify).await?;
+        }
+        if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
+            tracing::info!(
+                source = %job.source,
+                target = %job.target,
+                digest = %manifest.digest,
+                "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
+                job.platform.as_config_text()
+            );
+        }
         let copy = Copy {
             relay: self,
             source,
@@ -110,6 +133,39 @@ impl NativeRelay {
         };
         let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
         Ok(CopyOutcome::Copied { bytes })
+    }
+
+    /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
+    /// (for an index, it vouches for every child it lists), else of the manifest copied (one
+    /// platform's, or the index of `platform: all`).
+    async fn verify(
+        &self,
+        job: &ImageJob,
+        source: &Registry,
+        copied: &Manifest,
+        verify: &crate::config::Verify,
+    ) -> Result<(), String> {
+        let repo = &job.source.repository;
+        let top = source
+            .head_manifest(repo, &job.source.target)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("source image {} not found", job.source))?;
+        let first = trust::check_signed(source, repo, &top.digest, verify).await;
+        let copies_other =
+            copied.digest != top.digest && !matches!(job.platform, PlatformChoice::Subset(_));
+        match first {
+            Ok(()) => Ok(()),
+            Err(_)
+                if copies_other
+                    && trust::check_signed(source, repo, &copied.digest, verify)
+                        .await
+                        .is_ok() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("source image {}: {e}", job.source)),
+        }
     }
 
     /// The slot of one blob on one target registry.
