@@ -425,12 +425,12 @@ fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copi
         "{}",
         text(&again)
     );
-    assert_eq!(
-        messages(&again, "image up to date").len(),
-        1,
-        "{}",
-        text(&again)
-    );
+    assert_no_op(&again, &target);
+}
+
+/// A run that found its one image up to date and wrote nothing to `target`.
+fn assert_no_op(out: &std::process::Output, target: &support::Registry) {
+    assert_eq!(messages(out, "image up to date").len(), 1, "{}", text(out));
     let writes: Vec<_> = target
         .requests()
         .into_iter()
@@ -606,4 +606,256 @@ fn verify_copies_signed_images_and_pushes_nothing_of_the_others() {
             );
         }
     }
+}
+
+/// Pushes an SBOM-like referrer of `subject` (artifact type `application/spdx+json`) and lists
+/// it in the fallback tag; returns its manifest digest and size.
+fn push_sbom(
+    endpoint: &support::Endpoint,
+    repo: &str,
+    subject: (&str, &str, usize),
+) -> (String, usize) {
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#;
+    let sbom_digest = support::images::push_blob_at(endpoint, repo, sbom);
+    let empty_digest = support::images::push_blob_at(endpoint, repo, b"{}");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": signing::OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": signing::EMPTY_CONFIG, "digest": empty_digest, "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sbom_digest, "size": sbom.len()}],
+        "subject": {"mediaType": subject.1, "digest": subject.0, "size": subject.2},
+    }))
+    .expect("manifest");
+    let digest =
+        support::images::put_manifest_at(endpoint, repo, "", signing::OCI_MANIFEST, &manifest);
+    signing::add_to_fallback_tag(
+        endpoint,
+        repo,
+        subject.0,
+        json!({"mediaType": signing::OCI_MANIFEST, "digest": digest, "size": manifest.len(), "artifactType": "application/spdx+json"}),
+    );
+    (digest, manifest.len())
+}
+
+fn fallback_digests(registry: &support::Registry, repo: &str, subject: &str) -> Vec<String> {
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    support::get_manifest(registry, repo, &tag)
+        .map(|m| {
+            m.json()["manifests"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|e| e["digest"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn referrers_and_legacy_tags_travel_through_fallback_tags_and_merge_with_the_target() {
+    let source = support::Registry::start();
+    let target = support::Registry::builder().access_log().start();
+    let endpoint = source.endpoint();
+    let key = TestKey::ecdsa();
+    let image = push_image(&source, "signed/app", "v1", ImageOptions::default());
+    let subject = subject_of(&image);
+    let legacy = signing::sign(
+        &endpoint,
+        "signed/app",
+        subject,
+        Signature::of(&key, &image.digest),
+        Store::LegacyTag,
+    );
+    let signature = signing::sign(
+        &endpoint,
+        "signed/app",
+        subject,
+        Signature::of(&key, &image.digest),
+        Store::FallbackTag,
+    );
+    let (sbom, sbom_size) = push_sbom(&endpoint, "signed/app", subject);
+    // A signature of the SBOM: a referrer of a referrer.
+    let sbom_signature = signing::sign(
+        &endpoint,
+        "signed/app",
+        (&sbom, signing::OCI_MANIFEST, sbom_size),
+        Signature::of(&key, &sbom),
+        Store::FallbackTag,
+    );
+    // The target already lists a referrer of its own for the image: it must stay.
+    let own = push_image(&target, "signed/app", "", ImageOptions::default());
+    signing::add_to_fallback_tag(
+        &target.endpoint(),
+        "signed/app",
+        &image.digest,
+        json!({"mediaType": own.media_type, "digest": own.digest, "size": own.manifest.len(), "artifactType": "application/x-own"}),
+    );
+
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        "  - from: signed/app\n    tags: [v1]\n",
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let legacy_tag = format!("sha256-{}.sig", image.digest.trim_start_matches("sha256:"));
+    assert_eq!(
+        manifest_digest(&target, "signed/app", &legacy_tag).as_deref(),
+        Some(legacy.as_str())
+    );
+    let listed = fallback_digests(&target, "signed/app", &image.digest);
+    assert_eq!(
+        listed[0], own.digest,
+        "what the target listed stays first: {listed:?}"
+    );
+    for digest in [&signature, &sbom] {
+        assert!(listed.contains(digest), "{digest} listed: {listed:?}");
+        assert_eq!(
+            manifest_digest(&target, "signed/app", digest).as_deref(),
+            Some(digest.as_str())
+        );
+    }
+    assert_eq!(
+        fallback_digests(&target, "signed/app", &sbom),
+        std::slice::from_ref(&sbom_signature)
+    );
+    // The copied signature verifies at the target as at the source.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    check(&client(&target.url()), "signed/app", &image.digest, &verify)
+        .expect("verifies at the target");
+
+    // Nothing new: nothing written.
+    target.clear_requests();
+    let again = run_dregsy(&config, &[]);
+    assert_no_op(&again, &target);
+
+    // A signature added later travels on the next run, though the image is up to date.
+    let late = signing::sign(
+        &endpoint,
+        "signed/app",
+        subject,
+        Signature::of(&TestKey::ed25519(), &image.digest),
+        Store::FallbackTag,
+    );
+    let third = run_dregsy(&config, &[]);
+    assert_eq!(
+        messages(&third, "image copied").len(),
+        1,
+        "{}",
+        text(&third)
+    );
+    assert!(fallback_digests(&target, "signed/app", &image.digest).contains(&late));
+}
+
+#[test]
+fn referrers_travel_through_the_referrers_api_when_both_sides_have_it() {
+    let source_registry = support::Registry::start();
+    let target_registry = support::Registry::start();
+    let source = ReferrersRegistry::start(&source_registry);
+    let target = ReferrersRegistry::start(&target_registry);
+    let key = TestKey::ecdsa();
+    let image = push_image(&source_registry, "api/app", "v1", ImageOptions::default());
+    let signature = signing::sign(
+        &source.endpoint(),
+        "api/app",
+        subject_of(&image),
+        Signature::of(&key, &image.digest),
+        Store::ReferrersApi,
+    );
+    let config = format!(
+        "referrers: true\ntasks:\n- name: api\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: api/app\n    tags: [v1]\n",
+        source.host(),
+        target.host()
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let indexed = target.referrers_of("api/app", &image.digest);
+    assert_eq!(indexed.len(), 1, "pushed with its subject: {indexed:?}");
+    assert_eq!(indexed[0]["digest"], signature.as_str());
+    let tag = format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    assert!(
+        manifest_digest(&target_registry, "api/app", &tag).is_none(),
+        "no fallback tag where the target indexes referrers itself"
+    );
+    // A no-op run: one HEAD of the tag, one tag list (for legacy tags), and one referrers
+    // request per copied manifest: the image, and the signature (its referrers are followed).
+    source.clear_seen();
+    target.clear_seen();
+    let again = run_dregsy(&config, &[]);
+    assert_eq!(
+        messages(&again, "image up to date").len(),
+        1,
+        "{}",
+        text(&again)
+    );
+    let asked: Vec<String> = source
+        .seen()
+        .iter()
+        .filter(|s| s.path != "/v2/")
+        .map(|s| {
+            let kind = s.path.split('/').nth(4).unwrap_or_default();
+            format!("{} {kind}", s.method)
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "HEAD manifests",
+            "GET tags",
+            "GET referrers",
+            "GET referrers"
+        ],
+        "{:?}",
+        source.seen()
+    );
+    assert!(
+        target
+            .seen()
+            .iter()
+            .all(|s| s.method == "GET" || s.method == "HEAD"),
+        "no writes: {:?}",
+        target.seen()
+    );
+}
+
+#[test]
+fn broken_referrer_data_fails_the_image_with_a_reason() {
+    let source_registry = support::Registry::start();
+    let target = support::Registry::start();
+    let front = ReferrersRegistry::start(&source_registry);
+    // A fallback tag holding an image, on a registry without the API.
+    let odd = push_image(&source_registry, "odd/app", "v1", ImageOptions::default());
+    let tag = format!("sha256-{}", odd.digest.trim_start_matches("sha256:"));
+    push_image(&source_registry, "odd/app", &tag, ImageOptions::default());
+    let config = sync_config(
+        &source_registry,
+        &target,
+        "referrers: true\n",
+        "  - from: odd/app\n    tags: [v1]\n",
+    );
+    let out = run_dregsy(&config, &[]);
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(failed[0].contains("holds something else"), "{}", failed[0]);
+    // A referrers list naming a manifest the source does not hold.
+    let image = push_image(&source_registry, "gone/app", "v1", ImageOptions::default());
+    front.inject(
+        "gone/app",
+        &image.digest,
+        json!({"mediaType": signing::OCI_MANIFEST, "digest": "sha256:2222222222222222222222222222222222222222222222222222222222222222", "size": 10, "artifactType": "x"}),
+    );
+    let config = format!(
+        "referrers: true\ntasks:\n- name: gone\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: gone/app\n    tags: [v1]\n",
+        front.host(),
+        target.host()
+    );
+    let out = run_dregsy(&config, &[]);
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(failed[0].contains("does not hold"), "{}", failed[0]);
 }

@@ -23,6 +23,8 @@ pub(crate) struct Wanted {
     /// A manifest downloaded on the way: the wanted one itself, or the index it was chosen
     /// from. Saves the copy a GET.
     pub fetched: Option<Manifest>,
+    /// Whether it is an index, when the decision learnt it.
+    pub index: Option<bool>,
 }
 
 impl Wanted {
@@ -60,6 +62,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
+            index: head.media_type.as_deref().map(media_type::is_index),
         });
     }
     if let PlatformChoice::Subset(platforms) = &job.platform {
@@ -77,6 +80,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
+            index: Some(false),
         });
     }
     // An index, or a type not known yet: a cached answer settles both.
@@ -84,6 +88,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: child.digest,
             fetched: head.manifest,
+            index: Some(media_type::is_index(&child.media_type)),
         });
     }
     let manifest = match head.manifest {
@@ -98,6 +103,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: manifest.digest.clone(),
             fetched: Some(manifest),
+            index: Some(false),
         });
     }
     let child = manifest
@@ -120,6 +126,7 @@ pub(crate) async fn wanted_source(
     Ok(Wanted {
         digest: child.digest,
         fetched: Some(manifest),
+        index: Some(media_type::is_index(&child.media_type)),
     })
 }
 
@@ -143,6 +150,7 @@ async fn subset(
         return Ok(Wanted {
             digest: manifest.digest.clone(),
             fetched: Some(manifest),
+            index: Some(false),
         });
     }
     let subset = platform_subset(&manifest, platforms)
@@ -158,6 +166,7 @@ async fn subset(
     Ok(Wanted {
         digest: subset.index.digest.clone(),
         fetched: Some(subset.index),
+        index: Some(true),
     })
 }
 

@@ -259,11 +259,6 @@ pub fn check_features(config: &Config) -> Result<(), String> {
                     used.join(", ")
                 ));
             }
-            if mapping.referrers {
-                return Err(format!(
-                    "not supported yet: 'referrers' with the native relay ({at}); the setting is read and checked, the copy does not apply it yet"
-                ));
-            }
         }
     }
     Ok(())

@@ -24,6 +24,8 @@ use crate::registry::{
     UploadSession,
 };
 
+mod referrers;
+
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
 
@@ -46,6 +48,9 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
+    /// Registries known to have (or lack) the referrers API, by host: a source without it is
+    /// not asked again for every subject.
+    referrers_api: Mutex<HashMap<String, bool>>,
 }
 
 impl NativeRelay {
@@ -57,6 +62,7 @@ impl NativeRelay {
             settings,
             blobs: Mutex::new(HashMap::new()),
             refused_mounts: Mutex::new(HashSet::new()),
+            referrers_api: Mutex::new(HashMap::new()),
         }
     }
 
@@ -87,8 +93,23 @@ impl NativeRelay {
         );
         let wanted = wanted?;
         let existing = existing.map_err(|e| e.to_string())?;
+        let copy = Copy {
+            relay: self,
+            source,
+            target,
+            src_repo,
+            dst_repo,
+        };
         if check::holds(existing.as_ref(), &wanted) {
-            return Ok(CopyOutcome::UpToDate);
+            if !job.referrers {
+                return Ok(CopyOutcome::UpToDate);
+            }
+            // The image is there; its referrers may be new (images are often signed later).
+            let subjects = self.held_subjects(job, source, wanted).await?;
+            return Ok(match copy.referrers(&subjects).await? {
+                None => CopyOutcome::UpToDate,
+                Some(bytes) => CopyOutcome::Copied { bytes },
+            });
         }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
@@ -124,15 +145,35 @@ impl NativeRelay {
                 job.platform.as_config_text()
             );
         }
-        let copy = Copy {
-            relay: self,
-            source,
-            target,
-            src_repo,
-            dst_repo,
-        };
-        let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        let mut bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        if job.referrers {
+            let subjects = referrers::subjects(job, &manifest)?;
+            bytes += copy.referrers(&subjects).await?.unwrap_or(0);
+        }
         Ok(CopyOutcome::Copied { bytes })
+    }
+
+    /// The subjects of an up-to-date job, for its referrers: an image known not to be an index
+    /// is its own only subject (no GET); otherwise the manifest the decision downloaded, or a
+    /// GET of it, lists the children.
+    async fn held_subjects(
+        &self,
+        job: &ImageJob,
+        source: &Registry,
+        wanted: check::Wanted,
+    ) -> Result<Vec<Digest>, String> {
+        let digest = wanted.digest.clone();
+        if wanted.index == Some(false) {
+            return Ok(vec![digest]);
+        }
+        let manifest = match wanted.manifest() {
+            Some(manifest) => manifest,
+            None => source
+                .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        referrers::subjects(job, &manifest)
     }
 
     /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
@@ -211,6 +252,17 @@ impl Copy<'_> {
         push_as: &TagOrDigest,
         depth: usize,
     ) -> Result<u64, String> {
+        let bytes = self.contents(manifest, depth).await?;
+        self.target
+            .put_manifest(self.dst_repo, push_as, manifest)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    /// Makes everything `manifest` references present in the target: child manifests (with
+    /// their own contents) or blobs. Returns the blob bytes transferred.
+    async fn contents(&self, manifest: &Manifest, depth: usize) -> Result<u64, String> {
         manifest.check_pushable().map_err(|e| e.to_string())?;
         let mut bytes = 0;
         if manifest.is_index() {
@@ -244,10 +296,6 @@ impl Copy<'_> {
             let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
             bytes += copied.iter().sum::<u64>();
         }
-        self.target
-            .put_manifest(self.dst_repo, push_as, manifest)
-            .await
-            .map_err(|e| e.to_string())?;
         Ok(bytes)
     }
 
