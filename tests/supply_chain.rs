@@ -859,3 +859,60 @@ fn broken_referrer_data_fails_the_image_with_a_reason() {
     assert_eq!(failed.len(), 1, "{}", text(&out));
     assert!(failed[0].contains("does not hold"), "{}", failed[0]);
 }
+
+#[test]
+fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the_index_signature() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let endpoint = source.endpoint();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TestKey::ecdsa();
+    let key_file = key.write_public(dir.path(), "cosign.pub");
+    let pushed = push_index(
+        &source,
+        "multi/signed",
+        "v1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    let index_subject = (
+        pushed.digest.as_str(),
+        pushed.media_type.as_str(),
+        pushed.manifest.len(),
+    );
+    signing::sign(
+        &endpoint,
+        "multi/signed",
+        index_subject,
+        Signature::of(&key, &pushed.digest),
+        Store::LegacyTag,
+    );
+    let arm = &pushed.images[1];
+    let (sbom, _) = push_sbom(&endpoint, "multi/signed", subject_of(arm));
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        &format!(
+            "  - from: multi/signed\n    platform: [linux/arm64]\n    verify: {{cosign-key: {key}}}\n  - from: multi/signed\n    to: multi/all\n    platform: all\n    verify: {{cosign-key: {key}}}\n",
+            key = key_file.display()
+        ),
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 2, "{}", text(&out));
+    let index_sig = format!("sha256-{}.sig", pushed.digest.trim_start_matches("sha256:"));
+    // The subset: the kept child's SBOM travels; the index signature names the source's index,
+    // which the target does not hold, so it stays behind.
+    assert_eq!(
+        fallback_digests(&target, "multi/signed", &arm.digest),
+        std::slice::from_ref(&sbom)
+    );
+    assert!(manifest_digest(&target, "multi/signed", &index_sig).is_none());
+    // The whole index: its signature and the child's SBOM travel.
+    assert!(manifest_digest(&target, "multi/all", &index_sig).is_some());
+    assert_eq!(fallback_digests(&target, "multi/all", &arm.digest), [sbom]);
+    assert_eq!(
+        manifest_digest(&target, "multi/all", "v1").as_deref(),
+        Some(pushed.digest.as_str())
+    );
+}
