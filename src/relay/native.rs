@@ -51,6 +51,10 @@ pub struct NativeRelay {
     /// Registries known to have (or lack) the referrers API, by host: a source without it is
     /// not asked again for every subject.
     referrers_api: Mutex<HashMap<String, bool>>,
+    /// Referrer sets known to be complete in a target repository, as (target host, repository,
+    /// subject, referrer digests): a daemon's later runs skip the target's side of the check
+    /// while the source lists the same referrers.
+    referrers_held: Mutex<HashSet<referrers::HeldKey>>,
 }
 
 impl NativeRelay {
@@ -63,6 +67,7 @@ impl NativeRelay {
             blobs: Mutex::new(HashMap::new()),
             refused_mounts: Mutex::new(HashSet::new()),
             referrers_api: Mutex::new(HashMap::new()),
+            referrers_held: Mutex::new(HashSet::new()),
         }
     }
 

@@ -15,13 +15,20 @@ use super::Copy;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
-use crate::registry::{Digest, ErrorKind, Manifest, Registry, TagOrDigest};
+use crate::registry::{Digest, ErrorKind, Manifest, Registry, Repository, TagOrDigest};
 
 /// How many levels of referrers are followed: a subject's referrers (1), theirs (2: a
 /// signature on an SBOM), and one more.
 pub(super) const MAX_DEPTH: usize = 3;
 /// At most this many referrers per subject are copied; more is abuse or a loop.
 const MAX_PER_SUBJECT: usize = 256;
+/// Facts kept in [`super::NativeRelay`]'s record of complete referrer sets at most; above it
+/// the record starts over (it only saves requests).
+const MAX_HELD: usize = 100_000;
+
+/// A referrer set known complete in a target repository: (target host, repository, subject,
+/// the referrers' digests in order).
+pub(super) type HeldKey = (String, Repository, Digest, Vec<Digest>);
 
 /// The manifests of a job whose referrers travel with it: the copied manifest; for an index
 /// copied whole, also each child; for a platform subset, the kept children (the rewritten index
@@ -168,6 +175,26 @@ impl Copy<'_> {
                 listed.len()
             ));
         }
+        let held_key: HeldKey = (
+            self.target.host().to_string(),
+            self.dst_repo.clone(),
+            subject.clone(),
+            listed.iter().map(|r| r.digest.clone()).collect(),
+        );
+        if self.relay.referrers_held(&held_key) {
+            return Ok(None);
+        }
+        let written = self.write_referrers(subject, listed).await?;
+        self.relay.remember_referrers_held(held_key);
+        Ok(written)
+    }
+
+    /// [`Copy::subject_referrers`] past the record of complete sets: asks the target.
+    async fn write_referrers(
+        &self,
+        subject: &Digest,
+        listed: &[Referrer],
+    ) -> Result<Option<u64>, String> {
         let tag = referrers::fallback_tag(subject);
         let tag_ref = TagOrDigest::tag(&tag).map_err(|e| e.to_string())?;
         let what = format!(
@@ -255,6 +282,21 @@ impl Copy<'_> {
 }
 
 impl super::NativeRelay {
+    fn referrers_held(&self, key: &HeldKey) -> bool {
+        self.referrers_held
+            .lock()
+            .is_ok_and(|held| held.contains(key))
+    }
+
+    fn remember_referrers_held(&self, key: HeldKey) {
+        if let Ok(mut held) = self.referrers_held.lock() {
+            if held.len() >= MAX_HELD {
+                held.clear();
+            }
+            held.insert(key);
+        }
+    }
+
     /// Whether `registry` has the referrers API, when a request already told.
     fn referrers_api(&self, registry: &Registry) -> Option<bool> {
         self.referrers_api
