@@ -760,6 +760,7 @@ fn referrers_travel_through_the_referrers_api_when_both_sides_have_it() {
     let target = ReferrersRegistry::start(&target_registry);
     let key = TestKey::ecdsa();
     let image = push_image(&source_registry, "api/app", "v1", ImageOptions::default());
+    push_image(&source_registry, "api/app", "v2", ImageOptions::default());
     let signature = signing::sign(
         &source.endpoint(),
         "api/app",
@@ -768,12 +769,12 @@ fn referrers_travel_through_the_referrers_api_when_both_sides_have_it() {
         Store::ReferrersApi,
     );
     let config = format!(
-        "referrers: true\ntasks:\n- name: api\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: api/app\n    tags: [v1]\n",
+        "referrers: true\ntasks:\n- name: api\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: api/app\n    tags: [v1, v2]\n",
         source.host(),
         target.host()
     );
     let out = run_dregsy(&config, &[]);
-    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    assert_eq!(messages(&out, "image copied").len(), 2, "{}", text(&out));
     let indexed = target.referrers_of("api/app", &image.digest);
     assert_eq!(indexed.len(), 1, "pushed with its subject: {indexed:?}");
     assert_eq!(indexed[0]["digest"], signature.as_str());
@@ -782,18 +783,19 @@ fn referrers_travel_through_the_referrers_api_when_both_sides_have_it() {
         manifest_digest(&target_registry, "api/app", &tag).is_none(),
         "no fallback tag where the target indexes referrers itself"
     );
-    // A no-op run: one HEAD of the tag, one tag list (for legacy tags), and one referrers
-    // request per copied manifest: the image, and the signature (its referrers are followed).
+    // A no-op run: one HEAD per tag, one tag list of the repository (for legacy tags), and one
+    // referrers request per copied manifest: the two images, and v1's signature (its
+    // referrers are followed).
     source.clear_seen();
     target.clear_seen();
     let again = run_dregsy(&config, &[]);
     assert_eq!(
         messages(&again, "image up to date").len(),
-        1,
+        2,
         "{}",
         text(&again)
     );
-    let asked: Vec<String> = source
+    let mut asked: Vec<String> = source
         .seen()
         .iter()
         .filter(|s| s.path != "/v2/")
@@ -802,13 +804,16 @@ fn referrers_travel_through_the_referrers_api_when_both_sides_have_it() {
             format!("{} {kind}", s.method)
         })
         .collect();
+    asked.sort();
     assert_eq!(
         asked,
         [
-            "HEAD manifests",
-            "GET tags",
             "GET referrers",
-            "GET referrers"
+            "GET referrers",
+            "GET referrers",
+            "GET tags",
+            "HEAD manifests",
+            "HEAD manifests",
         ],
         "{:?}",
         source.seen()

@@ -48,13 +48,8 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
-    /// Registries known to have (or lack) the referrers API, by host: a source without it is
-    /// not asked again for every subject.
-    referrers_api: Mutex<HashMap<String, bool>>,
-    /// Referrer sets known to be complete in a target repository, as (target host, repository,
-    /// subject, referrer digests): a daemon's later runs skip the target's side of the check
-    /// while the source lists the same referrers.
-    referrers_held: Mutex<HashSet<referrers::HeldKey>>,
+    /// What `referrers: true` learns along the way (boxed: rarely used, and large).
+    referrer_records: Box<referrers::Records>,
 }
 
 impl NativeRelay {
@@ -66,8 +61,7 @@ impl NativeRelay {
             settings,
             blobs: Mutex::new(HashMap::new()),
             refused_mounts: Mutex::new(HashSet::new()),
-            referrers_api: Mutex::new(HashMap::new()),
-            referrers_held: Mutex::new(HashSet::new()),
+            referrer_records: Box::default(),
         }
     }
 

@@ -9,7 +9,9 @@
 //! cosign's legacy `sha256-<hex>.sig`, `.att` and `.sbom` tags are copied as tags. Referrers of
 //! referrers follow, to [`MAX_DEPTH`] levels.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::Copy;
 use crate::config::PlatformChoice;
@@ -25,6 +27,27 @@ const MAX_PER_SUBJECT: usize = 256;
 /// Facts kept in [`super::NativeRelay`]'s record of complete referrer sets at most; above it
 /// the record starts over (it only saves requests).
 const MAX_HELD: usize = 100_000;
+
+/// How long a source repository's tag list serves the jobs of that repository: about a run's
+/// length. A legacy tag pushed meanwhile is found by the next run.
+const TAGS_FRESH: Duration = Duration::from_secs(60);
+
+/// One source repository's tag list, locked while it is being listed so that the jobs of a
+/// repository list it once.
+pub(super) type TagsSlot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<HashSet<String>>)>>>;
+
+/// What the relay learns about referrers for the rest of its life (a run, or a daemon's).
+#[derive(Default)]
+pub(super) struct Records {
+    /// Registries known to have (or lack) the referrers API, by host: a source without it is
+    /// not asked again for every subject.
+    api: Mutex<HashMap<String, bool>>,
+    /// Referrer sets known to be complete in a target repository: a daemon's later runs skip
+    /// the target's side of the check while the source lists the same referrers.
+    held: Mutex<HashSet<HeldKey>>,
+    /// Source tag lists, for legacy tags, by (registry, repository).
+    tags: Mutex<HashMap<(String, Repository), TagsSlot>>,
+}
 
 /// A referrer set known complete in a target repository: (target host, repository, subject,
 /// the referrers' digests in order).
@@ -61,13 +84,7 @@ impl Copy<'_> {
     /// source does not hold or that names another subject, a target fallback tag that holds
     /// something else, or what the registries reported.
     pub(super) async fn referrers(&self, subjects: &[Digest]) -> Result<Option<u64>, String> {
-        let tags: HashSet<String> = self
-            .source
-            .list_tags(self.src_repo)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
+        let tags = self.source_tags().await?;
         let mut written = false;
         let mut bytes = 0;
         let mut queue: Vec<(Digest, usize)> = subjects.iter().map(|s| (s.clone(), 0)).collect();
@@ -97,6 +114,31 @@ impl Copy<'_> {
             }
         }
         Ok(written.then_some(bytes))
+    }
+
+    /// The source repository's tags, listed at most once per [`TAGS_FRESH`].
+    async fn source_tags(&self) -> Result<Arc<HashSet<String>>, String> {
+        let key = (self.source.host().to_string(), self.src_repo.clone());
+        let slot: TagsSlot = match self.relay.referrer_records.tags.lock() {
+            Ok(mut all) => all.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let mut listed = slot.lock().await;
+        if let Some((at, tags)) = listed.as_ref()
+            && at.elapsed() < TAGS_FRESH
+        {
+            return Ok(tags.clone());
+        }
+        let tags: Arc<HashSet<String>> = Arc::new(
+            self.source
+                .list_tags(self.src_repo)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .collect(),
+        );
+        *listed = Some((Instant::now(), tags.clone()));
+        Ok(tags)
     }
 
     /// Copies a legacy tag when the target's differs; `None` when it was up to date.
@@ -283,13 +325,14 @@ impl Copy<'_> {
 
 impl super::NativeRelay {
     fn referrers_held(&self, key: &HeldKey) -> bool {
-        self.referrers_held
+        self.referrer_records
+            .held
             .lock()
             .is_ok_and(|held| held.contains(key))
     }
 
     fn remember_referrers_held(&self, key: HeldKey) {
-        if let Ok(mut held) = self.referrers_held.lock() {
+        if let Ok(mut held) = self.referrer_records.held.lock() {
             if held.len() >= MAX_HELD {
                 held.clear();
             }
@@ -299,14 +342,15 @@ impl super::NativeRelay {
 
     /// Whether `registry` has the referrers API, when a request already told.
     fn referrers_api(&self, registry: &Registry) -> Option<bool> {
-        self.referrers_api
+        self.referrer_records
+            .api
             .lock()
             .ok()
             .and_then(|known| known.get(&registry.host().to_string()).copied())
     }
 
     fn remember_referrers_api(&self, registry: &Registry, has_it: bool) {
-        if let Ok(mut known) = self.referrers_api.lock() {
+        if let Ok(mut known) = self.referrer_records.api.lock() {
             known.insert(registry.host().to_string(), has_it);
         }
     }
