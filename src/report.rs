@@ -19,6 +19,12 @@ pub enum ImageResult {
         /// What went wrong and where.
         reason: String,
     },
+    /// The image was left out on purpose, not for an error (`min-age`: "too young, N h left");
+    /// nothing was written.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One image job's outcome.
@@ -81,6 +87,11 @@ impl TaskReport {
         self.count(|r| matches!(r, ImageResult::UpToDate))
     }
 
+    /// Images left out on purpose (see [`ImageResult::Skipped`]).
+    pub fn skipped(&self) -> usize {
+        self.count(|r| matches!(r, ImageResult::Skipped { .. }))
+    }
+
     /// Image jobs that failed in this run.
     pub fn failed_images(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::Failed { .. }))
@@ -140,6 +151,9 @@ mod tests {
             ImageResult::Copied { bytes: 10 },
             ImageResult::Copied { bytes: 5 },
             ImageResult::Failed { reason: "x".into() },
+            ImageResult::Skipped {
+                reason: "too young, 3 h left".into(),
+            },
         ] {
             report.images.push(ImageReport {
                 source: "s".into(),
@@ -149,8 +163,13 @@ mod tests {
             });
         }
         assert_eq!(
-            (report.up_to_date(), report.copied(), report.failed_images()),
-            (1, 2, 1)
+            (
+                report.up_to_date(),
+                report.copied(),
+                report.failed_images(),
+                report.skipped()
+            ),
+            (1, 2, 1, 1)
         );
         assert_eq!(report.bytes(), 15);
         assert!(report.failed());

@@ -73,6 +73,12 @@ const TOP_LEVEL_FIELDS: Fields<RawConfig> = &[
             .duration(v, "credential-helper-timeout")
             .map(|duration| (duration, v.line))
     }),
+    ("referrers", |d, v, config| {
+        d.supply(&mut config.supply, "referrers", v, "")
+    }),
+    ("min-age", |d, v, config| {
+        d.supply(&mut config.supply, "min-age", v, "")
+    }),
     ("tasks", |d, v, config| {
         for (index, item) in d.list(v, "[]*sync.Task").into_iter().enumerate() {
             let task = d.task(item, index);
@@ -173,6 +179,15 @@ const TASK_FIELDS: Fields<RawTask> = &[
             task.mappings.push(mapping);
         }
     }),
+    ("referrers", |d, v, task| {
+        d.supply(&mut task.supply, "referrers", v, &task.path)
+    }),
+    ("min-age", |d, v, task| {
+        d.supply(&mut task.supply, "min-age", v, &task.path)
+    }),
+    ("verify", |d, v, task| {
+        d.supply(&mut task.supply, "verify", v, &task.path)
+    }),
 ];
 /// The keys of a task's `source` and `target`.
 const LOCATION_FIELDS: Fields<RawLocation> = &[
@@ -206,8 +221,27 @@ const MAPPING_FIELDS: Fields<RawMapping> = &[
             .map(|item| d.string(item))
             .collect()
     }),
-    ("platform", |d, v, mapping| mapping.platform = d.string(v)),
+    ("platform", |d, v, mapping| {
+        mapping.platform = match &v.kind {
+            NodeKind::Seq(items) => {
+                RawPlatform::List(items.iter().map(|item| d.string(item)).collect())
+            }
+            _ => RawPlatform::One(d.string(v)),
+        }
+    }),
+    ("referrers", |d, v, mapping| {
+        d.supply(&mut mapping.supply, "referrers", v, &mapping.path)
+    }),
+    ("min-age", |d, v, mapping| {
+        d.supply(&mut mapping.supply, "min-age", v, &mapping.path)
+    }),
+    ("verify", |d, v, mapping| {
+        d.supply(&mut mapping.supply, "verify", v, &mapping.path)
+    }),
 ];
+/// The keys of a task's or mapping's `verify:`.
+const VERIFY_FIELDS: Fields<RawVerify> =
+    &[("cosign-key", |d, v, verify| verify.cosign_key = d.string(v))];
 
 /// Every key the decoder knows, by section (`""` is the top level; `docker`, `skopeo`,
 /// `lister`, `native` and `health` are top-level maps), read from the sections' tables above.
@@ -225,6 +259,10 @@ pub static KNOWN_KEYS: std::sync::LazyLock<Vec<(&str, Vec<&str>)>> =
             ("tasks[]", keys(TASK_FIELDS)),
             ("tasks[].source, tasks[].target", keys(LOCATION_FIELDS)),
             ("tasks[].mappings[]", keys(MAPPING_FIELDS)),
+            (
+                "tasks[].verify, tasks[].mappings[].verify",
+                keys(VERIFY_FIELDS),
+            ),
         ]
     });
 
@@ -250,7 +288,26 @@ pub struct RawConfig {
     pub auth_file: Option<(String, usize)>,
     /// `credential-helper-timeout` (our extension), with its line.
     pub credential_helper_timeout: Option<(DurationValue, usize)>,
+    /// The supply-chain settings every task inherits (our extension).
+    pub supply: RawSupply,
     pub tasks: Vec<Option<RawTask>>,
+}
+
+/// `referrers`, `min-age` and `verify` as written at one level (top, task or mapping), each
+/// with its line; `None` when not set there, so the level above applies.
+#[derive(Debug, Default, Clone)]
+pub struct RawSupply {
+    pub referrers: Option<(bool, usize)>,
+    pub min_age: Option<(DurationValue, usize)>,
+    pub verify: Option<RawVerify>,
+}
+
+/// `verify: {cosign-key: PATH}`.
+#[derive(Debug, Default, Clone)]
+pub struct RawVerify {
+    /// `cosign-key`, empty when missing.
+    pub cosign_key: String,
+    pub line: usize,
 }
 
 #[derive(Debug, Default)]
@@ -314,6 +371,7 @@ pub struct RawTask {
     pub source: Option<RawLocation>,
     pub target: Option<RawLocation>,
     pub mappings: Vec<Option<RawMapping>>,
+    pub supply: RawSupply,
     pub line: usize,
     /// `tasks[i]`, for messages.
     pub path: String,
@@ -341,8 +399,24 @@ pub struct RawMapping {
     pub from: String,
     pub to: String,
     pub tags: Vec<String>,
-    pub platform: String,
+    pub platform: RawPlatform,
+    pub supply: RawSupply,
     pub line: usize,
+    /// `tasks[i].mappings[j]`, for messages.
+    pub path: String,
+}
+
+/// `platform:` as written: one value (empty when absent), or a list (our extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawPlatform {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Default for RawPlatform {
+    fn default() -> Self {
+        RawPlatform::One(String::new())
+    }
 }
 
 /// Collects type errors (all of them, as yaml.v2 does) and unknown-key warnings.
@@ -588,6 +662,46 @@ impl Decoder {
         Some(location)
     }
 
+    /// One of `referrers`, `min-age`, `verify` at the level `path` (`""` for the top).
+    fn supply(&mut self, supply: &mut RawSupply, key: &str, value: &Node, path: &str) {
+        let name = |key: &str| {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        match key {
+            "referrers" => {
+                supply.referrers = match value.kind {
+                    NodeKind::Null => None,
+                    _ => Some((self.bool(value), value.line)),
+                }
+            }
+            "min-age" => {
+                supply.min_age = self
+                    .duration(value, &name("min-age"))
+                    .map(|d| (d, value.line))
+            }
+            _ => {
+                let verify_path = format!("'{}'", name("verify"));
+                let mut verify = RawVerify {
+                    line: value.line,
+                    ..RawVerify::default()
+                };
+                supply.verify = self
+                    .section(
+                        value,
+                        "verify settings",
+                        &verify_path,
+                        VERIFY_FIELDS,
+                        &mut verify,
+                    )
+                    .map(|()| verify);
+            }
+        }
+    }
+
     fn string_map(&mut self, node: &Node) -> Option<Vec<(String, String)>> {
         match &node.kind {
             NodeKind::Null => None,
@@ -607,6 +721,7 @@ impl Decoder {
     fn mapping(&mut self, node: &Node, path: &str) -> Option<RawMapping> {
         let mut mapping = RawMapping {
             line: node.line,
+            path: path.to_string(),
             ..RawMapping::default()
         };
         self.section(node, "sync.Mapping", path, MAPPING_FIELDS, &mut mapping)?;

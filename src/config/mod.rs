@@ -25,7 +25,7 @@ pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
 // The mapping value types belong to the planner, which applies them; the config parses into them.
-pub use crate::plan::mapping::{Mapping, PlatformChoice};
+pub use crate::plan::mapping::{Mapping, PlatformChoice, Verify};
 
 /// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
 /// almost always the wrong file (and would make every restart slow).

@@ -17,7 +17,7 @@ use std::fmt;
 use futures_util::StreamExt;
 
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
-use mapping::{Mapping, PlatformChoice};
+use mapping::{Mapping, PlatformChoice, Verify};
 use tags::{Dropped, TagRef};
 
 /// Lists the tags of a source repository (the registry client in production).
@@ -105,6 +105,12 @@ pub struct ImageJob {
     pub target: Reference,
     /// The mapping's platform choice.
     pub platform: PlatformChoice,
+    /// The mapping's `referrers`: copy the referrers of what is copied.
+    pub referrers: bool,
+    /// The mapping's `min-age`: leave the image out while it is younger.
+    pub min_age: Option<std::time::Duration>,
+    /// The mapping's `verify`: copy only when signed with this key.
+    pub verify: Option<Verify>,
 }
 
 impl fmt::Display for ImageJob {
@@ -304,6 +310,9 @@ async fn plan_repository(
                 target: to,
             },
             platform: mapping.platform.clone(),
+            referrers: mapping.referrers,
+            min_age: mapping.min_age,
+            verify: mapping.verify.clone(),
         });
     }
     plan.tags = expansion.tags;
