@@ -9,6 +9,7 @@ mod cloud_kind;
 mod decode;
 mod duration;
 mod notice;
+mod raw;
 pub mod substitute;
 mod validate;
 pub mod yaml;
@@ -400,7 +401,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
     let mut decoder = decode::Decoder::new();
     let raw = match root {
         Some(root) => decoder.config(&root),
-        None => decode::RawConfig::default(),
+        None => raw::RawConfig::default(),
     };
     if !decoder.errors.is_empty() {
         let lines: Vec<String> = decoder

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::decode::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
 use super::notice::Notice;
+use super::raw::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
 use super::{
     CacheDir, CloudRegistry, Config, DaemonSettings, DockerSettings, ListerChoice, ListerSettings,
     Location, Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, Verify,

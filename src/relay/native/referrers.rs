@@ -231,6 +231,29 @@ impl Copy<'_> {
         Ok(written)
     }
 
+    /// The manifest of a referrer the source lists for `subject`; an error when the source
+    /// does not hold it after all.
+    async fn source_referrer(
+        &self,
+        subject: &Digest,
+        referrer: &Referrer,
+    ) -> Result<Manifest, String> {
+        match self
+            .source
+            .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
+            .await
+        {
+            Ok(manifest) => Ok(manifest),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(format!(
+                "the referrers of {subject} list {}, which {}/{} does not hold",
+                referrer.digest,
+                self.source.host(),
+                self.src_repo
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// [`Copy::subject_referrers`] past the record of complete sets: asks the target.
     async fn write_referrers(
         &self,
@@ -276,22 +299,7 @@ impl Copy<'_> {
         let mut bytes = 0;
         let mut indexed = target_has_api;
         for referrer in missing {
-            let manifest = match self
-                .source
-                .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
-                .await
-            {
-                Ok(manifest) => manifest,
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(format!(
-                        "the referrers of {subject} list {}, which {}/{} does not hold",
-                        referrer.digest,
-                        self.source.host(),
-                        self.src_repo
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            };
+            let manifest = self.source_referrer(subject, referrer).await?;
             referrers::entry_for(&manifest, subject).map_err(|e| e.to_string())?;
             bytes += self.contents(&manifest, 0).await?;
             let pushed = self
