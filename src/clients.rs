@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
-use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
+use crate::registry::{Credentials, RateLimits, Registry, RegistryHost, RegistryOptions};
 
 #[derive(Clone, PartialEq, Eq)]
 struct ClientKey {
@@ -21,10 +21,14 @@ struct ClientKey {
 pub struct Clients {
     certs_dir: PathBuf,
     retries: u32,
+    /// `native.chunk-size`: upload in chunks of this size.
+    chunk_size: Option<u64>,
     /// A run talks to a handful of registries, so a list suffices.
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
     cloud: Cloud,
+    /// Rate limits per registry host, shared by every client of a host.
+    rate_limits: RateLimits,
 }
 
 impl Clients {
@@ -33,9 +37,16 @@ impl Clients {
         Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
             retries: config.native.retries,
+            chunk_size: config.native.chunk_size,
             clients: Mutex::new(Vec::new()),
             cloud: Cloud::new(),
+            rate_limits: RateLimits::new(),
         }
+    }
+
+    /// The rate-limit state of every registry host the clients talk to.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
     }
 
     /// The cloud side of the run: token refresh and ECR repository creation.
@@ -69,6 +80,11 @@ impl Clients {
         options.skip_tls_verify = location.skip_tls_verify;
         options.certs_dir = Some(self.certs_dir.clone());
         options.retry.max_tries = self.retries;
+        options.rate_limits = self.rate_limits.clone();
+        if let Some(size) = self.chunk_size.and_then(|s| usize::try_from(s).ok()) {
+            options.chunked_uploads = true;
+            options.chunk_size = size;
+        }
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

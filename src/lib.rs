@@ -11,6 +11,8 @@ pub mod clients;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod listers;
 pub mod logging;

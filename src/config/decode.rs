@@ -58,6 +58,8 @@ pub struct RawNative {
     pub parallel_images: Option<i64>,
     pub parallel_blobs: Option<i64>,
     pub retries: Option<i64>,
+    /// `chunk-size` as written (bytes, or a number with `KiB`/`MiB`/`GiB`), with its line.
+    pub chunk_size: Option<(String, usize)>,
     pub line: usize,
 }
 
@@ -382,10 +384,14 @@ impl Decoder {
                 }
                 "native" => {
                     config.native.line = value.line;
-                    let known = ["parallel-images", "parallel-blobs", "retries"];
+                    let known = ["parallel-images", "parallel-blobs", "retries", "chunk-size"];
                     if let Some(fields) = self.fields(value, "native settings", "'native'", &known)
                     {
                         for (key, value) in fields {
+                            if key == "chunk-size" {
+                                config.native.chunk_size = Some((self.string(value), value.line));
+                                continue;
+                            }
                             let n = Some(self.int(value));
                             match key {
                                 "parallel-images" => config.native.parallel_images = n,

@@ -159,6 +159,10 @@ pub struct NativeSettings {
     pub parallel_blobs: usize,
     /// Tries per request on transient errors (1 = no retry).
     pub retries: u32,
+    /// `native.chunk-size`: upload blobs in chunks (PATCH) of this many bytes instead of one
+    /// request per blob, for registries or proxies that limit request bodies (HTTP 413).
+    /// `None` (the default): one request per blob, chunks only when a registry asks for them.
+    pub chunk_size: Option<u64>,
 }
 
 impl Default for NativeSettings {
@@ -167,6 +171,7 @@ impl Default for NativeSettings {
             parallel_images: 8,
             parallel_blobs: 6,
             retries: 5,
+            chunk_size: None,
         }
     }
 }

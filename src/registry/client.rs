@@ -10,13 +10,13 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode, Url};
-use serde::Deserialize;
 
 use super::auth::{Auth, CredentialSource, Credentials, Scope};
 use super::credentials::CredentialProvider;
 use super::digest::Digest;
-use super::error::{Error, ErrorKind, Result, truncate};
+use super::error::{self, Error, ErrorKind, MAX_ERROR_BODY, Result, truncate};
 use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
+use super::ratelimit::RateLimits;
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
 use super::transport::{Body, Request, RetryPolicy, Timeouts, Transport, classify, header_value};
@@ -48,6 +48,10 @@ pub struct RegistryOptions {
     pub chunk_size: usize,
     /// Entries asked for per catalog page (`?n=`). Distribution refuses more than 1000.
     pub page_size: usize,
+    /// The run's rate-limit state, shared by every client of one host so a 429 or a used-up
+    /// budget holds them all (docs/behaviour.md, "Rate limits"). Defaults to a state of
+    /// this client's own.
+    pub rate_limits: RateLimits,
 }
 
 impl RegistryOptions {
@@ -64,6 +68,7 @@ impl RegistryOptions {
             chunked_uploads: false,
             chunk_size: 8 * 1024 * 1024,
             page_size: 1000,
+            rate_limits: RateLimits::new(),
         }
     }
 }
@@ -108,7 +113,8 @@ impl Registry {
             options.skip_tls_verify,
             options.timeouts,
             options.retry,
-        )?;
+        )?
+        .share_rate_limit(options.rate_limits.host(host.api_host()));
         Ok(Registry {
             inner: Arc::new(Inner {
                 auth: Auth::new(
@@ -330,10 +336,6 @@ impl Registry {
         let authorized = sent.is_some();
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
-        // Docker Hub announces its pull limit; worth seeing when a sync runs into it.
-        if let Some(remaining) = header_text(response.headers(), "ratelimit-remaining") {
-            tracing::debug!(registry = %inner.host, remaining, "rate limit");
-        }
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -390,6 +392,10 @@ impl Registry {
             StatusCode::NOT_FOUND => (
                 ErrorKind::NotFound,
                 format!("{subject} does not exist{says}"),
+            ),
+            StatusCode::TOO_MANY_REQUESTS => (
+                ErrorKind::Registry,
+                format!("the registry answered HTTP 429 Too Many Requests (its rate limit){says}"),
             ),
             StatusCode::PAYLOAD_TOO_LARGE => (
                 ErrorKind::TooLarge,
@@ -479,37 +485,12 @@ pub(crate) async fn read_limited(mut response: Response, limit: usize) -> Result
     Ok(buffer.freeze())
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    errors: Vec<ErrorEntry>,
-}
-
-#[derive(Deserialize)]
-struct ErrorEntry {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
 /// The registry's explanation from an error body: `CODE: message`, truncated; `None` when
-/// the body is empty or not the distribution API's error JSON.
+/// the body is empty or not the distribution API's error JSON. Reads at most
+/// [`MAX_ERROR_BODY`] bytes.
 async fn registry_error_text(response: Response) -> Option<String> {
-    let bytes = read_limited(response, 64 * 1024).await.ok()?;
-    let body: ErrorBody = serde_json::from_slice(&bytes).ok()?;
-    let text = body
-        .errors
-        .iter()
-        .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
-            (false, false) => format!("{}: {}", e.code, e.message),
-            (false, true) => e.code.clone(),
-            _ => e.message.clone(),
-        })
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    (!text.is_empty()).then(|| truncate(&text, 200))
+    let bytes = read_limited(response, MAX_ERROR_BODY).await.ok()?;
+    error::registry_error_text(&bytes)
 }
 
 #[cfg(test)]

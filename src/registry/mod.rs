@@ -20,6 +20,7 @@ mod error;
 mod listing;
 mod manifest;
 mod platform;
+mod ratelimit;
 mod reference;
 mod tls;
 mod transport;
@@ -32,9 +33,17 @@ pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
+pub use ratelimit::{Budget, RateLimits};
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
 pub use tls::system_client_config;
 pub use transport::{RetryPolicy, Timeouts};
+
+// The parsers the fuzz targets reach (`crate::fuzzing`).
+pub(crate) use auth::{parse_challenges, parse_token_response, token_error_text};
+pub(crate) use error::registry_error_text;
+pub(crate) use listing::{next_link, next_page};
+pub(crate) use ratelimit::parse_limit_header;
+pub(crate) use transport::retry_after;
 
 /// TLS settings for HTTP clients beside the registry API (the Docker Hub and v1 search
 /// listers), so they trust the same roots and honour `skip-tls-verify` the same way.

@@ -5,19 +5,20 @@
 //! The native relay does the same inline (it reuses what it learns for the copy); the external
 //! tools cannot, so they only get the verdict.
 
+use super::JobError;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::{Descriptor, Platform, Registry, TagOrDigest, media_type};
 
 /// The source manifest the target must hold for `job`: the index itself (`platform: all`, a
 /// digest-pinned target, or a single-platform source), or the wanted platform's entry.
-pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<Descriptor, String> {
+pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<Descriptor, JobError> {
     let found = source
         .head_manifest(&job.source.repository, &job.source.target)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let Some(top) = found else {
-        return Err(format!("source image {} not found", job.source));
+        return Err(format!("source image {} not found", job.source).into());
     };
     let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
     if !media_type::is_index(&top.media_type) || pinned || job.platform == PlatformChoice::All {
@@ -30,24 +31,25 @@ pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<D
             &TagOrDigest::Digest(top.digest.clone()),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     index
         .select_platform(&platform)
-        .map_err(|e| e.to_string())?
+        .map_err(JobError::from)?
         .ok_or_else(|| {
             format!(
                 "source image {} has no manifest for platform {platform}",
                 job.source
             )
+            .into()
         })
 }
 
 /// The platform a mapping asks for; the host's when it names none (what skopeo picks, and,
 /// on the usual single-machine setup, what the Docker daemon picks).
-pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, String> {
+pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, JobError> {
     match choice {
         PlatformChoice::Specific { .. } => {
-            Platform::parse(&choice.as_config_text()).map_err(|e| e.to_string())
+            Platform::parse(&choice.as_config_text()).map_err(JobError::from)
         }
         _ => Ok(Platform::host()),
     }
@@ -58,12 +60,12 @@ pub(crate) async fn same_digest(
     job: &ImageJob,
     source: &Registry,
     target: &Registry,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     let wanted = wanted_source(job, source).await?;
     let existing = target
         .head_manifest(&job.target.repository, &job.target.target)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     Ok(holds(existing.as_ref(), &wanted))
 }
 
@@ -81,11 +83,11 @@ pub(crate) async fn same_image(
     target_ref: &TagOrDigest,
     source: &Registry,
     target: &Registry,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     let Some(existing) = target
         .head_manifest(&job.target.repository, target_ref)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(JobError::from)?
     else {
         return Ok(false);
     };
@@ -107,14 +109,14 @@ pub(crate) async fn same_image(
     let source_manifest = source
         .get_manifest(&job.source.repository, &TagOrDigest::Digest(wanted.digest))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let target_manifest = target
         .get_manifest(
             &job.target.repository,
             &TagOrDigest::Digest(existing.digest),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let source_config = config_of(source_manifest);
     Ok(source_config.is_some() && source_config == config_of(target_manifest))
 }

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, models::ProgressDetail};
 use futures_util::StreamExt;
 
-use super::{CopyOutcome, CopySlots, Sides, check};
+use super::{CopyOutcome, CopySlots, JobError, Sides, check};
 use crate::config::{DockerSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, Reference, TagOrDigest};
@@ -107,7 +107,7 @@ impl DockerRelay {
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         if job.platform == PlatformChoice::All {
             return Err("'Platform: all' sync option not supported".into());
         }
@@ -156,7 +156,7 @@ impl DockerRelay {
                 in_flight.swap_remove(at);
             }
         }
-        result
+        result.map_err(JobError::from)
     }
 
     /// Removes what jobs abandoned by a stop had added to the daemon (their own clean-up

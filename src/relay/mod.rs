@@ -34,6 +34,55 @@ pub enum CopyOutcome {
     NotStarted,
 }
 
+/// Why an image job did not succeed; typed up to the report, which counts the two apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// The job failed; the reason names the image and what went wrong.
+    Failed(String),
+    /// A registry's rate limit ran out (docs/behaviour.md, "Rate limits"): the job was not
+    /// done and waits for the next run. `registry` is the host, `reason` the full message.
+    RateLimited { registry: String, reason: String },
+}
+
+impl JobError {
+    /// The message for the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            JobError::Failed(reason) | JobError::RateLimited { reason, .. } => reason,
+        }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl From<String> for JobError {
+    fn from(reason: String) -> Self {
+        JobError::Failed(reason)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(reason: &str) -> Self {
+        JobError::Failed(reason.to_owned())
+    }
+}
+
+impl From<crate::registry::Error> for JobError {
+    fn from(error: crate::registry::Error) -> Self {
+        match (error.kind(), error.registry()) {
+            (crate::registry::ErrorKind::RateLimited, Some(registry)) => JobError::RateLimited {
+                registry: registry.to_owned(),
+                reason: error.to_string(),
+            },
+            _ => JobError::Failed(error.to_string()),
+        }
+    }
+}
+
 /// One job's way to the bound on copies running at once (`parallel-images`). Up-to-date checks
 /// run before a job asks for a slot, so a run with little to copy is not held up by it; once a
 /// stop is requested, no job that was still waiting starts copying. The time spent waiting is
@@ -148,7 +197,7 @@ impl Relay {
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         match self {
             Relay::Native(native) => native.copy(job, sides.source, sides.target, slots).await,
             Relay::Skopeo(skopeo) => skopeo.copy(job, sides, slots).await,
@@ -168,12 +217,16 @@ pub async fn up_to_date(
     target: &Registry,
 ) -> Result<bool, String> {
     match kind {
-        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target).await,
+        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target)
+            .await
+            .map_err(|e| e.to_string()),
         RelayKind::Docker => {
             let target_ref =
                 crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
                     .map_err(|e| e.to_string())?;
-            check::same_image(job, &target_ref, source, target).await
+            check::same_image(job, &target_ref, source, target)
+                .await
+                .map_err(|e| e.to_string())
         }
     }
 }

@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
-use super::{CopyOutcome, CopySlots};
+use super::{CopyOutcome, CopySlots, JobError};
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
@@ -65,7 +65,7 @@ impl NativeRelay {
         source: &Registry,
         target: &Registry,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
         // Both HEADs at once: on a no-op run they are all the work, and far-away registries
@@ -74,10 +74,10 @@ impl NativeRelay {
             source.head_manifest(src_repo, &job.source.target),
             target.head_manifest(dst_repo, &job.target.target),
         );
-        let found = found.map_err(|e| e.to_string())?;
-        let existing = existing.map_err(|e| e.to_string())?;
+        let found = found.map_err(JobError::from)?;
+        let existing = existing.map_err(JobError::from)?;
         let Some(top) = found else {
-            return Err(format!("source image {} not found", job.source));
+            return Err(format!("source image {} not found", job.source).into());
         };
         // A digest-pinned target names exactly one manifest: the source's, whatever the platform.
         let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
@@ -103,7 +103,7 @@ impl NativeRelay {
             None => source
                 .get_manifest(src_repo, &TagOrDigest::Digest(wanted.digest.clone()))
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(JobError::from)?,
         };
         let copy = Copy {
             relay: self,
@@ -123,10 +123,10 @@ impl NativeRelay {
         job: &ImageJob,
         source: &Registry,
         index: &Descriptor,
-    ) -> Result<(Descriptor, Option<Manifest>), String> {
+    ) -> Result<(Descriptor, Option<Manifest>), JobError> {
         let platform = match &job.platform {
             specific @ PlatformChoice::Specific { .. } => {
-                Platform::parse(&specific.as_config_text()).map_err(|e| e.to_string())?
+                Platform::parse(&specific.as_config_text()).map_err(JobError::from)?
             }
             _ => Platform::host(),
         };
@@ -145,10 +145,10 @@ impl NativeRelay {
                 &TagOrDigest::Digest(index.digest.clone()),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::from)?;
         let child = manifest
             .select_platform(&platform)
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
             .ok_or_else(|| {
                 let available: Vec<String> = manifest
                     .children()
@@ -197,23 +197,24 @@ impl Copy<'_> {
         manifest: &Manifest,
         push_as: &TagOrDigest,
         depth: usize,
-    ) -> Result<u64, String> {
-        manifest.check_pushable().map_err(|e| e.to_string())?;
+    ) -> Result<u64, JobError> {
+        manifest.check_pushable().map_err(JobError::from)?;
         let mut bytes = 0;
         if manifest.is_index() {
             if depth >= MAX_INDEX_DEPTH {
                 return Err(format!(
                     "index {} nests deeper than {MAX_INDEX_DEPTH} levels",
                     manifest.digest
-                ));
+                )
+                .into());
             }
-            for child in manifest.children().map_err(|e| e.to_string())? {
+            for child in manifest.children().map_err(JobError::from)? {
                 let child_ref = TagOrDigest::Digest(child.digest.clone());
                 let present = self
                     .target
                     .head_manifest(self.dst_repo, &child_ref)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
                 if present.is_some() {
                     continue;
                 }
@@ -221,24 +222,24 @@ impl Copy<'_> {
                     .source
                     .get_manifest(self.src_repo, &child_ref)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
                 bytes +=
                     Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1)).await?;
             }
         } else {
-            let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+            let blobs = manifest.blobs().map_err(JobError::from)?;
             let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
             bytes += copied.iter().sum::<u64>();
         }
         self.target
             .put_manifest(self.dst_repo, push_as, manifest)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::from)?;
         Ok(bytes)
     }
 
     /// Makes one blob present in the target repository; returns the bytes transferred.
-    async fn blob(&self, blob: &Descriptor) -> Result<u64, String> {
+    async fn blob(&self, blob: &Descriptor) -> Result<u64, JobError> {
         let entry = self.relay.blob_entry(self.target, &blob.digest);
         // Jobs needing the same blob on the same target wait here for the one in flight, then
         // find it present (same repository) or mount it (another repository).
@@ -255,13 +256,13 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         known_holder: Option<&Repository>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let digest = &blob.digest;
         if self
             .target
             .head_blob(self.dst_repo, digest)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
             .is_some()
         {
             return Ok(0);
@@ -279,7 +280,7 @@ impl Copy<'_> {
                 Ok(MountOutcome::Mounted) => return Ok(0),
                 // Not mountable there: the registry opened an upload session instead; use it.
                 Ok(MountOutcome::NotMounted(opened)) => session = Some(opened),
-                Err(e) if e.kind() == ErrorKind::Unauthorized => return Err(e.to_string()),
+                Err(e) if e.kind() == ErrorKind::Unauthorized => return Err(e.into()),
                 Err(e) => tracing::debug!(digest = %digest, "mount failed, transferring: {e}"),
             }
         }
@@ -292,7 +293,7 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         mut session: Option<UploadSession>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let _slot = self
             .relay
             .blob_slots
@@ -333,7 +334,7 @@ impl Copy<'_> {
                     delay = (delay * 2).min(Duration::from_secs(10));
                     attempt += 1;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
     }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tokio::process::Command;
 
-use super::{CopyOutcome, CopySlots, Sides, check};
+use super::{CopyOutcome, CopySlots, JobError, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, RegistryHost, Scheme};
@@ -64,7 +64,8 @@ impl SkopeoRelay {
                 "cannot execute skopeo: '{binary} --version' failed ({}): {}",
                 output.status,
                 tail(&String::from_utf8_lossy(&output.stderr))
-            ));
+            )
+            .into());
         }
         tracing::info!("{}", String::from_utf8_lossy(&output.stdout).trim_end());
         tracing::info!(relay = "skopeo", "relay ready");
@@ -88,7 +89,7 @@ impl SkopeoRelay {
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         if check::same_digest(job, sides.source, sides.target).await? {
             return Ok(CopyOutcome::UpToDate);
         }
@@ -121,14 +122,16 @@ impl SkopeoRelay {
                     "cannot execute skopeo ({}) for tag '{tag}': {}",
                     self.binary,
                     io_message(&e)
-                ));
+                )
+                .into());
             }
             Err(_) => {
                 return Err(format!(
                     "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
                      raise 'skopeo.timeout' for large images or slow registries",
                     self.timeout.as_secs()
-                ));
+                )
+                .into());
             }
         };
         drop(auth);
@@ -139,7 +142,8 @@ impl SkopeoRelay {
                 "skopeo copy of tag '{tag}' failed ({}): {}",
                 output.status,
                 tail(&String::from_utf8_lossy(&output.stderr))
-            ));
+            )
+            .into());
         }
         // skopeo does not say how many bytes it moved.
         Ok(CopyOutcome::Copied { bytes: 0 })

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -48,6 +48,17 @@ enum Fault {
     CutAfter(u64),
     RedirectBlobs,
     Header(&'static str, String),
+    /// Docker Hub's pull limit: `ratelimit-*` headers on every matching answer, one unit of
+    /// budget per matching GET, 429 once none is left.
+    RateLimit {
+        limit: u64,
+        remaining: Arc<Mutex<u64>>,
+        window: u64,
+    },
+    /// 413 to requests whose body is larger than this many bytes.
+    MaxBody(u64),
+    /// Accepts the request and never answers.
+    Hang,
 }
 
 /// One fault: what to do, to which requests (method and path regex), and how many times.
@@ -136,6 +147,33 @@ impl Rule {
         Rule::new(Fault::Header(name, value.to_string()), path)
     }
 
+    /// A registry with Docker Hub's pull limit on requests matching `path`: every answer
+    /// carries `ratelimit-limit: LIMIT;w=WINDOW` and `ratelimit-remaining: N;w=WINDOW`; each
+    /// GET costs one of the `remaining` requests (HEADs are free, as on Docker Hub), and a GET
+    /// with none left is answered 429 without being forwarded.
+    pub fn rate_limit(path: &str, limit: u64, remaining: u64, window: u64) -> Rule {
+        Rule::new(
+            Fault::RateLimit {
+                limit,
+                remaining: Arc::new(Mutex::new(remaining)),
+                window,
+            },
+            path,
+        )
+    }
+
+    /// Answers 413 Payload Too Large, without forwarding, to requests matching `path` whose
+    /// `Content-Length` exceeds `bytes` (a proxy limiting request bodies, such as nginx's
+    /// `client_max_body_size`).
+    pub fn max_body(path: &str, bytes: u64) -> Rule {
+        Rule::new(Fault::MaxBody(bytes), path)
+    }
+
+    /// Accepts requests matching `path` and never answers them (a registry that hangs).
+    pub fn hang(path: &str) -> Rule {
+        Rule::new(Fault::Hang, path)
+    }
+
     /// Restricts the rule to one HTTP method (`*` or empty: any).
     pub fn method(mut self, method: &str) -> Rule {
         self.method = match method {
@@ -167,6 +205,10 @@ pub struct ProxyRequest {
     pub status: u16,
     /// Whether the request carried an Authorization header.
     pub authorization: bool,
+    /// When the proxy received it.
+    pub arrived: Instant,
+    /// When the proxy answered it.
+    pub answered: Instant,
 }
 
 /// A request the blob host received after a redirect.
@@ -212,6 +254,17 @@ impl State {
     }
 
     fn record(&self, method: &str, path: &str, status: u16, authorization: bool) {
+        self.record_arrived(method, path, status, authorization, Instant::now());
+    }
+
+    fn record_arrived(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        authorization: bool,
+        arrived: Instant,
+    ) {
         self.requests
             .lock()
             .expect("proxy request log lock")
@@ -220,6 +273,8 @@ impl State {
                 path: path.to_string(),
                 status,
                 authorization,
+                arrived,
+                answered: Instant::now(),
             });
     }
 }
@@ -340,6 +395,61 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
     let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
+    let arrived = Instant::now();
+
+    for (index, rule) in state.rules.iter().enumerate() {
+        if matches!(rule.fault, Fault::Hang) && state.take(index, &method, &path) {
+            std::future::pending::<()>().await;
+        }
+        if let Fault::MaxBody(limit) = rule.fault
+            && let Some(length) = request
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<u64>().ok())
+            && length > limit
+            && state.take(index, &method, &path)
+        {
+            state.record_arrived(&method, &path, 413, authorization.is_some(), arrived);
+            return respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/html",
+                "<html><body><h1>413 Request Entity Too Large</h1></body></html>",
+            );
+        }
+    }
+    let mut rate_limit_headers: Vec<(&'static str, String)> = Vec::new();
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::RateLimit {
+            limit,
+            ref remaining,
+            window,
+        } = rule.fault
+            && state.take(index, &method, &path)
+        {
+            let mut left = remaining.lock().expect("rate limit lock");
+            let refused = method == "GET" && *left == 0;
+            if method == "GET" && *left > 0 {
+                *left -= 1;
+            }
+            rate_limit_headers.push(("ratelimit-limit", format!("{limit};w={window}")));
+            rate_limit_headers.push(("ratelimit-remaining", format!("{};w={window}", *left)));
+            if refused {
+                let mut response = respond(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "application/json",
+                    r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#,
+                );
+                for (name, value) in &rate_limit_headers {
+                    if let Ok(value) = value.parse() {
+                        response.headers_mut().insert(*name, value);
+                    }
+                }
+                state.record_arrived(&method, &path, 429, authorization.is_some(), arrived);
+                return response;
+            }
+        }
+    }
 
     for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::Delay(latency) = rule.fault
@@ -373,7 +483,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::WWW_AUTHENTICATE, value);
             }
-            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            state.record_arrived(&method, &path, status.as_u16(), authorization.is_some(), arrived);
             return response;
         }
     }
@@ -432,8 +542,14 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     };
     let status = response.status().as_u16();
-    state.record(&method, &path, status, authorization.is_some());
-    relay_response(state, &method, &path, response, true)
+    state.record_arrived(&method, &path, status, authorization.is_some(), arrived);
+    let mut response = relay_response(state, &method, &path, response, true);
+    for (name, value) in rate_limit_headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// The blob host: serves `/cdn/<id>` by fetching the redirected blob from upstream itself.
