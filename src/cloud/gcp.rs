@@ -158,7 +158,12 @@ async fn from_key_file(client: &reqwest::Client, path: &std::path::Path) -> Resu
         .body(form_encode(&form))
         .send()
         .await
-        .map_err(|e| format!("the token service at {token_uri} did not answer: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "the token service at {token_uri} did not answer: {}",
+                super::innermost_cause(&e)
+            )
+        })?;
     token_from(response, token_uri).await
 }
 
@@ -254,7 +259,12 @@ async fn from_metadata_server(client: &reqwest::Client) -> Result<Fresh, String>
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| not_gce(format!("the metadata server at {host} did not answer: {e}")))?;
+        .map_err(|e| {
+            not_gce(format!(
+                "the metadata server at {host} did not answer: {}",
+                super::innermost_cause(&e)
+            ))
+        })?;
     let flavor = response
         .headers()
         .get("metadata-flavor")

@@ -39,6 +39,7 @@ enum Fault {
         status: u16,
         retry_after: Option<u64>,
         challenge: Option<String>,
+        body: Option<(String, String)>,
     },
     Corrupt,
     Throttle {
@@ -90,6 +91,7 @@ impl Rule {
                 status,
                 retry_after: None,
                 challenge: None,
+                body: None,
             },
             path,
         )
@@ -110,6 +112,15 @@ impl Rule {
     pub fn www_authenticate(mut self, value: &str) -> Rule {
         if let Fault::Fail { challenge, .. } = &mut self.fault {
             *challenge = Some(value.to_string());
+        }
+        self
+    }
+
+    /// For a [`Rule::fail`]: answer with this body and `Content-Type` instead of the
+    /// distribution API's error JSON (a token service's own refusal, a proxy's HTML page).
+    pub fn body(mut self, content_type: &str, text: &str) -> Rule {
+        if let Fault::Fail { body, .. } = &mut self.fault {
+            *body = Some((content_type.to_string(), text.to_string()));
         }
         self
     }
@@ -463,14 +474,20 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             status,
             retry_after,
             ref challenge,
+            ref body,
         } = rule.fault
             && state.take(index, &method, &path)
         {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let body = format!(
-                r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
-            );
-            let mut response = respond(status, "application/json", body);
+            let (content_type, body) = body.clone().unwrap_or_else(|| {
+                (
+                    "application/json".to_string(),
+                    format!(
+                        r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
+                    ),
+                )
+            });
+            let mut response = respond(status, &content_type, body);
             if let Some(secs) = retry_after
                 && let Ok(value) = secs.to_string().parse()
             {
