@@ -13,9 +13,12 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use crate::plan::tags::TagSet;
 use crate::registry::{self, Manifest, Platform, Reference, media_type};
 
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the `fuzz/fuzz_targets/<name>.rs` file and the
 /// `fuzz/corpus/<name>/` directory) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("www_authenticate", www_authenticate),
     ("link", link),
@@ -64,11 +67,11 @@ pub fn www_authenticate(data: &[u8]) {
 pub fn link(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = registry::next_link(&text);
-    if let Ok(here) = Url::parse("https://registry.example:5000/v2/a/tags/list?n=10") {
-        if let Ok(Some(next)) = registry::next_page(&here, &here, Some(&text)) {
-            assert_eq!(next.host_str(), here.host_str(), "a Link left the registry");
-            assert_eq!(next.scheme(), "https", "a Link left HTTPS");
-        }
+    if let Ok(here) = Url::parse("https://registry.example:5000/v2/a/tags/list?n=10")
+        && let Ok(Some(next)) = registry::next_page(&here, &here, Some(&text))
+    {
+        assert_eq!(next.host_str(), here.host_str(), "a Link left the registry");
+        assert_eq!(next.scheme(), "https", "a Link left HTTPS");
     }
 }
 
@@ -76,14 +79,20 @@ pub fn link(data: &[u8]) {
 pub fn token_response(data: &[u8]) {
     let _ = registry::parse_token_response(data);
     if let Some(text) = registry::token_error_text(data) {
-        assert!(text.chars().count() <= 201, "an explanation longer than its bound");
+        assert!(
+            text.chars().count() <= 201,
+            "an explanation longer than its bound"
+        );
     }
 }
 
 /// An error body of the distribution API (or anything else a registry sends with an error).
 pub fn error_body(data: &[u8]) {
     if let Some(text) = registry::registry_error_text(data) {
-        assert!(text.chars().count() <= 201, "an explanation longer than its bound");
+        assert!(
+            text.chars().count() <= 201,
+            "an explanation longer than its bound"
+        );
     }
 }
 

@@ -184,12 +184,23 @@ mod tests {
         assert_eq!(report.not_attempted(), 2);
         assert_eq!(
             report.not_attempted_by_registry(),
-            vec![("r.io".to_string(), 2, "rate limit of r.io exhausted".to_string())]
+            vec![(
+                "r.io".to_string(),
+                2,
+                "rate limit of r.io exhausted".to_string()
+            )]
         );
         let labels: Vec<_> = report.images.iter().map(|i| i.result.label()).collect();
         assert_eq!(
             labels,
-            ["up_to_date", "copied", "copied", "failed", "not_attempted", "not_attempted"]
+            [
+                "up_to_date",
+                "copied",
+                "copied",
+                "failed",
+                "not_attempted",
+                "not_attempted"
+            ]
         );
     }
 

@@ -25,7 +25,13 @@ fn source_with_tags(repo: &str, tags: &[&str]) -> (Registry, String) {
 
 /// A one-task config: the proxy as source, `target` as target, one mapping of `repo` with
 /// `tags`.
-fn config(proxy: &FaultProxy, target: &Registry, repo: &str, tags: &[&str], native: &str) -> String {
+fn config(
+    proxy: &FaultProxy,
+    target: &Registry,
+    repo: &str,
+    tags: &[&str],
+    native: &str,
+) -> String {
     let tag_list: Vec<String> = tags.iter().map(|t| format!("'{t}'")).collect();
     format!(
         "native:\n{native}tasks:\n- name: limited\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: {repo}\n    tags: [{}]\n",
@@ -114,7 +120,10 @@ async fn a_retry_after_of_a_year_stops_the_host_at_once() {
     let host = proxy.host();
     assert_eq!(error.registry(), Some(host.as_str()));
     let text = error.to_string();
-    assert!(text.contains(&format!("rate limit of {host} exhausted")), "{text}");
+    assert!(
+        text.contains(&format!("rate limit of {host} exhausted")),
+        "{text}"
+    );
     assert!(text.contains("asks to wait 31536000 s"), "{text}");
     // Nothing more goes to that host in this run.
     let again = client.list_tags(&repo).await.unwrap_err();
@@ -134,16 +143,32 @@ fn a_used_up_budget_stops_the_host_and_leaves_the_rest_for_the_next_run() {
         &source.url(),
         vec![Rule::rate_limit("/manifests/", 100, 3, 21600)],
     );
-    let cfg = config(&proxy, &target, "hub/app", &names, "  parallel-images: 1\n  retries: 2\n");
+    let cfg = config(
+        &proxy,
+        &target,
+        "hub/app",
+        &names,
+        "  parallel-images: 1\n  retries: 2\n",
+    );
     let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 
     let host = proxy.host();
     let summary = messages(&out, "rate limit of");
-    let left: Vec<&String> = summary.iter().filter(|m| m.contains("images left")).collect();
-    assert_eq!(left.len(), 1, "one error for all images left:\n{}", text(&out));
+    let left: Vec<&String> = summary
+        .iter()
+        .filter(|m| m.contains("images left"))
+        .collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "one error for all images left:\n{}",
+        text(&out)
+    );
     assert!(
-        left[0].starts_with(&format!("rate limit of {host} exhausted; 2 images left for the next run")),
+        left[0].starts_with(&format!(
+            "rate limit of {host} exhausted; 2 images left for the next run"
+        )),
         "{}",
         left[0]
     );
@@ -190,11 +215,18 @@ fn a_429_storm_past_the_retries_is_one_error_not_one_per_image() {
         "{}",
         left[0]
     );
-    assert!(left[0].contains("429 Too Many Requests 2 times in a row"), "{}", left[0]);
+    assert!(
+        left[0].contains("429 Too Many Requests 2 times in a row"),
+        "{}",
+        left[0]
+    );
     assert!(messages(&out, "image failed").is_empty(), "{}", text(&out));
     // The jobs that had not sent anything yet never did: fewer requests than 20 images × 2 tries.
     let sent = proxy.requests().len();
-    assert!(sent < 40, "{sent} requests reached the rate-limited registry");
+    assert!(
+        sent < 40,
+        "{sent} requests reached the rate-limited registry"
+    );
 }
 
 #[test]
@@ -205,7 +237,13 @@ fn the_budget_is_logged_at_the_end_and_a_low_one_warned_about_once() {
         &source.url(),
         vec![Rule::rate_limit("/manifests/", 100, 9, 21600)],
     );
-    let cfg = config(&proxy, &target, "low/app", &["1", "2"], "  parallel-images: 1\n");
+    let cfg = config(
+        &proxy,
+        &target,
+        "low/app",
+        &["1", "2"],
+        "  parallel-images: 1\n",
+    );
     let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let host = proxy.host();

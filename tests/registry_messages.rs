@@ -12,7 +12,9 @@ use dregsy::registry::{
     RetryPolicy, TagOrDigest, Timeouts,
 };
 use support::dregsy::{log_lines, run_dregsy, text};
-use support::{FaultProxy, ImageOptions, Registry, Rule, TokenOptions, manifest_digest, push_image};
+use support::{
+    FaultProxy, ImageOptions, Registry, Rule, TokenOptions, manifest_digest, push_image,
+};
 
 fn options(host: &str) -> RegistryOptions {
     let mut options = RegistryOptions::new(RegistryHost::parse(host).expect("valid host"));
@@ -48,18 +50,29 @@ async fn a_refused_token_shows_the_token_service_s_own_explanation() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unauthorized);
     let message = error.to_string();
-    assert!(message.contains("the credentials of user 'admin' were rejected"), "{message}");
-    assert!(message.contains("it said: UNAUTHORIZED: invalid credentials"), "{message}");
+    assert!(
+        message.contains("the credentials of user 'admin' were rejected"),
+        "{message}"
+    );
+    assert!(
+        message.contains("it said: UNAUTHORIZED: invalid credentials"),
+        "{message}"
+    );
     assert!(!message.contains("not-the-password"), "{message}");
 
     // Docker Hub's and OAuth2's shapes, and a huge one, from a token service in front of
     // which the proxy answers.
     let long = "y".repeat(1024 * 1024);
     let refusals = [
-        (401, r#"{"details":"incorrect username or password"}"#.to_string(), "incorrect username or password"),
+        (
+            401,
+            r#"{"details":"incorrect username or password"}"#.to_string(),
+            "incorrect username or password",
+        ),
         (
             400,
-            r#"{"error":"invalid_grant","error_description":"The provided grant is invalid"}"#.to_string(),
+            r#"{"error":"invalid_grant","error_description":"The provided grant is invalid"}"#
+                .to_string(),
             "invalid_grant: The provided grant is invalid",
         ),
         (403, format!(r#"{{"details":"{long}"}}"#), "yyyy"),
@@ -85,10 +98,17 @@ async fn a_refused_token_shows_the_token_service_s_own_explanation() {
             .await
             .unwrap_err();
         let message = error.to_string();
-        assert!(message.contains(&format!("token service {}", "127.0.0.1")), "{message}");
+        assert!(
+            message.contains(&format!("token service {}", "127.0.0.1")),
+            "{message}"
+        );
         assert!(message.contains(&format!("HTTP {status}")), "{message}");
         assert!(message.contains(expected), "{message}");
-        assert!(message.len() < 700, "unbounded: {} characters", message.len());
+        assert!(
+            message.len() < 700,
+            "unbounded: {} characters",
+            message.len()
+        );
     }
 }
 
@@ -140,7 +160,12 @@ fn an_upload_refused_with_413_names_the_size_and_native_chunk_size_works_around_
         manifest_digest(&target, "big/app", "1").as_deref(),
         Some(image.digest.as_str())
     );
-    assert!(limit.requests().iter().any(|r| r.method == "PATCH" && r.status == 202));
+    assert!(
+        limit
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.status == 202)
+    );
 }
 
 #[tokio::test]
@@ -171,11 +196,7 @@ async fn an_mtls_registry_without_our_client_certificate_says_so_every_time() {
 struct Captured(Arc<Mutex<Vec<String>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         struct Message(String);
         impl tracing::field::Visit for Message {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
@@ -196,9 +217,8 @@ async fn a_registry_that_never_answers_gets_one_still_waiting_line_then_times_ou
     let registry = Registry::start();
     let silent = FaultProxy::start(&registry.url(), vec![Rule::hang("^/v2/")]);
     let captured = Captured::default();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(captured.clone()),
-    );
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
     let mut o = options(&format!("http://{}", silent.host()));
     o.retry.max_tries = 1;
     o.timeouts = Timeouts {
@@ -208,7 +228,10 @@ async fn a_registry_that_never_answers_gets_one_still_waiting_line_then_times_ou
     let error = Client::new(o).unwrap().ping().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
     let lines = captured.0.lock().unwrap().clone();
-    let waiting: Vec<&String> = lines.iter().filter(|l| l.starts_with("still waiting")).collect();
+    let waiting: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("still waiting"))
+        .collect();
     assert_eq!(
         waiting,
         [&format!("still waiting for {} (GET /v2/)", silent.host())],

@@ -492,7 +492,15 @@ mod tests {
         assert_eq!(parse_chunk_size(" 512 KiB "), Ok(512 * 1024));
         assert_eq!(parse_chunk_size("1048576"), Ok(1024 * 1024));
         assert_eq!(parse_chunk_size("1g"), Ok(1024 * 1024 * 1024));
-        for bad in ["", "MiB", "8 parsecs", "-1", "1KiB", "2GiB", "99999999999999999999GiB"] {
+        for bad in [
+            "",
+            "MiB",
+            "8 parsecs",
+            "-1",
+            "1KiB",
+            "2GiB",
+            "99999999999999999999GiB",
+        ] {
             assert!(parse_chunk_size(bad).is_err(), "{bad}");
         }
     }

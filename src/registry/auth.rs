@@ -718,13 +718,20 @@ mod tests {
             token_error_text(br#"{"errors":[{"code":"DENIED","message":"nope"}]}"#).as_deref(),
             Some("DENIED: nope")
         );
-        assert_eq!(token_error_text(b"  plain words  ").as_deref(), Some("plain words"));
+        assert_eq!(
+            token_error_text(b"  plain words  ").as_deref(),
+            Some("plain words")
+        );
         assert_eq!(token_error_text(b"<html><body>502</body></html>"), None);
         assert_eq!(token_error_text(b""), None);
         assert_eq!(token_error_text(b"{}"), None);
         let long = format!(r#"{{"details":"{}"}}"#, "y".repeat(10_000));
         let text = token_error_text(long.as_bytes()).unwrap();
-        assert!(text.chars().count() <= MAX_EXPLANATION + 1, "{}", text.len());
+        assert!(
+            text.chars().count() <= MAX_EXPLANATION + 1,
+            "{}",
+            text.len()
+        );
     }
 
     #[test]
@@ -737,8 +744,17 @@ mod tests {
             parse_token_response(br#"{"token":"","access_token":"b"}"#).unwrap(),
             ("b".to_owned(), None)
         );
-        for bad in [&b"{}"[..], b"[]", b"<html>", br#"{"token":5}"#, br#"{"expires_in":-1,"token":"a"}"#] {
-            assert_eq!(parse_token_response(bad).unwrap_err().kind(), ErrorKind::Protocol);
+        for bad in [
+            &b"{}"[..],
+            b"[]",
+            b"<html>",
+            br#"{"token":5}"#,
+            br#"{"expires_in":-1,"token":"a"}"#,
+        ] {
+            assert_eq!(
+                parse_token_response(bad).unwrap_err().kind(),
+                ErrorKind::Protocol
+            );
         }
     }
 

@@ -314,9 +314,18 @@ mod tests {
         );
         assert_eq!(registry_error_text(b"<html>502</html>"), None);
         assert_eq!(registry_error_text(br#"{"errors":[]}"#), None);
-        assert_eq!(registry_error_text(br#"{"errors":[{"code":7}]}"#).as_deref(), Some("7"));
+        assert_eq!(
+            registry_error_text(br#"{"errors":[{"code":7}]}"#).as_deref(),
+            Some("7")
+        );
         let long = format!(r#"{{"errors":[{{"message":"{}"}}]}}"#, "x".repeat(5000));
-        assert!(registry_error_text(long.as_bytes()).unwrap().chars().count() <= MAX_EXPLANATION + 1);
+        assert!(
+            registry_error_text(long.as_bytes())
+                .unwrap()
+                .chars()
+                .count()
+                <= MAX_EXPLANATION + 1
+        );
     }
 
     #[test]

@@ -157,7 +157,11 @@ fn parse_page<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
 ///
 /// # Errors
 /// [`ErrorKind::Protocol`] when the link is not a URL or leads elsewhere.
-pub(crate) fn next_page(requested: &Url, answered: &Url, link: Option<&str>) -> Result<Option<Url>> {
+pub(crate) fn next_page(
+    requested: &Url,
+    answered: &Url,
+    link: Option<&str>,
+) -> Result<Option<Url>> {
     let Some(target) = link.and_then(next_link) else {
         return Ok(None);
     };
@@ -165,7 +169,10 @@ pub(crate) fn next_page(requested: &Url, answered: &Url, link: Option<&str>) -> 
     let next = answered.join(target).map_err(|e| {
         Error::new(
             ErrorKind::Protocol,
-            format!("the registry's Link header names an invalid URL '{}' ({e})", shown()),
+            format!(
+                "the registry's Link header names an invalid URL '{}' ({e})",
+                shown()
+            ),
         )
     })?;
     let same_host = next.host_str() == requested.host_str()
@@ -237,7 +244,10 @@ mod tests {
         let here = Url::parse("https://r.io:5000/v2/a/tags/list").unwrap();
         let next = |link: &str| next_page(&here, &here, Some(link));
         assert_eq!(
-            next(r#"</v2/a/tags/list?last=x>; rel="next""#).unwrap().unwrap().as_str(),
+            next(r#"</v2/a/tags/list?last=x>; rel="next""#)
+                .unwrap()
+                .unwrap()
+                .as_str(),
             "https://r.io:5000/v2/a/tags/list?last=x"
         );
         assert_eq!(

@@ -257,7 +257,10 @@ impl HostLimit {
     fn poisoned(&self) -> Error {
         Error::new(
             ErrorKind::Protocol,
-            format!("the rate-limit state of {} is unusable after a panic", self.host),
+            format!(
+                "the rate-limit state of {} is unusable after a panic",
+                self.host
+            ),
         )
     }
 }
@@ -326,7 +329,10 @@ mod tests {
     fn headers(limit: &str, remaining: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("ratelimit-limit", HeaderValue::from_str(limit).unwrap());
-        h.insert("ratelimit-remaining", HeaderValue::from_str(remaining).unwrap());
+        h.insert(
+            "ratelimit-remaining",
+            HeaderValue::from_str(remaining).unwrap(),
+        );
         h
     }
 
@@ -348,7 +354,10 @@ mod tests {
         let refused = host.wait_turn().await.unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::RateLimited);
         assert_eq!(refused.registry(), Some("r.io"));
-        assert!(refused.to_string().contains("rate limit of r.io exhausted"), "{refused}");
+        assert!(
+            refused.to_string().contains("rate limit of r.io exhausted"),
+            "{refused}"
+        );
         // Shared by every client of the host; a new run within the window keeps it stopped.
         limits.start_run();
         assert!(limits.host("r.io").exhausted().is_some());
@@ -360,7 +369,10 @@ mod tests {
         let limits = RateLimits::new();
         let host = limits.host("r.io");
         host.exhaust("test".into(), Duration::ZERO);
-        assert!(host.wait_turn().await.is_err(), "stays stopped for this run");
+        assert!(
+            host.wait_turn().await.is_err(),
+            "stays stopped for this run"
+        );
         limits.start_run();
         assert!(host.wait_turn().await.is_ok());
     }
@@ -371,7 +383,10 @@ mod tests {
         host.pause(Duration::from_millis(50));
         host.pause(Duration::from_millis(1));
         let paused = host.state.lock().unwrap().paused_until.unwrap();
-        assert!(paused > Instant::now() + Duration::from_millis(10), "a shorter pause does not shorten it");
+        assert!(
+            paused > Instant::now() + Duration::from_millis(10),
+            "a shorter pause does not shorten it"
+        );
         host.wait_turn().await.unwrap();
         assert!(Instant::now() >= paused);
     }

@@ -152,12 +152,11 @@ impl Transport {
         timeouts: Timeouts,
         retry: RetryPolicy,
     ) -> Result<Transport> {
-        let client_cert = super::tls::watch_client_certificate_requests(&mut tls).map(|asked| {
-            ClientCertWatch {
+        let client_cert =
+            super::tls::watch_client_certificate_requests(&mut tls).map(|asked| ClientCertWatch {
                 asked,
                 answered: AtomicBool::new(false),
-            }
-        });
+            });
         let rate_limit = Arc::new(HostLimit::new(host.api_host()));
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -168,12 +167,12 @@ impl Transport {
             // Blob GETs are redirected to storage hosts; reqwest drops `Authorization` when a
             // redirect leaves the host (see the redirect test), so following is safe. A
             // redirect from HTTPS down to plain HTTP is refused.
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                match redirect_refusal(attempt.previous(), attempt.url()) {
+            .redirect(reqwest::redirect::Policy::custom(
+                |attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
                     Some(why) => attempt.error(why),
                     None => attempt.follow(),
-                }
-            }))
+                },
+            ))
             .retry(reqwest::retry::never())
             .build()
             .map_err(|e| {
@@ -278,6 +277,12 @@ impl Transport {
         } = request;
         let mut body = Some(body);
         let mut attempt = 0;
+        // Token requests go to another host than the registry's: name the one we wait for.
+        let waiting_for = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => self.host.to_string(),
+        };
         let what = format!("{method} {}", url.path());
         loop {
             attempt += 1;
@@ -300,7 +305,7 @@ impl Transport {
                 },
             };
             let last = attempt >= max_tries;
-            match self.send_watched(builder, &what).await {
+            match self.send_watched(builder, &waiting_for, &what).await {
                 Ok(response) => {
                     if let Some(watch) = &self.client_cert {
                         watch.answered.store(true, Ordering::Relaxed);
@@ -364,6 +369,7 @@ impl Transport {
     async fn send_watched(
         &self,
         builder: reqwest::RequestBuilder,
+        host: &str,
         what: &str,
     ) -> reqwest::Result<reqwest::Response> {
         let send = builder.send();
@@ -372,7 +378,7 @@ impl Transport {
             result = &mut send => return result,
             _ = tokio::time::sleep(STILL_WAITING_AFTER) => {}
         }
-        tracing::info!(registry = %self.host, "still waiting for {} ({what})", self.host);
+        tracing::info!(registry = %self.host, "still waiting for {host} ({what})");
         send.await
     }
 
@@ -382,7 +388,12 @@ impl Transport {
             error.kind(),
             ErrorKind::Tls | ErrorKind::Network | ErrorKind::Unreachable
         );
-        if connection_failed && self.client_cert.as_ref().is_some_and(ClientCertWatch::explains_failure) {
+        if connection_failed
+            && self
+                .client_cert
+                .as_ref()
+                .is_some_and(ClientCertWatch::explains_failure)
+        {
             return Error::new(
                 ErrorKind::Tls,
                 format!(
@@ -595,7 +606,11 @@ mod tests {
         let http = Url::parse("http://cdn.io/x").unwrap();
         let cdn = Url::parse("https://cdn.io/x").unwrap();
         assert_eq!(redirect_refusal(std::slice::from_ref(&https), &cdn), None);
-        assert!(redirect_refusal(std::slice::from_ref(&https), &http).unwrap().contains("HTTPS"));
+        assert!(
+            redirect_refusal(std::slice::from_ref(&https), &http)
+                .unwrap()
+                .contains("HTTPS")
+        );
         assert!(redirect_refusal(&[https.clone(), cdn.clone()], &http).is_some());
         assert_eq!(redirect_refusal(std::slice::from_ref(&http), &cdn), None);
         assert_eq!(redirect_refusal(std::slice::from_ref(&http), &http), None);

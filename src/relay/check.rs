@@ -12,7 +12,10 @@ use crate::registry::{Descriptor, Platform, Registry, TagOrDigest, media_type};
 
 /// The source manifest the target must hold for `job`: the index itself (`platform: all`, a
 /// digest-pinned target, or a single-platform source), or the wanted platform's entry.
-pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<Descriptor, JobError> {
+pub(crate) async fn wanted_source(
+    job: &ImageJob,
+    source: &Registry,
+) -> Result<Descriptor, JobError> {
     let found = source
         .head_manifest(&job.source.repository, &job.source.target)
         .await

@@ -64,8 +64,7 @@ impl SkopeoRelay {
                 "cannot execute skopeo: '{binary} --version' failed ({}): {}",
                 output.status,
                 tail(&String::from_utf8_lossy(&output.stderr))
-            )
-            .into());
+            ));
         }
         tracing::info!("{}", String::from_utf8_lossy(&output.stdout).trim_end());
         tracing::info!(relay = "skopeo", "relay ready");

@@ -500,7 +500,13 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::WWW_AUTHENTICATE, value);
             }
-            state.record_arrived(&method, &path, status.as_u16(), authorization.is_some(), arrived);
+            state.record_arrived(
+                &method,
+                &path,
+                status.as_u16(),
+                authorization.is_some(),
+                arrived,
+            );
             return response;
         }
     }
