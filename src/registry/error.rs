@@ -209,7 +209,8 @@ struct ErrorEntry {
 }
 
 /// The explanation in an error body of the distribution API (`{"errors": [{"code",
-/// "message", "detail"}]}`, distribution spec "Error Codes"), as `CODE: message (detail)`,
+/// "message", "detail"}]}`, distribution spec "Error Codes"), as `CODE: message` (the detail
+/// when there is no message),
 /// joined with `; ` and shortened to [`MAX_EXPLANATION`] characters. `None` when the body is
 /// empty, not JSON, or has no error entries.
 pub(crate) fn registry_error_text(body: &[u8]) -> Option<String> {
@@ -219,21 +220,17 @@ pub(crate) fn registry_error_text(body: &[u8]) -> Option<String> {
         .iter()
         .map(|e| {
             let code = json_text(e.code.as_ref());
-            let message = json_text(e.message.as_ref());
-            let detail = json_text(e.detail.as_ref().or(e.details.as_ref()));
-            let mut line = match (code.is_empty(), message.is_empty()) {
+            let mut message = json_text(e.message.as_ref());
+            // The detail often repeats the request (Distribution's `{"Tag": …}`): only
+            // when there is no message does it explain.
+            if message.is_empty() {
+                message = json_text(e.detail.as_ref().or(e.details.as_ref()));
+            }
+            match (code.is_empty(), message.is_empty()) {
                 (false, false) => format!("{code}: {message}"),
                 (false, true) => code,
                 _ => message,
-            };
-            if !detail.is_empty() {
-                line = if line.is_empty() {
-                    detail
-                } else {
-                    format!("{line} ({detail})")
-                };
             }
-            line
         })
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
@@ -310,7 +307,7 @@ mod tests {
                 br#"{"errors":[{"code":"DENIED","message":"no","detail":{"a":1}},{"code":"X"}]}"#
             )
             .as_deref(),
-            Some(r#"DENIED: no ({"a":1}); X"#)
+            Some("DENIED: no; X")
         );
         assert_eq!(registry_error_text(b"<html>502</html>"), None);
         assert_eq!(registry_error_text(br#"{"errors":[]}"#), None);
