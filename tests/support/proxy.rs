@@ -40,6 +40,7 @@ enum Fault {
         retry_after: Option<u64>,
         challenge: Option<String>,
         body: Option<(String, String)>,
+        headers: Vec<(String, String)>,
     },
     Corrupt,
     Throttle {
@@ -92,6 +93,7 @@ impl Rule {
                 retry_after: None,
                 challenge: None,
                 body: None,
+                headers: Vec::new(),
             },
             path,
         )
@@ -121,6 +123,14 @@ impl Rule {
     pub fn body(mut self, content_type: &str, text: &str) -> Rule {
         if let Fault::Fail { body, .. } = &mut self.fault {
             *body = Some((content_type.to_string(), text.to_string()));
+        }
+        self
+    }
+
+    /// For a [`Rule::fail`]: also send the header `name: value` (`ratelimit-remaining`, say).
+    pub fn with_header(mut self, name: &str, value: &str) -> Rule {
+        if let Fault::Fail { headers, .. } = &mut self.fault {
+            headers.push((name.to_string(), value.to_string()));
         }
         self
     }
@@ -475,6 +485,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             retry_after,
             ref challenge,
             ref body,
+            ref headers,
         } = rule.fault
             && state.take(index, &method, &path)
         {
@@ -494,6 +505,14 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                 response
                     .headers_mut()
                     .insert(hyper::header::RETRY_AFTER, value);
+            }
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                    value.parse(),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
             }
             if let Some(value) = challenge.as_deref().and_then(|c| c.parse().ok()) {
                 response
