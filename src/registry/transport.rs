@@ -305,7 +305,15 @@ impl Transport {
                 },
             };
             let last = attempt >= max_tries;
-            match self.send_watched(builder, &waiting_for, &what).await {
+            // An upload's answer comes once its body is sent, which may take long without
+            // anything being wrong: only other requests are watched.
+            let uploading = body.is_none();
+            let sent = if uploading {
+                builder.send().await
+            } else {
+                self.send_watched(builder, &waiting_for, &what).await
+            };
+            match sent {
                 Ok(response) => {
                     if let Some(watch) = &self.client_cert {
                         watch.answered.store(true, Ordering::Relaxed);
