@@ -227,7 +227,7 @@ fn a_429_storm_past_the_retries_is_one_error_not_one_per_image() {
         left[0]
     );
     assert!(
-        left[0].contains("429 Too Many Requests 2 times in a row"),
+        left[0].contains("429 Too Many Requests to every one of 2 tries"),
         "{}",
         left[0]
     );

@@ -215,7 +215,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
 async fn a_registry_that_never_answers_gets_one_still_waiting_line_then_times_out() {
     use tracing_subscriber::layer::SubscriberExt as _;
     let registry = Registry::start();
-    let silent = FaultProxy::start(&registry.url(), vec![Rule::hang("^/v2/")]);
+    let silent = FaultProxy::start(&registry.url(), vec![Rule::never_answer("*", "^/v2/")]);
     let captured = Captured::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));

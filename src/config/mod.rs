@@ -1,4 +1,4 @@
-//! The config file: read, decode and validate into plain typed values (SPEC §2).
+//! The config file: read, decode and validate into plain typed values (docs/configuration.md).
 //!
 //! Every quirk of the original's config handling lives here and nowhere else. Loading does no
 //! network I/O and no logging: it returns the config together with the notices (warnings, info
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::Auth;
+pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
@@ -29,7 +30,7 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Which engine copies images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayKind {
-    /// Our in-process registry engine (the default, D6).
+    /// Our in-process registry engine (the default: docs/configuration.md#top-level).
     Native,
     /// One `skopeo copy` per tag, as the original.
     Skopeo,
@@ -150,15 +151,24 @@ impl Default for ListerSettings {
     }
 }
 
-/// Concurrency and retry bounds of the native relay (`native:` section, our extension).
+/// Concurrency, retry and time bounds of the native relay (`native:` section, our extension;
+/// docs/configuration.md, "The native engine").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NativeSettings {
     /// Images copied at the same time.
     pub parallel_images: usize,
     /// Blobs transferred at the same time, across all images.
     pub parallel_blobs: usize,
-    /// Tries per request on transient errors (1 = no retry).
-    pub retries: u32,
+    /// Tries in all of one request, or of one blob transfer with its requests, on transient
+    /// errors (1 = no retry). `native.tries`, formerly `native.retries`.
+    pub tries: u32,
+    /// To open a connection and finish the TLS handshake (`native.connect-timeout`).
+    pub connect_timeout: Duration,
+    /// A transfer with no bytes moving for this long has stalled (`native.stall-timeout`).
+    pub stall_timeout: Duration,
+    /// How long a registry may take to answer once it received a whole blob, plus a minute per
+    /// GiB of the blob (`native.commit-timeout`).
+    pub commit_timeout: Duration,
     /// `native.chunk-size`: upload blobs in chunks (PATCH) of this many bytes instead of one
     /// request per blob, for registries or proxies that limit request bodies (HTTP 413).
     /// `None` (the default): one request per blob, chunks only when a registry asks for them.
@@ -167,10 +177,14 @@ pub struct NativeSettings {
 
 impl Default for NativeSettings {
     fn default() -> Self {
+        let timeouts = crate::registry::Timeouts::default();
         NativeSettings {
             parallel_images: 8,
             parallel_blobs: 6,
-            retries: 5,
+            tries: 5,
+            connect_timeout: timeouts.connect,
+            stall_timeout: timeouts.stall,
+            commit_timeout: timeouts.commit,
             chunk_size: None,
         }
     }
@@ -245,7 +259,7 @@ pub struct Location {
     pub line: usize,
 }
 
-/// The per-location lister choice (SPEC §3.5).
+/// The per-location lister choice (docs/configuration.md#source-and-target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListerSource {
     Catalog,
@@ -270,7 +284,7 @@ pub struct Mapping {
     pub line: usize,
 }
 
-/// Which platform of a multi-platform source a mapping copies (D15).
+/// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlatformChoice {
     /// No `platform` key: the platform of the machine dregsy runs on.

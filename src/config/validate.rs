@@ -1,5 +1,5 @@
-//! Validation in the original's order, with its error texts (SPEC §2.3), plus our decisions
-//! D4 (durations), D6 (default relay), D9 (auth) and D15 (platform).
+//! Validation in the original's order, with its error texts (docs/configuration.md), plus our
+//! decisions on durations, the default relay, `auth` and `platform` (docs/compatibility.md).
 //!
 //! The first error wins, as in the original. Errors carry the line of the task, location or
 //! mapping they are about, so the user finds the spot.
@@ -56,7 +56,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     })
 }
 
-/// Step 2: the relay, with D6's default.
+/// Step 2: the relay, with our default (docs/configuration.md#top-level).
 fn relay(
     raw: &RawConfig,
     notices: &mut Vec<Notice>,
@@ -65,7 +65,7 @@ fn relay(
     let has_deprecated = !raw.dockerhost.is_empty() || !raw.api_version.is_empty();
     let written = raw.relay.clone().unwrap_or_default();
     let kind = match written.as_str() {
-        // D6: omitted means native, unless the config is clearly written for the docker relay.
+        // Omitted means native, unless the config is clearly written for the docker relay.
         "" if raw.docker.is_some() || has_deprecated => RelayKind::Docker,
         "" | "native" => RelayKind::Native,
         "docker" => RelayKind::Docker,
@@ -230,8 +230,30 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
     if let Some(v) = raw.native.parallel_blobs {
         settings.parallel_blobs = positive("parallel-blobs", v, 256)? as usize;
     }
-    if let Some(v) = raw.native.retries {
-        settings.retries = positive("retries", v, 20)? as u32;
+    if let Some(v) = raw.native.tries {
+        settings.tries = positive("tries", v, 20)? as u32;
+    }
+    let limits = [
+        (
+            "native.connect-timeout",
+            raw.native.connect_timeout,
+            &mut settings.connect_timeout,
+        ),
+        (
+            "native.stall-timeout",
+            raw.native.stall_timeout,
+            &mut settings.stall_timeout,
+        ),
+        (
+            "native.commit-timeout",
+            raw.native.commit_timeout,
+            &mut settings.commit_timeout,
+        ),
+    ];
+    for (key, value, setting) in limits {
+        if let Some(d) = timeout(line, key, value)? {
+            *setting = d;
+        }
     }
     if let Some((text, line)) = &raw.native.chunk_size {
         settings.chunk_size = Some(parse_chunk_size(text).map_err(|e| {
@@ -384,7 +406,8 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         None => None,
     };
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
-    // ECR detection and the `account[:region]@` strip for public ECR (SPEC §6.3).
+    // ECR detection and the `account[:region]@` strip for public ECR
+    // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {

@@ -36,7 +36,7 @@ pub use platform::Platform;
 pub use ratelimit::{Budget, RateLimits};
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
 pub use tls::system_client_config;
-pub use transport::{RetryPolicy, Timeouts};
+pub use transport::{RetryPolicy, Timeouts, Tries};
 
 // The parsers the fuzz targets reach (`crate::fuzzing`).
 pub(crate) use auth::{parse_challenges, parse_token_response, token_error_text};

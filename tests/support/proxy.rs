@@ -1,6 +1,8 @@
 //! A fault-injecting HTTP proxy in front of a harness registry: the failures real registries and
 //! networks produce (5xx with Retry-After, corrupted or cut bodies, slow links, CDN redirects
-//! for blobs), made reproducible on loopback.
+//! for blobs), and what other registries and proxies are allowed to do (chunked answers without
+//! `Content-Length`, relative `Location`s, slow answers to a completed upload, HTML error
+//! pages), made reproducible on loopback.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -41,6 +43,7 @@ enum Fault {
         challenge: Option<String>,
         body: Option<(String, String)>,
         headers: Vec<(String, String)>,
+        html: bool,
     },
     Corrupt,
     Throttle {
@@ -48,6 +51,7 @@ enum Fault {
     },
     Delay(Duration),
     CutAfter(u64),
+    StallAfter(u64),
     RedirectBlobs,
     Header(&'static str, String),
     /// Docker Hub's pull limit: `ratelimit-*` headers on every matching answer, one unit of
@@ -59,8 +63,10 @@ enum Fault {
     },
     /// 413 to requests whose body is larger than this many bytes.
     MaxBody(u64),
-    /// Accepts the request and never answers.
-    Hang,
+    NoLength,
+    RelativeLocation,
+    DelayAnswer(Duration),
+    NeverAnswer,
 }
 
 /// One fault: what to do, to which requests (method and path regex), and how many times.
@@ -94,6 +100,7 @@ impl Rule {
                 challenge: None,
                 body: None,
                 headers: Vec::new(),
+                html: false,
             },
             path,
         )
@@ -119,10 +126,19 @@ impl Rule {
     }
 
     /// For a [`Rule::fail`]: answer with this body and `Content-Type` instead of the
-    /// distribution API's error JSON (a token service's own refusal, a proxy's HTML page).
+    /// distribution API's error JSON (a token service's own refusal, say).
     pub fn body(mut self, content_type: &str, text: &str) -> Rule {
         if let Fault::Fail { body, .. } = &mut self.fault {
             *body = Some((content_type.to_string(), text.to_string()));
+        }
+        self
+    }
+
+    /// For a [`Rule::fail`]: answer with an HTML page instead of the distribution API's error
+    /// JSON, as proxies and load balancers in front of registries do.
+    pub fn html(mut self) -> Rule {
+        if let Fault::Fail { html, .. } = &mut self.fault {
+            *html = true;
         }
         self
     }
@@ -133,6 +149,31 @@ impl Rule {
             headers.push((name.to_string(), value.to_string()));
         }
         self
+    }
+
+    /// Removes `Content-Length` from forwarded answers matching `path`: bodies then go
+    /// `Transfer-Encoding: chunked`, and HEAD answers carry no payload headers (HTTP/1.1 allows
+    /// both; proxies and some registries do it).
+    pub fn no_content_length(path: &str) -> Rule {
+        Rule::new(Fault::NoLength, path)
+    }
+
+    /// Rewrites the `Location` of forwarded answers matching `path` to a relative reference
+    /// (path and query only), as registries are allowed to send it.
+    pub fn relative_location(path: &str) -> Rule {
+        Rule::new(Fault::RelativeLocation, path)
+    }
+
+    /// Forwards requests with `method` matching `path`, then holds the answer back for
+    /// `latency`: a registry moving a completed upload into place before it answers.
+    pub fn delay_answer(method: &str, path: &str, latency: Duration) -> Rule {
+        Rule::new(Fault::DelayAnswer(latency), path).method(method)
+    }
+
+    /// Reads the whole request with `method` matching `path`, never forwards it and never
+    /// answers: a registry that hangs after receiving an upload.
+    pub fn never_answer(method: &str, path: &str) -> Rule {
+        Rule::new(Fault::NeverAnswer, path).method(method)
     }
 
     /// Flips one byte in the body of successful responses matching `path` ("blob bytes do not
@@ -154,6 +195,12 @@ impl Rule {
     /// Drops the connection after `bytes` body bytes of successful responses matching `path`.
     pub fn cut_after(path: &str, bytes: u64) -> Rule {
         Rule::new(Fault::CutAfter(bytes), path)
+    }
+
+    /// Stops sending (without closing the connection) after `bytes` body bytes of successful
+    /// responses matching `path`: a stalled transfer.
+    pub fn stall_after(path: &str, bytes: u64) -> Rule {
+        Rule::new(Fault::StallAfter(bytes), path)
     }
 
     /// Answers blob GETs with a 307 to the proxy's blob host, which serves the bytes (fetched
@@ -188,11 +235,6 @@ impl Rule {
     /// `client_max_body_size`).
     pub fn max_body(path: &str, bytes: u64) -> Rule {
         Rule::new(Fault::MaxBody(bytes), path)
-    }
-
-    /// Accepts requests matching `path` and never answers them (a registry that hangs).
-    pub fn hang(path: &str) -> Rule {
-        Rule::new(Fault::Hang, path)
     }
 
     /// Restricts the rule to one HTTP method (`*` or empty: any).
@@ -419,9 +461,6 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let arrived = Instant::now();
 
     for (index, rule) in state.rules.iter().enumerate() {
-        if matches!(rule.fault, Fault::Hang) && state.take(index, &method, &path) {
-            std::future::pending::<()>().await;
-        }
         if let Fault::MaxBody(limit) = rule.fault
             && let Some(length) = request
                 .headers()
@@ -480,25 +519,41 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     }
     for (index, rule) in state.rules.iter().enumerate() {
+        if matches!(rule.fault, Fault::NeverAnswer) && state.take(index, &method, &path) {
+            let (_, body) = request.into_parts();
+            let _ = body.collect().await;
+            state.record(&method, &path, 0, authorization.is_some());
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return respond(StatusCode::GATEWAY_TIMEOUT, "text/plain", "");
+        }
+    }
+    for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::Fail {
             status,
             retry_after,
             ref challenge,
             ref body,
             ref headers,
+            html,
         } = rule.fault
             && state.take(index, &method, &path)
         {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let (content_type, body) = body.clone().unwrap_or_else(|| {
-                (
-                    "application/json".to_string(),
-                    format!(
+            let mut response = match body.clone() {
+                Some((content_type, body)) => respond(status, &content_type, body),
+                None if html => {
+                    let body = format!(
+                        "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>nginx</body></html>"
+                    );
+                    respond(status, "text/html", body)
+                }
+                None => {
+                    let body = format!(
                         r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
-                    ),
-                )
-            });
-            let mut response = respond(status, &content_type, body);
+                    );
+                    respond(status, "application/json", body)
+                }
+            };
             if let Some(secs) = retry_after
                 && let Ok(value) = secs.to_string().parse()
             {
@@ -585,6 +640,13 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     };
     let status = response.status().as_u16();
     state.record_arrived(&method, &path, status, authorization.is_some(), arrived);
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::DelayAnswer(latency) = rule.fault
+            && state.take(index, &method, &path)
+        {
+            tokio::time::sleep(latency).await;
+        }
+    }
     let mut response = relay_response(state, &method, &path, response, true);
     for (name, value) in rate_limit_headers {
         if let Ok(value) = value.parse() {
@@ -666,8 +728,31 @@ fn relay_response(
 ) -> Response<Body> {
     let status = response.status();
     let mut builder = Response::builder().status(status.as_u16());
+    let mut drop_length = false;
+    let mut relative_location = false;
+    for (index, rule) in state.rules.iter().enumerate() {
+        match rule.fault {
+            Fault::NoLength if state.take(index, method, path) => drop_length = true,
+            Fault::RelativeLocation if state.take(index, method, path) => relative_location = true,
+            _ => {}
+        }
+    }
     for (name, value) in response.headers() {
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        if HOP_BY_HOP.contains(&name.as_str())
+            || (drop_length && name == reqwest::header::CONTENT_LENGTH)
+        {
+            continue;
+        }
+        if relative_location
+            && name == reqwest::header::LOCATION
+            && let Ok(location) = value.to_str()
+            && let Ok(url) = reqwest::Url::parse(location)
+        {
+            let relative = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            };
+            builder = builder.header(name, relative);
             continue;
         }
         if rewrite_location
@@ -699,6 +784,9 @@ fn relay_response(
             Fault::CutAfter(bytes) if applies_to_success && state.take(index, method, path) => {
                 faults.cut_after = Some(bytes)
             }
+            Fault::StallAfter(bytes) if applies_to_success && state.take(index, method, path) => {
+                faults.stall_after = Some(bytes)
+            }
             Fault::Throttle { bytes_per_sec } if state.take(index, method, path) => {
                 faults.bytes_per_sec = Some(bytes_per_sec.max(1))
             }
@@ -719,6 +807,7 @@ fn relay_response(
 struct BodyFaults {
     corrupt: bool,
     cut_after: Option<u64>,
+    stall_after: Option<u64>,
     bytes_per_sec: Option<u64>,
 }
 
@@ -755,6 +844,12 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             let error: BoxError = "connection cut by the test proxy".into();
             return Some((Err(error), state));
         }
+        if let Some(limit) = state.faults.stall_after
+            && state.sent >= limit
+        {
+            // Hold the connection open without sending: the client must notice on its own.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         let mut chunk = match state.pending.take() {
             Some(chunk) => chunk,
             None => match state.upstream.next().await {
@@ -773,7 +868,7 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             chunk = bytes.freeze();
             state.faults.corrupt = false;
         }
-        if let Some(limit) = state.faults.cut_after {
+        if let Some(limit) = state.faults.cut_after.or(state.faults.stall_after) {
             let allowed = (limit - state.sent) as usize;
             if chunk.len() > allowed {
                 chunk.truncate(allowed);
