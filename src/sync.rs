@@ -376,14 +376,11 @@ async fn run_mapping(
                 return None;
             }
             // Once a registry's rate limit ran out, the jobs left are not sent there at all.
-            if let Some(error) = [sides.source, sides.target]
-                .iter()
-                .find_map(|r| r.rate_limit_exhausted())
-            {
+            if let Err(error) = sides.check_rate_limits() {
                 let report = ImageReport {
                     source: job.source.to_string(),
                     target: job.target.to_string(),
-                    result: result_of(error.into()),
+                    result: result_of(error),
                     duration: Default::default(),
                 };
                 log_image(task, &report);

@@ -52,6 +52,33 @@ fn messages(out: &Output, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// The one error for the images left on `proxy`'s host: asserts the run exited 1 with exactly
+/// one such message, starting `rate limit of <host> exhausted; <left> images left for the next
+/// run`, and no image reported as failed; returns that message.
+fn the_one_left_message(out: &Output, proxy: &FaultProxy, left: usize) -> String {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    let found: Vec<String> = messages(out, "rate limit of")
+        .into_iter()
+        .filter(|m| m.contains("images left"))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one error for all images left:\n{}",
+        text(out)
+    );
+    assert!(
+        found[0].starts_with(&format!(
+            "rate limit of {} exhausted; {left} images left for the next run",
+            proxy.host()
+        )),
+        "{}",
+        found[0]
+    );
+    assert!(messages(out, "image failed").is_empty(), "{}", text(out));
+    found[0].clone()
+}
+
 #[tokio::test]
 async fn a_429_pauses_every_request_to_the_host_until_retry_after() {
     let (source, _) = source_with_tags("paused/app", &["a", "b"]);
@@ -152,31 +179,10 @@ fn a_used_up_budget_stops_the_host_and_leaves_the_rest_for_the_next_run() {
         &target,
         "hub/app",
         &names,
-        "  parallel-images: 1\n  retries: 2\n",
+        "  parallel-images: 1\n  tries: 2\n",
     );
     let out = run_dregsy(&cfg, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-
-    let host = proxy.host();
-    let summary = messages(&out, "rate limit of");
-    let left: Vec<&String> = summary
-        .iter()
-        .filter(|m| m.contains("images left"))
-        .collect();
-    assert_eq!(
-        left.len(),
-        1,
-        "one error for all images left:\n{}",
-        text(&out)
-    );
-    assert!(
-        left[0].starts_with(&format!(
-            "rate limit of {host} exhausted; 2 images left for the next run"
-        )),
-        "{}",
-        left[0]
-    );
-    assert!(messages(&out, "image failed").is_empty(), "{}", text(&out));
+    the_one_left_message(&out, &proxy, 2);
     assert_eq!(messages(&out, "image copied").len(), 3, "{}", text(&out));
     // Nothing was asked of the registry once its budget was 0: no 429 at all.
     let requests = proxy.requests();
@@ -209,29 +215,14 @@ fn a_429_storm_past_the_retries_is_one_error_not_one_per_image() {
         &target,
         "storm/app",
         &names,
-        "  parallel-images: 1\n  retries: 2\n",
+        "  parallel-images: 1\n  tries: 2\n",
     );
     let out = run_dregsy(&cfg, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let left: Vec<String> = messages(&out, "rate limit of")
-        .into_iter()
-        .filter(|m| m.contains("images left"))
-        .collect();
-    assert_eq!(left.len(), 1, "{}", text(&out));
+    let left = the_one_left_message(&out, &proxy, 20);
     assert!(
-        left[0].starts_with(&format!(
-            "rate limit of {} exhausted; 20 images left for the next run",
-            proxy.host()
-        )),
-        "{}",
-        left[0]
+        left.contains("429 Too Many Requests to every one of 2 tries"),
+        "{left}"
     );
-    assert!(
-        left[0].contains("429 Too Many Requests to every one of 2 tries"),
-        "{}",
-        left[0]
-    );
-    assert!(messages(&out, "image failed").is_empty(), "{}", text(&out));
     // The 4 jobs that waited for a slot sent nothing: at most 16 jobs × 2 tries (and the
     // scheme probe) reached the registry, not 20 × 2.
     let sent = proxy.requests().len();
@@ -275,5 +266,32 @@ fn the_budget_is_logged_at_the_end_and_a_low_one_warned_about_once() {
     assert_eq!(
         last["msg"],
         format!("rate limit of {host}: 7 of 100 requests per 21600 s left")
+    );
+}
+
+#[test]
+fn the_skopeo_relay_starts_no_copy_once_the_budget_is_used_up() {
+    let names = tags(3);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (source, _) = source_with_tags("relayed/app", &names);
+    let target = Registry::start();
+    // The first answer already says nothing is left.
+    let proxy = FaultProxy::start(
+        &source.url(),
+        vec![Rule::rate_limit("/manifests/", 100, 0, 21600)],
+    );
+    let cfg = format!(
+        "relay: skopeo\n{}",
+        config(&proxy, &target, "relayed/app", &names, "  tries: 2\n")
+    );
+    let out = run_dregsy(&cfg, &[]);
+    the_one_left_message(&out, &proxy, 3);
+    // skopeo never ran: no manifest GET reached the registry.
+    let requests = proxy.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("/manifests/")),
+        "{requests:?}"
     );
 }

@@ -120,6 +120,9 @@ impl DockerRelay {
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
+        // The external tool's requests do not go through our clients: once a registry's rate
+        // limit ran out, it is not started at all.
+        sides.check_rate_limits()?;
         let source_ref = job.source.to_string();
         let target_ref = format!(
             "{}/{}:{target_tag}",

@@ -133,6 +133,20 @@ pub struct Sides<'a> {
     pub verbose: bool,
 }
 
+impl Sides<'_> {
+    /// Fails with [`JobError::RateLimited`] once the rate limit of either registry ran out in
+    /// this run (docs/behaviour.md, "Rate limits").
+    pub fn check_rate_limits(&self) -> Result<(), JobError> {
+        match [self.source, self.target]
+            .iter()
+            .find_map(|r| r.rate_limit_exhausted())
+        {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The relay a config selects.
 pub enum Relay {
     Native(NativeRelay),

@@ -95,6 +95,9 @@ impl SkopeoRelay {
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
+        // The external tool's requests do not go through our clients: once a registry's rate
+        // limit ran out, it is not started at all.
+        sides.check_rate_limits()?;
         let auth = AuthFiles::write(
             sides.source_credentials.as_ref(),
             sides.target_credentials.as_ref(),
