@@ -112,6 +112,8 @@ fn http_client() -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("dregsy/", env!("CARGO_PKG_VERSION")))
+        // A token or a key's exchange never goes from HTTPS down to plain HTTP.
+        .redirect(crate::registry::redirect_policy())
         .build()
         .map_err(|e| format!("cannot set up an HTTP client: {e}"))
 }

@@ -15,7 +15,7 @@ use super::auth::{Auth, CredentialSource, Credentials, Scope};
 use super::credentials::CredentialProvider;
 use super::digest::Digest;
 use super::error::{self, Error, ErrorKind, MAX_ERROR_BODY, Result, truncate};
-use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
+use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 use super::ratelimit::RateLimits;
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
@@ -252,7 +252,7 @@ impl Registry {
         }
         let content_type =
             header_text(response.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
-        let bytes = read_limited(response, MAX_MANIFEST_SIZE)
+        let bytes = read_limited(response, MAX_MANIFEST_SIZE, "manifest")
             .await
             .map_err(|e| e.context(&context))?;
         let manifest = Manifest::from_bytes(content_type.as_deref(), bytes)
@@ -500,18 +500,23 @@ pub(crate) fn check_returned_digest(headers: &HeaderMap, ours: &Digest) -> Resul
     }
 }
 
-/// Reads a response body, refusing more than `limit` bytes without buffering them.
-pub(crate) async fn read_limited(mut response: Response, limit: usize) -> Result<Bytes> {
+/// Reads a response body, refusing more than `limit` bytes without buffering them; `what`
+/// names the body in the error (`manifest`, `tag list page`).
+pub(crate) async fn read_limited(
+    mut response: Response,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes> {
     if response
         .content_length()
         .is_some_and(|len| len > limit as u64)
     {
-        return Err(too_large());
+        return Err(error::response_too_large(what, limit));
     }
     let mut buffer = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
         if buffer.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(error::response_too_large(what, limit));
         }
         buffer.extend_from_slice(&chunk);
     }
@@ -522,7 +527,9 @@ pub(crate) async fn read_limited(mut response: Response, limit: usize) -> Result
 /// the body is empty or not the distribution API's error JSON. Reads at most
 /// [`MAX_ERROR_BODY`] bytes.
 async fn registry_error_text(response: Response) -> Option<String> {
-    let bytes = read_limited(response, MAX_ERROR_BODY).await.ok()?;
+    let bytes = read_limited(response, MAX_ERROR_BODY, "error body")
+        .await
+        .ok()?;
     error::registry_error_text(&bytes)
 }
 

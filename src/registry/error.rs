@@ -183,6 +183,21 @@ pub(crate) fn request_body_too_large(sent: u64, chunked: bool) -> Error {
     Error::new(ErrorKind::TooLarge, reason).with_status(413)
 }
 
+/// A response body longer than we read whole: `the <what> is larger than <limit>, which we
+/// refuse`, the limit in MiB or KiB when it is a whole number of them (docs/behaviour.md,
+/// "Bodies read whole are bounded").
+pub(crate) fn response_too_large(what: &str, limit: usize) -> Error {
+    let limit = match limit {
+        l if l >= 1024 * 1024 && l % (1024 * 1024) == 0 => format!("{} MiB", l / (1024 * 1024)),
+        l if l >= 1024 && l % 1024 == 0 => format!("{} KiB", l / 1024),
+        l => format!("{l} bytes"),
+    };
+    Error::new(
+        ErrorKind::TooLarge,
+        format!("the {what} is larger than {limit}, which we refuse"),
+    )
+}
+
 /// The largest error body we read: registries explain themselves in a few hundred bytes; a
 /// proxy's HTML page or a broken service's endless body is cut here.
 pub(crate) const MAX_ERROR_BODY: usize = 256 * 1024;

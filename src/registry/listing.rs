@@ -130,7 +130,7 @@ impl Registry {
             }
             let link = header_text(response.headers(), LINK.as_str()).map(str::to_owned);
             let final_url = response.url().clone();
-            let bytes = read_limited(response, MAX_PAGE_SIZE)
+            let bytes = read_limited(response, MAX_PAGE_SIZE, "page")
                 .await
                 .map_err(|e| e.context(context))?;
             if !page(&bytes).map_err(|e| e.context(context))? {

@@ -36,6 +36,7 @@ pub use platform::Platform;
 pub use ratelimit::{Budget, RateLimits};
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
 pub use tls::system_client_config;
+pub use transport::redirect_policy;
 pub use transport::{RetryPolicy, Timeouts, Tries};
 
 // The parsers the fuzz targets reach (`crate::fuzzing`).

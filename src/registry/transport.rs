@@ -255,12 +255,7 @@ impl Transport {
             // Blob GETs are redirected to storage hosts; reqwest drops `Authorization` when a
             // redirect leaves the host (see the redirect test), so following is safe. A
             // redirect from HTTPS down to plain HTTP is refused.
-            .redirect(reqwest::redirect::Policy::custom(
-                |attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
-                    Some(why) => attempt.error(why),
-                    None => attempt.follow(),
-                },
-            ))
+            .redirect(redirect_policy())
             .retry(reqwest::retry::never())
             .build()
             .map_err(|e| {
@@ -665,6 +660,17 @@ fn late_commit(limit: Duration, size: u64) -> Error {
 
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 10;
+
+/// The redirects every HTTP client of dregsy follows: at most [`MAX_REDIRECTS`], never from
+/// HTTPS down to plain HTTP (docs/behaviour.md, "HTTP").
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        match redirect_refusal(attempt.previous(), attempt.url()) {
+            Some(why) => attempt.error(why),
+            None => attempt.follow(),
+        }
+    })
+}
 
 /// Why a redirect to `next` must not be followed after the URLs `previous`, if it must not:
 /// too many of them, or a step from HTTPS down to plain HTTP (which would expose the

@@ -471,6 +471,11 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             && state.take(index, &method, &path)
         {
             state.record_arrived(&method, &path, 413, authorization.is_some(), arrived);
+            // The body is read and dropped first, as nginx's lingering close does: a server
+            // that closes with a request body unread resets the connection, and the client
+            // may lose the 413 it was sent.
+            let mut body = request.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
             return respond(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "text/html",
