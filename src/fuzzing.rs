@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rate_limit", rate_limit),
     ("reference", reference),
     ("config", config),
+    ("credential_file", credential_file),
     ("tag_filters", tag_filters),
 ];
 
@@ -126,6 +127,22 @@ pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = crate::config::load_str(Path::new("fuzz.yaml"), text);
     }
+}
+
+/// A Docker `config.json` or podman `auth.json` credential file, and a registry looked up in
+/// it.
+pub fn credential_file(data: &[u8]) {
+    use crate::credentials::file::{AuthFile, Key};
+    if let Ok(file) = AuthFile::parse(Path::new("/fuzz/config.json"), data) {
+        for registry in [
+            "docker.io",
+            "registry.example:5000/team/app",
+            "127.0.0.1:5000",
+        ] {
+            let _ = file.lookup(&Key::of_registry(registry));
+        }
+    }
+    let _ = Key::from_file(&String::from_utf8_lossy(data)).server_url();
 }
 
 /// A mapping's `tags` list and a source's tag listing, separated by a NUL byte; lines are
