@@ -126,6 +126,12 @@ impl Clients {
             options.chunked_uploads = true;
             options.chunk_size = size;
         }
+        // Another client of the host (other credentials) may have learned whether manifest
+        // HEAD works there: learned once per host (docs/behaviour.md#up-to-date-checks).
+        options.manifest_head = clients
+            .iter()
+            .find(|(k, _)| k.host == key.host)
+            .map(|(_, client)| client.manifest_head_use());
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

@@ -48,6 +48,8 @@ const NATIVE_KEYS: &[&str] = &[
     "stall-timeout",
     "commit-timeout",
     "chunk-size",
+    "cache-dir",
+    "include-foreign-layers",
 ];
 /// The keys of `health:`.
 const HEALTH_KEYS: &[&str] = &["listen"];
@@ -144,6 +146,9 @@ pub struct RawNative {
     pub commit_timeout: Option<DurationValue>,
     /// `chunk-size` as written (bytes, or a number with `KiB`/`MiB`/`GiB`), with its line.
     pub chunk_size: Option<(String, usize)>,
+    /// `cache-dir`, with its line.
+    pub cache_dir: Option<(String, usize)>,
+    pub include_foreign_layers: Option<bool>,
     pub line: usize,
 }
 
@@ -448,6 +453,12 @@ impl Decoder {
                         for (key, value) in fields {
                             let native = &mut config.native;
                             match key {
+                                "cache-dir" => {
+                                    native.cache_dir = Some((self.string(value), value.line))
+                                }
+                                "include-foreign-layers" => {
+                                    native.include_foreign_layers = Some(self.bool(value))
+                                }
                                 "parallel-images" => native.parallel_images = Some(self.int(value)),
                                 "parallel-blobs" => native.parallel_blobs = Some(self.int(value)),
                                 "connect-timeout" => {

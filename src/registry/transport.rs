@@ -690,7 +690,7 @@ pub(crate) fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
     None
 }
 
-fn retryable_status(status: StatusCode) -> bool {
+pub(crate) fn retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
         || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
 }

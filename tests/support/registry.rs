@@ -50,6 +50,7 @@ pub struct RegistryBuilder {
     permissions: Vec<Permission>,
     access_log: bool,
     redirect_blobs_to: Option<String>,
+    foreign_layers: bool,
 }
 
 /// One line of the registry's access log: what a client asked and what it got.
@@ -102,6 +103,7 @@ impl Default for RegistryBuilder {
             permissions: Vec::new(),
             access_log: false,
             redirect_blobs_to: None,
+            foreign_layers: false,
         }
     }
 }
@@ -160,6 +162,13 @@ impl RegistryBuilder {
     /// registry on S3 or behind a CDN does (Distribution's `redirect` storage middleware).
     pub fn redirect_blobs_to(mut self, base_url: &str) -> Self {
         self.redirect_blobs_to = Some(base_url.to_string());
+        self
+    }
+
+    /// Accepts manifests with foreign (non-distributable) layers whose `urls` are http(s):
+    /// Distribution refuses every such URL unless told which to allow.
+    pub fn foreign_layers(mut self) -> Self {
+        self.foreign_layers = true;
         self
     }
 
@@ -239,6 +248,11 @@ impl Registry {
             }
         }
 
+        let validation_yaml = if config.foreign_layers {
+            "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n"
+        } else {
+            ""
+        };
         let mut tls_yaml = String::new();
         let mut client_cert = None;
         if config.tls != TlsMode::Plain {
@@ -285,7 +299,7 @@ impl Registry {
         for _ in 0..5 {
             registry.port = http::free_port();
             let yaml = format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: dregsy-test-secret\n{}{}{}",
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: dregsy-test-secret\n{}{}{validation_yaml}{}",
                 !config.access_log,
                 registry.storage_dir().display(),
                 registry.port,
