@@ -114,7 +114,15 @@ pub fn reference(data: &[u8]) {
     if let Ok(reference) = Reference::parse(&text) {
         // What parses must print as something that parses to the same.
         let again = Reference::parse(&reference.to_string());
-        assert!(again.is_ok(), "'{reference}' does not parse again");
+        let same = again.as_ref().is_ok_and(|again| {
+            again.registry.name() == reference.registry.name()
+                && again.repository == reference.repository
+                && again.target == reference.target
+        });
+        assert!(
+            same,
+            "'{reference}' does not parse to the same again: {again:?}"
+        );
     }
     let _ = registry::RegistryHost::parse(&text);
     let _ = registry::Repository::parse(&text);

@@ -435,9 +435,19 @@ impl fmt::Display for Reference {
             TagOrDigest::Tag(_) => ':',
             TagOrDigest::Digest(_) => '@',
         };
+        // A host without `.` or `:` that is not `localhost` is a registry only by its written
+        // scheme: printed without it, it would read as a Docker Hub repository.
+        let name = self.registry.name();
+        let scheme = match self.registry.scheme() {
+            Some(scheme) if !name.contains(['.', ':']) && name != "localhost" => match scheme {
+                Scheme::Http => "http://",
+                Scheme::Https => "https://",
+            },
+            _ => "",
+        };
         write!(
             f,
-            "{}/{}{sep}{}",
+            "{scheme}{}/{}{sep}{}",
             self.registry, self.repository, self.target
         )
     }
@@ -517,6 +527,19 @@ mod tests {
             assert!(error.to_string().contains("invalid registry"), "{error}");
         }
         assert!(Reference::parse("httPS://]]/i").is_err());
+        // Found by the same target: a host that is a registry only by its scheme keeps it
+        // when printed, so the text reads as the same reference again.
+        let reference = Reference::parse("httPS://us_/c_ac_g").unwrap();
+        assert_eq!(reference.to_string(), "https://us_/c_ac_g:latest");
+        let again = Reference::parse(&reference.to_string()).unwrap();
+        assert_eq!(again.registry.name(), "us_");
+        assert_eq!(again.repository, reference.repository);
+        assert_eq!(
+            Reference::parse("https://registry.example.com/a/b:1")
+                .unwrap()
+                .to_string(),
+            "registry.example.com/a/b:1"
+        );
     }
 
     #[test]
