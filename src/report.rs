@@ -17,15 +17,19 @@ pub enum ImageResult {
     /// run (docs/behaviour.md, "Rate limits"); it waits for the next run. The run logs one
     /// line per registry for all of these, not one per image.
     NotAttempted { registry: String, reason: String },
+    /// The image was left out on purpose, not for an error (`min-age`: "too young, N h left");
+    /// nothing was written.
+    Skipped { reason: String },
 }
 
 impl ImageResult {
     /// A stable name of the result, for metrics labels and machine-readable output:
-    /// `copied`, `up_to_date`, `failed` or `not_attempted`.
+    /// `copied`, `up_to_date`, `skipped`, `failed` or `not_attempted`.
     pub fn label(&self) -> &'static str {
         match self {
             ImageResult::UpToDate => "up_to_date",
             ImageResult::Copied { .. } => "copied",
+            ImageResult::Skipped { .. } => "skipped",
             ImageResult::Failed { .. } => "failed",
             ImageResult::NotAttempted { .. } => "not_attempted",
         }
@@ -80,6 +84,11 @@ impl TaskReport {
 
     pub fn up_to_date(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::UpToDate))
+    }
+
+    /// Images left out on purpose (see [`ImageResult::Skipped`]).
+    pub fn skipped(&self) -> usize {
+        self.count(|r| matches!(r, ImageResult::Skipped { .. }))
     }
 
     pub fn failed_images(&self) -> usize {
@@ -167,6 +176,9 @@ mod tests {
                 registry: "r.io".into(),
                 reason: "later".into(),
             },
+            ImageResult::Skipped {
+                reason: "too young, 3 h left".into(),
+            },
         ] {
             report.images.push(ImageReport {
                 source: "s".into(),
@@ -176,8 +188,13 @@ mod tests {
             });
         }
         assert_eq!(
-            (report.up_to_date(), report.copied(), report.failed_images()),
-            (1, 2, 1)
+            (
+                report.up_to_date(),
+                report.copied(),
+                report.failed_images(),
+                report.skipped()
+            ),
+            (1, 2, 1, 1)
         );
         assert_eq!(report.bytes(), 15);
         assert!(report.failed());
@@ -199,7 +216,8 @@ mod tests {
                 "copied",
                 "failed",
                 "not_attempted",
-                "not_attempted"
+                "not_attempted",
+                "skipped"
             ]
         );
     }
