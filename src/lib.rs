@@ -13,6 +13,8 @@ pub mod commands;
 pub mod config;
 pub mod cosign;
 pub mod credentials;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod listers;
 pub mod logging;
