@@ -8,6 +8,7 @@ use crate::config;
 use crate::health::HealthServer;
 use crate::plan::pattern::Pattern;
 use crate::scheduler::Ending;
+use crate::shard::Shard;
 use crate::status::StatusBoard;
 
 /// The version logged at every start and printed by `--version`.
@@ -18,7 +19,7 @@ pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
 
 /// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
 /// `-health` is ours; Go sorts flags by name, so it sits between the original two.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n";
+pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
 
 const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
 
@@ -26,11 +27,13 @@ const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Sync with a config file; `run` filters tasks by name; `health` is the `-health`
-    /// address (empty: the config's `health.listen`, or no endpoint).
+    /// address (empty: the config's `health.listen`, or no endpoint); `shard` is `-shard`'s
+    /// INDEX/COUNT (empty: from the environment, or no sharding).
     Sync {
         config: String,
         run: String,
         health: String,
+        shard: String,
     },
     Help,
     Version,
@@ -140,6 +143,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
+    let mut shard = String::new();
     let mut flags = Flags::new(args);
     while let Some(Arg::Flag { name, inline }) = flags.next_arg() {
         match name {
@@ -148,6 +152,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "config" => config = flags.value(name, inline)?,
             "run" => run = flags.value(name, inline)?,
             "health" => health = flags.value(name, inline)?,
+            "shard" => shard = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
@@ -155,6 +160,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
         config,
         run,
         health,
+        shard,
     })
 }
 
@@ -196,19 +202,28 @@ pub fn main() -> ExitCode {
             config,
             run,
             health,
+            shard,
         } => {
             if config.is_empty() {
                 tracing::info!("dregsy {VERSION}");
                 println!("{SYNOPSIS}");
                 return ExitCode::from(1);
             }
-            sync(&config, &run, &health)
+            let shard = match Shard::from_sources(&shard, |name| std::env::var(name).ok()) {
+                Ok(shard) => shard,
+                Err(e) => {
+                    tracing::info!("dregsy {VERSION}");
+                    tracing::error!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            sync(&config, &run, &health, shard)
         }
     }
 }
 
 /// Builds the runtime and runs the daemon flow in it.
-fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
+fn sync(config_path: &str, run: &str, health: &str, shard: Shard) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -220,7 +235,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(daemon(Path::new(config_path), run, health));
+    let code = runtime.block_on(daemon(Path::new(config_path), run, health, shard));
     // Copies aborted at the end of a grace period leave nothing worth waiting for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(code)
@@ -229,7 +244,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
 /// The original's `main` loop: run the config; on a restart (SIGHUP, config change) reload,
 /// revalidate and run again with the same `-run` filter; exit with SPEC §1.3's codes, or
 /// 130/143 when a signal interrupted a run (D10).
-async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
+async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) -> u8 {
     // Before anything else, so no signal meets the default action (D10).
     let mut signals = match crate::signals::Signals::install() {
         Ok(signals) => signals,
@@ -240,6 +255,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
         }
     };
     let board = StatusBoard::new();
+    board.metrics().set_shard(shard);
+    if shard.is_sharded() {
+        tracing::info!(shard = %shard, "copying only the target repositories of shard {shard}");
+    }
     let mut health: Option<HealthServer> = None;
     let mut filter: Option<Pattern> = None;
     let mut restart = false;
@@ -278,6 +297,7 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
             signals: &mut signals,
             status: &board,
             config_text: &text,
+            shard,
         };
         let ending = match crate::scheduler::run(&config, filter, context).await {
             Ok(ending) => ending,
@@ -388,6 +408,7 @@ mod tests {
             config: config.into(),
             run: run.into(),
             health: String::new(),
+            shard: String::new(),
         })
     }
 

@@ -2,11 +2,11 @@
 //! listers and the relays so connections and tokens are reused across tasks and mappings.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
-use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
+use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions, RequestObserver};
 
 #[derive(Clone, PartialEq, Eq)]
 struct ClientKey {
@@ -25,6 +25,8 @@ pub struct Clients {
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
     cloud: Cloud,
+    /// Sees every request of every client (the metrics), if set.
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Clients {
@@ -35,7 +37,14 @@ impl Clients {
             retries: config.native.retries,
             clients: Mutex::new(Vec::new()),
             cloud: Cloud::new(),
+            observer: None,
         }
+    }
+
+    /// The same clients, each telling `observer` about its requests (for metrics).
+    pub fn observed_by(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The cloud side of the run: token refresh and ECR repository creation.
@@ -69,6 +78,7 @@ impl Clients {
         options.skip_tls_verify = location.skip_tls_verify;
         options.certs_dir = Some(self.certs_dir.clone());
         options.retry.max_tries = self.retries;
+        options.observer = self.observer.clone();
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

@@ -22,6 +22,7 @@ use crate::listers::Listers;
 use crate::plan::pattern::Pattern;
 use crate::relay::Relay;
 use crate::report::TaskReport;
+use crate::shard::Shard;
 use crate::signals::{Signal, Signals};
 use crate::status::{HEARTBEAT_EVERY, StatusBoard};
 use crate::stop::StopFlag;
@@ -46,11 +47,13 @@ pub enum Ending {
 }
 
 /// What the daemon loop needs besides the config: the signals (they outlive a restart), the
-/// status board, and the exact config text (for the watch's content comparison).
+/// status board, the exact config text (for the watch's content comparison), and the share
+/// of target repositories this process copies.
 pub struct Context<'a> {
     pub signals: &'a mut Signals,
     pub status: &'a StatusBoard,
     pub config_text: &'a str,
+    pub shard: Shard,
 }
 
 /// How long cleaning up after copies abandoned by a stop may take.
@@ -60,7 +63,7 @@ const ABANDONED_CLEAN_UP: Duration = Duration::from_secs(30);
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
     let relay = Relay::new(config).await?;
-    let clients = Clients::new(config);
+    let clients = Clients::new(config).observed_by(cx.status.metrics().observer());
     let listers = Listers::new(config.lister);
     let selected: Vec<&Task> = config
         .tasks
@@ -86,6 +89,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         relay: &relay,
         clients: &clients,
         listers: &listers,
+        shard: cx.shard,
         control: Control {
             signals: cx.signals,
             watch,
@@ -107,6 +111,7 @@ struct Daemon<'a> {
     clients: &'a Clients,
     /// Repository lists, shared by every task and run of this configuration.
     listers: &'a Listers,
+    shard: Shard,
     control: Control<'a>,
     /// Each task's `failed` flag from its last run.
     failed: HashMap<String, bool>,
@@ -191,7 +196,14 @@ impl Daemon<'_> {
         self.control.status.run_started(&task.name);
         let stop = self.control.stop.clone();
         let (report, abandoned) = {
-            let run = run_task(task, self.relay, self.clients, self.listers, &stop);
+            let run = run_task(
+                task,
+                self.relay,
+                self.clients,
+                self.listers,
+                self.shard,
+                &stop,
+            );
             tokio::pin!(run);
             loop {
                 let deadline = self.control.stopping.map(|(_, deadline)| deadline);

@@ -19,7 +19,9 @@ use super::error::{Error, ErrorKind, Result, truncate};
 use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
-use super::transport::{Body, Request, RetryPolicy, Timeouts, Transport, classify, header_value};
+use super::transport::{
+    Body, Request, RequestObserver, RetryPolicy, Timeouts, Transport, classify, header_value,
+};
 
 /// How to reach and authenticate to one registry.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub struct RegistryOptions {
     pub chunk_size: usize,
     /// Entries asked for per catalog page (`?n=`). Distribution refuses more than 1000.
     pub page_size: usize,
+    /// Told about every request attempt (metrics); `None` by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl RegistryOptions {
@@ -64,6 +68,7 @@ impl RegistryOptions {
             chunked_uploads: false,
             chunk_size: 8 * 1024 * 1024,
             page_size: 1000,
+            observer: None,
         }
     }
 }
@@ -108,6 +113,7 @@ impl Registry {
             options.skip_tls_verify,
             options.timeouts,
             options.retry,
+            options.observer,
         )?;
         Ok(Registry {
             inner: Arc::new(Inner {

@@ -6,7 +6,8 @@
 //! replayed; their failures go up to the copy engine, which can retry the whole blob.
 
 use std::error::Error as StdError;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::Either;
@@ -64,6 +65,28 @@ impl Default for RetryPolicy {
     }
 }
 
+/// One attempt of a registry request as the transport saw it, for a [`RequestObserver`].
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// The registry whose client sent it (token requests included).
+    pub registry: &'a RegistryHost,
+    pub method: &'a Method,
+    /// The status answered; `None` when no response came (connection failure, timeout).
+    pub status: Option<StatusCode>,
+    /// The response headers, when a response came.
+    pub headers: Option<&'a HeaderMap>,
+    /// From sending the request until the response head arrived (or the failure).
+    pub elapsed: Duration,
+    /// Whether the transport retries the request after this attempt.
+    pub retrying: bool,
+}
+
+/// Sees every attempt of every request, once, as it ends: metrics read the transport here.
+/// It must be quick and must not block; it cannot change what the transport does.
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, attempt: &Attempt<'_>);
+}
+
 /// A request body.
 pub(crate) enum Body {
     Empty,
@@ -111,6 +134,7 @@ pub(crate) struct Transport {
     retry: RetryPolicy,
     /// The scheme, decided on first use.
     scheme: OnceCell<Scheme>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Transport {
@@ -120,6 +144,7 @@ impl Transport {
         skip_tls_verify: bool,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        observer: Option<Arc<dyn RequestObserver>>,
     ) -> Result<Transport> {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -145,6 +170,7 @@ impl Transport {
             timeouts,
             retry,
             scheme: OnceCell::new(),
+            observer,
         })
     }
 
@@ -241,10 +267,13 @@ impl Transport {
                 },
             };
             let last = attempt >= max_tries;
+            let sent = Instant::now();
             match builder.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    if last || !retryable_status(status) {
+                    let done = last || !retryable_status(status);
+                    self.observe(&method, Some(&response), sent, !done);
+                    if done {
                         return Ok(response);
                     }
                     let delay = retry_after(response.headers(), SystemTime::now())
@@ -255,7 +284,9 @@ impl Transport {
                 }
                 Err(e) => {
                     let error = classify(&e);
-                    if last || !error.is_transient() {
+                    let done = last || !error.is_transient();
+                    self.observe(&method, None, sent, !done);
+                    if done {
                         return Err(error);
                     }
                     let delay = self.backoff(attempt);
@@ -263,6 +294,25 @@ impl Transport {
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+
+    fn observe(
+        &self,
+        method: &Method,
+        response: Option<&reqwest::Response>,
+        sent: Instant,
+        retrying: bool,
+    ) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&Attempt {
+                registry: &self.host,
+                method,
+                status: response.map(|r| r.status()),
+                headers: response.map(|r| r.headers()),
+                elapsed: sent.elapsed(),
+                retrying,
+            });
         }
     }
 
@@ -459,6 +509,7 @@ mod tests {
                 max_delay: Duration::from_millis(500),
                 ..RetryPolicy::default()
             },
+            None,
         )
         .unwrap();
         let first = t.backoff(1);
