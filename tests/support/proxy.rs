@@ -1,6 +1,10 @@
 //! A fault-injecting HTTP proxy in front of a harness registry: the failures real registries and
 //! networks produce (5xx with Retry-After, corrupted or cut bodies, slow links, CDN redirects
 //! for blobs), made reproducible on loopback.
+//!
+//! It also works as a plain HTTP forward proxy (a client's `HTTP_PROXY`): a request in
+//! absolute form (`GET http://host:port/v2/… HTTP/1.1`) goes to the host it names, and the
+//! request log records that host, so a test can tell which process sent what.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -167,6 +171,9 @@ pub struct ProxyRequest {
     pub status: u16,
     /// Whether the request carried an Authorization header.
     pub authorization: bool,
+    /// `host:port` of an absolute-form request (the proxy used as a forward proxy); `None`
+    /// for requests to the proxy's own upstream.
+    pub host: Option<String>,
 }
 
 /// A request the blob host received after a redirect.
@@ -211,7 +218,8 @@ impl State {
         true
     }
 
-    fn record(&self, method: &str, path: &str, status: u16, authorization: bool) {
+    fn record(&self, request: (&str, &str, Option<&str>), status: u16, authorization: bool) {
+        let (method, path, host) = request;
         self.requests
             .lock()
             .expect("proxy request log lock")
@@ -220,6 +228,7 @@ impl State {
                 path: path.to_string(),
                 status,
                 authorization,
+                host: host.map(str::to_string),
             });
     }
 }
@@ -271,6 +280,13 @@ impl FaultProxy {
             blob_host,
             state,
         }
+    }
+
+    /// A forward proxy only, for a client's `HTTP_PROXY`: each request goes to the host it
+    /// names, and [`ProxyRequest::host`] records it. A request not in absolute form fails (502).
+    pub fn forward() -> FaultProxy {
+        // The discard port: nothing listens there, so a stray origin-form request fails.
+        FaultProxy::start("http://127.0.0.1:9", Vec::new())
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -340,6 +356,13 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
     let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
+    // An absolute-form request names its upstream: the proxy acts as a forward proxy.
+    let host = request.uri().authority().map(|a| a.to_string());
+    let upstream_url = match (request.uri().scheme_str(), &host) {
+        (Some(scheme), Some(host)) => format!("{scheme}://{host}"),
+        _ => state.upstream.clone(),
+    };
+    let seen = (method.as_str(), path.as_str(), host.as_deref());
 
     for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::Delay(latency) = rule.fault
@@ -373,7 +396,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::WWW_AUTHENTICATE, value);
             }
-            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            state.record(seen, status.as_u16(), authorization.is_some());
             return response;
         }
     }
@@ -396,7 +419,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::LOCATION, value);
             }
-            state.record(&method, &path, 307, authorization.is_some());
+            state.record(seen, 307, authorization.is_some());
             return response;
         }
     }
@@ -405,7 +428,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let method_value = parts.method.clone();
     let mut upstream = state
         .client
-        .request(method_value, format!("{}{path}", state.upstream));
+        .request(method_value, format!("{upstream_url}{path}"));
     for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             upstream = upstream.header(name, value);
@@ -423,7 +446,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let response = match upstream.send().await {
         Ok(response) => response,
         Err(error) => {
-            state.record(&method, &path, 502, authorization.is_some());
+            state.record(seen, 502, authorization.is_some());
             return respond(
                 StatusCode::BAD_GATEWAY,
                 "text/plain",
@@ -432,7 +455,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     };
     let status = response.status().as_u16();
-    state.record(&method, &path, status, authorization.is_some());
+    state.record(seen, status, authorization.is_some());
     relay_response(state, &method, &path, response, true)
 }
 
