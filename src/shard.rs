@@ -1,4 +1,4 @@
-//! Sharding across replicas (docs/configuration.md, "Sharding"): several dregsy processes
+//! Sharding across replicas (docs/behaviour.md#sharding): several dregsy processes
 //! share one config, each plans everything but copies only the images whose target
 //! repository it owns. There is no coordinator: the index and count come from `-shard` or
 //! from what Kubernetes sets, and ownership is a pure function of the repository name.

@@ -28,8 +28,7 @@ use crate::stop::StopFlag;
 /// report says the run was interrupted.
 ///
 /// Every mapping is planned whole, but only the repositories `shard` owns are copied; the
-/// others are left to their shards, neither copied nor reported (docs/configuration.md,
-/// "Sharding").
+/// others are left to their shards, neither copied nor reported (docs/behaviour.md#sharding).
 pub async fn run_task(
     task: &Task,
     relay: &Relay,

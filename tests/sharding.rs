@@ -1,4 +1,4 @@
-//! Sharding across processes (docs/configuration.md, "Sharding"): several dregsy processes
+//! Sharding across processes (docs/behaviour.md#sharding): several dregsy processes
 //! with one config, each copying only the target repositories its shard owns.
 //!
 //! Each process sends its registry traffic through its own forward proxy (`HTTP_PROXY`), so

@@ -8,7 +8,7 @@
 //! copy it, and each tag dropped with the entry that dropped it. Periodic tasks are planned
 //! once, like one-off ones. When sharded (`-shard`, or the environment as for a sync), each
 //! target repository shows its owning shard, and a shard's view shows only its share
-//! (docs/configuration.md, "Sharding").
+//! (docs/behaviour.md#sharding).
 //!
 //! Exit code 0 when everything could be planned and checked, 1 for a config or usage error or
 //! when any mapping, repository or check failed (each is printed with its reason).

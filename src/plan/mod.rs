@@ -143,7 +143,7 @@ pub struct RepositoryPlan {
 
 impl RepositoryPlan {
     /// The target repository's name on its registry (e.g. `mirror/app`): what decides which
-    /// shard owns it (docs/configuration.md, "Sharding"). For a target path that is not a
+    /// shard owns it (docs/behaviour.md#sharding). For a target path that is not a
     /// valid repository, the mapped path without its leading `/`.
     pub fn target_name(&self) -> &str {
         match &self.target {
