@@ -371,23 +371,12 @@ fn unix(time: SystemTime) -> f64 {
 mod tests {
     use super::*;
     use crate::registry::RegistryHost;
-    use crate::report::ImageReport;
     use reqwest::header::{HeaderMap, HeaderValue};
     use reqwest::{Method, StatusCode};
     use std::time::Duration;
 
     fn report(task: &str, results: Vec<ImageResult>) -> TaskReport {
-        let mut report = TaskReport::new(task);
-        report.images = results
-            .into_iter()
-            .map(|result| ImageReport {
-                source: "s".into(),
-                target: "t".into(),
-                result,
-                duration: Duration::ZERO,
-            })
-            .collect();
-        report
+        TaskReport::with_results(task, results)
     }
 
     /// The sample lines of `text` that start with `prefix`.

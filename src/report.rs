@@ -84,6 +84,24 @@ impl TaskReport {
     }
 }
 
+#[cfg(test)]
+impl TaskReport {
+    /// A report of `task` with one image per result, for tests of the report's readers.
+    pub(crate) fn with_results(task: &str, results: Vec<ImageResult>) -> TaskReport {
+        let mut report = TaskReport::new(task);
+        report.images = results
+            .into_iter()
+            .map(|result| ImageReport {
+                source: "s".into(),
+                target: "t".into(),
+                result,
+                duration: Duration::ZERO,
+            })
+            .collect();
+        report
+    }
+}
+
 /// What a whole run (all selected tasks) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOutcome {

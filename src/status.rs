@@ -321,7 +321,7 @@ fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ImageReport, ImageResult};
+    use crate::report::ImageResult;
 
     fn task(name: &str, interval: Option<u64>) -> Task {
         let text = format!(
@@ -336,17 +336,8 @@ mod tests {
     }
 
     fn report(name: &str, results: Vec<ImageResult>, interrupted: bool) -> TaskReport {
-        let mut report = TaskReport::new(name);
+        let mut report = TaskReport::with_results(name, results);
         report.interrupted = interrupted;
-        report.images = results
-            .into_iter()
-            .map(|result| ImageReport {
-                source: "s".into(),
-                target: "t".into(),
-                result,
-                duration: Duration::ZERO,
-            })
-            .collect();
         report
     }
 
