@@ -28,7 +28,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 /// The `result` label values of `dregsy_images_total`, in the order docs/metrics.md gives.
 pub const IMAGE_RESULTS: [&str; 4] = ["copied", "up_to_date", "failed", "not_attempted"];
 
-/// The `result` label values of `dregsy_task_runs_total` (as `/status` names a run's result).
+/// The `result` label values of `dregsy_task_runs_total`: those of [`TaskReport::result`].
 pub const RUN_RESULTS: [&str; 3] = ["ok", "failed", "interrupted"];
 
 /// Upper bounds (seconds) of the task run duration buckets: a no-op run takes seconds, a
@@ -106,22 +106,13 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
 impl Metrics {
-    /// Every metric registered; `dregsy_build_info` set to 1, the shard to `0/1`.
-    pub fn new() -> Metrics {
+    /// Every metric registered; `dregsy_build_info` set to 1 with `version`, the shard to
+    /// `0/1`.
+    pub fn new(version: &'static str) -> Metrics {
         let mut registry = Registry::default();
         let build_info = Family::<VersionLabels, Gauge>::default();
-        build_info
-            .get_or_create(&VersionLabels {
-                version: crate::cli::VERSION,
-            })
-            .set(1);
+        build_info.get_or_create(&VersionLabels { version }).set(1);
         registry.register(
             "dregsy_build_info",
             "Always 1; the version label says which dregsy runs",
@@ -263,7 +254,7 @@ impl Metrics {
         self.bytes
             .get_or_create(&task_labels(task))
             .inc_by(report.bytes());
-        let result = run_result(report);
+        let result = report.result();
         self.runs.get_or_create(&task_result(task, result)).inc();
         let seconds = report
             .finished
@@ -343,11 +334,6 @@ fn image_result(result: &ImageResult) -> &'static str {
     }
 }
 
-/// The `result` label of a run (one of [`RUN_RESULTS`]), as `/status` names it.
-fn run_result(report: &TaskReport) -> &'static str {
-    crate::status::RunStatus::from_report(report).result
-}
-
 fn task_labels(task: &str) -> TaskLabels {
     TaskLabels {
         task: task.to_string(),
@@ -386,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_run_feeds_image_run_and_time_series() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("1.2.3");
         metrics.task_configured("mirror", Some(Duration::from_secs(300)));
         metrics.run_finished(&report(
             "mirror",
@@ -414,8 +400,11 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
-        let version = format!("dregsy_build_info{{version=\"{}\"}} 1", crate::cli::VERSION);
-        assert!(text.lines().any(|l| l == version), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "dregsy_build_info{version=\"1.2.3\"} 1"),
+            "{text}"
+        );
         assert_eq!(
             samples(&text, "dregsy_task_last_success_timestamp_seconds{").len(),
             1
@@ -428,7 +417,7 @@ mod tests {
 
     #[test]
     fn a_failed_run_sets_no_success_time() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("1.2.3");
         metrics.run_finished(&report(
             "t",
             vec![ImageResult::Failed { reason: "x".into() }],
@@ -443,7 +432,7 @@ mod tests {
 
     #[test]
     fn transport_attempts_count_by_host_method_and_code() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new("1.2.3"));
         let observer = metrics.observer();
         let host = RegistryHost::parse("https://registry.example:5000").expect("host");
         let mut headers = HeaderMap::new();
@@ -479,7 +468,7 @@ mod tests {
 
     #[test]
     fn label_values_with_quotes_newlines_and_backslashes_are_escaped() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("1.2.3");
         metrics.task_configured("say \"hi\"\nthen\\go", None);
         let text = metrics.encode().expect("encodes");
         let line = "dregsy_bytes_copied_total{task=\"say \\\"hi\\\"\\nthen\\\\go\"} 0";
@@ -492,7 +481,7 @@ mod tests {
 
     #[test]
     fn the_shard_replaces_the_default() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::new("1.2.3");
         metrics.set_shard(Shard::new(1, 3).expect("shard"));
         let text = metrics.encode().expect("encodes");
         assert_eq!(

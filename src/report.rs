@@ -51,6 +51,18 @@ impl TaskReport {
         }
     }
 
+    /// The run's result as `/status` and the metrics name it: `interrupted` (a stop cut it
+    /// short), `failed` (any failure), or `ok`.
+    pub fn result(&self) -> &'static str {
+        if self.interrupted {
+            "interrupted"
+        } else if self.failed() {
+            "failed"
+        } else {
+            "ok"
+        }
+    }
+
     /// The task's `failed` flag of the original: any failure in this run.
     pub fn failed(&self) -> bool {
         self.mapping_failures > 0 || self.failed_images() > 0

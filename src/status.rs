@@ -99,15 +99,8 @@ pub struct RunStatus {
 impl RunStatus {
     /// The status view of a task report.
     pub fn from_report(report: &TaskReport) -> Self {
-        let result = if report.interrupted {
-            "interrupted"
-        } else if report.failed() {
-            "failed"
-        } else {
-            "ok"
-        };
         RunStatus {
-            result,
+            result: report.result(),
             started: rfc3339(report.started),
             finished: rfc3339(report.finished),
             started_unix: unix(report.started),
@@ -165,7 +158,7 @@ impl StatusBoard {
         }));
         StatusBoard {
             board,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(crate::cli::VERSION)),
         }
     }
 
