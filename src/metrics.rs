@@ -7,8 +7,10 @@
 //! project's `prometheus-client` crate (text format 0.0.4), which also escapes label values,
 //! so task names and hosts of any spelling give valid exposition text.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -98,6 +100,8 @@ pub struct Metrics {
     retries: Family<RegistryLabels, Counter>,
     ratelimit: Family<RegistryLabels, Gauge>,
     shard: Family<ShardLabels, Gauge>,
+    /// The tasks of the loaded config, whose series are exported.
+    tasks: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,6 +139,7 @@ impl Metrics {
             retries: Family::default(),
             ratelimit: Family::default(),
             shard: Family::default(),
+            tasks: Mutex::new(BTreeSet::new()),
             registry,
         };
         let r = &mut metrics.registry;
@@ -218,9 +223,44 @@ impl Metrics {
             .set(1);
     }
 
-    /// A task is configured: its series start at 0, so rates and alerts work from its first
-    /// run; `interval` is `None` for a one-off task.
-    pub fn task_configured(&self, task: &str, interval: Option<std::time::Duration>) {
+    /// A config was loaded with these tasks (name, `interval`; `None` for a one-off task).
+    /// Their series start at 0, so rates and alerts work from the first run; the series of a
+    /// task that keeps its name keep their values; those of tasks no longer selected are
+    /// removed, as `/status` drops them (an alert on a removed task's last success must not
+    /// fire).
+    pub fn tasks_configured(&self, tasks: &[(&str, Option<Duration>)]) {
+        let new: BTreeSet<String> = tasks.iter().map(|(name, _)| name.to_string()).collect();
+        let old = {
+            let mut current = match self.tasks.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::replace(&mut *current, new.clone())
+        };
+        for gone in old.difference(&new) {
+            self.remove_task(gone);
+        }
+        for (name, interval) in tasks {
+            self.task_configured(name, *interval);
+        }
+    }
+
+    fn remove_task(&self, task: &str) {
+        for result in IMAGE_RESULTS {
+            self.images.remove(&task_result(task, result));
+        }
+        for result in RUN_RESULTS {
+            self.runs.remove(&task_result(task, result));
+        }
+        let labels = task_labels(task);
+        self.bytes.remove(&labels);
+        self.run_duration.remove(&labels);
+        self.last_run.remove(&labels);
+        self.last_success.remove(&labels);
+        self.interval.remove(&labels);
+    }
+
+    fn task_configured(&self, task: &str, interval: Option<Duration>) {
         for result in IMAGE_RESULTS {
             self.images
                 .get_or_create(&task_result(task, result))
@@ -359,7 +399,6 @@ mod tests {
     use crate::registry::RegistryHost;
     use reqwest::header::{HeaderMap, HeaderValue};
     use reqwest::{Method, StatusCode};
-    use std::time::Duration;
 
     fn report(task: &str, results: Vec<ImageResult>) -> TaskReport {
         TaskReport::with_results(task, results)
@@ -373,7 +412,7 @@ mod tests {
     #[test]
     fn a_run_feeds_image_run_and_time_series() {
         let metrics = Metrics::new("1.2.3");
-        metrics.task_configured("mirror", Some(Duration::from_secs(300)));
+        metrics.tasks_configured(&[("mirror", Some(Duration::from_secs(300)))]);
         metrics.run_finished(&report(
             "mirror",
             vec![
@@ -469,7 +508,7 @@ mod tests {
     #[test]
     fn label_values_with_quotes_newlines_and_backslashes_are_escaped() {
         let metrics = Metrics::new("1.2.3");
-        metrics.task_configured("say \"hi\"\nthen\\go", None);
+        metrics.tasks_configured(&[("say \"hi\"\nthen\\go", None)]);
         let text = metrics.encode().expect("encodes");
         let line = "dregsy_bytes_copied_total{task=\"say \\\"hi\\\"\\nthen\\\\go\"} 0";
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
@@ -487,6 +526,34 @@ mod tests {
         assert_eq!(
             samples(&text, "dregsy_shard{"),
             ["dregsy_shard{index=\"1\",count=\"3\"} 1"]
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_series_of_kept_tasks_and_drops_the_others() {
+        let metrics = Metrics::new("1.2.3");
+        let interval = Some(Duration::from_secs(60));
+        metrics.tasks_configured(&[("kept", interval), ("gone", interval)]);
+        metrics.run_finished(&report("kept", vec![ImageResult::Copied { bytes: 5 }]));
+        metrics.run_finished(&report("gone", vec![ImageResult::UpToDate]));
+        metrics.tasks_configured(&[("kept", None), ("new", interval)]);
+        let text = metrics.encode().expect("encodes");
+        assert!(!text.contains("task=\"gone\""), "{text}");
+        for line in [
+            "dregsy_images_total{task=\"kept\",result=\"copied\"} 1",
+            "dregsy_images_total{task=\"new\",result=\"copied\"} 0",
+            "dregsy_task_interval_seconds{task=\"new\"} 60",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        // "kept" became one-off: no interval, so no interval-based alert.
+        assert!(
+            !text.contains("dregsy_task_interval_seconds{task=\"kept\"}"),
+            "{text}"
+        );
+        assert_eq!(
+            samples(&text, "dregsy_task_last_success_timestamp_seconds{").len(),
+            1
         );
     }
 }

@@ -196,9 +196,11 @@ impl StatusBoard {
     /// A config was loaded and these tasks are selected. Counters of tasks that keep their
     /// name carry over; tasks no longer selected disappear.
     pub fn loaded(&self, file: &str, tasks: &[&Task]) {
-        for task in tasks {
-            self.metrics.task_configured(&task.name, task.interval);
-        }
+        let configured: Vec<(&str, Option<Duration>)> = tasks
+            .iter()
+            .map(|task| (task.name.as_str(), task.interval))
+            .collect();
+        self.metrics.tasks_configured(&configured);
         self.with(|b| {
             let old = std::mem::take(&mut b.tasks);
             b.tasks = tasks
