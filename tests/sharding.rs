@@ -30,9 +30,24 @@ fn config(source: &Registry, target: &Registry) -> String {
     )
 }
 
+/// How a process learns its shard.
+#[derive(Clone, Copy)]
+enum Told {
+    /// `-shard=INDEX/COUNT` for every process.
+    ByFlag,
+    /// Shard 0 by the flag, shard 1 as an Indexed Job pod (`JOB_COMPLETION_INDEX`), shard 2 as
+    /// a StatefulSet pod (`HOSTNAME=dregsy-2`), both with `DREGSY_SHARDS`.
+    Mixed,
+}
+
 /// Runs `count` shards of `config` at once, each through its own forward proxy; returns each
 /// process's output and the target repositories (`dst/rNN`) its proxy saw requests for.
-fn run_shards(config: &str, count: u32, target: &Registry) -> Vec<(Output, BTreeSet<String>)> {
+fn run_shards(
+    config: &str,
+    count: u32,
+    told: Told,
+    target: &Registry,
+) -> Vec<(Output, BTreeSet<String>)> {
     let proxies: Vec<FaultProxy> = (0..count).map(|_| FaultProxy::forward()).collect();
     let outputs: Vec<Output> = std::thread::scope(|scope| {
         let runs: Vec<_> = proxies
@@ -41,9 +56,20 @@ fn run_shards(config: &str, count: u32, target: &Registry) -> Vec<(Output, BTree
             .map(|(index, proxy)| {
                 let url = proxy.url();
                 scope.spawn(move || {
-                    Dregsy::with_config(config)
-                        .args(&[&format!("-shard={index}/{count}")])
-                        .env("HTTP_PROXY", &url)
+                    let run = Dregsy::with_config(config)
+                        .env_remove("JOB_COMPLETION_INDEX")
+                        .env_remove("DREGSY_SHARDS");
+                    let shards = count.to_string();
+                    let run = match (told, index) {
+                        (Told::Mixed, 1) => run
+                            .env("DREGSY_SHARDS", &shards)
+                            .env("JOB_COMPLETION_INDEX", "1"),
+                        (Told::Mixed, 2) => run
+                            .env("DREGSY_SHARDS", &shards)
+                            .env("HOSTNAME", "dregsy-2"),
+                        _ => run.args(&[&format!("-shard={index}/{count}")]),
+                    };
+                    run.env("HTTP_PROXY", &url)
                         .env_remove("http_proxy")
                         .env_remove("NO_PROXY")
                         .env_remove("no_proxy")
@@ -103,7 +129,7 @@ fn three_shards_at_once_write_each_repository_once_and_all_of_them() {
         .collect();
     let config = config(&source, &target);
 
-    let runs = run_shards(&config, 3, &target);
+    let runs = run_shards(&config, 3, Told::Mixed, &target);
     let owned = owners(&runs);
     // The union is complete: every repository had exactly one shard (owners() checks "one").
     assert_eq!(owned.len(), REPOSITORIES, "{owned:?}");
@@ -178,7 +204,7 @@ fn three_shards_at_once_write_each_repository_once_and_all_of_them() {
     assert_eq!(&shown, &runs[1].1);
 
     // Growing to 4 shards: a repository either stays with its shard or moves to the new one.
-    let runs4 = run_shards(&config, 4, &target);
+    let runs4 = run_shards(&config, 4, Told::ByFlag, &target);
     for (index, (out, _)) in runs4.iter().enumerate() {
         assert_eq!(
             out.status.code(),
