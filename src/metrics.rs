@@ -21,13 +21,14 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::registry::{Attempt, RequestObserver};
-use crate::report::{ImageResult, TaskReport};
+use crate::report::TaskReport;
 use crate::shard::Shard;
 
 /// The `Content-Type` of what [`Metrics::encode`] returns: the Prometheus text format 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// The `result` label values of `dregsy_images_total`, in the order docs/metrics.md gives.
+/// The `result` label values of `dregsy_images_total` ([`crate::report::ImageResult::label`]), in the order
+/// docs/metrics.md gives. `not_attempted` has no outcome behind it yet: its series stay at 0.
 pub const IMAGE_RESULTS: [&str; 4] = ["copied", "up_to_date", "failed", "not_attempted"];
 
 /// The `result` label values of `dregsy_task_runs_total`: those of [`TaskReport::result`].
@@ -288,7 +289,7 @@ impl Metrics {
         let task = report.task.as_str();
         for image in &report.images {
             self.images
-                .get_or_create(&task_result(task, image_result(&image.result)))
+                .get_or_create(&task_result(task, image.result.label()))
                 .inc();
         }
         self.bytes
@@ -365,15 +366,6 @@ fn ratelimit_remaining(headers: &reqwest::header::HeaderMap) -> Option<i64> {
     value.split(';').next()?.trim().parse().ok()
 }
 
-/// The `result` label of an image outcome (one of [`IMAGE_RESULTS`]).
-fn image_result(result: &ImageResult) -> &'static str {
-    match result {
-        ImageResult::Copied { .. } => "copied",
-        ImageResult::UpToDate => "up_to_date",
-        ImageResult::Failed { .. } => "failed",
-    }
-}
-
 fn task_labels(task: &str) -> TaskLabels {
     TaskLabels {
         task: task.to_string(),
@@ -397,6 +389,7 @@ fn unix(time: SystemTime) -> f64 {
 mod tests {
     use super::*;
     use crate::registry::RegistryHost;
+    use crate::report::ImageResult;
     use reqwest::header::{HeaderMap, HeaderValue};
     use reqwest::{Method, StatusCode};
 

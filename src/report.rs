@@ -15,6 +15,18 @@ pub enum ImageResult {
     Failed { reason: String },
 }
 
+impl ImageResult {
+    /// A stable name of the result, for metrics labels and machine-readable output:
+    /// `copied`, `up_to_date` or `failed` (docs/metrics.md also reserves `not_attempted`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ImageResult::UpToDate => "up_to_date",
+            ImageResult::Copied { .. } => "copied",
+            ImageResult::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// One image job's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageReport {
