@@ -20,7 +20,7 @@ pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
 
 /// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
 /// `-health` is ours; Go sorts flags by name, so it sits between the original two.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
+pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
 
 const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
 
