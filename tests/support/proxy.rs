@@ -2,9 +2,10 @@
 //! networks produce (5xx with Retry-After, corrupted or cut bodies, slow links, CDN redirects
 //! for blobs), made reproducible on loopback.
 //!
-//! It also works as a plain HTTP forward proxy (a client's `HTTP_PROXY`): a request in
-//! absolute form (`GET http://host:port/v2/… HTTP/1.1`) goes to the host it names, and the
-//! request log records that host, so a test can tell which process sent what.
+//! As a client's `HTTP_PROXY`, it sees requests in absolute form (`GET http://host:port/v2/…
+//! HTTP/1.1`) and records the host each names. [`FaultProxy::start`] sends them all to its one
+//! upstream (so a cloud host name reaches a local registry); [`FaultProxy::forward`] sends each
+//! to the host it names, so a test can tell which process sent what.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -189,6 +190,8 @@ pub struct BlobHostRequest {
 
 struct State {
     upstream: String,
+    /// Send absolute-form requests to the host they name instead of `upstream`.
+    follow_absolute: bool,
     client: reqwest::Client,
     rules: Vec<Rule>,
     /// Per rule: how many times it may still act (None: unlimited) and how often it did.
@@ -244,6 +247,10 @@ impl FaultProxy {
     /// Starts a plain-HTTP proxy on a free 127.0.0.1 port forwarding to `upstream_url`
     /// (e.g. `registry.url()`; an HTTPS upstream's certificate is not verified).
     pub fn start(upstream_url: &str, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::launch(upstream_url, rules, false)
+    }
+
+    fn launch(upstream_url: &str, rules: Vec<Rule>, follow_absolute: bool) -> FaultProxy {
         http::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(http::CONNECT_TIMEOUT)
@@ -254,6 +261,7 @@ impl FaultProxy {
             .expect("build the proxy's upstream client");
         let state = Arc::new(State {
             upstream: upstream_url.trim_end_matches('/').to_string(),
+            follow_absolute,
             client,
             counters: Mutex::new(rules.iter().map(|rule| (rule.times, 0)).collect()),
             rules,
@@ -286,7 +294,7 @@ impl FaultProxy {
     /// names, and [`ProxyRequest::host`] records it. A request not in absolute form fails (502).
     pub fn forward() -> FaultProxy {
         // The discard port: nothing listens there, so a stray origin-form request fails.
-        FaultProxy::start("http://127.0.0.1:9", Vec::new())
+        FaultProxy::launch("http://127.0.0.1:9", Vec::new(), true)
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -356,10 +364,10 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
     let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
-    // An absolute-form request names its upstream: the proxy acts as a forward proxy.
+    // An absolute-form request names a host (the proxy is the client's HTTP_PROXY).
     let host = request.uri().authority().map(|a| a.to_string());
-    let upstream_url = match (request.uri().scheme_str(), &host) {
-        (Some(scheme), Some(host)) => format!("{scheme}://{host}"),
+    let upstream_url = match (state.follow_absolute, request.uri().scheme_str(), &host) {
+        (true, Some(scheme), Some(host)) => format!("{scheme}://{host}"),
         _ => state.upstream.clone(),
     };
     let seen = (method.as_str(), path.as_str(), host.as_deref());
