@@ -20,6 +20,11 @@ pub const JOB_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 /// The pod name in Kubernetes; a StatefulSet's pods end in `-<ordinal>`.
 pub const HOSTNAME_VAR: &str = "HOSTNAME";
 
+/// The most shards there can be. Each process weighs every target repository once per shard,
+/// so a mistyped count of billions would hang planning; a thousand replicas of a mirror is
+/// already far beyond any registry's rate limits.
+pub const MAX_SHARDS: u32 = 1000;
+
 /// This process's share: shard `index` of `count` (0-based). `0/1` owns everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -46,10 +51,15 @@ impl Shard {
     /// Shard `index` of `count`.
     ///
     /// # Errors
-    /// `count` is 0, or `index` is not below `count`.
+    /// `count` is 0 or above [`MAX_SHARDS`], or `index` is not below `count`.
     pub fn new(index: u32, count: u32) -> Result<Shard, String> {
         if count == 0 {
             return Err("the shard count must be at least 1".into());
+        }
+        if count > MAX_SHARDS {
+            return Err(format!(
+                "the shard count {count} is above the maximum of {MAX_SHARDS}"
+            ));
         }
         if index >= count {
             return Err(format!(
@@ -242,9 +252,14 @@ mod tests {
     fn parsing_and_bad_values() {
         assert_eq!(Shard::parse("1/3"), Shard::new(1, 3));
         assert_eq!(Shard::parse(" 0/1 "), Ok(Shard::WHOLE));
+        assert_eq!(Shard::parse("999/1000"), Shard::new(999, MAX_SHARDS));
         for (bad, says) in [
             ("3/3", "out of range"),
             ("0/0", "at least 1"),
+            (
+                "0/4294967295",
+                "the shard count 4294967295 is above the maximum of 1000",
+            ),
             ("x/2", "the index 'x' is not a whole number"),
             ("1/y", "the count 'y'"),
             ("-1/2", "not a whole number"),
@@ -303,6 +318,10 @@ mod tests {
                 "DREGSY_SHARDS='three' is not a whole number",
             ),
             (&[(SHARDS_VAR, "0"), (JOB_INDEX_VAR, "0")][..], "at least 1"),
+            (
+                &[(SHARDS_VAR, "1001"), (JOB_INDEX_VAR, "0")][..],
+                "JOB_COMPLETION_INDEX with DREGSY_SHARDS=1001: the shard count 1001 is above the maximum of 1000",
+            ),
         ] {
             let error = Shard::from_sources("", env(pairs)).expect_err(says);
             assert!(error.contains(says), "{pairs:?}: {error}");
