@@ -499,6 +499,21 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_label_is_a_host_and_cannot_hold_credentials() {
+        // The label is `RegistryHost::name`: scheme and trailing slash dropped, and a host
+        // with user information is no host at all, so credentials never reach a label.
+        let host = RegistryHost::parse("HTTPS://Registry.Example:5000/").expect("host");
+        assert_eq!(host.name(), "registry.example:5000");
+        for url in [
+            "https://user:secret@registry.example",
+            "user:secret@registry.example:5000",
+        ] {
+            let error = RegistryHost::parse(url).expect_err(url).to_string();
+            assert!(error.contains("'@' is not allowed"), "{url}: {error}");
+        }
+    }
+
+    #[test]
     fn label_values_with_quotes_newlines_and_backslashes_are_escaped() {
         let metrics = Metrics::new("1.2.3");
         metrics.tasks_configured(&[("say \"hi\"\nthen\\go", None)]);

@@ -970,7 +970,16 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
     for repo in ["app/a", "app/b", "app/c"] {
         push_image(&source, repo, "1", ImageOptions::default());
     }
-    let (s, t) = (source.host(), target.host());
+    // The source announces a rate limit on its manifests as Docker Hub does.
+    let limited = FaultProxy::start(
+        &source.url(),
+        vec![Rule::header(
+            "/manifests/",
+            "ratelimit-remaining",
+            "76;w=21600",
+        )],
+    );
+    let (s, t) = (limited.host(), target.host());
     let mappings = [
         mapping("app/a", "copy/a"),
         mapping("app/b", "copy/b"),
@@ -1085,6 +1094,17 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
             "{registry}: {registries:?}"
         );
     }
+    // The source's announced budget; the target announces none, so it has no series.
+    assert!(limited.rule_hits(0) > 0);
+    assert_eq!(
+        prometheus.value(&format!("dregsy_ratelimit_remaining{{registry=\"{s}\"}}")),
+        76.0
+    );
+    assert!(
+        prometheus
+            .query(&format!("dregsy_ratelimit_remaining{{registry=\"{t}\"}}"))
+            .is_empty()
+    );
     assert_eq!(prometheus.value("dregsy_build_info"), 1.0);
     assert_eq!(
         prometheus.value("dregsy_shard{index=\"0\",count=\"1\"}"),
