@@ -29,7 +29,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// The `result` label values of `dregsy_images_total` ([`crate::report::ImageResult::label`]), in the order
 /// docs/metrics.md gives. `not_attempted` has no outcome behind it yet: its series stay at 0.
-pub const IMAGE_RESULTS: [&str; 4] = ["copied", "up_to_date", "failed", "not_attempted"];
+pub const IMAGE_RESULTS: [&str; 5] = ["copied", "up_to_date", "failed", "skipped", "not_attempted"];
 
 /// The `result` label values of `dregsy_task_runs_total`: those of [`TaskReport::result`].
 pub const RUN_RESULTS: [&str; 3] = ["ok", "failed", "interrupted"];
@@ -146,7 +146,7 @@ impl Metrics {
         let r = &mut metrics.registry;
         r.register(
             "dregsy_images",
-            "Image jobs by outcome: copied, up_to_date, failed, not_attempted",
+            "Image jobs by outcome: copied, up_to_date, failed, skipped, not_attempted",
             metrics.images.clone(),
         );
         r.register(
@@ -413,6 +413,9 @@ mod tests {
                 ImageResult::Copied { bytes: 20 },
                 ImageResult::UpToDate,
                 ImageResult::Failed { reason: "x".into() },
+                ImageResult::Skipped {
+                    reason: "too young".into(),
+                },
             ],
         ));
         metrics.run_finished(&report("mirror", vec![ImageResult::UpToDate]));
@@ -421,6 +424,7 @@ mod tests {
             "dregsy_images_total{task=\"mirror\",result=\"copied\"} 2",
             "dregsy_images_total{task=\"mirror\",result=\"up_to_date\"} 2",
             "dregsy_images_total{task=\"mirror\",result=\"failed\"} 1",
+            "dregsy_images_total{task=\"mirror\",result=\"skipped\"} 1",
             "dregsy_images_total{task=\"mirror\",result=\"not_attempted\"} 0",
             "dregsy_bytes_copied_total{task=\"mirror\"} 120",
             "dregsy_task_runs_total{task=\"mirror\",result=\"ok\"} 1",
