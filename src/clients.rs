@@ -3,13 +3,14 @@
 //! Each side's credentials come from the run's credential chain ([`crate::credentials`]).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
 use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
 use crate::registry::{
-    Credentials, RateLimits, Registry, RegistryHost, RegistryOptions, RetryPolicy, Timeouts,
+    Credentials, RateLimits, Registry, RegistryHost, RegistryOptions, RequestObserver, RetryPolicy,
+    Timeouts,
 };
 
 #[derive(Clone, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct Clients {
     rate_limits: RateLimits,
     /// Where each registry's credentials come from, looked up once.
     chain: Chain,
+    /// Sees every request of every client (the metrics), if set.
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Clients {
@@ -64,12 +67,19 @@ impl Clients {
                 Environment::from_process(),
                 config.credential_helper_timeout,
             ),
+            observer: None,
         }
     }
 
     /// The rate-limit state of every registry host the clients talk to.
     pub fn rate_limits(&self) -> &RateLimits {
         &self.rate_limits
+    }
+
+    /// The same clients, each telling `observer` about its requests (for metrics).
+    pub fn observed_by(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The cloud side of the run: token refresh and ECR repository creation.
@@ -126,6 +136,7 @@ impl Clients {
             options.chunked_uploads = true;
             options.chunk_size = size;
         }
+        options.observer = self.observer.clone();
         // Another client of the host (other credentials) may have learned whether manifest
         // HEAD works there: learned once per host (docs/behaviour.md#up-to-date-checks).
         options.manifest_head = clients

@@ -72,6 +72,18 @@ impl TaskReport {
         }
     }
 
+    /// The run's result as `/status` and the metrics name it: `interrupted` (a stop cut it
+    /// short), `failed` (any failure), or `ok`.
+    pub fn result(&self) -> &'static str {
+        if self.interrupted {
+            "interrupted"
+        } else if self.failed() {
+            "failed"
+        } else {
+            "ok"
+        }
+    }
+
     /// The task's `failed` flag of the original: any failure in this run. Images left
     /// undone by a used-up rate limit count too: the target is not in sync (exit 1).
     pub fn failed(&self) -> bool {
@@ -128,6 +140,24 @@ impl TaskReport {
 
     fn count(&self, pred: impl Fn(&ImageResult) -> bool) -> usize {
         self.images.iter().filter(|i| pred(&i.result)).count()
+    }
+}
+
+#[cfg(test)]
+impl TaskReport {
+    /// A report of `task` with one image per result, for tests of the report's readers.
+    pub(crate) fn with_results(task: &str, results: Vec<ImageResult>) -> TaskReport {
+        let mut report = TaskReport::new(task);
+        report.images = results
+            .into_iter()
+            .map(|result| ImageReport {
+                source: "s".into(),
+                target: "t".into(),
+                result,
+                duration: Duration::ZERO,
+            })
+            .collect();
+        report
     }
 }
 

@@ -3,6 +3,7 @@
 //! One failure never aborts a task or the run: it is logged with the task, mapping and image,
 //! the task is marked failed, and work goes on; the exit code says so at the end.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -11,22 +12,29 @@ use tokio::sync::Semaphore;
 use crate::clients::Clients;
 use crate::config::{Location, Mapping, Task};
 use crate::listers::Listers;
-use crate::plan::{self, ImageJob, RegistryLocation, RepositoryList, RepositorySource, TagSource};
+use crate::plan::{
+    self, ImageJob, RegistryLocation, RepositoryList, RepositoryPlan, RepositorySource, TagSource,
+};
 use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
 use crate::relay::{CopyOutcome, CopySlots, JobError, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
+use crate::shard::Shard;
 use crate::stop::Stop;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
 ///
 /// Once `stop` is requested, no new mapping or image job starts and jobs waiting for a slot give
 /// up; jobs in flight go on until the stop aborts them; the report says the run was interrupted.
+///
+/// Every mapping is planned whole, but only the repositories `shard` owns are copied; the
+/// others are left to their shards, neither copied nor reported (docs/behaviour.md#sharding).
 pub async fn run_task(
     task: &Task,
     relay: &Relay,
     clients: &Clients,
     listers: &Listers,
+    shard: Shard,
     stop: &Stop,
 ) -> TaskReport {
     let started = Instant::now();
@@ -51,6 +59,11 @@ pub async fn run_task(
         check: &check_slots,
         copy: &copy_slots,
     };
+    let share = &Share {
+        shard,
+        ours: AtomicUsize::new(0),
+        total: AtomicUsize::new(0),
+    };
     let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
@@ -58,7 +71,11 @@ pub async fn run_task(
                     return Ok(Vec::new());
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                let services = Services { clients, listers };
+                let services = Services {
+                    clients,
+                    listers,
+                    share,
+                };
                 run_mapping(task, mapping, relay, services, slots, progress, stop)
                     .await
                     .map_err(|reason| {
@@ -78,6 +95,15 @@ pub async fn run_task(
             Ok(images) => report.images.extend(images),
             Err(()) => report.mapping_failures += 1,
         }
+    }
+    if shard.is_sharded() {
+        tracing::info!(
+            task = %task.name,
+            shard = %shard,
+            "shard {shard}: {} of {} repositories are ours",
+            share.ours.load(Ordering::Relaxed),
+            share.total.load(Ordering::Relaxed),
+        );
     }
     report.finished = SystemTime::now();
     report.interrupted = stop.is_requested();
@@ -202,11 +228,20 @@ struct Slots<'a> {
     copy: &'a Semaphore,
 }
 
-/// What a mapping's planning uses besides the task: the run's clients and listers.
+/// The task's shard and how many of the planned repositories it owned.
+struct Share {
+    shard: Shard,
+    ours: AtomicUsize,
+    total: AtomicUsize,
+}
+
+/// What a mapping's planning uses besides the task: the run's clients and listers, and the
+/// shard's tally of repositories.
 #[derive(Clone, Copy)]
 struct Services<'a> {
     clients: &'a Clients,
     listers: &'a Listers,
+    share: &'a Share,
 }
 
 /// Plans one mapping of a task: the clients of both sides and the mapping's plan, with the
@@ -313,7 +348,18 @@ async fn run_mapping(
         plan,
         rate_limited,
     } = planned?;
-    let jobs: Vec<&ImageJob> = plan.jobs().collect();
+    // Another shard copies (and reports) the repositories it owns.
+    let ours: Vec<&RepositoryPlan> = plan
+        .repositories
+        .iter()
+        .filter(|repo| services.share.shard.owns(repo.target_name()))
+        .collect();
+    let share = services.share;
+    share.ours.fetch_add(ours.len(), Ordering::Relaxed);
+    share
+        .total
+        .fetch_add(plan.repositories.len(), Ordering::Relaxed);
+    let jobs: Vec<&ImageJob> = ours.iter().flat_map(|repo| repo.jobs.iter()).collect();
     // ECR targets must exist before anything is pushed (the original's ensureTargetExists).
     services
         .clients
@@ -324,7 +370,7 @@ async fn run_mapping(
     // A repository that could not be planned, and every tag that cannot form a reference,
     // fails as an image of its own; the rest still sync.
     let mut failures = Vec::new();
-    for repo in &plan.repositories {
+    for repo in &ours {
         let source_name = side(&task.source.registry, &repo.source_path);
         let target_name = side(&task.target.registry, &repo.target_path);
         if let Some(error) = &repo.error {

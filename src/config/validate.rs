@@ -469,6 +469,19 @@ fn location(
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
+    // `user:password@host` would carry a secret into every log line and metric label that
+    // names the registry; the message shows the value with that part masked.
+    if let Some((userinfo, host)) = registry.rsplit_once('@') {
+        let scheme = userinfo.find("://").map_or("", |i| &userinfo[..i + 3]);
+        return Err((
+            line,
+            format!(
+                "registry '{scheme}***@{host}' holds user information: a registry is \
+                 [scheme://]host[:port][/path]; put credentials in 'auth', \
+                 'credentials-file' or a credential file"
+            ),
+        ));
+    }
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {
         None => None,

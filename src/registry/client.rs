@@ -20,8 +20,8 @@ use super::ratelimit::RateLimits;
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
 use super::transport::{
-    Body, Request, RetryPolicy, Timeouts, Transport, Tries, classify, header_value,
-    retryable_status,
+    Body, Request, RequestObserver, RetryPolicy, Timeouts, Transport, Tries, classify,
+    header_value, retryable_status,
 };
 
 /// How to reach and authenticate to one registry.
@@ -55,6 +55,8 @@ pub struct RegistryOptions {
     /// budget holds them all (docs/behaviour.md, "Rate limits"). Defaults to a state of
     /// this client's own.
     pub rate_limits: RateLimits,
+    /// Told about every request attempt (metrics); `None` by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
     /// What is known about manifest HEAD on this registry, shared with the other clients of
     /// the same host (other credentials): the fallback to GET is learned once per host.
     /// `None`: this client learns on its own.
@@ -76,6 +78,7 @@ impl RegistryOptions {
             chunk_size: 8 * 1024 * 1024,
             page_size: 1000,
             rate_limits: RateLimits::new(),
+            observer: None,
             manifest_head: None,
         }
     }
@@ -158,6 +161,7 @@ impl Registry {
             options.skip_tls_verify,
             options.timeouts,
             options.retry.clone(),
+            options.observer,
         )?
         .share_rate_limit(options.rate_limits.host(host.api_host()));
         Ok(Registry {

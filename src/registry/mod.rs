@@ -41,7 +41,7 @@ pub use referrers::{PushedReferrer, Referrer};
 pub use subset::{Subset, platform_subset};
 pub use tls::system_client_config;
 pub use transport::redirect_policy;
-pub use transport::{RetryPolicy, Timeouts, Tries};
+pub use transport::{Attempt, RequestObserver, RetryPolicy, Timeouts, Tries};
 
 // The parsers the fuzz targets reach (`crate::fuzzing`).
 pub(crate) use auth::{parse_challenges, parse_token_response, token_error_text};

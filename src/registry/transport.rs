@@ -153,6 +153,28 @@ impl Tries {
     }
 }
 
+/// One attempt of a registry request as the transport saw it, for a [`RequestObserver`].
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// The registry whose client sent it (token requests included).
+    pub registry: &'a RegistryHost,
+    pub method: &'a Method,
+    /// The status answered; `None` when no response came (connection failure, timeout).
+    pub status: Option<StatusCode>,
+    /// The response headers, when a response came.
+    pub headers: Option<&'a HeaderMap>,
+    /// From sending the request until the response head arrived (or the failure).
+    pub elapsed: Duration,
+    /// Whether the transport retries the request after this attempt.
+    pub retrying: bool,
+}
+
+/// Sees every attempt of every request, once, as it ends: metrics read the transport here.
+/// It must be quick and must not block; it cannot change what the transport does.
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, attempt: &Attempt<'_>);
+}
+
 /// A request body.
 pub(crate) enum Body {
     Empty,
@@ -213,6 +235,8 @@ pub(crate) struct Transport {
     /// Whether the server asked for a client certificate we do not have, and whether it
     /// answered anyway (optional client authentication); `None` with a client certificate.
     client_cert: Option<ClientCertWatch>,
+    /// Told about every request attempt (metrics).
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 /// Tells a registry that needs a client certificate (mTLS) apart from a broken network:
@@ -237,6 +261,7 @@ impl Transport {
         skip_tls_verify: bool,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        observer: Option<Arc<dyn RequestObserver>>,
     ) -> Result<Transport> {
         let client_cert =
             super::tls::watch_client_certificate_requests(&mut tls).map(|asked| ClientCertWatch {
@@ -273,6 +298,7 @@ impl Transport {
             scheme: OnceCell::new(),
             rate_limit,
             client_cert,
+            observer,
         })
     }
 
@@ -365,6 +391,7 @@ impl Transport {
                 .headers(headers.clone());
             // An upload's answer comes once its body is sent, which may take long without
             // anything being wrong: only requests with a body in memory are watched.
+            let sent = Instant::now();
             let outcome = match &body {
                 Some(Body::Bytes(bytes)) => {
                     let builder = builder.body(bytes.clone());
@@ -400,6 +427,7 @@ impl Transport {
                     let asked = retry_after(response.headers(), SystemTime::now());
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         if let Some(wait) = asked.filter(|w| *w > self.retry.max_retry_after) {
+                            self.observe(&method, Some(&response), sent, false);
                             return Err(self.rate_limit.exhaust(
                                 format!(
                                     "it answered 429 Too Many Requests and asks to wait {} s \
@@ -415,9 +443,12 @@ impl Transport {
                             // decides about this one.
                             self.rate_limit
                                 .pause(asked.unwrap_or_else(|| self.retry.backoff(1)));
+                            self.observe(&method, Some(&response), sent, false);
                             return Ok(response);
                         }
-                        let Some(delay) = tries.next_delay(asked) else {
+                        let delay = tries.next_delay(asked);
+                        self.observe(&method, Some(&response), sent, delay.is_some());
+                        let Some(delay) = delay else {
                             return Err(self.rate_limit.exhaust(
                                 format!(
                                     "it answered 429 Too Many Requests to every one of {} tries",
@@ -430,10 +461,13 @@ impl Transport {
                         tracing::debug!(%method, url = %redact(&url), %status, ?delay, "rate limited, pausing the host");
                         continue;
                     }
-                    if !replayable || !retryable_status(status) {
-                        return Ok(response);
-                    }
-                    let Some(delay) = tries.next_delay(asked) else {
+                    let delay = if replayable && retryable_status(status) {
+                        tries.next_delay(asked)
+                    } else {
+                        None
+                    };
+                    self.observe(&method, Some(&response), sent, delay.is_some());
+                    let Some(delay) = delay else {
                         return Ok(response);
                     };
                     tracing::debug!(%method, url = %redact(&url), %status, ?delay, "retrying");
@@ -441,10 +475,13 @@ impl Transport {
                 }
                 Err(error) => {
                     let error = self.explain(error);
-                    if !replayable || !error.is_transient() {
-                        return Err(error);
-                    }
-                    let Some(delay) = tries.next_delay(None) else {
+                    let delay = if replayable && error.is_transient() {
+                        tries.next_delay(None)
+                    } else {
+                        None
+                    };
+                    self.observe(&method, None, sent, delay.is_some());
+                    let Some(delay) = delay else {
                         return Err(error);
                     };
                     tracing::debug!(%method, url = %redact(&url), error = %error, ?delay, "retrying");
@@ -501,6 +538,26 @@ impl Transport {
             );
         }
         error
+    }
+
+    /// Tells the observer (metrics) about one attempt: its answer, or none when it failed.
+    fn observe(
+        &self,
+        method: &Method,
+        response: Option<&reqwest::Response>,
+        sent: Instant,
+        retrying: bool,
+    ) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&Attempt {
+                registry: &self.host,
+                method,
+                status: response.map(|r| r.status()),
+                headers: response.map(|r| r.headers()),
+                elapsed: sent.elapsed(),
+                retrying,
+            });
+        }
     }
 
     /// Sends a request whose body is in memory. A streamed answer (a blob download) must start

@@ -3,6 +3,11 @@
 //! for blobs), and what other registries and proxies are allowed to do (chunked answers without
 //! `Content-Length`, relative `Location`s, slow answers to a completed upload, HTML error
 //! pages), made reproducible on loopback.
+//!
+//! As a client's `HTTP_PROXY`, it sees requests in absolute form (`GET http://host:port/v2/…
+//! HTTP/1.1`) and records the host each names. [`FaultProxy::start`] sends them all to its one
+//! upstream (so a cloud host name reaches a local registry); [`FaultProxy::forward`] sends each
+//! to the host it names, so a test can tell which process sent what.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -316,6 +321,9 @@ pub struct ProxyRequest {
     pub arrived: Instant,
     /// When the proxy answered it.
     pub answered: Instant,
+    /// `host:port` of an absolute-form request (the proxy used as a forward proxy); `None`
+    /// for requests to the proxy's own upstream.
+    pub host: Option<String>,
 }
 
 /// A request the blob host received after a redirect.
@@ -331,6 +339,8 @@ pub struct BlobHostRequest {
 
 struct State {
     upstream: String,
+    /// Send absolute-form requests to the host they name instead of `upstream`.
+    follow_absolute: bool,
     client: reqwest::Client,
     rules: Vec<Rule>,
     /// Per rule: how many times it may still act (None: unlimited) and how often it did.
@@ -360,18 +370,18 @@ impl State {
         true
     }
 
-    fn record(&self, method: &str, path: &str, status: u16, authorization: bool) {
-        self.record_arrived(method, path, status, authorization, Instant::now());
+    fn record(&self, request: (&str, &str, Option<&str>), status: u16, authorization: bool) {
+        self.record_arrived(request, status, authorization, Instant::now());
     }
 
     fn record_arrived(
         &self,
-        method: &str,
-        path: &str,
+        request: (&str, &str, Option<&str>),
         status: u16,
         authorization: bool,
         arrived: Instant,
     ) {
+        let (method, path, host) = request;
         self.requests
             .lock()
             .expect("proxy request log lock")
@@ -382,6 +392,7 @@ impl State {
                 authorization,
                 arrived,
                 answered: Instant::now(),
+                host: host.map(str::to_string),
             });
     }
 }
@@ -397,6 +408,10 @@ impl FaultProxy {
     /// Starts a plain-HTTP proxy on a free 127.0.0.1 port forwarding to `upstream_url`
     /// (e.g. `registry.url()`; an HTTPS upstream's certificate is not verified).
     pub fn start(upstream_url: &str, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::launch(upstream_url, rules, false)
+    }
+
+    fn launch(upstream_url: &str, rules: Vec<Rule>, follow_absolute: bool) -> FaultProxy {
         http::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(http::CONNECT_TIMEOUT)
@@ -407,6 +422,7 @@ impl FaultProxy {
             .expect("build the proxy's upstream client");
         let state = Arc::new(State {
             upstream: upstream_url.trim_end_matches('/').to_string(),
+            follow_absolute,
             client,
             counters: Mutex::new(rules.iter().map(|rule| (rule.times, 0)).collect()),
             rules,
@@ -433,6 +449,13 @@ impl FaultProxy {
             blob_host,
             state,
         }
+    }
+
+    /// A forward proxy only, for a client's `HTTP_PROXY`: each request goes to the host it
+    /// names, and [`ProxyRequest::host`] records it. A request not in absolute form fails (502).
+    pub fn forward() -> FaultProxy {
+        // The discard port: nothing listens there, so a stray origin-form request fails.
+        FaultProxy::launch("http://127.0.0.1:9", Vec::new(), true)
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -503,6 +526,13 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         .unwrap_or_else(|| "/".to_string());
     let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
     let arrived = Instant::now();
+    // An absolute-form request names a host (the proxy is the client's HTTP_PROXY).
+    let host = request.uri().authority().map(|a| a.to_string());
+    let upstream_url = match (state.follow_absolute, request.uri().scheme_str(), &host) {
+        (true, Some(scheme), Some(host)) => format!("{scheme}://{host}"),
+        _ => state.upstream.clone(),
+    };
+    let seen = (method.as_str(), path.as_str(), host.as_deref());
 
     for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::MaxBody(limit) = rule.fault
@@ -514,7 +544,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             && length > limit
             && state.take(index, &method, &path)
         {
-            state.record_arrived(&method, &path, 413, authorization.is_some(), arrived);
+            state.record_arrived(seen, 413, authorization.is_some(), arrived);
             // The body is read and dropped first, as nginx's lingering close does: a server
             // that closes with a request body unread resets the connection, and the client
             // may lose the 413 it was sent.
@@ -554,7 +584,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                         response.headers_mut().insert(*name, value);
                     }
                 }
-                state.record_arrived(&method, &path, 429, authorization.is_some(), arrived);
+                state.record_arrived(seen, 429, authorization.is_some(), arrived);
                 return response;
             }
         }
@@ -571,7 +601,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         if matches!(rule.fault, Fault::NeverAnswer) && state.take(index, &method, &path) {
             let (_, body) = request.into_parts();
             let _ = body.collect().await;
-            state.record(&method, &path, 0, authorization.is_some());
+            state.record(seen, 0, authorization.is_some());
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return respond(StatusCode::GATEWAY_TIMEOUT, "text/plain", "");
         }
@@ -623,13 +653,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::WWW_AUTHENTICATE, value);
             }
-            state.record_arrived(
-                &method,
-                &path,
-                status.as_u16(),
-                authorization.is_some(),
-                arrived,
-            );
+            state.record_arrived(seen, status.as_u16(), authorization.is_some(), arrived);
             return response;
         }
     }
@@ -651,7 +675,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             } else {
                 body.clone()
             };
-            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            state.record(seen, status.as_u16(), authorization.is_some());
             return builder.body(http::full(body)).unwrap_or_else(|error| {
                 respond(
                     StatusCode::BAD_GATEWAY,
@@ -680,7 +704,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::LOCATION, value);
             }
-            state.record(&method, &path, 307, authorization.is_some());
+            state.record(seen, 307, authorization.is_some());
             return response;
         }
     }
@@ -689,7 +713,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let method_value = parts.method.clone();
     let mut upstream = state
         .client
-        .request(method_value, format!("{}{path}", state.upstream));
+        .request(method_value, format!("{upstream_url}{path}"));
     for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             upstream = upstream.header(name, value);
@@ -707,7 +731,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let response = match upstream.send().await {
         Ok(response) => response,
         Err(error) => {
-            state.record(&method, &path, 502, authorization.is_some());
+            state.record(seen, 502, authorization.is_some());
             return respond(
                 StatusCode::BAD_GATEWAY,
                 "text/plain",
@@ -716,7 +740,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     };
     let status = response.status().as_u16();
-    state.record_arrived(&method, &path, status, authorization.is_some(), arrived);
+    state.record_arrived(seen, status, authorization.is_some(), arrived);
     for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::DelayAnswer(latency) = rule.fault
             && state.take(index, &method, &path)
