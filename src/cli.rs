@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use crate::VERSION;
 use crate::commands::flags::{Arg, ArgsError, Flags};
+use crate::shard::Shard;
 
 /// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
 /// `-health` is ours; Go sorts flags by name, so it sits between the original two.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n";
+pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
 
 const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
 
@@ -17,7 +18,8 @@ const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Sync with a config file; `run` filters tasks by name; `health` is the `-health`
-    /// address (empty: the config's `health.listen`, or no endpoint).
+    /// address (empty: the config's `health.listen`, or no endpoint); `shard` is `-shard`'s
+    /// INDEX/COUNT (empty: from the environment, or no sharding).
     Sync {
         /// The `-config` path; empty prints the synopsis and exits 1.
         config: String,
@@ -25,6 +27,8 @@ pub enum Command {
         run: String,
         /// The `-health` address; empty: the config's `health.listen`, or no endpoint.
         health: String,
+        /// The `-shard` INDEX/COUNT; empty: from the environment, or no sharding.
+        shard: String,
     },
     /// `-h` or `-help`: print the usage, exit 0.
     Help,
@@ -42,6 +46,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
+    let mut shard = String::new();
     let mut flags = Flags::new(args);
     while let Some(Arg::Flag { name, inline }) = flags.next_arg() {
         match name {
@@ -50,6 +55,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "config" => config = flags.value(name, inline)?,
             "run" => run = flags.value(name, inline)?,
             "health" => health = flags.value(name, inline)?,
+            "shard" => shard = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
@@ -57,6 +63,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
         config,
         run,
         health,
+        shard,
     })
 }
 
@@ -98,13 +105,22 @@ pub fn main() -> ExitCode {
             config,
             run,
             health,
+            shard,
         } => {
             if config.is_empty() {
                 tracing::info!("dregsy {VERSION}");
                 println!("{SYNOPSIS}");
                 return ExitCode::from(1);
             }
-            crate::daemon::sync(&config, &run, &health)
+            let shard = match Shard::from_sources(&shard, |name| std::env::var(name).ok()) {
+                Ok(shard) => shard,
+                Err(e) => {
+                    tracing::info!("dregsy {VERSION}");
+                    tracing::error!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            crate::daemon::sync(&config, &run, &health, shard)
         }
     }
 }
@@ -122,6 +138,7 @@ mod tests {
             config: config.into(),
             run: run.into(),
             health: String::new(),
+            shard: String::new(),
         })
     }
 

@@ -12,10 +12,11 @@ use crate::health::HealthServer;
 use crate::logging::log_notices;
 use crate::plan::pattern::Pattern;
 use crate::scheduler::Ending;
+use crate::shard::Shard;
 use crate::status::StatusBoard;
 
 /// Builds the runtime and runs the daemon flow in it.
-pub fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
+pub fn sync(config_path: &str, run: &str, health: &str, shard: Shard) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,7 +28,7 @@ pub fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(daemon(Path::new(config_path), run, health));
+    let code = runtime.block_on(daemon(Path::new(config_path), run, health, shard));
     // Every exit comes here, never `std::process::exit` (docs/behaviour.md#signals-and-restarts):
     // the runs and their copies have ended (aborted copies too, with their clean-up); what is
     // left are the signal listener, the health endpoint and the config watch.
@@ -38,7 +39,7 @@ pub fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
 /// The original's `main` loop: run the config; on a restart (SIGHUP, config change) reload,
 /// revalidate and run again with the same `-run` filter; exit with the codes of
 /// docs/behaviour.md#exit-codes (130/143 when a signal interrupted a run).
-async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
+async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) -> u8 {
     // Before anything else, so no signal meets the default action (the original died at once
     // during its first run; docs/behaviour.md#signals-and-restarts).
     let mut signals = match crate::signals::Signals::install() {
@@ -50,6 +51,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
         }
     };
     let board = StatusBoard::new();
+    board.metrics().set_shard(shard);
+    if shard.is_sharded() {
+        tracing::info!(shard = %shard, "copying only the target repositories of shard {shard}");
+    }
     let mut health: Option<HealthServer> = None;
     let mut filter: Option<Pattern> = None;
     let mut restart = false;
@@ -77,6 +82,7 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
             signals: &mut signals,
             status: &board,
             config_text: &text,
+            shard,
         };
         let ending = match crate::scheduler::run(&config, filter, context).await {
             Ok(ending) => ending,

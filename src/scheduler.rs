@@ -23,6 +23,7 @@ use crate::listers::Listers;
 use crate::plan::pattern::Pattern;
 use crate::relay::Relay;
 use crate::report::TaskReport;
+use crate::shard::Shard;
 use crate::signals::{Signal, Signals};
 use crate::status::{HEARTBEAT_EVERY, StatusBoard};
 use crate::stop::Stop;
@@ -53,7 +54,8 @@ pub enum Ending {
 }
 
 /// What the daemon loop needs besides the config: the signals (they outlive a restart), the
-/// status board, and the exact config text (for the watch's content comparison).
+/// status board, the exact config text (for the watch's content comparison), and the share
+/// of target repositories this process copies.
 pub struct Context<'a> {
     /// The process's signal listener.
     pub signals: &'a mut Signals,
@@ -61,6 +63,8 @@ pub struct Context<'a> {
     pub status: &'a StatusBoard,
     /// The config file's text, as loaded.
     pub config_text: &'a str,
+    /// The share of target repositories this process copies (`-shard`).
+    pub shard: Shard,
 }
 
 /// How long cleaning up after copies abandoned by a stop may take.
@@ -109,7 +113,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         });
     };
     let relay = relay?;
-    let clients = Clients::new(config);
+    let clients = Clients::new(config).observed_by(cx.status.metrics().observer());
     let listers = Listers::new(config.lister);
     cx.status
         .loaded(&config.file.display().to_string(), &selected);
@@ -127,6 +131,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         relay: &relay,
         clients: &clients,
         listers: &listers,
+        shard: cx.shard,
         inputs,
         failed: HashMap::new(),
     };
@@ -140,6 +145,7 @@ struct LoopState<'a> {
     clients: &'a Clients,
     /// Repository lists, shared by every task and run of this configuration.
     listers: &'a Listers,
+    shard: Shard,
     inputs: LoopInputs<'a>,
     /// Each task's `failed` flag from its last run.
     failed: HashMap<String, bool>,
@@ -230,7 +236,14 @@ impl LoopState<'_> {
         self.inputs.status.run_started(&task.name);
         let stop = self.inputs.stop.clone();
         let report = {
-            let run = run_task(task, self.relay, self.clients, self.listers, &stop);
+            let run = run_task(
+                task,
+                self.relay,
+                self.clients,
+                self.listers,
+                self.shard,
+                &stop,
+            );
             tokio::pin!(run);
             // When the run must have ended after its copies were aborted.
             let mut end_by: Option<Instant> = None;

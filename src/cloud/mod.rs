@@ -30,6 +30,25 @@ pub use crate::config::CloudRegistry;
 use crate::config::{Auth, Location, host_of};
 use crate::registry::{CredentialProvider, Repository};
 
+/// Why a credential source gave nothing, for a message: the innermost cause of `error`
+/// (say, "Connection refused (os error 111)"), one line, bounded. Never the SDK's debug
+/// representation, which repeats itself and hides the reason in noise.
+pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    let text = current.to_string();
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 200 {
+        let mut short: String = line.chars().take(200).collect();
+        short.push('…');
+        short
+    } else {
+        line
+    }
+}
+
 /// Creates the token provider of a location.
 type MakeProvider = fn(&Location) -> Arc<dyn CredentialProvider>;
 

@@ -155,6 +155,9 @@ const NATIVE_FIELDS: Fields<RawNative> = &[
     ("commit-timeout", |d, v, native| {
         native.commit_timeout = d.duration(v, "native.commit-timeout")
     }),
+    ("chunk-size", |d, v, native| {
+        native.chunk_size = Some((d.string(v), v.line))
+    }),
     ("cache-dir", |d, v, native| {
         native.cache_dir = Some((d.string(v), v.line))
     }),

@@ -81,6 +81,8 @@ pub struct RawNative {
     pub connect_timeout: Option<DurationValue>,
     pub stall_timeout: Option<DurationValue>,
     pub commit_timeout: Option<DurationValue>,
+    /// `chunk-size` as written (bytes, or a number with `KiB`/`MiB`/`GiB`), with its line.
+    pub chunk_size: Option<(String, usize)>,
     /// `cache-dir`, with its line.
     pub cache_dir: Option<(String, usize)>,
     pub include_foreign_layers: Option<bool>,
