@@ -59,11 +59,7 @@ pub async fn run_task(
         check: &check_slots,
         copy: &copy_slots,
     };
-    let share = &Share {
-        shard,
-        ours: AtomicUsize::new(0),
-        total: AtomicUsize::new(0),
-    };
+    let share = &Share::new(shard);
     let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
@@ -107,6 +103,13 @@ pub async fn run_task(
     }
     report.finished = SystemTime::now();
     report.interrupted = stop.is_requested();
+    log_summary(task, clients, &report, started);
+    report
+}
+
+/// Logs the end of a task's run: the registries whose rate limit ran out, the request
+/// budgets, and the counts.
+fn log_summary(task: &Task, clients: &Clients, report: &TaskReport, started: Instant) {
     for (registry, left, first_reason) in report.not_attempted_by_registry() {
         let reason = clients
             .rate_limits()
@@ -140,7 +143,6 @@ pub async fn run_task(
         report.skipped(),
         report.failed_images() + report.mapping_failures,
     );
-    report
 }
 
 /// Logs the request budget the task's registries announced (`ratelimit-*` headers), so a
@@ -239,6 +241,31 @@ struct Share {
     total: AtomicUsize,
 }
 
+impl Share {
+    /// An empty tally of `shard`.
+    fn new(shard: Shard) -> Share {
+        Share {
+            shard,
+            ours: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        }
+    }
+
+    /// The repositories of `plan` this shard copies (another shard copies, and reports, the
+    /// ones it owns), counted into the tally.
+    fn ours<'p>(&self, plan: &'p plan::MappingPlan) -> Vec<&'p RepositoryPlan> {
+        let ours: Vec<&RepositoryPlan> = plan
+            .repositories
+            .iter()
+            .filter(|repo| self.shard.owns(repo.target_name()))
+            .collect();
+        self.ours.fetch_add(ours.len(), Ordering::Relaxed);
+        self.total
+            .fetch_add(plan.repositories.len(), Ordering::Relaxed);
+        ours
+    }
+}
+
 /// What a mapping's planning uses besides the task: the run's clients and listers, and the
 /// shard's tally of repositories.
 #[derive(Clone, Copy)]
@@ -334,18 +361,13 @@ async fn run_mapping(
     progress: &TaskProgress,
     stop: &Stop,
 ) -> Result<Vec<ImageReport>, String> {
-    let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
     // A mapping whose registry's rate limit already ran out is not even planned: planning
     // would ask that registry for tags.
     if let Some(error) = exhausted_side(task, services.clients) {
-        let report = ImageReport {
-            source: side(&task.source.registry, mapping.rule.from()),
-            target: side(&task.target.registry, mapping.rule.to()),
-            result: result_of(error),
-            duration: Default::default(),
-        };
-        log_image(task, &report);
-        return Ok(vec![report]);
+        let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
+        let source = side(&task.source.registry, mapping.rule.from());
+        let target = side(&task.target.registry, mapping.rule.to());
+        return Ok(vec![not_attempted(task, source, target, error)]);
     }
     let planning = plan_noting_limits(task, mapping, services.clients, services.listers);
     let Some(planned) = stop.until_aborted(planning).await else {
@@ -357,17 +379,7 @@ async fn run_mapping(
         plan,
         rate_limited,
     } = planned?;
-    // Another shard copies (and reports) the repositories it owns.
-    let ours: Vec<&RepositoryPlan> = plan
-        .repositories
-        .iter()
-        .filter(|repo| services.share.shard.owns(repo.target_name()))
-        .collect();
-    let share = services.share;
-    share.ours.fetch_add(ours.len(), Ordering::Relaxed);
-    share
-        .total
-        .fetch_add(plan.repositories.len(), Ordering::Relaxed);
+    let ours = services.share.ours(&plan);
     let jobs: Vec<&ImageJob> = ours.iter().flat_map(|repo| repo.jobs.iter()).collect();
     // ECR targets must exist before anything is pushed (the original's ensureTargetExists).
     services
@@ -395,13 +407,8 @@ async fn run_mapping(
             let _slot = stop.until_requested(slots.check.acquire()).await?;
             // Once a registry's rate limit ran out, the jobs left are not sent there at all.
             if let Err(error) = sides.check_rate_limits() {
-                let report = ImageReport {
-                    source: job.source.to_string(),
-                    target: job.target.to_string(),
-                    result: result_of(error),
-                    duration: Default::default(),
-                };
-                log_image(task, &report);
+                let report =
+                    not_attempted(task, job.source.to_string(), job.target.to_string(), error);
                 progress.image_done();
                 return Some(report);
             }
@@ -422,6 +429,19 @@ async fn run_mapping(
     }
     images.extend(done);
     Ok(images)
+}
+
+/// The report of an image (or a whole mapping) left undone because a registry's rate limit
+/// ran out, logged.
+fn not_attempted(task: &Task, source: String, target: String, error: JobError) -> ImageReport {
+    let report = ImageReport {
+        source,
+        target,
+        result: result_of(error),
+        duration: Default::default(),
+    };
+    log_image(task, &report);
+    report
 }
 
 /// A repository that could not be planned, and every tag that cannot form a reference, fails

@@ -9,6 +9,15 @@
 #[path = "support/sources.rs"]
 mod sources;
 
+/// Functions and files over the limits that are still to be split, as `path` (the file) or
+/// `path fn name`. This list may only shrink: an entry that is within the limits fails the
+/// test too, so that it is removed.
+const NOT_SPLIT_YET: &[&str] = &[
+    // The transport's retry loop (429 pauses, retries, observation) and the file around it.
+    "registry/transport.rs",
+    "registry/transport.rs fn send",
+];
+
 /// The most lines a function may span, signature and closing brace included.
 const MAX_FUNCTION_LINES: usize = 80;
 
@@ -20,6 +29,7 @@ fn functions_and_files_of_src_stay_short() {
     let src = sources::src_dir();
     let files = sources::rust_files_of_src(20);
     let mut problems = Vec::new();
+    let mut still_long = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
@@ -28,7 +38,21 @@ fn functions_and_files_of_src_stay_short() {
             .unwrap_or(&file)
             .display()
             .to_string();
-        problems.extend(long_items(&name, &text));
+        for (key, problem) in long_items(&name, &text) {
+            if NOT_SPLIT_YET.contains(&key.as_str()) {
+                still_long.push(key);
+            } else {
+                problems.push(problem);
+            }
+        }
+    }
+    for listed in NOT_SPLIT_YET {
+        if !still_long.iter().any(|k| k == listed) {
+            problems.push(format!(
+                "{listed} is within the limits now: remove it from NOT_SPLIT_YET in {}",
+                file!()
+            ));
+        }
     }
     assert!(
         problems.is_empty(),
@@ -47,23 +71,30 @@ fn the_measure_sees_functions_and_code_lines() {
     let found = long_items("f.rs", &text);
     assert_eq!(
         found,
-        [format!(
-            "src/f.rs:3 fn long spans {} lines (at most {MAX_FUNCTION_LINES})",
-            MAX_FUNCTION_LINES + 2
+        [(
+            "f.rs fn long".to_string(),
+            format!(
+                "src/f.rs:3 fn long spans {} lines (at most {MAX_FUNCTION_LINES})",
+                MAX_FUNCTION_LINES + 2
+            )
         )]
     );
     let code = "let x = 1;\n// comment\n\n".repeat(MAX_FILE_CODE_LINES + 1);
     assert_eq!(
         long_items("g.rs", &code),
-        [format!(
-            "src/g.rs has {} lines of code before its tests (at most {MAX_FILE_CODE_LINES})",
-            MAX_FILE_CODE_LINES + 1
+        [(
+            "g.rs".to_string(),
+            format!(
+                "src/g.rs has {} lines of code before its tests (at most {MAX_FILE_CODE_LINES})",
+                MAX_FILE_CODE_LINES + 1
+            )
         )]
     );
 }
 
-/// The functions over the limit and the file itself when over its limit, one line each.
-fn long_items(name: &str, text: &str) -> Vec<String> {
+/// The functions over the limit and the file itself when over its limit: each as its key
+/// (`path` or `path fn name`, as [`NOT_SPLIT_YET`] lists them) and a line saying what is long.
+fn long_items(name: &str, text: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let end = lines
         .iter()
@@ -76,8 +107,11 @@ fn long_items(name: &str, text: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
         .count();
     if code > MAX_FILE_CODE_LINES {
-        found.push(format!(
-            "src/{name} has {code} lines of code before its tests (at most {MAX_FILE_CODE_LINES})"
+        found.push((
+            name.to_string(),
+            format!(
+                "src/{name} has {code} lines of code before its tests (at most {MAX_FILE_CODE_LINES})"
+            ),
         ));
     }
     let mut i = 0;
@@ -104,9 +138,12 @@ fn long_items(name: &str, text: &str) -> Vec<String> {
             .unwrap_or(lines.len() - 1);
         let span = close - i + 1;
         if span > MAX_FUNCTION_LINES {
-            found.push(format!(
-                "src/{name}:{} fn {function} spans {span} lines (at most {MAX_FUNCTION_LINES})",
-                i + 1
+            found.push((
+                format!("{name} fn {function}"),
+                format!(
+                    "src/{name}:{} fn {function} spans {span} lines (at most {MAX_FUNCTION_LINES})",
+                    i + 1
+                ),
             ));
         }
         i = close + 1;

@@ -10,6 +10,7 @@ mod decode;
 mod duration;
 mod notice;
 mod raw;
+mod size;
 pub mod substitute;
 mod validate;
 pub mod yaml;
