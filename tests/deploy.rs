@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use base64::Engine;
 use serde_json::Value;
@@ -43,14 +44,17 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Panics with an install hint when `program` is not on PATH.
-fn require_tool(program: &str, install: &str) {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
-    assert!(
-        found,
-        "{program} not found on PATH: install it with `{install}` (scripts/test does)"
-    );
+/// Where `program` is on PATH; panics with an install hint when it is not.
+fn require_tool(program: &str, install: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|file| file.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("{program} not found on PATH: install it with `{install}` (scripts/test does)")
+        })
 }
 
 fn require_root() {
@@ -95,9 +99,8 @@ fn strings(value: &Value) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // The image
 
-/// An image assembled by `scripts/image` into a temporary directory.
+/// An image assembled by `scripts/image` into Cargo's temporary directory for tests.
 struct BuiltImage {
-    _dir: tempfile::TempDir,
     layout: PathBuf,
     archive: PathBuf,
     /// `org.opencontainers.image.ref.name` in the layout's index, e.g. `dregsy:0.1.0`.
@@ -108,17 +111,26 @@ struct BuiltImage {
 }
 
 impl BuiltImage {
+    /// The image of `variant`, built once per test binary: the tests share it and each unpacks
+    /// its own copy of the filesystem.
+    fn get(variant: &'static str) -> &'static BuiltImage {
+        static BASE: OnceLock<BuiltImage> = OnceLock::new();
+        static SKOPEO: OnceLock<BuiltImage> = OnceLock::new();
+        let cell = if variant == "skopeo" { &SKOPEO } else { &BASE };
+        cell.get_or_init(|| BuiltImage::build(variant))
+    }
+
     /// Runs `scripts/image` on the test binary and reads the layout back, checking every
     /// blob's digest on the way.
     fn build(variant: &str) -> BuiltImage {
         require_tool("python3", "apt-get install -y python3");
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deploy-image");
         run(Command::new(repo_root().join("scripts/image"))
             .args(["--binary", env!("CARGO_BIN_EXE_dregsy")])
             .args(["--variant", variant, "--out"])
-            .arg(dir.path()));
-        let layout = dir.path().join(format!("layout-{variant}"));
-        let archive = dir.path().join(format!("dregsy-{variant}.oci.tar"));
+            .arg(&dir));
+        let layout = dir.join(format!("layout-{variant}"));
+        let archive = dir.join(format!("dregsy-{variant}.oci.tar"));
         assert!(archive.is_file(), "no archive at {}", archive.display());
         let layout_file = read_json(&layout.join("oci-layout"));
         assert_eq!(layout_file["imageLayoutVersion"], "1.0.0");
@@ -147,7 +159,6 @@ impl BuiltImage {
         );
         assert_eq!(image_config["os"], "linux");
         BuiltImage {
-            _dir: dir,
             layout,
             archive,
             ref_name,
@@ -166,10 +177,22 @@ impl BuiltImage {
             .args(["unpack", "--image"])
             .arg(format!("{}:{}", self.layout.display(), self.ref_name))
             .arg(&bundle));
-        Rootfs {
-            root: bundle.join("rootfs"),
-            _dir: dir,
+        let root = bundle.join("rootfs");
+        // Every runtime gives a container these devices; dregsy opens /dev/null for the
+        // standard input of skopeo and the like.
+        std::fs::create_dir_all(root.join("dev")).expect("create /dev");
+        for (name, minor) in [
+            ("null", "3"),
+            ("zero", "5"),
+            ("random", "8"),
+            ("urandom", "9"),
+        ] {
+            run(Command::new("mknod")
+                .args(["-m", "666"])
+                .arg(root.join("dev").join(name))
+                .args(["c", "1", minor]));
         }
+        Rootfs { root, _dir: dir }
     }
 
     /// The version label, which must be what the binary prints.
@@ -191,10 +214,11 @@ impl BuiltImage {
     /// Runs the image's entrypoint with `args` (`None`: the default command) under chroot, as
     /// the image's user, with only the image's environment: what a runtime does.
     fn run_in(&self, rootfs: &Rootfs, args: Option<&[&str]>) -> Output {
-        require_tool("chroot", "apt-get install -y coreutils");
+        // Found on this machine's PATH: the child gets only the image's environment.
+        let chroot = require_tool("chroot", "apt-get install -y coreutils");
         // chroot starts in /; a runtime starts in WorkingDir.
         assert_eq!(self.config["WorkingDir"], "/", "the test runs in /");
-        let mut command = Command::new("chroot");
+        let mut command = Command::new(chroot);
         command
             .arg(format!(
                 "--userspec={}",
@@ -253,7 +277,7 @@ fn host_version() -> String {
 
 #[test]
 fn image_config_runs_dregsy_as_a_non_root_user_with_the_documented_config_mount() {
-    let image = BuiltImage::build("base");
+    let image = BuiltImage::get("base");
     let config = &image.config;
     assert_eq!(strings(&config["Entrypoint"]), ["/usr/local/bin/dregsy"]);
     assert_eq!(strings(&config["Cmd"]), DEFAULT_CMD);
@@ -292,7 +316,7 @@ fn image_config_runs_dregsy_as_a_non_root_user_with_the_documented_config_mount(
 
 #[test]
 fn image_syncs_between_two_registries_under_chroot_as_its_user() {
-    let image = BuiltImage::build("base");
+    let image = BuiltImage::get("base");
     let rootfs = image.unpack();
     let source = Registry::start();
     let target = Registry::start();
@@ -329,7 +353,7 @@ fn image_syncs_between_two_registries_under_chroot_as_its_user() {
 
 #[test]
 fn image_trusts_registries_through_the_ca_bundle_it_ships() {
-    let image = BuiltImage::build("base");
+    let image = BuiltImage::get("base");
     let rootfs = image.unpack();
     let source = Registry::start();
     let target = Registry::builder().tls().start();
@@ -369,7 +393,7 @@ fn image_trusts_registries_through_the_ca_bundle_it_ships() {
 #[test]
 fn skopeo_variant_syncs_with_the_skopeo_relay_under_chroot() {
     require_tool("skopeo", "apt-get install -y skopeo");
-    let image = BuiltImage::build("skopeo");
+    let image = BuiltImage::get("skopeo");
     assert!(image.ref_name.ends_with("-skopeo"), "{}", image.ref_name);
     let rootfs = image.unpack();
     let source = Registry::start();
@@ -394,7 +418,7 @@ fn skopeo_variant_syncs_with_the_skopeo_relay_under_chroot() {
 #[test]
 fn image_archive_loads_into_podman() {
     require_tool("podman", "apt-get install -y podman");
-    let image = BuiltImage::build("base");
+    let image = BuiltImage::get("base");
     // Private storage, so the machine's podman state is neither used nor changed.
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
@@ -434,6 +458,77 @@ fn image_archive_loads_into_podman() {
         String::from_utf8_lossy(&out.stdout).trim(),
         image.manifest_digest
     );
+}
+
+/// The stages of the Containerfile that produce an image: (stage name, its lines).
+fn containerfile_stages() -> Vec<(String, Vec<String>)> {
+    let path = repo_root().join("Containerfile");
+    let text = std::fs::read_to_string(&path).expect("read the Containerfile");
+    let mut stages: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        if let Some(from) = line.strip_prefix("FROM ") {
+            let name = from.split(" AS ").nth(1).expect("every stage is named");
+            stages.push((name.trim().to_string(), Vec::new()));
+        } else if let Some((_, lines)) = stages.last_mut() {
+            lines.push(line.to_string());
+        }
+    }
+    stages
+}
+
+/// The value after `INSTRUCTION ` in a stage, which must appear once.
+fn instruction<'a>(lines: &'a [String], name: &str) -> &'a str {
+    let prefix = format!("{name} ");
+    let found: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{name} must appear once in the stage: {found:?}"
+    );
+    found[0].trim()
+}
+
+#[test]
+fn containerfile_builds_what_the_image_script_assembles() {
+    let image = BuiltImage::get("base");
+    let stages = containerfile_stages();
+    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names.last(),
+        Some(&"runtime"),
+        "the default target (the last stage) is the plain image: {names:?}"
+    );
+    for (stage, lines) in stages
+        .iter()
+        .filter(|(n, _)| n == "runtime" || n == "skopeo")
+    {
+        let json = |name: &str| -> Value {
+            serde_json::from_str(instruction(lines, name))
+                .unwrap_or_else(|e| panic!("{stage}: {name} is not in JSON form: {e}"))
+        };
+        assert_eq!(json("ENTRYPOINT"), image.config["Entrypoint"], "{stage}");
+        assert_eq!(json("CMD"), image.config["Cmd"], "{stage}");
+        assert_eq!(instruction(lines, "USER"), IMAGE_USER, "{stage}");
+        assert_eq!(
+            Value::from(instruction(lines, "WORKDIR")),
+            image.config["WorkingDir"],
+            "{stage}"
+        );
+        assert_eq!(
+            instruction(lines, "ARG"),
+            format!("DREGSY_VERSION={}", env!("CARGO_PKG_VERSION")),
+            "{stage}: the default version is this one"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("org.opencontainers.image.version=\"${DREGSY_VERSION}\"")),
+            "{stage}: no version label"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
