@@ -512,6 +512,14 @@ fn containerfile_builds_what_the_image_script_assembles() {
         assert_eq!(json("ENTRYPOINT"), image.config["Entrypoint"], "{stage}");
         assert_eq!(json("CMD"), image.config["Cmd"], "{stage}");
         assert_eq!(instruction(lines, "USER"), IMAGE_USER, "{stage}");
+        let home = format!(
+            "HOME={}",
+            instruction(lines, "ENV").trim_start_matches("HOME=")
+        );
+        assert!(
+            strings(&image.config["Env"]).contains(&home),
+            "{stage}: ENV {home} is not in the image's environment"
+        );
         assert_eq!(
             Value::from(instruction(lines, "WORKDIR")),
             image.config["WorkingDir"],
