@@ -211,6 +211,12 @@ impl BuiltImage {
             .expect("the default command names a config file")
     }
 
+    /// Writes `config` where the default command reads it and runs the default command.
+    fn run_config(&self, rootfs: &Rootfs, config: &str) -> Output {
+        rootfs.write(&self.config_path(), config);
+        self.run_in(rootfs, None)
+    }
+
     /// Runs the image's entrypoint with `args` (`None`: the default command) under chroot, as
     /// the image's user, with only the image's environment: what a runtime does.
     fn run_in(&self, rootfs: &Rootfs, args: Option<&[&str]>) -> Output {
@@ -328,17 +334,14 @@ fn image_syncs_between_two_registries_under_chroot_as_its_user() {
         Format::Oci,
     );
     let single = push_image(&source, "library/tool", "2.1", ImageOptions::default());
-    rootfs.write(
-        &image.config_path(),
-        &format!(
-            "tasks:\n- name: image\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: all\n  - from: library/tool\n    to: mirror/tool\n",
-            source.url(),
-            target.url()
-        ),
+    let config = format!(
+        "tasks:\n- name: image\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: all\n  - from: library/tool\n    to: mirror/tool\n",
+        source.url(),
+        target.url()
     );
 
     // The default command: no arguments but what the image says.
-    let out = image.run_in(&rootfs, None);
+    let out = image.run_config(&rootfs, &config);
     assert_success(&out);
     assert_eq!(
         manifest_digest(&target, "mirror/app", "1.0"),
@@ -359,15 +362,12 @@ fn image_trusts_registries_through_the_ca_bundle_it_ships() {
     let target = Registry::builder().tls().start();
     let pushed = push_image(&source, "library/app", "1.0", ImageOptions::default());
     // No certs-dir and no skip-tls-verify: only the system trust store can vouch for the target.
-    rootfs.write(
-        &image.config_path(),
-        &format!(
-            "tasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n",
-            source.url(),
-            target.host()
-        ),
+    let config = format!(
+        "tasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n",
+        source.url(),
+        target.host()
     );
-    let out = image.run_in(&rootfs, None);
+    let out = image.run_config(&rootfs, &config);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -399,15 +399,12 @@ fn skopeo_variant_syncs_with_the_skopeo_relay_under_chroot() {
     let source = Registry::start();
     let target = Registry::start();
     let pushed = push_image(&source, "library/app", "1.0", ImageOptions::default());
-    rootfs.write(
-        &image.config_path(),
-        &format!(
-            "relay: skopeo\ntasks:\n- name: skopeo\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: linux/amd64\n",
-            source.host(),
-            target.host()
-        ),
+    let config = format!(
+        "relay: skopeo\ntasks:\n- name: skopeo\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: linux/amd64\n",
+        source.host(),
+        target.host()
     );
-    let out = image.run_in(&rootfs, None);
+    let out = image.run_config(&rootfs, &config);
     assert_success(&out);
     assert_eq!(
         manifest_digest(&target, "mirror/app", "1.0"),
@@ -421,30 +418,8 @@ fn image_archive_loads_into_podman() {
     let image = BuiltImage::get("base");
     // Private storage, so the machine's podman state is neither used nor changed.
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    std::fs::write(
-        root.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
-            root.display()
-        ),
-    )
-    .expect("storage.conf");
-    std::fs::write(
-        root.join("containers.conf"),
-        format!(
-            "[engine]\ntmp_dir = \"{}/tmp\"\nevents_logger = \"none\"\n",
-            root.display()
-        ),
-    )
-    .expect("containers.conf");
-    let podman = |args: &[&str]| {
-        run(Command::new("podman")
-            .args(args)
-            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
-            .env("CONTAINERS_CONF", root.join("containers.conf"))
-            .env("TMPDIR", root))
-    };
+    let environment = support::podman::private_config(dir.path());
+    let podman = |args: &[&str]| run(Command::new("podman").args(args).envs(environment.clone()));
     let archive = image.archive.display().to_string();
     let out = podman(&["load", "-i", &archive]);
     let name = format!("localhost/{}", image.ref_name);

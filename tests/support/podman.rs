@@ -17,6 +17,33 @@ pub struct Podman {
     dir: tempfile::TempDir,
 }
 
+/// Writes a private podman configuration into `root` (vfs storage and runtime directories
+/// under it, no event log), so nothing touches the machine's podman state; returns the
+/// environment that points podman at it.
+pub fn private_config(root: &Path) -> Vec<(&'static str, PathBuf)> {
+    std::fs::write(
+        root.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
+            root.display()
+        ),
+    )
+    .expect("storage.conf");
+    std::fs::write(
+        root.join("containers.conf"),
+        format!(
+            "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
+            root.display()
+        ),
+    )
+    .expect("containers.conf");
+    vec![
+        ("CONTAINERS_STORAGE_CONF", root.join("storage.conf")),
+        ("CONTAINERS_CONF", root.join("containers.conf")),
+        ("TMPDIR", root.to_path_buf()),
+    ]
+}
+
 impl Podman {
     /// Starts the service; `registries` are the harness registries it may talk to (plain-HTTP
     /// ones are marked insecure). Panics with an install hint when podman is missing.
@@ -29,14 +56,7 @@ impl Podman {
     pub fn start_with_plain_hosts(registries: &[&Registry], plain_hosts: &[String]) -> Podman {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        std::fs::write(
-            root.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
-                root.display()
-            ),
-        )
-        .expect("storage.conf");
+        let environment = private_config(root);
         let mut registries_conf = String::from("unqualified-search-registries = []\n");
         for registry in registries {
             registries_conf.push_str(&format!(
@@ -51,22 +71,12 @@ impl Podman {
             ));
         }
         std::fs::write(root.join("registries.conf"), registries_conf).expect("registries.conf");
-        std::fs::write(
-            root.join("containers.conf"),
-            format!(
-                "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
-                root.display()
-            ),
-        )
-        .expect("containers.conf");
         let socket = root.join("podman.sock");
         let child = Command::new("podman")
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
-            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
+            .envs(environment)
             .env("CONTAINERS_REGISTRIES_CONF", root.join("registries.conf"))
-            .env("CONTAINERS_CONF", root.join("containers.conf"))
-            .env("TMPDIR", root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(root.join("podman.log")).expect("log file"))
