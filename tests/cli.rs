@@ -1,4 +1,4 @@
-//! The binary's command line and exit codes (SPEC §1.1, §1.3), run as a user would.
+//! The binary's command line and exit codes (docs/behaviour.md#exit-codes), run as a user would.
 
 use std::path::Path;
 use std::process::{Command, Output};
