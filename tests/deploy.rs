@@ -442,28 +442,14 @@ fn image_archive_loads_into_podman() {
 fn image_script_says_what_is_missing_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("out");
-    let script = repo_root().join("scripts/image");
-    let missing_binary = dir.path().join("no-such-dregsy");
-    let cases: Vec<(Vec<(&str, String)>, String, &str)> = vec![
-        (
-            vec![],
-            missing_binary.display().to_string(),
-            "cargo build --release --locked",
-        ),
-        (
-            vec![(
-                "DREGSY_CA_BUNDLE",
-                dir.path().join("no-bundle.crt").display().to_string(),
-            )],
-            env!("CARGO_BIN_EXE_dregsy").to_string(),
-            "apt-get install -y ca-certificates",
-        ),
-    ];
-    for (env, binary, hint) in cases {
-        let out = Command::new(&script)
-            .args(["--binary", &binary, "--out"])
+    // Runs scripts/image, which must fail with `hint` in its message and write no layout.
+    let fails_with = |binary: &Path, env: &[(&str, PathBuf)], hint: &str| {
+        let out = Command::new(repo_root().join("scripts/image"))
+            .arg("--binary")
+            .arg(binary)
+            .arg("--out")
             .arg(&out_dir)
-            .envs(env)
+            .envs(env.iter().cloned())
             .output()
             .expect("run scripts/image");
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -471,7 +457,17 @@ fn image_script_says_what_is_missing_and_writes_nothing() {
         assert!(stderr.starts_with("scripts/image: "), "{stderr}");
         assert!(stderr.contains(hint), "{stderr}");
         assert!(!out_dir.join("layout-base").exists(), "nothing is written");
-    }
+    };
+    fails_with(
+        &dir.path().join("no-such-dregsy"),
+        &[],
+        "cargo build --release --locked",
+    );
+    fails_with(
+        Path::new(env!("CARGO_BIN_EXE_dregsy")),
+        &[("DREGSY_CA_BUNDLE", dir.path().join("no-bundle.crt"))],
+        "apt-get install -y ca-certificates",
+    );
 }
 
 /// The stages of the Containerfile that produce an image: (stage name, its lines).
