@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
-use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
+use crate::registry::{
+    Credentials, Registry, RegistryHost, RegistryOptions, RetryPolicy, Timeouts,
+};
 
 #[derive(Clone, PartialEq, Eq)]
 struct ClientKey {
@@ -20,7 +22,8 @@ struct ClientKey {
 /// The clients of one run (or one daemon configuration).
 pub struct Clients {
     certs_dir: PathBuf,
-    retries: u32,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
     /// A run talks to a handful of registries, so a list suffices.
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
@@ -28,11 +31,21 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Clients with the config's certificates directory and retry bound.
+    /// Clients with the config's certificates directory, retry bound and time limits.
     pub fn new(config: &Config) -> Self {
+        let native = &config.native;
         Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
-            retries: config.native.retries,
+            retry: RetryPolicy {
+                max_tries: native.tries,
+                ..RetryPolicy::default()
+            },
+            timeouts: Timeouts {
+                connect: native.connect_timeout,
+                stall: native.stall_timeout,
+                commit: native.commit_timeout,
+                ..Timeouts::default()
+            },
             clients: Mutex::new(Vec::new()),
             cloud: Cloud::new(),
         }
@@ -68,7 +81,8 @@ impl Clients {
         options.credential_provider = provider.map(|(_, p)| p);
         options.skip_tls_verify = location.skip_tls_verify;
         options.certs_dir = Some(self.certs_dir.clone());
-        options.retry.max_tries = self.retries;
+        options.retry = self.retry.clone();
+        options.timeouts = self.timeouts.clone();
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

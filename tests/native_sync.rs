@@ -31,7 +31,7 @@ fn config(source: &Registry, target: &Registry, auth: bool, mappings: &str) -> S
         source.certs_dir()
     };
     format!(
-        "skopeo:\n  certs-dir: {}\nnative:\n  retries: 3\ntasks:\n- name: test\n  source:\n{}  target:\n{}  mappings:\n{mappings}",
+        "skopeo:\n  certs-dir: {}\nnative:\n  tries: 3\ntasks:\n- name: test\n  source:\n{}  target:\n{}  mappings:\n{mappings}",
         certs.display(),
         location(source, auth),
         location(target, auth),
@@ -459,7 +459,7 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
         },
     );
     let proxy = FaultProxy::start(&source.url(), vec![Rule::corrupt("/blobs/sha256:")]);
-    let cfg = via_proxy("native:\n  retries: 1\n", &proxy, &target, "bad/app");
+    let cfg = via_proxy("native:\n  tries: 1\n", &proxy, &target, "bad/app");
     let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let msg = the_one_failure(&out);
@@ -532,7 +532,7 @@ fn failures_name_the_image_and_the_run_goes_on() {
         listener.local_addr().expect("addr").port()
     };
     let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n\
+        "native:\n  tries: 1\ntasks:\n\
 - name: good-and-bad\n  source:\n{src}  target:\n{dst}  mappings:\n  - from: ok/app\n  - from: ok/app\n    tags: ['missing']\n  - from: ok/app\n    to: 'Invalid/Name'\n\
 - name: unreachable\n  source:\n    registry: 127.0.0.1:{closed_port}\n    skip-tls-verify: true\n  target:\n{dst}  mappings:\n  - from: x/y\n    tags: ['1']\n\
 - name: wrong-password\n  source:\n    registry: {src_host}\n    skip-tls-verify: true\n    auth: {wrong}\n  target:\n{dst}  mappings:\n  - from: ok/app\n    tags: ['1']\n",
@@ -580,7 +580,7 @@ fn an_unknown_host_fails_the_image_with_a_clear_message() {
     let path = dir.path().join("config.yaml");
     std::fs::write(
         &path,
-        "native:\n  retries: 1\ntasks:\n- name: nowhere\n  source:\n    registry: no-such-registry.invalid:5000\n  target:\n    registry: 127.0.0.1:9\n    skip-tls-verify: true\n  mappings:\n  - from: lib/app\n    tags: ['1']\n  - from: lib/other\n    tags: ['2']\n",
+        "native:\n  tries: 1\ntasks:\n- name: nowhere\n  source:\n    registry: no-such-registry.invalid:5000\n  target:\n    registry: 127.0.0.1:9\n    skip-tls-verify: true\n  mappings:\n  - from: lib/app\n    tags: ['1']\n  - from: lib/other\n    tags: ['2']\n",
     )
     .expect("write config");
     let out = Command::new("unshare")
@@ -617,7 +617,7 @@ fn a_tls_failure_fails_the_image_with_a_clear_message() {
     let target = Registry::start();
     // No certs dir and no skip-tls-verify: the test CA is unknown.
     let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n{}  mappings:\n  - from: tls/app\n    tags: ['1']\n",
+        "native:\n  tries: 1\ntasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n{}  mappings:\n  - from: tls/app\n    tags: ['1']\n",
         source.host(),
         location(&target, false)
     );
@@ -720,7 +720,7 @@ fn a_manifest_over_4_mib_fails_that_image() {
     });
     let target = Registry::start();
     let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n- name: huge\n  source:\n    registry: http://{}\n  target:\n{}  mappings:\n  - from: huge/app\n    tags: ['1']\n    platform: all\n",
+        "native:\n  tries: 1\ntasks:\n- name: huge\n  source:\n    registry: http://{}\n  target:\n{}  mappings:\n  - from: huge/app\n    tags: ['1']\n    platform: all\n",
         server.addr(),
         location(&target, false)
     );

@@ -37,7 +37,15 @@ const SKOPEO_KEYS: &[&str] = &["binary", "certs-dir", "timeout", "parallel-image
 /// The keys of the global `lister:`.
 const LISTER_KEYS: &[&str] = &["maxItems", "cacheDuration"];
 /// The keys of `native:`.
-const NATIVE_KEYS: &[&str] = &["parallel-images", "parallel-blobs", "retries"];
+const NATIVE_KEYS: &[&str] = &[
+    "parallel-images",
+    "parallel-blobs",
+    "tries",
+    "retries",
+    "connect-timeout",
+    "stall-timeout",
+    "commit-timeout",
+];
 /// The keys of `health:`.
 const HEALTH_KEYS: &[&str] = &["listen"];
 /// The keys of a task.
@@ -120,7 +128,11 @@ pub struct RawLister {
 pub struct RawNative {
     pub parallel_images: Option<i64>,
     pub parallel_blobs: Option<i64>,
-    pub retries: Option<i64>,
+    /// `tries`, or its old name `retries`.
+    pub tries: Option<i64>,
+    pub connect_timeout: Option<DurationValue>,
+    pub stall_timeout: Option<DurationValue>,
+    pub commit_timeout: Option<DurationValue>,
     pub line: usize,
 }
 
@@ -418,12 +430,38 @@ impl Decoder {
                     if let Some(fields) =
                         self.fields(value, "native settings", "'native'", NATIVE_KEYS)
                     {
+                        let mut tries_line = None;
                         for (key, value) in fields {
-                            let n = Some(self.int(value));
+                            let native = &mut config.native;
                             match key {
-                                "parallel-images" => config.native.parallel_images = n,
-                                "parallel-blobs" => config.native.parallel_blobs = n,
-                                _ => config.native.retries = n,
+                                "parallel-images" => native.parallel_images = Some(self.int(value)),
+                                "parallel-blobs" => native.parallel_blobs = Some(self.int(value)),
+                                "connect-timeout" => {
+                                    native.connect_timeout =
+                                        self.duration(value, "native.connect-timeout")
+                                }
+                                "stall-timeout" => {
+                                    native.stall_timeout =
+                                        self.duration(value, "native.stall-timeout")
+                                }
+                                "commit-timeout" => {
+                                    native.commit_timeout =
+                                        self.duration(value, "native.commit-timeout")
+                                }
+                                "retries" => {
+                                    self.notices.push(Notice::warn(format!(
+                                        "'native.retries' on line {} is the old name of 'native.tries' (it always counted tries, the first one included): rename it",
+                                        value.line
+                                    )));
+                                    // The new name wins when both are set.
+                                    if tries_line.is_none() {
+                                        native.tries = Some(self.int(value));
+                                    }
+                                }
+                                _ => {
+                                    tries_line = Some(value.line);
+                                    native.tries = Some(self.int(value));
+                                }
                             }
                         }
                     }

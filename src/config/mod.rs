@@ -151,23 +151,36 @@ impl Default for ListerSettings {
     }
 }
 
-/// Concurrency and retry bounds of the native relay (`native:` section, our extension).
+/// Concurrency, retry and time bounds of the native relay (`native:` section, our extension;
+/// docs/configuration.md, "The native engine").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NativeSettings {
     /// Images copied at the same time.
     pub parallel_images: usize,
     /// Blobs transferred at the same time, across all images.
     pub parallel_blobs: usize,
-    /// Tries per request on transient errors (1 = no retry).
-    pub retries: u32,
+    /// Tries in all of one request, or of one blob transfer with its requests, on transient
+    /// errors (1 = no retry). `native.tries`, formerly `native.retries`.
+    pub tries: u32,
+    /// To open a connection and finish the TLS handshake (`native.connect-timeout`).
+    pub connect_timeout: Duration,
+    /// A transfer with no bytes moving for this long has stalled (`native.stall-timeout`).
+    pub stall_timeout: Duration,
+    /// How long a registry may take to answer once it received a whole blob, plus a minute per
+    /// GiB of the blob (`native.commit-timeout`).
+    pub commit_timeout: Duration,
 }
 
 impl Default for NativeSettings {
     fn default() -> Self {
+        let timeouts = crate::registry::Timeouts::default();
         NativeSettings {
             parallel_images: 8,
             parallel_blobs: 6,
-            retries: 5,
+            tries: 5,
+            connect_timeout: timeouts.connect,
+            stall_timeout: timeouts.stall,
+            commit_timeout: timeouts.commit,
         }
     }
 }

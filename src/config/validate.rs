@@ -230,8 +230,30 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
     if let Some(v) = raw.native.parallel_blobs {
         settings.parallel_blobs = positive("parallel-blobs", v, 256)? as usize;
     }
-    if let Some(v) = raw.native.retries {
-        settings.retries = positive("retries", v, 20)? as u32;
+    if let Some(v) = raw.native.tries {
+        settings.tries = positive("tries", v, 20)? as u32;
+    }
+    let limits = [
+        (
+            "native.connect-timeout",
+            raw.native.connect_timeout,
+            &mut settings.connect_timeout,
+        ),
+        (
+            "native.stall-timeout",
+            raw.native.stall_timeout,
+            &mut settings.stall_timeout,
+        ),
+        (
+            "native.commit-timeout",
+            raw.native.commit_timeout,
+            &mut settings.commit_timeout,
+        ),
+    ];
+    for (key, value, setting) in limits {
+        if let Some(d) = timeout(line, key, value)? {
+            *setting = d;
+        }
     }
     Ok(settings)
 }
