@@ -371,3 +371,41 @@ fn native_tries_its_old_name_and_time_limits() {
         "{error}"
     );
 }
+
+/// `${NAME}` substitution (docs/configuration.md) changes nothing in any example or any of the
+/// original's fixtures, whatever the environment holds: a lookup that has a value for every
+/// name leaves each parsed document exactly as it was. And in a mapping's `to`, Go-style
+/// replacement references (`${1}`, `${name}`, `${REPO}`) are never substituted.
+#[test]
+fn environment_substitution_keeps_every_example_and_fixture_unchanged() {
+    use dregsy::config::{substitute, yaml};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["examples", "tests/fixtures/config"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("directory") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 17, "{files:?}");
+    let everything_set = |_: &str| Some("SUBSTITUTED".to_string());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let Ok(Some(original)) = yaml::parse(&text) else {
+            continue;
+        };
+        let mut substituted = original.clone();
+        substitute::apply(&mut substituted, &everything_set)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        assert_eq!(substituted, original, "{} changed", path.display());
+    }
+
+    let config = "tasks:\n- name: t\n  source: {registry: '${SOURCE_HOST}'}\n  target: {registry: t}\n  mappings:\n  - from: 'regex:^(?P<REPO>[a-z]+)/(?P<name>.*)$'\n    to: 'regex:^/(?P<REPO>[a-z]+)/(?P<name>.*)$,/mirror/${REPO}/${name}/${1}'\n";
+    let mut node = yaml::parse(config).expect("yaml").expect("document");
+    substitute::apply(&mut node, &everything_set).expect("substituted");
+    let shown = format!("{node:?}");
+    assert!(shown.contains("/mirror/${REPO}/${name}/${1}"), "{shown}");
+    assert!(shown.contains("SUBSTITUTED"), "{shown}");
+}

@@ -494,12 +494,15 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, &cfg).expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dregsy"))
-        .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = support::dregsy::without_user_credentials(
+        &mut Command::new(env!("CARGO_BIN_EXE_dregsy")),
+        dir.path(),
+    )
+    .arg(format!("-config={}", path.display()))
+    .env("LOG_FORMAT", "json")
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     child.kill().expect("kill");
     child.wait().expect("wait");
@@ -583,7 +586,7 @@ fn an_unknown_host_fails_the_image_with_a_clear_message() {
         "native:\n  tries: 1\ntasks:\n- name: nowhere\n  source:\n    registry: no-such-registry.invalid:5000\n  target:\n    registry: 127.0.0.1:9\n    skip-tls-verify: true\n  mappings:\n  - from: lib/app\n    tags: ['1']\n  - from: lib/other\n    tags: ['2']\n",
     )
     .expect("write config");
-    let out = Command::new("unshare")
+    let out = support::dregsy::without_user_credentials(&mut Command::new("unshare"), dir.path())
         .args(["--net", "--"])
         .arg(env!("CARGO_BIN_EXE_dregsy"))
         .arg(format!("-config={}", path.display()))

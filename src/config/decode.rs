@@ -22,6 +22,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "native",
     "health",
     "shutdown-grace",
+    "auth-file",
+    "credential-helper-timeout",
     "tasks",
 ];
 /// The keys of `docker:`.
@@ -60,6 +62,8 @@ const LOCATION_KEYS: &[&str] = &[
     "skip-tls-verify",
     "lister",
     "listertype",
+    "auth-file",
+    "credentials-file",
 ];
 /// The keys of a mapping.
 const MAPPING_KEYS: &[&str] = &["from", "to", "tags", "platform"];
@@ -93,6 +97,10 @@ pub struct RawConfig {
     pub lister: RawLister,
     pub native: RawNative,
     pub daemon: RawDaemon,
+    /// `auth-file` (our extension): a Docker/podman credential file for every side, with its line.
+    pub auth_file: Option<(String, usize)>,
+    /// `credential-helper-timeout` (our extension), with its line.
+    pub credential_helper_timeout: Option<(DurationValue, usize)>,
     pub tasks: Vec<Option<RawTask>>,
 }
 
@@ -164,6 +172,9 @@ pub struct RawLocation {
     /// `lister:` as key/value text; `None` when the key is absent.
     pub lister: Option<Vec<(String, String)>>,
     pub listertype: String,
+    /// Our extensions: a credential file for this side, and a `user:password` file.
+    pub auth_file: String,
+    pub credentials_file: String,
     pub line: usize,
 }
 
@@ -478,6 +489,12 @@ impl Decoder {
                 "shutdown-grace" => {
                     config.daemon.shutdown_grace = self.duration(value, "shutdown-grace")
                 }
+                "auth-file" => config.auth_file = Some((self.string(value), value.line)),
+                "credential-helper-timeout" => {
+                    config.credential_helper_timeout = self
+                        .duration(value, "credential-helper-timeout")
+                        .map(|d| (d, value.line))
+                }
                 _ => {
                     for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {
                         let task = self.task(item, index);
@@ -529,6 +546,8 @@ impl Decoder {
                 }
                 "skip-tls-verify" => location.skip_tls_verify = self.bool(value),
                 "listertype" => location.listertype = self.string(value),
+                "auth-file" => location.auth_file = self.string(value),
+                "credentials-file" => location.credentials_file = self.string(value),
                 _ => location.lister = self.string_map(value),
             }
         }

@@ -8,6 +8,7 @@ mod auth;
 mod decode;
 mod duration;
 mod notice;
+pub mod substitute;
 mod validate;
 pub mod yaml;
 
@@ -26,6 +27,9 @@ use crate::plan::tags::TagSet;
 /// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
 /// almost always the wrong file (and would make every restart slow).
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How long a credential helper may take when `credential-helper-timeout` is not set.
+pub const DEFAULT_CREDENTIAL_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which engine copies images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub struct Config {
     pub lister: ListerSettings,
     pub native: NativeSettings,
     pub daemon: DaemonSettings,
+    /// How long a credential helper may take to answer (`credential-helper-timeout`).
+    pub credential_helper_timeout: Duration,
     pub tasks: Vec<Task>,
 }
 
@@ -251,6 +257,11 @@ pub struct Location {
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
     pub lister: Option<ListerSource>,
+    /// The Docker/podman credential file looked at first when `auth` is omitted: the side's
+    /// `auth-file`, else the top-level one (`docs/behaviour.md`, "Credentials").
+    pub auth_file: Option<PathBuf>,
+    /// The side's `credentials-file`: one user's `user:password` (or JSON) in a file.
+    pub credentials_file: Option<PathBuf>,
     pub line: usize,
 }
 
@@ -384,13 +395,17 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
         message,
         notices,
     };
-    let root = yaml::parse(text).map_err(|e| {
+    let mut root = yaml::parse(text).map_err(|e| {
         fail(
             (e.line > 0).then_some(e.line),
             format!("error parsing config file '{}': {e}", path.display()),
             Vec::new(),
         )
     })?;
+    if let Some(root) = root.as_mut() {
+        substitute::apply(root, &|name| std::env::var(name).ok())
+            .map_err(|(line, message)| fail(Some(line), message, Vec::new()))?;
+    }
     let mut decoder = decode::Decoder::new();
     let raw = match root {
         Some(root) => decoder.config(&root),

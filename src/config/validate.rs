@@ -4,6 +4,7 @@
 //! The first error wins, as in the original. Errors carry the line of the task, location or
 //! mapping they are about, so the user finds the spot.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
@@ -36,12 +37,28 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     let native = native(&raw)?;
     let daemon = daemon(&raw, notices)?;
     let skopeo = skopeo(&raw)?;
+    let credential_helper_timeout = match raw.credential_helper_timeout {
+        None => super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT,
+        Some((value, line)) => timeout(Some(line), "credential-helper-timeout", Some(value))?
+            .unwrap_or(super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT),
+    };
+    let auth_file = match &raw.auth_file {
+        Some((path, line)) if path.trim().is_empty() => {
+            return Err((
+                Some(*line),
+                "'auth-file' is empty: name a Docker/podman credential file or remove the key"
+                    .into(),
+            ));
+        }
+        Some((path, _)) => Some(PathBuf::from(path.trim())),
+        None => None,
+    };
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for (index, task) in raw.tasks.into_iter().enumerate() {
         let Some(task) = task else {
             return Err((None, format!("task #{} is empty (null)", index + 1)));
         };
-        tasks.push(self::task(task, notices)?);
+        tasks.push(self::task(task, auth_file.as_ref(), notices)?);
     }
     Ok(Config {
         file: Default::default(),
@@ -52,6 +69,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         lister,
         native,
         daemon,
+        credential_helper_timeout,
         tasks,
     })
 }
@@ -281,7 +299,11 @@ fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, 
 }
 
 /// Step 4: one task.
-fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
+fn task(
+    raw: RawTask,
+    auth_file: Option<&PathBuf>,
+    notices: &mut Vec<Notice>,
+) -> Result<Task, Failure> {
     let line = Some(raw.line);
     if raw.name.is_empty() {
         return Err((line, "a task requires a name".into()));
@@ -296,13 +318,13 @@ fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
         ));
     }
     let name = raw.name;
-    let source = location(raw.source, notices).map_err(|(l, e)| {
+    let source = location(raw.source, auth_file, notices).map_err(|(l, e)| {
         (
             l.or(line),
             format!("source registry in task '{name}' invalid: {e}"),
         )
     })?;
-    let target = location(raw.target, notices).map_err(|(l, e)| {
+    let target = location(raw.target, auth_file, notices).map_err(|(l, e)| {
         (
             l.or(line),
             format!("target registry in task '{name}' invalid: {e}"),
@@ -339,7 +361,11 @@ fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
 }
 
 /// Step 5: a source or target.
-fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Location, Failure> {
+fn location(
+    raw: Option<RawLocation>,
+    auth_file: Option<&PathBuf>,
+    notices: &mut Vec<Notice>,
+) -> Result<Location, Failure> {
     let Some(raw) = raw else {
         return Err((None, "location is nil".into()));
     };
@@ -368,6 +394,20 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         None => None,
     };
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
+    let credentials_file = match raw.credentials_file.trim() {
+        "" => None,
+        _ if !matches!(auth, super::Auth::Omitted) => {
+            return Err((
+                line,
+                "both 'auth' and 'credentials-file' are set: keep one of them".into(),
+            ));
+        }
+        path => Some(PathBuf::from(path)),
+    };
+    let auth_file = match raw.auth_file.trim() {
+        "" => auth_file.cloned(),
+        path => Some(PathBuf::from(path)),
+    };
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
@@ -419,6 +459,8 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         cloud,
         skip_tls_verify: raw.skip_tls_verify,
         lister,
+        auth_file,
+        credentials_file,
         line: raw.line,
     })
 }

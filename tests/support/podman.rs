@@ -160,3 +160,42 @@ impl Drop for Podman {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `podman login --authfile <authfile>` against `registry` (password on standard input,
+/// TLS verification off for plain-HTTP registries), with podman's storage and config in a
+/// temp dir: the real `auth.json` podman writes, for tests that read it. Panics with podman's
+/// output when the login fails, and with an install hint when podman is missing.
+pub fn login(authfile: &Path, registry: &Registry, user: &str, password: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let environment = private_config(root);
+    let mut child = Command::new("podman")
+        .arg("login")
+        .arg(format!("--authfile={}", authfile.display()))
+        .arg(format!("--tls-verify={}", registry.is_tls()))
+        .args(["--username", user, "--password-stdin"])
+        .arg(registry.host())
+        .envs(environment)
+        .env("XDG_RUNTIME_DIR", root)
+        .env("HOME", root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run podman ({e}): install it with 'apt-get install -y podman' (scripts/test does)")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("podman login finishes");
+    assert!(
+        out.status.success(),
+        "podman login failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
