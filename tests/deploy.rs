@@ -8,8 +8,9 @@
 //!
 //! Every kustomize overlay under `deploy/kubernetes/overlays/` is rendered with `kubectl
 //! kustomize`, validated with `kubernetes-validate` against Kubernetes' schemas, and read back:
-//! the probes, ports and mounts must point where dregsy listens and reads, the config in the
-//! Secret must load, and the memory requests must cover a measured sync.
+//! the probes, ports, scrape annotations, the PodMonitor component and the mounts must point
+//! where dregsy listens and reads, the config in the Secret must load, the memory requests must
+//! cover a measured sync, and a workload of several pods must make each pod its own shard.
 //!
 //! Running an image's filesystem under chroot needs root; a missing tool fails the test with
 //! how to install it (`scripts/test` installs them all).
@@ -36,12 +37,18 @@ const DEFAULT_CMD: &[&str] = &["-config=/config/config.yaml"];
 /// Kubernetes versions the manifests must validate against: the newest the validator knows,
 /// and an older one still in wide use.
 const KUBERNETES_VERSIONS: &[&str] = &["1.37.0", "1.31.0"];
-/// The kubelet's SIGKILL must come this long after dregsy's own shutdown deadline at least:
-/// time for the process to abort copies, clean up and exit.
+/// The kubelet's SIGKILL must come this long after dregsy's own last deadline at least: time
+/// for the process to exit.
 const GRACE_MARGIN_SECONDS: u64 = 10;
-/// How long the docker relay may go on removing what aborted copies pulled, after the grace
-/// period (docs/behaviour.md#signals-and-restarts).
-const DOCKER_CLEANUP_SECONDS: u64 = 30;
+/// What every overlay is: (directory, workload kind, sharded).
+const OVERLAYS: &[(&str, &str, bool)] = &[
+    ("cronjob", "CronJob", false),
+    ("daemon", "Deployment", false),
+    ("daemon-sharded", "StatefulSet", true),
+    ("job-sharded", "Job", true),
+];
+/// The overlays that run dregsy as a daemon, which the PodMonitor component scrapes.
+const DAEMON_OVERLAYS: &[&str] = &["daemon", "daemon-sharded"];
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -594,15 +601,78 @@ fn render(overlay: &Path) -> Vec<Value> {
     documents.as_array().expect("a list").clone()
 }
 
-/// The pod spec of a workload, or `None` for other kinds.
-fn pod_spec(resource: &Value) -> Option<&Value> {
+/// The pod template of a workload, or `None` for other kinds.
+fn pod_template(resource: &Value) -> Option<&Value> {
     match resource["kind"].as_str()? {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
-            Some(&resource["spec"]["template"]["spec"])
-        }
-        "CronJob" => Some(&resource["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => Some(&resource["spec"]["template"]),
+        "CronJob" => Some(&resource["spec"]["jobTemplate"]["spec"]["template"]),
         _ => None,
     }
+}
+
+/// The pod spec of a workload, or `None` for other kinds.
+fn pod_spec(resource: &Value) -> Option<&Value> {
+    pod_template(resource).map(|template| &template["spec"])
+}
+
+/// The container named dregsy of a workload.
+fn dregsy_container<'a>(overlay: &str, resource: &'a Value) -> &'a Value {
+    pod_spec(resource)
+        .and_then(|pod| pod["containers"].as_array())
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "dregsy")
+        .unwrap_or_else(|| panic!("{overlay}: no container named dregsy"))
+}
+
+/// A container's `env` as name -> value (`valueFrom` entries as empty values).
+fn container_env(container: &Value) -> BTreeMap<String, String> {
+    container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["name"].as_str().expect("a name").to_string(),
+                e["value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The address a container's `-health=` argument makes dregsy listen on, if any.
+fn health_flag(container: &Value) -> Option<std::net::SocketAddr> {
+    strings(&container["args"])
+        .iter()
+        .find_map(|a| a.strip_prefix("-health=").map(str::to_string))
+        .map(|flag| dregsy::config::parse_listen_address(&flag).expect("a -health address"))
+}
+
+/// Whether a label selector (`matchLabels`, `matchExpressions`) selects `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let label = |key: &str| labels[key].as_str();
+    let match_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| label(key) == value.as_str());
+    let match_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|expression| {
+            let key = expression["key"].as_str().expect("a key");
+            let values = strings(&expression["values"]);
+            let listed = label(key).is_some_and(|v| values.iter().any(|x| x == v));
+            match expression["operator"].as_str().expect("an operator") {
+                "In" => listed,
+                "NotIn" => !listed,
+                "Exists" => label(key).is_some(),
+                "DoesNotExist" => label(key).is_none(),
+                other => panic!("unknown selector operator {other}"),
+            }
+        });
+    match_labels && match_expressions
 }
 
 /// A memory quantity (`64Mi`, `1Gi`, `100M`, bytes) in bytes.
@@ -697,11 +767,7 @@ fn measured_sync_rss() -> u64 {
 fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss: u64) {
     let kind = resource["kind"].as_str().expect("a kind");
     let pod = pod_spec(resource).expect("a workload");
-    let containers = pod["containers"].as_array().expect("containers");
-    let container = containers
-        .iter()
-        .find(|c| c["name"] == "dregsy")
-        .unwrap_or_else(|| panic!("{overlay}: no container named dregsy"));
+    let container = dregsy_container(overlay, resource);
     let image = container["image"].as_str().expect("an image");
     assert!(
         image.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))),
@@ -782,11 +848,7 @@ fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss
     }
 
     // Probes ask the port dregsy serves its health endpoint on, at the paths it answers.
-    let health_flag = args.iter().find_map(|a| a.strip_prefix("-health="));
-    let health = match health_flag {
-        Some(flag) => Some(dregsy::config::parse_listen_address(flag).expect("a -health address")),
-        None => config.daemon.health_listen,
-    };
+    let health = health_flag(container).or(config.daemon.health_listen);
     if kind == "Deployment" || kind == "StatefulSet" {
         let health =
             health.unwrap_or_else(|| panic!("{overlay}: no health endpoint for the probes"));
@@ -807,6 +869,16 @@ fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss
                 .any(|p| p["containerPort"] == health.port() && p["name"].is_string()),
             "{overlay}: the health port is not a named container port"
         );
+        // A Prometheus that discovers pods by annotation scrapes /metrics on that port.
+        let annotations =
+            &pod_template(resource).expect("a pod template")["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{overlay}");
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "{overlay}");
+        assert_eq!(
+            annotations["prometheus.io/port"],
+            health.port().to_string(),
+            "{overlay}: the scrape annotation names another port than -health's"
+        );
     }
 
     // Read-only root, non-root user (the image's), and every path dregsy writes is a volume.
@@ -819,17 +891,7 @@ fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss
         pod_security["runAsUser"], IMAGE_UID,
         "{overlay}: not the image's user"
     );
-    let env: BTreeMap<String, String> = container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["name"].as_str().expect("a name").to_string(),
-                e["value"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let env = container_env(container);
     for (variable, default) in [("XDG_CACHE_HOME", None), ("TMPDIR", Some("/tmp"))] {
         let path = env
             .get(variable)
@@ -848,10 +910,13 @@ fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss
     // relay's cleanup after it, docs/behaviour.md#signals-and-restarts) must come first. The
     // manifests cover the docker relay too, whichever relay their example config names.
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
-    let shutdown = config.daemon.shutdown_grace.as_secs() + DOCKER_CLEANUP_SECONDS;
+    let shutdown = (config.daemon.shutdown_grace
+        + dregsy::scheduler::ABORTED_RUN_ENDS
+        + dregsy::scheduler::ABANDONED_CLEAN_UP)
+        .as_secs();
     assert!(
         grace >= shutdown + GRACE_MARGIN_SECONDS,
-        "{overlay}: terminationGracePeriodSeconds {grace} must exceed shutdown-grace + the docker relay's cleanup ({shutdown} s) by {GRACE_MARGIN_SECONDS} s"
+        "{overlay}: terminationGracePeriodSeconds {grace} must exceed shutdown-grace + the aborted run's end + the docker relay's cleanup ({shutdown} s) by {GRACE_MARGIN_SECONDS} s"
     );
 
     // Memory: the request holds a measured sync, the limit twice that.
@@ -864,10 +929,105 @@ fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss
     );
 }
 
+/// How many dregsy processes a workload runs at once, and which shard count they are told:
+/// more than one process without sharding would copy the same images into the same target
+/// repositories; with sharding, each process must get its own index from Kubernetes (a
+/// StatefulSet pod's ordinal in `HOSTNAME`, an Indexed Job's `JOB_COMPLETION_INDEX`), below a
+/// count that is the number of processes, so every target repository has exactly one writer
+/// (README, "Sharding across replicas").
+fn check_processes(overlay: &str, resource: &Value, documents: &[Value], sharded: bool) {
+    let kind = resource["kind"].as_str().expect("a kind");
+    let container = dregsy_container(overlay, resource);
+    let env = container_env(container);
+    assert!(
+        !strings(&container["args"])
+            .iter()
+            .any(|a| a.starts_with("-shard")),
+        "{overlay}: a -shard argument is the same in every pod"
+    );
+    for variable in ["JOB_COMPLETION_INDEX", "HOSTNAME"] {
+        assert!(
+            !env.contains_key(variable),
+            "{overlay}: {variable} is Kubernetes' to set, per pod"
+        );
+    }
+    let spec = &resource["spec"];
+    let whole = |value: &Value, default: u64| value.as_u64().unwrap_or(default);
+    let shards = env.get("DREGSY_SHARDS").map(|count| {
+        count
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("{overlay}: DREGSY_SHARDS={count}: {e}"))
+    });
+    match (kind, sharded) {
+        ("Deployment", false) => {
+            assert_eq!(whole(&spec["replicas"], 1), 1, "{overlay}: one replica");
+            assert_eq!(
+                spec["strategy"]["type"], "Recreate",
+                "{overlay}: an update must stop the old pod before the new one copies"
+            );
+        }
+        ("CronJob", false) => {
+            assert_eq!(spec["concurrencyPolicy"], "Forbid", "{overlay}");
+            let job = &spec["jobTemplate"]["spec"];
+            assert_eq!(whole(&job["parallelism"], 1), 1, "{overlay}: one pod a run");
+            assert_eq!(whole(&job["completions"], 1), 1, "{overlay}: one pod a run");
+        }
+        ("StatefulSet", true) => {
+            let replicas = whole(&spec["replicas"], 1);
+            assert!(
+                replicas > 1,
+                "{overlay}: a sharded StatefulSet of {replicas}"
+            );
+            assert_eq!(
+                shards,
+                Some(replicas),
+                "{overlay}: DREGSY_SHARDS must be the number of replicas"
+            );
+            assert_eq!(spec["podManagementPolicy"], "Parallel", "{overlay}");
+            // The governing Service is rendered, headless, and selects these pods.
+            let service_name = spec["serviceName"].as_str().expect("a serviceName");
+            let service = documents
+                .iter()
+                .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == service_name)
+                .unwrap_or_else(|| panic!("{overlay}: no Service {service_name}"));
+            assert_eq!(service["spec"]["clusterIP"], "None", "{overlay}: headless");
+            let labels = &spec["template"]["metadata"]["labels"];
+            assert!(
+                selects(
+                    &serde_json::json!({"matchLabels": service["spec"]["selector"]}),
+                    labels
+                ),
+                "{overlay}: the Service does not select the pods"
+            );
+        }
+        ("Job", true) => {
+            assert_eq!(spec["completionMode"], "Indexed", "{overlay}");
+            let completions = whole(&spec["completions"], 1);
+            assert!(completions > 1, "{overlay}: a sharded Job of {completions}");
+            assert_eq!(
+                whole(&spec["parallelism"], 1),
+                completions,
+                "{overlay}: every shard runs at once"
+            );
+            assert_eq!(
+                shards,
+                Some(completions),
+                "{overlay}: DREGSY_SHARDS must be the Job's completions"
+            );
+        }
+        _ => panic!("{overlay}: a {kind} (sharded: {sharded}) is not a way dregsy runs"),
+    }
+    if !sharded {
+        assert_eq!(
+            shards, None,
+            "{overlay}: DREGSY_SHARDS in an unsharded workload"
+        );
+    }
+}
+
 #[test]
 fn every_overlay_renders_validates_and_points_where_dregsy_listens_and_reads() {
-    let overlays = overlays();
-    let names: Vec<String> = overlays
+    let names: Vec<String> = overlays()
         .iter()
         .map(|p| {
             p.file_name()
@@ -876,20 +1036,98 @@ fn every_overlay_renders_validates_and_points_where_dregsy_listens_and_reads() {
                 .into_owned()
         })
         .collect();
-    for expected in ["cronjob", "daemon"] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "no {expected} overlay in {names:?}"
-        );
-    }
+    let expected: Vec<&str> = OVERLAYS.iter().map(|(name, _, _)| *name).collect();
+    assert_eq!(names, expected, "every overlay, and only those, is tested");
     let peak_rss = measured_sync_rss();
     eprintln!("peak RSS of a small sync: {} KiB", peak_rss / 1024);
-    for (overlay, name) in overlays.iter().zip(&names) {
-        let documents = render(overlay);
+    for (name, kind, sharded) in OVERLAYS {
+        let documents = render(&repo_root().join("deploy/kubernetes/overlays").join(name));
         let workloads: Vec<&Value> = documents.iter().filter(|d| pod_spec(d).is_some()).collect();
-        assert!(!workloads.is_empty(), "{name}: no workload rendered");
-        for workload in workloads {
-            check_workload(name, workload, &documents, peak_rss);
-        }
+        assert_eq!(workloads.len(), 1, "{name}: one workload");
+        let workload = workloads[0];
+        assert_eq!(workload["kind"], *kind, "{name}");
+        check_workload(name, workload, &documents, peak_rss);
+        check_processes(name, workload, &documents, *sharded);
+    }
+}
+
+/// A kustomization in a temporary directory that adds `components` to `resources` (paths
+/// below the repository root): kustomize takes only relative paths for them.
+fn kustomization_over(resources: &[&str], components: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let from = dir.path().canonicalize().expect("canonical tempdir");
+    let up = "../".repeat(from.components().count() - 1);
+    let root = repo_root()
+        .canonicalize()
+        .expect("canonical repository root");
+    let root = root.strip_prefix("/").expect("an absolute path").display();
+    let list = |paths: &[&str]| -> String {
+        paths
+            .iter()
+            .map(|p| format!("- {up}{root}/{p}\n"))
+            .collect()
+    };
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}components:\n{}",
+            list(resources),
+            list(components)
+        ),
+    )
+    .expect("write kustomization.yaml");
+    dir
+}
+
+#[test]
+fn podmonitor_component_scrapes_metrics_where_each_daemon_listens() {
+    for overlay in DAEMON_OVERLAYS {
+        let dir = kustomization_over(
+            &[&format!("deploy/kubernetes/overlays/{overlay}")],
+            &["deploy/kubernetes/components/podmonitor"],
+        );
+        // kubernetes-validate has no schema for the operator's PodMonitor (it warns and passes
+        // it): its fields are checked here.
+        let documents = render(dir.path());
+        let monitors: Vec<&Value> = documents
+            .iter()
+            .filter(|d| d["kind"] == "PodMonitor")
+            .collect();
+        assert_eq!(monitors.len(), 1, "{overlay}: one PodMonitor");
+        let monitor = monitors[0];
+        assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+        assert!(
+            monitor["spec"]["namespaceSelector"].is_null(),
+            "{overlay}: the PodMonitor looks in its own namespace, where the pods are"
+        );
+        let workload = documents
+            .iter()
+            .find(|d| pod_spec(d).is_some())
+            .expect("a workload");
+        let labels = &pod_template(workload).expect("a pod template")["metadata"]["labels"];
+        assert!(
+            selects(&monitor["spec"]["selector"], labels),
+            "{overlay}: the PodMonitor does not select the pods labelled {labels}"
+        );
+        let container = dregsy_container(overlay, workload);
+        let health =
+            health_flag(container).unwrap_or_else(|| panic!("{overlay}: no -health= argument"));
+        let endpoints = monitor["spec"]["podMetricsEndpoints"]
+            .as_array()
+            .expect("podMetricsEndpoints");
+        assert_eq!(endpoints.len(), 1, "{overlay}");
+        assert_eq!(endpoints[0]["path"], "/metrics", "{overlay}");
+        let port_name = endpoints[0]["port"].as_str().expect("a port name");
+        let port = container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == port_name)
+            .unwrap_or_else(|| panic!("{overlay}: no container port named {port_name}"));
+        assert_eq!(
+            port["containerPort"],
+            health.port(),
+            "{overlay}: the PodMonitor scrapes another port than -health's"
+        );
     }
 }
