@@ -230,6 +230,17 @@ impl BuiltImage {
     /// Runs the image's entrypoint with `args` (`None`: the default command) under chroot, as
     /// the image's user, with only the image's environment: what a runtime does.
     fn run_in(&self, rootfs: &Rootfs, args: Option<&[&str]>) -> Output {
+        self.run_in_with(rootfs, args, &BTreeMap::new())
+    }
+
+    /// [`BuiltImage::run_in`] with `env` added to the image's environment, as a pod's `env`
+    /// adds to it.
+    fn run_in_with(
+        &self,
+        rootfs: &Rootfs,
+        args: Option<&[&str]>,
+        env: &BTreeMap<String, String>,
+    ) -> Output {
         // Found on this machine's PATH: the child gets only the image's environment.
         let chroot = require_tool("chroot", "apt-get install -y coreutils");
         // chroot starts in /; a runtime starts in WorkingDir.
@@ -251,6 +262,7 @@ impl BuiltImage {
             let (key, value) = pair.split_once('=').expect("Env entries are KEY=VALUE");
             command.env(key, value);
         }
+        command.envs(env);
         command.stdin(Stdio::null()).output().expect("run chroot")
     }
 }
@@ -284,6 +296,20 @@ impl Rootfs {
         std::fs::create_dir_all(file.parent().expect("a parent")).expect("create dirs");
         std::fs::write(&file, content).expect("write into the rootfs");
     }
+}
+
+/// A source and a target registry; the source holds `library/app:1.0` for two platforms.
+fn registries_with_an_index() -> (Registry, Registry, support::PushedIndex) {
+    let source = Registry::start();
+    let target = Registry::start();
+    let index = push_index(
+        &source,
+        "library/app",
+        "1.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    (source, target, index)
 }
 
 fn host_version() -> String {
@@ -334,15 +360,7 @@ fn image_config_runs_dregsy_as_a_non_root_user_with_the_documented_config_mount(
 fn image_syncs_between_two_registries_under_chroot_as_its_user() {
     let image = BuiltImage::get("base");
     let rootfs = image.unpack();
-    let source = Registry::start();
-    let target = Registry::start();
-    let index = push_index(
-        &source,
-        "library/app",
-        "1.0",
-        &["linux/amd64", "linux/arm64/v8"],
-        Format::Oci,
-    );
+    let (source, target, index) = registries_with_an_index();
     let single = push_image(&source, "library/tool", "2.1", ImageOptions::default());
     let config = format!(
         "tasks:\n- name: image\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n    to: mirror/app\n    platform: all\n  - from: library/tool\n    to: mirror/tool\n",
@@ -362,6 +380,103 @@ fn image_syncs_between_two_registries_under_chroot_as_its_user() {
         Some(single.digest)
     );
     assert_eq!(log_lines(&out, "image copied").len(), 2, "{}", text(&out));
+}
+
+/// The files under `dir` (recursively), each with its owner's uid.
+fn files_under(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten() {
+            let path = entry.expect("a directory entry").path();
+            let metadata = std::fs::metadata(&path).expect("metadata");
+            if metadata.is_dir() {
+                pending.push(path);
+            } else {
+                found.push((path, metadata.uid()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn image_keeps_its_manifest_cache_where_the_manifests_mount_a_volume() {
+    let image = BuiltImage::get("base");
+    let rootfs = image.unpack();
+    // A multi-platform image copied for one platform: the cache keeps which manifest that is.
+    let (source, target, _) = registries_with_an_index();
+    let config = |target: &Registry| {
+        format!(
+            "tasks:\n- name: cache\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n  - from: library/app\n    platform: linux/amd64\n",
+            source.url(),
+            target.url()
+        )
+    };
+    let uid: u32 = IMAGE_UID.try_into().expect("a uid");
+    let cache_files = |dir: &str| -> Vec<(PathBuf, u32)> {
+        files_under(&rootfs.root.join(dir.trim_start_matches('/')).join("dregsy"))
+    };
+
+    // Alone, the image keeps the cache in its user's home.
+    let out = image.run_config(&rootfs, &config(&target));
+    assert_success(&out);
+    let home = strings(&image.config["Env"])
+        .iter()
+        .find_map(|pair| pair.strip_prefix("HOME=").map(str::to_string))
+        .expect("HOME in the image's environment");
+    let in_home = cache_files(&format!("{home}/.cache"));
+    assert!(!in_home.is_empty(), "no manifest cache under {home}/.cache");
+    assert!(
+        in_home.iter().all(|(_, owner)| *owner == uid),
+        "{in_home:?}"
+    );
+
+    // In the daemon overlay's pod the root filesystem is read-only (here: the home is), and the
+    // container's env points the cache and temporary files at its emptyDir volumes (here:
+    // directories the user owns, as fsGroup makes them).
+    let documents = render(&repo_root().join("deploy/kubernetes/overlays/daemon"));
+    let workload = documents
+        .iter()
+        .find(|d| pod_spec(d).is_some())
+        .expect("a workload");
+    let env = container_env(dregsy_container("daemon", workload));
+    for variable in ["XDG_CACHE_HOME", "TMPDIR"] {
+        assert!(env.contains_key(variable), "daemon: {variable} is not set");
+    }
+    std::fs::remove_dir_all(
+        rootfs
+            .root
+            .join(home.trim_start_matches('/'))
+            .join(".cache"),
+    )
+    .expect("empty the home");
+    let read_only: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(0o555);
+    std::fs::set_permissions(rootfs.root.join(home.trim_start_matches('/')), read_only)
+        .expect("make the home read-only");
+    for variable in ["XDG_CACHE_HOME", "TMPDIR"] {
+        let dir = rootfs.root.join(env[variable].trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("a volume directory");
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).expect("chown the volume");
+    }
+    // A new target, so the run copies again.
+    let target = Registry::start();
+    rootfs.write(&image.config_path(), &config(&target));
+    let out = image.run_in_with(&rootfs, None, &env);
+    assert_success(&out);
+    assert_eq!(log_lines(&out, "image copied").len(), 1, "{}", text(&out));
+    assert!(
+        !text(&out).contains("manifest cache"),
+        "a warning about the manifest cache:\n{}",
+        text(&out)
+    );
+    let on_volume = cache_files(&env["XDG_CACHE_HOME"]);
+    assert!(
+        !on_volume.is_empty(),
+        "no manifest cache under XDG_CACHE_HOME={}",
+        env["XDG_CACHE_HOME"]
+    );
+    assert!(cache_files(&format!("{home}/.cache")).is_empty());
 }
 
 #[test]
@@ -717,15 +832,7 @@ fn probe_port(container: &Value, probe: &Value) -> u64 {
 /// one multi-platform), read with GNU time.
 fn measured_sync_rss() -> u64 {
     require_tool("time", "apt-get install -y time");
-    let source = Registry::start();
-    let target = Registry::start();
-    push_index(
-        &source,
-        "library/app",
-        "1.0",
-        &["linux/amd64", "linux/arm64/v8"],
-        Format::Oci,
-    );
+    let (source, target, _) = registries_with_an_index();
     for tag in ["1", "2", "3"] {
         let options = ImageOptions {
             layers: 3,
@@ -892,19 +999,30 @@ fn check_workload(overlay: &str, resource: &Value, documents: &[Value], peak_rss
         "{overlay}: not the image's user"
     );
     let env = container_env(container);
-    for (variable, default) in [("XDG_CACHE_HOME", None), ("TMPDIR", Some("/tmp"))] {
-        let path = env
-            .get(variable)
-            .map(String::as_str)
-            .or(default)
-            .unwrap_or_else(|| panic!("{overlay}: {variable} is not set"));
-        let writable = mount_at(path);
+    let writable = |what: &str, path: &str| {
+        let volume = mount_at(path);
         assert!(
-            writable.get("emptyDir").is_some() || writable.get("persistentVolumeClaim").is_some(),
-            "{overlay}: {variable}={path} is not on a writable volume: {writable}"
+            volume.get("emptyDir").is_some() || volume.get("persistentVolumeClaim").is_some(),
+            "{overlay}: {what} {path} is not on a writable volume: {volume}"
         );
-    }
+    };
+    let tmp = env.get("TMPDIR").map_or("/tmp", String::as_str);
+    writable("TMPDIR", tmp);
     mount_at("/tmp");
+    // The manifest cache: `native.cache-dir`, else $XDG_CACHE_HOME/dregsy (the image's home is
+    // on the read-only root).
+    match &config.native.cache_dir {
+        dregsy::config::CacheDir::Off => {}
+        dregsy::config::CacheDir::Path(dir) => {
+            writable("native.cache-dir", &dir.display().to_string());
+        }
+        dregsy::config::CacheDir::Default => {
+            let cache_home = env
+                .get("XDG_CACHE_HOME")
+                .unwrap_or_else(|| panic!("{overlay}: XDG_CACHE_HOME is not set"));
+            writable("XDG_CACHE_HOME", cache_home);
+        }
+    }
 
     // The kubelet kills after terminationGracePeriodSeconds; dregsy's deadline (and the docker
     // relay's cleanup after it, docs/behaviour.md#signals-and-restarts) must come first. The
