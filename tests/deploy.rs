@@ -1249,3 +1249,85 @@ fn podmonitor_component_scrapes_metrics_where_each_daemon_listens() {
         );
     }
 }
+
+/// The environment Kubernetes gives pod `index` of a workload, on top of the container's
+/// `env`: a StatefulSet pod's host name is `<name>-<ordinal>`; an Indexed Job pod gets
+/// `JOB_COMPLETION_INDEX` and the host name `<job name>-<index>`; any other Job's pod a
+/// generated name (`<job name>-<5 random characters>`).
+fn pod_environment(resource: &Value, index: u64) -> Vec<(String, String)> {
+    let name = resource["metadata"]["name"].as_str().expect("a name");
+    let indexed = resource["spec"]["completionMode"] == "Indexed";
+    let hostname = match resource["kind"].as_str() {
+        Some("Job") if !indexed => format!("{name}-x7k2q"),
+        _ => format!("{name}-{index}"),
+    };
+    let mut env = vec![("HOSTNAME".to_string(), hostname)];
+    if indexed {
+        env.push(("JOB_COMPLETION_INDEX".to_string(), index.to_string()));
+    }
+    env
+}
+
+#[test]
+fn sharded_overlays_give_every_target_repository_to_exactly_one_pod() {
+    const REPOSITORIES: usize = 12;
+    let source = Registry::start();
+    let target = Registry::start();
+    for i in 0..REPOSITORIES {
+        push_image(
+            &source,
+            &format!("src/r{i:02}"),
+            "1",
+            ImageOptions::default(),
+        );
+    }
+    let mappings: String = (0..REPOSITORIES)
+        .map(|i| format!("  - from: src/r{i:02}\n    to: dst/r{i:02}\n"))
+        .collect();
+    let config = format!(
+        "tasks:\n- name: shards\n  source:\n    registry: {}\n  target:\n    registry: {}\n  mappings:\n{mappings}",
+        source.url(),
+        target.url()
+    );
+    for (overlay, _, _) in OVERLAYS.iter().filter(|(_, _, sharded)| *sharded) {
+        let documents = render(&repo_root().join("deploy/kubernetes/overlays").join(overlay));
+        let workload = documents
+            .iter()
+            .find(|d| pod_spec(d).is_some())
+            .expect("a workload");
+        let container_env = container_env(dregsy_container(overlay, workload));
+        let pods = match workload["kind"].as_str() {
+            Some("StatefulSet") => workload["spec"]["replicas"].as_u64(),
+            _ => workload["spec"]["completions"].as_u64(),
+        }
+        .expect("a number of pods");
+        // Each pod's share, as `dregsy plan` shows it with that pod's environment.
+        let mut owner: BTreeMap<String, u64> = BTreeMap::new();
+        for index in 0..pods {
+            let out = support::dregsy::Dregsy::with_config(&config)
+                .args(&["plan", "--json"])
+                .env_remove("JOB_COMPLETION_INDEX")
+                .envs(&[("DREGSY_SHARDS", &container_env["DREGSY_SHARDS"])])
+                .envs(&pod_environment(workload, index))
+                .output();
+            assert_success(&out);
+            let plan: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+            for mapping in plan["tasks"][0]["mappings"].as_array().expect("mappings") {
+                for repository in mapping["repositories"].as_array().into_iter().flatten() {
+                    assert_eq!(repository["shard"], index, "{overlay}: {repository}");
+                    let name = repository["target"].as_str().expect("a target").to_string();
+                    if let Some(other) = owner.insert(name.clone(), index) {
+                        panic!("{overlay}: {name} is in the shares of pods {other} and {index}");
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            owner.len(),
+            REPOSITORIES,
+            "{overlay}: every target repository is some pod's: {owner:?}"
+        );
+        let busy: std::collections::BTreeSet<u64> = owner.values().copied().collect();
+        assert!(busy.len() > 1, "{overlay}: one pod has it all: {owner:?}");
+    }
+}
