@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod health;
+pub mod http_client;
 pub mod listers;
 pub mod logging;
 pub mod plan;

@@ -121,7 +121,7 @@ impl Transport {
         timeouts: Timeouts,
         retry: RetryPolicy,
     ) -> Result<Transport> {
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.read_idle)

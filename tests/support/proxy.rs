@@ -235,8 +235,7 @@ impl FaultProxy {
     /// Starts a plain-HTTP proxy on a free 127.0.0.1 port forwarding to `upstream_url`
     /// (e.g. `registry.url()`; an HTTPS upstream's certificate is not verified).
     pub fn start(upstream_url: &str, rules: Vec<Rule>) -> FaultProxy {
-        http::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let client = dregsy::http_client::builder()
             .connect_timeout(http::CONNECT_TIMEOUT)
             .read_timeout(http::READ_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
