@@ -104,11 +104,13 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    let tasks: Vec<&Task> = config
-        .tasks
-        .iter()
-        .filter(|t| filter.matches(&t.name))
-        .collect();
+    let tasks = match crate::cli::select_tasks(&config, &args.run, &filter) {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
     let report = runtime.block_on(plan_tasks(&config, &tasks));
     let output = if args.json {
         format!("{}\n", report.to_json())
@@ -140,6 +142,9 @@ pub struct MappingResult {
     pub from: String,
     pub to: String,
     pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
+    /// The planner's warnings for a mapping that failed after it was planned (it selected no
+    /// image): they say why (a repository list cut at `maxItems`, say).
+    pub warnings: Vec<String>,
 }
 
 /// What a sync would do with one image job.
@@ -177,11 +182,20 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
             mappings: Vec::new(),
         };
         for mapping in &task.mappings {
+            let mut warnings = Vec::new();
             let outcome =
                 match crate::sync::plan_task_mapping(task, mapping, &clients, &listers).await {
                     Ok((source, target, plan)) => {
-                        let statuses = check_all(config, &plan, &source, &target).await;
-                        Ok((plan, statuses))
+                        match crate::sync::empty_selection(task, mapping, &plan) {
+                            Some(reason) => {
+                                warnings = plan.warnings;
+                                Err(reason)
+                            }
+                            None => {
+                                let statuses = check_all(config, &plan, &source, &target).await;
+                                Ok((plan, statuses))
+                            }
+                        }
                     }
                     Err(e) => Err(e),
                 };
@@ -189,6 +203,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
                 from: mapping.rule.from().to_string(),
                 to: mapping.rule.to().to_string(),
                 outcome,
+                warnings,
             });
         }
         report.tasks.push(task_plan);
@@ -286,7 +301,12 @@ impl Report {
                     mapping.from
                 ));
                 match &mapping.outcome {
-                    Err(e) => out.push_str(&format!("    FAILED: {e}\n")),
+                    Err(e) => {
+                        for warning in &mapping.warnings {
+                            out.push_str(&format!("    warning: {warning}\n"));
+                        }
+                        out.push_str(&format!("    failed: {e}\n"));
+                    }
                     Ok((plan, statuses)) => text_mapping(&mut out, task, plan, statuses),
                 }
             }
@@ -315,6 +335,7 @@ impl Report {
                     .map(|mapping| match &mapping.outcome {
                         Err(e) => json!({
                             "from": mapping.from, "to": mapping.to, "error": e,
+                            "warnings": mapping.warnings,
                         }),
                         Ok((plan, statuses)) => json!({
                             "from": mapping.from,
@@ -372,8 +393,11 @@ fn text_mapping(out: &mut String, task: &TaskPlan, plan: &MappingPlan, statuses:
             side(&task.source, &repo.source_path),
             side(&task.target, &repo.target_path)
         ));
+        for warning in &repo.warnings {
+            out.push_str(&format!("      warning: {warning}\n"));
+        }
         if let Some(e) = &repo.error {
-            out.push_str(&format!("      FAILED: {e}\n"));
+            out.push_str(&format!("      failed: {e}\n"));
             continue;
         }
         if repo.jobs.is_empty() && repo.invalid.is_empty() {
@@ -400,7 +424,7 @@ fn text_mapping(out: &mut String, task: &TaskPlan, plan: &MappingPlan, statuses:
             out.push('\n');
         }
         for (tag, reason) in &repo.invalid {
-            out.push_str(&format!("      {:10}  '{tag}': {reason}\n", "invalid"));
+            out.push_str(&format!("      {:10}  '{tag}': {reason}\n", "failed"));
         }
         for dropped in &repo.dropped {
             out.push_str(&format!(
@@ -424,6 +448,7 @@ fn json_repository(
         "source": side(&task.source, &repo.source_path),
         "target": side(&task.target, &repo.target_path),
         "error": repo.error,
+        "warnings": repo.warnings,
         "tags_listed": repo.listed,
         "images": repo
             .jobs
