@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
-use super::{CopyOutcome, CopySlots};
+use super::{BlobTally, CopyOutcome, CopySlots};
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
@@ -113,8 +113,14 @@ impl NativeRelay {
             dst_repo,
             same_registry: job.source.registry == job.target.registry,
         };
-        let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
-        Ok(CopyOutcome::Copied { bytes })
+        let mut tally = BlobTally::default();
+        let bytes = copy
+            .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
+            .await?;
+        Ok(CopyOutcome::Copied {
+            bytes,
+            blobs: Some(tally),
+        })
     }
 
     /// Finds the manifest of the wanted platform in a source index.
@@ -179,6 +185,16 @@ impl NativeRelay {
     }
 }
 
+/// How one blob came to be in the target repository.
+enum Arrival {
+    /// Streamed from the source by this job: the bytes sent.
+    Sent(u64),
+    /// Another image had already sent it (this run, or an earlier run of the daemon).
+    ByAnotherImage,
+    /// The target held it already.
+    OnTarget,
+}
+
 /// One copy in progress between two repositories.
 struct Copy<'a> {
     relay: &'a NativeRelay,
@@ -191,12 +207,13 @@ struct Copy<'a> {
 
 impl Copy<'_> {
     /// Copies a manifest and everything it references, then puts it as `push_as`.
-    /// Returns the blob bytes transferred.
+    /// Returns the bytes sent, blobs and manifests; `tally` says how each blob got there.
     async fn manifest_tree(
         &self,
         manifest: &Manifest,
         push_as: &TagOrDigest,
         depth: usize,
+        tally: &mut BlobTally,
     ) -> Result<u64, String> {
         manifest.check_pushable().map_err(|e| e.to_string())?;
         let mut bytes = 0;
@@ -223,39 +240,53 @@ impl Copy<'_> {
                     .await
                     .map_err(|e| e.to_string())?;
                 bytes +=
-                    Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1)).await?;
+                    Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1, tally))
+                        .await?;
             }
         } else {
             let blobs = manifest.blobs().map_err(|e| e.to_string())?;
-            let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
-            bytes += copied.iter().sum::<u64>();
+            let arrivals = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
+            for arrival in arrivals {
+                match arrival {
+                    Arrival::Sent(sent) => {
+                        tally.sent += 1;
+                        bytes += sent;
+                    }
+                    Arrival::ByAnotherImage => tally.by_another_image += 1,
+                    Arrival::OnTarget => tally.on_target += 1,
+                }
+            }
         }
         self.target
             .put_manifest(self.dst_repo, push_as, manifest)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(bytes)
+        // The manifest's bytes went over the wire too; count them as the blobs are counted.
+        let manifest_bytes = manifest.bytes.len() as u64;
+        progress::transferred(manifest_bytes);
+        tally.manifest_bytes += manifest_bytes;
+        Ok(bytes + manifest_bytes)
     }
 
-    /// Makes one blob present in the target repository; returns the bytes transferred.
-    async fn blob(&self, blob: &Descriptor) -> Result<u64, String> {
+    /// Makes one blob present in the target repository; says how it got there.
+    async fn blob(&self, blob: &Descriptor) -> Result<Arrival, String> {
         let entry = self.relay.blob_entry(self.target, &blob.digest);
         // Jobs needing the same blob on the same target wait here for the one in flight, then
         // find it present (same repository) or mount it (another repository).
         let mut holder = entry.lock().await;
         if holder.as_ref() == Some(self.dst_repo) {
-            return Ok(0);
+            return Ok(Arrival::ByAnotherImage);
         }
-        let transferred = self.blob_unlocked(blob, holder.as_ref()).await?;
+        let arrival = self.blob_unlocked(blob, holder.as_ref()).await?;
         *holder = Some(self.dst_repo.clone());
-        Ok(transferred)
+        Ok(arrival)
     }
 
     async fn blob_unlocked(
         &self,
         blob: &Descriptor,
         known_holder: Option<&Repository>,
-    ) -> Result<u64, String> {
+    ) -> Result<Arrival, String> {
         let digest = &blob.digest;
         if self
             .target
@@ -264,7 +295,7 @@ impl Copy<'_> {
             .map_err(|e| e.to_string())?
             .is_some()
         {
-            return Ok(0);
+            return Ok(Arrival::OnTarget);
         }
         let mut mount_from: Vec<&Repository> = Vec::new();
         if self.same_registry && self.src_repo != self.dst_repo {
@@ -276,14 +307,17 @@ impl Copy<'_> {
         let mut session = None;
         for from in mount_from {
             match self.target.mount_blob(self.dst_repo, digest, from).await {
-                Ok(MountOutcome::Mounted) => return Ok(0),
+                Ok(MountOutcome::Mounted) if from == self.src_repo => {
+                    return Ok(Arrival::OnTarget);
+                }
+                Ok(MountOutcome::Mounted) => return Ok(Arrival::ByAnotherImage),
                 // Not mountable there: the registry opened an upload session instead; use it.
                 Ok(MountOutcome::NotMounted(opened)) => session = Some(opened),
                 Err(e) if e.kind() == ErrorKind::Unauthorized => return Err(e.to_string()),
                 Err(e) => tracing::debug!(digest = %digest, "mount failed, transferring: {e}"),
             }
         }
-        self.transfer(blob, session).await
+        self.transfer(blob, session).await.map(Arrival::Sent)
     }
 
     /// Streams a blob from the source into the target, retrying transient failures: the

@@ -142,7 +142,10 @@ impl SkopeoRelay {
             ));
         }
         // skopeo does not say how many bytes it moved.
-        Ok(CopyOutcome::Copied { bytes: 0 })
+        Ok(CopyOutcome::Copied {
+            bytes: 0,
+            blobs: None,
+        })
     }
 }
 
