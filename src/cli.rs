@@ -1,5 +1,6 @@
-//! The command line: the original's Go-style flags (`-config`, `-run`, SPEC §1.1), exit codes
-//! (SPEC §1.3), and room for subcommands (`dregsy <command> …`) that do not clash with them.
+//! The command line: the original's Go-style flags (`-config`, `-run`), exit codes
+//! (docs/behaviour.md#exit-codes), and room for subcommands (`dregsy <command> …`) that do not
+//! clash with them.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -326,10 +327,11 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
 }
 
 /// The original's `main` loop: run the config; on a restart (SIGHUP, config change) reload,
-/// revalidate and run again with the same `-run` filter; exit with SPEC §1.3's codes, or
-/// 130/143 when a signal interrupted a run (D10).
+/// revalidate and run again with the same `-run` filter; exit with the codes of
+/// docs/behaviour.md#exit-codes (130/143 when a signal interrupted a run).
 async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
-    // Before anything else, so no signal meets the default action (D10).
+    // Before anything else, so no signal meets the default action (the original died at once
+    // during its first run; docs/behaviour.md#signals-and-restarts).
     let mut signals = match crate::signals::Signals::install() {
         Ok(signals) => signals,
         Err(e) => {
@@ -418,7 +420,8 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
     }
 }
 
-/// The `-run` filter (SPEC §1.2, D1); an empty one selects every task.
+/// The `-run` filter: a whole-name regex, `!` inverts (docs/behaviour.md#tag-filters, "Regular
+/// expressions"); an empty one selects every task.
 pub fn compile_filter(run: &str) -> Result<Pattern, String> {
     let filter = if run.trim().is_empty() { ".*" } else { run };
     Pattern::new(filter).map_err(|e| format!("invalid task filter: {e}"))

@@ -1,5 +1,5 @@
 //! Log output in the original's shapes (logrus), driven by the same environment variables
-//! (SPEC §10, D7): `LOG_LEVEL`, `LOG_FORMAT`, `LOG_FORCE_COLORS`, `LOG_METHODS`.
+//! (docs/behaviour.md#logging): `LOG_LEVEL`, `LOG_FORMAT`, `LOG_FORCE_COLORS`, `LOG_METHODS`.
 //!
 //! Code logs with `tracing` macros; this layer renders the events as logrus would: JSON with
 //! sorted keys, logfmt text, or coloured text on a terminal. Only dregsy's own events are shown:
@@ -18,7 +18,8 @@ use tracing_subscriber::prelude::*;
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// One JSON object per line, keys sorted (the default without a terminal, D7).
+    /// One JSON object per line, keys sorted (the default without a terminal, as the original's
+    /// README promised; its code wrote logfmt).
     Json,
     /// logrus text: logfmt without colours, or the padded coloured form.
     Text { colors: bool },

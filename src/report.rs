@@ -99,7 +99,7 @@ impl TaskReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOutcome {
     pub tasks: Vec<TaskReport>,
-    /// Any task failed: exit code 1 (SPEC §1.3).
+    /// Any task failed: exit code 1 (docs/behaviour.md#exit-codes).
     pub failed: bool,
 }
 

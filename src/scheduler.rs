@@ -1,4 +1,4 @@
-//! Decides which tasks run when, for one loaded config (SPEC §1.4, §3.1, §9, D10).
+//! Decides which tasks run when, for one loaded config (docs/behaviour.md#signals-and-restarts).
 //!
 //! One-off tasks run first, in config order; then periodic tasks fire at once and every
 //! `interval` seconds, with the original's "too soon" rule. Tasks run one at a time. While a
@@ -37,7 +37,7 @@ pub enum Ending {
     Restart,
     /// SIGINT/SIGTERM. `interrupted`: a run was going when it came, or one-off tasks were
     /// left unrun (exit 130/143); otherwise the exit code follows `failed`, which holds the
-    /// last run of each task (SPEC §1.3).
+    /// last run of each task (docs/behaviour.md#exit-codes).
     Stopped {
         signal: Signal,
         interrupted: bool,
@@ -349,8 +349,8 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// When periodic tasks fire (SPEC §1.4, §3.1), as plain arithmetic on instants so it can be
-/// tested without waiting.
+/// When periodic tasks fire (docs/behaviour.md#signals-and-restarts), as plain arithmetic on
+/// instants so it can be tested without waiting.
 ///
 /// Each task ticks every `interval` from the start, firing at once first. Ticks missed while
 /// another run was going collapse into one pending fire, as Go's ticker drops surplus ticks;

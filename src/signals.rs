@@ -1,4 +1,4 @@
-//! Process signals for the daemon (D10, SPEC §9).
+//! Process signals for the daemon (docs/behaviour.md#signals-and-restarts).
 //!
 //! The handlers are installed before the config is even loaded, so no signal ever meets the
 //! default action (the original died at once during its first run). SIGINT and SIGTERM ask for

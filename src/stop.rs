@@ -1,4 +1,5 @@
-//! The stop request that reaches running tasks (D10): once it is set, no new image job (and
+//! The stop request that reaches running tasks (docs/behaviour.md#signals-and-restarts): once
+//! it is set, no new image job (and
 //! no new mapping) starts, while jobs already in flight go on until they end or the scheduler
 //! drops them at the end of the grace period.
 

@@ -1,4 +1,4 @@
-//! Runs one task once (SPEC §3.2): every mapping is planned and its images copied by the relay.
+//! Runs one task once: every mapping is planned and its images copied by the relay.
 //!
 //! One failure never aborts a task or the run: it is logged with the task, mapping and image,
 //! the task is marked failed, and work goes on; the exit code says so at the end.
@@ -187,7 +187,7 @@ pub async fn plan_task_mapping(
         .map_err(|e| format!("target registry: {e}"))?;
     let source = clients.get(&source_location.host, &task.source)?;
     let target = clients.get(&target_location.host, &task.target)?;
-    // Cloud tokens are renewed before each mapping, as the original's refresh hook (§6.2).
+    // Cloud tokens are renewed before each mapping, as by the original's refresh hook.
     clients.cloud().refresh(&task.source).await?;
     clients.cloud().refresh(&task.target).await?;
     let repositories = ListedRepositories {
@@ -381,7 +381,7 @@ async fn copy_one(
     slots: &CopySlots<'_>,
 ) -> Option<ImageReport> {
     let started = Instant::now();
-    // D16: a verbose task shows its per-tag details at info level.
+    // A verbose task shows its per-tag details at info level (docs/configuration.md#tasks).
     let platform = job.platform.as_config_text();
     if sides.verbose {
         tracing::info!(task = %task.name, source = %job.source, target = %job.target, platform = %platform, "syncing tag");

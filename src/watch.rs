@@ -1,5 +1,5 @@
-//! The config watch (`watch: true`, SPEC §9): tells the scheduler when the config file's
-//! content changed, so it restarts as on SIGHUP.
+//! The config watch (`watch: true`, docs/behaviour.md#signals-and-restarts): tells the scheduler
+//! when the config file's content changed, so it restarts as on SIGHUP.
 //!
 //! It watches directories, not the file: the directory the config path is in, and the one its
 //! symlinks resolve to when that is another. That sees every way a file gets changed: an edit

@@ -31,7 +31,7 @@ fn task(source: &str, target: &str, mappings: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// skopeo, faked: the argv of SPEC §7
+// skopeo, faked: the original's argv
 
 /// Writes a fake `skopeo` into `dir`: `--version` prints a version; `copy` appends its argv
 /// (one argument per line, then `--`) to `argv.log`, with the mode and content of every auth
@@ -246,7 +246,7 @@ fn real_skopeo_copies_with_basic_auth_and_skips_what_is_up_to_date() {
         "no secret in the logs"
     );
 
-    // D11: the second run starts no skopeo copy.
+    // Up-to-date check: the second run starts no skopeo copy.
     let again = run_dregsy(&config, &[]);
     assert_success(&again);
     assert_eq!(
@@ -349,7 +349,7 @@ fn docker_relay_pulls_tags_and_pushes_exactly_the_planned_tags_and_cleans_up() {
     expected.sort();
     let mut tags = list_tags(&target, "mirror/app");
     tags.sort();
-    // D8: exactly the planned tags (not 'old'), and nothing for a filter that matched nothing.
+    // Exactly the planned tags (not 'old'), and nothing for a filter that matched nothing.
     assert_eq!(tags, expected);
     assert!(list_tags(&target, "mirror/none").is_empty());
     assert_eq!(log_lines(&out, "pulling source image").len(), 3);
@@ -372,7 +372,7 @@ fn docker_relay_pulls_tags_and_pushes_exactly_the_planned_tags_and_cleans_up() {
         "no secret in the logs"
     );
 
-    // D11: a second run pulls nothing.
+    // Up-to-date check: a second run pulls nothing.
     let again = run_dregsy(&config, &[]);
     assert_success(&again);
     assert_eq!(

@@ -1,5 +1,5 @@
-//! The original's config fixtures (SPEC §2.4) and their outcomes, plus the bad-input cases of
-//! the foundation: every one loads, or fails with the original's text, never a panic.
+//! The original's config fixtures (tests/fixtures/config) and their outcomes, plus the bad-input
+//! cases of the foundation: every one loads, or fails with the original's text, never a panic.
 
 use std::path::{Path, PathBuf};
 
@@ -232,7 +232,7 @@ tasks:
     assert_eq!(task.source.registry, "127.0.0.1:5000");
     assert_eq!(task.target.registry, "127.0.0.1:5001");
     assert!(task.source.skip_tls_verify && task.target.skip_tls_verify);
-    // The anchor holder itself is an unknown top-level key: accepted, but warned about (D5).
+    // The anchor holder itself is an unknown top-level key: accepted, but warned about.
     assert!(
         notices
             .iter()

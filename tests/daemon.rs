@@ -1,4 +1,4 @@
-//! Daemon mode with real processes (SPEC §1.3, §1.4, §3.1, §9, D10): the dregsy binary runs
+//! Daemon mode with real processes (docs/behaviour.md#signals-and-restarts): the dregsy binary runs
 //! periodic tasks against real registries, gets signals from `kill`, has its config edited,
 //! replaced, renamed and swapped under it, and is checked by its log, its exit code, its
 //! health endpoint and the target registry.
@@ -271,7 +271,7 @@ fn one_off_tasks_run_first_in_order_then_periodic_tasks_fire_at_once_and_a_stop_
             ],
         ),
     );
-    // D1: the filter matches whole names, so `o1|o3|p.*` leaves o2 out.
+    // The filter matches whole names, so `o1|o3|p.*` leaves o2 out.
     let mut daemon = Daemon::start(&path, &["-run", "o1|o3|p.*"], &[]);
     daemon.wait_for_nth("waiting for next sync task...", 2);
     assert_eq!(task_names(&daemon), ["o1", "o3", "p1", "p2"]);

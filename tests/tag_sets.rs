@@ -1,6 +1,6 @@
-//! The original's end-to-end tag-set scenarios (SPEC §11.2: range, prune, regex,
-//! regex-inverted, limit, digest) against a local repository carrying busybox's tag names
-//! (SPEC §4.4 list L), and `dregsy plan` / `dregsy tags` on the same data.
+//! The original's end-to-end tag-set scenarios (range, prune, regex, regex-inverted, limit, digest;
+//! docs/behaviour.md#tag-filters) against a local repository carrying busybox's tag names (the list
+//! L of src/plan/tags.rs' table test), and `dregsy plan` / `dregsy tags` on the same data.
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::process::Output;
 use support::dregsy::{Dregsy, text};
 use support::{ImageOptions, Registry, catalog, list_tags, manifest_digest, push_image, tag};
 
-/// SPEC §4.4's list L without `1.0.0+build5`, which a registry refuses as a tag (`+` is not
+/// The list L without `1.0.0+build5`, which a registry refuses as a tag (`+` is not
 /// allowed).
 fn spec_list() -> Vec<&'static str> {
     include_str!("fixtures/tags/spec-4.4-list.txt")

@@ -1,6 +1,7 @@
-//! Private ECR (`<account>.dkr.ecr.<region>.amazonaws.com`, SPEC §6.3): registry tokens from
-//! `GetAuthorizationToken`, target repositories created when missing, and the repository
-//! lister for regex mappings (`DescribeRepositories`, paged).
+//! Private ECR (`<account>.dkr.ecr.<region>.amazonaws.com`,
+//! docs/configuration.md#source-and-target): registry tokens from `GetAuthorizationToken`, target
+//! repositories created when missing, and the repository lister for regex mappings
+//! (`DescribeRepositories`, paged).
 //!
 //! AWS credentials come from the SDK's default chain, never from the config's `auth`.
 

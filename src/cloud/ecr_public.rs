@@ -1,4 +1,5 @@
-//! Public ECR (`[account[:region]@]public.ecr.aws`, SPEC §6.3): registry tokens from the
+//! Public ECR (`[account[:region]@]public.ecr.aws`, docs/configuration.md#source-and-target):
+//! registry tokens from the
 //! `ecr-public` `GetAuthorizationToken`, target repositories created under the alias rule,
 //! and the repository lister.
 //!

@@ -1,4 +1,5 @@
-//! Google access tokens for GCR and Artifact Registry (SPEC §6.4), as user
+//! Google access tokens for GCR and Artifact Registry (README.md, "Google Container Registry and
+//! Artifact Registry"), as user
 //! `oauth2accesstoken`.
 //!
 //! Where the token comes from, in the original's order:

@@ -1,5 +1,5 @@
 //! Cloud registries: AWS ECR (private and public) and Google GCR / Artifact Registry
-//! (SPEC §6.3, §6.4).
+//! (README.md, "Cloud registries"; docs/compatibility.md#cloud-registries).
 //!
 //! What makes them different from other registries is that their credentials are short-lived
 //! tokens from the cloud's own API, and that ECR repositories must exist before anything is
@@ -158,9 +158,9 @@ impl Cloud {
         Some((key, provider))
     }
 
-    /// The refresh hook the original runs for source and target before each mapping (SPEC
-    /// §6.2): a cloud token that expires soon is renewed now, and a missing cloud credential
-    /// fails the mapping here, with a message that says what was tried.
+    /// The refresh hook the original runs for source and target before each mapping: a cloud token
+    /// that expires soon is renewed now, and a missing cloud credential fails the mapping here,
+    /// with a message that says what was tried.
     pub async fn refresh(&self, location: &Location) -> Result<(), String> {
         let Some((_, provider)) = self.provider(location) else {
             tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
@@ -188,7 +188,7 @@ impl Cloud {
     }
 
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the
-    /// original's `ensureTargetExists`, SPEC §6.3). Each repository is checked once per run
+    /// original's `ensureTargetExists`). Each repository is checked once per run
     /// (and in a daemon at most once an hour). Does nothing for other registries.
     pub async fn ensure_repositories<'a>(
         &self,
@@ -223,9 +223,9 @@ impl Cloud {
     }
 }
 
-/// The repositories of an ECR source, for regex mappings: for ECR sources the dedicated ECR
-/// listers replace `catalog` (SPEC §3.5). `None` for other registries. AWS credentials come
-/// from the SDK's chain, not from the location's `auth`, as in the original.
+/// The repositories of an ECR source, for regex mappings: for ECR sources the dedicated ECR listers
+/// replace `catalog` (docs/configuration.md#source-and-target). `None` for other registries. AWS
+/// credentials come from the SDK's chain, not from the location's `auth`, as in the original.
 pub async fn list_ecr_repositories(
     source: &Location,
     max_items: Option<usize>,

@@ -1,10 +1,10 @@
 //! `dregsy tags --filter '…' [--filter …] [--json] < tags.txt`: tries a mapping's `tags`
 //! entries on a list of tag names, without a registry or a config.
 //!
-//! Tags are read from stdin, one per line (blank lines are ignored); each `--filter` is one
-//! entry of a mapping's `tags` list, in order, with the same rules as in a config (SPEC §4).
-//! The output is the list a sync would copy, and every tag left out with the entry that left
-//! it out.
+//! Tags are read from stdin, one per line (blank lines are ignored); each `--filter` is one entry
+//! of a mapping's `tags` list, in order, with the same rules as in a config
+//! (docs/behaviour.md#tag-filters). The output is the list a sync would copy, and every tag left
+//! out with the entry that left it out.
 
 use std::io::{BufRead, Write};
 

@@ -1,4 +1,4 @@
-//! The `auth` key of a source or target (SPEC §6.1, D9).
+//! The `auth` key of a source or target (docs/configuration.md#source-and-target).
 //!
 //! The original accepts base64 of a JSON object, and also base64 of anything else, which it then
 //! silently ignores at sync time. We accept exactly the two forms users write (Docker's

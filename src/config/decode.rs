@@ -1,13 +1,76 @@
-//! Turns the YAML tree into raw config values with the original's decoding rules (SPEC §2.1):
-//! strings take the scalar's source text, ints accept truncated floats but no quoted strings,
-//! booleans are YAML 1.1, durations follow Go with our D4 rule for bare integers, and unknown
-//! keys are kept as warnings (D5) instead of being silently dropped.
+//! Turns the YAML tree into raw config values with the original's decoding rules
+//! (docs/configuration.md#value-types-and-how-errors-are-reported): strings take the scalar's
+//! source text, ints accept truncated floats but no quoted strings, booleans are YAML 1.1,
+//! durations follow Go with bare integers as seconds, and unknown keys are kept as warnings
+//! instead of being silently dropped.
 //!
 //! Nothing is validated here beyond types; `validate` checks meaning, in the original's order.
 
 use super::duration::{self, DurationValue};
 use super::notice::Notice;
 use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
+
+/// The keys of the top level.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "relay",
+    "watch",
+    "docker",
+    "skopeo",
+    "dockerhost",
+    "api-version",
+    "lister",
+    "native",
+    "health",
+    "shutdown-grace",
+    "tasks",
+];
+/// The keys of `docker:`.
+const DOCKER_KEYS: &[&str] = &[
+    "dockerhost",
+    "api-version",
+    "ping-attempts",
+    "ping-interval",
+    "timeout",
+];
+/// The keys of `skopeo:`.
+const SKOPEO_KEYS: &[&str] = &["binary", "certs-dir", "timeout", "parallel-images"];
+/// The keys of the global `lister:`.
+const LISTER_KEYS: &[&str] = &["maxItems", "cacheDuration"];
+/// The keys of `native:`.
+const NATIVE_KEYS: &[&str] = &["parallel-images", "parallel-blobs", "retries"];
+/// The keys of `health:`.
+const HEALTH_KEYS: &[&str] = &["listen"];
+/// The keys of a task.
+const TASK_KEYS: &[&str] = &[
+    "name", "interval", "verbose", "source", "target", "mappings",
+];
+/// The keys of a task's `source` and `target`.
+const LOCATION_KEYS: &[&str] = &[
+    "registry",
+    "auth",
+    "auth-refresh",
+    "skip-tls-verify",
+    "lister",
+    "listertype",
+];
+/// The keys of a mapping.
+const MAPPING_KEYS: &[&str] = &["from", "to", "tags", "platform"];
+
+/// Every key the decoder knows, by section (`""` is the top level; `docker`, `skopeo`,
+/// `lister`, `native` and `health` are top-level maps). Unknown-key warnings and their
+/// suggestions come from these lists, and a test holds `docs/configuration.md` to them: a new
+/// key goes into its list here and into that page.
+pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", TOP_LEVEL_KEYS),
+    ("docker", DOCKER_KEYS),
+    ("skopeo", SKOPEO_KEYS),
+    ("lister", LISTER_KEYS),
+    ("native", NATIVE_KEYS),
+    ("health", HEALTH_KEYS),
+    ("tasks[]", TASK_KEYS),
+    ("tasks[].source, tasks[].target", LOCATION_KEYS),
+    ("tasks[].mappings[]", MAPPING_KEYS),
+];
 
 /// The top level, as written.
 #[derive(Debug, Default)]
@@ -221,7 +284,7 @@ impl Decoder {
         }
     }
 
-    /// The pairs of a mapping node, warning about keys not in `known` (D5).
+    /// The pairs of a mapping node, warning about keys not in `known` with a "did you mean".
     /// A null node is an absent mapping; another shape is a type error.
     fn fields<'n>(
         &mut self,
@@ -281,20 +344,7 @@ impl Decoder {
     /// Decodes the whole document.
     pub fn config(&mut self, root: &Node) -> RawConfig {
         let mut config = RawConfig::default();
-        let known = [
-            "relay",
-            "watch",
-            "docker",
-            "skopeo",
-            "dockerhost",
-            "api-version",
-            "lister",
-            "native",
-            "health",
-            "shutdown-grace",
-            "tasks",
-        ];
-        let Some(fields) = self.fields(root, "config.SyncConfig", "", &known) else {
+        let Some(fields) = self.fields(root, "config.SyncConfig", "", TOP_LEVEL_KEYS) else {
             return config;
         };
         for (key, value) in fields {
@@ -311,18 +361,7 @@ impl Decoder {
                 }
                 "docker" => {
                     config.docker = self
-                        .fields(
-                            value,
-                            "docker.RelayConfig",
-                            "'docker'",
-                            &[
-                                "dockerhost",
-                                "api-version",
-                                "ping-attempts",
-                                "ping-interval",
-                                "timeout",
-                            ],
-                        )
+                        .fields(value, "docker.RelayConfig", "'docker'", DOCKER_KEYS)
                         .map(|fields| {
                             let mut docker = RawDocker {
                                 line: value.line,
@@ -347,12 +386,7 @@ impl Decoder {
                 }
                 "skopeo" => {
                     config.skopeo = self
-                        .fields(
-                            value,
-                            "skopeo.RelayConfig",
-                            "'skopeo'",
-                            &["binary", "certs-dir", "timeout", "parallel-images"],
-                        )
+                        .fields(value, "skopeo.RelayConfig", "'skopeo'", SKOPEO_KEYS)
                         .map(|fields| {
                             let mut skopeo = RawSkopeo {
                                 line: value.line,
@@ -376,9 +410,8 @@ impl Decoder {
                 "dockerhost" => config.dockerhost = self.string(value),
                 "api-version" => config.api_version = self.string(value),
                 "lister" => {
-                    let known = ["maxItems", "cacheDuration"];
                     if let Some(fields) =
-                        self.fields(value, "sync.ListerConfig", "'lister'", &known)
+                        self.fields(value, "sync.ListerConfig", "'lister'", LISTER_KEYS)
                     {
                         for (key, value) in fields {
                             match key {
@@ -393,8 +426,8 @@ impl Decoder {
                 }
                 "native" => {
                     config.native.line = value.line;
-                    let known = ["parallel-images", "parallel-blobs", "retries"];
-                    if let Some(fields) = self.fields(value, "native settings", "'native'", &known)
+                    if let Some(fields) =
+                        self.fields(value, "native settings", "'native'", NATIVE_KEYS)
                     {
                         for (key, value) in fields {
                             let n = Some(self.int(value));
@@ -408,7 +441,7 @@ impl Decoder {
                 }
                 "health" => {
                     if let Some(fields) =
-                        self.fields(value, "health settings", "'health'", &["listen"])
+                        self.fields(value, "health settings", "'health'", HEALTH_KEYS)
                     {
                         for (_, value) in fields {
                             config.daemon.health_listen = Some((self.string(value), value.line));
@@ -430,11 +463,8 @@ impl Decoder {
     }
 
     fn task(&mut self, node: &Node, index: usize) -> Option<RawTask> {
-        let known = [
-            "name", "interval", "verbose", "source", "target", "mappings",
-        ];
         let path = format!("tasks[{index}]");
-        let fields = self.fields(node, "sync.Task", &path, &known)?;
+        let fields = self.fields(node, "sync.Task", &path, TASK_KEYS)?;
         let mut task = RawTask {
             line: node.line,
             ..RawTask::default()
@@ -458,15 +488,7 @@ impl Decoder {
     }
 
     fn location(&mut self, node: &Node, path: &str) -> Option<RawLocation> {
-        let known = [
-            "registry",
-            "auth",
-            "auth-refresh",
-            "skip-tls-verify",
-            "lister",
-            "listertype",
-        ];
-        let fields = self.fields(node, "sync.Location", path, &known)?;
+        let fields = self.fields(node, "sync.Location", path, LOCATION_KEYS)?;
         let mut location = RawLocation {
             line: node.line,
             ..RawLocation::default()
@@ -503,8 +525,7 @@ impl Decoder {
     }
 
     fn mapping(&mut self, node: &Node, path: &str) -> Option<RawMapping> {
-        let known = ["from", "to", "tags", "platform"];
-        let fields = self.fields(node, "sync.Mapping", path, &known)?;
+        let fields = self.fields(node, "sync.Mapping", path, MAPPING_KEYS)?;
         let mut mapping = RawMapping {
             line: node.line,
             ..RawMapping::default()
@@ -667,6 +688,60 @@ mod tests {
         assert_eq!(
             decoder.errors[0].1,
             "cannot unmarshal !!seq into config.SyncConfig"
+        );
+    }
+
+    /// The first cells of the table rows of `docs/configuration.md`: the names in backticks.
+    fn documented_names() -> std::collections::BTreeSet<&'static str> {
+        include_str!("../../docs/configuration.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| "))
+            .filter_map(|row| row.split(" |").next())
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .collect()
+    }
+
+    /// The name a key's row carries: `section.key` for the top-level maps, else the key.
+    fn row_name(section: &str, key: &str) -> String {
+        if section.is_empty() || section.starts_with("tasks") {
+            key.to_string()
+        } else {
+            format!("{section}.{key}")
+        }
+    }
+
+    #[test]
+    fn every_known_key_has_a_row_in_the_configuration_reference() {
+        let documented = documented_names();
+        let missing: Vec<String> = KNOWN_KEYS
+            .iter()
+            .flat_map(|(section, keys)| keys.iter().map(|key| row_name(section, key)))
+            .filter(|name| !documented.contains(name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md has no table row for {missing:?}: add one (type, default, \
+             what it does) under the section of the key"
+        );
+    }
+
+    #[test]
+    fn every_documented_section_key_is_known() {
+        let known: Vec<String> = KNOWN_KEYS
+            .iter()
+            .flat_map(|(section, keys)| keys.iter().map(|key| row_name(section, key)))
+            .collect();
+        let unknown: Vec<&str> = documented_names()
+            .into_iter()
+            .filter(|name| {
+                name.split_once('.')
+                    .is_some_and(|(section, _)| KNOWN_KEYS.iter().any(|(s, _)| *s == section))
+            })
+            .filter(|name| !known.iter().any(|k| k == name))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/configuration.md documents {unknown:?}, which the decoder does not know"
         );
     }
 

@@ -1,7 +1,8 @@
-//! Go `time.Duration` values as dregsy's config writes them (SPEC §2.1, D4).
+//! Go `time.Duration` values as dregsy's config writes them
+//! (docs/configuration.md#value-types-and-how-errors-are-reported).
 
 /// A duration from the config. Strings follow Go's `time.ParseDuration`; bare numbers follow
-/// our D4 rule (the original took them as nanoseconds, which nobody means).
+/// our rule: seconds (the original took them as nanoseconds, which nobody means).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DurationValue {
     /// A signed length in nanoseconds; 0 means "use the default".
@@ -11,7 +12,7 @@ pub enum DurationValue {
 }
 
 impl DurationValue {
-    /// D4: negative = off, 0 = default, positive = seconds.
+    /// Negative = off, 0 = default, positive = seconds (docs/compatibility.md).
     pub fn from_bare_number(n: i64) -> Self {
         if n < 0 {
             DurationValue::Off

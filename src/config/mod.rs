@@ -1,4 +1,4 @@
-//! The config file: read, decode and validate into plain typed values (SPEC §2).
+//! The config file: read, decode and validate into plain typed values (docs/configuration.md).
 //!
 //! Every quirk of the original's config handling lives here and nowhere else. Loading does no
 //! network I/O and no logging: it returns the config together with the notices (warnings, info
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::Auth;
+pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
@@ -29,7 +30,7 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Which engine copies images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayKind {
-    /// Our in-process registry engine (the default, D6).
+    /// Our in-process registry engine (the default: docs/configuration.md#top-level).
     Native,
     /// One `skopeo copy` per tag, as the original.
     Skopeo,
@@ -240,7 +241,7 @@ pub struct Location {
     pub line: usize,
 }
 
-/// The per-location lister choice (SPEC §3.5).
+/// The per-location lister choice (docs/configuration.md#source-and-target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListerSource {
     Catalog,
@@ -265,7 +266,7 @@ pub struct Mapping {
     pub line: usize,
 }
 
-/// Which platform of a multi-platform source a mapping copies (D15).
+/// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlatformChoice {
     /// No `platform` key: the platform of the machine dregsy runs on.

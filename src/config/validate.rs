@@ -1,5 +1,5 @@
-//! Validation in the original's order, with its error texts (SPEC §2.3), plus our decisions
-//! D4 (durations), D6 (default relay), D9 (auth) and D15 (platform).
+//! Validation in the original's order, with its error texts (docs/configuration.md), plus our
+//! decisions on durations, the default relay, `auth` and `platform` (docs/compatibility.md).
 //!
 //! The first error wins, as in the original. Errors carry the line of the task, location or
 //! mapping they are about, so the user finds the spot.
@@ -59,7 +59,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     })
 }
 
-/// Step 2: the relay, with D6's default.
+/// Step 2: the relay, with our default (docs/configuration.md#top-level).
 fn relay(
     raw: &RawConfig,
     notices: &mut Vec<Notice>,
@@ -68,7 +68,7 @@ fn relay(
     let has_deprecated = !raw.dockerhost.is_empty() || !raw.api_version.is_empty();
     let written = raw.relay.clone().unwrap_or_default();
     let kind = match written.as_str() {
-        // D6: omitted means native, unless the config is clearly written for the docker relay.
+        // Omitted means native, unless the config is clearly written for the docker relay.
         "" if raw.docker.is_some() || has_deprecated => RelayKind::Docker,
         "" | "native" => RelayKind::Native,
         "docker" => RelayKind::Docker,
@@ -359,7 +359,8 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         None => None,
     };
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
-    // ECR detection and the `account[:region]@` strip for public ECR (SPEC §6.3).
+    // ECR detection and the `account[:region]@` strip for public ECR
+    // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {

@@ -1,6 +1,6 @@
 //! The `dockerhub` lister: logs in to the Docker Hub API with the source's credentials and
 //! lists that user's repositories (private ones included), as the original did, but with
-//! status codes checked (SPEC §3.5, §12 item 23).
+//! status codes checked (docs/compatibility.md).
 //!
 //! `POST <api>/v2/users/login/` (form `username`, `password`) gives a JWT, reused while its
 //! `exp` is ahead; then `GET <api>/v2/repositories/<user>/?page_size=100` with

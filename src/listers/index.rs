@@ -1,9 +1,9 @@
 //! The `index` lister: the v1 search API, `GET <index>/v1/search?q=<search>&n=<n>&page=<p>`,
-//! returning the result names (SPEC §3.5).
+//! returning the result names (docs/configuration.md#source-and-target).
 //!
 //! Where the original handed `maxItems` to Docker's library as the result limit, and so broke
 //! for `-1` or anything above 100, we ask in pages of at most 100 and honour `maxItems`, with
-//! `-1` meaning no limit (D14).
+//! `-1` meaning no limit (docs/configuration.md#listers).
 //!
 //! For Docker Hub sources the index is `https://index.docker.io` (or the value of
 //! [`DOCKERHUB_INDEX_ENV`]) and is asked anonymously; for other registries it is the registry

@@ -1,10 +1,10 @@
 //! Repository listers: which repositories a source registry holds, for `from: regex:` mappings
-//! (SPEC §3.5, D14).
+//! (docs/configuration.md#listers).
 //!
 //! A source's `lister:` picks the kind: `catalog` (the distribution API's `_catalog`, the
 //! default), `dockerhub` (the Docker Hub API: the logged-in user's repositories) or `index`
 //! (the v1 search API). The global `lister:` sets how many repositories a list may hold
-//! (`maxItems`, honoured exactly, D14) and how long a list is reused (`cacheDuration`).
+//! (`maxItems`, honoured exactly) and how long a list is reused (`cacheDuration`).
 //!
 //! [`Listers`] holds the cache. One instance serves every task of a run (and every run of a
 //! daemon's configuration), so tasks with the same source registry, credentials and lister
@@ -37,7 +37,7 @@ pub enum ListerKind {
     DockerHub,
     /// `GET /v1/search?q=<search>`.
     Index { search: String },
-    /// ECR and public ECR: `DescribeRepositories` through the AWS SDK (SPEC §3.5).
+    /// ECR and public ECR: `DescribeRepositories` through the AWS SDK, instead of `catalog`.
     Ecr,
 }
 

@@ -2,9 +2,10 @@
 //!
 //! The normalisation, the error texts and the `to` transform (Go's `ReplaceAllString`, applied to
 //! the path with its leading `/`) are the original's, so existing configurations map to the same
-//! paths. Two things differ by decision: `from: regex:` matches the whole repository name (D1),
+//! paths. Two things differ by decision: `from: regex:` matches the whole repository name,
 //! and a computed path is joined to its registry with exactly one `/` and must be a valid OCI
-//! repository name (D13) instead of being glued on as text.
+//! repository name instead of being glued on as text
+//! (docs/behaviour.md#image-matching-and-repository-mapping).
 
 use std::sync::LazyLock;
 
@@ -142,7 +143,7 @@ impl MappingRule {
     }
 }
 
-/// Turns a mapped path into the repository name to append to `<registry>/` (D13).
+/// Turns a mapped path into the repository name to append to `<registry>/`.
 ///
 /// The original concatenated registry and path, so a path without a leading `/` was glued to the
 /// registry name and `//` went through to the registry. We drop one leading `/` and require what
@@ -273,7 +274,8 @@ mod tests {
         MappingRule::parse(from, to).unwrap_or_else(|e| panic!("{from} → {to}: {e}"))
     }
 
-    /// SPEC §3.3 examples: (from, to, lister name, source path, target path, joined repository).
+    /// The original's mapping examples (docs/behaviour.md#image-matching-and-repository-mapping):
+    /// (from, to, lister name, source path, target path, joined repository).
     #[test]
     fn spec_examples() {
         type Joined = Result<&'static str, ()>;
@@ -295,10 +297,10 @@ mod tests {
             ("library/busybox", "regex:^/library/,/mirror/", None, "/library/busybox", "/mirror/busybox", Ok("mirror/busybox")),
             ("regex:myproject/.*", "", Some("myproject/webui"), "/myproject/webui", "/myproject/webui", Ok("myproject/webui")),
             ("regex:myproject/.*", "ecr", Some("myproject/webui"), "/myproject/webui", "/ecr/myproject/webui", Ok("ecr/myproject/webui")),
-            // The original pushed to `<registry>/ecr//myproject/webui`; D13 makes it an error.
+            // The original pushed to `<registry>/ecr//myproject/webui`; we make it an error.
             ("regex:myproject/.*", "/ecr/", Some("myproject/webui"), "/myproject/webui", "/ecr//myproject/webui", Err(())),
             ("regex:myproject/.*", "regex:my(.+)/,from-dh/your$1/", Some("myproject/webui"), "/myproject/webui", "/from-dh/yourproject/webui", Ok("from-dh/yourproject/webui")),
-            // The original glued this to the registry (`<registry>myproject/webui`); D13 inserts the '/'.
+            // The original glued this to the registry (`<registry>myproject/webui`); we add a `/`.
             ("regex:myproject.*", "regex:^/(.*),$1", Some("myproject/webui"), "/myproject/webui", "myproject/webui", Ok("myproject/webui")),
             // `<registry>_other_thing` in the original; not a valid repository name.
             ("regex:.*", "regex:/,_", Some("other/thing"), "/other/thing", "_other_thing", Err(())),
@@ -399,7 +401,7 @@ mod tests {
         assert!(!r.matches_repository("myproject"));
         assert!(!r.matches_repository("/myproject/webui"));
         assert!(!r.matches_repository("other/myproject/webui"));
-        // D1: alternations are fully anchored.
+        // Alternations are fully anchored (whole-name matching).
         let r = rule("regex:a/x|b/y", "");
         assert!(r.matches_repository("a/x"));
         assert!(r.matches_repository("b/y"));

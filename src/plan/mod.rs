@@ -1,5 +1,6 @@
 //! Turns one mapping of a task into image jobs: repository matching, path mapping, tag-set
-//! expansion (SPEC §3.3, §3.4, §4). This happens once, here, for every relay.
+//! expansion (docs/behaviour.md#image-matching-and-repository-mapping, #tag-filters). This
+//! happens once, here, for every relay.
 //!
 //! The planner asks the source for its repositories through [`RepositorySource`] (a lister) and
 //! for their tags through [`TagSource`], and knows nothing else of HTTP; it produces
@@ -72,7 +73,8 @@ impl RegistryLocation {
         })
     }
 
-    /// The repository for a mapped path (D13: joined with one `/`, the path's leading `/` dropped).
+    /// The repository for a mapped path: joined with one `/`, the path's leading `/` dropped
+    /// (docs/behaviour.md#image-matching-and-repository-mapping).
     pub fn repository(&self, path: &str) -> Result<Repository, String> {
         let path = path.strip_prefix('/').unwrap_or(path);
         let full = if self.prefix.is_empty() {

@@ -2,9 +2,9 @@
 //! `tags: regex:` and `tags: keep:`.
 //!
 //! The original anchored expressions textually (`^` + RE + `$`), which only half-anchors an
-//! alternation such as `a|b`. We match the whole string instead (decision D1): the expression is
-//! compiled as `^(?:RE)$`, so an expression that already starts with `^` or ends with `$` behaves
-//! exactly as before, and `a|b` means "exactly `a` or exactly `b`".
+//! alternation such as `a|b`. We match the whole string instead (docs/compatibility.md): the
+//! expression is compiled as `^(?:RE)$`, so an expression that already starts with `^` or ends with
+//! `$` behaves exactly as before, and `a|b` means "exactly `a` or exactly `b`".
 //!
 //! Error texts imitate Go's `regexp` package (``error parsing regexp: <problem>: `<expr>` ``),
 //! because they end up inside messages such as
@@ -48,7 +48,7 @@ impl Pattern {
     ///
     /// `from: regex:` went through the original's `CompileRegex` directly, so a leading space or
     /// `!` there is part of the expression (and, since repository names contain neither, such an
-    /// expression matches nothing). We keep that, and only change the anchoring (D1).
+    /// expression matches nothing). We keep that, and only change the anchoring.
     pub fn anchored(expr: &str) -> Result<Pattern, String> {
         Ok(Pattern {
             source: expr.to_string(),
@@ -165,7 +165,8 @@ mod tests {
     #[test]
     fn run_filter_table_with_whole_string_anchoring() {
         assert_eq!(names_matching("task-a"), ["task-a"]);
-        // The original matched task-abc and xtask-b too (`^task-a|task-b$`); D1 does not.
+        // The original matched task-abc and xtask-b too (`^task-a|task-b$`); whole-name matching
+        // does not.
         assert_eq!(names_matching("task-a|task-b"), ["task-a", "task-b"]);
         assert_eq!(
             names_matching("!task-a"),

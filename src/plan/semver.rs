@@ -2,11 +2,11 @@
 //! `keep: latest n` understood them (blang/semver v4.0.0).
 //!
 //! Users have filters that work with the original, so the semantics are those of blang/semver,
-//! quirks included (decision D2): tags are parsed tolerantly, a suffix such as `-musl` is a
-//! prerelease and sorts *below* the plain version, prereleases are not excluded from ranges,
-//! range versions must be strict, space means AND, `||` means OR, and `x` wildcards are expanded
-//! textually. The error texts are blang's, since they reach the user inside
-//! `'tags' uses invalid format: <err>`.
+//! quirks included (docs/behaviour.md#tag-filters): tags are parsed tolerantly, a suffix such as
+//! `-musl` is a prerelease and sorts *below* the plain version, prereleases are not excluded from
+//! ranges, range versions must be strict, space means AND, `||` means OR, and `x` wildcards are
+//! expanded textually. The error texts are blang's, since they reach the user inside `'tags' uses
+//! invalid format: <err>`.
 //!
 //! The one deliberate difference: blang expands `!=1.2.x` / `!1.2.x` to `<1.2.0 >=1.3.0` inside
 //! one AND group, which can never match; we make it mean "outside 1.2.x".
@@ -880,7 +880,7 @@ mod tests {
         (">=1.0.0-linux", "1.0.0-musl", true),
         (">=1.0.0-linux", "1.0.0-glibc", false),
         ("<1.0.0-linux", "1.0.0-glibc", true),
-        // D2: `!=1.2.x` means outside 1.2.x (blang: never matches).
+        // Our one deviation: `!=1.2.x` means outside 1.2.x (blang: never matches).
         ("!=1.2.x", "1.1.9", true),
         ("!=1.2.x", "1.2.0", false),
         ("!=1.2.x", "1.2.9", false),

@@ -3,8 +3,8 @@
 //! Entries are classified as the original did: `semver:` ranges and `regex:` filters select from
 //! the source's tag list, `keep:` regexes prune what was selected, `keep: latest n` limits the
 //! count, and everything else is a verbatim tag. Where the original was non-deterministic or
-//! synced a tag twice we are deterministic and de-duplicate (decision D3), and regexes match the
-//! whole tag (D1).
+//! synced a tag twice we are deterministic and de-duplicate, and regexes match the whole tag
+//! (docs/behaviour.md#tag-filters).
 //!
 //! Expansion also records why each listed tag was left out, so a plan can explain itself.
 
@@ -367,7 +367,8 @@ fn looks_like_keep_count(rest: &str) -> bool {
         .is_some_and(|after| after.starts_with(char::is_whitespace))
 }
 
-/// `keep: latest n` (the original's `reduce`), with deterministic ties (D3).
+/// `keep: latest n` (the original's `reduce`), with deterministic ties: longer tag, then
+/// byte-greater (docs/behaviour.md#tag-filters).
 ///
 /// Returns the kept tags byte-sorted ascending, and the cut ones.
 fn keep_latest(tags: BTreeSet<String>, n: usize) -> (Vec<String>, Vec<String>) {
@@ -467,8 +468,8 @@ impl TagRef {
 mod tests {
     use super::*;
 
-    /// The source tag list **L** of SPEC §4.4, one tag a line (the end-to-end scenarios of
-    /// tests/tag_sets.rs read it too).
+    /// The source tag list **L** of the original's tag-filter table (rows 1-25 below), one tag
+    /// a line (the end-to-end scenarios of tests/tag_sets.rs read it too).
     fn spec_list() -> Vec<&'static str> {
         include_str!("../../tests/fixtures/tags/spec-4.4-list.txt")
             .lines()
@@ -583,14 +584,14 @@ mod tests {
                 vec!["1.36", "1.36.0", "1.36.0-glibc", "1.36.0-musl", "1.36.0-uclibc", "glibc"]),
             (16, l, vec!["3.0.0", "1.0.0", "2.0.0", "keep: latest 2"], false, vec!["2.0.0", "3.0.0"]),
             (17, l, vec!["stable", "testing", "qa", "keep: latest 2"], false, vec!["stable", "testing"]),
-            // The original gave `latest latest`; D3 removes the duplicate.
+            // The original gave `latest latest`; we remove the duplicate.
             (18, l, vec!["latest", "regex: lat.*"], true, vec!["latest"]),
             (19, l, vec![D1, D2, "keep: all.+"], false, vec![D2, D1]),
             (20, l, vec!["keep: .*-musl"], true,
                 vec!["1.26.1-musl", "1.31.0-musl", "1.31.1-musl", "1.36.0-musl"]),
             (21, l, vec!["latest", "keep: .*-musl"], false, vec!["latest"]),
             (22, l, vec!["regex: .*", "keep: !.*-(musl|glibc|uclibc)"], true, row22),
-            // The original's half-anchored `^glibc|musl$` also took the *-musl tags; D1 does not.
+            // The original's half-anchored `^glibc|musl$` also took the *-musl tags; we do not.
             (23, l, vec!["regex: glibc|musl"], true, vec!["glibc", "musl"]),
             (24, l, vec!["keep: latest 0", r"regex: 1\.31.*"], true,
                 vec!["1.31", "1.31.0", "1.31.0-glibc", "1.31.0-musl", "1.31.1", "1.31.1-glibc", "1.31.1-musl", "1.31.1-uclibc"]),
@@ -738,7 +739,7 @@ mod tests {
     fn empty_verbatim_entries() {
         let set = tag_set(&["", "   "]);
         assert!(!set.needs_listing());
-        // Both entries trim to "", which is synced once (D3).
+        // Both entries trim to "", which is synced once (no duplicates).
         assert_eq!(set.expand(None).tags, [""]);
     }
 

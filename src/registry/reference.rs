@@ -8,7 +8,8 @@ use std::fmt;
 use super::digest::Digest;
 use super::error::{Error, ErrorKind, Result};
 
-/// The host names that all mean Docker Hub (SPEC D12).
+/// The host names that all mean Docker Hub
+/// (docs/behaviour.md#image-matching-and-repository-mapping).
 const DOCKER_HUB_ALIASES: [&str; 4] = [
     "docker.io",
     "index.docker.io",
@@ -123,7 +124,8 @@ impl RegistryHost {
         }
     }
 
-    /// The host without its port: the directory name under `certs-dir` (SPEC §7).
+    /// The host without its port: the directory name under `certs-dir`
+    /// (docs/configuration.md#the-compatibility-relays-skopeo-docker).
     pub fn host_without_port(&self) -> &str {
         split_port(&self.name).0
     }

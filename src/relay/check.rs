@@ -1,4 +1,5 @@
-//! The up-to-date pre-check of the compatibility relays (SPEC D11): a few HEAD requests
+//! The up-to-date pre-check of the compatibility relays (docs/behaviour.md#up-to-date-checks):
+//! a few HEAD requests
 //! decide whether a tag must be copied at all, before a skopeo process starts or the Docker
 //! daemon pulls anything.
 //!
@@ -67,7 +68,7 @@ pub(crate) async fn same_digest(
     Ok(holds(existing.as_ref(), &wanted))
 }
 
-/// The up-to-date decision of D11, shared by every relay and by `dregsy plan`: the target
+/// The up-to-date decision, shared by every relay and by `dregsy plan`: the target
 /// holds the wanted manifest when its tag (or digest) resolves to the same digest.
 pub(crate) fn holds(existing: Option<&Descriptor>, wanted: &Descriptor) -> bool {
     existing.is_some_and(|d| d.digest == wanted.digest)

@@ -1,7 +1,8 @@
-//! The docker relay: pull, tag and push through a Docker Engine API (SPEC §8), minus the
-//! original's bugs: exactly the planned tags are pulled and pushed, never "all tags" (D8);
+//! The docker relay: pull, tag and push through a Docker Engine API, minus the original's bugs
+//! (docs/compatibility.md): exactly the planned tags are pulled and pushed, never "all tags";
 //! what this relay put into the daemon is removed again after the job, so its disk does not
-//! grow; and a tag whose target already holds the image is skipped before any pull (D11).
+//! grow; and a tag whose target already holds the image is skipped before any pull
+//! (docs/behaviour.md#up-to-date-checks).
 //!
 //! The daemon pushes recompressed layers, so target digests differ from the source's; the
 //! up-to-date check therefore compares image configs (see [`check::same_image`]).
@@ -333,7 +334,8 @@ impl DockerRelay {
     }
 }
 
-/// The target tag: a digest-only tag becomes `dregsy-<hex>` (SPEC §8 step 5).
+/// The target tag: a digest-only tag becomes `dregsy-<hex>`, as in the original (a daemon
+/// cannot push an image by digest alone).
 pub fn target_tag(target: &TagOrDigest) -> String {
     match target {
         TagOrDigest::Tag(tag) => tag.clone(),
@@ -420,7 +422,7 @@ fn connect(host: &str, api: &ClientVersion) -> Result<Docker, String> {
     result.map_err(|e| format!("cannot connect to the Docker daemon at '{host}': {e}"))
 }
 
-/// Logs a progress message: status changes at info level for a verbose task (D16), else
+/// Logs a progress message: status changes at info level for a verbose task, else
 /// debug; progress-bar ticks are left out.
 fn log_progress(
     status: Option<&str>,

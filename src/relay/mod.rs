@@ -1,6 +1,6 @@
 //! Relays execute image jobs. `native` is our in-process engine and the default; the skopeo
-//! and docker relays of the original are kept for compatibility (SPEC §7, §8), with the
-//! up-to-date pre-check of D11 in front of them.
+//! and docker relays of the original are kept for compatibility, with the up-to-date
+//! pre-check of docs/behaviour.md#up-to-date-checks in front of them.
 
 mod check;
 pub mod docker;
@@ -98,10 +98,10 @@ pub struct Sides<'a> {
     pub source_location: &'a Location,
     pub target_location: &'a Location,
     /// The credentials external tools (skopeo, the Docker daemon) get for each side: the
-    /// config's `auth`, or the cloud token current when the mapping started (SPEC §6.2).
+    /// config's `auth`, or the cloud token current when the mapping started.
     pub source_credentials: Option<Credentials>,
     pub target_credentials: Option<Credentials>,
-    /// The task's `verbose` flag (D16).
+    /// The task's `verbose` flag (docs/configuration.md#tasks).
     pub verbose: bool,
 }
 
@@ -178,10 +178,10 @@ impl Relay {
     }
 }
 
-/// Whether the target already holds what `job` would copy, decided as the `kind` of relay
-/// decides it before copying (SPEC D11), with HEAD requests only (plus one GET of a source
-/// index when a single platform is wanted). `dregsy plan` uses it to say what a sync would
-/// skip, without creating the relay (no skopeo or Docker daemon needed).
+/// Whether the target already holds what `job` would copy, decided as the `kind` of relay decides
+/// it before copying (docs/behaviour.md#up-to-date-checks), with HEAD requests only (plus one GET
+/// of a source index when a single platform is wanted). `dregsy plan` uses it to say what a sync
+/// would skip, without creating the relay (no skopeo or Docker daemon needed).
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
@@ -199,7 +199,7 @@ pub async fn up_to_date(
     }
 }
 
-/// The checks the original makes when it creates the relay (SPEC §2.3 step 8), before any
+/// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
 pub fn check_config(config: &Config) -> Result<(), String> {
     let platform_all = config

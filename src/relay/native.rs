@@ -1,5 +1,5 @@
 //! The native relay: copies images registry to registry in-process, only what changed
-//! (DESIGN.md "The native engine", SPEC D11).
+//! (docs/behaviour.md#up-to-date-checks; README.md, "The native engine").
 //!
 //! Per job: HEAD the source, decide which manifest the target must hold (the whole index, or
 //! one platform's manifest), HEAD the target, and stop there when the digests agree. Otherwise

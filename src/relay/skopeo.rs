@@ -1,6 +1,6 @@
-//! The skopeo relay: one `skopeo copy` per image job, with the original's argv (SPEC §7),
-//! minus its bugs: credentials travel in a private 0600 auth file instead of argv (D9), a tag
-//! the target already holds is skipped before skopeo starts (D11), every copy has a time
+//! The skopeo relay: one `skopeo copy` per image job, with the original's argv, minus its bugs
+//! (docs/compatibility.md): credentials travel in a private 0600 auth file instead of argv, a
+//! tag the target already holds is skipped before skopeo starts, every copy has a time
 //! limit, and a failed copy carries skopeo's own error text rather than `exit status 1`.
 //!
 //! Tags come from our planner; this relay never runs `skopeo list-tags`.
@@ -149,7 +149,7 @@ impl SkopeoRelay {
     }
 }
 
-/// The argv after the binary, exactly as the original builds it (SPEC §7), except that
+/// The argv after the binary, exactly as the original builds it, except that
 /// credentials are auth-file paths instead of `--src-creds=user:password`.
 pub fn copy_args(
     job: &ImageJob,
@@ -303,7 +303,7 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Logs skopeo's output line by line: at info level for a verbose task (D16), else debug.
+/// Logs skopeo's output line by line: at info level for a verbose task, else debug.
 fn log_output(bytes: &[u8], verbose: bool) {
     for line in String::from_utf8_lossy(bytes).lines() {
         let line = line.trim_end();

@@ -1,7 +1,7 @@
-//! podman's Docker-compatible Engine API on a private socket, for the docker relay's tests
-//! (TESTING.md): its own vfs storage, runtime dirs and `registries.conf` in a temp dir, so
-//! nothing touches the machine's podman state, and the harness registries it must reach over
-//! plain HTTP are listed as insecure.
+//! podman's Docker-compatible Engine API on a private socket, for the docker relay's tests (podman
+//! from Debian's `podman` package): its own vfs storage, runtime dirs and `registries.conf` in a
+//! temp dir, so nothing touches the machine's podman state, and the harness registries it must
+//! reach over plain HTTP are listed as insecure.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
