@@ -77,9 +77,9 @@ pub enum ArgsError {
     Undefined(String),
     /// `flag needs an argument: -config`
     NeedsArgument(String),
-    /// A word after the flags (Go's `flag` stopped there and ignored the rest, SPEC §1.1; we
-    /// refuse it: `dregsy -config=x plan` would otherwise run a real sync). Holds the word and
-    /// the whole command line, for the suggestion.
+    /// A word after the flags. Go's `flag` stopped there and the original ignored the rest;
+    /// we refuse it, since `dregsy -config=x plan` would otherwise run a real sync
+    /// (docs/compatibility.md). Holds the word and the whole command line, for the suggestion.
     Positional { word: String, args: Vec<String> },
     /// No `-config`, or an empty one.
     MissingConfig,
