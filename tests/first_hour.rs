@@ -21,6 +21,16 @@ fn task(source: &str, target: &str, mappings: &str) -> String {
     )
 }
 
+/// Two registries, `repository:tag` pushed into the source, and a one-task config with
+/// `mappings` from the source to the target.
+fn with_image(repository: &str, tag: &str, mappings: &str) -> (Registry, Registry, String) {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, repository, tag, ImageOptions::default());
+    let config = task(&source.host(), &target.host(), mappings);
+    (source, target, config)
+}
+
 #[test]
 fn plan_after_the_flags_exits_1_before_any_registry_is_asked() {
     let source = Registry::builder().access_log().start();
@@ -47,12 +57,9 @@ fn plan_after_the_flags_exits_1_before_any_registry_is_asked() {
 
 #[test]
 fn a_tag_listing_that_fails_is_a_repository_failure_not_an_image_failure() {
-    let source = Registry::start();
-    let target = Registry::start();
-    push_image(&source, "present", "1.0.0", ImageOptions::default());
-    let config = task(
-        &source.host(),
-        &target.host(),
+    let (source, target, config) = with_image(
+        "present",
+        "1.0.0",
         "  - from: absent\n    tags: ['semver: >=1.0.0']\n  - from: present\n    tags: ['semver: >=1.0.0']\n",
     );
     let out = run_dregsy(&config, &[]);
@@ -96,12 +103,9 @@ fn human_bytes(bytes: u64) -> String {
 
 #[test]
 fn a_mapping_whose_filters_select_nothing_fails_the_run() {
-    let source = Registry::start();
-    let target = Registry::start();
-    push_image(&source, "app", "1.0.0", ImageOptions::default());
-    let config = task(
-        &source.host(),
-        &target.host(),
+    let (source, _target, config) = with_image(
+        "app",
+        "1.0.0",
         "  - from: app\n    tags: ['semver: >=9.0.0']\n",
     );
     let out = run_dregsy(&config, &[]);
@@ -127,15 +131,12 @@ fn a_mapping_whose_filters_select_nothing_fails_the_run() {
 
 #[test]
 fn plan_warns_when_a_digit_only_tag_decides_the_result() {
-    let source = Registry::start();
-    let target = Registry::start();
-    push_image(&source, "app", "1.2.0", ImageOptions::default());
-    tag(&source, "app", "1.2.0", &["20240115"]);
-    let config = task(
-        &source.host(),
-        &target.host(),
+    let (source, _target, config) = with_image(
+        "app",
+        "1.2.0",
         "  - from: app\n    tags: ['keep: latest 1']\n",
     );
+    tag(&source, "app", "1.2.0", &["20240115"]);
     let out = Dregsy::with_config(&config).args(&["plan"]).output();
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -244,20 +245,7 @@ fn the_progress_display_counts_failures_from_the_start() {
 fn the_demo_never_uses_a_port_another_program_holds() {
     // A real registry stands in for "someone else's registry" on the demo's first port.
     let stranger = Registry::builder().access_log().start();
-    let target_port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(root.join("scripts/demo"))
-        .env("DREGSY", binary())
-        .env("DEMO_SOURCE_PORT", stranger.port().to_string())
-        .env("DEMO_TARGET_PORT", target_port.to_string())
-        .env_remove("KEEP")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash runs the demo");
+    let (out, target_port) = run_demo(stranger.port());
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(
@@ -281,6 +269,29 @@ fn the_demo_never_uses_a_port_another_program_holds() {
         "the demo talked to the stranger"
     );
     assert!(catalog_is_empty(&stranger));
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Runs scripts/demo with the binary under test, asking for `source_port` first and a free
+/// port for the target; returns the output and the target port asked for.
+fn run_demo(source_port: u16) -> (std::process::Output, u16) {
+    let target_port = free_port();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("scripts/demo"))
+        .env("DREGSY", binary())
+        .env("DEMO_SOURCE_PORT", source_port.to_string())
+        .env("DEMO_TARGET_PORT", target_port.to_string())
+        .env_remove("KEEP")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash runs the demo");
+    (out, target_port)
 }
 
 fn catalog_is_empty(registry: &Registry) -> bool {
@@ -323,20 +334,7 @@ impl Recorder {
 #[test]
 fn the_demo_sends_nothing_to_a_foreign_listener() {
     let foreign = Recorder::start();
-    let target_port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(root.join("scripts/demo"))
-        .env("DREGSY", binary())
-        .env("DEMO_SOURCE_PORT", foreign.port.to_string())
-        .env("DEMO_TARGET_PORT", target_port.to_string())
-        .env_remove("KEEP")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash runs the demo");
+    let (out, _) = run_demo(foreign.port);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         foreign.received.lock().expect("lock").is_empty(),
@@ -376,10 +374,7 @@ fn the_examples_the_readme_names_exist_and_run() {
         "{named:?}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
+    let port = free_port();
     let text = std::fs::read_to_string(&registry_config)
         .expect("read")
         .replace("127.0.0.1:5000", &format!("127.0.0.1:{port}"))
