@@ -79,8 +79,13 @@ pub enum ArgsError {
     NeedsArgument(String),
     /// A word after the flags. Go's `flag` stopped there and the original ignored the rest;
     /// we refuse it, since `dregsy -config=x plan` would otherwise run a real sync
-    /// (docs/compatibility.md). Holds the word and the whole command line, for the suggestion.
-    Positional { word: String, args: Vec<String> },
+    /// (docs/compatibility.md). Holds the word, its position and the whole command line, for
+    /// the suggestion.
+    Positional {
+        word: String,
+        at: usize,
+        args: Vec<String>,
+    },
     /// No `-config`, or an empty one.
     MissingConfig,
 }
@@ -93,11 +98,12 @@ impl std::fmt::Display for ArgsError {
             ArgsError::MissingConfig => {
                 write!(f, "missing -config=FILE: dregsy needs a config file")
             }
-            ArgsError::Positional { word, args } if SUBCOMMANDS.contains(&word.as_str()) => {
+            ArgsError::Positional { word, at, args } if SUBCOMMANDS.contains(&word.as_str()) => {
                 let others: Vec<&str> = args
                     .iter()
-                    .map(String::as_str)
-                    .filter(|a| *a != word && *a != "--")
+                    .enumerate()
+                    .filter(|(i, a)| i != at && *a != "--")
+                    .map(|(_, a)| a.as_str())
                     .collect();
                 let flags = if word == "tags" {
                     // `tags` reads a tag list, not a config: show its own form.
@@ -178,11 +184,16 @@ impl<'a> Flags<'a> {
         })
     }
 
-    /// The first argument after `--`, if any: Go's `flag` treats everything there as
-    /// positional arguments.
-    pub fn first_after_end(&self) -> Option<&'a str> {
-        let end = self.end?;
-        self.args.get(end + 1).map(String::as_str)
+    /// The first argument after `--` and its position, if any: Go's `flag` treats everything
+    /// there as positional arguments.
+    pub fn first_after_end(&self) -> Option<(usize, &'a str)> {
+        let at = self.end? + 1;
+        self.args.get(at).map(|a| (at, a.as_str()))
+    }
+
+    /// The position of the argument [`next_arg`](Self::next_arg) returned last.
+    pub fn last_position(&self) -> usize {
+        self.index.saturating_sub(1)
     }
 
     /// The value of flag `name`: the one written after `=`, else the next argument.
@@ -229,6 +240,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             Arg::Positional(word) => {
                 return Err(ArgsError::Positional {
                     word: word.to_string(),
+                    at: flags.last_position(),
                     args: args.to_vec(),
                 });
             }
@@ -242,9 +254,10 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
-    if let Some(word) = flags.first_after_end() {
+    if let Some((at, word)) = flags.first_after_end() {
         return Err(ArgsError::Positional {
             word: word.to_string(),
+            at,
             args: args.to_vec(),
         });
     }
@@ -457,11 +470,17 @@ pub fn select_tasks<'c>(
         ));
     }
     if selected.is_empty() {
-        let names: Vec<String> = config
+        // Enough names to spot a typo; a config with hundreds of tasks is not printed whole.
+        const SHOWN: usize = 20;
+        let mut names: Vec<String> = config
             .tasks
             .iter()
+            .take(SHOWN)
             .map(|t| format!("'{}'", t.name))
             .collect();
+        if config.tasks.len() > SHOWN {
+            names.push(format!("and {} more", config.tasks.len() - SHOWN));
+        }
         return Err(format!(
             "-run '{run}' matches none of the config's tasks ({}); the whole name must match",
             names.join(", ")
@@ -579,8 +598,15 @@ mod tests {
             parse(&args(&["--", "-config=x"])),
             Err(ArgsError::Positional {
                 word: "-config=x".into(),
+                at: 1,
                 args: args(&["--", "-config=x"])
             })
+        );
+        // The word's own position is left out of the suggestion, not every equal argument.
+        let err = parse(&args(&["-config", "plan", "plan"])).expect_err("plan twice");
+        assert!(
+            err.to_string().ends_with("as in: dregsy plan -config plan"),
+            "{err}"
         );
         assert_eq!(parse(&args(&[])), Err(ArgsError::MissingConfig));
         assert_eq!(parse(&args(&["-run=a"])), Err(ArgsError::MissingConfig));

@@ -64,6 +64,10 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
+    // Words after `--` are arguments too, not something to ignore.
+    if let Some((_, word)) = flags.first_after_end() {
+        return Err(format!("unexpected argument '{word}'"));
+    }
     if parsed.config.is_empty() {
         return Err("missing -config=FILE".into());
     }
@@ -506,5 +510,9 @@ mod tests {
         assert!(parse(&strings(&["--json"])).is_err(), "config is required");
         assert!(parse(&strings(&["-config"])).is_err());
         assert!(parse(&strings(&["-config=x", "-bogus"])).is_err());
+        assert_eq!(
+            parse(&strings(&["-config=x", "--", "extra"])),
+            Err("unexpected argument 'extra'".to_string())
+        );
     }
 }

@@ -59,6 +59,12 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
+    // Words after `--` are arguments too, not something to ignore.
+    if let Some((_, word)) = flags.first_after_end() {
+        return Err(format!(
+            "unexpected argument '{word}': the tags are read from stdin"
+        ));
+    }
     Ok(Some(parsed))
 }
 

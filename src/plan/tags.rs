@@ -127,6 +127,10 @@ impl TagSet {
 
     /// Like [`parse`](Self::parse), but reports every bad entry, each with its position, so
     /// the caller can point at each one.
+    ///
+    /// # Errors
+    /// Every entry that cannot be used (a bad semver range or regex, an invalid keep count),
+    /// in list order.
     pub fn parse_entries(entries: &[String]) -> Result<TagSet, Vec<EntryError>> {
         let mut set = TagSet::default();
         let mut errors = Vec::new();
