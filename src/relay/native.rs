@@ -225,23 +225,33 @@ impl Copy<'_> {
                 ));
             }
             for child in manifest.children().map_err(|e| e.to_string())? {
+                // Jobs copying the same child into the same repository take turns, as for
+                // blobs: while one job PUTs a manifest, Distribution's filesystem storage
+                // rewrites its link, and another job's index PUT that reads the link then
+                // fails (`MANIFEST_BLOB_UNKNOWN`). Manifest and blob digests never collide,
+                // so the blob record serves.
+                let entry = self.relay.blob_entry(self.target, &child.digest);
+                let mut holder = entry.lock().await;
+                if holder.as_ref() == Some(self.dst_repo) {
+                    continue;
+                }
                 let child_ref = TagOrDigest::Digest(child.digest.clone());
                 let present = self
                     .target
                     .head_manifest(self.dst_repo, &child_ref)
                     .await
                     .map_err(|e| e.to_string())?;
-                if present.is_some() {
-                    continue;
+                if present.is_none() {
+                    let child_manifest = self
+                        .source
+                        .get_manifest(self.src_repo, &child_ref)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    bytes +=
+                        Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1, tally))
+                            .await?;
                 }
-                let child_manifest = self
-                    .source
-                    .get_manifest(self.src_repo, &child_ref)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                bytes +=
-                    Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1, tally))
-                        .await?;
+                *holder = Some(self.dst_repo.clone());
             }
         } else {
             let blobs = manifest.blobs().map_err(|e| e.to_string())?;
