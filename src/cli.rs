@@ -334,7 +334,9 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
         }
     };
     let code = runtime.block_on(daemon(Path::new(config_path), run, health));
-    // Copies aborted at the end of a grace period leave nothing worth waiting for.
+    // Every exit comes here, never `std::process::exit` (docs/behaviour.md#signals-and-restarts):
+    // the runs and their copies have ended (aborted copies too, with their clean-up); what is
+    // left are the signal listener, the health endpoint and the config watch.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(code)
 }

@@ -1,40 +1,63 @@
 //! Registry clients for a run, one per registry and identity, shared by the planner, the
 //! listers and the relays so connections and tokens are reused across tasks and mappings.
+//! Each side's credentials come from the run's credential chain ([`crate::credentials`]).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
-use crate::registry::{Credentials, Registry, RegistryHost, RegistryOptions};
+use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
+use crate::registry::{
+    Credentials, Registry, RegistryHost, RegistryOptions, RetryPolicy, Timeouts,
+};
 
 #[derive(Clone, PartialEq, Eq)]
 struct ClientKey {
     host: String,
     credentials: Option<Credentials>,
-    /// The cloud identity whose tokens the client uses, if any.
-    cloud_identity: Option<String>,
+    /// The provider whose credentials the client uses (a cloud identity, a credential file
+    /// entry, a helper), if any.
+    provider_identity: Option<String>,
     skip_tls_verify: bool,
 }
 
 /// The clients of one run (or one daemon configuration).
 pub struct Clients {
     certs_dir: PathBuf,
-    retries: u32,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
     /// A run talks to a handful of registries, so a list suffices.
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
     cloud: Cloud,
+    /// Where each registry's credentials come from, looked up once.
+    chain: Chain,
 }
 
 impl Clients {
-    /// Clients with the config's certificates directory and retry bound.
+    /// Clients with the config's certificates directory, retry bound, time limits and
+    /// credential helper timeout; credential files are found through this process's environment.
     pub fn new(config: &Config) -> Self {
+        let native = &config.native;
         Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
-            retries: config.native.retries,
+            retry: RetryPolicy {
+                max_tries: native.tries,
+                ..RetryPolicy::default()
+            },
+            timeouts: Timeouts {
+                connect: native.connect_timeout,
+                stall: native.stall_timeout,
+                commit: native.commit_timeout,
+                ..Timeouts::default()
+            },
             clients: Mutex::new(Vec::new()),
             cloud: Cloud::new(),
+            chain: Chain::new(
+                Environment::from_process(),
+                config.credential_helper_timeout,
+            ),
         }
     }
 
@@ -43,17 +66,34 @@ impl Clients {
         &self.cloud
     }
 
-    /// The client for `host` with a location's credentials (or cloud tokens) and TLS choice.
-    pub fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
-        let provider = self.cloud.provider(location);
-        let credentials = match provider {
-            Some(_) => None,
-            None => location.auth.credentials().cloned(),
+    /// A daemon's periodic task run begins: credentials are looked up again for it (see
+    /// [`Chain::start_run`]); registry clients and their connections and tokens stay.
+    pub fn start_run(&self) {
+        self.chain.start_run();
+    }
+
+    /// Where a location's credentials come from, and the credentials (or their provider).
+    ///
+    /// # Errors
+    /// See [`Chain::resolve`]; the message names the registry.
+    pub async fn resolve(&self, location: &Location) -> Result<Resolution, String> {
+        self.chain
+            .resolve(location, &self.cloud)
+            .await
+            .map_err(|e| format!("credentials for {}: {e}", location.registry))
+    }
+
+    /// The client for `host` with a location's credentials and TLS choice.
+    pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
+        let resolution = self.resolve(location).await?;
+        let (credentials, provider) = match resolution.supply {
+            Supply::Fixed(credentials) => (credentials, None),
+            Supply::Provider { identity, provider } => (None, Some((identity, provider))),
         };
         let key = ClientKey {
             host: host.to_string(),
             credentials: credentials.clone(),
-            cloud_identity: provider.as_ref().map(|(identity, _)| identity.clone()),
+            provider_identity: provider.as_ref().map(|(identity, _)| identity.clone()),
             skip_tls_verify: location.skip_tls_verify,
         };
         let mut clients = self
@@ -68,9 +108,39 @@ impl Clients {
         options.credential_provider = provider.map(|(_, p)| p);
         options.skip_tls_verify = location.skip_tls_verify;
         options.certs_dir = Some(self.certs_dir.clone());
-        options.retry.max_tries = self.retries;
+        options.retry = self.retry.clone();
+        options.timeouts = self.timeouts.clone();
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)
+    }
+
+    /// The credentials of a location for code outside our registry client (skopeo, the
+    /// Docker daemon, the Docker Hub and index listers): the current ones of its provider, or
+    /// the fixed ones.
+    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
+        match self.resolve(location).await?.supply {
+            Supply::Fixed(credentials) => Ok(credentials),
+            Supply::Provider { provider, .. } => provider
+                .credentials()
+                .await
+                .map(Some)
+                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
+        }
+    }
+
+    /// The refresh hook the original runs for source and target before each mapping: a cloud
+    /// token that expires soon is renewed now, and a missing cloud credential fails the mapping
+    /// here, with a message that says what was tried. Other credentials need no refresh (they
+    /// are looked up again only after a refusal).
+    pub async fn refresh(&self, location: &Location) -> Result<(), String> {
+        let resolution = self.resolve(location).await?;
+        if let Source::Cloud(_) = resolution.source {
+            tracing::info!(registry = %location.registry, "refreshing credentials");
+            self.cloud.refresh(location).await
+        } else {
+            tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
+            Ok(())
+        }
     }
 }

@@ -5,10 +5,11 @@
 //! task runs, the loop keeps listening: to signals, to the config watch and to its own
 //! heartbeat (so `/healthz` can tell a stuck loop from a long run).
 //!
-//! A stop (SIGINT/SIGTERM) sets the [`StopFlag`] so no new image job starts, gives jobs in
-//! flight the grace period, then drops them; dropping is safe because the native relay puts a
-//! manifest only after everything it references is in place. A restart (SIGHUP, config
-//! change) waits for the running task, as the original does, and applies only to configs
+//! A stop (SIGINT/SIGTERM) reaches the jobs through the [`Stop`] the signal handler drives: no
+//! new image job starts, and jobs in flight get the grace period. Then (or at a second signal)
+//! the copies in flight are aborted and the scheduler awaits the run while each relay ends its
+//! own copies (see [`crate::stop`]), for at most [`ABORTED_RUN_ENDS`]. A restart (SIGHUP,
+//! config change) waits for the running task, as the original does, and applies only to configs
 //! with periodic tasks. The caller reloads and comes back here: see [`Ending`].
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use crate::relay::Relay;
 use crate::report::TaskReport;
 use crate::signals::{Signal, Signals};
 use crate::status::{HEARTBEAT_EVERY, StatusBoard};
-use crate::stop::StopFlag;
+use crate::stop::Stop;
 use crate::sync::run_task;
 use crate::watch::ConfigWatch;
 
@@ -56,21 +57,50 @@ pub struct Context<'a> {
 /// How long cleaning up after copies abandoned by a stop may take.
 const ABANDONED_CLEAN_UP: Duration = Duration::from_secs(30);
 
+/// How long a run whose copies were aborted may take to end by itself (skopeo processes killed
+/// and reaped, auth files removed, native copies dropped) before it is dropped as it is.
+pub const ABORTED_RUN_ENDS: Duration = Duration::from_secs(10);
+
 /// Runs the tasks `filter` selects until they are done, a stop, or a restart.
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
-    let relay = Relay::new(config).await?;
-    let clients = Clients::new(config);
-    let listers = Listers::new(config.lister);
     let selected: Vec<&Task> = config
         .tasks
         .iter()
         .filter(|t| filter.matches(&t.name))
         .collect();
+    let has_periodic = selected.iter().any(|t| t.is_periodic());
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut control = Control {
+        stop: cx.signals.stop(),
+        signals: cx.signals,
+        watch: None,
+        heartbeat,
+        status: cx.status,
+        stopping: None,
+        second_signal: false,
+        restart: false,
+        has_periodic,
+        grace: config.daemon.shutdown_grace,
+    };
+    // Making a relay can take long (a Docker daemon pinged again and again): a second stop
+    // signal ends it, as it ends a run.
+    let making = control.stop.clone();
+    let Some(relay) = making.until_aborted(Relay::new(config)).await else {
+        control.take_pending_signals();
+        return Ok(Ending::Stopped {
+            signal: control.stop_signal().unwrap_or(Signal::Interrupt),
+            interrupted: true,
+            failed: false,
+        });
+    };
+    let relay = relay?;
+    let clients = Clients::new(config);
+    let listers = Listers::new(config.lister);
     cx.status
         .loaded(&config.file.display().to_string(), &selected);
-    let has_periodic = selected.iter().any(|t| t.is_periodic());
-    let watch = if has_periodic && config.watch {
+    control.watch = if has_periodic && config.watch {
         let watch = ConfigWatch::start(&config.file, cx.config_text.to_string())?;
         tracing::info!(file = %config.file.display(), "watching config file, restarting on change");
         Some(watch)
@@ -80,23 +110,11 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         }
         None
     };
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut daemon = Daemon {
         relay: &relay,
         clients: &clients,
         listers: &listers,
-        control: Control {
-            signals: cx.signals,
-            watch,
-            heartbeat,
-            status: cx.status,
-            stop: StopFlag::new(),
-            stopping: None,
-            restart: false,
-            has_periodic,
-            grace: config.daemon.shutdown_grace,
-        },
+        control,
         failed: HashMap::new(),
     };
     daemon.run(&selected).await
@@ -185,36 +203,59 @@ impl Daemon<'_> {
     }
 
     /// Runs one task while listening for signals and watch events; after a stop, the run
-    /// gets the grace period, then is dropped (aborting its copies in flight).
+    /// gets the grace period, then its copies in flight are aborted (at once on a second
+    /// signal) and the run is awaited while they end, for at most [`ABORTED_RUN_ENDS`].
     async fn run_one(&mut self, task: &Task) -> TaskReport {
         let started = SystemTime::now();
+        // Each periodic run looks its credentials up afresh (new or rotated files, renewed
+        // helper tokens); one-off tasks share one lookup per registry.
+        if task.is_periodic() {
+            self.clients.start_run();
+        }
         self.control.status.run_started(&task.name);
         let stop = self.control.stop.clone();
-        let (report, abandoned) = {
+        let report = {
             let run = run_task(task, self.relay, self.clients, self.listers, &stop);
             tokio::pin!(run);
+            // When the run must have ended after its copies were aborted.
+            let mut end_by: Option<Instant> = None;
             loop {
-                let deadline = self.control.stopping.map(|(_, deadline)| deadline);
+                let grace_over = match self.control.stopping {
+                    Some((_, deadline)) if !stop.is_aborted() => Some(deadline),
+                    _ => None,
+                };
                 tokio::select! {
-                    report = &mut run => break (report, false),
+                    report = &mut run => break report,
                     event = self.control.next_event() => self.control.handle(event, Some(&task.name)),
-                    _ = sleep_until(deadline), if deadline.is_some() => {
+                    () = sleep_until(grace_over), if grace_over.is_some() => {
                         tracing::warn!(
                             task = %task.name,
                             "grace period of {:?} is over: aborting the copies still in flight \
                              (no tag was moved for them; the next run resumes them)",
                             self.control.grace
                         );
+                        stop.abort();
+                    }
+                    () = stop.aborted(), if end_by.is_none() => {
+                        end_by = Some(Instant::now() + ABORTED_RUN_ENDS);
+                    }
+                    () = sleep_until(end_by), if end_by.is_some() => {
+                        tracing::warn!(
+                            task = %task.name,
+                            "the aborted run did not end within {ABORTED_RUN_ENDS:?}; dropping it"
+                        );
                         let mut report = TaskReport::new(&task.name);
                         report.started = started;
                         report.interrupted = true;
-                        break (report, true);
+                        break report;
                     }
                 }
             }
-            // The run (and every copy in it) is dropped here.
+            // The run (and whatever is left of its copies) is dropped here.
         };
-        if abandoned
+        // A signal that came as the run ended is logged, and its stop counted, now.
+        self.control.take_pending_signals();
+        if stop.is_aborted()
             && tokio::time::timeout(ABANDONED_CLEAN_UP, self.relay.clean_up_abandoned())
                 .await
                 .is_err()
@@ -230,10 +271,12 @@ impl Daemon<'_> {
         self.failed.values().any(|f| *f)
     }
 
+    /// How a stop ends this configuration's run; a second stop signal always counts as an
+    /// interruption (exit 130/143, docs/behaviour.md#exit-codes).
     fn stopped(&self, signal: Signal, interrupted: bool) -> Ending {
         Ending::Stopped {
             signal,
-            interrupted,
+            interrupted: interrupted || self.control.second_signal,
             failed: self.any_failed(),
         }
     }
@@ -252,9 +295,13 @@ struct Control<'a> {
     watch: Option<ConfigWatch>,
     heartbeat: tokio::time::Interval,
     status: &'a StatusBoard,
-    stop: StopFlag,
-    /// The stop signal and when the grace period ends.
+    /// The process's stop; the signal handler requests and aborts it, the end of the grace
+    /// period aborts it.
+    stop: Stop,
+    /// The last stop signal (its exit code is the process's) and when the grace period ends.
     stopping: Option<(Signal, Instant)>,
+    /// Whether a second stop signal came (it was logged once).
+    second_signal: bool,
     restart: bool,
     has_periodic: bool,
     grace: Duration,
@@ -276,18 +323,31 @@ impl Control<'_> {
             Event::Heartbeat => self.status.beat(),
             Event::Signal(signal) if signal.is_stop() => {
                 tracing::info!(signal = signal.name(), "received signal");
-                if self.stopping.is_none() {
-                    match running {
-                        Some(task) => tracing::info!(
-                            task = %task,
-                            "stopping ... no new image job starts; copies in flight get up to {:?}",
-                            self.grace
-                        ),
-                        None => tracing::info!("stopping ..."),
+                // The signal handler already requested the stop (or, for a second signal,
+                // aborted the copies in flight); this logs it and keeps the exit code.
+                match self.stopping {
+                    None => {
+                        match running {
+                            Some(task) => tracing::info!(
+                                task = %task,
+                                "stopping ... no new image job starts; copies in flight get up to {:?}",
+                                self.grace
+                            ),
+                            None => tracing::info!("stopping ..."),
+                        }
+                        self.status.stopping();
+                        self.stopping = Some((signal, Instant::now() + self.grace));
                     }
-                    self.stop.request();
-                    self.status.stopping();
-                    self.stopping = Some((signal, Instant::now() + self.grace));
+                    Some((_, grace_end)) => {
+                        if !self.second_signal {
+                            tracing::warn!(
+                                "second stop signal: exiting at once; copies in flight are aborted \
+                                 (no tag was moved yet for them, the next run resumes them)"
+                            );
+                        }
+                        self.second_signal = true;
+                        self.stopping = Some((signal, grace_end));
+                    }
                 }
             }
             Event::Signal(signal) => {

@@ -1,13 +1,18 @@
 //! Process signals for the daemon (docs/behaviour.md#signals-and-restarts).
 //!
 //! The handlers are installed before the config is even loaded, so no signal ever meets the
-//! default action (the original died at once during its first run). SIGINT and SIGTERM ask for
-//! a graceful stop; a second one of them exits at once, which is safe because the native relay
-//! puts a manifest only after everything it references is in place. SIGHUP asks for a restart;
+//! default action (the original died at once during its first run). The handler acts on the
+//! process's [`Stop`] itself, so work waiting on it wakes at once, wherever the scheduler is:
+//! the first SIGINT or SIGTERM requests the stop (nothing new starts), a second one aborts the
+//! work in flight. Nothing here ends the process: every exit returns through `main`, so
+//! destructors run (the skopeo relay's auth files hold credentials). Every signal is also
+//! passed on, in order, for the scheduler to log and decide on; SIGHUP asks for a restart, and
 //! the scheduler decides whether a restart means anything for the config it runs.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+
+use crate::stop::Stop;
 
 /// A signal the daemon acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +47,18 @@ impl Signal {
     }
 }
 
-/// The signals received so far, in order, for the scheduler to act on.
+/// The signals received so far, in order, for the scheduler to act on, and the stop they drive.
 pub struct Signals {
     received: mpsc::UnboundedReceiver<Signal>,
+    stop: Stop,
 }
 
 impl Signals {
-    /// Installs the handlers; must run inside the tokio runtime. The second SIGINT/SIGTERM is
-    /// handled here and never reaches the receiver: it ends the process at once.
+    /// Installs the handlers; must run inside the tokio runtime. The first SIGINT/SIGTERM
+    /// requests the stop, every later one aborts the work in flight; all are passed on.
+    ///
+    /// # Errors
+    /// A handler that cannot be installed, named.
     pub fn install() -> Result<Signals, String> {
         let install = |kind: SignalKind, which: Signal| {
             signal(kind).map_err(|e| format!("cannot install the {} handler: {e}", which.name()))
@@ -58,8 +67,9 @@ impl Signals {
         let mut term = install(SignalKind::terminate(), Signal::Terminate)?;
         let mut hup = install(SignalKind::hangup(), Signal::Hangup)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Stop::new();
+        let handler_stop = stop.clone();
         tokio::spawn(async move {
-            let mut stops = 0u32;
             loop {
                 let which = tokio::select! {
                     Some(()) = int.recv() => Signal::Interrupt,
@@ -68,14 +78,11 @@ impl Signals {
                     else => break,
                 };
                 if which.is_stop() {
-                    stops += 1;
-                    if stops >= 2 {
-                        tracing::info!(signal = which.name(), "received signal");
-                        tracing::warn!(
-                            "second stop signal: exiting at once; copies in flight are abandoned \
-                             (no tag was moved yet for them, the next run resumes them)"
-                        );
-                        std::process::exit(i32::from(which.exit_code()));
+                    // Before passing the signal on, so that no job starts in between.
+                    if handler_stop.is_requested() {
+                        handler_stop.abort();
+                    } else {
+                        handler_stop.request();
                     }
                 }
                 if tx.send(which).is_err() {
@@ -83,7 +90,12 @@ impl Signals {
                 }
             }
         });
-        Ok(Signals { received: rx })
+        Ok(Signals { received: rx, stop })
+    }
+
+    /// The process's stop, which these signals drive.
+    pub fn stop(&self) -> Stop {
+        self.stop.clone()
     }
 
     /// A signal that arrived and was not taken yet, without waiting.

@@ -16,18 +16,18 @@ use crate::progress::TaskProgress;
 use crate::registry::{Registry, Repository};
 use crate::relay::{BlobTally, CopyOutcome, CopySlots, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
-use crate::stop::StopFlag;
+use crate::stop::Stop;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
 ///
-/// Once `stop` is set, no new mapping or image job starts; jobs in flight go on, and the
-/// report says the run was interrupted.
+/// Once `stop` is requested, no new mapping or image job starts and jobs waiting for a slot give
+/// up; jobs in flight go on until the stop aborts them; the report says the run was interrupted.
 pub async fn run_task(
     task: &Task,
     relay: &Relay,
     clients: &Clients,
     listers: &Listers,
-    stop: &StopFlag,
+    stop: &Stop,
 ) -> TaskReport {
     let started = Instant::now();
     tracing::info!(
@@ -185,11 +185,11 @@ pub async fn plan_task_mapping(
         .map_err(|e| format!("source registry: {e}"))?;
     let target_location = RegistryLocation::parse(&task.target.registry)
         .map_err(|e| format!("target registry: {e}"))?;
-    let source = clients.get(&source_location.host, &task.source)?;
-    let target = clients.get(&target_location.host, &task.target)?;
+    let source = clients.get(&source_location.host, &task.source).await?;
+    let target = clients.get(&target_location.host, &task.target).await?;
     // Cloud tokens are renewed before each mapping, as by the original's refresh hook.
-    clients.cloud().refresh(&task.source).await?;
-    clients.cloud().refresh(&task.target).await?;
+    clients.refresh(&task.source).await?;
+    clients.refresh(&task.target).await?;
     let repositories = ListedRepositories {
         listers,
         clients,
@@ -281,10 +281,13 @@ async fn run_mapping(
     services: Services<'_>,
     slots: Slots<'_>,
     progress: &TaskProgress,
-    stop: &StopFlag,
+    stop: &Stop,
 ) -> Result<MappingOutcome, String> {
-    let (source, target, plan) =
-        plan_task_mapping(task, mapping, services.clients, services.listers).await?;
+    let planning = plan_task_mapping(task, mapping, services.clients, services.listers);
+    let Some(planned) = stop.until_aborted(planning).await else {
+        return Ok(MappingOutcome::default());
+    };
+    let (source, target, plan) = planned?;
     if let Some(reason) = empty_selection(task, mapping, &plan) {
         return Err(reason);
     }
@@ -300,8 +303,8 @@ async fn run_mapping(
         target: &target,
         source_location: &task.source,
         target_location: &task.target,
-        source_credentials: services.clients.cloud().credentials(&task.source).await?,
-        target_credentials: services.clients.cloud().credentials(&task.target).await?,
+        source_credentials: services.clients.credentials(&task.source).await?,
+        target_credentials: services.clients.credentials(&task.target).await?,
         verbose: task.verbose,
     };
     // Counted once nothing can fail the whole mapping any more: from here on, failures are
@@ -343,16 +346,12 @@ async fn run_mapping(
             outcome.images.push(report);
         }
     }
-    // `buffered` starts a job only when a slot frees up, so checking the stop flag at the start
-    // of each job is what keeps new work from starting.
+    // `buffered` starts a job only when a slot frees up; a job waiting for its slot wakes up
+    // when a stop is requested and starts nothing.
     let sides = &sides;
     let copies = futures_util::stream::iter(jobs.iter().copied())
         .map(|job| async move {
-            // Waiting for a slot can take long; a stop requested meanwhile starts nothing new.
-            let _slot = slots.check.acquire().await.ok();
-            if stop.is_requested() {
-                return None;
-            }
+            let _slot = stop.until_requested(slots.check.acquire()).await?;
             let copy_slots = CopySlots::new(slots.copy, stop);
             let report = copy_one(task, job, relay, sides, &copy_slots).await?;
             progress.image_done(matches!(report.result, ImageResult::Failed { .. }));
@@ -365,14 +364,15 @@ async fn run_mapping(
         tracing::info!(
             task = %task.name,
             from = %mapping.rule.from(),
-            "stopping: {not_started} image job(s) of this mapping not started"
+            "stopping: {not_started} image job(s) of this mapping not started or aborted"
         );
     }
     outcome.images.extend(done);
     Ok(outcome)
 }
 
-/// Runs one image job and logs its line; `None` when a stop kept it from starting its copy.
+/// Runs one image job and logs its line; `None` when a stop kept it from starting its copy or
+/// aborted it.
 async fn copy_one(
     task: &Task,
     job: &ImageJob,
@@ -398,7 +398,7 @@ async fn copy_one(
             blobs = tally;
             ImageResult::Copied { bytes }
         }
-        Ok(CopyOutcome::NotStarted) => return None,
+        Ok(CopyOutcome::NotStarted | CopyOutcome::Aborted) => return None,
         Err(reason) => ImageResult::Failed { reason },
     };
     let report = ImageReport {

@@ -181,3 +181,134 @@ fn missing_cloud_credentials_fail_the_task_with_what_was_tried() {
         "{all}"
     );
 }
+
+/// A `docker-credential-<name>` script in `dir` that answers `user`/`secret` for any server and
+/// logs the server URL it read from standard input.
+fn fake_cred_helper(dir: &std::path::Path, name: &str, user: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(format!("docker-credential-{name}"));
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nserver=$(cat)\necho \"$server\" >> '{}/{name}.log'\nprintf '{{\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}'\n",
+            dir.display()
+        ),
+    )
+    .expect("helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn ecr_and_gar_take_tokens_from_cred_helpers() {
+    // `docker-credential-ecr-login` for an ECR source (its repositories need no creation) and
+    // `docker-credential-gcloud` for a GAR target, with no AWS or Google credentials at all.
+    let ecr = Registry::builder()
+        .basic_auth()
+        .user("AWS", "ecr-helper-token")
+        .start();
+    push_image(&ecr, "team/app", "1.0", ImageOptions::default());
+    let gar = Registry::builder()
+        .token_auth(TokenOptions::default())
+        .user("oauth2accesstoken", "ya29.gcloud-helper-token")
+        .start();
+    let local = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    fake_cred_helper(&bin, "ecr-login", "AWS", "ecr-helper-token");
+    fake_cred_helper(
+        &bin,
+        "gcloud",
+        "oauth2accesstoken",
+        "ya29.gcloud-helper-token",
+    );
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".docker")).expect("home");
+    std::fs::write(
+        home.join(".docker/config.json"),
+        serde_json::json!({"credHelpers": {
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com": "ecr-login",
+            "europe-docker.pkg.dev": "gcloud",
+        }})
+        .to_string(),
+    )
+    .expect("config.json");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = home.display().to_string();
+    let side = |registry: &str| {
+        if registry.starts_with("127.") {
+            format!("    registry: {registry}\n    skip-tls-verify: true\n")
+        } else {
+            format!("    registry: {registry}\n")
+        }
+    };
+    let task = |source: &str, target: &str| {
+        format!(
+            "tasks:\n- name: helpers\n  source:\n{}  target:\n{}  mappings:\n  - from: team/app\n    tags: ['1.0']\n",
+            side(source),
+            side(target)
+        )
+    };
+
+    // The ECR source, reached through a proxy standing in for AWS's host.
+    let proxy = FaultProxy::start(&ecr.url(), vec![]);
+    let from_ecr = task(
+        "http://123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        &local.host(),
+    );
+    let vars = env(&[
+        ("HTTP_PROXY", &proxy.url()),
+        ("HOME", &home),
+        ("PATH", &path),
+    ]);
+    let out = run_dregsy(&from_ecr, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(list_tags(&local, "team/app"), ["1.0"]);
+    let sources = messages(&out, "credentials for http://123456789012");
+    assert_eq!(
+        sources[0]["source"],
+        "credential helper ecr-login (credHelpers in ~/.docker/config.json)"
+    );
+    let asked = std::fs::read_to_string(bin.join("ecr-login.log")).expect("asked");
+    assert_eq!(asked, "123456789012.dkr.ecr.us-east-1.amazonaws.com\n");
+
+    // The GAR target: the helper, not Google's application default credentials (which would
+    // fail here: no key file, no metadata server).
+    let proxy = FaultProxy::start(&gar.url(), vec![]);
+    let to_gar = task(
+        &local.host(),
+        "http://europe-docker.pkg.dev/test-project/mirror",
+    );
+    let vars = env(&[
+        ("HTTP_PROXY", &proxy.url()),
+        ("HOME", &home),
+        ("PATH", &path),
+        ("GCE_METADATA_HOST", "127.0.0.1:9"),
+    ]);
+    let out = run_dregsy(&to_gar, &vars);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(list_tags(&gar, "test-project/mirror/team/app"), ["1.0"]);
+    let all = text(&out);
+    assert!(
+        !all.contains("ya29.gcloud-helper-token"),
+        "token in the logs"
+    );
+    assert!(!all.contains("ecr-helper-token"), "token in the logs");
+    let plan = Dregsy::with_config(&to_gar)
+        .args(&["plan"])
+        .envs(&vars)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output();
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        shown.contains(
+            "target credentials: credential helper gcloud (credHelpers in ~/.docker/config.json)"
+        ),
+        "{}",
+        text(&plan)
+    );
+}

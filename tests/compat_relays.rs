@@ -488,3 +488,62 @@ fn unreachable_docker_daemon_fails_at_startup() {
             .is_some_and(|m| m.contains(&socket))
     );
 }
+
+#[test]
+fn docker_relay_gets_credentials_from_a_credential_helper() {
+    // The daemon receives the helper's credentials in X-Registry-Auth, as it would the
+    // config's `auth`; the secret appears in no output.
+    let source = Registry::start();
+    let target = Registry::builder()
+        .basic_auth()
+        .user("mirror", AWKWARD_PASSWORD)
+        .start();
+    push_image(&source, "app", "1.0", ImageOptions::default());
+    let podman = Podman::start(&[&source, &target]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let helper = dir.path().join("docker-credential-vault");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\nprintf '%s' '{{\"Username\":\"mirror\",\"Secret\":\"{}\"}}'\n",
+            AWKWARD_PASSWORD.replace('\'', "'\\''").replace('"', "\\\"")
+        ),
+    )
+    .expect("helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".docker")).expect("home");
+    std::fs::write(
+        home.join(".docker/config.json"),
+        serde_json::json!({"credHelpers": {target.host(): "vault"}}).to_string(),
+    )
+    .expect("config.json");
+    let config = format!(
+        "relay: docker\ndocker:\n  dockerhost: {}\n  ping-attempts: 3\n  ping-interval: 200ms\n{}",
+        podman.dockerhost(),
+        task(
+            &location(&source, None),
+            &location(&target, None),
+            "  - from: app\n    to: mirror/app\n    tags: ['1.0']\n    platform: linux/amd64\n",
+        )
+    );
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run_dregsy(
+        &config,
+        &[
+            ("HOME", &home.display().to_string()),
+            ("PATH", &path),
+            ("LOG_LEVEL", "trace"),
+        ],
+    );
+    assert_success(&out);
+    assert_eq!(list_tags(&target, "mirror/app"), ["1.0"]);
+    assert!(
+        !text(&out).contains(AWKWARD_PASSWORD),
+        "no secret in the logs"
+    );
+}

@@ -323,3 +323,89 @@ fn compatibility_relay_settings() {
         assert!(error.to_string().contains(expected), "{text:?}: {error}");
     }
 }
+
+#[test]
+fn native_tries_its_old_name_and_time_limits() {
+    use std::time::Duration;
+    let defaults = load_text("tasks: []\n").expect("ok").native;
+    assert_eq!(defaults.tries, 5);
+    assert_eq!(defaults.connect_timeout, Duration::from_secs(15));
+    assert_eq!(defaults.stall_timeout, Duration::from_secs(60));
+    assert_eq!(defaults.commit_timeout, Duration::from_secs(300));
+
+    let text =
+        "native:\n  tries: 3\n  connect-timeout: 5s\n  stall-timeout: 2m\n  commit-timeout: 20m\n";
+    let native = load_text(text).expect("ok").native;
+    assert_eq!(native.tries, 3);
+    assert_eq!(native.connect_timeout, Duration::from_secs(5));
+    assert_eq!(native.stall_timeout, Duration::from_secs(120));
+    assert_eq!(native.commit_timeout, Duration::from_secs(1200));
+
+    // The old name still counts tries, with a notice; the new name wins when both are set.
+    let (config, notices) =
+        config::load_str(Path::new("x.yaml"), "native:\n  retries: 2\n").expect("loads");
+    assert_eq!(config.native.tries, 2);
+    assert!(
+        notices.iter().any(|n| n.level == Level::Warn
+            && n.message
+                .contains("'native.retries' on line 2 is the old name of 'native.tries'")),
+        "{notices:?}"
+    );
+    let both = "native:\n  tries: 4\n  retries: 2\n";
+    assert_eq!(load_text(both).expect("ok").native.tries, 4);
+    let both = "native:\n  retries: 2\n  tries: 4\n";
+    assert_eq!(load_text(both).expect("ok").native.tries, 4);
+
+    let error = load_text("native:\n  commit-timeout: -1s\n")
+        .expect_err("a limit cannot be turned off")
+        .to_string();
+    assert!(
+        error.contains("'native.commit-timeout' must be a positive duration"),
+        "{error}"
+    );
+    let error = load_text("native:\n  tries: 0\n")
+        .expect_err("at least one try")
+        .to_string();
+    assert!(
+        error.contains("'native.tries' must be between 1 and 20"),
+        "{error}"
+    );
+}
+
+/// `${NAME}` substitution (docs/configuration.md) changes nothing in any example or any of the
+/// original's fixtures, whatever the environment holds: a lookup that has a value for every
+/// name leaves each parsed document exactly as it was. And in a mapping's `to`, Go-style
+/// replacement references (`${1}`, `${name}`, `${REPO}`) are never substituted.
+#[test]
+fn environment_substitution_keeps_every_example_and_fixture_unchanged() {
+    use dregsy::config::{substitute, yaml};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["examples", "tests/fixtures/config"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("directory") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 17, "{files:?}");
+    let everything_set = |_: &str| Some("SUBSTITUTED".to_string());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let Ok(Some(original)) = yaml::parse(&text) else {
+            continue;
+        };
+        let mut substituted = original.clone();
+        substitute::apply(&mut substituted, &everything_set)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        assert_eq!(substituted, original, "{} changed", path.display());
+    }
+
+    let config = "tasks:\n- name: t\n  source: {registry: '${SOURCE_HOST}'}\n  target: {registry: t}\n  mappings:\n  - from: 'regex:^(?P<REPO>[a-z]+)/(?P<name>.*)$'\n    to: 'regex:^/(?P<REPO>[a-z]+)/(?P<name>.*)$,/mirror/${REPO}/${name}/${1}'\n";
+    let mut node = yaml::parse(config).expect("yaml").expect("document");
+    substitute::apply(&mut node, &everything_set).expect("substituted");
+    let shown = format!("{node:?}");
+    assert!(shown.contains("/mirror/${REPO}/${name}/${1}"), "{shown}");
+    assert!(shown.contains("SUBSTITUTED"), "{shown}");
+}

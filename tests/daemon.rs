@@ -34,6 +34,10 @@ struct Daemon {
 impl Daemon {
     fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+        support::dregsy::without_user_credentials(
+            &mut command,
+            config.parent().expect("the config's directory"),
+        );
         command
             .arg(format!("-config={}", config.display()))
             .args(args)
@@ -375,20 +379,19 @@ fn every_task_is_validated_even_those_the_filter_leaves_out_and_a_bad_filter_exi
 
 /// A source registry whose blob downloads take `delay` each, to have copies in flight.
 fn slow_source(delay: Duration) -> (Registry, FaultProxy) {
+    let image = ImageOptions {
+        layers: 2,
+        ..Default::default()
+    };
+    slow_source_with(image, Rule::delay("/blobs/", delay))
+}
+
+/// A source registry holding `slow/app:1` built as `image`, behind a proxy applying `slow` (the
+/// proxy's rule 0) to blob downloads.
+fn slow_source_with(image: ImageOptions, slow: Rule) -> (Registry, FaultProxy) {
     let source = Registry::start();
-    push_image(
-        &source,
-        "slow/app",
-        "1",
-        ImageOptions {
-            layers: 2,
-            ..Default::default()
-        },
-    );
-    let proxy = FaultProxy::start(
-        &source.url(),
-        vec![Rule::delay("/blobs/", delay).method("GET")],
-    );
+    push_image(&source, "slow/app", "1", image);
+    let proxy = FaultProxy::start(&source.url(), vec![slow.method("GET")]);
     (source, proxy)
 }
 
@@ -556,6 +559,109 @@ fn a_second_signal_exits_at_once() {
     // The grace period is 60 s and the download takes 120 s: only the second signal ends it.
     assert_eq!(daemon.wait_exit_within(Duration::from_secs(30)), 130);
     assert_eq!(daemon.count("second stop signal"), 1, "{}", daemon.log());
+    assert!(list_tags(&target, "copy/app").is_empty());
+}
+
+/// The processes whose parent is `parent` and whose command name is `name`, from `/proc`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `pid (comm) state ppid …`; the name may hold spaces and parentheses.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                return false;
+            };
+            let ppid = stat[close + 1..].split_whitespace().nth(1);
+            &stat[open + 1..close] == name && ppid == Some(parent.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Every path under `dir`, depth first.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+#[test]
+fn a_second_signal_during_a_skopeo_copy_kills_skopeo_and_removes_its_auth_files() {
+    // Blob downloads crawl at 4 KiB/s: the copy of a 1 MiB layer takes minutes.
+    let image = ImageOptions {
+        layer_size: 1024 * 1024,
+        ..Default::default()
+    };
+    let (_source, proxy) = slow_source_with(image, Rule::throttle("/blobs/", 4096));
+    // Credentials for the target, so that skopeo gets an auth file.
+    let target = Registry::builder().basic_auth().start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "relay: skopeo\ntasks:\n- name: slow\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n    auth: {}\n  mappings:\n{}",
+            proxy.host(),
+            target.host(),
+            target.admin_auth_b64(),
+            mapping("slow/app", "copy/app"),
+        ),
+    );
+    let tmpdir = tmp.path().display().to_string();
+    let mut daemon = Daemon::start(&path, &[], &[("TMPDIR", &tmpdir)]);
+    wait_for_blob_download(&proxy, &mut daemon);
+    let started = Instant::now();
+    let skopeo = loop {
+        if let [pid] = children_named(daemon.child.id(), "skopeo")[..] {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < WAIT && !daemon.exited(),
+            "no skopeo process under dregsy; log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let auth_files: Vec<PathBuf> = files_under(tmp.path())
+        .into_iter()
+        .filter(|p| p.ends_with("target-auth.json"))
+        .collect();
+    assert_eq!(auth_files.len(), 1, "the copy in flight has its auth file");
+
+    daemon.signal("TERM");
+    daemon.wait_for("stopping ...");
+    daemon.signal("TERM");
+    // The grace period is 60 s and the copy takes minutes: only the second signal ends it.
+    assert_eq!(
+        daemon.wait_exit_within(Duration::from_secs(30)),
+        143,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.count("second stop signal"), 1, "{}", daemon.log());
+    let left = files_under(tmp.path());
+    let skopeo_alive = Path::new(&format!("/proc/{skopeo}")).exists();
+    if skopeo_alive {
+        // Not left running after a failed test.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", &skopeo.to_string()])
+            .status();
+    }
+    assert!(
+        left.is_empty() && !skopeo_alive,
+        "left in TMPDIR: {left:?}; skopeo ({skopeo}) outlived dregsy: {skopeo_alive}"
+    );
     assert!(list_tags(&target, "copy/app").is_empty());
 }
 

@@ -31,7 +31,7 @@ fn config(source: &Registry, target: &Registry, auth: bool, mappings: &str) -> S
         source.certs_dir()
     };
     format!(
-        "skopeo:\n  certs-dir: {}\nnative:\n  retries: 3\ntasks:\n- name: test\n  source:\n{}  target:\n{}  mappings:\n{mappings}",
+        "skopeo:\n  certs-dir: {}\nnative:\n  tries: 3\ntasks:\n- name: test\n  source:\n{}  target:\n{}  mappings:\n{mappings}",
         certs.display(),
         location(source, auth),
         location(target, auth),
@@ -459,7 +459,7 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_rejected() {
         },
     );
     let proxy = FaultProxy::start(&source.url(), vec![Rule::corrupt("/blobs/sha256:")]);
-    let cfg = via_proxy("native:\n  retries: 1\n", &proxy, &target, "bad/app");
+    let cfg = via_proxy("native:\n  tries: 1\n", &proxy, &target, "bad/app");
     let out = run_dregsy(&cfg, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let msg = the_one_failure(&out);
@@ -494,12 +494,15 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, &cfg).expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dregsy"))
-        .arg(format!("-config={}", path.display()))
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = support::dregsy::without_user_credentials(
+        &mut Command::new(env!("CARGO_BIN_EXE_dregsy")),
+        dir.path(),
+    )
+    .arg(format!("-config={}", path.display()))
+    .env("LOG_FORMAT", "json")
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(2500));
     child.kill().expect("kill");
     child.wait().expect("wait");
@@ -532,7 +535,7 @@ fn failures_name_the_image_and_the_run_goes_on() {
         listener.local_addr().expect("addr").port()
     };
     let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n\
+        "native:\n  tries: 1\ntasks:\n\
 - name: good-and-bad\n  source:\n{src}  target:\n{dst}  mappings:\n  - from: ok/app\n  - from: ok/app\n    tags: ['missing']\n  - from: ok/app\n    to: 'Invalid/Name'\n\
 - name: unreachable\n  source:\n    registry: 127.0.0.1:{closed_port}\n    skip-tls-verify: true\n  target:\n{dst}  mappings:\n  - from: x/y\n    tags: ['1']\n\
 - name: wrong-password\n  source:\n    registry: {src_host}\n    skip-tls-verify: true\n    auth: {wrong}\n  target:\n{dst}  mappings:\n  - from: ok/app\n    tags: ['1']\n",
@@ -580,10 +583,10 @@ fn an_unknown_host_fails_the_image_with_a_clear_message() {
     let path = dir.path().join("config.yaml");
     std::fs::write(
         &path,
-        "native:\n  retries: 1\ntasks:\n- name: nowhere\n  source:\n    registry: no-such-registry.invalid:5000\n  target:\n    registry: 127.0.0.1:9\n    skip-tls-verify: true\n  mappings:\n  - from: lib/app\n    tags: ['1']\n  - from: lib/other\n    tags: ['2']\n",
+        "native:\n  tries: 1\ntasks:\n- name: nowhere\n  source:\n    registry: no-such-registry.invalid:5000\n  target:\n    registry: 127.0.0.1:9\n    skip-tls-verify: true\n  mappings:\n  - from: lib/app\n    tags: ['1']\n  - from: lib/other\n    tags: ['2']\n",
     )
     .expect("write config");
-    let out = Command::new("unshare")
+    let out = support::dregsy::without_user_credentials(&mut Command::new("unshare"), dir.path())
         .args(["--net", "--"])
         .arg(env!("CARGO_BIN_EXE_dregsy"))
         .arg(format!("-config={}", path.display()))
@@ -617,7 +620,7 @@ fn a_tls_failure_fails_the_image_with_a_clear_message() {
     let target = Registry::start();
     // No certs dir and no skip-tls-verify: the test CA is unknown.
     let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n{}  mappings:\n  - from: tls/app\n    tags: ['1']\n",
+        "native:\n  tries: 1\ntasks:\n- name: tls\n  source:\n    registry: {}\n  target:\n{}  mappings:\n  - from: tls/app\n    tags: ['1']\n",
         source.host(),
         location(&target, false)
     );
@@ -720,7 +723,7 @@ fn a_manifest_over_4_mib_fails_that_image() {
     });
     let target = Registry::start();
     let cfg = format!(
-        "native:\n  retries: 1\ntasks:\n- name: huge\n  source:\n    registry: http://{}\n  target:\n{}  mappings:\n  - from: huge/app\n    tags: ['1']\n    platform: all\n",
+        "native:\n  tries: 1\ntasks:\n- name: huge\n  source:\n    registry: http://{}\n  target:\n{}  mappings:\n  - from: huge/app\n    tags: ['1']\n    platform: all\n",
         server.addr(),
         location(&target, false)
     );

@@ -185,14 +185,18 @@ async fn blob_push_streams_in_chunks_and_monolithic() {
 
     let c = client(plain(&registry));
     let target = repo("blobs/mono");
-    assert_eq!(c.head_blob(&target, &d).await.expect("head"), None);
+    let len = content.len() as u64;
+    assert!(!c.head_blob(&target, &d, len).await.expect("head"));
     c.push_blob(&target, &d, content.len() as u64, pieces())
         .await
         .expect("monolithic push");
-    assert_eq!(
-        c.head_blob(&target, &d).await.expect("head"),
-        Some(content.len() as u64)
-    );
+    assert!(c.head_blob(&target, &d, len).await.expect("head"));
+    let err = c
+        .head_blob(&target, &d, len + 1)
+        .await
+        .expect_err("a Content-Length that contradicts the descriptor");
+    assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
+    assert!(err.to_string().contains(&len.to_string()), "{err}");
     let back = support::get_blob(&registry, "blobs/mono", d.as_str()).expect("blob present");
     assert_eq!(back, content.as_ref());
 
@@ -206,7 +210,10 @@ async fn blob_push_streams_in_chunks_and_monolithic() {
     let back = support::get_blob(&registry, "blobs/chunked", d.as_str()).expect("blob present");
     assert_eq!(back, content.as_ref());
 
-    let mut pulled = c.get_blob(&repo("blobs/chunked"), &d).await.expect("get");
+    let mut pulled = c
+        .get_blob(&repo("blobs/chunked"), &d, content.len() as u64)
+        .await
+        .expect("get");
     assert_eq!(pulled.size(), content.len() as u64);
     let mut total = Vec::new();
     while let Some(chunk) = pulled.next().await {
@@ -532,7 +539,7 @@ async fn corrupted_blob_is_rejected_and_not_pushed_on() {
     let layer = digest(layer);
 
     let blob = src
-        .get_blob(&repo("bad/app"), &layer)
+        .get_blob(&repo("bad/app"), &layer, *size)
         .await
         .expect("response");
     assert_eq!(blob.size(), *size);
@@ -555,7 +562,7 @@ async fn redirected_blob_get_drops_authorization() {
     let c = client(o);
     let (layer, size) = &image.blobs[1];
     let mut blob = c
-        .get_blob(&repo("cdn/app"), &digest(layer))
+        .get_blob(&repo("cdn/app"), &digest(layer), *size)
         .await
         .expect("get");
     let mut total = 0u64;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Auth, Location};
-use crate::registry::{CredentialProvider, Credentials, Repository};
+use crate::registry::{CredentialProvider, Repository};
 
 /// Which cloud registry a location is, with what its tokens need to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,33 +158,20 @@ impl Cloud {
         Some((key, provider))
     }
 
-    /// The refresh hook the original runs for source and target before each mapping: a cloud token
-    /// that expires soon is renewed now, and a missing cloud credential fails the mapping here,
-    /// with a message that says what was tried.
+    /// The refresh hook the original runs for source and target before each mapping, for a
+    /// location whose credentials come from this cloud: a token that expires soon is renewed
+    /// now, and a missing cloud credential is an error that says what was tried. (A run calls
+    /// [`crate::clients::Clients::refresh`], which knows whether the location's credentials
+    /// come from a cloud at all.)
     pub async fn refresh(&self, location: &Location) -> Result<(), String> {
         let Some((_, provider)) = self.provider(location) else {
-            tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
             return Ok(());
         };
-        tracing::info!(registry = %location.registry, "refreshing credentials");
         provider
             .credentials()
             .await
             .map(|_| ())
             .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry))
-    }
-
-    /// The credentials of a location for tools outside our registry client (skopeo, the
-    /// Docker daemon): the current cloud token, or the config's `auth`.
-    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
-        match self.provider(location) {
-            Some((_, provider)) => provider
-                .credentials()
-                .await
-                .map(Some)
-                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
-            None => Ok(location.auth.credentials().cloned()),
-        }
     }
 
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the

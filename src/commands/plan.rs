@@ -137,6 +137,10 @@ pub struct TaskPlan {
     pub name: String,
     pub source: String,
     pub target: String,
+    /// Where each side's credentials come from ([`crate::credentials::Source`]), or why
+    /// they could not be looked up.
+    pub source_credentials: Result<String, String>,
+    pub target_credentials: Result<String, String>,
     pub mappings: Vec<MappingResult>,
 }
 
@@ -183,6 +187,8 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
             name: task.name.clone(),
             source: task.source.registry.clone(),
             target: task.target.registry.clone(),
+            source_credentials: credential_source(&clients, &task.source).await,
+            target_credentials: credential_source(&clients, &task.target).await,
             mappings: Vec::new(),
         };
         for mapping in &task.mappings {
@@ -213,6 +219,15 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
         report.tasks.push(task_plan);
     }
     report
+}
+
+/// Where a side's credentials come from, for display.
+async fn credential_source(
+    clients: &Clients,
+    location: &crate::config::Location,
+) -> Result<String, String> {
+    let resolution = clients.resolve(location).await?;
+    Ok(resolution.source.to_string())
 }
 
 /// The up-to-date status of every job, repository by repository.
@@ -290,6 +305,15 @@ impl Report {
                 "task '{}': {} -> {}\n",
                 task.name, task.source, task.target
             ));
+            for (side, credentials) in [
+                ("source", &task.source_credentials),
+                ("target", &task.target_credentials),
+            ] {
+                match credentials {
+                    Ok(from) => out.push_str(&format!("  {side} credentials: {from}\n")),
+                    Err(e) => out.push_str(&format!("  {side} credentials: FAILED: {e}\n")),
+                }
+            }
             if task.mappings.is_empty() {
                 out.push_str("  (no mappings)\n");
             }
@@ -356,10 +380,16 @@ impl Report {
                         }),
                     })
                     .collect();
+                let credentials = |c: &Result<String, String>| match c {
+                    Ok(from) => json!({"from": from, "error": null}),
+                    Err(e) => json!({"from": null, "error": e}),
+                };
                 json!({
                     "task": task.name,
                     "source": task.source,
                     "target": task.target,
+                    "source_credentials": credentials(&task.source_credentials),
+                    "target_credentials": credentials(&task.target_credentials),
                     "mappings": mappings,
                 })
             })

@@ -22,6 +22,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "native",
     "health",
     "shutdown-grace",
+    "auth-file",
+    "credential-helper-timeout",
     "tasks",
 ];
 /// The keys of `docker:`.
@@ -37,7 +39,15 @@ const SKOPEO_KEYS: &[&str] = &["binary", "certs-dir", "timeout", "parallel-image
 /// The keys of the global `lister:`.
 const LISTER_KEYS: &[&str] = &["maxItems", "cacheDuration"];
 /// The keys of `native:`.
-const NATIVE_KEYS: &[&str] = &["parallel-images", "parallel-blobs", "retries"];
+const NATIVE_KEYS: &[&str] = &[
+    "parallel-images",
+    "parallel-blobs",
+    "tries",
+    "retries",
+    "connect-timeout",
+    "stall-timeout",
+    "commit-timeout",
+];
 /// The keys of `health:`.
 const HEALTH_KEYS: &[&str] = &["listen"];
 /// The keys of a task.
@@ -52,6 +62,8 @@ const LOCATION_KEYS: &[&str] = &[
     "skip-tls-verify",
     "lister",
     "listertype",
+    "auth-file",
+    "credentials-file",
 ];
 /// The keys of a mapping.
 const MAPPING_KEYS: &[&str] = &["from", "to", "tags", "platform"];
@@ -85,6 +97,10 @@ pub struct RawConfig {
     pub lister: RawLister,
     pub native: RawNative,
     pub daemon: RawDaemon,
+    /// `auth-file` (our extension): a Docker/podman credential file for every side, with its line.
+    pub auth_file: Option<(String, usize)>,
+    /// `credential-helper-timeout` (our extension), with its line.
+    pub credential_helper_timeout: Option<(DurationValue, usize)>,
     pub tasks: Vec<Option<RawTask>>,
 }
 
@@ -120,7 +136,11 @@ pub struct RawLister {
 pub struct RawNative {
     pub parallel_images: Option<i64>,
     pub parallel_blobs: Option<i64>,
-    pub retries: Option<i64>,
+    /// `tries`, or its old name `retries`.
+    pub tries: Option<i64>,
+    pub connect_timeout: Option<DurationValue>,
+    pub stall_timeout: Option<DurationValue>,
+    pub commit_timeout: Option<DurationValue>,
     pub line: usize,
 }
 
@@ -152,6 +172,9 @@ pub struct RawLocation {
     /// `lister:` as key/value text; `None` when the key is absent.
     pub lister: Option<Vec<(String, String)>>,
     pub listertype: String,
+    /// Our extensions: a credential file for this side, and a `user:password` file.
+    pub auth_file: String,
+    pub credentials_file: String,
     pub line: usize,
 }
 
@@ -429,12 +452,38 @@ impl Decoder {
                     if let Some(fields) =
                         self.fields(value, "native settings", "'native'", NATIVE_KEYS)
                     {
+                        let mut tries_line = None;
                         for (key, value) in fields {
-                            let n = Some(self.int(value));
+                            let native = &mut config.native;
                             match key {
-                                "parallel-images" => config.native.parallel_images = n,
-                                "parallel-blobs" => config.native.parallel_blobs = n,
-                                _ => config.native.retries = n,
+                                "parallel-images" => native.parallel_images = Some(self.int(value)),
+                                "parallel-blobs" => native.parallel_blobs = Some(self.int(value)),
+                                "connect-timeout" => {
+                                    native.connect_timeout =
+                                        self.duration(value, "native.connect-timeout")
+                                }
+                                "stall-timeout" => {
+                                    native.stall_timeout =
+                                        self.duration(value, "native.stall-timeout")
+                                }
+                                "commit-timeout" => {
+                                    native.commit_timeout =
+                                        self.duration(value, "native.commit-timeout")
+                                }
+                                "retries" => {
+                                    self.notices.push(Notice::warn(format!(
+                                        "'native.retries' on line {} is the old name of 'native.tries' (it always counted tries, the first one included): rename it",
+                                        value.line
+                                    )));
+                                    // The new name wins when both are set.
+                                    if tries_line.is_none() {
+                                        native.tries = Some(self.int(value));
+                                    }
+                                }
+                                _ => {
+                                    tries_line = Some(value.line);
+                                    native.tries = Some(self.int(value));
+                                }
                             }
                         }
                     }
@@ -450,6 +499,12 @@ impl Decoder {
                 }
                 "shutdown-grace" => {
                     config.daemon.shutdown_grace = self.duration(value, "shutdown-grace")
+                }
+                "auth-file" => config.auth_file = Some((self.string(value), value.line)),
+                "credential-helper-timeout" => {
+                    config.credential_helper_timeout = self
+                        .duration(value, "credential-helper-timeout")
+                        .map(|d| (d, value.line))
                 }
                 _ => {
                     for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {
@@ -502,6 +557,8 @@ impl Decoder {
                 }
                 "skip-tls-verify" => location.skip_tls_verify = self.bool(value),
                 "listertype" => location.listertype = self.string(value),
+                "auth-file" => location.auth_file = self.string(value),
+                "credentials-file" => location.credentials_file = self.string(value),
                 _ => location.lister = self.string_map(value),
             }
         }

@@ -8,6 +8,7 @@ mod auth;
 mod decode;
 mod duration;
 mod notice;
+pub mod substitute;
 mod validate;
 pub mod yaml;
 
@@ -26,6 +27,9 @@ use crate::plan::tags::TagSet;
 /// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
 /// almost always the wrong file (and would make every restart slow).
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How long a credential helper may take when `credential-helper-timeout` is not set.
+pub const DEFAULT_CREDENTIAL_HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which engine copies images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub struct Config {
     pub lister: ListerSettings,
     pub native: NativeSettings,
     pub daemon: DaemonSettings,
+    /// How long a credential helper may take to answer (`credential-helper-timeout`).
+    pub credential_helper_timeout: Duration,
     pub tasks: Vec<Task>,
 }
 
@@ -151,23 +157,36 @@ impl Default for ListerSettings {
     }
 }
 
-/// Concurrency and retry bounds of the native relay (`native:` section, our extension).
+/// Concurrency, retry and time bounds of the native relay (`native:` section, our extension;
+/// docs/configuration.md, "The native engine").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NativeSettings {
     /// Images copied at the same time.
     pub parallel_images: usize,
     /// Blobs transferred at the same time, across all images.
     pub parallel_blobs: usize,
-    /// Tries per request on transient errors (1 = no retry).
-    pub retries: u32,
+    /// Tries in all of one request, or of one blob transfer with its requests, on transient
+    /// errors (1 = no retry). `native.tries`, formerly `native.retries`.
+    pub tries: u32,
+    /// To open a connection and finish the TLS handshake (`native.connect-timeout`).
+    pub connect_timeout: Duration,
+    /// A transfer with no bytes moving for this long has stalled (`native.stall-timeout`).
+    pub stall_timeout: Duration,
+    /// How long a registry may take to answer once it received a whole blob, plus a minute per
+    /// GiB of the blob (`native.commit-timeout`).
+    pub commit_timeout: Duration,
 }
 
 impl Default for NativeSettings {
     fn default() -> Self {
+        let timeouts = crate::registry::Timeouts::default();
         NativeSettings {
             parallel_images: 8,
             parallel_blobs: 6,
-            retries: 5,
+            tries: 5,
+            connect_timeout: timeouts.connect,
+            stall_timeout: timeouts.stall,
+            commit_timeout: timeouts.commit,
         }
     }
 }
@@ -238,6 +257,11 @@ pub struct Location {
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
     pub lister: Option<ListerSource>,
+    /// The Docker/podman credential file looked at first when `auth` is omitted: the side's
+    /// `auth-file`, else the top-level one (`docs/behaviour.md`, "Credentials").
+    pub auth_file: Option<PathBuf>,
+    /// The side's `credentials-file`: one user's `user:password` (or JSON) in a file.
+    pub credentials_file: Option<PathBuf>,
     pub line: usize,
 }
 
@@ -369,13 +393,17 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
         message,
         notices,
     };
-    let root = yaml::parse(text).map_err(|e| {
+    let mut root = yaml::parse(text).map_err(|e| {
         fail(
             (e.line > 0).then_some(e.line),
             format!("error parsing config file '{}': {e}", path.display()),
             Vec::new(),
         )
     })?;
+    if let Some(root) = root.as_mut() {
+        substitute::apply(root, &|name| std::env::var(name).ok())
+            .map_err(|(line, message)| fail(Some(line), message, Vec::new()))?;
+    }
     let mut decoder = decode::Decoder::new();
     let raw = match root {
         Some(root) => decoder.config(&root),

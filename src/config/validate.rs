@@ -4,6 +4,7 @@
 //! The first error wins, as in the original. Errors carry the line of the task, location or
 //! mapping they are about, so the user finds the spot.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
@@ -30,12 +31,28 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     let native = native(&raw)?;
     let daemon = daemon(&raw, notices)?;
     let skopeo = skopeo(&raw)?;
+    let credential_helper_timeout = match raw.credential_helper_timeout {
+        None => super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT,
+        Some((value, line)) => timeout(Some(line), "credential-helper-timeout", Some(value))?
+            .unwrap_or(super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT),
+    };
+    let auth_file = match &raw.auth_file {
+        Some((path, line)) if path.trim().is_empty() => {
+            return Err((
+                Some(*line),
+                "'auth-file' is empty: name a Docker/podman credential file or remove the key"
+                    .into(),
+            ));
+        }
+        Some((path, _)) => Some(PathBuf::from(path.trim())),
+        None => None,
+    };
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for (index, task) in raw.tasks.into_iter().enumerate() {
         let Some(task) = task else {
             return Err((None, format!("task #{} is empty (null)", index + 1)));
         };
-        tasks.push(self::task(task, notices)?);
+        tasks.push(self::task(task, auth_file.as_ref(), notices)?);
     }
     if raw.watch.is_none() && tasks.iter().any(Task::is_periodic) {
         notices.insert(
@@ -55,6 +72,7 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         lister,
         native,
         daemon,
+        credential_helper_timeout,
         tasks,
     })
 }
@@ -233,8 +251,30 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
     if let Some(v) = raw.native.parallel_blobs {
         settings.parallel_blobs = positive("parallel-blobs", v, 256)? as usize;
     }
-    if let Some(v) = raw.native.retries {
-        settings.retries = positive("retries", v, 20)? as u32;
+    if let Some(v) = raw.native.tries {
+        settings.tries = positive("tries", v, 20)? as u32;
+    }
+    let limits = [
+        (
+            "native.connect-timeout",
+            raw.native.connect_timeout,
+            &mut settings.connect_timeout,
+        ),
+        (
+            "native.stall-timeout",
+            raw.native.stall_timeout,
+            &mut settings.stall_timeout,
+        ),
+        (
+            "native.commit-timeout",
+            raw.native.commit_timeout,
+            &mut settings.commit_timeout,
+        ),
+    ];
+    for (key, value, setting) in limits {
+        if let Some(d) = timeout(line, key, value)? {
+            *setting = d;
+        }
     }
     Ok(settings)
 }
@@ -262,7 +302,11 @@ fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, 
 }
 
 /// Step 4: one task.
-fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
+fn task(
+    raw: RawTask,
+    auth_file: Option<&PathBuf>,
+    notices: &mut Vec<Notice>,
+) -> Result<Task, Failure> {
     let line = Some(raw.line);
     if raw.name.is_empty() {
         return Err((line, "a task requires a name".into()));
@@ -287,13 +331,13 @@ fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
         ));
     }
     let name = raw.name;
-    let source = location(raw.source, notices).map_err(|(l, e)| {
+    let source = location(raw.source, auth_file, notices).map_err(|(l, e)| {
         (
             l.or(line),
             format!("source registry in task '{name}' invalid: {e}"),
         )
     })?;
-    let target = location(raw.target, notices).map_err(|(l, e)| {
+    let target = location(raw.target, auth_file, notices).map_err(|(l, e)| {
         (
             l.or(line),
             format!("target registry in task '{name}' invalid: {e}"),
@@ -330,7 +374,11 @@ fn task(raw: RawTask, notices: &mut Vec<Notice>) -> Result<Task, Failure> {
 }
 
 /// Step 5: a source or target.
-fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Location, Failure> {
+fn location(
+    raw: Option<RawLocation>,
+    auth_file: Option<&PathBuf>,
+    notices: &mut Vec<Notice>,
+) -> Result<Location, Failure> {
     let Some(raw) = raw else {
         return Err((None, "location is nil".into()));
     };
@@ -359,6 +407,20 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         None => None,
     };
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
+    let credentials_file = match raw.credentials_file.trim() {
+        "" => None,
+        _ if !matches!(auth, super::Auth::Omitted) => {
+            return Err((
+                line,
+                "both 'auth' and 'credentials-file' are set: keep one of them".into(),
+            ));
+        }
+        path => Some(PathBuf::from(path)),
+    };
+    let auth_file = match raw.auth_file.trim() {
+        "" => auth_file.cloned(),
+        path => Some(PathBuf::from(path)),
+    };
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
@@ -410,6 +472,8 @@ fn location(raw: Option<RawLocation>, notices: &mut Vec<Notice>) -> Result<Locat
         cloud,
         skip_tls_verify: raw.skip_tls_verify,
         lister,
+        auth_file,
+        credentials_file,
         line: raw.line,
     })
 }

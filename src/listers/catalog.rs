@@ -14,7 +14,7 @@ pub(super) async fn list(
     max: Option<usize>,
 ) -> Result<Vec<String>, String> {
     let host = RegistryLocation::parse(&location.registry)?.host;
-    let client = clients.get(&host, location)?;
+    let client = clients.get(&host, location).await?;
     client
         .catalog(super::fetch_limit(max))
         .await

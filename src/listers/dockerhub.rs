@@ -102,13 +102,15 @@ fn api_root() -> Result<Url, String> {
 /// The user's image repositories, at most `max + 1` of them.
 pub(super) async fn list(
     location: &Location,
+    credentials: Option<&Credentials>,
     tokens: &Tokens,
     max: Option<usize>,
 ) -> Result<Vec<String>, String> {
-    let Some(credentials) = location.auth.credentials() else {
+    let Some(credentials) = credentials else {
         return Err(format!(
             "source '{}' has no credentials; the dockerhub lister lists the repositories of the \
-             user it logs in as, so set 'auth' on the source",
+             user it logs in as, so set 'auth' on the source (or give its credentials in a \
+             credential file, see docs/behaviour.md, \"Credentials\")",
             location.registry
         ));
     };

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::http::{Http, Reply};
 use crate::config::Location;
 use crate::plan::RegistryLocation;
-use crate::registry::{RegistryHost, Scheme};
+use crate::registry::{Credentials, RegistryHost, Scheme};
 
 /// Overrides Docker Hub's search index (default `https://index.docker.io`).
 pub const DOCKERHUB_INDEX_ENV: &str = "DREGSY_DOCKERHUB_INDEX";
@@ -45,17 +45,14 @@ struct Result_ {
 /// The names v1 search finds for `search`, at most `max + 1` of them.
 pub(super) async fn list(
     location: &Location,
+    credentials: Option<&Credentials>,
     search: &str,
     max: Option<usize>,
 ) -> Result<Vec<String>, String> {
     let host = RegistryLocation::parse(&location.registry)?.host;
     let hub = is_docker_hub(&host);
     let http = Http::new(location.skip_tls_verify)?;
-    let credentials = if hub {
-        None
-    } else {
-        location.auth.credentials()
-    };
+    let credentials = if hub { None } else { credentials };
     let mut base = index_root(&host, hub)?;
     let limit = super::fetch_limit(max);
     let page_size = limit.unwrap_or(PAGE_SIZE).clamp(1, PAGE_SIZE);

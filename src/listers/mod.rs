@@ -178,8 +178,14 @@ impl Listers {
         let max = self.settings.max_items;
         let names = match kind {
             ListerKind::Catalog => catalog::list(location, clients, max).await,
-            ListerKind::DockerHub => dockerhub::list(location, &self.hub_tokens, max).await,
-            ListerKind::Index { search } => index::list(location, search, max).await,
+            ListerKind::DockerHub => {
+                let credentials = clients.credentials(location).await?;
+                dockerhub::list(location, credentials.as_ref(), &self.hub_tokens, max).await
+            }
+            ListerKind::Index { search } => {
+                let credentials = clients.credentials(location).await?;
+                index::list(location, credentials.as_ref(), search, max).await
+            }
             ListerKind::Ecr => crate::cloud::list_ecr_repositories(location, fetch_limit(max))
                 .await
                 .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry))),
@@ -226,6 +232,8 @@ mod tests {
             auth_refresh: None,
             skip_tls_verify: false,
             lister,
+            auth_file: None,
+            credentials_file: None,
             line: 1,
         }
     }

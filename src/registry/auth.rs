@@ -45,6 +45,18 @@ impl Credentials {
         }
     }
 
+    /// An identity token (Docker's `identitytoken`, or a credential helper's answer with the
+    /// user name `<token>`): an OAuth2 refresh token for the registry's token service, sent
+    /// with `grant_type=refresh_token` instead of a password.
+    pub fn identity_token(token: impl Into<String>) -> Credentials {
+        Credentials::new(IDENTITY_TOKEN_USER, token)
+    }
+
+    /// Whether the secret is an identity token rather than a password.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == IDENTITY_TOKEN_USER
+    }
+
     /// The user name, which may be shown.
     pub fn username(&self) -> &str {
         &self.username
@@ -74,6 +86,9 @@ impl fmt::Debug for Credentials {
             .finish()
     }
 }
+
+/// The user name Docker and credential helpers give an identity token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// An access scope, as Docker's token protocol names them: `repository:<name>:<actions>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -326,6 +341,14 @@ impl Auth {
         match method {
             None => Ok(None),
             Some(Method::Basic) => match self.current().await? {
+                Some(c) if c.is_identity_token() => Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "registry {} asks for a user name and password, but its credentials are \
+                         an identity token, which only a token service accepts",
+                        self.registry
+                    ),
+                )),
                 Some(c) => Ok(c.basic_header()),
                 None => Err(Error::new(
                     ErrorKind::Unauthorized,
@@ -404,46 +427,51 @@ impl Auth {
             }
         }
         let credentials = self.current().await?;
-        // Token requests go through the transport too, so a flaky token service is retried.
-        let mut request = Request::new(reqwest::Method::GET, url);
-        if let Some(header) = credentials.as_ref().and_then(Credentials::basic_header) {
-            request
-                .headers
-                .insert(reqwest::header::AUTHORIZATION, header);
-        }
         let started = Instant::now();
-        let mut response = transport
-            .send(request)
-            .await
-            .map_err(|e| e.context(where_.clone()))?;
+        let scope_text = scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut response = match credentials.as_ref().filter(|c| c.is_identity_token()) {
+            // An identity token is an OAuth2 refresh token: it only works with the POST form.
+            Some(c) => {
+                let grant = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.password.as_str()),
+                ];
+                let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
+                transport
+                    .send(request)
+                    .await
+                    .map_err(|e| e.context(where_.clone()))?
+            }
+            None => {
+                // Token requests go through the transport too, so a flaky token service is retried.
+                let mut request = Request::new(reqwest::Method::GET, url);
+                if let Some(header) = credentials.as_ref().and_then(Credentials::basic_header) {
+                    request
+                        .headers
+                        .insert(reqwest::header::AUTHORIZATION, header);
+                }
+                transport
+                    .send(request)
+                    .await
+                    .map_err(|e| e.context(where_.clone()))?
+            }
+        };
 
         if matches!(
             response.status(),
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) && let Some(credentials) = &credentials
+        ) && let Some(credentials) = credentials.as_ref().filter(|c| !c.is_identity_token())
         {
-            let scope_text = scopes
-                .iter()
-                .map(Scope::as_str)
-                .collect::<Vec<_>>()
-                .join(" ");
-            let mut form = vec![
+            let grant = [
                 ("grant_type", "password"),
                 ("username", credentials.username.as_str()),
                 ("password", credentials.password.as_str()),
-                ("client_id", "dregsy"),
-                ("scope", scope_text.as_str()),
             ];
-            if let Some(service) = service {
-                form.push(("service", service));
-            }
-            let body = form_encode(&form);
-            let mut request = Request::new(reqwest::Method::POST, realm_url);
-            request.headers.insert(
-                reqwest::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
-            request.body = Body::Bytes(Bytes::from(body));
+            let request = oauth2_request(realm_url, &grant, &scope_text, service);
             response = transport
                 .send(request)
                 .await
@@ -517,6 +545,29 @@ impl Auth {
             renew_at: started + lifetime - margin,
         })
     }
+}
+
+/// The OAuth2 form `POST` to a token service: `grant` (password or refresh token) with the
+/// scopes, the service and our `client_id`.
+fn oauth2_request(
+    realm: Url,
+    grant: &[(&str, &str)],
+    scope_text: &str,
+    service: Option<&str>,
+) -> Request {
+    let mut form = grant.to_vec();
+    form.push(("client_id", "dregsy"));
+    form.push(("scope", scope_text));
+    if let Some(service) = service {
+        form.push(("service", service));
+    }
+    let mut request = Request::new(reqwest::Method::POST, realm);
+    request.headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    request.body = Body::Bytes(Bytes::from(form_encode(&form)));
+    request
 }
 
 fn scope_key(scopes: &[Scope]) -> Vec<Scope> {

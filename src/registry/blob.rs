@@ -4,6 +4,12 @@
 //! streamed PUT with `?digest=`, or in PATCH chunks followed by the PUT when the registry
 //! demands chunks. A failed or aborted upload never commits: the registry only stores a blob
 //! when the final PUT completes with content matching the digest.
+//!
+//! Only what the distribution spec makes mandatory is required of a registry; optional
+//! headers have a fallback (docs/behaviour.md, "HTTP: what dregsy requires of a registry, and
+//! what it tolerates"). Sizes and digests come from the descriptor in the manifest, so a blob
+//! answer without `Content-Length` (chunked, or a HEAD without payload headers) is fine; a
+//! `Content-Length` that contradicts the descriptor is an error.
 
 use std::fmt;
 use std::pin::Pin;
@@ -18,19 +24,19 @@ use reqwest::{Method, Response, StatusCode, Url};
 use super::auth::Scope;
 use super::client::{Registry, check_returned_digest, header_text};
 use super::digest::{ByteStream, Digest, VerifyingStream};
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, ErrorKind, Result, truncate};
 use super::reference::Repository;
-use super::transport::{Body, Request, classify, header_value, redact};
+use super::transport::{Body, Request, header_value, redact};
 
-/// A blob being downloaded: its size and its content, verified against size and digest as it
-/// streams (the last chunk is replaced by an error when they do not match).
+/// A blob being downloaded: its size and its content, verified against the descriptor's size
+/// and digest as it streams (the last chunk is replaced by an error when they do not match).
 pub struct BlobStream {
     size: u64,
     stream: ByteStream,
 }
 
 impl BlobStream {
-    /// The blob's size in bytes, from the registry's `Content-Length`.
+    /// The blob's size in bytes, as the descriptor gives it.
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -87,8 +93,13 @@ pub enum MountOutcome {
 }
 
 impl Registry {
-    /// The size of a blob in `repo`, or `None` when the repository does not hold it.
-    pub async fn head_blob(&self, repo: &Repository, digest: &Digest) -> Result<Option<u64>> {
+    /// Whether `repo` holds the blob `digest` of `size` bytes. A 200 means present, with or
+    /// without `Content-Length` (a HEAD answer may leave payload headers out).
+    ///
+    /// # Errors
+    /// When the registry cannot be asked, answers neither 2xx nor 404, or states a
+    /// `Content-Length` other than `size` (kind [`ErrorKind::DigestMismatch`]).
+    pub async fn head_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<bool> {
         let context = format!(
             "checking blob {}",
             self.display(repo, &digest.clone().into())
@@ -102,17 +113,29 @@ impl Registry {
             .await
             .map_err(|e| e.context(&context))?;
         match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => content_length(&response)
-                .map(Some)
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => check_length(&response, size)
+                .map(|()| true)
                 .map_err(|e| e.context(&context)),
             _ => Err(self.status_error(response, "the blob", &context).await),
         }
     }
 
-    /// Starts downloading a blob. The stream verifies size and digest on the fly; redirects
-    /// (to a storage host or CDN) are followed without our credentials.
-    pub async fn get_blob(&self, repo: &Repository, digest: &Digest) -> Result<BlobStream> {
+    /// Starts downloading the blob `digest` of `size` bytes (both from its descriptor). The
+    /// stream verifies size and digest on the fly, whether or not the registry sends a
+    /// `Content-Length`; redirects (to a storage host or CDN) are followed without our
+    /// credentials. No byte arriving for the stall limit fails the stream ([`super::Timeouts`]).
+    ///
+    /// # Errors
+    /// When the registry cannot be reached, does not answer 2xx, or states a `Content-Length`
+    /// other than `size` (kind [`ErrorKind::DigestMismatch`]); content errors come through the
+    /// stream.
+    pub async fn get_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<BlobStream> {
         let context = format!(
             "pulling blob {}",
             self.display(repo, &digest.clone().into())
@@ -130,11 +153,10 @@ impl Registry {
         if !response.status().is_success() {
             return Err(self.status_error(response, "the blob", &context).await);
         }
-        let size = content_length(&response).map_err(|e| e.context(&context))?;
+        check_length(&response, size).map_err(|e| e.context(&context))?;
         let body_context = context.clone();
-        let body = response
-            .bytes_stream()
-            .map_err(move |e| classify(&e).context(body_context.clone()));
+        let body = Box::pin(self.inner.transport.body_stream(response))
+            .map_err(move |e| e.context(body_context.clone()));
         let verified = VerifyingStream::new(body, digest.clone(), size, context);
         Ok(BlobStream {
             size,
@@ -144,6 +166,10 @@ impl Registry {
 
     /// Asks the registry to link a blob from `from_repo` into `repo` without transferring it.
     /// Needs pull access to `from_repo`; the registry opens an upload session when it cannot.
+    ///
+    /// # Errors
+    /// Any answer but 201 and 202 (401, 403, 404, an HTML page from a proxy): a mount is an
+    /// optimisation, so callers treat every error as "not mounted" and upload instead.
     pub async fn mount_blob(
         &self,
         repo: &Repository,
@@ -180,7 +206,8 @@ impl Registry {
         }
     }
 
-    /// Opens an upload session in `repo`.
+    /// Opens an upload session in `repo`. The spec's answer is 202; any 2xx with a `Location`
+    /// (absolute or relative) is taken.
     pub async fn start_upload(&self, repo: &Repository) -> Result<UploadSession> {
         let context = format!("starting an upload to {}/{repo}", self.host());
         let url = self
@@ -191,7 +218,7 @@ impl Registry {
             .execute(Request::new(Method::POST, url), &[Scope::push(repo)])
             .await
             .map_err(|e| e.context(&context))?;
-        if response.status() != StatusCode::ACCEPTED {
+        if !response.status().is_success() {
             return Err(self
                 .status_error(response, "the repository", &context)
                 .await);
@@ -235,7 +262,12 @@ impl Registry {
         } else {
             self.upload_monolithic(session, digest, size, stream).await
         };
-        if result.is_err() {
+        // After a timeout the registry may still be committing what it received: cancelling
+        // could undo that, and a session left over is purged by the registry in time.
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind() != ErrorKind::Timeout)
+        {
             self.cancel_upload(location).await;
         }
         result.map_err(|e| e.context(&context))
@@ -256,6 +288,7 @@ impl Registry {
             HeaderValue::from_static("application/octet-stream"),
         );
         request.body = Body::Stream(Box::pin(stream), size);
+        request.commits = Some(size);
         let scopes = [Scope::push(&session.repository)];
         let response = self.execute(request, &scopes).await?;
         let status = response.status();
@@ -304,9 +337,9 @@ impl Registry {
         location
             .query_pairs_mut()
             .append_pair("digest", digest.as_str());
-        let response = self
-            .execute(Request::new(Method::PUT, location), &scopes)
-            .await?;
+        let mut commit = Request::new(Method::PUT, location);
+        commit.commits = Some(offset);
+        let response = self.execute(commit, &scopes).await?;
         if !response.status().is_success() {
             return Err(self.status_error(response, "the upload", "").await);
         }
@@ -337,7 +370,9 @@ impl Registry {
             .insert(CONTENT_LENGTH, HeaderValue::from(chunk.len()));
         request.body = Body::Bytes(chunk);
         let response = self.execute(request, scopes).await?;
-        if response.status() != StatusCode::ACCEPTED {
+        // The spec says 202; some registries answer 204. The `Range` they send is not needed:
+        // we send chunks in order and fail on any refusal.
+        if !response.status().is_success() {
             return Err(self.status_error(response, "the upload", "").await);
         }
         resolve_location(location, &response)
@@ -383,15 +418,29 @@ fn resolve_location(base: &Url, response: &Response) -> Result<Url> {
     })
 }
 
-fn content_length(response: &Response) -> Result<u64> {
-    header_text(response.headers(), CONTENT_LENGTH.as_str())
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Protocol,
-                "the registry did not send the blob's size (Content-Length)",
-            )
-        })
+/// Checks a blob answer's `Content-Length`, when there is one, against the descriptor's size.
+/// It is optional (chunked answers, HEAD answers without payload headers); when present and
+/// different, the registry holds or sends something else than the manifest describes.
+fn check_length(response: &Response, size: u64) -> Result<()> {
+    let Some(text) = header_text(response.headers(), CONTENT_LENGTH.as_str()) else {
+        return Ok(());
+    };
+    match text.trim().parse::<u64>() {
+        Ok(stated) if stated == size => Ok(()),
+        Ok(stated) => Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!(
+                "the registry says the blob has {stated} bytes (Content-Length), the manifest says {size}"
+            ),
+        )),
+        Err(_) => Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "the registry sent an invalid Content-Length '{}'",
+                truncate(text, 40)
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ use super::error::{Error, ErrorKind, Result, truncate};
 use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
-use super::transport::{Body, Request, RetryPolicy, Timeouts, Transport, classify, header_value};
+use super::transport::{
+    Body, Request, RetryPolicy, Timeouts, Transport, Tries, classify, header_value,
+};
 
 /// How to reach and authenticate to one registry.
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ impl RegistryOptions {
 #[derive(Clone)]
 pub struct Registry {
     pub(crate) inner: Arc<Inner>,
+    /// The retry budget every request of this handle draws from; `None`: one per request.
+    tries: Option<Tries>,
 }
 
 pub(crate) struct Inner {
@@ -83,6 +87,7 @@ pub(crate) struct Inner {
     pub(crate) page_size: usize,
     /// Set by the options, or once the registry refused a monolithic upload.
     pub(crate) chunked_uploads: AtomicBool,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Registry {
@@ -107,7 +112,7 @@ impl Registry {
             tls,
             options.skip_tls_verify,
             options.timeouts,
-            options.retry,
+            options.retry.clone(),
         )?;
         Ok(Registry {
             inner: Arc::new(Inner {
@@ -123,13 +128,36 @@ impl Registry {
                 chunk_size: options.chunk_size.max(1),
                 page_size: options.page_size.max(1),
                 chunked_uploads: AtomicBool::new(options.chunked_uploads),
+                retry: options.retry,
             }),
+            tries: None,
         })
     }
 
     /// The registry this client talks to.
     pub fn host(&self) -> &RegistryHost {
         &self.inner.host
+    }
+
+    /// The retry policy of this client's requests.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// A handle on the same client whose requests all draw their retries from `tries`, so
+    /// that the requests of one operation (a blob transfer) and the retries of the whole
+    /// operation share one bound (docs/configuration.md, "The native engine").
+    pub fn sharing_tries(&self, tries: &Tries) -> Registry {
+        Registry {
+            inner: self.inner.clone(),
+            tries: Some(tries.clone()),
+        }
+    }
+
+    /// Whether both handles are the same client: same registry, same credentials (the run's
+    /// clients are shared per registry and identity), so what one may read the other may too.
+    pub fn same_client(&self, other: &Registry) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// How many bearer tokens this client fetched so far (shared by clones): a measure of how
@@ -328,6 +356,9 @@ impl Registry {
             request.headers.insert(AUTHORIZATION, value.clone());
         }
         let authorized = sent.is_some();
+        if request.tries.is_none() {
+            request.tries = self.tries.clone();
+        }
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
         // Docker Hub announces its pull limit; worth seeing when a sync runs into it.
@@ -431,6 +462,8 @@ impl Request {
             body,
             idempotent: self.idempotent,
             streaming_response: self.streaming_response,
+            commits: self.commits,
+            tries: self.tries.clone(),
         })
     }
 }

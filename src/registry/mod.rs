@@ -34,7 +34,7 @@ pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
 pub use tls::system_client_config;
-pub use transport::{RetryPolicy, Timeouts};
+pub use transport::{RetryPolicy, Timeouts, Tries};
 
 /// TLS settings for HTTP clients beside the registry API (the Docker Hub and v1 search
 /// listers), so they trust the same roots and honour `skip-tls-verify` the same way.

@@ -1,49 +1,81 @@
 //! HTTP to one registry host: connection pool, TLS, scheme choice, timeouts and retries.
 //!
-//! Retries live here and nowhere else, invisible to callers: a request whose body can be sent
+//! The retry policy lives here ([`RetryPolicy`], [`Tries`]): a request whose body can be sent
 //! again is retried on connection failures, resets, timeouts, 408, 429 and 5xx, with
-//! exponential backoff and jitter, honouring `Retry-After`. Streamed uploads cannot be
-//! replayed; their failures go up to the copy engine, which can retry the whole blob.
+//! exponential backoff and jitter, honouring `Retry-After`. A streamed blob transfer cannot be
+//! replayed by the transport; the copy engine retries it as a whole under the same policy and
+//! from the same [`Tries`] as the requests it is made of, so one blob costs at most
+//! `max_tries` tries in all (docs/configuration.md, "The native engine").
+//!
+//! Time limits ([`Timeouts`]) separate connecting, a stalled transfer (no bytes moving) and the
+//! registry's answer after a complete upload, which on object storage can take minutes.
 
 use std::error::Error as StdError;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::Either;
+use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 use super::digest::ByteStream;
 use super::error::{Error, ErrorKind, Result};
 use super::reference::{RegistryHost, Scheme};
 
-/// How long to wait for the network. Every request has a bound.
+/// How long to wait for the network. Every request has a bound
+/// (docs/configuration.md, "The native engine").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
-    /// To open a TCP connection and finish the TLS handshake.
+    /// To open a TCP connection and finish the TLS handshake. Default 15 s.
     pub connect: Duration,
-    /// Without receiving any data on a response, streamed or not; catches stalled transfers
-    /// of any size.
-    pub read_idle: Duration,
-    /// For a whole request whose body is not streamed (manifests, tokens, lists).
+    /// How long a streamed transfer (a blob download or upload) may go without a byte moving
+    /// before it counts as stalled; also how long a blob download may wait for the answer to
+    /// its request. Default 60 s.
+    pub stall: Duration,
+    /// For a whole request whose body is not streamed (manifests, tokens, lists). Default 120 s.
     pub request: Duration,
+    /// How long the registry may take to answer once it has received the whole of an upload:
+    /// registries on S3, Swift or GCS move the blob into place before answering the final
+    /// `PUT …?digest=`. Default 5 min; [`Timeouts::commit_for`] adds [`Timeouts::commit_per_gib`].
+    pub commit: Duration,
+    /// Added to `commit` for each whole GiB of the blob, as moving it takes longer for large
+    /// blobs. Default 1 min.
+    pub commit_per_gib: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: Duration::from_secs(15),
-            read_idle: Duration::from_secs(60),
+            stall: Duration::from_secs(60),
             request: Duration::from_secs(120),
+            commit: Duration::from_secs(300),
+            commit_per_gib: Duration::from_secs(60),
         }
     }
 }
 
-/// How transient failures are retried.
+impl Timeouts {
+    /// How long the answer to the final request of an upload of `size` bytes may take:
+    /// `commit` plus `commit_per_gib` for each whole GiB.
+    pub fn commit_for(&self, size: u64) -> Duration {
+        const GIB: u64 = 1 << 30;
+        let gibs = u32::try_from(size / GIB).unwrap_or(u32::MAX);
+        self.commit
+            .saturating_add(self.commit_per_gib.saturating_mul(gibs))
+    }
+}
+
+/// How transient failures are retried: the one policy of the client and the copy engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// How many times a request is tried in all (1 = no retry).
+    /// How many times an operation is tried in all (1 = no retry): a request, or a blob
+    /// transfer together with the requests it is made of (see [`Tries`]).
     pub max_tries: u32,
     /// The first backoff delay; it doubles with each try (with jitter).
     pub base_delay: Duration,
@@ -64,6 +96,54 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// A fresh budget of `max_tries` tries for one operation.
+    pub fn tries(&self) -> Tries {
+        Tries {
+            shared: Arc::new((self.clone(), AtomicU32::new(1))),
+        }
+    }
+
+    /// Exponential backoff with jitter before retry number `retry` (1 = the first retry):
+    /// base·2^(retry-1), capped, scaled by 50–100 %.
+    fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let capped = exp.min(self.max_delay);
+        capped.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
+/// The tries left to one operation under a [`RetryPolicy`]. Clones share the budget: the
+/// copy engine gives one to every request of a blob transfer
+/// ([`Registry::sharing_tries`](super::Registry::sharing_tries)), so retries at the request
+/// level and of the whole transfer draw from one bound instead of multiplying.
+#[derive(Debug, Clone)]
+pub struct Tries {
+    /// The policy, and how many tries were started so far (the first one included).
+    shared: Arc<(RetryPolicy, AtomicU32)>,
+}
+
+impl Tries {
+    /// Takes one more try from the budget and says how long to wait before it: the
+    /// registry's `Retry-After` (capped by the policy) or the backoff. `None` when every try is
+    /// used up, and the failure stands.
+    pub fn next_delay(&self, retry_after: Option<Duration>) -> Option<Duration> {
+        let (policy, started) = &*self.shared;
+        let max = policy.max_tries.max(1);
+        let taken = started
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(match retry_after {
+            Some(wait) => wait.min(policy.max_retry_after),
+            None => policy.backoff(taken),
+        })
+    }
+}
+
 /// A request body.
 pub(crate) enum Body {
     Empty,
@@ -81,8 +161,14 @@ pub(crate) struct Request {
     pub body: Body,
     /// Whether sending it twice is harmless (false for PATCH chunks).
     pub idempotent: bool,
-    /// Whether the response body is streamed to the caller, so the total-time bound must not apply.
+    /// Whether the response body is streamed to the caller, so the total-time bound must not
+    /// apply; the stall limit does instead.
     pub streaming_response: bool,
+    /// Set on the request that completes an upload of a blob of this many bytes: its answer
+    /// may take [`Timeouts::commit_for`] after the body was sent.
+    pub commits: Option<u64>,
+    /// The budget this request's retries come from; `None`: a fresh one of its own.
+    pub tries: Option<Tries>,
 }
 
 impl Request {
@@ -94,6 +180,8 @@ impl Request {
             body: Body::Empty,
             idempotent: true,
             streaming_response: false,
+            commits: None,
+            tries: None,
         }
     }
 
@@ -124,7 +212,9 @@ impl Transport {
         let client = crate::http_client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(timeouts.connect)
-            .read_timeout(timeouts.read_idle)
+            // No client-wide read timeout: reqwest's runs from the start of a request to its
+            // answer, so it would cut an upload that takes longer than it while bytes are
+            // moving. Stalls and late answers are watched per request instead (`send`).
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("dregsy/", env!("CARGO_PKG_VERSION")))
             // Blob GETs are redirected to storage hosts; reqwest drops `Authorization` when a
@@ -202,79 +292,222 @@ impl Transport {
             .copied()
     }
 
-    /// Sends `request`, retrying transient failures when the request can be replayed. Returns
-    /// the final response whatever its status; statuses are for the caller to interpret.
+    /// Sends `request`, retrying transient failures when the request can be replayed, from
+    /// its [`Tries`]. Returns the final response whatever its status; statuses are for the
+    /// caller to interpret.
     pub(crate) async fn send(&self, request: Request) -> Result<reqwest::Response> {
         let replayable = request.replayable();
-        let max_tries = if replayable {
-            self.retry.max_tries.max(1)
-        } else {
-            1
-        };
+        let tries = request.tries.clone().unwrap_or_else(|| self.retry.tries());
         let Request {
             method,
             url,
             headers,
             body,
             streaming_response,
+            commits,
             ..
         } = request;
         let mut body = Some(body);
-        let mut attempt = 0;
         loop {
-            attempt += 1;
-            let mut builder = self
+            let builder = self
                 .client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
-            if !streaming_response && !matches!(body, Some(Body::Stream(..))) {
-                builder = builder.timeout(self.timeouts.request);
-            }
-            builder = match &body {
-                Some(Body::Bytes(bytes)) => builder.body(bytes.clone()),
-                Some(Body::Empty) | None => builder,
+            let outcome = match &body {
+                Some(Body::Bytes(bytes)) => {
+                    let builder = builder.body(bytes.clone());
+                    self.bounded(builder, streaming_response, commits).await
+                }
+                Some(Body::Empty) | None => {
+                    self.bounded(builder, streaming_response, commits).await
+                }
                 Some(Body::Stream(..)) => match body.take() {
-                    Some(Body::Stream(stream, len)) => builder
-                        .header(reqwest::header::CONTENT_LENGTH, len)
-                        .body(reqwest::Body::wrap_stream(stream)),
-                    _ => builder,
+                    Some(Body::Stream(stream, len)) => {
+                        self.upload(builder, stream, len, commits).await
+                    }
+                    _ => self.bounded(builder, streaming_response, commits).await,
                 },
             };
-            let last = attempt >= max_tries;
-            match builder.send().await {
+            match outcome {
                 Ok(response) => {
                     let status = response.status();
-                    if last || !retryable_status(status) {
+                    if !replayable || !retryable_status(status) {
                         return Ok(response);
                     }
-                    let delay = retry_after(response.headers(), SystemTime::now())
-                        .map(|d| d.min(self.retry.max_retry_after))
-                        .unwrap_or_else(|| self.backoff(attempt));
-                    tracing::debug!(%method, url = %redact(&url), %status, attempt, ?delay, "retrying");
+                    let asked = retry_after(response.headers(), SystemTime::now());
+                    let Some(delay) = tries.next_delay(asked) else {
+                        return Ok(response);
+                    };
+                    tracing::debug!(%method, url = %redact(&url), %status, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
-                Err(e) => {
-                    let error = classify(&e);
-                    if last || !error.is_transient() {
+                Err(error) => {
+                    if !replayable || !error.is_transient() {
                         return Err(error);
                     }
-                    let delay = self.backoff(attempt);
-                    tracing::debug!(%method, url = %redact(&url), error = %error, attempt, ?delay, "retrying");
+                    let Some(delay) = tries.next_delay(None) else {
+                        return Err(error);
+                    };
+                    tracing::debug!(%method, url = %redact(&url), error = %error, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
             }
         }
     }
 
-    /// Exponential backoff with jitter: base·2^(attempt-1), capped, scaled by 50–100 %.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .retry
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let capped = exp.min(self.retry.max_delay);
-        capped.mul_f64(0.5 + fastrand::f64() / 2.0)
+    /// Sends a request whose body is in memory. A streamed answer (a blob download) must start
+    /// within the stall limit (its body is bounded chunk by chunk, [`Transport::body_stream`]);
+    /// the answer to a commit may take [`Timeouts::commit_for`]; anything else has the
+    /// whole-request limit.
+    async fn bounded(
+        &self,
+        builder: reqwest::RequestBuilder,
+        streaming_response: bool,
+        commits: Option<u64>,
+    ) -> Result<reqwest::Response> {
+        let t = &self.timeouts;
+        if streaming_response {
+            return match tokio::time::timeout(t.stall, builder.send()).await {
+                Ok(result) => result.map_err(|e| classify(&e)),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the registry did not start answering within {:?} (the stall limit)",
+                        t.stall
+                    ),
+                )),
+            };
+        }
+        let limit = commits.map_or(t.request, |size| t.commit_for(size));
+        match builder.timeout(limit).send().await {
+            Ok(response) => Ok(response),
+            Err(e) if e.is_timeout() && commits.is_some() => {
+                Err(late_commit(limit, commits.unwrap_or_default()))
+            }
+            Err(e) => Err(classify(&e)),
+        }
     }
+
+    /// Sends a request with a streamed body of `len` bytes, watched while it runs: it fails
+    /// when no byte moved for the stall limit, or when the answer does not come in time once
+    /// the whole body is sent ([`Timeouts::commit_for`] for a commit, else the request limit).
+    async fn upload(
+        &self,
+        builder: reqwest::RequestBuilder,
+        stream: ByteStream,
+        len: u64,
+        commits: Option<u64>,
+    ) -> Result<reqwest::Response> {
+        let progress = Arc::new(BodyProgress::new());
+        let seen = progress.clone();
+        let mut inner = stream;
+        let mut sent: u64 = 0;
+        let watched = futures_util::stream::poll_fn(move |cx| {
+            let next = inner.as_mut().poll_next(cx);
+            if let Poll::Ready(item) = &next {
+                // With a Content-Length, hyper stops asking once it has `len` bytes: the body is
+                // complete then, without an end-of-stream poll.
+                if let Some(Ok(chunk)) = item {
+                    sent += chunk.len() as u64;
+                }
+                seen.moved(item.is_none() || sent >= len);
+            }
+            next
+        });
+        let builder = builder
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(watched));
+        let t = &self.timeouts;
+        let answer = commits.map_or(t.request, |size| t.commit_for(size));
+        tokio::select! {
+            result = builder.send() => result.map_err(|e| classify(&e)),
+            error = progress.watch(t.stall, answer, len) => Err(error),
+        }
+    }
+
+    /// The body of a streamed answer, failing when no byte arrives for the stall limit.
+    pub(crate) fn body_stream(
+        &self,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+        let stall = self.timeouts.stall;
+        let body = Box::pin(response.bytes_stream());
+        futures_util::stream::unfold(Some(body), move |state| async move {
+            let mut body = state?;
+            match tokio::time::timeout(stall, body.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(classify(&e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((Err(stalled(stall)), None)),
+            }
+        })
+    }
+}
+
+/// When a streamed request body last moved, and whether it was sent whole.
+struct BodyProgress {
+    state: Mutex<(Instant, bool)>,
+    /// Wakes the watcher when the body is complete, as its limit changes then.
+    sent: Notify,
+}
+
+impl BodyProgress {
+    fn new() -> Self {
+        BodyProgress {
+            state: Mutex::new((Instant::now(), false)),
+            sent: Notify::new(),
+        }
+    }
+
+    fn moved(&self, finished: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = (Instant::now(), finished);
+        }
+        if finished {
+            self.sent.notify_one();
+        }
+    }
+
+    /// Resolves with an error once the body stalled for `stall`, or once it was sent whole
+    /// and `answer` passed; never resolves while things move in time.
+    async fn watch(&self, stall: Duration, answer: Duration, len: u64) -> Error {
+        loop {
+            let (last, finished) = match self.state.lock() {
+                Ok(state) => *state,
+                // Only a panic in `moved` could poison it; stop watching rather than guess.
+                Err(_) => return stalled(stall),
+            };
+            let limit = if finished { answer } else { stall };
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return if finished {
+                    late_commit(answer, len)
+                } else {
+                    stalled(stall)
+                };
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = self.sent.notified(), if !finished => {}
+            }
+        }
+    }
+}
+
+fn stalled(stall: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("the transfer stalled: no bytes moved for {stall:?} (native.stall-timeout)"),
+    )
+}
+
+fn late_commit(limit: Duration, size: u64) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "the registry did not answer within {limit:?} after receiving the whole blob of {size} bytes (native.commit-timeout, plus its share per GiB)"
+        ),
+    )
 }
 
 fn retryable_status(status: StatusCode) -> bool {
@@ -449,22 +682,52 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let t = Transport::new(
-            RegistryHost::parse("127.0.0.1:1").unwrap(),
-            super::super::tls::client_config(None, false).unwrap(),
-            false,
-            Timeouts::default(),
-            RetryPolicy {
-                base_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(500),
-                ..RetryPolicy::default()
-            },
-        )
-        .unwrap();
-        let first = t.backoff(1);
+        let policy = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            ..RetryPolicy::default()
+        };
+        let first = policy.backoff(1);
         assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-        let third = t.backoff(3);
+        let third = policy.backoff(3);
         assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
-        assert!(t.backoff(30) <= Duration::from_millis(500));
+        assert!(policy.backoff(30) <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn tries_are_one_budget_shared_by_clones() {
+        let policy = RetryPolicy {
+            max_tries: 3,
+            base_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        };
+        let tries = policy.tries();
+        let shared = tries.clone();
+        assert!(tries.next_delay(None).is_some(), "second try");
+        assert_eq!(
+            shared.next_delay(Some(Duration::from_secs(500))),
+            Some(policy.max_retry_after),
+            "third try, Retry-After capped"
+        );
+        assert_eq!(tries.next_delay(None), None, "three tries in all");
+        assert_eq!(shared.next_delay(None), None);
+        let once = RetryPolicy {
+            max_tries: 1,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(once.tries().next_delay(None), None);
+    }
+
+    #[test]
+    fn commit_limit_grows_with_the_blob() {
+        let t = Timeouts {
+            commit: Duration::from_secs(10),
+            commit_per_gib: Duration::from_secs(5),
+            ..Timeouts::default()
+        };
+        assert_eq!(t.commit_for(0), Duration::from_secs(10));
+        assert_eq!(t.commit_for((1 << 30) - 1), Duration::from_secs(10));
+        assert_eq!(t.commit_for(1 << 30), Duration::from_secs(15));
+        assert_eq!(t.commit_for(5 << 30), Duration::from_secs(35));
     }
 }

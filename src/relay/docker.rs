@@ -352,11 +352,25 @@ fn credentials(
     credentials: Option<&Credentials>,
     reference: &Reference,
 ) -> Option<DockerCredentials> {
-    credentials.map(|c| DockerCredentials {
-        username: Some(c.username().to_string()),
-        password: Some(c.password().to_string()),
-        serveraddress: Some(reference.registry.name().to_string()),
-        ..Default::default()
+    credentials.map(|c| {
+        let serveraddress = Some(reference.registry.name().to_string());
+        if c.is_identity_token() {
+            // Docker Engine sends it to the token service as an OAuth2 refresh token, as we do.
+            // podman's Docker-compatible API (4.3) ignores `identitytoken`: not supported
+            // there yet (docs/behaviour.md, "Credentials").
+            DockerCredentials {
+                identitytoken: Some(c.password().to_string()),
+                serveraddress,
+                ..Default::default()
+            }
+        } else {
+            DockerCredentials {
+                username: Some(c.username().to_string()),
+                password: Some(c.password().to_string()),
+                serveraddress,
+                ..Default::default()
+            }
+        }
     })
 }
 
@@ -463,6 +477,22 @@ fn daemon_error(e: &bollard::errors::Error) -> String {
 mod tests {
     use super::*;
     use crate::registry::Digest;
+
+    #[test]
+    fn registry_auth_carries_a_password_or_an_identity_token() {
+        let reference = Reference::parse("r.example.com/app:1").expect("reference");
+        let basic = credentials(Some(&Credentials::new("u", "p")), &reference).expect("some");
+        assert_eq!(
+            (basic.username.as_deref(), basic.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(basic.serveraddress.as_deref(), Some("r.example.com"));
+        let token = Credentials::identity_token("refresh-1");
+        let token = credentials(Some(&token), &reference).expect("some");
+        assert_eq!(token.identitytoken.as_deref(), Some("refresh-1"));
+        assert_eq!((token.username, token.password), (None, None));
+        assert!(credentials(None, &reference).is_none());
+    }
 
     #[test]
     fn digest_tags_become_dregsy_tags() {

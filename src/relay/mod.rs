@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, Registry};
-use crate::stop::StopFlag;
+use crate::stop::Stop;
 use docker::DockerRelay;
 use native::NativeRelay;
 use skopeo::SkopeoRelay;
@@ -36,6 +36,10 @@ pub enum CopyOutcome {
     },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
     NotStarted,
+    /// The copy was in flight when the stop aborted it (docs/behaviour.md#signals-and-restarts):
+    /// no tag was moved, and what the relay started outside the registries is ended (skopeo)
+    /// or left for [`Relay::clean_up_abandoned`] (docker).
+    Aborted,
 }
 
 /// How the blobs of one copied image reached the target, so a copy that sent no blob data
@@ -57,16 +61,17 @@ pub struct BlobTally {
 
 /// One job's way to the bound on copies running at once (`parallel-images`). Up-to-date checks
 /// run before a job asks for a slot, so a run with little to copy is not held up by it; once a
-/// stop is requested, no job that was still waiting starts copying. The time spent waiting is
-/// kept, so that the job's reported time is its own work.
+/// stop is requested, a job still waiting wakes up and starts no copy. The time spent waiting is
+/// kept, so that the job's reported time is its own work. It also carries the stop to the
+/// relay, for copies in flight to end when it aborts them.
 pub struct CopySlots<'a> {
     slots: &'a Semaphore,
-    stop: &'a StopFlag,
+    stop: &'a Stop,
     waited_micros: AtomicU64,
 }
 
 impl<'a> CopySlots<'a> {
-    pub fn new(slots: &'a Semaphore, stop: &'a StopFlag) -> Self {
+    pub fn new(slots: &'a Semaphore, stop: &'a Stop) -> Self {
         CopySlots {
             slots,
             stop,
@@ -74,13 +79,22 @@ impl<'a> CopySlots<'a> {
         }
     }
 
-    /// Waits for a slot; `None` when a stop was requested meanwhile.
+    /// Waits for a slot; `None` as soon as a stop is requested (also when one was before).
     pub async fn enter(&self) -> Option<SemaphorePermit<'a>> {
         let started = Instant::now();
-        let permit = self.slots.acquire().await.ok();
+        let permit = self
+            .stop
+            .until_requested(self.slots.acquire())
+            .await
+            .and_then(Result::ok);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.waited_micros.fetch_add(micros, Ordering::Relaxed);
-        permit.filter(|_| !self.stop.is_requested())
+        permit
+    }
+
+    /// The stop this job's copy obeys once it is in flight.
+    pub fn stop(&self) -> &'a Stop {
+        self.stop
     }
 
     /// How long this job waited for a slot.
@@ -153,9 +167,10 @@ impl Relay {
         (self.parallel_images() * 4).max(MIN_PARALLEL_CHECKS)
     }
 
-    /// After a stop abandoned the copies in flight: undoes what they left behind outside the
+    /// After a stop aborted the copies in flight: undoes what they left behind outside the
     /// registries (the docker relay's pulled images and tags). The native relay leaves nothing
-    /// (an unfinished copy moved no tag); skopeo's processes are killed with their jobs.
+    /// (an unfinished copy moved no tag); the skopeo relay kills and reaps its skopeo and
+    /// removes its auth files in the aborted job itself.
     pub async fn clean_up_abandoned(&self) {
         if let Relay::Docker(docker) = self {
             docker.remove_abandoned().await;
@@ -163,17 +178,30 @@ impl Relay {
     }
 
     /// Copies one image job. Errors name the image and say what failed.
-    /// `slots` is taken after the up-to-date check, for the copy itself.
+    /// `slots` is taken after the up-to-date check, for the copy itself; when the stop it
+    /// carries aborts the copy, the outcome is [`CopyOutcome::Aborted`].
     pub async fn copy(
         &self,
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
+        let stop = slots.stop();
+        let aborted = Ok(CopyOutcome::Aborted);
         match self {
-            Relay::Native(native) => native.copy(job, sides.source, sides.target, slots).await,
+            // Dropping a native copy is safe: it puts a manifest only after everything the
+            // manifest references is in place.
+            Relay::Native(native) => stop
+                .until_aborted(native.copy(job, sides.source, sides.target, slots))
+                .await
+                .unwrap_or(aborted),
+            // Not dropped from outside: it kills and reaps its skopeo itself.
             Relay::Skopeo(skopeo) => skopeo.copy(job, sides, slots).await,
-            Relay::Docker(docker) => docker.copy(job, sides, slots).await,
+            // What a dropped copy added to the daemon is removed by `clean_up_abandoned`.
+            Relay::Docker(docker) => stop
+                .until_aborted(docker.copy(job, sides, slots))
+                .await
+                .unwrap_or(aborted),
         }
     }
 }
@@ -214,4 +242,36 @@ pub fn check_config(config: &Config) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt as _;
+
+    #[tokio::test]
+    async fn a_job_waiting_for_a_copy_slot_wakes_up_on_stop() {
+        let slots = Semaphore::new(1);
+        let stop = Stop::new();
+        // The only slot is taken by a copy in flight, which goes on after the stop.
+        let in_flight = CopySlots::new(&slots, &stop)
+            .enter()
+            .await
+            .expect("a free slot");
+        let waiting = CopySlots::new(&slots, &stop);
+        let enter = waiting.enter();
+        tokio::pin!(enter);
+        assert!((&mut enter).now_or_never().is_none(), "no slot is free");
+        stop.request();
+        // The bound only turns a hang into a failure.
+        let entered = tokio::time::timeout(Duration::from_secs(10), enter)
+            .await
+            .expect("the waiting job wakes up while the slot is still taken");
+        assert!(entered.is_none(), "a stopped job starts no copy");
+        drop(in_flight);
+        assert!(
+            waiting.enter().await.is_none(),
+            "nor does one that asks after the stop, with a slot free"
+        );
+    }
 }

@@ -7,9 +7,8 @@
 //! something missing, even when the copy is interrupted. Blobs stream through, verified by size
 //! and digest on the way; a blob several images share is transferred once per run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
@@ -20,8 +19,8 @@ use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
-    Descriptor, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry, Repository,
-    TagOrDigest, UploadSession, media_type,
+    Descriptor, Digest, Manifest, MountOutcome, Platform, Registry, Repository, TagOrDigest, Tries,
+    UploadSession, media_type,
 };
 
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
@@ -29,7 +28,14 @@ const MAX_INDEX_DEPTH: usize = 3;
 
 /// One blob on one target registry, locked while it is being made present; the value is a
 /// repository known to hold it there (a mount source for the next repository that needs it).
-type BlobSlot = Arc<tokio::sync::Mutex<Option<Repository>>>;
+type BlobSlot = Arc<tokio::sync::Mutex<Option<Holder>>>;
+
+/// A repository that holds a blob, and the client that put it there: only that client (same
+/// credentials) is known to be allowed to read it, so only it mounts from there.
+struct Holder {
+    repository: Repository,
+    client: Registry,
+}
 
 /// The in-process engine. One per run (or per daemon lifetime): it holds the per-target record
 /// of which repository holds which blob, and the concurrency bounds.
@@ -37,18 +43,22 @@ pub struct NativeRelay {
     settings: NativeSettings,
     blob_slots: Arc<Semaphore>,
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
+    /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
+    refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
     /// Source index digest + platform → the child digest, so repeated runs of a daemon do
     /// not GET the index again just to find out that nothing changed.
     platform_children: Mutex<HashMap<(Digest, String), Descriptor>>,
 }
 
 impl NativeRelay {
-    /// A relay with the config's concurrency and retry bounds.
+    /// A relay with the config's concurrency bounds; retries follow each registry client's
+    /// [`RetryPolicy`](crate::registry::RetryPolicy).
     pub fn new(settings: NativeSettings) -> Self {
         NativeRelay {
             settings,
             blob_slots: Arc::new(Semaphore::new(settings.parallel_blobs)),
             blobs: Mutex::new(HashMap::new()),
+            refused_mounts: Mutex::new(HashSet::new()),
             platform_children: Mutex::new(HashMap::new()),
         }
     }
@@ -111,7 +121,6 @@ impl NativeRelay {
             target,
             src_repo,
             dst_repo,
-            same_registry: job.source.registry == job.target.registry,
         };
         let mut tally = BlobTally::default();
         let bytes = copy
@@ -183,6 +192,20 @@ impl NativeRelay {
             Err(_) => Arc::default(),
         }
     }
+
+    /// Whether `target` refused to mount from `from` into `to` earlier in the run.
+    fn mount_refused(&self, target: &Registry, from: &Repository, to: &Repository) -> bool {
+        let key = (target.host().to_string(), from.clone(), to.clone());
+        self.refused_mounts
+            .lock()
+            .is_ok_and(|refused| refused.contains(&key))
+    }
+
+    fn remember_refused_mount(&self, target: &Registry, from: &Repository, to: &Repository) {
+        if let Ok(mut refused) = self.refused_mounts.lock() {
+            refused.insert((target.host().to_string(), from.clone(), to.clone()));
+        }
+    }
 }
 
 /// How one blob came to be in the target repository.
@@ -202,7 +225,6 @@ struct Copy<'a> {
     target: &'a Registry,
     src_repo: &'a Repository,
     dst_repo: &'a Repository,
-    same_registry: bool,
 }
 
 impl Copy<'_> {
@@ -232,7 +254,10 @@ impl Copy<'_> {
                 // so the blob record serves.
                 let entry = self.relay.blob_entry(self.target, &child.digest);
                 let mut holder = entry.lock().await;
-                if holder.as_ref() == Some(self.dst_repo) {
+                if holder
+                    .as_ref()
+                    .is_some_and(|h| h.repository == *self.dst_repo)
+                {
                     continue;
                 }
                 let child_ref = TagOrDigest::Digest(child.digest.clone());
@@ -251,7 +276,10 @@ impl Copy<'_> {
                         Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1, tally))
                             .await?;
                 }
-                *holder = Some(self.dst_repo.clone());
+                *holder = Some(Holder {
+                    repository: self.dst_repo.clone(),
+                    client: self.target.clone(),
+                });
             }
         } else {
             let blobs = manifest.blobs().map_err(|e| e.to_string())?;
@@ -284,54 +312,84 @@ impl Copy<'_> {
         // Jobs needing the same blob on the same target wait here for the one in flight, then
         // find it present (same repository) or mount it (another repository).
         let mut holder = entry.lock().await;
-        if holder.as_ref() == Some(self.dst_repo) {
+        if holder
+            .as_ref()
+            .is_some_and(|h| h.repository == *self.dst_repo)
+        {
             return Ok(Arrival::ByAnotherImage);
         }
-        let arrival = self.blob_unlocked(blob, holder.as_ref()).await?;
-        *holder = Some(self.dst_repo.clone());
+        let readable = holder
+            .as_ref()
+            .filter(|h| h.client.same_client(self.target))
+            .map(|h| &h.repository);
+        let arrival = self.blob_unlocked(blob, readable).await?;
+        *holder = Some(Holder {
+            repository: self.dst_repo.clone(),
+            client: self.target.clone(),
+        });
         Ok(arrival)
     }
 
+    /// Makes a blob the target repository lacks present: mounted from a repository of the
+    /// same registry that the target credentials may read, else transferred. A mount is an
+    /// optimisation: any refusal falls back to an upload, and the pair is not asked again this
+    /// run (docs/behaviour.md, "HTTP: what dregsy requires of a registry, and what it
+    /// tolerates").
     async fn blob_unlocked(
         &self,
         blob: &Descriptor,
-        known_holder: Option<&Repository>,
+        readable_holder: Option<&Repository>,
     ) -> Result<Arrival, String> {
         let digest = &blob.digest;
         if self
             .target
-            .head_blob(self.dst_repo, digest)
+            .head_blob(self.dst_repo, digest, blob.size)
             .await
             .map_err(|e| e.to_string())?
-            .is_some()
         {
             return Ok(Arrival::OnTarget);
         }
         let mut mount_from: Vec<&Repository> = Vec::new();
-        if self.same_registry && self.src_repo != self.dst_repo {
+        // The source repository, when the target client is the source client (same registry,
+        // same credentials), so it may read it.
+        if self.source.same_client(self.target) && self.src_repo != self.dst_repo {
             mount_from.push(self.src_repo);
         }
-        if let Some(holder) = known_holder.filter(|h| *h != self.dst_repo && *h != self.src_repo) {
+        if let Some(holder) = readable_holder.filter(|h| *h != self.dst_repo && *h != self.src_repo)
+        {
             mount_from.push(holder);
         }
         let mut session = None;
         for from in mount_from {
+            if self.relay.mount_refused(self.target, from, self.dst_repo) {
+                continue;
+            }
             match self.target.mount_blob(self.dst_repo, digest, from).await {
                 Ok(MountOutcome::Mounted) if from == self.src_repo => {
                     return Ok(Arrival::OnTarget);
                 }
                 Ok(MountOutcome::Mounted) => return Ok(Arrival::ByAnotherImage),
                 // Not mountable there: the registry opened an upload session instead; use it.
-                Ok(MountOutcome::NotMounted(opened)) => session = Some(opened),
-                Err(e) if e.kind() == ErrorKind::Unauthorized => return Err(e.to_string()),
-                Err(e) => tracing::debug!(digest = %digest, "mount failed, transferring: {e}"),
+                Ok(MountOutcome::NotMounted(opened)) => {
+                    tracing::debug!(digest = %digest, from = %from, "mount declined, uploading");
+                    session = Some(opened);
+                }
+                Err(e) => {
+                    tracing::debug!(digest = %digest, from = %from, "mount refused, uploading: {e}");
+                }
             }
+            self.relay
+                .remember_refused_mount(self.target, from, self.dst_repo);
+            break;
         }
         self.transfer(blob, session).await.map(Arrival::Sent)
     }
 
-    /// Streams a blob from the source into the target, retrying transient failures: the
-    /// transport cannot replay a streamed body, so the whole transfer is the unit of retry.
+    /// Streams a blob from the source into the target. The transport cannot replay a streamed
+    /// body, so the whole transfer is the unit of retry, under the one retry policy: the
+    /// transfer and every request it makes draw from one [`Tries`], so a blob costs at most
+    /// `native.tries` tries in all. Before sending a blob again, the target is asked whether
+    /// the failed attempt stored it after all (an answer that came too late, say).
     async fn transfer(
         &self,
         blob: &Descriptor,
@@ -343,41 +401,45 @@ impl Copy<'_> {
             .acquire()
             .await
             .map_err(|_| "the blob transfer pool was closed".to_string())?;
-        let attempts = self.relay.settings.retries.max(1);
-        let mut delay = Duration::from_millis(500);
-        let mut attempt = 1;
+        let tries: Tries = self.target.retry_policy().tries();
+        let source = self.source.sharing_tries(&tries);
+        let target = self.target.sharing_tries(&tries);
+        let digest = &blob.digest;
         loop {
             let result = async {
-                let stream = self.source.get_blob(self.src_repo, &blob.digest).await?;
-                let size = stream.size();
+                let stream = source.get_blob(self.src_repo, digest, blob.size).await?;
                 let stream = stream.inspect_ok(|chunk| progress::transferred(chunk.len() as u64));
                 match session.take() {
-                    Some(open) => {
-                        self.target
-                            .upload_blob(open, &blob.digest, size, stream)
-                            .await
-                    }
+                    Some(open) => target.upload_blob(open, digest, blob.size, stream).await,
                     None => {
-                        self.target
-                            .push_blob(self.dst_repo, &blob.digest, size, stream)
+                        target
+                            .push_blob(self.dst_repo, digest, blob.size, stream)
                             .await
                     }
                 }
             }
             .await;
-            match result {
+            let error = match result {
                 Ok(()) => return Ok(blob.size),
-                Err(e) if e.is_transient() && attempt < attempts => {
-                    tracing::debug!(
-                        digest = %blob.digest,
-                        attempt,
-                        "blob transfer failed, retrying: {e}"
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => e,
+            };
+            let delay = if error.is_transient() {
+                tries.next_delay(None)
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                return Err(error.to_string());
+            };
+            tracing::debug!(digest = %digest, ?delay, "blob transfer failed, trying again: {error}");
+            tokio::time::sleep(delay).await;
+            if target
+                .head_blob(self.dst_repo, digest, blob.size)
+                .await
+                .map_err(|e| format!("{e} (after: {error})"))?
+            {
+                tracing::debug!(digest = %digest, "the failed attempt stored the blob after all");
+                return Ok(blob.size);
             }
         }
     }

@@ -1,22 +1,26 @@
 //! The skopeo relay: one `skopeo copy` per image job, with the original's argv, minus its bugs
 //! (docs/compatibility.md): credentials travel in a private 0600 auth file instead of argv, a
 //! tag the target already holds is skipped before skopeo starts, every copy has a time
-//! limit, and a failed copy carries skopeo's own error text rather than `exit status 1`.
+//! limit, and a failed copy carries skopeo's own error text rather than `exit status 1`. A copy
+//! that runs out of time or is aborted by a stop (docs/behaviour.md#signals-and-restarts) has
+//! its skopeo killed and reaped and its auth files removed before the job ends.
 //!
 //! Tags come from our planner; this relay never runs `skopeo list-tags`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tokio::process::Command;
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::process::{Child, Command};
 
 use super::{CopyOutcome, CopySlots, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, RegistryHost, Scheme};
+use crate::stop::Stop;
 
 /// How long `skopeo --version` may take at startup.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -82,19 +86,27 @@ impl SkopeoRelay {
         self.parallel_images
     }
 
-    /// Copies one image job with `skopeo copy`, unless the target already holds it.
+    /// Copies one image job with `skopeo copy`, unless the target already holds it. When the
+    /// stop aborts the copy, skopeo is killed and reaped and its auth files are removed
+    /// before this returns [`CopyOutcome::Aborted`].
     pub async fn copy(
         &self,
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
-        if check::same_digest(job, sides.source, sides.target).await? {
+        let stop = slots.stop();
+        let check = check::same_digest(job, sides.source, sides.target);
+        let Some(up_to_date) = stop.until_aborted(check).await else {
+            return Ok(CopyOutcome::Aborted);
+        };
+        if up_to_date? {
             return Ok(CopyOutcome::UpToDate);
         }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
+        // Removed when dropped, on every way out of this function.
         let auth = AuthFiles::write(
             sides.source_credentials.as_ref(),
             sides.target_credentials.as_ref(),
@@ -109,27 +121,34 @@ impl SkopeoRelay {
             auth.target.as_deref(),
         );
         let tag = job.target.target.as_str();
-        let run = Command::new(&self.binary)
+        let cannot_execute = |e: std::io::Error| {
+            format!(
+                "cannot execute skopeo ({}) for tag '{tag}': {}",
+                self.binary,
+                io_message(&e)
+            )
+        };
+        let child = Command::new(&self.binary)
             .args(&args)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output();
-        let output = match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(output)) => output,
-            Ok(Err(e)) => {
-                return Err(format!(
-                    "cannot execute skopeo ({}) for tag '{tag}': {}",
-                    self.binary,
-                    io_message(&e)
-                ));
-            }
-            Err(_) => {
+            .spawn()
+            .map_err(cannot_execute)?;
+        let output = match run_to_end(child, self.timeout, stop)
+            .await
+            .map_err(cannot_execute)?
+        {
+            Ended::Exited(output) => output,
+            Ended::TimedOut => {
                 return Err(format!(
                     "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
                      raise 'skopeo.timeout' for large images or slow registries",
                     self.timeout.as_secs()
                 ));
             }
+            Ended::Aborted => return Ok(CopyOutcome::Aborted),
         };
         drop(auth);
         log_output(&output.stdout, sides.verbose);
@@ -147,6 +166,58 @@ impl SkopeoRelay {
             blobs: None,
         })
     }
+}
+
+/// How a skopeo process ended.
+enum Ended {
+    /// It exited by itself, with this output.
+    Exited(Output),
+    /// It ran out of time and was killed.
+    TimedOut,
+    /// The stop aborted its copy and it was killed.
+    Aborted,
+}
+
+/// Waits for `child` to exit, collecting its output, unless it runs out of `timeout` or the
+/// stop aborts its copy. In every case but a normal exit it is killed and reaped before this
+/// returns, so no skopeo outlives its job (`kill_on_drop` alone kills, but leaves the process
+/// to be reaped some time later, and only while the runtime still runs).
+async fn run_to_end(mut child: Child, timeout: Duration, stop: &Stop) -> std::io::Result<Ended> {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let ended = {
+        let output = async {
+            let (status, stdout, stderr) =
+                tokio::try_join!(child.wait(), read_all(stdout), read_all(stderr))?;
+            Ok(Output {
+                status,
+                stdout,
+                stderr,
+            })
+        };
+        match stop
+            .until_aborted(tokio::time::timeout(timeout, output))
+            .await
+        {
+            Some(Ok(Ok(output))) => return Ok(Ended::Exited(output)),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_elapsed)) => Ok(Ended::TimedOut),
+            None => Ok(Ended::Aborted),
+        }
+    };
+    if child.try_wait()?.is_none() {
+        child.kill().await?;
+    }
+    ended
+}
+
+/// Everything a child's output pipe carries until it closes.
+async fn read_all(pipe: Option<impl AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_end(&mut bytes).await?;
+    }
+    Ok(bytes)
 }
 
 /// The argv after the binary, exactly as the original builds it, except that
@@ -265,12 +336,23 @@ impl AuthFiles {
 
 /// A Docker `config.json` with the credentials for `host` (and Docker Hub's other names, as
 /// skopeo may look any of them up).
+/// An identity token goes in as `identitytoken`, which skopeo sends to the token service as
+/// an OAuth2 refresh token, as we do; next to it an `auth` of `<token>:` without a password, as
+/// Docker writes it: skopeo ignores an entry whose `auth` is not `user:password`.
 fn auth_file_json(host: &RegistryHost, credentials: &Credentials) -> String {
-    let auth = STANDARD.encode(format!(
-        "{}:{}",
-        credentials.username(),
-        credentials.password()
-    ));
+    let entry = if credentials.is_identity_token() {
+        serde_json::json!({
+            "auth": STANDARD.encode(format!("{}:", credentials.username())),
+            "identitytoken": credentials.password(),
+        })
+    } else {
+        let auth = STANDARD.encode(format!(
+            "{}:{}",
+            credentials.username(),
+            credentials.password()
+        ));
+        serde_json::json!({ "auth": auth })
+    };
     let mut keys = vec![host.name().to_string()];
     if host.is_docker_hub() {
         for alias in [
@@ -283,10 +365,8 @@ fn auth_file_json(host: &RegistryHost, credentials: &Credentials) -> String {
             }
         }
     }
-    let auths: serde_json::Map<String, serde_json::Value> = keys
-        .into_iter()
-        .map(|k| (k, serde_json::json!({ "auth": auth })))
-        .collect();
+    let auths: serde_json::Map<String, serde_json::Value> =
+        keys.into_iter().map(|k| (k, entry.clone())).collect();
     serde_json::json!({ "auths": auths }).to_string()
 }
 
@@ -356,6 +436,8 @@ mod tests {
             cloud: None,
             skip_tls_verify,
             lister: None,
+            auth_file: None,
+            credentials_file: None,
             line: 1,
         }
     }
@@ -443,6 +525,11 @@ mod tests {
         let auth = value["auths"]["docker.io"]["auth"].as_str().expect("auth");
         assert_eq!(STANDARD.decode(auth).expect("b64"), b"alex:pa\"ss%");
         assert!(value["auths"]["https://index.docker.io/v1/"].is_object());
+        let json = auth_file_json(&host, &Credentials::identity_token("refresh-abc"));
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["auths"]["docker.io"]["identitytoken"], "refresh-abc");
+        let auth = value["auths"]["docker.io"]["auth"].as_str().expect("auth");
+        assert_eq!(STANDARD.decode(auth).expect("b64"), b"<token>:");
     }
 
     #[test]

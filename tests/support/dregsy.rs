@@ -2,6 +2,7 @@
 //! environment cleared of the machine's settings that would change what it does.
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// The binary under test: the one cargo built, or `DREGSY_TEST_BINARY` (to run the tests
@@ -28,6 +29,7 @@ impl Dregsy {
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
         let mut command = Command::new(binary());
+        without_user_credentials(&mut command, dir.path());
         command
             .env("LOG_FORMAT", "json")
             .env_remove("LOG_LEVEL")
@@ -101,6 +103,20 @@ impl Dregsy {
         }
         child.wait_with_output().expect("dregsy finishes")
     }
+}
+
+/// Credential files are looked up under HOME, DOCKER_CONFIG, XDG_RUNTIME_DIR and
+/// REGISTRY_AUTH_FILE: a dregsy process started by a test gets an empty home of its own (under
+/// `dir`) and none of the others, so it never reads the credentials of the user running the
+/// tests. Tests that need credential files set these variables themselves afterwards.
+pub fn without_user_credentials<'c>(command: &'c mut Command, dir: &Path) -> &'c mut Command {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("create the run's home");
+    command
+        .env("HOME", &home)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("REGISTRY_AUTH_FILE")
 }
 
 /// Runs a sync with `config` and extra environment variables.

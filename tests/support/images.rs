@@ -234,6 +234,23 @@ pub fn push_index(
     })
 }
 
+/// PUTs `bytes` as a manifest of `media_type` under `reference` (a tag; empty: its digest), as
+/// they are: for manifests the harness does not build, e.g. with a descriptor that lies.
+/// Returns the manifest's digest.
+pub fn put_manifest(
+    registry: &Registry,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
+    let endpoint = registry.endpoint();
+    block_on(async {
+        let mut api = Api::new(&endpoint);
+        api.put_manifest(repo, reference, media_type, bytes).await
+    })
+}
+
 /// Puts the manifest `reference` (tag or digest) of `repo` under every tag in `tags`, with the
 /// same bytes (so the same digest).
 pub fn tag(registry: &Registry, repo: &str, reference: &str, tags: &[&str]) {

@@ -29,14 +29,7 @@ impl Podman {
     pub fn start_with_plain_hosts(registries: &[&Registry], plain_hosts: &[String]) -> Podman {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        std::fs::write(
-            root.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
-                root.display()
-            ),
-        )
-        .expect("storage.conf");
+        write_private_config(root);
         let mut registries_conf = String::from("unqualified-search-registries = []\n");
         for registry in registries {
             registries_conf.push_str(&format!(
@@ -51,14 +44,6 @@ impl Podman {
             ));
         }
         std::fs::write(root.join("registries.conf"), registries_conf).expect("registries.conf");
-        std::fs::write(
-            root.join("containers.conf"),
-            format!(
-                "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
-                root.display()
-            ),
-        )
-        .expect("containers.conf");
         let socket = root.join("podman.sock");
         let child = Command::new("podman")
             .args(["system", "service", "--time=0"])
@@ -149,4 +134,66 @@ impl Drop for Podman {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes podman's `storage.conf` (vfs storage under `root`) and `containers.conf` (temp files
+/// under `root`, no event log), so podman touches nothing of the machine's state.
+fn write_private_config(root: &Path) {
+    std::fs::write(
+        root.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
+            root.display()
+        ),
+    )
+    .expect("storage.conf");
+    std::fs::write(
+        root.join("containers.conf"),
+        format!(
+            "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
+            root.display()
+        ),
+    )
+    .expect("containers.conf");
+}
+
+/// Runs `podman login --authfile <authfile>` against `registry` (password on standard input,
+/// TLS verification off for plain-HTTP registries), with podman's storage and config in a
+/// temp dir: the real `auth.json` podman writes, for tests that read it. Panics with podman's
+/// output when the login fails, and with an install hint when podman is missing.
+pub fn login(authfile: &Path, registry: &Registry, user: &str, password: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write_private_config(root);
+    let mut child = Command::new("podman")
+        .arg("login")
+        .arg(format!("--authfile={}", authfile.display()))
+        .arg(format!("--tls-verify={}", registry.is_tls()))
+        .args(["--username", user, "--password-stdin"])
+        .arg(registry.host())
+        .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
+        .env("CONTAINERS_CONF", root.join("containers.conf"))
+        .env("XDG_RUNTIME_DIR", root)
+        .env("HOME", root)
+        .env("TMPDIR", root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run podman ({e}): install it with 'apt-get install -y podman' (scripts/test does)")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("podman login finishes");
+    assert!(
+        out.status.success(),
+        "podman login failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

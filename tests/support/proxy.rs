@@ -1,6 +1,8 @@
 //! A fault-injecting HTTP proxy in front of a harness registry: the failures real registries and
 //! networks produce (5xx with Retry-After, corrupted or cut bodies, slow links, CDN redirects
-//! for blobs), made reproducible on loopback.
+//! for blobs), and what other registries and proxies are allowed to do (chunked answers without
+//! `Content-Length`, relative `Location`s, slow answers to a completed upload, HTML error
+//! pages), made reproducible on loopback.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -39,6 +41,7 @@ enum Fault {
         status: u16,
         retry_after: Option<u64>,
         challenge: Option<String>,
+        html: bool,
     },
     Corrupt,
     Throttle {
@@ -46,8 +49,13 @@ enum Fault {
     },
     Delay(Duration),
     CutAfter(u64),
+    StallAfter(u64),
     RedirectBlobs,
     Header(&'static str, String),
+    NoLength,
+    RelativeLocation,
+    DelayAnswer(Duration),
+    NeverAnswer,
 }
 
 /// One fault: what to do, to which requests (method and path regex), and how many times.
@@ -79,6 +87,7 @@ impl Rule {
                 status,
                 retry_after: None,
                 challenge: None,
+                html: false,
             },
             path,
         )
@@ -103,6 +112,40 @@ impl Rule {
         self
     }
 
+    /// For a [`Rule::fail`]: answer with an HTML page instead of the distribution API's error
+    /// JSON, as proxies and load balancers in front of registries do.
+    pub fn html(mut self) -> Rule {
+        if let Fault::Fail { html, .. } = &mut self.fault {
+            *html = true;
+        }
+        self
+    }
+
+    /// Removes `Content-Length` from forwarded answers matching `path`: bodies then go
+    /// `Transfer-Encoding: chunked`, and HEAD answers carry no payload headers (HTTP/1.1 allows
+    /// both; proxies and some registries do it).
+    pub fn no_content_length(path: &str) -> Rule {
+        Rule::new(Fault::NoLength, path)
+    }
+
+    /// Rewrites the `Location` of forwarded answers matching `path` to a relative reference
+    /// (path and query only), as registries are allowed to send it.
+    pub fn relative_location(path: &str) -> Rule {
+        Rule::new(Fault::RelativeLocation, path)
+    }
+
+    /// Forwards requests with `method` matching `path`, then holds the answer back for
+    /// `latency`: a registry moving a completed upload into place before it answers.
+    pub fn delay_answer(method: &str, path: &str, latency: Duration) -> Rule {
+        Rule::new(Fault::DelayAnswer(latency), path).method(method)
+    }
+
+    /// Reads the whole request with `method` matching `path`, never forwards it and never
+    /// answers: a registry that hangs after receiving an upload.
+    pub fn never_answer(method: &str, path: &str) -> Rule {
+        Rule::new(Fault::NeverAnswer, path).method(method)
+    }
+
     /// Flips one byte in the body of successful responses matching `path` ("blob bytes do not
     /// match the digest"); every matching response unless limited with [`Rule::times`].
     pub fn corrupt(path: &str) -> Rule {
@@ -122,6 +165,12 @@ impl Rule {
     /// Drops the connection after `bytes` body bytes of successful responses matching `path`.
     pub fn cut_after(path: &str, bytes: u64) -> Rule {
         Rule::new(Fault::CutAfter(bytes), path)
+    }
+
+    /// Stops sending (without closing the connection) after `bytes` body bytes of successful
+    /// responses matching `path`: a stalled transfer.
+    pub fn stall_after(path: &str, bytes: u64) -> Rule {
+        Rule::new(Fault::StallAfter(bytes), path)
     }
 
     /// Answers blob GETs with a 307 to the proxy's blob host, which serves the bytes (fetched
@@ -348,18 +397,35 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     }
     for (index, rule) in state.rules.iter().enumerate() {
+        if matches!(rule.fault, Fault::NeverAnswer) && state.take(index, &method, &path) {
+            let (_, body) = request.into_parts();
+            let _ = body.collect().await;
+            state.record(&method, &path, 0, authorization.is_some());
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return respond(StatusCode::GATEWAY_TIMEOUT, "text/plain", "");
+        }
+    }
+    for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::Fail {
             status,
             retry_after,
             ref challenge,
+            html,
         } = rule.fault
             && state.take(index, &method, &path)
         {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let body = format!(
-                r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
-            );
-            let mut response = respond(status, "application/json", body);
+            let mut response = if html {
+                let body = format!(
+                    "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>nginx</body></html>"
+                );
+                respond(status, "text/html", body)
+            } else {
+                let body = format!(
+                    r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
+                );
+                respond(status, "application/json", body)
+            };
             if let Some(secs) = retry_after
                 && let Ok(value) = secs.to_string().parse()
             {
@@ -432,6 +498,13 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     };
     let status = response.status().as_u16();
     state.record(&method, &path, status, authorization.is_some());
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::DelayAnswer(latency) = rule.fault
+            && state.take(index, &method, &path)
+        {
+            tokio::time::sleep(latency).await;
+        }
+    }
     relay_response(state, &method, &path, response, true)
 }
 
@@ -507,8 +580,31 @@ fn relay_response(
 ) -> Response<Body> {
     let status = response.status();
     let mut builder = Response::builder().status(status.as_u16());
+    let mut drop_length = false;
+    let mut relative_location = false;
+    for (index, rule) in state.rules.iter().enumerate() {
+        match rule.fault {
+            Fault::NoLength if state.take(index, method, path) => drop_length = true,
+            Fault::RelativeLocation if state.take(index, method, path) => relative_location = true,
+            _ => {}
+        }
+    }
     for (name, value) in response.headers() {
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        if HOP_BY_HOP.contains(&name.as_str())
+            || (drop_length && name == reqwest::header::CONTENT_LENGTH)
+        {
+            continue;
+        }
+        if relative_location
+            && name == reqwest::header::LOCATION
+            && let Ok(location) = value.to_str()
+            && let Ok(url) = reqwest::Url::parse(location)
+        {
+            let relative = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            };
+            builder = builder.header(name, relative);
             continue;
         }
         if rewrite_location
@@ -540,6 +636,9 @@ fn relay_response(
             Fault::CutAfter(bytes) if applies_to_success && state.take(index, method, path) => {
                 faults.cut_after = Some(bytes)
             }
+            Fault::StallAfter(bytes) if applies_to_success && state.take(index, method, path) => {
+                faults.stall_after = Some(bytes)
+            }
             Fault::Throttle { bytes_per_sec } if state.take(index, method, path) => {
                 faults.bytes_per_sec = Some(bytes_per_sec.max(1))
             }
@@ -560,6 +659,7 @@ fn relay_response(
 struct BodyFaults {
     corrupt: bool,
     cut_after: Option<u64>,
+    stall_after: Option<u64>,
     bytes_per_sec: Option<u64>,
 }
 
@@ -596,6 +696,12 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             let error: BoxError = "connection cut by the test proxy".into();
             return Some((Err(error), state));
         }
+        if let Some(limit) = state.faults.stall_after
+            && state.sent >= limit
+        {
+            // Hold the connection open without sending: the client must notice on its own.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         let mut chunk = match state.pending.take() {
             Some(chunk) => chunk,
             None => match state.upstream.next().await {
@@ -614,7 +720,7 @@ fn faulty_body(upstream: ByteStream, faults: BodyFaults) -> Body {
             chunk = bytes.freeze();
             state.faults.corrupt = false;
         }
-        if let Some(limit) = state.faults.cut_after {
+        if let Some(limit) = state.faults.cut_after.or(state.faults.stall_after) {
             let allowed = (limit - state.sent) as usize;
             if chunk.len() > allowed {
                 chunk.truncate(allowed);

@@ -162,6 +162,18 @@ impl TokenServer {
         self.state.log.lock().expect("token log lock").clone()
     }
 
+    /// A new OAuth2 refresh token for `user`, as the issuer would hand out for an offline
+    /// grant: what `docker login` stores as an `identitytoken`.
+    pub fn refresh_token_for(&self, user: &str) -> String {
+        let refresh = format!("refresh-{:032x}", fastrand::u128(..));
+        self.state
+            .refresh_tokens
+            .lock()
+            .expect("refresh token lock")
+            .insert(refresh.clone(), user.to_string());
+        refresh
+    }
+
     /// Mints a token directly (no HTTP, not counted): for tests that need one to hand.
     pub fn mint(&self, user: Option<&str>, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|scope| scope.to_string()).collect();
