@@ -96,6 +96,24 @@ fn a_tag_listing_that_fails_is_a_repository_failure_not_an_image_failure() {
     assert!(!plan.contains("invalid "), "{plan}");
 }
 
+/// A side whose credentials cannot be found is shown with the same word as every other
+/// failure of `plan`.
+#[test]
+fn plan_says_failed_for_credentials_too() {
+    let config = "tasks:\n- name: a\n  source: {registry: 127.0.0.1:1, credentials-file: /nonexistent/creds}\n  target: {registry: 127.0.0.1:2}\n  mappings:\n  - from: x\n    tags: ['1']\n";
+    let out = Dregsy::with_config(config).args(&["plan"]).output();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains(
+            "  source credentials: failed: credentials for 127.0.0.1:1: cannot read \
+             credentials-file /nonexistent/creds"
+        ),
+        "{plan}"
+    );
+    assert!(!plan.contains("FAILED"), "{plan}");
+}
+
 /// The units of `dregsy::report::human_bytes`, for expected messages.
 fn human_bytes(bytes: u64) -> String {
     dregsy::report::human_bytes(bytes)
@@ -281,17 +299,26 @@ fn free_port() -> u16 {
 /// port for the target; returns the output and the target port asked for.
 fn run_demo(source_port: u16) -> (std::process::Output, u16) {
     let target_port = free_port();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(root.join("scripts/demo"))
-        .env("DREGSY", binary())
+    let out = demo_command()
         .env("DEMO_SOURCE_PORT", source_port.to_string())
         .env("DEMO_TARGET_PORT", target_port.to_string())
-        .env_remove("KEEP")
-        .stdin(Stdio::null())
         .output()
         .expect("bash runs the demo");
     (out, target_port)
+}
+
+/// scripts/demo with the binary under test, its default ports and no `KEEP`.
+fn demo_command() -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new("bash");
+    command
+        .arg(root.join("scripts/demo"))
+        .env("DREGSY", binary())
+        .env_remove("DEMO_SOURCE_PORT")
+        .env_remove("DEMO_TARGET_PORT")
+        .env_remove("KEEP")
+        .stdin(Stdio::null());
+    command
 }
 
 fn catalog_is_empty(registry: &Registry) -> bool {
@@ -306,7 +333,10 @@ struct Recorder {
 
 impl Recorder {
     fn start() -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Recorder::on(TcpListener::bind("127.0.0.1:0").expect("bind"))
+    }
+
+    fn on(listener: TcpListener) -> Recorder {
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
@@ -412,5 +442,91 @@ fn the_examples_the_readme_names_exist_and_run() {
     assert_eq!(
         answered, 200,
         "examples/registry.yml serves the registry API"
+    );
+}
+
+/// The README's demo as a user runs it, with a listener already on its first port (5101):
+/// the demo must not send it a byte, and must sync between registries of its own.
+#[test]
+fn the_demo_leaves_a_listener_on_port_5101_alone() {
+    let listener = match TcpListener::bind("127.0.0.1:5101") {
+        Ok(listener) => Some(Recorder::on(listener)),
+        // Another program holds 5101 already (a demo left running with KEEP=1, say): the
+        // situation under test, except that what it receives cannot be recorded here.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+        Err(e) => panic!("binding 127.0.0.1:5101: {e}"),
+    };
+    let out = demo_command().output().expect("bash runs the demo");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("== demo done: both registries held the same digests"),
+        "{all}"
+    );
+    if let Some(listener) = listener {
+        assert!(
+            all.contains("port 5101 is in use by another program; choosing a free port instead"),
+            "{all}"
+        );
+        assert!(!all.contains("source registry: 127.0.0.1:5101,"), "{all}");
+        assert!(
+            listener.received.lock().expect("lock").is_empty(),
+            "the demo sent bytes to the listener on 5101"
+        );
+    }
+}
+
+/// Registries a `KEEP=1` demo left running: the command it printed to stop them (and remove
+/// their storage) runs when the test ends, however it ends.
+struct KeptRegistries(String);
+
+impl Drop for KeptRegistries {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = Command::new("bash").args(["-c", &self.0]).status();
+        }
+    }
+}
+
+/// `KEEP=1 scripts/demo` leaves both registries running and prints the `plan` command that
+/// works next; run as printed, it finds everything up to date.
+#[test]
+fn keep_1_leaves_the_registries_running_for_the_plan_it_prints() {
+    let out = demo_command()
+        .env("KEEP", "1")
+        .env("DEMO_SOURCE_PORT", free_port().to_string())
+        .env("DEMO_TARGET_PORT", free_port().to_string())
+        .output()
+        .expect("bash runs the demo");
+    let all = text(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stop = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("stop them with: "))
+        .unwrap_or_default();
+    let _kept = KeptRegistries(stop.to_string());
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(stop.starts_with("kill "), "{all}");
+    let printed = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("KEEP=1: "))
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_default();
+    let config = printed
+        .strip_prefix(&format!("{} plan -config=", binary()))
+        .unwrap_or_else(|| {
+            panic!("the printed command is not `dregsy plan -config=…`: {printed}\n{all}")
+        });
+    let plan = Command::new(binary())
+        .args(["plan", &format!("-config={config}")])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("dregsy plan runs");
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        shown.contains("0 image(s) to copy, 3 up to date, 0 failed"),
+        "{shown}"
     );
 }

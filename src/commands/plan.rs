@@ -311,7 +311,7 @@ impl Report {
             ] {
                 match credentials {
                     Ok(from) => out.push_str(&format!("  {side} credentials: {from}\n")),
-                    Err(e) => out.push_str(&format!("  {side} credentials: FAILED: {e}\n")),
+                    Err(e) => out.push_str(&format!("  {side} credentials: failed: {e}\n")),
                 }
             }
             if task.mappings.is_empty() {
