@@ -11,6 +11,7 @@ pub mod clients;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+pub mod cosign;
 pub mod credentials;
 pub mod health;
 pub mod http_client;

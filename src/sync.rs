@@ -86,13 +86,15 @@ pub async fn run_task(
         task = %task.name,
         copied = report.copied(),
         up_to_date = report.up_to_date(),
+        skipped = report.skipped(),
         failed = report.failures(),
         bytes = report.bytes(),
         seconds = started.elapsed().as_secs_f64(),
-        "task done: {} copied ({} sent), {} up to date, {}",
+        "task done: {} copied ({} sent), {} up to date, {} skipped, {}",
         report.copied(),
         human_bytes(report.bytes()),
         report.up_to_date(),
+        report.skipped(),
         describe_failures(&report),
     );
     report
@@ -398,6 +400,7 @@ async fn copy_one(
             blobs = tally;
             ImageResult::Copied { bytes }
         }
+        Ok(CopyOutcome::Skipped { reason }) => ImageResult::Skipped { reason },
         Ok(CopyOutcome::NotStarted | CopyOutcome::Aborted) => return None,
         Err(reason) => ImageResult::Failed { reason },
     };
@@ -472,6 +475,12 @@ fn log_image(task: &Task, image: &ImageReport, blobs: Option<&BlobTally>) {
             seconds,
             "{}",
             copied_message(*bytes, blobs)
+        ),
+        ImageResult::Skipped { reason } => tracing::info!(
+            task = %task.name,
+            source = %image.source,
+            target = %image.target,
+            "image skipped: {reason}"
         ),
         ImageResult::Failed { reason } => tracing::error!(
             task = %task.name,

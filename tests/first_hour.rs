@@ -73,7 +73,7 @@ fn a_tag_listing_that_fails_is_a_repository_failure_not_an_image_failure() {
     assert_eq!(
         done[0]["msg"],
         format!(
-            "task done: 1 copied ({} sent), 0 up to date, 1 repository failed",
+            "task done: 1 copied ({} sent), 0 up to date, 0 skipped, 1 repository failed",
             done[0]["bytes"]
                 .as_u64()
                 .map(human_bytes)
