@@ -9,6 +9,7 @@ use crate::config;
 use crate::health::HealthServer;
 use crate::plan::pattern::Pattern;
 use crate::scheduler::Ending;
+use crate::shard::Shard;
 use crate::status::StatusBoard;
 
 /// The version logged at every start and printed by `--version`.
@@ -22,8 +23,10 @@ pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
 /// then a tab-indented line), which scripts written for the original grep for.
 pub const USAGE: &str = "\
 Usage of dregsy:
-  dregsy -config=FILE [-run=REGEX] [-health=ADDRESS]   sync the registries as FILE says
-  dregsy plan -config=FILE [-run=REGEX] [--json]       show what a sync would do, copying nothing
+  dregsy -config=FILE [-run=REGEX] [-health=ADDRESS] [-shard=INDEX/COUNT]
+                                                       sync the registries as FILE says
+  dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
+                                                       show what a sync would do, copying nothing
   dregsy tags [--filter ENTRY]... [--json] < tags.txt  try tag filters on a list of tags
   dregsy --version                                     print the version
   dregsy --help                                        print this help
@@ -32,11 +35,15 @@ Flags (Go syntax: -name=value, -name value, --name=value; flags come after the s
   -config string
     \tpath to config file (required)
   -health string
-    \tserve /healthz, /readyz and /status on this address (e.g. :8080)
+    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)
     \t(default: the config's health.listen; none when that is not set either)
   -run string
     \ttask filter regex: only tasks whose whole name matches; a leading '!' inverts
     \t(default: every task)
+  -shard string
+    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)
+    \t(default: from DREGSY_SHARDS with JOB_COMPLETION_INDEX or HOSTNAME's ordinal;
+    \tnone when DREGSY_SHARDS is not set)
 
 Environment:
   LOG_LEVEL         error, warn, info, debug or trace (default: info)
@@ -60,11 +67,13 @@ const SUBCOMMANDS: [&str; 2] = ["plan", "tags"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Sync with a config file; `run` filters tasks by name; `health` is the `-health`
-    /// address (empty: the config's `health.listen`, or no endpoint).
+    /// address (empty: the config's `health.listen`, or no endpoint); `shard` is `-shard`'s
+    /// INDEX/COUNT (empty: from the environment, or no sharding).
     Sync {
         config: String,
         run: String,
         health: String,
+        shard: String,
     },
     Help,
     Version,
@@ -233,6 +242,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
+    let mut shard = String::new();
     let mut flags = Flags::new(args);
     while let Some(arg) = flags.next_arg() {
         let (name, inline) = match arg {
@@ -251,6 +261,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "config" => config = flags.value(name, inline)?,
             "run" => run = flags.value(name, inline)?,
             "health" => health = flags.value(name, inline)?,
+            "shard" => shard = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
@@ -268,6 +279,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
         config,
         run,
         health,
+        shard,
     })
 }
 
@@ -313,15 +325,25 @@ pub fn main() -> ExitCode {
             config,
             run,
             health,
+            shard,
         } => {
+            // A bad shard (flag or environment) is a command-line error: plain text on
+            // stderr, before logging starts.
+            let shard = match Shard::from_sources(&shard, |name| std::env::var(name).ok()) {
+                Ok(shard) => shard,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
             crate::logging::init();
-            sync(&config, &run, &health)
+            sync(&config, &run, &health, shard)
         }
     }
 }
 
 /// Builds the runtime and runs the daemon flow in it.
-fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
+fn sync(config_path: &str, run: &str, health: &str, shard: Shard) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -333,7 +355,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(daemon(Path::new(config_path), run, health));
+    let code = runtime.block_on(daemon(Path::new(config_path), run, health, shard));
     // Every exit comes here, never `std::process::exit` (docs/behaviour.md#signals-and-restarts):
     // the runs and their copies have ended (aborted copies too, with their clean-up); what is
     // left are the signal listener, the health endpoint and the config watch.
@@ -344,7 +366,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
 /// The original's `main` loop: run the config; on a restart (SIGHUP, config change) reload,
 /// revalidate and run again with the same `-run` filter; exit with the codes of
 /// docs/behaviour.md#exit-codes (130/143 when a signal interrupted a run).
-async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
+async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) -> u8 {
     // Before anything else, so no signal meets the default action (the original died at once
     // during its first run; docs/behaviour.md#signals-and-restarts).
     let mut signals = match crate::signals::Signals::install() {
@@ -356,6 +378,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
         }
     };
     let board = StatusBoard::new();
+    board.metrics().set_shard(shard);
+    if shard.is_sharded() {
+        tracing::info!(shard = %shard, "copying only the target repositories of shard {shard}");
+    }
     let mut health: Option<HealthServer> = None;
     let mut filter: Option<Pattern> = None;
     let mut restart = false;
@@ -398,6 +424,7 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
             signals: &mut signals,
             status: &board,
             config_text: &text,
+            shard,
         };
         let ending = match crate::scheduler::run(&config, filter, context).await {
             Ok(ending) => ending,
@@ -558,6 +585,7 @@ mod tests {
             config: config.into(),
             run: run.into(),
             health: String::new(),
+            shard: String::new(),
         })
     }
 

@@ -54,13 +54,15 @@ fn help_shows_subcommands_flags_defaults_variables_and_docs() {
         let help = stdout(&out);
         for needed in [
             "Usage of dregsy:\n",
-            "  dregsy plan -config=FILE [-run=REGEX] [--json]",
+            "  dregsy -config=FILE [-run=REGEX] [-health=ADDRESS] [-shard=INDEX/COUNT]\n",
+            "  dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]\n",
             "  dregsy tags [--filter ENTRY]... [--json] < tags.txt",
             "  dregsy --version",
             // Go's flag block layout, which scripts for the original grep for.
             "  -config string\n    \tpath to config file (required)\n",
-            "  -health string\n",
+            "  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address",
             "  -run string\n",
+            "  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n",
             "(default: every task)",
             "(default: the config's health.listen; none when that is not set either)",
             "LOG_LEVEL         error, warn, info, debug or trace (default: info)",

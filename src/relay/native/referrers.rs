@@ -168,6 +168,7 @@ impl Copy<'_> {
         self.manifest_tree(&manifest, &reference, 0, &mut tally)
             .await
             .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     /// The referrers of `subject` in the source: the referrers API when the registry has it,
@@ -300,7 +301,8 @@ impl Copy<'_> {
             referrers::entry_for(&manifest, subject).map_err(|e| e.to_string())?;
             bytes += self
                 .contents(&manifest, 0, &mut BlobTally::default())
-                .await?;
+                .await
+                .map_err(|e| e.to_string())?;
             let pushed = self
                 .target
                 .put_referrer(self.dst_repo, &manifest)
