@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
+use super::decode::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
 use super::notice::Notice;
 use super::{
     CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location,
-    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, Verify, auth,
 };
 use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
@@ -53,12 +53,13 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         Some((path, _)) => Some(PathBuf::from(path.trim())),
         None => None,
     };
+    let global = supply(&raw.supply, &Supply::default())?;
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for (index, task) in raw.tasks.into_iter().enumerate() {
         let Some(task) = task else {
             return Err((None, format!("task #{} is empty (null)", index + 1)));
         };
-        tasks.push(self::task(task, auth_file.as_ref(), notices)?);
+        tasks.push(self::task(task, auth_file.as_ref(), &global, notices)?);
     }
     Ok(Config {
         file: Default::default(),
@@ -273,6 +274,14 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
             *setting = d;
         }
     }
+    if let Some((text, line)) = &raw.native.chunk_size {
+        settings.chunk_size = Some(parse_chunk_size(text).map_err(|e| {
+            (
+                Some(*line),
+                format!("'native.chunk-size': {e}, such as '8MiB' or '1048576'"),
+            )
+        })?);
+    }
     if let Some((dir, line)) = &raw.native.cache_dir {
         settings.cache_dir = match dir.trim() {
             "" => {
@@ -290,6 +299,36 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
         settings.include_foreign_layers = include;
     }
     Ok(settings)
+}
+
+/// The smallest and largest upload chunk `native.chunk-size` accepts.
+const CHUNK_SIZE_BOUNDS: (u64, u64) = (64 * 1024, 1024 * 1024 * 1024);
+
+/// Parses `native.chunk-size`: a number of bytes, optionally with a binary unit (`KiB`,
+/// `MiB`, `GiB`; `K`, `M`, `G` mean the same), between 64 KiB and 1 GiB.
+fn parse_chunk_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("'{text}' is not a size")),
+    };
+    let size = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("'{text}' is not a size"))?;
+    let (min, max) = CHUNK_SIZE_BOUNDS;
+    if !(min..=max).contains(&size) {
+        return Err(format!("'{text}' must be between 64KiB and 1GiB"));
+    }
+    Ok(size)
 }
 
 /// Our daemon settings: the health endpoint's address and the shutdown grace period.
@@ -318,6 +357,7 @@ fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, 
 fn task(
     raw: RawTask,
     auth_file: Option<&PathBuf>,
+    global: &Supply,
     notices: &mut Vec<Notice>,
 ) -> Result<Task, Failure> {
     let line = Some(raw.line);
@@ -346,9 +386,11 @@ fn task(
             format!("target registry in task '{name}' invalid: {e}"),
         )
     })?;
+    let inherited = supply(&raw.supply, global)
+        .map_err(|(l, e)| (l.or(line), format!("{e} (task '{name}')")))?;
     let mut mappings = Vec::with_capacity(raw.mappings.len());
     for (index, raw_mapping) in raw.mappings.into_iter().enumerate() {
-        let mapping = mapping(raw_mapping).map_err(|(l, e)| {
+        let mapping = mapping(raw_mapping, &inherited).map_err(|(l, e)| {
             (
                 l.or(line),
                 format!("{e} (task '{name}', mapping #{})", index + 1),
@@ -427,6 +469,19 @@ fn location(
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
     let (registry, cloud) = CloudRegistry::detect(&raw.registry);
+    // `user:password@host` would carry a secret into every log line and metric label that
+    // names the registry; the message shows the value with that part masked.
+    if let Some((userinfo, host)) = registry.rsplit_once('@') {
+        let scheme = userinfo.find("://").map_or("", |i| &userinfo[..i + 3]);
+        return Err((
+            line,
+            format!(
+                "registry '{scheme}***@{host}' holds user information: a registry is \
+                 [scheme://]host[:port][/path]; put credentials in 'auth', \
+                 'credentials-file' or a credential file"
+            ),
+        ));
+    }
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {
         None => None,
@@ -490,8 +545,53 @@ fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
     }
 }
 
+/// The supply-chain settings in force at one level, after inheritance (our extension:
+/// docs/configuration.md#referrers, #min-age, #verify).
+#[derive(Debug, Clone, Default)]
+struct Supply {
+    referrers: bool,
+    min_age: Option<Duration>,
+    verify: Option<Verify>,
+}
+
+/// The settings of one level: what it sets, else what it inherits from `above`. A key file is
+/// read and checked here, so a wrong one stops the config at load.
+fn supply(raw: &RawSupply, above: &Supply) -> Result<Supply, Failure> {
+    let mut out = above.clone();
+    if let Some((on, _)) = raw.referrers {
+        out.referrers = on;
+    }
+    if let Some((value, line)) = raw.min_age {
+        if value.nanos() < 0 {
+            return Err((
+                Some(line),
+                "'min-age' must not be negative: write a minimum age such as '72h', or 0 for none"
+                    .into(),
+            ));
+        }
+        out.min_age = value.positive();
+    }
+    if let Some(verify) = &raw.verify {
+        let line = Some(verify.line);
+        let path = verify.cosign_key.trim();
+        if path.is_empty() {
+            return Err((
+                line,
+                "'verify' needs 'cosign-key': the path of a cosign public key (keyless \
+                 verification with Fulcio and Rekor is not supported)"
+                    .into(),
+            ));
+        }
+        let key_file = PathBuf::from(path);
+        let key = crate::cosign::PublicKey::load(&key_file)
+            .map_err(|e| (line, format!("'verify.cosign-key': {e}")))?;
+        out.verify = Some(Verify { key_file, key });
+    }
+    Ok(out)
+}
+
 /// Step 6: one mapping.
-fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
+fn mapping(raw: Option<RawMapping>, inherited: &Supply) -> Result<Mapping, Failure> {
     let Some(raw) = raw else {
         return Err((None, "mapping is nil".into()));
     };
@@ -499,12 +599,20 @@ fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
     let rule = MappingRule::parse(&raw.from, &raw.to).map_err(|e| (line, e))?;
     let tags =
         TagSet::parse(&raw.tags).map_err(|e| (line, format!("'tags' uses invalid format: {e}")))?;
-    let platform = PlatformChoice::parse(&raw.platform).map_err(|e| (line, e))?;
+    let platform = match &raw.platform {
+        RawPlatform::One(value) => PlatformChoice::parse(value),
+        RawPlatform::List(values) => PlatformChoice::parse_list(values),
+    }
+    .map_err(|e| (line, e))?;
+    let supply = supply(&raw.supply, inherited)?;
     Ok(Mapping {
         rule,
         tag_entries: raw.tags,
         tags,
         platform,
+        referrers: supply.referrers,
+        min_age: supply.min_age,
+        verify: supply.verify,
         line: raw.line,
     })
 }
@@ -522,5 +630,29 @@ fn repo_list_source(source: &Location) -> Result<(), String> {
         }
         Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size("8MiB"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_chunk_size(" 512 KiB "), Ok(512 * 1024));
+        assert_eq!(parse_chunk_size("1048576"), Ok(1024 * 1024));
+        assert_eq!(parse_chunk_size("1g"), Ok(1024 * 1024 * 1024));
+        for bad in [
+            "",
+            "MiB",
+            "8 parsecs",
+            "-1",
+            "1KiB",
+            "2GiB",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_chunk_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 
 use futures_util::StreamExt;
 
-use crate::config::{Mapping, PlatformChoice};
+use crate::config::{Mapping, PlatformChoice, Verify};
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
 use tags::{Dropped, TagRef};
 
@@ -92,6 +92,12 @@ pub struct ImageJob {
     pub source: Reference,
     pub target: Reference,
     pub platform: PlatformChoice,
+    /// The mapping's `referrers`: copy the referrers of what is copied.
+    pub referrers: bool,
+    /// The mapping's `min-age`: leave the image out while it is younger.
+    pub min_age: Option<std::time::Duration>,
+    /// The mapping's `verify`: copy only when signed with this key.
+    pub verify: Option<Verify>,
 }
 
 impl fmt::Display for ImageJob {
@@ -141,6 +147,18 @@ pub struct RepositoryPlan {
     /// Why this repository could not be planned (invalid path, tag listing failed); the
     /// mapping's other repositories are still planned.
     pub error: Option<String>,
+}
+
+impl RepositoryPlan {
+    /// The target repository's name on its registry (e.g. `mirror/app`): what decides which
+    /// shard owns it (docs/behaviour.md#sharding). For a target path that is not a
+    /// valid repository, the mapped path without its leading `/`.
+    pub fn target_name(&self) -> &str {
+        match &self.target {
+            Some(repository) => repository.as_str(),
+            None => self.target_path.trim_start_matches('/'),
+        }
+    }
 }
 
 /// How many repositories of one mapping have their tags listed at the same time.
@@ -284,6 +302,9 @@ async fn plan_repository(
                 target: to,
             },
             platform: mapping.platform.clone(),
+            referrers: mapping.referrers,
+            min_age: mapping.min_age,
+            verify: mapping.verify.clone(),
         });
     }
     plan.tags = expansion.tags;

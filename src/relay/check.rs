@@ -8,11 +8,12 @@
 //! HEAD named (docs/behaviour.md#up-to-date-checks,
 //! docs/behaviour.md#platform-choice).
 
+use super::JobError;
 use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::{
-    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type,
+    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type, platform_subset,
 };
 
 /// The source manifest the target must hold for a job.
@@ -23,6 +24,8 @@ pub(crate) struct Wanted {
     /// A manifest downloaded on the way: the wanted one itself, or the index it was chosen
     /// from. Saves the copy a GET.
     pub fetched: Option<Manifest>,
+    /// Whether it is an index, when the decision learnt it.
+    pub index: Option<bool>,
 }
 
 impl Wanted {
@@ -34,8 +37,8 @@ impl Wanted {
 }
 
 /// The source manifest the target must hold for `job`: the tag's own manifest (`platform:
-/// all`, a digest-pinned target, or a single image), or the wanted platform's entry of an
-/// index. A no-op run finds everything in the HEAD and `cache`; a GET is sent only for an
+/// all`, a digest-pinned target, or a single image), the index rewritten to a platform list
+/// (`fetched` holds it: it exists nowhere else), or the wanted platform's entry of an index. A no-op run finds everything in the HEAD and `cache`; a GET is sent only for an
 /// index (or a manifest of unknown type) seen for the first time.
 ///
 /// # Errors
@@ -45,14 +48,14 @@ pub(crate) async fn wanted_source(
     job: &ImageJob,
     source: &Registry,
     cache: &ManifestCache,
-) -> Result<Wanted, String> {
+) -> Result<Wanted, JobError> {
     let repo = &job.source.repository;
     let Some(head) = source
         .head_manifest(repo, &job.source.target)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(JobError::from)?
     else {
-        return Err(format!("source image {} not found", job.source));
+        return Err(format!("source image {} not found", job.source).into());
     };
     let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
     if pinned || job.platform == PlatformChoice::All {
@@ -60,7 +63,13 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
+            index: head.media_type.as_deref().map(media_type::is_index),
         });
+    }
+    if let PlatformChoice::Subset(platforms) = &job.platform {
+        return subset(job, source, head, platforms)
+            .await
+            .map_err(JobError::from);
     }
     let platform = platform_of(&job.platform)?;
     let media_type = head
@@ -74,6 +83,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
+            index: Some(false),
         });
     }
     // An index, or a type not known yet: a cached answer settles both.
@@ -81,6 +91,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: child.digest,
             fetched: head.manifest,
+            index: Some(media_type::is_index(&child.media_type)),
         });
     }
     let manifest = match head.manifest {
@@ -88,13 +99,14 @@ pub(crate) async fn wanted_source(
         None => source
             .get_manifest(repo, &TagOrDigest::Digest(head.digest))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     cache.remember_media_type(&manifest.digest, &manifest.media_type);
     if !manifest.is_index() {
         return Ok(Wanted {
             digest: manifest.digest.clone(),
             fetched: Some(manifest),
+            index: Some(false),
         });
     }
     let child = manifest
@@ -117,15 +129,79 @@ pub(crate) async fn wanted_source(
     Ok(Wanted {
         digest: child.digest,
         fetched: Some(manifest),
+        index: Some(media_type::is_index(&child.media_type)),
     })
+}
+
+/// What the target must hold for a platform list: the source index rewritten to those
+/// platforms (docs/behaviour.md#platform-choice), or a single image as it is. Costs a GET of
+/// the index on every run: the rewrite is computed, never stored.
+async fn subset(
+    job: &ImageJob,
+    source: &Registry,
+    head: ManifestHead,
+    platforms: &[Platform],
+) -> Result<Wanted, String> {
+    let manifest = match head.manifest {
+        Some(manifest) => manifest,
+        None => source
+            .get_manifest(&job.source.repository, &TagOrDigest::Digest(head.digest))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    if !manifest.is_index() {
+        return Ok(Wanted {
+            digest: manifest.digest.clone(),
+            fetched: Some(manifest),
+            index: Some(false),
+        });
+    }
+    let subset = platform_subset(&manifest, platforms)
+        .map_err(|e| format!("source image {}: {e}", job.source))?;
+    if !subset.missing.is_empty() {
+        let missing: Vec<String> = subset.missing.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            source = %job.source,
+            "source image has no manifest for the platform(s) {}; copying the others",
+            missing.join(", ")
+        );
+    }
+    Ok(Wanted {
+        digest: subset.index.digest.clone(),
+        fetched: Some(subset.index),
+        index: Some(true),
+    })
+}
+
+/// The manifest the target must hold for `job`, downloaded when the decision did not already
+/// (for `min-age`, which reads it to date the image).
+///
+/// # Errors
+/// As [`wanted_source`], or the manifest cannot be read.
+pub(crate) async fn wanted_manifest(
+    job: &ImageJob,
+    source: &Registry,
+    cache: &ManifestCache,
+) -> Result<Manifest, String> {
+    let wanted = wanted_source(job, source, cache)
+        .await
+        .map_err(|e| e.to_string())?;
+    let digest = wanted.digest.clone();
+    match wanted.manifest() {
+        Some(manifest) => Ok(manifest),
+        None => source
+            .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
+            .await
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// The platform a mapping asks for; the host's when it names none (what skopeo picks, and,
 /// on the usual single-machine setup, what the Docker daemon picks).
-pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, String> {
+pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, JobError> {
     match choice {
         PlatformChoice::Specific { .. } => {
-            Platform::parse(&choice.as_config_text()).map_err(|e| e.to_string())
+            Platform::parse(&choice.as_config_text()).map_err(JobError::from)
         }
         _ => Ok(Platform::host()),
     }
@@ -137,13 +213,13 @@ pub(crate) async fn same_digest(
     source: &Registry,
     target: &Registry,
     cache: &ManifestCache,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     let (wanted, existing) = tokio::join!(
         wanted_source(job, source, cache),
         target.head_manifest(&job.target.repository, &job.target.target),
     );
     let wanted = wanted?;
-    let existing = existing.map_err(|e| e.to_string())?;
+    let existing = existing.map_err(JobError::from)?;
     Ok(holds(existing.as_ref(), &wanted))
 }
 
@@ -162,11 +238,11 @@ pub(crate) async fn same_image(
     source: &Registry,
     target: &Registry,
     cache: &ManifestCache,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     let Some(existing) = target
         .head_manifest(&job.target.repository, target_ref)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(JobError::from)?
     else {
         return Ok(false);
     };
@@ -195,7 +271,7 @@ pub(crate) async fn same_image(
         None => source
             .get_manifest(&job.source.repository, &TagOrDigest::Digest(wanted_digest))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     let target_manifest = match existing.manifest {
         Some(manifest) => manifest,
@@ -205,7 +281,7 @@ pub(crate) async fn same_image(
                 &TagOrDigest::Digest(existing.digest),
             )
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     let source_config = config_of(&source_manifest);
     Ok(source_config.is_some() && source_config == config_of(&target_manifest))

@@ -2,11 +2,13 @@
 //! and docker relays of the original are kept for compatibility, with the up-to-date
 //! pre-check of docs/behaviour.md#up-to-date-checks in front of them.
 
+pub mod age;
 mod check;
 pub mod docker;
 pub mod manifest_cache;
 pub mod native;
 pub mod skopeo;
+pub mod trust;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,18 +28,69 @@ use skopeo::SkopeoRelay;
 const MIN_PARALLEL_CHECKS: usize = 16;
 
 /// What a successful job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyOutcome {
     /// The target already held the wanted digest.
     UpToDate,
     /// Manifests were written; `bytes` of blob data were transferred.
     Copied { bytes: u64 },
+    /// Left out on purpose before anything was written (`min-age`); `reason` says why.
+    Skipped { reason: String },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
     NotStarted,
     /// The copy was in flight when the stop aborted it (docs/behaviour.md#signals-and-restarts):
     /// no tag was moved, and what the relay started outside the registries is ended (skopeo)
     /// or left for [`Relay::clean_up_abandoned`] (docker).
     Aborted,
+}
+
+/// Why an image job did not succeed; typed up to the report, which counts the two apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// The job failed; the reason names the image and what went wrong.
+    Failed(String),
+    /// A registry's rate limit ran out (docs/behaviour.md, "Rate limits"): the job was not
+    /// done and waits for the next run. `registry` is the host, `reason` the full message.
+    RateLimited { registry: String, reason: String },
+}
+
+impl JobError {
+    /// The message for the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            JobError::Failed(reason) | JobError::RateLimited { reason, .. } => reason,
+        }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl From<String> for JobError {
+    fn from(reason: String) -> Self {
+        JobError::Failed(reason)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(reason: &str) -> Self {
+        JobError::Failed(reason.to_owned())
+    }
+}
+
+impl From<crate::registry::Error> for JobError {
+    fn from(error: crate::registry::Error) -> Self {
+        match (error.kind(), error.registry()) {
+            (crate::registry::ErrorKind::RateLimited, Some(registry)) => JobError::RateLimited {
+                registry: registry.to_owned(),
+                reason: error.to_string(),
+            },
+            _ => JobError::Failed(error.to_string()),
+        }
+    }
 }
 
 /// One job's way to the bound on copies running at once (`parallel-images`). Up-to-date checks
@@ -98,6 +151,20 @@ pub struct Sides<'a> {
     pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (docs/configuration.md#tasks).
     pub verbose: bool,
+}
+
+impl Sides<'_> {
+    /// Fails with [`JobError::RateLimited`] once the rate limit of either registry ran out in
+    /// this run (docs/behaviour.md, "Rate limits").
+    pub fn check_rate_limits(&self) -> Result<(), JobError> {
+        match [self.source, self.target]
+            .iter()
+            .find_map(|r| r.rate_limit_exhausted())
+        {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The relay a config selects, with the manifest cache its up-to-date checks share.
@@ -175,7 +242,7 @@ impl Relay {
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         let stop = slots.stop();
         let aborted = Ok(CopyOutcome::Aborted);
         let manifests = &self.manifests;
@@ -210,21 +277,80 @@ pub async fn up_to_date(
     manifests: &ManifestCache,
 ) -> Result<bool, String> {
     match kind {
-        RelayKind::Native | RelayKind::Skopeo => {
-            check::same_digest(job, source, target, manifests).await
-        }
+        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target, manifests)
+            .await
+            .map_err(|e| e.to_string()),
         RelayKind::Docker => {
             let target_ref =
                 crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
                     .map_err(|e| e.to_string())?;
-            check::same_image(job, &target_ref, source, target, manifests).await
+            check::same_image(job, &target_ref, source, target, manifests)
+                .await
+                .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Refuses mappings that use what only the native relay does (platform lists, referrers,
+/// `min-age`, `verify`) under another relay, and what the native relay does not do yet. Both
+/// `dregsy plan` and the sync call it, so neither pretends to honour such a mapping.
+///
+/// # Errors
+/// The first such mapping, named by task and number, and what to do.
+pub fn check_features(config: &Config) -> Result<(), String> {
+    for task in &config.tasks {
+        for (index, mapping) in task.mappings.iter().enumerate() {
+            let mut used = Vec::new();
+            if matches!(mapping.platform, PlatformChoice::Subset(_)) {
+                used.push("a 'platform' list");
+            }
+            if mapping.referrers {
+                used.push("'referrers'");
+            }
+            if mapping.min_age.is_some() {
+                used.push("'min-age'");
+            }
+            if mapping.verify.is_some() {
+                used.push("'verify'");
+            }
+            if used.is_empty() {
+                continue;
+            }
+            let at = format!("task '{}', mapping #{}", task.name, index + 1);
+            if config.relay != RelayKind::Native {
+                return Err(format!(
+                    "cannot create sync relay: relay '{}' does not support {} ({at}); use 'relay: native'",
+                    config.relay.name(),
+                    used.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For `dregsy plan`: why a job whose target is not up to date would be left out instead of
+/// copied (`min-age`: "too young, N h left"), or `None` when it would be copied.
+///
+/// # Errors
+/// The source cannot be read, or the image's age cannot be told.
+pub async fn skip_reason(
+    job: &ImageJob,
+    source: &Registry,
+    manifests: &ManifestCache,
+) -> Result<Option<String>, String> {
+    let Some(min_age) = job.min_age else {
+        return Ok(None);
+    };
+    let manifest = check::wanted_manifest(job, source, manifests).await?;
+    let created = age::image_created(source, &job.source.repository, &manifest).await?;
+    Ok(age::time_left(created, chrono::Utc::now(), min_age).map(age::too_young_text))
 }
 
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
 pub fn check_config(config: &Config) -> Result<(), String> {
+    check_features(config)?;
     let platform_all = config
         .tasks
         .iter()

@@ -15,14 +15,16 @@ use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, check};
-use crate::config::NativeSettings;
+use super::{CopyOutcome, CopySlots, JobError, age, check, trust};
+use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
     Descriptor, Digest, Manifest, MountOutcome, Registry, Repository, TagOrDigest, Tries,
     UploadSession,
 };
+
+mod referrers;
 
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
@@ -46,6 +48,8 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
+    /// What `referrers: true` learns along the way (boxed: rarely used, and large).
+    referrer_records: Box<referrers::Records>,
 }
 
 impl NativeRelay {
@@ -57,6 +61,7 @@ impl NativeRelay {
             settings,
             blobs: Mutex::new(HashMap::new()),
             refused_mounts: Mutex::new(HashSet::new()),
+            referrer_records: Box::default(),
         }
     }
 
@@ -76,7 +81,7 @@ impl NativeRelay {
         target: &Registry,
         manifests: &ManifestCache,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
         // Both sides at once: on a no-op run their HEADs are all the work, and far-away
@@ -86,9 +91,24 @@ impl NativeRelay {
             target.head_manifest(dst_repo, &job.target.target),
         );
         let wanted = wanted?;
-        let existing = existing.map_err(|e| e.to_string())?;
+        let existing = existing.map_err(JobError::from)?;
+        let copy = Copy {
+            relay: self,
+            source,
+            target,
+            src_repo,
+            dst_repo,
+        };
         if check::holds(existing.as_ref(), &wanted) {
-            return Ok(CopyOutcome::UpToDate);
+            if !job.referrers {
+                return Ok(CopyOutcome::UpToDate);
+            }
+            // The image is there; its referrers may be new (images are often signed later).
+            let subjects = self.held_subjects(job, source, wanted).await?;
+            return Ok(match copy.referrers(&subjects).await? {
+                None => CopyOutcome::UpToDate,
+                Some(bytes) => CopyOutcome::Copied { bytes },
+            });
         }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
@@ -99,17 +119,93 @@ impl NativeRelay {
             None => source
                 .get_manifest(src_repo, &TagOrDigest::Digest(digest))
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(JobError::from)?,
         };
-        let copy = Copy {
-            relay: self,
-            source,
-            target,
-            src_repo,
-            dst_repo,
-        };
-        let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        // Checks before anything is written (docs/configuration.md#min-age, #verify).
+        if let Some(min_age) = job.min_age {
+            let created = age::image_created(source, src_repo, &manifest)
+                .await
+                .map_err(|e| format!("source image {}: {e}", job.source))?;
+            if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
+                return Ok(CopyOutcome::Skipped {
+                    reason: age::too_young_text(left),
+                });
+            }
+        }
+        if let Some(verify) = &job.verify {
+            self.verify(job, source, &manifest, verify).await?;
+        }
+        if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
+            tracing::info!(
+                source = %job.source,
+                target = %job.target,
+                digest = %manifest.digest,
+                "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
+                job.platform.as_config_text()
+            );
+        }
+        let mut bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        if job.referrers {
+            let subjects = referrers::subjects(job, &manifest)?;
+            bytes += copy.referrers(&subjects).await?.unwrap_or(0);
+        }
         Ok(CopyOutcome::Copied { bytes })
+    }
+
+    /// The subjects of an up-to-date job, for its referrers: an image known not to be an index
+    /// is its own only subject (no GET); otherwise the manifest the decision downloaded, or a
+    /// GET of it, lists the children.
+    async fn held_subjects(
+        &self,
+        job: &ImageJob,
+        source: &Registry,
+        wanted: check::Wanted,
+    ) -> Result<Vec<Digest>, JobError> {
+        let digest = wanted.digest.clone();
+        if wanted.index == Some(false) {
+            return Ok(vec![digest]);
+        }
+        let manifest = match wanted.manifest() {
+            Some(manifest) => manifest,
+            None => source
+                .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
+                .await
+                .map_err(JobError::from)?,
+        };
+        referrers::subjects(job, &manifest).map_err(JobError::from)
+    }
+
+    /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
+    /// (for an index, it vouches for every child it lists), else of the manifest copied (one
+    /// platform's, or the index of `platform: all`).
+    async fn verify(
+        &self,
+        job: &ImageJob,
+        source: &Registry,
+        copied: &Manifest,
+        verify: &crate::config::Verify,
+    ) -> Result<(), JobError> {
+        let repo = &job.source.repository;
+        let top = source
+            .head_manifest(repo, &job.source.target)
+            .await
+            .map_err(JobError::from)?
+            .ok_or_else(|| format!("source image {} not found", job.source))?;
+        let first = trust::check_signed(source, repo, &top.digest, verify).await;
+        let copies_other =
+            copied.digest != top.digest && !matches!(job.platform, PlatformChoice::Subset(_));
+        match first {
+            Ok(()) => Ok(()),
+            Err(_)
+                if copies_other
+                    && trust::check_signed(source, repo, &copied.digest, verify)
+                        .await
+                        .is_ok() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("source image {}: {e}", job.source).into()),
+        }
     }
 
     /// The slot of one blob on one target registry.
@@ -154,23 +250,35 @@ impl Copy<'_> {
         manifest: &Manifest,
         push_as: &TagOrDigest,
         depth: usize,
-    ) -> Result<u64, String> {
-        manifest.check_pushable().map_err(|e| e.to_string())?;
+    ) -> Result<u64, JobError> {
+        let bytes = self.contents(manifest, depth).await?;
+        self.target
+            .put_manifest(self.dst_repo, push_as, manifest)
+            .await
+            .map_err(JobError::from)?;
+        Ok(bytes)
+    }
+
+    /// Makes everything `manifest` references present in the target: child manifests (with
+    /// their own contents) or blobs. Returns the blob bytes transferred.
+    async fn contents(&self, manifest: &Manifest, depth: usize) -> Result<u64, JobError> {
+        manifest.check_pushable().map_err(JobError::from)?;
         let mut bytes = 0;
         if manifest.is_index() {
             if depth >= MAX_INDEX_DEPTH {
                 return Err(format!(
                     "index {} nests deeper than {MAX_INDEX_DEPTH} levels",
                     manifest.digest
-                ));
+                )
+                .into());
             }
-            for child in manifest.children().map_err(|e| e.to_string())? {
+            for child in manifest.children().map_err(JobError::from)? {
                 let child_ref = TagOrDigest::Digest(child.digest.clone());
                 let present = self
                     .target
                     .head_manifest(self.dst_repo, &child_ref)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
                 if present.is_some() {
                     continue;
                 }
@@ -178,20 +286,16 @@ impl Copy<'_> {
                     .source
                     .get_manifest(self.src_repo, &child_ref)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
                 bytes +=
                     Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1)).await?;
             }
         } else {
-            let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+            let blobs = manifest.blobs().map_err(JobError::from)?;
             let blobs = self.distributable(blobs).await?;
             let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
             bytes += copied.iter().sum::<u64>();
         }
-        self.target
-            .put_manifest(self.dst_repo, push_as, manifest)
-            .await
-            .map_err(|e| e.to_string())?;
         Ok(bytes)
     }
 
@@ -200,7 +304,7 @@ impl Copy<'_> {
     /// skopeo does; the manifest still lists them, byte for byte. With
     /// `native.include-foreign-layers` they are copied when the source holds them
     /// (docs/behaviour.md#manifests-and-media-types).
-    async fn distributable(&self, blobs: Vec<Descriptor>) -> Result<Vec<Descriptor>, String> {
+    async fn distributable(&self, blobs: Vec<Descriptor>) -> Result<Vec<Descriptor>, JobError> {
         let include = self.relay.settings.include_foreign_layers;
         let mut kept = Vec::with_capacity(blobs.len());
         for blob in blobs {
@@ -213,7 +317,7 @@ impl Copy<'_> {
                     .source
                     .head_blob(self.src_repo, &blob.digest, blob.size)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
             if held {
                 kept.push(blob);
             } else {
@@ -228,7 +332,7 @@ impl Copy<'_> {
     }
 
     /// Makes one blob present in the target repository; returns the bytes transferred.
-    async fn blob(&self, blob: &Descriptor) -> Result<u64, String> {
+    async fn blob(&self, blob: &Descriptor) -> Result<u64, JobError> {
         let entry = self.relay.blob_entry(self.target, &blob.digest);
         // Jobs needing the same blob on the same target wait here for the one in flight, then
         // find it present (same repository) or mount it (another repository).
@@ -260,13 +364,13 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         readable_holder: Option<&Repository>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let digest = &blob.digest;
         if self
             .target
             .head_blob(self.dst_repo, digest, blob.size)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
         {
             return Ok(0);
         }
@@ -312,7 +416,7 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         mut session: Option<UploadSession>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let _slot = self
             .relay
             .blob_slots
@@ -347,7 +451,7 @@ impl Copy<'_> {
                 None
             };
             let Some(delay) = delay else {
-                return Err(error.to_string());
+                return Err(error.into());
             };
             tracing::debug!(digest = %digest, ?delay, "blob transfer failed, trying again: {error}");
             tokio::time::sleep(delay).await;

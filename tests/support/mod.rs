@@ -19,10 +19,16 @@ pub mod http;
 pub mod images;
 /// podman's Docker-compatible API, for the docker relay.
 pub mod podman;
+/// A real Prometheus server and promtool.
+pub mod prometheus;
 /// The fault-injecting proxy and its blob host.
 pub mod proxy;
+/// A referrers-API front for a real registry.
+pub mod referrers;
 /// Real `docker-registry` processes.
 pub mod registry;
+/// Cosign-format signatures made with test keys.
+pub mod signing;
 /// The bearer-token issuer.
 pub mod token;
 
