@@ -16,6 +16,7 @@ pub mod credentials;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod http_client;
 pub mod listers;
 pub mod logging;
 pub mod metrics;
