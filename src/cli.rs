@@ -8,11 +8,46 @@ use crate::VERSION;
 use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::shard::Shard;
 
-/// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
-/// `-health` is ours; Go sorts flags by name, so it sits between the original two.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
+/// The help text: `--help` prints it to stdout (exit 0); a bad command line prints it to
+/// stderr after the error (exit 1). Its flag block keeps Go's `flag` layout (`  -config string`
+/// then a tab-indented line), which scripts written for the original grep for.
+pub const USAGE: &str = "\
+Usage of dregsy:
+  dregsy -config=FILE [-run=REGEX] [-health=ADDRESS] [-shard=INDEX/COUNT]
+                                                       sync the registries as FILE says
+  dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
+                                                       show what a sync would do, copying nothing
+  dregsy tags [--filter ENTRY]... [--json] < tags.txt  try tag filters on a list of tags
+  dregsy --version                                     print the version
+  dregsy --help                                        print this help
 
-const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
+Flags (Go syntax: -name=value, -name value, --name=value; flags come after the subcommand):
+  -config string
+    \tpath to config file (required)
+  -health string
+    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)
+    \t(default: the config's health.listen; none when that is not set either)
+  -run string
+    \ttask filter regex: only tasks whose whole name matches; a leading '!' inverts
+    \t(default: every task)
+  -shard string
+    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)
+    \t(default: from DREGSY_SHARDS with JOB_COMPLETION_INDEX or HOSTNAME's ordinal;
+    \tnone when DREGSY_SHARDS is not set)
+
+Environment:
+  LOG_LEVEL         error, warn, info, debug or trace (default: info)
+  LOG_FORMAT        json or text (default: text on a terminal, json otherwise)
+  LOG_FORCE_COLORS  true: colours with LOG_FORMAT=text even without a terminal
+  LOG_METHODS       true: add the source location (func, file) to each log line
+
+Logs go to stdout (for plan and tags: to stderr, warnings and errors only).
+Exit codes: 0 every selected task ran without error; 1 a usage, config or startup
+error, or a task had errors; 130/143 a run was interrupted by SIGINT/SIGTERM.
+
+Documentation: README.md and docs/ (configuration.md, behaviour.md, compatibility.md)
+in dregsy's source tree; 'dregsy plan -h' and 'dregsy tags -h' for the subcommands.
+";
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +56,7 @@ pub enum Command {
     /// address (empty: the config's `health.listen`, or no endpoint); `shard` is `-shard`'s
     /// INDEX/COUNT (empty: from the environment, or no sharding).
     Sync {
-        /// The `-config` path; empty prints the synopsis and exits 1.
+        /// The `-config` path.
         config: String,
         /// The `-run` task filter regex; empty selects every task.
         run: String,
@@ -36,19 +71,30 @@ pub enum Command {
     Version,
 }
 
-/// Parses arguments (without the program name) as the original does: parsing stops at `--`
-/// or the first non-flag argument, and positional arguments are ignored.
+/// Parses arguments (without the program name) with Go's flag syntax. Unlike Go, a word after
+/// the flags (or after `--`) is an error, not silently ignored, and `-config` is required.
 ///
 /// # Errors
 ///
-/// An [`ArgsError`] for a flag Go's `flag` package would reject (undefined, or missing its value).
+/// An [`ArgsError`] for a flag Go's `flag` package would reject (undefined, or missing its
+/// value), a word after the flags, or no `-config`.
 pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
     let mut shard = String::new();
     let mut flags = Flags::new(args);
-    while let Some(Arg::Flag { name, inline }) = flags.next_arg() {
+    while let Some(arg) = flags.next_arg() {
+        let (name, inline) = match arg {
+            Arg::Flag { name, inline } => (name, inline),
+            Arg::Positional(word) => {
+                return Err(ArgsError::Positional {
+                    word: word.to_string(),
+                    at: flags.last_position(),
+                    args: args.to_vec(),
+                });
+            }
+        };
         match name {
             "h" | "help" => return Ok(Command::Help),
             "version" | "v" if inline.is_none() => return Ok(Command::Version),
@@ -58,6 +104,16 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "shard" => shard = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
+    }
+    if let Some((at, word)) = flags.first_after_end() {
+        return Err(ArgsError::Positional {
+            word: word.to_string(),
+            at,
+            args: args.to_vec(),
+        });
+    }
+    if config.is_empty() {
+        return Err(ArgsError::MissingConfig);
     }
     Ok(Command::Sync {
         config,
@@ -69,6 +125,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
 
 /// The program: parse, load, sync, and map the outcome to the original's exit codes.
 pub fn main() -> ExitCode {
+    crate::http_client::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     // A first argument naming a subcommand selects it; Go-style flags never look like one.
     match args.first().map(String::as_str) {
@@ -82,13 +139,16 @@ pub fn main() -> ExitCode {
         }
         _ => {}
     }
-    crate::logging::init();
+    // A bad command line is answered on stderr in plain text, before logging starts: it is
+    // a message for the person typing, not an event for a log collector.
     let command = match parse(&args) {
         Ok(command) => command,
         Err(e) => {
-            eprintln!("{e}");
+            // The bare `dregsy` gets the usage alone: it is a question, not a mistake.
+            if !args.is_empty() {
+                eprintln!("{e}");
+            }
             eprint!("{USAGE}");
-            tracing::error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -107,19 +167,16 @@ pub fn main() -> ExitCode {
             health,
             shard,
         } => {
-            if config.is_empty() {
-                tracing::info!("dregsy {VERSION}");
-                println!("{SYNOPSIS}");
-                return ExitCode::from(1);
-            }
+            // A bad shard (flag or environment) is a command-line error: plain text on
+            // stderr, before logging starts.
             let shard = match Shard::from_sources(&shard, |name| std::env::var(name).ok()) {
                 Ok(shard) => shard,
                 Err(e) => {
-                    tracing::info!("dregsy {VERSION}");
-                    tracing::error!("{e}");
+                    eprintln!("{e}");
                     return ExitCode::from(1);
                 }
             };
+            crate::logging::init();
             crate::daemon::sync(&config, &run, &health, shard)
         }
     }
@@ -159,12 +216,40 @@ mod tests {
     }
 
     #[test]
-    fn positional_arguments_stop_parsing() {
+    fn positional_arguments_are_errors() {
+        let err = parse(&args(&["-config=x.yaml", "plan"])).expect_err("plan after the flags");
         assert_eq!(
-            parse(&args(&["-config=x", "extra", "-bogus"])),
-            sync("x", "")
+            err.to_string(),
+            "unexpected argument 'plan' after the flags: a subcommand comes first, as in: \
+             dregsy plan -config=x.yaml"
         );
-        assert_eq!(parse(&args(&["--", "-config=x"])), sync("", ""));
+        let err = parse(&args(&["-config=x", "extra", "-bogus"])).expect_err("extra");
+        assert!(
+            err.to_string().starts_with("unexpected argument 'extra': "),
+            "{err}"
+        );
+        let err = parse(&args(&["-config=x", "--", "tags"])).expect_err("after --");
+        assert!(
+            err.to_string()
+                .ends_with("as in: dregsy tags [--filter ENTRY]... < tags.txt"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&args(&["--", "-config=x"])),
+            Err(ArgsError::Positional {
+                word: "-config=x".into(),
+                at: 1,
+                args: args(&["--", "-config=x"])
+            })
+        );
+        // The word's own position is left out of the suggestion, not every equal argument.
+        let err = parse(&args(&["-config", "plan", "plan"])).expect_err("plan twice");
+        assert!(
+            err.to_string().ends_with("as in: dregsy plan -config plan"),
+            "{err}"
+        );
+        assert_eq!(parse(&args(&[])), Err(ArgsError::MissingConfig));
+        assert_eq!(parse(&args(&["-run=a"])), Err(ArgsError::MissingConfig));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::VERSION;
-use crate::commands::flags::compile_filter;
+use crate::commands::flags::{compile_filter, select_tasks};
 use crate::config;
 use crate::health::HealthServer;
 use crate::logging::log_notices;
@@ -74,6 +74,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) 
                 }
             },
         };
+        if let Err(e) = select_tasks(&config, run, filter) {
+            tracing::error!("{e}");
+            return 1;
+        }
         if let Err(e) = serve_health(&mut health, health_flag, &config, &board).await {
             tracing::error!("{e}");
             return 1;

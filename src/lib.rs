@@ -36,6 +36,7 @@ pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod http_client;
 pub mod listers;
 pub mod logging;
 pub mod metrics;

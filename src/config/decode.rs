@@ -222,11 +222,9 @@ const MAPPING_FIELDS: Fields<RawMapping> = &[
     ("from", |d, v, mapping| mapping.from = d.string(v)),
     ("to", |d, v, mapping| mapping.to = d.string(v)),
     ("tags", |d, v, mapping| {
-        mapping.tags = d
-            .list(v, "[]string")
-            .into_iter()
-            .map(|item| d.string(item))
-            .collect()
+        let items = d.list(v, "[]string");
+        mapping.tag_lines = items.iter().map(|item| item.line).collect();
+        mapping.tags = items.into_iter().map(|item| d.string(item)).collect();
     }),
     ("platform", |d, v, mapping| {
         mapping.platform = match &v.kind {
@@ -282,6 +280,9 @@ fn keys<T>(fields: Fields<T>) -> Vec<&'static str> {
 pub struct Decoder {
     pub errors: Vec<(usize, String)>,
     pub notices: Vec<Notice>,
+    /// Unknown top-level keys that look like a misspelt `tasks` (`task:`, `taks:`), with
+    /// their lines: with no tasks left, the config asked for something it cannot do.
+    pub misspelt_tasks: Vec<(String, usize)>,
 }
 
 impl Decoder {
@@ -289,6 +290,7 @@ impl Decoder {
         Decoder {
             errors: Vec::new(),
             notices: Vec::new(),
+            misspelt_tasks: Vec::new(),
         }
     }
 
@@ -409,7 +411,11 @@ impl Decoder {
                     if known.contains(&name) {
                         out.push((name, value));
                     } else {
-                        let hint = suggest(name, known)
+                        let suggestion = suggest(name, known);
+                        if path.is_empty() && suggestion == Some("tasks") {
+                            self.misspelt_tasks.push((shorten(name), key.line));
+                        }
+                        let hint = suggestion
                             .map(|s| format!("; did you mean '{s}'?"))
                             .unwrap_or_default();
                         let at = if path.is_empty() {
@@ -584,6 +590,7 @@ impl Decoder {
             ..RawMapping::default()
         };
         self.section(node, "sync.Mapping", path, MAPPING_FIELDS, &mut mapping)?;
+        mapping.tags_line = key_line(node, "tags");
         Some(mapping)
     }
 }
@@ -591,6 +598,18 @@ impl Decoder {
 impl Default for Decoder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The line of key `name` in a mapping node.
+fn key_line(node: &Node, name: &str) -> Option<usize> {
+    match &node.kind {
+        NodeKind::Map(pairs) => pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key.text() == Some(name))
+            .map(|(key, _)| key.line),
+        _ => None,
     }
 }
 

@@ -133,6 +133,9 @@ pub struct RawMapping {
     pub from: String,
     pub to: String,
     pub tags: Vec<String>,
+    /// The line of the `tags` key, and of each entry, for messages that point at them.
+    pub tags_line: Option<usize>,
+    pub tag_lines: Vec<usize>,
     pub platform: RawPlatform,
     pub supply: RawSupply,
     pub line: usize,

@@ -34,8 +34,10 @@ pub enum CopyOutcome {
     UpToDate,
     /// Manifests were written.
     Copied {
-        /// Blob bytes transferred.
+        /// What was sent to the target, blobs and manifests.
         bytes: u64,
+        /// How each blob got there, when the relay can tell (the native relay only).
+        blobs: Option<BlobTally>,
     },
     /// Left out on purpose before anything was written (`min-age`).
     Skipped {
@@ -48,6 +50,23 @@ pub enum CopyOutcome {
     /// no tag was moved, and what the relay started outside the registries is ended (skopeo)
     /// or left for [`Relay::clean_up_abandoned`] (docker).
     Aborted,
+}
+
+/// How the blobs of one copied image reached the target, so a copy that sent no blob data
+/// can say why instead of reporting "0 B transferred".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobTally {
+    /// Blobs streamed from the source by this job.
+    pub sent: usize,
+    /// Blobs another image of the same run (or an earlier run of the daemon) had already sent
+    /// to this target, found through the relay's record of blobs in flight and mounted or
+    /// found present.
+    pub by_another_image: usize,
+    /// Blobs the target held before (a `HEAD` found them, or a mount from the source
+    /// repository on the same registry succeeded).
+    pub on_target: usize,
+    /// Of the bytes sent, those of manifests.
+    pub manifest_bytes: u64,
 }
 
 /// Why an image job did not succeed; typed up to the report, which counts the two apart.
