@@ -193,7 +193,10 @@ impl Copy<'_> {
             return Ok(None);
         }
         let manifest = self.headed_manifest(source).await?;
-        let bytes = self.manifest_tree(&manifest, &reference, 0).await?;
+        let bytes = self
+            .manifest_tree(&manifest, &reference, 0)
+            .await
+            .map_err(|e| e.to_string())?;
         self.cache.remember_held(&host, self.dst_repo, &record);
         Ok(Some(bytes))
     }
@@ -339,7 +342,10 @@ impl Copy<'_> {
                 Err(e) => return Err(e.to_string()),
             };
             referrers::entry_for(&manifest, subject).map_err(|e| e.to_string())?;
-            bytes += self.contents(&manifest, 0).await?;
+            bytes += self
+                .contents(&manifest, 0)
+                .await
+                .map_err(|e| e.to_string())?;
             let pushed = self
                 .target
                 .put_referrer(self.dst_repo, &manifest)
