@@ -978,7 +978,7 @@ fn fallback_tag_of(digest: &str) -> String {
 #[test]
 fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
     let source = support::Registry::builder().access_log().start();
-    let target = support::Registry::builder().access_log().start();
+    let mut target = support::Registry::builder().access_log().start();
     let endpoint = source.endpoint();
     let key = TestKey::ecdsa();
     // A single image with a signature in its fallback tag.
@@ -1084,6 +1084,25 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
     );
     assert!(fallback_digests(&target, "fb/one", &one.digest).contains(&late));
     assert!(fallback_digests(&target, "fb/multi", &multi.images[0].digest).contains(&late_sbom));
+
+    // A target repository emptied behind dregsy's back: the image is copied again, and so are
+    // its referrers, whatever the cache recorded about that repository.
+    target.stop();
+    let repo_dir = target
+        .storage_dir()
+        .join("docker/registry/v2/repositories/fb/one");
+    std::fs::remove_dir_all(&repo_dir).expect("the repository's directory");
+    target.restart();
+    let fourth = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&fourth, "image copied").len(),
+        1,
+        "{}",
+        text(&fourth)
+    );
+    let listed = fallback_digests(&target, "fb/one", &one.digest);
+    assert!(listed.contains(&late), "{listed:?}");
+    assert_eq!(listed.len(), 2, "{listed:?}");
 }
 
 /// As above through the referrers API on both sides: one referrers request per subject at the
