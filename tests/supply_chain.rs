@@ -604,6 +604,21 @@ fn verify_copies_signed_images_and_pushes_nothing_of_the_others() {
             key_file.display()
         ),
     );
+    // plan checks the signatures as the copy would, and pushes nothing.
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan_text.contains("1 image(s) to copy, 0 up to date, 2 failed"),
+        "{plan_text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        plan_text.contains("no cosign signature") && plan_text.contains("does not verify"),
+        "{plan_text}"
+    );
+    assert!(manifest_digest(&target, "trust/app", &signed.digest).is_none());
     let out = run_dregsy(&config, &[]);
     assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
     let failed = messages(&out, "image failed");

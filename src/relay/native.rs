@@ -133,7 +133,7 @@ impl NativeRelay {
             }
         }
         if let Some(verify) = &job.verify {
-            self.verify(job, source, &manifest, verify).await?;
+            trust::verify_job(job, source, &manifest, verify).await?;
         }
         if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
             tracing::info!(
@@ -155,39 +155,6 @@ impl NativeRelay {
             bytes += copy.referrers(&subjects, records).await?.unwrap_or(0);
         }
         Ok(CopyOutcome::Copied { bytes })
-    }
-
-    /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
-    /// (for an index, it vouches for every child it lists), else of the manifest copied (one
-    /// platform's, or the index of `platform: all`).
-    async fn verify(
-        &self,
-        job: &ImageJob,
-        source: &Registry,
-        copied: &Manifest,
-        verify: &crate::config::Verify,
-    ) -> Result<(), JobError> {
-        let repo = &job.source.repository;
-        let top = source
-            .head_manifest(repo, &job.source.target)
-            .await
-            .map_err(JobError::from)?
-            .ok_or_else(|| format!("source image {} not found", job.source))?;
-        let first = trust::check_signed(source, repo, &top.digest, verify).await;
-        let copies_other =
-            copied.digest != top.digest && !matches!(job.platform, PlatformChoice::Subset(_));
-        match first {
-            Ok(()) => Ok(()),
-            Err(_)
-                if copies_other
-                    && trust::check_signed(source, repo, &copied.digest, verify)
-                        .await
-                        .is_ok() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(format!("source image {}: {e}", job.source).into()),
-        }
     }
 
     /// The slot of one blob on one target registry.
