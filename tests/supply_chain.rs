@@ -1230,4 +1230,20 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_the_referrers_api() {
             .all(|r| r.starts_with("HEAD ") && r.ends_with("/manifests/v1")),
         "{at_target:?}"
     );
+    // A signature added later travels.
+    signing::sign(
+        &source.endpoint(),
+        "api/one",
+        subject_of(&image),
+        Signature::of(&TestKey::ed25519(), &image.digest),
+        Store::ReferrersApi,
+    );
+    let third = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&third, "image copied").len(),
+        1,
+        "{}",
+        text(&third)
+    );
+    assert_eq!(target.referrers_of("api/one", &image.digest).len(), 2);
 }
