@@ -48,7 +48,8 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
-    /// What `referrers: true` learns along the way (boxed: rarely used, and large).
+    /// What `referrers: true` learns along the way (source tag lists; the rest is in the
+    /// manifest cache).
     referrer_records: Box<referrers::Records>,
 }
 
