@@ -75,6 +75,8 @@ pub struct TaskStatus {
     pub images_copied_total: u64,
     /// Images found up to date, over all runs.
     pub images_up_to_date_total: u64,
+    /// Images left out on purpose (`min-age`: too young), neither copied nor failed.
+    pub images_skipped_total: u64,
     /// Image jobs that failed, over all runs.
     pub images_failed_total: u64,
     /// Mappings that failed before any image job, over all runs.
@@ -104,6 +106,8 @@ pub struct RunStatus {
     pub images_copied: u64,
     /// Images found up to date.
     pub images_up_to_date: u64,
+    /// Images left out on purpose (`min-age`).
+    pub images_skipped: u64,
     /// Image jobs that failed.
     pub images_failed: u64,
     /// Mappings that failed before any image job.
@@ -128,6 +132,7 @@ impl RunStatus {
                 .as_secs_f64(),
             images_copied: report.copied() as u64,
             images_up_to_date: report.up_to_date() as u64,
+            images_skipped: report.skipped() as u64,
             images_failed: report.failed_images() as u64,
             mapping_failures: report.mapping_failures as u64,
             bytes: report.bytes(),
@@ -303,6 +308,7 @@ impl TaskStatus {
             interrupted_runs_total: 0,
             images_copied_total: 0,
             images_up_to_date_total: 0,
+            images_skipped_total: 0,
             images_failed_total: 0,
             mapping_failures_total: 0,
             bytes_total: 0,
@@ -318,6 +324,7 @@ impl TaskStatus {
         self.interrupted_runs_total += u64::from(report.interrupted);
         self.images_copied_total += run.images_copied;
         self.images_up_to_date_total += run.images_up_to_date;
+        self.images_skipped_total += run.images_skipped;
         self.images_failed_total += run.images_failed;
         self.mapping_failures_total += run.mapping_failures;
         self.bytes_total += run.bytes;
@@ -387,6 +394,9 @@ mod tests {
             vec![
                 ImageResult::Copied { bytes: 7 },
                 ImageResult::UpToDate,
+                ImageResult::Skipped {
+                    reason: "too young".into(),
+                },
                 ImageResult::Failed { reason: "x".into() },
             ],
             false,
@@ -402,10 +412,11 @@ mod tests {
                 a_status.interrupted_runs_total,
                 a_status.images_copied_total,
                 a_status.images_up_to_date_total,
+                a_status.images_skipped_total,
                 a_status.images_failed_total,
                 a_status.bytes_total
             ),
-            (2, 1, 1, 1, 2, 1, 7)
+            (2, 1, 1, 1, 2, 1, 1, 7)
         );
         let last = a_status.last_run.as_ref().expect("last run");
         assert_eq!(last.result, "interrupted");
