@@ -3,7 +3,8 @@
 //! Data flows one way: [`config`] (YAML → validated values) → [`scheduler`] (which tasks run
 //! when) → [`plan`] (mappings → image jobs) → [`relay`] (copies jobs) → [`report`] (what
 //! happened). [`registry`] is the OCI distribution client the planner and the native relay use;
-//! [`listers`] list a source's repositories for regex mappings. [`commands`] holds the
+//! [`listers`] list a source's repositories for regex mappings; [`layout`] reads and writes OCI
+//! image layouts on disk, a side's alternative to a registry. [`commands`] holds the
 //! subcommands beside syncing (`dregsy plan`, `dregsy tags`).
 
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod health;
+pub mod layout;
 pub mod listers;
 pub mod logging;
 pub mod plan;

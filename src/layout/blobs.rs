@@ -1,0 +1,205 @@
+//! A layout's blobs: `blobs/sha256/<hex>`, written through verified temporary files.
+//!
+//! A blob being written lives in `blobs/.sha256-<hex>.<pid>-<random>.tmp`, with an exclusive
+//! `flock` on it while its writer lives. The next writer of the layout removes the temporary
+//! files nobody holds that lock on: what a killed run left behind.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::index::sync_dir;
+use super::{Error, Result};
+use crate::registry::{ByteStream, Digest, VerifyingStream};
+
+/// How much of a blob is read at once.
+const CHUNK: usize = 256 * 1024;
+
+/// A blob's content as it is read, verified: the registry client's stream type, so a layout's
+/// blob streams into a registry upload and back unchanged.
+pub type BlobStream = ByteStream;
+
+/// Whether `path` holds a blob of `size` bytes (`size` 0: any size).
+pub(super) async fn present(path: &Path, size: u64) -> Result<bool> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) => Ok(m.is_file() && (size == 0 || m.len() == size)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, "examining", &e)),
+    }
+}
+
+/// Reads a small blob (a manifest) whole, refusing one larger than `max` bytes.
+pub(super) async fn read_small(path: &Path, max: usize) -> Result<Vec<u8>> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, "reading", &e))?;
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| Error::io(path, "reading", &e))?;
+    if bytes.len() > max {
+        return Err(Error::new(
+            path,
+            format!("is larger than the {max} bytes a manifest may have"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Opens a blob as a verified stream.
+pub(super) async fn open(path: &Path, digest: &Digest, size: u64) -> Result<BlobStream> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::io(path, "reading blob", &e))?;
+    let shown = path.display().to_string();
+    let failed = shown.clone();
+    let chunks = futures_util::stream::try_unfold(file, move |mut file| {
+        let failed = failed.clone();
+        async move {
+            let mut buffer = vec![0; CHUNK];
+            let read = file.read(&mut buffer).await.map_err(|e| {
+                crate::registry::Error::new(
+                    crate::registry::ErrorKind::Unsupported,
+                    format!("reading {failed}: {e}"),
+                )
+            })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            buffer.truncate(read);
+            Ok(Some((Bytes::from(buffer), file)))
+        }
+    });
+    let verified = VerifyingStream::new(
+        Box::pin(chunks),
+        digest.clone(),
+        size,
+        format!("OCI image layout blob {shown}"),
+    );
+    Ok(Box::pin(verified))
+}
+
+/// Writes a blob through a temporary file; see [`super::Layout::push_blob`].
+pub(super) async fn write(
+    layout: &Path,
+    path: &Path,
+    digest: &Digest,
+    size: u64,
+    content: ByteStream,
+) -> Result<()> {
+    let blobs = layout.join("blobs");
+    let dir = path.parent().unwrap_or(&blobs).to_path_buf();
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| Error::io(&dir, "creating", &e))?;
+    let temp = blobs.join(format!(
+        ".sha256-{}.{}-{:016x}.tmp",
+        digest.hex(),
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|e| Error::io(&temp, "creating", &e))?;
+    // Marks the file as in use, so another writer's clean-up leaves it alone.
+    if let Err(e) = file.try_lock() {
+        tracing::debug!(path = %temp.display(), "could not lock a new temporary blob: {e}");
+    }
+    let written = fill(
+        tokio::fs::File::from_std(file),
+        &temp,
+        digest,
+        size,
+        content,
+    )
+    .await;
+    let finished = match written {
+        Ok(file) => tokio::fs::rename(&temp, path)
+            .await
+            .map_err(|e| Error::io(path, "renaming the verified blob into place", &e))
+            .map(|()| drop(file)),
+        Err(e) => Err(e),
+    };
+    if finished.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    finished?;
+    let dir_to_sync = dir.clone();
+    let _ = tokio::task::spawn_blocking(move || sync_dir(&dir_to_sync)).await;
+    Ok(())
+}
+
+/// Copies the verified stream into the file and syncs it; returns the (still locked) file.
+async fn fill(
+    mut file: tokio::fs::File,
+    temp: &Path,
+    digest: &Digest,
+    size: u64,
+    content: ByteStream,
+) -> Result<tokio::fs::File> {
+    let mut verified = VerifyingStream::new(content, digest.clone(), size, digest.to_string());
+    while let Some(chunk) = verified.next().await {
+        let chunk = chunk.map_err(|e| Error::new(temp, format!("blob {digest}: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| Error::io(temp, "writing", &e))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| Error::io(temp, "writing", &e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| Error::io(temp, "writing", &e))?;
+    Ok(file)
+}
+
+/// Hard-links `from` to `to` (see [`super::Layout::link_blob`]).
+pub(super) async fn link(from: &Path, to: &Path) -> Result<bool> {
+    if present(to, 0).await? {
+        return Ok(true);
+    }
+    if let Some(dir) = to.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| Error::io(dir, "creating", &e))?;
+    }
+    match tokio::fs::hard_link(from, to).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(true),
+        Err(e) => {
+            tracing::debug!(from = %from.display(), to = %to.display(), "not linked: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// Removes the temporary blob files of `blobs` whose writers are gone (their lock is free).
+pub(super) fn remove_abandoned(blobs: &Path) {
+    let Ok(entries) = std::fs::read_dir(blobs) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path: PathBuf = entry.path();
+        let temporary = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(".sha256-") && n.ends_with(".tmp"));
+        if !temporary {
+            continue;
+        }
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            tracing::debug!(path = %path.display(), "removing an abandoned temporary blob");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
