@@ -141,6 +141,15 @@ pub async fn plan_task_mapping(
     clients: &Clients,
     listers: &Listers,
 ) -> Result<(Registry, Registry, plan::MappingPlan), String> {
+    for (side, location) in [("source", &task.source), ("target", &task.target)] {
+        if location.layout().is_some() {
+            return Err(format!(
+                "not supported yet: copying from or to an OCI image layout ({side} '{}'); \
+                 the layout module reads and writes layouts, the engine does not use it yet",
+                location.registry
+            ));
+        }
+    }
     let source_location = RegistryLocation::parse(&task.source.registry)
         .map_err(|e| format!("source registry: {e}"))?;
     let target_location = RegistryLocation::parse(&task.target.registry)

@@ -60,6 +60,23 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         };
         tasks.push(self::task(task, auth_file.as_ref(), notices)?);
     }
+    if relay == RelayKind::Docker
+        && let Some((task, side)) = tasks.iter().find_map(|t| {
+            [&t.source, &t.target]
+                .into_iter()
+                .find(|side| side.layout().is_some())
+                .map(|side| (t, side))
+        })
+    {
+        return Err((
+            Some(side.line),
+            format!(
+                "task '{}': the docker relay cannot read or write OCI image layouts ('{}'); use \
+                 'relay: native' or 'relay: skopeo'",
+                task.name, side.registry
+            ),
+        ));
+    }
     Ok(Config {
         file: Default::default(),
         relay,
@@ -373,6 +390,10 @@ fn location(
     if raw.registry.is_empty() {
         return Err((line, "registry not set".into()));
     }
+    if let Some(layout) = crate::layout::parse_location(&raw.registry) {
+        layout.map_err(|e| (line, e))?;
+        layout_keys(&raw)?;
+    }
     let lister = match &raw.lister {
         Some(pairs) => {
             let get = |key: &str| {
@@ -410,7 +431,10 @@ fn location(
     };
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
-    let (registry, cloud) = CloudRegistry::detect(&raw.registry);
+    let (registry, cloud) = match crate::layout::parse_location(&raw.registry) {
+        Some(_) => (raw.registry.trim().to_string(), None),
+        None => CloudRegistry::detect(&raw.registry),
+    };
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {
         None => None,
@@ -465,6 +489,30 @@ fn location(
     })
 }
 
+/// A side that is an OCI image layout (`registry: oci:<dir>`) has no network and no
+/// credentials: every key about those is an error naming it (docs/configuration.md#oci-image-layouts).
+fn layout_keys(raw: &RawLocation) -> Result<(), Failure> {
+    let set = [
+        ("auth", !raw.auth.is_empty()),
+        ("auth-refresh", raw.auth_refresh.is_some()),
+        ("skip-tls-verify", raw.skip_tls_verify),
+        ("lister", raw.lister.is_some()),
+        ("listertype", !raw.listertype.is_empty()),
+        ("auth-file", !raw.auth_file.trim().is_empty()),
+        ("credentials-file", !raw.credentials_file.trim().is_empty()),
+    ];
+    match set.iter().find(|(_, is_set)| *is_set) {
+        Some((key, _)) => Err((
+            Some(raw.line),
+            format!(
+                "'{key}' does not apply to an OCI image layout ('{}'): remove it",
+                raw.registry.trim()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
     match kind {
         "catalog" => Some(ListerSource::Catalog),
@@ -495,6 +543,10 @@ fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
 
 /// Step 7: the checks of the original's repo list creation, for tasks with a regex `from`.
 fn repo_list_source(source: &Location) -> Result<(), String> {
+    // A layout lists its own repositories (its layout directories and reference names).
+    if source.layout().is_some() {
+        return Ok(());
+    }
     let host = source.registry.split('/').next().unwrap_or_default();
     let docker_hub = RegistryHost::parse(host).is_ok_and(|h| h.is_docker_hub());
     match &source.lister {
