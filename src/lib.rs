@@ -26,5 +26,6 @@ pub mod scheduler;
 pub mod signals;
 pub mod status;
 pub mod stop;
+pub mod store;
 pub mod sync;
 pub mod watch;

@@ -146,7 +146,13 @@ async fn fill(
 ) -> Result<tokio::fs::File> {
     let mut verified = VerifyingStream::new(content, digest.clone(), size, digest.to_string());
     while let Some(chunk) = verified.next().await {
-        let chunk = chunk.map_err(|e| Error::new(temp, format!("blob {digest}: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            let reason = format!("blob {digest}: {e}");
+            match e.kind() {
+                crate::registry::ErrorKind::DigestMismatch => Error::mismatch(temp, reason),
+                _ => Error::new(temp, reason),
+            }
+        })?;
         file.write_all(&chunk)
             .await
             .map_err(|e| Error::io(temp, "writing", &e))?;

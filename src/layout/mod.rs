@@ -78,6 +78,7 @@ pub struct Error {
     path: PathBuf,
     reason: String,
     not_found: bool,
+    mismatch: bool,
 }
 
 impl Error {
@@ -86,6 +87,15 @@ impl Error {
             path: path.to_path_buf(),
             reason: reason.into(),
             not_found: false,
+            mismatch: false,
+        }
+    }
+
+    /// Content that does not match its digest or size.
+    fn mismatch(path: &Path, reason: impl Into<String>) -> Self {
+        Error {
+            mismatch: true,
+            ..Error::new(path, reason)
         }
     }
 
@@ -119,6 +129,11 @@ impl Error {
     /// Whether the error says something does not exist (a tag, a blob, a directory).
     pub fn is_not_found(&self) -> bool {
         self.not_found
+    }
+
+    /// Whether the error says content does not match its digest or size.
+    pub fn is_mismatch(&self) -> bool {
+        self.mismatch
     }
 }
 
@@ -420,7 +435,7 @@ impl Layout {
         let bytes = blobs::read_small(&path, crate::registry::MAX_MANIFEST_SIZE).await?;
         let actual = Digest::of(&bytes);
         if actual != *digest {
-            return Err(Error::new(
+            return Err(Error::mismatch(
                 &path,
                 format!("content does not match its name (its sha256 is {actual})"),
             ));
