@@ -330,6 +330,19 @@ impl Chain {
         {
             return Ok(resolution);
         }
+        if let Some(resolution) = self.lookup_auth_files(location).await? {
+            return Ok(resolution);
+        }
+        if let Some(resolution) = cloud_resolution(location, cloud) {
+            return Ok(resolution);
+        }
+        Ok(Resolution::fixed(Source::Anonymous, None))
+    }
+
+    /// The credentials Docker's auth files give for `location`: `auth-file` first, then the
+    /// files of the environment, each file's `auths` and `credHelpers` before any file's
+    /// `credsStore` (docs/behaviour.md, "Credentials", step 4-5). `Ok(None)` when none has any.
+    async fn lookup_auth_files(&self, location: &Location) -> Result<Option<Resolution>, String> {
         let target = Key::of_registry(&location.registry);
         let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
         if let Some(path) = &location.auth_file {
@@ -359,7 +372,7 @@ impl Chain {
                         target: location.registry.clone(),
                     };
                     let source = Source::Auths { file: shown };
-                    return Ok(self.stored(source, lookup, credentials).await);
+                    return Ok(Some(self.stored(source, lookup, credentials).await));
                 }
                 Some(Found::CredHelper(name)) => {
                     let lookup = Lookup::Helper {
@@ -369,7 +382,7 @@ impl Chain {
                     };
                     if let Some(credentials) = lookup.ask().await? {
                         let source = Source::CredHelper { name, file: shown };
-                        return Ok(self.stored(source, lookup, credentials).await);
+                        return Ok(Some(self.stored(source, lookup, credentials).await));
                     }
                     tracing::debug!(registry = %location.registry, helper = %name, "the credential helper has no credentials for this registry");
                 }
@@ -387,13 +400,10 @@ impl Chain {
             };
             if let Some(credentials) = lookup.ask().await? {
                 let source = Source::CredsStore { name, file };
-                return Ok(self.stored(source, lookup, credentials).await);
+                return Ok(Some(self.stored(source, lookup, credentials).await));
             }
         }
-        if let Some(resolution) = cloud_resolution(location, cloud) {
-            return Ok(resolution);
-        }
-        Ok(Resolution::fixed(Source::Anonymous, None))
+        Ok(None)
     }
 }
 
