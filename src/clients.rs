@@ -110,6 +110,12 @@ impl Clients {
         options.certs_dir = Some(self.certs_dir.clone());
         options.retry = self.retry.clone();
         options.timeouts = self.timeouts.clone();
+        // Another client of the host (other credentials) may have learned whether manifest
+        // HEAD works there: learned once per host (docs/behaviour.md#up-to-date-checks).
+        options.manifest_head = clients
+            .iter()
+            .find(|(k, _)| k.host == key.host)
+            .map(|(_, client)| client.manifest_head_use());
         let client = Registry::new(options).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

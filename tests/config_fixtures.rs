@@ -325,6 +325,33 @@ fn compatibility_relay_settings() {
 }
 
 #[test]
+fn native_cache_dir_and_foreign_layers() {
+    use dregsy::config::CacheDir;
+    let defaults = load_text("tasks: []\n").expect("ok");
+    assert_eq!(defaults.native.cache_dir, CacheDir::Default);
+    assert!(!defaults.native.include_foreign_layers);
+    let config =
+        load_text("native:\n  cache-dir: /var/cache/dregsy\n  include-foreign-layers: yes\n")
+            .expect("ok");
+    assert_eq!(
+        config.native.cache_dir,
+        CacheDir::Path("/var/cache/dregsy".into())
+    );
+    assert!(config.native.include_foreign_layers);
+    let off = load_text("native:\n  cache-dir: '-'\n").expect("ok");
+    assert_eq!(off.native.cache_dir, CacheDir::Off);
+    let error = load_text("tasks: []\nnative:\n  cache-dir: ''\n")
+        .expect_err("an empty cache dir is refused")
+        .to_string();
+    assert!(error.contains("'native.cache-dir' is empty"), "{error}");
+    assert!(error.contains("line 3"), "{error}");
+    let error = load_text("native:\n  include-foreign-layers: sometimes\n")
+        .expect_err("not a bool")
+        .to_string();
+    assert!(error.contains("sometimes"), "{error}");
+}
+
+#[test]
 fn native_tries_its_old_name_and_time_limits() {
     use std::time::Duration;
     let defaults = load_text("tasks: []\n").expect("ok").native;

@@ -44,6 +44,11 @@ impl Daemon {
             .env("LOG_FORMAT", "json")
             .env_remove("LOG_LEVEL")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The manifest cache goes beside the config, never into the user's home.
+            .env(
+                "XDG_CACHE_HOME",
+                config.parent().unwrap_or(Path::new(".")).join("cache"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

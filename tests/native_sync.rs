@@ -500,6 +500,7 @@ fn an_interrupted_copy_leaves_no_broken_tag_and_the_next_run_completes_it() {
     )
     .arg(format!("-config={}", path.display()))
     .env("LOG_FORMAT", "json")
+    .env("XDG_CACHE_HOME", dir.path().join("cache"))
     .stdout(std::process::Stdio::null())
     .spawn()
     .expect("spawn");
@@ -591,6 +592,7 @@ fn an_unknown_host_fails_the_image_with_a_clear_message() {
         .arg(env!("CARGO_BIN_EXE_dregsy"))
         .arg(format!("-config={}", path.display()))
         .env("LOG_FORMAT", "json")
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
         .env_remove("LOG_LEVEL")
         .output()
         .expect("unshare (util-linux) runs: apt-get install -y util-linux");

@@ -119,7 +119,8 @@ async fn round_trip(format: Format) {
         .expect("head")
         .expect("exists");
     assert_eq!(head.digest.as_str(), index.digest);
-    assert_eq!(head.media_type, format.index_media_type());
+    assert_eq!(head.media_type.as_deref(), Some(format.index_media_type()));
+    assert_eq!(head.manifest, None, "a HEAD, not a GET");
     assert_eq!(head.size, index.manifest.len() as u64);
 
     let top = c
@@ -880,4 +881,133 @@ async fn concurrent_requests_share_one_token_per_scope() {
         );
     }
     assert_eq!(c.tokens_fetched(), 4, "one token per repository");
+}
+
+#[tokio::test]
+async fn manifest_head_is_a_hint_and_a_refused_head_is_asked_with_get() {
+    let registry = support::Registry::start();
+    let image = support::push_image(&registry, "team/app", "1", ImageOptions::default());
+    let count = |proxy: &support::FaultProxy, method: &str| {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.contains("/manifests/"))
+            .count()
+    };
+
+    // A generic Content-Type (any case, with parameters) is no media type; a known one is
+    // trusted whatever its case and parameters.
+    let proxy = support::FaultProxy::start(
+        &registry.url(),
+        vec![
+            Rule::set_header(
+                "/manifests/1$",
+                "content-type",
+                "application/json; charset=utf-8",
+            )
+            .method("HEAD"),
+            Rule::set_header(
+                "/manifests/sha256:",
+                "content-type",
+                "Application/VND.OCI.Image.Manifest.v1+JSON; charset=utf-8",
+            )
+            .method("HEAD"),
+        ],
+    );
+    let c = client(options(&format!("http://{}", proxy.host())));
+    let head = c
+        .head_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("head")
+        .expect("exists");
+    assert_eq!(head.digest.as_str(), image.digest);
+    assert_eq!(head.media_type, None);
+    let by_digest = c
+        .head_manifest(&repo("team/app"), &digest(&image.digest).into())
+        .await
+        .expect("head")
+        .expect("exists");
+    assert_eq!(
+        by_digest.media_type.as_deref(),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    assert_eq!(count(&proxy, "GET"), 0);
+
+    // HEAD refused with 405: asked with GET, learned once; the GET's 404 is a real "not found".
+    let refusing = support::FaultProxy::start(
+        &registry.url(),
+        vec![Rule::fail("HEAD", "/manifests/", usize::MAX, 405)],
+    );
+    let c = client(options(&format!("http://{}", refusing.host())));
+    for _ in 0..3 {
+        let head = c
+            .head_manifest(&repo("team/app"), &tag("1"))
+            .await
+            .expect("GET answers")
+            .expect("exists");
+        assert_eq!(head.digest.as_str(), image.digest);
+        assert_eq!(
+            head.manifest.map(|m| m.bytes.to_vec()),
+            Some(image.manifest.clone())
+        );
+    }
+    let missing = c
+        .head_manifest(&repo("team/app"), &tag("nope"))
+        .await
+        .expect("a 404 to the GET");
+    assert_eq!(missing, None);
+    assert_eq!(count(&refusing, "HEAD"), 1);
+    assert_eq!(count(&refusing, "GET"), 4);
+
+    // Where HEAD worked, its 404 is believed without a GET; a 5xx is no reason to GET.
+    let direct = support::FaultProxy::start(&registry.url(), vec![]);
+    let c = client(options(&format!("http://{}", direct.host())));
+    c.head_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("head")
+        .expect("exists");
+    assert_eq!(
+        c.head_manifest(&repo("team/app"), &tag("nope"))
+            .await
+            .expect("head"),
+        None
+    );
+    assert_eq!(count(&direct, "GET"), 0);
+
+    // Before any HEAD answered 2xx, a 404 is confirmed with a GET; a manifest the client
+    // pushed settles that HEAD works, so later 404s need none.
+    let manifest = client(plain(&registry))
+        .get_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect("get");
+    let empty = support::Registry::start();
+    let proxy = support::FaultProxy::start(&empty.url(), vec![]);
+    let c = client(options(&format!("http://{}", proxy.host())));
+    let nothing = c.head_manifest(&repo("team/app"), &tag("1")).await;
+    assert_eq!(nothing.expect("head"), None);
+    assert_eq!(count(&proxy, "GET"), 1);
+    for blob in manifest.blobs().expect("blobs") {
+        let bytes = support::get_blob(&registry, "team/app", blob.digest.as_str()).expect("blob");
+        support::push_blob(&empty, "team/app", &bytes);
+    }
+    c.put_manifest(&repo("team/app"), &tag("1"), &manifest)
+        .await
+        .expect("put");
+    for missing in ["2", "3"] {
+        let nothing = c.head_manifest(&repo("team/app"), &tag(missing)).await;
+        assert_eq!(nothing.expect("head"), None);
+    }
+    assert_eq!(count(&proxy, "GET"), 1, "{:?}", proxy.requests());
+    let failing = support::FaultProxy::start(
+        &registry.url(),
+        vec![Rule::fail("HEAD", "/manifests/", usize::MAX, 503)],
+    );
+    let mut o = options(&format!("http://{}", failing.host()));
+    o.retry.max_tries = 2;
+    let err = client(o)
+        .head_manifest(&repo("team/app"), &tag("1"))
+        .await
+        .expect_err("a 503 fails");
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(count(&failing, "GET"), 0);
 }

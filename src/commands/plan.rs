@@ -21,6 +21,7 @@ use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
 use crate::registry::Registry;
 use crate::relay;
+use crate::relay::manifest_cache::ManifestCache;
 
 const USAGE: &str = "\
 usage: dregsy plan -config=FILE [-run=REGEX] [--json]
@@ -172,6 +173,8 @@ const PARALLEL_CHECKS: usize = 8;
 pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
     let clients = Clients::new(config);
     let listers = Listers::new(config.lister);
+    // The sync's own cache: what a plan learns about indexes, a sync need not ask again.
+    let manifests = ManifestCache::open(&config.native.cache_dir);
     let mut report = Report::default();
     for task in tasks {
         let mut task_plan = TaskPlan {
@@ -186,7 +189,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
             let outcome =
                 match crate::sync::plan_task_mapping(task, mapping, &clients, &listers).await {
                     Ok((source, target, plan)) => {
-                        let statuses = check_all(config, &plan, &source, &target).await;
+                        let statuses = check_all(config, &plan, &source, &target, &manifests).await;
                         Ok((plan, statuses))
                     }
                     Err(e) => Err(e),
@@ -217,12 +220,13 @@ async fn check_all(
     plan: &MappingPlan,
     source: &Registry,
     target: &Registry,
+    manifests: &ManifestCache,
 ) -> Vec<Vec<Status>> {
     let mut all = Vec::with_capacity(plan.repositories.len());
     for repo in &plan.repositories {
         let statuses = futures_util::stream::iter(repo.jobs.iter())
             .map(|job: &ImageJob| async move {
-                match relay::up_to_date(config.relay, job, source, target).await {
+                match relay::up_to_date(config.relay, job, source, target, manifests).await {
                     Ok(true) => Status::UpToDate,
                     Ok(false) => Status::Copy,
                     Err(e) => Status::Failed(e),

@@ -47,6 +47,8 @@ const NATIVE_KEYS: &[&str] = &[
     "connect-timeout",
     "stall-timeout",
     "commit-timeout",
+    "cache-dir",
+    "include-foreign-layers",
 ];
 /// The keys of `health:`.
 const HEALTH_KEYS: &[&str] = &["listen"];
@@ -141,6 +143,9 @@ pub struct RawNative {
     pub connect_timeout: Option<DurationValue>,
     pub stall_timeout: Option<DurationValue>,
     pub commit_timeout: Option<DurationValue>,
+    /// `cache-dir`, with its line.
+    pub cache_dir: Option<(String, usize)>,
+    pub include_foreign_layers: Option<bool>,
     pub line: usize,
 }
 
@@ -445,6 +450,12 @@ impl Decoder {
                         for (key, value) in fields {
                             let native = &mut config.native;
                             match key {
+                                "cache-dir" => {
+                                    native.cache_dir = Some((self.string(value), value.line))
+                                }
+                                "include-foreign-layers" => {
+                                    native.include_foreign_layers = Some(self.bool(value))
+                                }
                                 "parallel-images" => native.parallel_images = Some(self.int(value)),
                                 "parallel-blobs" => native.parallel_blobs = Some(self.int(value)),
                                 "connect-timeout" => {

@@ -157,9 +157,10 @@ impl Default for ListerSettings {
     }
 }
 
-/// Concurrency, retry and time bounds of the native relay (`native:` section, our extension;
-/// docs/configuration.md, "The native engine").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Concurrency, retry and time bounds of the native relay, where it keeps its manifest cache
+/// and whether it copies foreign layers (`native:` section, our extension;
+/// docs/configuration.md#the-native-engine-native).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeSettings {
     /// Images copied at the same time.
     pub parallel_images: usize,
@@ -175,6 +176,11 @@ pub struct NativeSettings {
     /// How long a registry may take to answer once it received a whole blob, plus a minute per
     /// GiB of the blob (`native.commit-timeout`).
     pub commit_timeout: Duration,
+    /// Where facts about manifests are kept between runs (`cache-dir`).
+    pub cache_dir: CacheDir,
+    /// Copy foreign and non-distributable layers when the source holds them
+    /// (`include-foreign-layers`, default false: they are left out, as skopeo does).
+    pub include_foreign_layers: bool,
 }
 
 impl Default for NativeSettings {
@@ -187,8 +193,21 @@ impl Default for NativeSettings {
             connect_timeout: timeouts.connect,
             stall_timeout: timeouts.stall,
             commit_timeout: timeouts.commit,
+            cache_dir: CacheDir::Default,
+            include_foreign_layers: false,
         }
     }
+}
+
+/// `native.cache-dir`: where the manifest cache lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheDir {
+    /// Not set: `$XDG_CACHE_HOME/dregsy`, else `~/.cache/dregsy`.
+    Default,
+    /// A directory given in the config (relative paths: to the working directory).
+    Path(PathBuf),
+    /// `-`: no cache; every run asks the registries.
+    Off,
 }
 
 /// How the daemon serves health checks and stops (our extension: `health:`, `shutdown-grace`).

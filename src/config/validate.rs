@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
 use super::notice::Notice;
 use super::{
-    Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location, Mapping,
-    NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+    CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location,
+    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
 };
 use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
@@ -289,6 +289,22 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
         if let Some(d) = timeout(line, key, value)? {
             *setting = d;
         }
+    }
+    if let Some((dir, line)) = &raw.native.cache_dir {
+        settings.cache_dir = match dir.trim() {
+            "" => {
+                return Err((
+                    Some(*line),
+                    "'native.cache-dir' is empty: give a directory, or '-' to turn the cache off"
+                        .to_string(),
+                ));
+            }
+            "-" => CacheDir::Off,
+            _ => CacheDir::Path(std::path::PathBuf::from(dir)),
+        };
+    }
+    if let Some(include) = raw.native.include_foreign_layers {
+        settings.include_foreign_layers = include;
     }
     Ok(settings)
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{
@@ -16,11 +16,12 @@ use super::auth::{Auth, CredentialSource, Credentials, Scope};
 use super::credentials::CredentialProvider;
 use super::digest::Digest;
 use super::error::{Error, ErrorKind, Result, truncate};
-use super::manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
+use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
 use super::transport::{
     Body, Request, RetryPolicy, Timeouts, Transport, Tries, classify, header_value,
+    retryable_status,
 };
 
 /// How to reach and authenticate to one registry.
@@ -50,6 +51,10 @@ pub struct RegistryOptions {
     pub chunk_size: usize,
     /// Entries asked for per catalog page (`?n=`). Distribution refuses more than 1000.
     pub page_size: usize,
+    /// What is known about manifest HEAD on this registry, shared with the other clients of
+    /// the same host (other credentials): the fallback to GET is learned once per host.
+    /// `None`: this client learns on its own.
+    pub manifest_head: Option<Arc<ManifestHeadUse>>,
 }
 
 impl RegistryOptions {
@@ -66,8 +71,20 @@ impl RegistryOptions {
             chunked_uploads: false,
             chunk_size: 8 * 1024 * 1024,
             page_size: 1000,
+            manifest_head: None,
         }
     }
+}
+
+/// Whether manifest HEAD requests work on a registry host, as learned during a run
+/// (docs/behaviour.md#up-to-date-checks). Shared by the clients of one host.
+#[derive(Debug, Default)]
+pub struct ManifestHeadUse {
+    /// [`HEAD_UNKNOWN`], [`HEAD_WORKS`] (a HEAD answered 2xx, so its 404 is believed) or
+    /// [`HEAD_UNUSABLE`] (refused while GET works).
+    state: AtomicU8,
+    /// Held by the first manifest check until it has an answer (see `head_manifest`).
+    probe: tokio::sync::Mutex<bool>,
 }
 
 /// A client of one registry. Cheap to clone: clones share the connection pool, the learned
@@ -88,6 +105,29 @@ pub(crate) struct Inner {
     /// Set by the options, or once the registry refused a monolithic upload.
     pub(crate) chunked_uploads: AtomicBool,
     pub(crate) retry: RetryPolicy,
+    /// What manifest HEAD requests are worth on this host.
+    pub(crate) manifest_head: Arc<ManifestHeadUse>,
+}
+
+/// Nothing learned yet about manifest HEAD on a registry.
+const HEAD_UNKNOWN: u8 = 0;
+/// Manifest HEAD answered 2xx on a registry.
+const HEAD_WORKS: u8 = 1;
+/// Manifest HEAD was refused where GET answered: use GET.
+const HEAD_UNUSABLE: u8 = 2;
+
+/// What [`Registry::head_manifest`] learned about a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// The manifest's digest (`Docker-Content-Digest`, or computed from a GET).
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its type, when the registry declared a manifest type (or a GET showed it); `None`
+    /// for a generic or missing `Content-Type`, which says nothing about the shape.
+    pub media_type: Option<String>,
+    /// The manifest itself, when the registry had to be asked with GET.
+    pub manifest: Option<Manifest>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -129,6 +169,7 @@ impl Registry {
                 page_size: options.page_size.max(1),
                 chunked_uploads: AtomicBool::new(options.chunked_uploads),
                 retry: options.retry,
+                manifest_head: options.manifest_head.unwrap_or_default(),
             }),
             tries: None,
         })
@@ -160,6 +201,12 @@ impl Registry {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// What this client learned about manifest HEAD on its host, for another client of the
+    /// same host to share ([`RegistryOptions::manifest_head`]).
+    pub fn manifest_head_use(&self) -> Arc<ManifestHeadUse> {
+        Arc::clone(&self.inner.manifest_head)
+    }
+
     /// How many bearer tokens this client fetched so far (shared by clones): a measure of how
     /// well the token cache works.
     pub fn tokens_fetched(&self) -> u64 {
@@ -181,54 +228,125 @@ impl Registry {
         }
     }
 
-    /// The descriptor of a manifest (type, digest, size) without downloading it, or `None`
-    /// when it does not exist. On Docker Hub a HEAD does not count against the pull limit.
+    /// What the registry says about a manifest (digest, size, and its type when the registry
+    /// declares a manifest type), without downloading it when it can; `None` when it does not
+    /// exist. On Docker Hub a HEAD does not count against the pull limit.
+    ///
+    /// A HEAD's `Content-Type` is only a hint: [`ManifestHead::media_type`] is `None` unless
+    /// it names a manifest type, and then the manifest itself must settle it. A HEAD
+    /// refused with anything but 2xx, 401 or a transient status (404, 403, 405, as Nexus
+    /// and some proxies answer) is asked again with GET before anything is concluded; once a
+    /// GET succeeded where HEAD was refused, this client uses GET for manifest checks for
+    /// the rest of the run (docs/behaviour.md#up-to-date-checks).
+    ///
+    /// # Errors
+    /// The registry's refusal (401, 403 to the GET too, 5xx and 429 after retries), network
+    /// failures, and what [`Registry::get_manifest`] refuses when a GET was needed.
     pub async fn head_manifest(
         &self,
         repo: &Repository,
         reference: &TagOrDigest,
-    ) -> Result<Option<Descriptor>> {
+    ) -> Result<Option<ManifestHead>> {
         let context = format!("checking manifest {}", self.display(repo, reference));
-        let response = self
-            .manifest_request(Method::HEAD, repo, reference)
-            .await
-            .map_err(|e| e.context(&context))?;
-        match response.status() {
-            StatusCode::NOT_FOUND => return Ok(None),
-            s if s.is_success() => {}
-            _ => {
+        // The first check on a registry goes alone, so that the checks waiting behind it know
+        // whether HEAD works there: a registry that refuses HEAD costs one extra request, not
+        // one per check in flight.
+        let mut _first = None;
+        if self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_UNKNOWN {
+            let mut probed = self.inner.manifest_head.probe.lock().await;
+            if !*probed {
+                *probed = true;
+                _first = Some(probed);
+            }
+        }
+        let mut refused = None;
+        if self.inner.manifest_head.state.load(Ordering::Relaxed) != HEAD_UNUSABLE {
+            let response = self
+                .manifest_request(Method::HEAD, repo, reference)
+                .await
+                .map_err(|e| e.context(&context))?;
+            let status = response.status();
+            if status.is_success() {
+                let headers = response.headers();
+                let digest = header_text(headers, "docker-content-digest")
+                    .and_then(|v| Digest::parse(v).ok());
+                let size =
+                    header_text(headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
+                let media_type = header_text(headers, CONTENT_TYPE.as_str())
+                    .and_then(media_type::known)
+                    .map(str::to_owned);
+                if let (Some(digest), Some(size)) = (digest, size) {
+                    self.inner
+                        .manifest_head
+                        .state
+                        .store(HEAD_WORKS, Ordering::Relaxed);
+                    return Ok(Some(ManifestHead {
+                        digest,
+                        size,
+                        media_type,
+                        manifest: None,
+                    }));
+                }
+                // Some registries omit the digest on HEAD: fetch the manifest to learn it.
+            } else if status == StatusCode::UNAUTHORIZED || retryable_status(status) {
                 return Err(self
                     .status_error(response, manifest_subject(reference), &context)
                     .await);
+            } else if status == StatusCode::NOT_FOUND
+                && self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_WORKS
+            {
+                // HEAD answered here before: its 404 is a real one.
+                return Ok(None);
+            } else {
+                refused = Some(status);
             }
         }
-        let headers = response.headers();
-        let digest = headers
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Digest::parse(v).ok());
-        let content_type = header_text(headers, CONTENT_TYPE.as_str());
-        let size = header_text(headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
-        match (digest, size) {
-            (Some(digest), Some(size)) => Ok(Some(Descriptor {
-                media_type: content_type
-                    .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
-                    .unwrap_or_else(|| media_type::OCI_MANIFEST.to_owned()),
-                digest,
-                size,
-                platform: None,
-            })),
-            // Some registries omit the digest on HEAD: fetch the manifest to learn it.
-            _ => match self.get_manifest(repo, reference).await {
-                Ok(m) => Ok(Some(m.descriptor())),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            },
+        match self.get_manifest(repo, reference).await {
+            Ok(manifest) => {
+                if let Some(status) = refused {
+                    self.head_refused(status);
+                }
+                Ok(Some(ManifestHead {
+                    digest: manifest.digest.clone(),
+                    size: manifest.bytes.len() as u64,
+                    media_type: Some(manifest.media_type.clone()),
+                    manifest: Some(manifest),
+                }))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Downloads a manifest as raw bytes (at most 4 MiB). When `reference` is a digest, the
-    /// content is verified against it.
+    /// Notes that this registry refused a manifest HEAD that a GET then answered: from now
+    /// on manifest checks use GET here (one request each, as before, but a GET). Logged once.
+    fn head_refused(&self, status: StatusCode) {
+        if self
+            .inner
+            .manifest_head
+            .state
+            .swap(HEAD_UNUSABLE, Ordering::Relaxed)
+            != HEAD_UNUSABLE
+        {
+            tracing::info!(
+                registry = %self.inner.host,
+                status = status.as_u16(),
+                "registry {} answers manifest HEAD requests with HTTP {} but GET works: checking manifests with GET there for the rest of the run",
+                self.inner.host,
+                status.as_u16()
+            );
+        }
+    }
+
+    /// Downloads a manifest as raw bytes (at most 4 MiB) and checks it: it must be JSON of a
+    /// manifest's shape, and hash to the digest asked for or, for a tag, to the
+    /// `Docker-Content-Digest` the registry sent with it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for a 404; [`ErrorKind::DigestMismatch`] when the bytes do not
+    /// hash to the digest they claim; [`ErrorKind::Protocol`] for a body that is no manifest
+    /// (truncated JSON, an HTML page); [`ErrorKind::TooLarge`] above 4 MiB; the registry's
+    /// refusals and network failures. Each names the registry and the reference.
     pub async fn get_manifest(
         &self,
         repo: &Repository,
@@ -246,22 +364,34 @@ impl Registry {
         }
         let content_type =
             header_text(response.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
+        let claimed =
+            header_text(response.headers(), "docker-content-digest").map(|v| truncate(v, 80));
         let bytes = read_limited(response, MAX_MANIFEST_SIZE)
             .await
             .map_err(|e| e.context(&context))?;
         let manifest = Manifest::from_bytes(content_type.as_deref(), bytes)
             .map_err(|e| e.context(&context))?;
-        if let Some(expected) = reference.digest()
-            && *expected != manifest.digest
-        {
-            return Err(Error::new(
+        let mismatch = |claimed: &str| {
+            Error::new(
                 ErrorKind::DigestMismatch,
                 format!(
-                    "the registry sent content whose digest is {}",
+                    "the registry sent content whose digest is {}, not {claimed}",
                     manifest.digest
                 ),
             )
-            .context(context));
+            .context(&context)
+        };
+        if let Some(expected) = reference.digest()
+            && *expected != manifest.digest
+        {
+            return Err(mismatch(expected.as_str()));
+        }
+        // Schema 1's digest is of the payload without its signatures, not of these bytes.
+        if let Some(claimed) = claimed
+            && !media_type::is_schema1(&manifest.media_type)
+            && claimed != manifest.digest.as_str()
+        {
+            return Err(mismatch(&claimed));
         }
         Ok(manifest)
     }
@@ -306,7 +436,17 @@ impl Registry {
                 .status_error(response, "the repository", &context)
                 .await);
         }
-        check_returned_digest(response.headers(), &manifest.digest).map_err(|e| e.context(&context))
+        check_returned_digest(response.headers(), &manifest.digest)
+            .map_err(|e| e.context(&context))?;
+        // Until a HEAD has answered 2xx here, every HEAD 404 costs a confirming GET: a
+        // manifest we just pushed settles whether HEAD works, with one request.
+        if self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_UNKNOWN {
+            let pushed = TagOrDigest::Digest(manifest.digest.clone());
+            if let Err(e) = self.head_manifest(repo, &pushed).await {
+                tracing::debug!("checking a pushed manifest failed: {e}");
+            }
+        }
+        Ok(())
     }
 
     async fn manifest_request(

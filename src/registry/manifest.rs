@@ -44,6 +44,34 @@ pub mod media_type {
         media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
     }
 
+    /// The manifest type a `Content-Type` header (or a `mediaType` field) names, compared
+    /// case-insensitively with parameters (`; charset=utf-8`) ignored; `None` for anything
+    /// else. Registries behind proxies and some products answer `application/json`,
+    /// `application/octet-stream` or nothing, which says nothing about the manifest's shape
+    /// (docs/behaviour.md#manifests-and-media-types).
+    pub fn known(content_type: &str) -> Option<&'static str> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        ALL.iter()
+            .find(|known| known.eq_ignore_ascii_case(essence))
+            .copied()
+    }
+
+    /// Docker's foreign layer type: the blob lives at the descriptor's `urls`, not in the
+    /// registry (Windows base layers).
+    pub const DOCKER_FOREIGN_LAYER: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+
+    /// Whether a layer of type `media_type` is non-distributable: Docker's foreign layer or
+    /// the OCI non-distributable layer types (image-spec `layer.md`, "Non-distributable
+    /// layers"), with any compression suffix.
+    pub fn is_non_distributable(media_type: &str) -> bool {
+        let essence = media_type.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case(DOCKER_FOREIGN_LAYER)
+            || essence
+                .to_ascii_lowercase()
+                .starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar")
+    }
+
     /// Whether `media_type` is one of Docker's schema 1 formats, which registries no longer accept.
     pub fn is_schema1(media_type: &str) -> bool {
         media_type == DOCKER_SCHEMA1_SIGNED || media_type == DOCKER_SCHEMA1
@@ -64,12 +92,37 @@ pub struct Descriptor {
     pub size: u64,
     /// The platform, for entries of an index that declare one.
     pub platform: Option<Platform>,
+    /// Where else the content can be fetched (OCI descriptor `urls`); a layer that has them
+    /// is one registries need not hold.
+    pub urls: Vec<String>,
+}
+
+impl Descriptor {
+    /// A descriptor without platform and `urls`.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            urls: Vec::new(),
+        }
+    }
+
+    /// Whether this is a foreign or non-distributable layer (a Docker foreign layer type, an
+    /// OCI non-distributable type, or any descriptor with `urls`): registries need not hold
+    /// it, and a copy leaves it out unless asked to include it
+    /// (docs/behaviour.md#manifests-and-media-types).
+    pub fn is_foreign(&self) -> bool {
+        !self.urls.is_empty() || media_type::is_non_distributable(&self.media_type)
+    }
 }
 
 /// A manifest: its media type, its digest, and its exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    /// Media type, from the registry's `Content-Type` or, when that is generic, the content.
+    /// Media type: the content's own `mediaType` when it names a manifest type, else the
+    /// registry's `Content-Type` when that does, else what the content's shape says.
     pub media_type: String,
     /// Digest of `bytes`.
     pub digest: Digest,
@@ -100,6 +153,8 @@ struct RawDescriptor {
     digest: String,
     size: u64,
     platform: Option<RawPlatform>,
+    #[serde(default)]
+    urls: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -118,19 +173,34 @@ struct RawFsLayer {
 impl Manifest {
     /// Wraps bytes received with `content_type` (which may be missing or generic, as some
     /// registries send `application/json`), computing the digest.
+    ///
+    /// The type is decided once, here, for every later "index or image" decision: the
+    /// content's own `mediaType` when it names a manifest type, else `content_type` when it
+    /// does, else the shape (`manifests`: an index; `config` and `layers`: an image; schema 1
+    /// by `schemaVersion`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::TooLarge`] above [`MAX_MANIFEST_SIZE`]; [`ErrorKind::Protocol`] when the
+    /// bytes are not JSON of a manifest's shape (truncated, an HTML page), or when the shape
+    /// contradicts the type (an index without `manifests`, an image without `config`).
     pub fn from_bytes(content_type: Option<&str>, bytes: Bytes) -> Result<Manifest> {
         if bytes.len() > MAX_MANIFEST_SIZE {
             return Err(too_large());
         }
+        let raw = parse_raw(&bytes)?;
+        // A declared type that the shape contradicts is a registry's guess, not the truth.
         let declared = content_type
-            .map(|t| t.split(';').next().unwrap_or(t).trim().to_ascii_lowercase())
-            .filter(|t| media_type::ALL.contains(&t.as_str()));
-        let media_type = match declared {
-            Some(t) => t,
-            None => sniff_media_type(&parse_raw(&bytes)?).to_owned(),
-        };
+            .and_then(media_type::known)
+            .filter(|t| check_shape(&raw, t).is_ok());
+        let media_type = raw
+            .media_type
+            .as_deref()
+            .and_then(media_type::known)
+            .or(declared)
+            .unwrap_or_else(|| sniff_media_type(&raw));
+        check_shape(&raw, media_type)?;
         Ok(Manifest {
-            media_type,
+            media_type: media_type.to_owned(),
             digest: Digest::of(&bytes),
             bytes,
         })
@@ -143,12 +213,11 @@ impl Manifest {
 
     /// A descriptor pointing at this manifest.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.bytes.len() as u64,
-            platform: None,
-        }
+        Descriptor::new(
+            self.media_type.clone(),
+            self.digest.clone(),
+            self.bytes.len() as u64,
+        )
     }
 
     /// The manifests an index lists, with their platforms; empty for an image manifest.
@@ -179,12 +248,11 @@ impl Manifest {
         };
         if media_type::is_schema1(&self.media_type) {
             for layer in raw.fs_layers.unwrap_or_default() {
-                push(Descriptor {
-                    media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".to_owned(),
-                    digest: Digest::parse(&layer.blob_sum).map_err(malformed)?,
-                    size: 0,
-                    platform: None,
-                });
+                push(Descriptor::new(
+                    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    Digest::parse(&layer.blob_sum).map_err(malformed)?,
+                    0,
+                ));
             }
             return Ok(blobs);
         }
@@ -221,27 +289,47 @@ impl Manifest {
 
 fn parse_raw(bytes: &[u8]) -> Result<RawManifest> {
     serde_json::from_slice(bytes).map_err(|e| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("the manifest is not valid JSON of a known shape ({e})"),
-        )
+        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_ascii_lowercase();
+        let what = if start.trim_start().starts_with('<') {
+            "an HTML or XML page, not a manifest".to_owned()
+        } else if e.is_eof() {
+            format!("a manifest cut short ({e})")
+        } else {
+            format!("not valid JSON of a manifest's shape ({e})")
+        };
+        Error::new(ErrorKind::Protocol, format!("the registry sent {what}"))
     })
 }
 
+/// The manifest type a body without a known `mediaType` has, by its shape.
 fn sniff_media_type(raw: &RawManifest) -> &'static str {
-    if let Some(t) = raw
-        .media_type
-        .as_deref()
-        .and_then(|t| media_type::ALL.iter().find(|known| **known == t))
-    {
-        return t;
-    }
     match raw.schema_version {
         Some(1) if raw.signatures.is_some() => media_type::DOCKER_SCHEMA1_SIGNED,
         Some(1) => media_type::DOCKER_SCHEMA1,
         _ if raw.manifests.is_some() => media_type::OCI_INDEX,
         _ => media_type::OCI_MANIFEST,
     }
+}
+
+/// Refuses a body whose shape contradicts its type: an index must list `manifests`, an image
+/// (schema 2 or OCI) must have a `config`, and nothing may be both.
+fn check_shape(raw: &RawManifest, media_type: &str) -> Result<()> {
+    if media_type::is_schema1(media_type) {
+        return Ok(());
+    }
+    let index = media_type::is_index(media_type);
+    if index && raw.manifests.is_none() {
+        return Err(malformed_text(&format!(
+            "a {media_type} without 'manifests'"
+        )));
+    }
+    if !index && raw.config.is_none() {
+        return Err(malformed_text(&format!("a {media_type} without 'config'")));
+    }
+    if index && raw.config.is_some() {
+        return Err(malformed_text(&format!("a {media_type} with a 'config'")));
+    }
+    Ok(())
 }
 
 fn convert(raw: RawDescriptor, default_type: &str) -> Result<Descriptor> {
@@ -254,6 +342,7 @@ fn convert(raw: RawDescriptor, default_type: &str) -> Result<Descriptor> {
             architecture: p.architecture,
             variant: p.variant.filter(|v| !v.is_empty()),
         }),
+        urls: raw.urls.unwrap_or_default(),
     })
 }
 
@@ -344,6 +433,73 @@ mod tests {
     }
 
     #[test]
+    fn only_known_manifest_types_are_trusted() {
+        assert_eq!(
+            media_type::known("Application/VND.OCI.Image.Index.v1+JSON; charset=utf-8"),
+            Some(media_type::OCI_INDEX)
+        );
+        assert_eq!(
+            media_type::known(" application/vnd.docker.distribution.manifest.list.v2+json "),
+            Some(media_type::DOCKER_MANIFEST_LIST)
+        );
+        for generic in [
+            "application/json",
+            "application/octet-stream",
+            "",
+            "text/html",
+        ] {
+            assert_eq!(media_type::known(generic), None, "{generic}");
+        }
+        // An index without mediaType, sent as application/json or as a wrong manifest type:
+        // its shape decides.
+        let bare = Bytes::from(String::from_utf8(index().to_vec()).unwrap().replacen(
+            &format!(r#""mediaType":"{}","#, media_type::OCI_INDEX),
+            "",
+            1,
+        ));
+        assert!(!bare.windows(11).any(|w| w == b"image.index"));
+        for declared in [
+            None,
+            Some("application/json"),
+            Some(media_type::OCI_MANIFEST),
+        ] {
+            let m = Manifest::from_bytes(declared, bare.clone()).unwrap();
+            assert_eq!(m.media_type, media_type::OCI_INDEX, "{declared:?}");
+            assert!(m.is_index());
+        }
+        // The content's own mediaType wins over a Content-Type naming another manifest type.
+        let m = Manifest::from_bytes(Some(media_type::DOCKER_MANIFEST), index()).unwrap();
+        assert_eq!(m.media_type, media_type::OCI_INDEX);
+    }
+
+    #[test]
+    fn foreign_layers_are_recognised() {
+        let bytes = Bytes::from(format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":5}},
+               "layers":[{{"mediaType":"{}","digest":"{}","size":7,"urls":["https://example.invalid/base"]}},
+                         {{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd","digest":"{}","size":7}},
+                         {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":7,"urls":["https://example.invalid/x"]}},
+                         {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":7}}]}}"#,
+            media_type::DOCKER_MANIFEST,
+            d('a'),
+            media_type::DOCKER_FOREIGN_LAYER,
+            d('b'),
+            d('c'),
+            d('e'),
+            d('f'),
+        ));
+        let m = Manifest::from_bytes(None, bytes).unwrap();
+        let foreign: Vec<bool> = m
+            .blobs()
+            .unwrap()
+            .iter()
+            .map(Descriptor::is_foreign)
+            .collect();
+        assert_eq!(foreign, [false, true, true, true, false]);
+        assert_eq!(m.blobs().unwrap()[1].urls, ["https://example.invalid/base"]);
+    }
+
+    #[test]
     fn schema1_is_readable_not_pushable() {
         let bytes = Bytes::from(format!(
             r#"{{"schemaVersion":1,"name":"x","tag":"1","fsLayers":[{{"blobSum":"{}"}},{{"blobSum":"{}"}}],"signatures":[]}}"#,
@@ -372,11 +528,31 @@ mod tests {
                 .kind(),
             ErrorKind::Protocol
         );
-        let m = Manifest::from_bytes(
-            Some(media_type::OCI_MANIFEST),
-            Bytes::from_static(b"{\"schemaVersion\":2}"),
-        )
-        .unwrap();
-        assert!(m.blobs().is_err());
+        for (declared, body) in [
+            (
+                Some(media_type::OCI_MANIFEST),
+                &b"{\"schemaVersion\":2}"[..],
+            ),
+            (
+                None,
+                b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\"}",
+            ),
+            (
+                Some(media_type::OCI_INDEX),
+                b"{\"schemaVersion\":2,\"manifests\":[{\"digest\":",
+            ),
+            (
+                Some("text/html"),
+                b"<!DOCTYPE html><html><body>Sign in</body></html>",
+            ),
+        ] {
+            let err = Manifest::from_bytes(declared, Bytes::copy_from_slice(body)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        }
+        let cut =
+            Manifest::from_bytes(None, Bytes::from_static(b"{\"schemaVersion\":2,")).unwrap_err();
+        assert!(cut.to_string().contains("cut short"), "{cut}");
+        let html = Manifest::from_bytes(None, Bytes::from_static(b"  <html></html>")).unwrap_err();
+        assert!(html.to_string().contains("HTML"), "{html}");
     }
 }

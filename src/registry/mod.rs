@@ -26,7 +26,7 @@ mod transport;
 
 pub use auth::Credentials;
 pub use blob::{BlobStream, MountOutcome, UploadSession};
-pub use client::{Registry, RegistryOptions};
+pub use client::{ManifestHead, ManifestHeadUse, Registry, RegistryOptions};
 pub use credentials::{CredentialProvider, CredentialsFuture};
 pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};

@@ -510,7 +510,7 @@ fn late_commit(limit: Duration, size: u64) -> Error {
     )
 }
 
-fn retryable_status(status: StatusCode) -> bool {
+pub(crate) fn retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
         || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
 }

@@ -1,46 +1,123 @@
-//! The up-to-date pre-check of the compatibility relays (docs/behaviour.md#up-to-date-checks):
-//! a few HEAD requests
-//! decide whether a tag must be copied at all, before a skopeo process starts or the Docker
-//! daemon pulls anything.
+//! The up-to-date decision (docs/behaviour.md#up-to-date-checks), one for every relay and for
+//! `dregsy plan`: which source manifest the target must hold, and whether it holds it already.
+//! The native relay reuses what the decision downloaded for its copy; the compatibility relays
+//! only get the verdict, before a skopeo process starts or the Docker daemon pulls anything.
 //!
-//! The native relay does the same inline (it reuses what it learns for the copy); the external
-//! tools cannot, so they only get the verdict.
+//! "Index or image" is decided only on a type known to be a manifest type: a HEAD's
+//! generic `Content-Type` sends us to the manifest cache, then to a GET of the digest the
+//! HEAD named (docs/behaviour.md#up-to-date-checks,
+//! docs/behaviour.md#platform-choice).
 
+use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
-use crate::registry::{Descriptor, Platform, Registry, TagOrDigest, media_type};
+use crate::registry::{
+    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type,
+};
 
-/// The source manifest the target must hold for `job`: the index itself (`platform: all`, a
-/// digest-pinned target, or a single-platform source), or the wanted platform's entry.
-pub(crate) async fn wanted_source(job: &ImageJob, source: &Registry) -> Result<Descriptor, String> {
-    let found = source
-        .head_manifest(&job.source.repository, &job.source.target)
+/// The source manifest the target must hold for a job.
+#[derive(Debug)]
+pub(crate) struct Wanted {
+    /// Its digest: what the target tag (or digest) must resolve to.
+    pub digest: Digest,
+    /// A manifest downloaded on the way: the wanted one itself, or the index it was chosen
+    /// from. Saves the copy a GET.
+    pub fetched: Option<Manifest>,
+}
+
+impl Wanted {
+    /// The wanted manifest, when it was downloaded on the way.
+    pub fn manifest(self) -> Option<Manifest> {
+        let digest = self.digest;
+        self.fetched.filter(|m| m.digest == digest)
+    }
+}
+
+/// The source manifest the target must hold for `job`: the tag's own manifest (`platform:
+/// all`, a digest-pinned target, or a single image), or the wanted platform's entry of an
+/// index. A no-op run finds everything in the HEAD and `cache`; a GET is sent only for an
+/// index (or a manifest of unknown type) seen for the first time.
+///
+/// # Errors
+/// A message naming the source image: not found, no manifest for the platform, or what the
+/// registry client reported.
+pub(crate) async fn wanted_source(
+    job: &ImageJob,
+    source: &Registry,
+    cache: &ManifestCache,
+) -> Result<Wanted, String> {
+    let repo = &job.source.repository;
+    let Some(head) = source
+        .head_manifest(repo, &job.source.target)
         .await
-        .map_err(|e| e.to_string())?;
-    let Some(top) = found else {
+        .map_err(|e| e.to_string())?
+    else {
         return Err(format!("source image {} not found", job.source));
     };
     let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
-    if !media_type::is_index(&top.media_type) || pinned || job.platform == PlatformChoice::All {
-        return Ok(top);
+    if pinned || job.platform == PlatformChoice::All {
+        // The tag's own manifest, whatever its type.
+        return Ok(Wanted {
+            digest: head.digest,
+            fetched: head.manifest,
+        });
     }
     let platform = platform_of(&job.platform)?;
-    let index = source
-        .get_manifest(
-            &job.source.repository,
-            &TagOrDigest::Digest(top.digest.clone()),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    index
+    let media_type = head
+        .media_type
+        .clone()
+        .or_else(|| cache.media_type(&head.digest));
+    if media_type
+        .as_deref()
+        .is_some_and(|t| !media_type::is_index(t))
+    {
+        return Ok(Wanted {
+            digest: head.digest,
+            fetched: head.manifest,
+        });
+    }
+    // An index, or a type not known yet: a cached answer settles both.
+    if let Some(child) = cache.platform_child(&head.digest, &platform) {
+        return Ok(Wanted {
+            digest: child.digest,
+            fetched: head.manifest,
+        });
+    }
+    let manifest = match head.manifest {
+        Some(manifest) => manifest,
+        None => source
+            .get_manifest(repo, &TagOrDigest::Digest(head.digest))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    cache.remember_media_type(&manifest.digest, &manifest.media_type);
+    if !manifest.is_index() {
+        return Ok(Wanted {
+            digest: manifest.digest.clone(),
+            fetched: Some(manifest),
+        });
+    }
+    let child = manifest
         .select_platform(&platform)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("source image {}: {e}", job.source))?
         .ok_or_else(|| {
+            let available: Vec<String> = manifest
+                .children()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
+                .collect();
             format!(
-                "source image {} has no manifest for platform {platform}",
-                job.source
+                "source image {} has no manifest for platform {platform} (it has: {})",
+                job.source,
+                available.join(", ")
             )
-        })
+        })?;
+    cache.remember_platform_child(&manifest.digest, &platform, &child);
+    Ok(Wanted {
+        digest: child.digest,
+        fetched: Some(manifest),
+    })
 }
 
 /// The platform a mapping asks for; the host's when it names none (what skopeo picks, and,
@@ -59,18 +136,20 @@ pub(crate) async fn same_digest(
     job: &ImageJob,
     source: &Registry,
     target: &Registry,
+    cache: &ManifestCache,
 ) -> Result<bool, String> {
-    let wanted = wanted_source(job, source).await?;
-    let existing = target
-        .head_manifest(&job.target.repository, &job.target.target)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (wanted, existing) = tokio::join!(
+        wanted_source(job, source, cache),
+        target.head_manifest(&job.target.repository, &job.target.target),
+    );
+    let wanted = wanted?;
+    let existing = existing.map_err(|e| e.to_string())?;
     Ok(holds(existing.as_ref(), &wanted))
 }
 
 /// The up-to-date decision, shared by every relay and by `dregsy plan`: the target
 /// holds the wanted manifest when its tag (or digest) resolves to the same digest.
-pub(crate) fn holds(existing: Option<&Descriptor>, wanted: &Descriptor) -> bool {
+pub(crate) fn holds(existing: Option<&ManifestHead>, wanted: &Wanted) -> bool {
     existing.is_some_and(|d| d.digest == wanted.digest)
 }
 
@@ -82,6 +161,7 @@ pub(crate) async fn same_image(
     target_ref: &TagOrDigest,
     source: &Registry,
     target: &Registry,
+    cache: &ManifestCache,
 ) -> Result<bool, String> {
     let Some(existing) = target
         .head_manifest(&job.target.repository, target_ref)
@@ -90,32 +170,43 @@ pub(crate) async fn same_image(
     else {
         return Ok(false);
     };
-    let wanted = wanted_source(job, source).await?;
+    let wanted = wanted_source(job, source, cache).await?;
     if existing.digest == wanted.digest {
         return Ok(true);
     }
-    if media_type::is_index(&existing.media_type) || media_type::is_index(&wanted.media_type) {
+    if existing
+        .media_type
+        .as_deref()
+        .is_some_and(media_type::is_index)
+    {
         return Ok(false);
     }
-    let config_of = |manifest: crate::registry::Manifest| {
+    let config_of = |manifest: &Manifest| {
         manifest
             .blobs()
             .ok()
-            .filter(|_| !media_type::is_schema1(&manifest.media_type))
+            .filter(|_| !manifest.is_index() && !media_type::is_schema1(&manifest.media_type))
             .and_then(|blobs| blobs.into_iter().next())
             .map(|config| config.digest)
     };
-    let source_manifest = source
-        .get_manifest(&job.source.repository, &TagOrDigest::Digest(wanted.digest))
-        .await
-        .map_err(|e| e.to_string())?;
-    let target_manifest = target
-        .get_manifest(
-            &job.target.repository,
-            &TagOrDigest::Digest(existing.digest),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let source_config = config_of(source_manifest);
-    Ok(source_config.is_some() && source_config == config_of(target_manifest))
+    let wanted_digest = wanted.digest.clone();
+    let source_manifest = match wanted.manifest() {
+        Some(manifest) => manifest,
+        None => source
+            .get_manifest(&job.source.repository, &TagOrDigest::Digest(wanted_digest))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let target_manifest = match existing.manifest {
+        Some(manifest) => manifest,
+        None => target
+            .get_manifest(
+                &job.target.repository,
+                &TagOrDigest::Digest(existing.digest),
+            )
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let source_config = config_of(&source_manifest);
+    Ok(source_config.is_some() && source_config == config_of(&target_manifest))
 }

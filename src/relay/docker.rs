@@ -19,6 +19,7 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, models::ProgressDetail};
 use futures_util::StreamExt;
 
+use super::manifest_cache::ManifestCache;
 use super::{CopyOutcome, CopySlots, Sides, check};
 use crate::config::{DockerSettings, PlatformChoice};
 use crate::plan::ImageJob;
@@ -107,6 +108,7 @@ impl DockerRelay {
         &self,
         job: &ImageJob,
         sides: &Sides<'_>,
+        manifests: &ManifestCache,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
         if job.platform == PlatformChoice::All {
@@ -114,7 +116,15 @@ impl DockerRelay {
         }
         let target_tag = target_tag(&job.target.target);
         let target_reference = TagOrDigest::tag(&target_tag).map_err(|e| e.to_string())?;
-        if check::same_image(job, &target_reference, sides.source, sides.target).await? {
+        if check::same_image(
+            job,
+            &target_reference,
+            sides.source,
+            sides.target,
+            manifests,
+        )
+        .await?
+        {
             return Ok(CopyOutcome::UpToDate);
         }
         let Some(_slot) = slots.enter().await else {

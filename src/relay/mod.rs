@@ -4,6 +4,7 @@
 
 mod check;
 pub mod docker;
+pub mod manifest_cache;
 pub mod native;
 pub mod skopeo;
 
@@ -17,6 +18,7 @@ use crate::plan::ImageJob;
 use crate::registry::{Credentials, Registry};
 use crate::stop::Stop;
 use docker::DockerRelay;
+use manifest_cache::ManifestCache;
 use native::NativeRelay;
 use skopeo::SkopeoRelay;
 
@@ -98,8 +100,13 @@ pub struct Sides<'a> {
     pub verbose: bool,
 }
 
-/// The relay a config selects.
-pub enum Relay {
+/// The relay a config selects, with the manifest cache its up-to-date checks share.
+pub struct Relay {
+    engine: Engine,
+    manifests: ManifestCache,
+}
+
+enum Engine {
     Native(NativeRelay),
     Skopeo(SkopeoRelay),
     Docker(DockerRelay),
@@ -123,19 +130,23 @@ impl Relay {
                 }
             );
         }
-        match config.relay {
-            RelayKind::Native => Ok(Relay::Native(NativeRelay::new(config.native))),
-            RelayKind::Skopeo => Ok(Relay::Skopeo(SkopeoRelay::new(&config.skopeo).await?)),
-            RelayKind::Docker => Ok(Relay::Docker(DockerRelay::new(&config.docker).await?)),
-        }
+        let engine = match config.relay {
+            RelayKind::Native => Engine::Native(NativeRelay::new(config.native.clone())),
+            RelayKind::Skopeo => Engine::Skopeo(SkopeoRelay::new(&config.skopeo).await?),
+            RelayKind::Docker => Engine::Docker(DockerRelay::new(&config.docker).await?),
+        };
+        Ok(Relay {
+            engine,
+            manifests: ManifestCache::open(&config.native.cache_dir),
+        })
     }
 
     /// How many images may be copied at once.
     pub fn parallel_images(&self) -> usize {
-        match self {
-            Relay::Native(native) => native.parallel_images(),
-            Relay::Skopeo(skopeo) => skopeo.parallel_images(),
-            Relay::Docker(docker) => docker.parallel_images(),
+        match &self.engine {
+            Engine::Native(native) => native.parallel_images(),
+            Engine::Skopeo(skopeo) => skopeo.parallel_images(),
+            Engine::Docker(docker) => docker.parallel_images(),
         }
     }
 
@@ -151,7 +162,7 @@ impl Relay {
     /// (an unfinished copy moved no tag); the skopeo relay kills and reaps its skopeo and
     /// removes its auth files in the aborted job itself.
     pub async fn clean_up_abandoned(&self) {
-        if let Relay::Docker(docker) = self {
+        if let Engine::Docker(docker) = &self.engine {
             docker.remove_abandoned().await;
         }
     }
@@ -167,18 +178,19 @@ impl Relay {
     ) -> Result<CopyOutcome, String> {
         let stop = slots.stop();
         let aborted = Ok(CopyOutcome::Aborted);
-        match self {
+        let manifests = &self.manifests;
+        match &self.engine {
             // Dropping a native copy is safe: it puts a manifest only after everything the
             // manifest references is in place.
-            Relay::Native(native) => stop
-                .until_aborted(native.copy(job, sides.source, sides.target, slots))
+            Engine::Native(native) => stop
+                .until_aborted(native.copy(job, sides.source, sides.target, manifests, slots))
                 .await
                 .unwrap_or(aborted),
             // Not dropped from outside: it kills and reaps its skopeo itself.
-            Relay::Skopeo(skopeo) => skopeo.copy(job, sides, slots).await,
+            Engine::Skopeo(skopeo) => skopeo.copy(job, sides, manifests, slots).await,
             // What a dropped copy added to the daemon is removed by `clean_up_abandoned`.
-            Relay::Docker(docker) => stop
-                .until_aborted(docker.copy(job, sides, slots))
+            Engine::Docker(docker) => stop
+                .until_aborted(docker.copy(job, sides, manifests, slots))
                 .await
                 .unwrap_or(aborted),
         }
@@ -187,21 +199,25 @@ impl Relay {
 
 /// Whether the target already holds what `job` would copy, decided as the `kind` of relay decides
 /// it before copying (docs/behaviour.md#up-to-date-checks), with HEAD requests only (plus one GET
-/// of a source index when a single platform is wanted). `dregsy plan` uses it to say what a sync
-/// would skip, without creating the relay (no skopeo or Docker daemon needed).
+/// of a source index when a single platform is wanted and `manifests` does not know the answer
+/// yet). `dregsy plan` uses it to say what a sync would skip, without creating the relay (no
+/// skopeo or Docker daemon needed).
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
     source: &Registry,
     target: &Registry,
+    manifests: &ManifestCache,
 ) -> Result<bool, String> {
     match kind {
-        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target).await,
+        RelayKind::Native | RelayKind::Skopeo => {
+            check::same_digest(job, source, target, manifests).await
+        }
         RelayKind::Docker => {
             let target_ref =
                 crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
                     .map_err(|e| e.to_string())?;
-            check::same_image(job, &target_ref, source, target).await
+            check::same_image(job, &target_ref, source, target, manifests).await
         }
     }
 }

@@ -14,13 +14,14 @@ use futures_util::TryStreamExt;
 use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
-use super::{CopyOutcome, CopySlots};
-use crate::config::{NativeSettings, PlatformChoice};
+use super::manifest_cache::ManifestCache;
+use super::{CopyOutcome, CopySlots, check};
+use crate::config::NativeSettings;
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
-    Descriptor, Digest, Manifest, MountOutcome, Platform, Registry, Repository, TagOrDigest, Tries,
-    UploadSession, media_type,
+    Descriptor, Digest, Manifest, MountOutcome, Registry, Repository, TagOrDigest, Tries,
+    UploadSession,
 };
 
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
@@ -45,9 +46,6 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
-    /// Source index digest + platform → the child digest, so repeated runs of a daemon do
-    /// not GET the index again just to find out that nothing changed.
-    platform_children: Mutex<HashMap<(Digest, String), Descriptor>>,
 }
 
 impl NativeRelay {
@@ -55,11 +53,10 @@ impl NativeRelay {
     /// [`RetryPolicy`](crate::registry::RetryPolicy).
     pub fn new(settings: NativeSettings) -> Self {
         NativeRelay {
-            settings,
             blob_slots: Arc::new(Semaphore::new(settings.parallel_blobs)),
+            settings,
             blobs: Mutex::new(HashMap::new()),
             refused_mounts: Mutex::new(HashSet::new()),
-            platform_children: Mutex::new(HashMap::new()),
         }
     }
 
@@ -69,49 +66,38 @@ impl NativeRelay {
     }
 
     /// Copies one image job. Errors name the image and say what failed.
+    ///
+    /// The up-to-date decision is [`check::wanted_source`]'s, with `manifests` (index digest
+    /// and platform → child) so that a run with nothing to do sends no manifest GET.
     pub async fn copy(
         &self,
         job: &ImageJob,
         source: &Registry,
         target: &Registry,
+        manifests: &ManifestCache,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
-        // Both HEADs at once: on a no-op run they are all the work, and far-away registries
-        // make each one a round trip.
-        let (found, existing) = tokio::join!(
-            source.head_manifest(src_repo, &job.source.target),
+        // Both sides at once: on a no-op run their HEADs are all the work, and far-away
+        // registries make each one a round trip.
+        let (wanted, existing) = tokio::join!(
+            check::wanted_source(job, source, manifests),
             target.head_manifest(dst_repo, &job.target.target),
         );
-        let found = found.map_err(|e| e.to_string())?;
+        let wanted = wanted?;
         let existing = existing.map_err(|e| e.to_string())?;
-        let Some(top) = found else {
-            return Err(format!("source image {} not found", job.source));
-        };
-        // A digest-pinned target names exactly one manifest: the source's, whatever the platform.
-        let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
-        let mut index_bytes = None;
-        let wanted = if media_type::is_index(&top.media_type)
-            && !pinned
-            && job.platform != PlatformChoice::All
-        {
-            let (child, index) = self.platform_child(job, source, &top).await?;
-            index_bytes = index;
-            child
-        } else {
-            top.clone()
-        };
-        if super::check::holds(existing.as_ref(), &wanted) {
+        if check::holds(existing.as_ref(), &wanted) {
             return Ok(CopyOutcome::UpToDate);
         }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
-        let manifest = match index_bytes.filter(|m: &Manifest| m.digest == wanted.digest) {
+        let digest = wanted.digest.clone();
+        let manifest = match wanted.manifest() {
             Some(m) => m,
             None => source
-                .get_manifest(src_repo, &TagOrDigest::Digest(wanted.digest.clone()))
+                .get_manifest(src_repo, &TagOrDigest::Digest(digest))
                 .await
                 .map_err(|e| e.to_string())?,
         };
@@ -124,57 +110,6 @@ impl NativeRelay {
         };
         let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
         Ok(CopyOutcome::Copied { bytes })
-    }
-
-    /// Finds the manifest of the wanted platform in a source index.
-    async fn platform_child(
-        &self,
-        job: &ImageJob,
-        source: &Registry,
-        index: &Descriptor,
-    ) -> Result<(Descriptor, Option<Manifest>), String> {
-        let platform = match &job.platform {
-            specific @ PlatformChoice::Specific { .. } => {
-                Platform::parse(&specific.as_config_text()).map_err(|e| e.to_string())?
-            }
-            _ => Platform::host(),
-        };
-        let key = (index.digest.clone(), platform.to_string());
-        if let Some(child) = self
-            .platform_children
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&key).cloned())
-        {
-            return Ok((child, None));
-        }
-        let manifest = source
-            .get_manifest(
-                &job.source.repository,
-                &TagOrDigest::Digest(index.digest.clone()),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let child = manifest
-            .select_platform(&platform)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                let available: Vec<String> = manifest
-                    .children()
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
-                    .collect();
-                format!(
-                    "source image {} has no manifest for platform {platform} (it has: {})",
-                    job.source,
-                    available.join(", ")
-                )
-            })?;
-        if let Ok(mut cache) = self.platform_children.lock() {
-            cache.insert(key, child.clone());
-        }
-        Ok((child, Some(manifest)))
     }
 
     /// The slot of one blob on one target registry.
@@ -249,6 +184,7 @@ impl Copy<'_> {
             }
         } else {
             let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+            let blobs = self.distributable(blobs).await?;
             let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
             bytes += copied.iter().sum::<u64>();
         }
@@ -257,6 +193,38 @@ impl Copy<'_> {
             .await
             .map_err(|e| e.to_string())?;
         Ok(bytes)
+    }
+
+    /// The blobs of an image the target must hold. Foreign and non-distributable layers
+    /// (Windows base layers: fetched from their `urls`, not from registries) are left out, as
+    /// skopeo does; the manifest still lists them, byte for byte. With
+    /// `native.include-foreign-layers` they are copied when the source holds them
+    /// (docs/behaviour.md#manifests-and-media-types).
+    async fn distributable(&self, blobs: Vec<Descriptor>) -> Result<Vec<Descriptor>, String> {
+        let include = self.relay.settings.include_foreign_layers;
+        let mut kept = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            if !blob.is_foreign() {
+                kept.push(blob);
+                continue;
+            }
+            let held = include
+                && self
+                    .source
+                    .head_blob(self.src_repo, &blob.digest, blob.size)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if held {
+                kept.push(blob);
+            } else {
+                tracing::debug!(
+                    digest = %blob.digest,
+                    media_type = %blob.media_type,
+                    "foreign layer left out of the copy"
+                );
+            }
+        }
+        Ok(kept)
     }
 
     /// Makes one blob present in the target repository; returns the bytes transferred.

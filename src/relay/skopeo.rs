@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::{Child, Command};
 
+use super::manifest_cache::ManifestCache;
 use super::{CopyOutcome, CopySlots, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
@@ -93,10 +94,11 @@ impl SkopeoRelay {
         &self,
         job: &ImageJob,
         sides: &Sides<'_>,
+        manifests: &ManifestCache,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
         let stop = slots.stop();
-        let check = check::same_digest(job, sides.source, sides.target);
+        let check = check::same_digest(job, sides.source, sides.target, manifests);
         let Some(up_to_date) = stop.until_aborted(check).await else {
             return Ok(CopyOutcome::Aborted);
         };

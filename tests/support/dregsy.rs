@@ -17,7 +17,9 @@ pub struct Dregsy {
 
 impl Dregsy {
     /// A sync with `config`: `dregsy -config=<file>`, `LOG_FORMAT=json`, no `LOG_LEVEL`, no
-    /// Docker host and no cloud metadata probes from the machine's environment.
+    /// Docker host and no cloud metadata probes from the machine's environment, and a manifest
+    /// cache of its own (`XDG_CACHE_HOME` in its temporary directory, never the user's home;
+    /// a test that wants runs to share one sets `XDG_CACHE_HOME` itself).
     pub fn with_config(config: &str) -> Dregsy {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.yaml");
@@ -28,7 +30,8 @@ impl Dregsy {
             .env("LOG_FORMAT", "json")
             .env_remove("LOG_LEVEL")
             .env_remove("DOCKER_HOST")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("XDG_CACHE_HOME", dir.path().join("cache"));
         Dregsy {
             config: Some(path.display().to_string()),
             _dir: dir,

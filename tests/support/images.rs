@@ -234,6 +234,19 @@ pub fn push_index(
     })
 }
 
+/// Uploads `bytes` as a blob of `repo`; returns its digest.
+pub fn push_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> String {
+    let endpoint = registry.endpoint();
+    let digest = http::sha256_digest(bytes);
+    let body = bytes.to_vec();
+    block_on(async {
+        let mut api = Api::new(&endpoint);
+        api.upload_blob(repo, &digest, body.len() as u64, reqwest::Body::from(body))
+            .await;
+    });
+    digest
+}
+
 /// PUTs `bytes` as a manifest of `media_type` under `reference` (a tag; empty: its digest), as
 /// they are: for manifests the harness does not build, e.g. with a descriptor that lies.
 /// Returns the manifest's digest.

@@ -29,7 +29,8 @@ pub mod token;
 /// Seeding and reading registries: what most tests need, at `support::` level.
 pub use images::{
     Format, ImageOptions, Manifest, Pushed, PushedIndex, blob_exists, catalog, delete_manifest,
-    get_blob, get_manifest, list_tags, manifest_digest, push_image, push_index, put_manifest, tag,
+    get_blob, get_manifest, list_tags, manifest_digest, push_blob, push_image, push_index,
+    put_manifest, tag,
 };
 /// A Docker Engine API on a private socket.
 pub use podman::Podman;

@@ -52,6 +52,14 @@ enum Fault {
     StallAfter(u64),
     RedirectBlobs,
     Header(&'static str, String),
+    /// Replaces a response header (or removes it: `None`).
+    SetHeader(&'static str, Option<String>),
+    /// Answers with this status, headers and body, without forwarding.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
     NoLength,
     RelativeLocation,
     DelayAnswer(Duration),
@@ -183,6 +191,42 @@ impl Rule {
     /// registries with their own demands do (`OCI-Chunk-Min-Length`, say).
     pub fn header(path: &str, name: &'static str, value: &str) -> Rule {
         Rule::new(Fault::Header(name, value.to_string()), path)
+    }
+
+    /// Replaces the response header `name` of forwarded responses matching `path` with
+    /// `value`, as registries and proxies that answer a manifest HEAD with a generic
+    /// `Content-Type` do; combine with [`Rule::method`].
+    pub fn set_header(path: &str, name: &'static str, value: &str) -> Rule {
+        Rule::new(Fault::SetHeader(name, Some(value.to_string())), path)
+    }
+
+    /// Removes the response header `name` from forwarded responses matching `path`.
+    pub fn remove_header(path: &str, name: &'static str) -> Rule {
+        Rule::new(Fault::SetHeader(name, None), path)
+    }
+
+    /// Answers requests with `method` matching `path` with `status`, `headers` and `body`,
+    /// without forwarding them: an HTML login page, a manifest cut short, other bytes than
+    /// the digest names.
+    pub fn respond(
+        method: &str,
+        path: &str,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Rule {
+        Rule::new(
+            Fault::Respond {
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
+                body: body.into(),
+            },
+            path,
+        )
+        .method(method)
     }
 
     /// Restricts the rule to one HTTP method (`*` or empty: any).
@@ -444,6 +488,34 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     }
     for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::Respond {
+            status,
+            ref headers,
+            ref body,
+        } = rule.fault
+            && state.take(index, &method, &path)
+        {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut builder = Response::builder().status(status);
+            for (name, value) in headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            let body = if method == "HEAD" {
+                Bytes::new()
+            } else {
+                body.clone()
+            };
+            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            return builder.body(http::full(body)).unwrap_or_else(|error| {
+                respond(
+                    StatusCode::BAD_GATEWAY,
+                    "text/plain",
+                    format!("proxy could not build the response: {error}"),
+                )
+            });
+        }
+    }
+    for (index, rule) in state.rules.iter().enumerate() {
         if matches!(rule.fault, Fault::RedirectBlobs) && state.take(index, &method, &path) {
             let id = format!("{:032x}", fastrand::u128(..));
             let auth = authorization
@@ -581,10 +653,14 @@ fn relay_response(
 ) -> Response<Body> {
     let status = response.status();
     let mut builder = Response::builder().status(status.as_u16());
+    let mut replaced: Vec<(&'static str, Option<String>)> = Vec::new();
     let mut drop_length = false;
     let mut relative_location = false;
     for (index, rule) in state.rules.iter().enumerate() {
-        match rule.fault {
+        match &rule.fault {
+            Fault::SetHeader(name, value) if state.take(index, method, path) => {
+                replaced.push((name, value.clone()))
+            }
             Fault::NoLength if state.take(index, method, path) => drop_length = true,
             Fault::RelativeLocation if state.take(index, method, path) => relative_location = true,
             _ => {}
@@ -592,6 +668,9 @@ fn relay_response(
     }
     for (name, value) in response.headers() {
         if HOP_BY_HOP.contains(&name.as_str())
+            || replaced
+                .iter()
+                .any(|(replaced, _)| name.as_str().eq_ignore_ascii_case(replaced))
             || (drop_length && name == reqwest::header::CONTENT_LENGTH)
         {
             continue;
@@ -624,6 +703,11 @@ fn relay_response(
             && state.take(index, method, path)
         {
             builder = builder.header(*name, value.as_str());
+        }
+    }
+    for (name, value) in replaced {
+        if let Some(value) = value {
+            builder = builder.header(name, value);
         }
     }
 

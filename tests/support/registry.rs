@@ -49,6 +49,7 @@ pub struct RegistryBuilder {
     users: Vec<(String, String)>,
     permissions: Vec<Permission>,
     access_log: bool,
+    foreign_layers: bool,
 }
 
 /// One line of the registry's access log: what a client asked and what it got.
@@ -100,6 +101,7 @@ impl Default for RegistryBuilder {
             users: Vec::new(),
             permissions: Vec::new(),
             access_log: false,
+            foreign_layers: false,
         }
     }
 }
@@ -151,6 +153,13 @@ impl RegistryBuilder {
     /// Turns on Distribution's access log, read back by [`Registry::requests`].
     pub fn access_log(mut self) -> Self {
         self.access_log = true;
+        self
+    }
+
+    /// Accepts manifests with foreign (non-distributable) layers whose `urls` are http(s):
+    /// Distribution refuses every such URL unless told which to allow.
+    pub fn foreign_layers(mut self) -> Self {
+        self.foreign_layers = true;
         self
     }
 
@@ -230,6 +239,11 @@ impl Registry {
             }
         }
 
+        let validation_yaml = if config.foreign_layers {
+            "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n"
+        } else {
+            ""
+        };
         let mut tls_yaml = String::new();
         let mut client_cert = None;
         if config.tls != TlsMode::Plain {
@@ -269,7 +283,7 @@ impl Registry {
         for _ in 0..5 {
             registry.port = http::free_port();
             let yaml = format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: dregsy-test-secret\n{}{}",
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: dregsy-test-secret\n{}{}{validation_yaml}",
                 !config.access_log,
                 registry.storage_dir().display(),
                 registry.port,
