@@ -407,3 +407,50 @@ fn layout_sides_fail_clearly_on_bad_input() {
         "{not json"
     );
 }
+
+#[test]
+fn the_skopeo_relay_copies_into_and_out_of_layouts_with_oci_references() {
+    let source = Registry::start();
+    let inside = Registry::start();
+    let image = support::push_image(&source, "app/web", "1.0", ImageOptions::default());
+    let index = support::push_index(
+        &source,
+        "app/multi",
+        "2.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    let skopeo = |source: String, target: String| {
+        format!(
+            "relay: skopeo\ntasks:\n- name: carry\n  source:\n{source}  target:\n{target}  \
+             mappings:\n  - from: app/web\n  - from: app/multi\n    platform: all\n"
+        )
+    };
+    let outside = skopeo(registry_side(&source), layout_side(&mirror));
+    let out = run_dregsy(&outside, &[]);
+    assert_success(&out);
+    assert_eq!(log_lines(&out, "image copied").len(), 2, "{}", text(&out));
+    validate(&mirror.join("app/web"), "1.0");
+    // The pre-check reads the layout: nothing to do the second time.
+    let out = run_dregsy(&outside, &[]);
+    assert_success(&out);
+    assert_eq!(
+        log_lines(&out, "image up to date").len(),
+        2,
+        "{}",
+        text(&out)
+    );
+
+    let out = run_dregsy(&skopeo(layout_side(&mirror), registry_side(&inside)), &[]);
+    assert_success(&out);
+    assert_eq!(
+        support::manifest_digest(&inside, "app/web", "1.0"),
+        Some(image.digest)
+    );
+    assert_eq!(
+        support::manifest_digest(&inside, "app/multi", "2.0"),
+        Some(index.digest)
+    );
+}

@@ -119,6 +119,14 @@ impl SkopeoRelay {
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
+        // skopeo writes into a layout directory only when it exists: set it up as the native
+        // relay does (and refuse a shared layout the same way).
+        if let Some(dir) = sides.target_location.layout() {
+            crate::layout::LayoutRoot::new(dir)
+                .create(&job.target.repository)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         // Removed when dropped, on every way out of this function.
         let auth = AuthFiles::write(
             sides.source_credentials.as_ref(),
