@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::layout::{self, Layout, LayoutRoot};
 use crate::registry::{
-    ByteStream, Descriptor, Digest, Error, ErrorKind, Manifest, MountOutcome, Registry, Repository,
-    Result, RetryPolicy, TagOrDigest, Tries, UploadSession,
+    ByteStream, Digest, Error, ErrorKind, Manifest, ManifestHead, MountOutcome, Registry,
+    Repository, Result, RetryPolicy, TagOrDigest, Tries, UploadSession,
 };
 
 /// A source or target of copies: a registry client, or a directory of image layouts.
@@ -132,7 +132,9 @@ impl ImageStore {
         }
     }
 
-    /// A manifest's descriptor without its content, or `None` when there is none.
+    /// What a manifest is (digest, size, type when known), or `None` when there is none. A
+    /// layout reads a manifest named by digest (it is small, and must be verified to count),
+    /// and hands it on.
     ///
     /// # Errors
     /// See [`Registry::head_manifest`] and [`Layout::head_manifest`].
@@ -140,13 +142,40 @@ impl ImageStore {
         &self,
         repository: &Repository,
         reference: &TagOrDigest,
-    ) -> Result<Option<Descriptor>> {
-        match self {
-            ImageStore::Registry(registry) => registry.head_manifest(repository, reference).await,
-            ImageStore::Layouts(layouts) => match layouts.read(repository) {
-                Ok(layout) => layout.head_manifest(reference).await.map_err(convert),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
+    ) -> Result<Option<ManifestHead>> {
+        let layouts = match self {
+            ImageStore::Registry(registry) => {
+                return registry.head_manifest(repository, reference).await;
+            }
+            ImageStore::Layouts(layouts) => layouts,
+        };
+        let layout = match layouts.read(repository) {
+            Ok(layout) => layout,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match reference {
+            TagOrDigest::Tag(_) => {
+                Ok(layout
+                    .head_manifest(reference)
+                    .await
+                    .map_err(convert)?
+                    .map(|found| ManifestHead {
+                        digest: found.digest,
+                        size: found.size,
+                        media_type: Some(found.media_type),
+                        manifest: None,
+                    }))
+            }
+            TagOrDigest::Digest(_) => match layout.get_manifest(reference).await {
+                Ok(manifest) => Ok(Some(ManifestHead {
+                    digest: manifest.digest.clone(),
+                    size: manifest.bytes.len() as u64,
+                    media_type: Some(manifest.media_type.clone()),
+                    manifest: Some(manifest),
+                })),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(convert(e)),
             },
         }
     }
@@ -378,7 +407,13 @@ mod tests {
         let v1 = TagOrDigest::tag("v1").expect("tag");
 
         // Nothing yet: absent, not an error.
-        assert_eq!(store.head_manifest(&app, &v1).await.expect("head"), None);
+        assert!(
+            store
+                .head_manifest(&app, &v1)
+                .await
+                .expect("head")
+                .is_none()
+        );
         assert!(
             !store
                 .head_blob(&app, &config_digest, 0)
@@ -402,10 +437,16 @@ mod tests {
             .await
             .expect("pushed");
         store.put_manifest(&app, &v1, &manifest).await.expect("put");
+        let head = store.head_manifest(&app, &v1).await.expect("head");
+        let head = head.expect("tagged");
+        assert_eq!(head.digest, manifest.digest);
         assert_eq!(
-            store.head_manifest(&app, &v1).await.expect("head"),
-            Some(manifest.descriptor())
+            head.media_type.as_deref(),
+            Some(manifest.media_type.as_str())
         );
+        let by_digest = TagOrDigest::Digest(manifest.digest.clone());
+        let head = store.head_manifest(&app, &by_digest).await.expect("head");
+        assert_eq!(head.and_then(|h| h.manifest), Some(manifest.clone()));
         assert_eq!(store.list_tags(&app).await.expect("tags"), vec!["v1"]);
 
         // A mount into another repository of the same directory links the blob.

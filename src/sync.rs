@@ -13,10 +13,11 @@ use crate::config::{Location, Mapping, Task};
 use crate::listers::Listers;
 use crate::plan::{self, ImageJob, RegistryLocation, RepositoryList, RepositorySource, TagSource};
 use crate::progress::TaskProgress;
-use crate::registry::{Registry, Repository};
+use crate::registry::{RegistryHost, Repository};
 use crate::relay::{CopyOutcome, CopySlots, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
 use crate::stop::Stop;
+use crate::store::ImageStore;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
 ///
@@ -94,10 +95,31 @@ pub async fn run_task(
     report
 }
 
-/// Lists source tags through the registry client, for the planner.
-pub struct RegistryTags<'a>(pub &'a Registry);
+/// Where a side's images are: its registry (through the run's client for it) or its directory
+/// of OCI image layouts, and how its repositories are named.
+///
+/// # Errors
+/// The registry value is not a valid host, or its client cannot be made.
+pub async fn store(
+    clients: &Clients,
+    location: &Location,
+) -> Result<(RegistryLocation, ImageStore), String> {
+    if let Some(dir) = location.layout() {
+        let named = RegistryLocation {
+            host: RegistryHost::layout(&location.registry),
+            prefix: String::new(),
+        };
+        return Ok((named, ImageStore::for_layout(dir)));
+    }
+    let named = RegistryLocation::parse(&location.registry)?;
+    let client = clients.get(&named.host, location).await?;
+    Ok((named, ImageStore::Registry(client)))
+}
 
-impl TagSource for RegistryTags<'_> {
+/// Lists source tags through the side's store (registry or layouts), for the planner.
+pub struct StoreTags<'a>(pub &'a ImageStore);
+
+impl TagSource for StoreTags<'_> {
     async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, String> {
         self.0
             .list_tags(repository)
@@ -140,22 +162,13 @@ pub async fn plan_task_mapping(
     mapping: &Mapping,
     clients: &Clients,
     listers: &Listers,
-) -> Result<(Registry, Registry, plan::MappingPlan), String> {
-    for (side, location) in [("source", &task.source), ("target", &task.target)] {
-        if location.layout().is_some() {
-            return Err(format!(
-                "not supported yet: copying from or to an OCI image layout ({side} '{}'); \
-                 the layout module reads and writes layouts, the engine does not use it yet",
-                location.registry
-            ));
-        }
-    }
-    let source_location = RegistryLocation::parse(&task.source.registry)
+) -> Result<(ImageStore, ImageStore, plan::MappingPlan), String> {
+    let (source_location, source) = store(clients, &task.source)
+        .await
         .map_err(|e| format!("source registry: {e}"))?;
-    let target_location = RegistryLocation::parse(&task.target.registry)
+    let (target_location, target) = store(clients, &task.target)
+        .await
         .map_err(|e| format!("target registry: {e}"))?;
-    let source = clients.get(&source_location.host, &task.source).await?;
-    let target = clients.get(&target_location.host, &task.target).await?;
     // Cloud tokens are renewed before each mapping, as by the original's refresh hook.
     clients.refresh(&task.source).await?;
     clients.refresh(&task.target).await?;
@@ -168,7 +181,7 @@ pub async fn plan_task_mapping(
         mapping,
         &source_location,
         &target_location,
-        &RegistryTags(&source),
+        &StoreTags(&source),
         &repositories,
     )
     .await?;

@@ -99,6 +99,7 @@ impl Index {
             digest,
             size: entry.get("size").and_then(Value::as_u64).unwrap_or(0),
             platform: None,
+            urls: Vec::new(),
         }))
     }
 

@@ -479,12 +479,11 @@ impl Layout {
         let needed: Vec<Descriptor> = if manifest.is_index() {
             manifest.children().map_err(parse)?
         } else {
-            let foreign = foreign_layers(&manifest.bytes);
             manifest
                 .blobs()
                 .map_err(parse)?
                 .into_iter()
-                .filter(|b| !foreign.contains(&b.digest))
+                .filter(|b| !b.is_foreign())
                 .collect()
         };
         for blob in needed {
@@ -609,29 +608,6 @@ impl Layout {
         }
         Ok(())
     }
-}
-
-/// The digests of an image manifest's layers that are foreign (they carry `urls`, or a
-/// non-distributable media type): not stored in a layout, as skopeo does not store them.
-fn foreign_layers(bytes: &[u8]) -> Vec<Digest> {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return Vec::new();
-    };
-    let layers = value.get("layers").and_then(|l| l.as_array());
-    layers
-        .into_iter()
-        .flatten()
-        .filter(|layer| {
-            let media = layer
-                .get("mediaType")
-                .and_then(|m| m.as_str())
-                .unwrap_or("");
-            layer.get("urls").is_some()
-                || media.contains("nondistributable")
-                || media.contains(".foreign.")
-        })
-        .filter_map(|layer| Digest::parse(layer.get("digest")?.as_str()?).ok())
-        .collect()
 }
 
 /// Whether a media type names a manifest (the ones `index.json` entries may point at).

@@ -431,17 +431,3 @@ async fn a_blob_another_repository_holds_is_linked_not_copied() {
             .expect("not linked")
     );
 }
-
-#[test]
-fn foreign_layers_are_those_with_urls_or_a_non_distributable_type() {
-    let manifest = br#"{"layers":[
-        {"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},
-        {"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":1},
-        {"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":1,"urls":["https://example.com/x"]},
-        {"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":1}]}"#;
-    let foreign: Vec<String> = foreign_layers(manifest)
-        .iter()
-        .map(|d| d.hex()[..1].to_string())
-        .collect();
-    assert_eq!(foreign, vec!["2", "3", "4"]);
-}

@@ -11,9 +11,8 @@
 use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
-use crate::registry::{
-    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type,
-};
+use crate::registry::{Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type};
+use crate::store::ImageStore;
 
 /// The source manifest the target must hold for a job.
 #[derive(Debug)]
@@ -43,7 +42,7 @@ impl Wanted {
 /// registry client reported.
 pub(crate) async fn wanted_source(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<Wanted, String> {
     let repo = &job.source.repository;
@@ -134,8 +133,8 @@ pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, String> {
 /// Whether the target tag (or digest) already holds exactly the wanted manifest.
 pub(crate) async fn same_digest(
     job: &ImageJob,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, String> {
     let (wanted, existing) = tokio::join!(
@@ -159,8 +158,8 @@ pub(crate) fn holds(existing: Option<&ManifestHead>, wanted: &Wanted) -> bool {
 pub(crate) async fn same_image(
     job: &ImageJob,
     target_ref: &TagOrDigest,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, String> {
     let Some(existing) = target

@@ -15,8 +15,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
-use crate::registry::{Credentials, Registry};
+use crate::registry::Credentials;
 use crate::stop::Stop;
+use crate::store::ImageStore;
 use docker::DockerRelay;
 use manifest_cache::ManifestCache;
 use native::NativeRelay;
@@ -87,8 +88,8 @@ impl<'a> CopySlots<'a> {
 /// Everything a relay needs to know about the two sides of a job.
 pub struct Sides<'a> {
     /// Clients for up-to-date checks (and, for the native relay, the copy itself).
-    pub source: &'a Registry,
-    pub target: &'a Registry,
+    pub source: &'a ImageStore,
+    pub target: &'a ImageStore,
     /// The config's view of each side: credentials, TLS choice.
     pub source_location: &'a Location,
     pub target_location: &'a Location,
@@ -205,8 +206,8 @@ impl Relay {
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     manifests: &ManifestCache,
 ) -> Result<bool, String> {
     match kind {

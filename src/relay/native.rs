@@ -20,9 +20,9 @@ use crate::config::NativeSettings;
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
-    Descriptor, Digest, Manifest, MountOutcome, Registry, Repository, TagOrDigest, Tries,
-    UploadSession,
+    Descriptor, Digest, Manifest, Repository, TagOrDigest, Tries, UploadSession,
 };
+use crate::store::{ImageStore, Mount};
 
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
@@ -35,7 +35,7 @@ type BlobSlot = Arc<tokio::sync::Mutex<Option<Holder>>>;
 /// credentials) is known to be allowed to read it, so only it mounts from there.
 struct Holder {
     repository: Repository,
-    client: Registry,
+    client: ImageStore,
 }
 
 /// The in-process engine. One per run (or per daemon lifetime): it holds the per-target record
@@ -72,8 +72,8 @@ impl NativeRelay {
     pub async fn copy(
         &self,
         job: &ImageJob,
-        source: &Registry,
-        target: &Registry,
+        source: &ImageStore,
+        target: &ImageStore,
         manifests: &ManifestCache,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, String> {
@@ -113,8 +113,8 @@ impl NativeRelay {
     }
 
     /// The slot of one blob on one target registry.
-    fn blob_entry(&self, target: &Registry, digest: &Digest) -> BlobSlot {
-        let key = (target.host().to_string(), digest.clone());
+    fn blob_entry(&self, target: &ImageStore, digest: &Digest) -> BlobSlot {
+        let key = (target.name(), digest.clone());
         match self.blobs.lock() {
             Ok(mut blobs) => blobs.entry(key).or_default().clone(),
             // A poisoned map only loses sharing, never correctness: use a fresh entry.
@@ -123,16 +123,16 @@ impl NativeRelay {
     }
 
     /// Whether `target` refused to mount from `from` into `to` earlier in the run.
-    fn mount_refused(&self, target: &Registry, from: &Repository, to: &Repository) -> bool {
-        let key = (target.host().to_string(), from.clone(), to.clone());
+    fn mount_refused(&self, target: &ImageStore, from: &Repository, to: &Repository) -> bool {
+        let key = (target.name(), from.clone(), to.clone());
         self.refused_mounts
             .lock()
             .is_ok_and(|refused| refused.contains(&key))
     }
 
-    fn remember_refused_mount(&self, target: &Registry, from: &Repository, to: &Repository) {
+    fn remember_refused_mount(&self, target: &ImageStore, from: &Repository, to: &Repository) {
         if let Ok(mut refused) = self.refused_mounts.lock() {
-            refused.insert((target.host().to_string(), from.clone(), to.clone()));
+            refused.insert((target.name(), from.clone(), to.clone()));
         }
     }
 }
@@ -140,8 +140,8 @@ impl NativeRelay {
 /// One copy in progress between two repositories.
 struct Copy<'a> {
     relay: &'a NativeRelay,
-    source: &'a Registry,
-    target: &'a Registry,
+    source: &'a ImageStore,
+    target: &'a ImageStore,
     src_repo: &'a Repository,
     dst_repo: &'a Repository,
 }
@@ -286,11 +286,12 @@ impl Copy<'_> {
                 continue;
             }
             match self.target.mount_blob(self.dst_repo, digest, from).await {
-                Ok(MountOutcome::Mounted) => return Ok(0),
-                // Not mountable there: the registry opened an upload session instead; use it.
-                Ok(MountOutcome::NotMounted(opened)) => {
+                Ok(Mount::Mounted) => return Ok(0),
+                // Not mountable there: a registry may have opened an upload session instead
+                // (use it); a layout on another file system cannot link (copy instead).
+                Ok(Mount::NotMounted(opened)) => {
                     tracing::debug!(digest = %digest, from = %from, "mount declined, uploading");
-                    session = Some(opened);
+                    session = opened;
                 }
                 Err(e) => {
                     tracing::debug!(digest = %digest, from = %from, "mount refused, uploading: {e}");
@@ -319,7 +320,13 @@ impl Copy<'_> {
             .acquire()
             .await
             .map_err(|_| "the blob transfer pool was closed".to_string())?;
-        let tries: Tries = self.target.retry_policy().tries();
+        // A layout's failures are never transient: the registry side's policy is the one
+        // that counts (the target's, when both are registries).
+        let policy = match (self.target.registry(), self.source.registry()) {
+            (Some(registry), _) | (None, Some(registry)) => registry.retry_policy().clone(),
+            (None, None) => self.target.retry_policy(),
+        };
+        let tries: Tries = policy.tries();
         let source = self.source.sharing_tries(&tries);
         let target = self.target.sharing_tries(&tries);
         let digest = &blob.digest;
@@ -327,14 +334,15 @@ impl Copy<'_> {
             let result = async {
                 let stream = source.get_blob(self.src_repo, digest, blob.size).await?;
                 let stream = stream.inspect_ok(|chunk| progress::transferred(chunk.len() as u64));
-                match session.take() {
-                    Some(open) => target.upload_blob(open, digest, blob.size, stream).await,
-                    None => {
-                        target
-                            .push_blob(self.dst_repo, digest, blob.size, stream)
-                            .await
-                    }
-                }
+                target
+                    .push_blob(
+                        self.dst_repo,
+                        digest,
+                        blob.size,
+                        Box::pin(stream),
+                        session.take(),
+                    )
+                    .await
             }
             .await;
             let error = match result {
