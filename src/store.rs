@@ -162,7 +162,7 @@ impl ImageStore {
                     .map_err(convert)?
                     .map(|found| ManifestHead {
                         digest: found.digest,
-                        size: found.size,
+                        size: Some(found.size),
                         media_type: Some(found.media_type),
                         manifest: None,
                     }))
@@ -170,7 +170,7 @@ impl ImageStore {
             TagOrDigest::Digest(_) => match layout.get_manifest(reference).await {
                 Ok(manifest) => Ok(Some(ManifestHead {
                     digest: manifest.digest.clone(),
-                    size: manifest.bytes.len() as u64,
+                    size: Some(manifest.bytes.len() as u64),
                     media_type: Some(manifest.media_type.clone()),
                     manifest: Some(manifest),
                 })),
