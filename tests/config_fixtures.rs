@@ -506,3 +506,15 @@ fn the_docker_relay_refuses_an_oci_layout_side() {
         "{error}"
     );
 }
+
+#[test]
+fn the_air_gap_examples_load_with_a_layout_on_the_right_side() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (out, _) = config::load(&root.join("air-gap-out.yaml")).expect("air-gap-out loads");
+    let (inside, _) = config::load(&root.join("air-gap-in.yaml")).expect("air-gap-in loads");
+    let carried = Some(PathBuf::from("/mnt/transfer/mirror"));
+    assert_eq!(out.tasks[0].target.layout(), carried);
+    assert_eq!(out.tasks[0].source.layout(), None);
+    assert_eq!(inside.tasks[0].source.layout(), carried);
+    assert_eq!(inside.tasks[0].target.layout(), None);
+}
