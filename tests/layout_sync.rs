@@ -187,6 +187,34 @@ fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_not
     );
     assert_eq!(sha256(raw.as_bytes()), arm);
 
+    // The arm64 image's blobs are in both repositories, stored once: hard links.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let blobs = |repository: &str| -> Vec<(String, u64)> {
+            let dir = mirror.join(repository).join("blobs/sha256");
+            std::fs::read_dir(&dir)
+                .expect("blobs")
+                .flatten()
+                .map(|e| {
+                    let inode = e.metadata().expect("metadata").ino();
+                    (e.file_name().to_string_lossy().into_owned(), inode)
+                })
+                .collect()
+        };
+        let whole = blobs("app/multi");
+        let arm_only = blobs("app/multi-arm");
+        let shared: Vec<_> = arm_only
+            .iter()
+            .filter(|(name, _)| whole.iter().any(|(n, _)| n == name))
+            .collect();
+        // The config and the layer are linked; the manifest is written by each repository.
+        let linked = shared
+            .iter()
+            .filter(|(name, inode)| whole.contains(&(name.clone(), *inode)))
+            .count();
+        assert_eq!((shared.len(), linked), (3, 2), "{arm_only:?} {whole:?}");
+    }
+
     // The same run again writes nothing: every file as it was, and no new one.
     let before = files(&mirror);
     std::thread::sleep(Duration::from_millis(20));
