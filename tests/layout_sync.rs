@@ -482,3 +482,60 @@ fn the_skopeo_relay_copies_into_and_out_of_layouts_with_oci_references() {
         Some(index.digest)
     );
 }
+
+#[test]
+fn digest_pinned_tags_cross_a_layout_both_ways() {
+    let source = Registry::start();
+    let inside = Registry::start();
+    let image = support::push_image(&source, "app/pinned", "1.0", ImageOptions::default());
+    let index = support::push_index(
+        &source,
+        "app/pinned",
+        "2.0",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    // `name@digest` pulls by digest and pushes the name; a bare digest pins the target too.
+    let mappings = format!(
+        "  - from: app/pinned\n    tags: ['release@{}', '{}']\n",
+        image.digest, index.digest
+    );
+    let out = run_dregsy(
+        &config(&registry_side(&source), &layout_side(&mirror), &mappings),
+        &[],
+    );
+    assert_success(&out);
+    let pinned = mirror.join("app/pinned");
+    assert_eq!(layout_tags(&pinned), vec!["release"]);
+    validate(&pinned, "release");
+    // The index pinned by digest is stored whole (with its children), reached by digest.
+    let hex = index.digest.trim_start_matches("sha256:");
+    assert!(pinned.join("blobs/sha256").join(hex).is_file());
+    let again = run_dregsy(
+        &config(&registry_side(&source), &layout_side(&mirror), &mappings),
+        &[],
+    );
+    assert_success(&again);
+    assert_eq!(
+        log_lines(&again, "image up to date").len(),
+        2,
+        "{}",
+        text(&again)
+    );
+
+    let out = run_dregsy(
+        &config(&layout_side(&mirror), &registry_side(&inside), &mappings),
+        &[],
+    );
+    assert_success(&out);
+    assert_eq!(
+        support::manifest_digest(&inside, "app/pinned", "release"),
+        Some(image.digest.clone())
+    );
+    assert_eq!(
+        support::manifest_digest(&inside, "app/pinned", &index.digest),
+        Some(index.digest.clone())
+    );
+}

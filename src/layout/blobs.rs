@@ -108,32 +108,40 @@ pub(super) async fn write(
         .create_new(true)
         .open(&temp)
         .map_err(|e| Error::io(&temp, "creating", &e))?;
-    // Marks the file as in use, so another writer's clean-up leaves it alone.
+    // Removes the file on every way out but the rename, also when the copy is aborted (the
+    // future dropped).
+    let mut guard = TemporaryFile(Some(temp.clone()));
+    // Marks the file as in use, so another process's clean-up leaves it alone.
     if let Err(e) = file.try_lock() {
         tracing::debug!(path = %temp.display(), "could not lock a new temporary blob: {e}");
     }
-    let written = fill(
+    let file = fill(
         tokio::fs::File::from_std(file),
         &temp,
         digest,
         size,
         content,
     )
-    .await;
-    let finished = match written {
-        Ok(file) => tokio::fs::rename(&temp, path)
-            .await
-            .map_err(|e| Error::io(path, "renaming the verified blob into place", &e))
-            .map(|()| drop(file)),
-        Err(e) => Err(e),
-    };
-    if finished.is_err() {
-        let _ = tokio::fs::remove_file(&temp).await;
-    }
-    finished?;
+    .await?;
+    tokio::fs::rename(&temp, path)
+        .await
+        .map_err(|e| Error::io(path, "renaming the verified blob into place", &e))?;
+    guard.0 = None;
+    drop(file);
     let dir_to_sync = dir.clone();
     let _ = tokio::task::spawn_blocking(move || sync_dir(&dir_to_sync)).await;
     Ok(())
+}
+
+/// A temporary file removed when dropped, unless it was renamed into place.
+struct TemporaryFile(Option<PathBuf>);
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Copies the verified stream into the file and syncs it; returns the (still locked) file.
@@ -186,7 +194,9 @@ pub(super) async fn link(from: &Path, to: &Path) -> Result<bool> {
     }
 }
 
-/// Removes the temporary blob files of `blobs` whose writers are gone (their lock is free).
+/// Removes the temporary blob files of `blobs` whose writers are gone: the process named in
+/// the file name no longer runs, and nobody holds the file's lock. (The lock alone is not
+/// enough: a writer creates its file an instant before it locks it.)
 pub(super) fn remove_abandoned(blobs: &Path) {
     let Ok(entries) = std::fs::read_dir(blobs) else {
         return;
@@ -197,7 +207,7 @@ pub(super) fn remove_abandoned(blobs: &Path) {
             .file_name()
             .to_str()
             .is_some_and(|n| n.starts_with(".sha256-") && n.ends_with(".tmp"));
-        if !temporary {
+        if !temporary || writer_runs(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let Ok(file) = File::open(&path) else {
@@ -207,5 +217,19 @@ pub(super) fn remove_abandoned(blobs: &Path) {
             tracing::debug!(path = %path.display(), "removing an abandoned temporary blob");
             let _ = std::fs::remove_file(&path);
         }
+    }
+}
+
+/// Whether the process whose id a temporary file's name carries (`….<pid>-<random>.tmp`) still
+/// runs. Unreadable names count as running: such a file is left alone.
+fn writer_runs(name: &str) -> bool {
+    let pid = name
+        .strip_suffix(".tmp")
+        .and_then(|n| n.rsplit_once('.'))
+        .and_then(|(_, tail)| tail.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) => pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists(),
+        None => true,
     }
 }

@@ -199,6 +199,56 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Creates `path` with `bytes` unless it exists, atomically: the content is written to a
+/// temporary file first and linked into place, which fails when another process got there
+/// first (its file is then kept). A rename would replace that file, and with it the inode a
+/// lock holder locked.
+pub(super) fn create_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".new.{}-{:016x}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let written = (|| {
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io(&temp, "creating", &e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&temp, "writing", &e))?;
+        match std::fs::hard_link(&temp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::io(path, "creating", &e)),
+        }
+    })();
+    let _ = std::fs::remove_file(&temp);
+    written?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Removes the temporary `index.json` files a killed writer left in the layout `dir`; call with
+/// the lock held.
+pub(super) fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(".index.json.") && n.ends_with(".tmp"));
+        if abandoned {
+            tracing::debug!(path = %entry.path().display(), "removing an abandoned index file");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Syncs a directory so a rename in it survives a crash; best effort (some file systems refuse).
 pub(super) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {

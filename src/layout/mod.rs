@@ -578,12 +578,15 @@ impl Layout {
         std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, "creating", &e))?;
         let marker = self.dir.join(OCI_LAYOUT_FILE);
         if !marker.exists() {
-            index::write_atomically(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            index::create_atomically(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
         self.check_marker()?;
         let index = self.index_path();
-        if !index.exists() {
+        {
+            // Under the lock no other writer is replacing index.json: a temporary index file
+            // now is what a killed writer left.
             let _lock = index::lock(&marker)?;
+            index::remove_abandoned(&self.dir);
             if !index.exists() {
                 index::write_atomically(&index, &index::Index::empty().to_bytes(&index)?)?;
             }

@@ -399,15 +399,23 @@ async fn temporary_blobs_of_dead_writers_are_removed_and_live_ones_kept() {
     let root = LayoutRoot::new(dir.path());
     let layout = root.create(&repo("app")).await.expect("created");
     let blobs = layout.dir.join("blobs");
-    let dead = blobs.join(".sha256-aa.1-0.tmp");
-    let live = blobs.join(".sha256-bb.2-0.tmp");
+    // Process ids above the kernel's limit (4194304) belong to no process.
+    let dead = blobs.join(".sha256-aa.4000000000-0.tmp");
+    let live = blobs.join(".sha256-bb.4000000001-0.tmp");
+    // A file of a running process (this one) that is not locked yet: created an instant ago.
+    let starting = blobs.join(format!(".sha256-cc.{}-0.tmp", std::process::id()));
+    std::fs::write(&starting, "").expect("written");
     std::fs::write(&dead, "half a blob").expect("written");
     std::fs::write(&live, "being written").expect("written");
     let holder = std::fs::File::open(&live).expect("open");
     holder.lock().expect("locked");
+    let index = layout.dir.join(".index.json.1-0.tmp");
+    std::fs::write(&index, "half an index").expect("written");
     root.create(&repo("app")).await.expect("opened again");
     assert!(!dead.exists());
     assert!(live.exists());
+    assert!(starting.exists());
+    assert!(!index.exists());
 }
 
 #[tokio::test]

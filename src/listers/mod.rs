@@ -197,8 +197,8 @@ impl Listers {
                 .await
                 .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry))),
             ListerKind::Layout => match location.layout() {
-                Some(dir) => crate::layout::LayoutRoot::new(dir)
-                    .repositories()
+                Some(dir) => crate::store::ImageStore::for_layout(dir)
+                    .list_repositories(fetch_limit(max))
                     .await
                     .map_err(|e| e.to_string()),
                 None => Err(format!(
