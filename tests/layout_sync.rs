@@ -539,3 +539,45 @@ fn digest_pinned_tags_cross_a_layout_both_ways() {
         Some(index.digest.clone())
     );
 }
+
+#[test]
+fn two_processes_writing_one_layout_lose_no_tag() {
+    let source = Registry::start();
+    let image = support::push_image(&source, "app/shared", "t0", ImageOptions::default());
+    let tags: Vec<String> = (1..=12).map(|n| format!("t{n}")).collect();
+    let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    support::tag(&source, "app/shared", "t0", &refs);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    let half = |part: &[String]| {
+        let list = part
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        config(
+            &registry_side(&source),
+            &layout_side(&mirror),
+            &format!("  - from: app/shared\n    tags: [{list}]\n"),
+        )
+    };
+    let (first, second) = (half(&tags[..6]), half(&tags[6..]));
+    let one = std::thread::spawn(move || run_dregsy(&first, &[]));
+    let two = std::thread::spawn(move || run_dregsy(&second, &[]));
+    assert_success(&one.join().expect("first run"));
+    assert_success(&two.join().expect("second run"));
+    let mut expected = tags.clone();
+    expected.sort();
+    assert_eq!(layout_tags(&mirror.join("app/shared")), expected);
+    for tag in &tags {
+        let raw = run(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                &format!("oci:{}:{tag}", mirror.join("app/shared").display()),
+            ],
+        );
+        assert_eq!(sha256(raw.as_bytes()), image.digest);
+    }
+}
