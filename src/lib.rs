@@ -12,6 +12,7 @@ pub mod clients;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+pub mod cosign;
 pub mod credentials;
 pub mod health;
 pub mod layout;

@@ -13,6 +13,9 @@ pub enum ImageResult {
     Copied { bytes: u64 },
     /// The job failed; the reason names what went wrong and where.
     Failed { reason: String },
+    /// The image was left out on purpose, not for an error (`min-age`: "too young, N h left");
+    /// nothing was written.
+    Skipped { reason: String },
 }
 
 /// One image job's outcome.
@@ -62,6 +65,11 @@ impl TaskReport {
 
     pub fn up_to_date(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::UpToDate))
+    }
+
+    /// Images left out on purpose (see [`ImageResult::Skipped`]).
+    pub fn skipped(&self) -> usize {
+        self.count(|r| matches!(r, ImageResult::Skipped { .. }))
     }
 
     pub fn failed_images(&self) -> usize {
@@ -121,6 +129,9 @@ mod tests {
             ImageResult::Copied { bytes: 10 },
             ImageResult::Copied { bytes: 5 },
             ImageResult::Failed { reason: "x".into() },
+            ImageResult::Skipped {
+                reason: "too young, 3 h left".into(),
+            },
         ] {
             report.images.push(ImageReport {
                 source: "s".into(),
@@ -130,8 +141,13 @@ mod tests {
             });
         }
         assert_eq!(
-            (report.up_to_date(), report.copied(), report.failed_images()),
-            (1, 2, 1)
+            (
+                report.up_to_date(),
+                report.copied(),
+                report.failed_images(),
+                report.skipped()
+            ),
+            (1, 2, 1, 1)
         );
         assert_eq!(report.bytes(), 15);
         assert!(report.failed());

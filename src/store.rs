@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::layout::{self, Layout, LayoutRoot};
 use crate::registry::{
-    ByteStream, Digest, Error, ErrorKind, Manifest, ManifestHead, MountOutcome, Registry,
-    Repository, Result, RetryPolicy, TagOrDigest, Tries, UploadSession,
+    ByteStream, Digest, Error, ErrorKind, Manifest, ManifestHead, MountOutcome, PushedReferrer,
+    Referrer, Registry, Repository, Result, RetryPolicy, TagOrDigest, Tries, UploadSession,
 };
 
 /// A source or target of copies: a registry client, or a directory of image layouts.
@@ -328,6 +328,48 @@ impl ImageStore {
                 } else {
                     Mount::NotMounted(None)
                 })
+            }
+        }
+    }
+
+    /// The referrers of `subject` through the referrers API; `None` when the store has none.
+    /// A layout has none: referrers it holds are listed in the fallback tag of the referrers
+    /// tag schema (OCI distribution spec 1.1), which it reads and writes like any tag.
+    ///
+    /// # Errors
+    /// See [`Registry::list_referrers`].
+    pub async fn list_referrers(
+        &self,
+        repository: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Vec<Referrer>>> {
+        match self {
+            ImageStore::Registry(registry) => {
+                registry
+                    .list_referrers(repository, subject, artifact_type)
+                    .await
+            }
+            ImageStore::Layouts(_) => Ok(None),
+        }
+    }
+
+    /// Stores a referrer manifest by its digest. A layout does not index referrers itself: the
+    /// pusher lists it in the fallback tag.
+    ///
+    /// # Errors
+    /// See [`Registry::put_referrer`] and [`Layout::put_manifest`].
+    pub async fn put_referrer(
+        &self,
+        repository: &Repository,
+        manifest: &Manifest,
+    ) -> Result<PushedReferrer> {
+        match self {
+            ImageStore::Registry(registry) => registry.put_referrer(repository, manifest).await,
+            ImageStore::Layouts(_) => {
+                let reference = TagOrDigest::Digest(manifest.digest.clone());
+                self.put_manifest(repository, &reference, manifest).await?;
+                Ok(PushedReferrer::NotIndexed)
             }
         }
     }

@@ -83,13 +83,15 @@ pub async fn run_task(
         task = %task.name,
         copied = report.copied(),
         up_to_date = report.up_to_date(),
+        skipped = report.skipped(),
         failed = report.failed_images() + report.mapping_failures,
         bytes = report.bytes(),
         seconds = started.elapsed().as_secs_f64(),
-        "task done: {} copied ({}), {} up to date, {} failed",
+        "task done: {} copied ({}), {} up to date, {} skipped, {} failed",
         report.copied(),
         human_bytes(report.bytes()),
         report.up_to_date(),
+        report.skipped(),
         report.failed_images() + report.mapping_failures,
     );
     report
@@ -307,6 +309,7 @@ async fn copy_one(
     let result = match relay.copy(job, sides, slots).await {
         Ok(CopyOutcome::UpToDate) => ImageResult::UpToDate,
         Ok(CopyOutcome::Copied { bytes }) => ImageResult::Copied { bytes },
+        Ok(CopyOutcome::Skipped { reason }) => ImageResult::Skipped { reason },
         Ok(CopyOutcome::NotStarted | CopyOutcome::Aborted) => return None,
         Err(reason) => ImageResult::Failed { reason },
     };
@@ -339,6 +342,12 @@ fn log_image(task: &Task, image: &ImageReport) {
             seconds,
             "image copied ({} transferred)",
             human_bytes(*bytes)
+        ),
+        ImageResult::Skipped { reason } => tracing::info!(
+            task = %task.name,
+            source = %image.source,
+            target = %image.target,
+            "image skipped: {reason}"
         ),
         ImageResult::Failed { reason } => tracing::error!(
             task = %task.name,

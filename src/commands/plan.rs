@@ -88,6 +88,11 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
+    // What the sync would refuse before any task runs, the plan refuses too.
+    if let Err(e) = relay::check_features(&config) {
+        eprintln!("{e}");
+        return 1;
+    }
     let filter = match crate::cli::compile_filter(&args.run) {
         Ok(filter) => filter,
         Err(e) => {
@@ -152,6 +157,8 @@ pub struct MappingResult {
 pub enum Status {
     UpToDate,
     Copy,
+    /// Would be left out on purpose (`min-age`): the reason, e.g. "too young, 3 h left".
+    Skip(String),
     /// The check failed (source image missing, registry unreachable…).
     Failed(String),
 }
@@ -161,6 +168,7 @@ impl Status {
         match self {
             Status::UpToDate => "up to date",
             Status::Copy => "copy",
+            Status::Skip(_) => "skip",
             Status::Failed(_) => "failed",
         }
     }
@@ -228,7 +236,11 @@ async fn check_all(
             .map(|job: &ImageJob| async move {
                 match relay::up_to_date(config.relay, job, source, target, manifests).await {
                     Ok(true) => Status::UpToDate,
-                    Ok(false) => Status::Copy,
+                    Ok(false) => match relay::skip_reason(job, source, manifests).await {
+                        Ok(None) => Status::Copy,
+                        Ok(Some(reason)) => Status::Skip(reason),
+                        Err(e) => Status::Failed(e),
+                    },
                     Err(e) => Status::Failed(e),
                 }
             })
@@ -245,6 +257,8 @@ async fn check_all(
 pub struct Totals {
     pub copy: usize,
     pub up_to_date: usize,
+    /// Left out on purpose (`min-age`).
+    pub skipped: usize,
     pub failed: usize,
     pub dropped: usize,
 }
@@ -274,6 +288,7 @@ impl Report {
                     match status {
                         Status::UpToDate => totals.up_to_date += 1,
                         Status::Copy => totals.copy += 1,
+                        Status::Skip(_) => totals.skipped += 1,
                         Status::Failed(_) => totals.failed += 1,
                     }
                 }
@@ -320,8 +335,13 @@ impl Report {
             }
         }
         let t = self.totals();
+        let skipped = if t.skipped > 0 {
+            format!("{} skipped, ", t.skipped)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "{} image(s) to copy, {} up to date, {} failed; {} tag(s) dropped by filters\n",
+            "{} image(s) to copy, {} up to date, {skipped}{} failed; {} tag(s) dropped by filters\n",
             t.copy,
             t.up_to_date,
             t.failed + self.mappings().filter(|m| m.outcome.is_err()).count(),
@@ -379,6 +399,7 @@ impl Report {
             "totals": {
                 "copy": t.copy,
                 "up_to_date": t.up_to_date,
+                "skipped": t.skipped,
                 "failed": t.failed + self.mappings().filter(|m| m.outcome.is_err()).count(),
                 "dropped": t.dropped,
             },
@@ -428,7 +449,7 @@ fn text_mapping(out: &mut String, task: &TaskPlan, plan: &MappingPlan, statuses:
                 job.target,
                 width = width
             ));
-            if let Status::Failed(e) = status {
+            if let Status::Failed(e) | Status::Skip(e) = status {
                 out.push_str(&format!(": {e}"));
             }
             out.push('\n');
@@ -469,10 +490,15 @@ fn json_repository(
                 "status": match status {
                     Status::UpToDate => "up-to-date",
                     Status::Copy => "copy",
+                    Status::Skip(_) => "skip",
                     Status::Failed(_) => "failed",
                 },
                 "error": match status {
                     Status::Failed(e) => Some(e),
+                    _ => None,
+                },
+                "reason": match status {
+                    Status::Skip(reason) => Some(reason),
                     _ => None,
                 },
             }))

@@ -24,6 +24,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "shutdown-grace",
     "auth-file",
     "credential-helper-timeout",
+    "referrers",
+    "min-age",
     "tasks",
 ];
 /// The keys of `docker:`.
@@ -54,7 +56,15 @@ const NATIVE_KEYS: &[&str] = &[
 const HEALTH_KEYS: &[&str] = &["listen"];
 /// The keys of a task.
 const TASK_KEYS: &[&str] = &[
-    "name", "interval", "verbose", "source", "target", "mappings",
+    "name",
+    "interval",
+    "verbose",
+    "source",
+    "target",
+    "mappings",
+    "referrers",
+    "min-age",
+    "verify",
 ];
 /// The keys of a task's `source` and `target`.
 const LOCATION_KEYS: &[&str] = &[
@@ -68,7 +78,17 @@ const LOCATION_KEYS: &[&str] = &[
     "credentials-file",
 ];
 /// The keys of a mapping.
-const MAPPING_KEYS: &[&str] = &["from", "to", "tags", "platform"];
+const MAPPING_KEYS: &[&str] = &[
+    "from",
+    "to",
+    "tags",
+    "platform",
+    "referrers",
+    "min-age",
+    "verify",
+];
+/// The keys of a task's or mapping's `verify:`.
+const VERIFY_KEYS: &[&str] = &["cosign-key"];
 
 /// Every key the decoder knows, by section (`""` is the top level; `docker`, `skopeo`,
 /// `lister`, `native` and `health` are top-level maps). Unknown-key warnings and their
@@ -84,6 +104,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("tasks[]", TASK_KEYS),
     ("tasks[].source, tasks[].target", LOCATION_KEYS),
     ("tasks[].mappings[]", MAPPING_KEYS),
+    ("tasks[].verify, tasks[].mappings[].verify", VERIFY_KEYS),
 ];
 
 /// The top level, as written.
@@ -103,7 +124,26 @@ pub struct RawConfig {
     pub auth_file: Option<(String, usize)>,
     /// `credential-helper-timeout` (our extension), with its line.
     pub credential_helper_timeout: Option<(DurationValue, usize)>,
+    /// The supply-chain settings every task inherits (our extension).
+    pub supply: RawSupply,
     pub tasks: Vec<Option<RawTask>>,
+}
+
+/// `referrers`, `min-age` and `verify` as written at one level (top, task or mapping), each
+/// with its line; `None` when not set there, so the level above applies.
+#[derive(Debug, Default, Clone)]
+pub struct RawSupply {
+    pub referrers: Option<(bool, usize)>,
+    pub min_age: Option<(DurationValue, usize)>,
+    pub verify: Option<RawVerify>,
+}
+
+/// `verify: {cosign-key: PATH}`.
+#[derive(Debug, Default, Clone)]
+pub struct RawVerify {
+    /// `cosign-key`, empty when missing.
+    pub cosign_key: String,
+    pub line: usize,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +205,7 @@ pub struct RawTask {
     pub source: Option<RawLocation>,
     pub target: Option<RawLocation>,
     pub mappings: Vec<Option<RawMapping>>,
+    pub supply: RawSupply,
     pub line: usize,
 }
 
@@ -188,8 +229,22 @@ pub struct RawMapping {
     pub from: String,
     pub to: String,
     pub tags: Vec<String>,
-    pub platform: String,
+    pub platform: RawPlatform,
+    pub supply: RawSupply,
     pub line: usize,
+}
+
+/// `platform:` as written: one value (empty when absent), or a list (our extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawPlatform {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Default for RawPlatform {
+    fn default() -> Self {
+        RawPlatform::One(String::new())
+    }
 }
 
 /// Collects type errors (all of them, as yaml.v2 does) and unknown-key warnings.
@@ -506,6 +561,7 @@ impl Decoder {
                         .duration(value, "credential-helper-timeout")
                         .map(|d| (d, value.line))
                 }
+                "referrers" | "min-age" => self.supply(&mut config.supply, key, value, ""),
                 _ => {
                     for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {
                         let task = self.task(item, index);
@@ -531,6 +587,9 @@ impl Decoder {
                 "verbose" => task.verbose = self.bool(value),
                 "source" => task.source = self.location(value, &format!("{path}.source")),
                 "target" => task.target = self.location(value, &format!("{path}.target")),
+                "referrers" | "min-age" | "verify" => {
+                    self.supply(&mut task.supply, key, value, &path)
+                }
                 _ => {
                     for (i, item) in self.list(value, "[]*sync.Mapping").into_iter().enumerate() {
                         let mapping = self.mapping(item, &format!("{path}.mappings[{i}]"));
@@ -565,6 +624,49 @@ impl Decoder {
         Some(location)
     }
 
+    /// One of `referrers`, `min-age`, `verify` at the level `path` (`""` for the top).
+    fn supply(&mut self, supply: &mut RawSupply, key: &str, value: &Node, path: &str) {
+        let name = |key: &str| {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        match key {
+            "referrers" => {
+                supply.referrers = match value.kind {
+                    NodeKind::Null => None,
+                    _ => Some((self.bool(value), value.line)),
+                }
+            }
+            "min-age" => {
+                supply.min_age = self
+                    .duration(value, &name("min-age"))
+                    .map(|d| (d, value.line))
+            }
+            _ => {
+                let verify_path = name("verify");
+                let fields = self.fields(
+                    value,
+                    "verify settings",
+                    &format!("'{verify_path}'"),
+                    VERIFY_KEYS,
+                );
+                supply.verify = fields.map(|fields| {
+                    let mut verify = RawVerify {
+                        line: value.line,
+                        ..RawVerify::default()
+                    };
+                    for (_, value) in fields {
+                        verify.cosign_key = self.string(value);
+                    }
+                    verify
+                });
+            }
+        }
+    }
+
     fn string_map(&mut self, node: &Node) -> Option<Vec<(String, String)>> {
         match &node.kind {
             NodeKind::Null => None,
@@ -591,7 +693,17 @@ impl Decoder {
             match key {
                 "from" => mapping.from = self.string(value),
                 "to" => mapping.to = self.string(value),
-                "platform" => mapping.platform = self.string(value),
+                "platform" => {
+                    mapping.platform = match &value.kind {
+                        NodeKind::Seq(items) => {
+                            RawPlatform::List(items.iter().map(|item| self.string(item)).collect())
+                        }
+                        _ => RawPlatform::One(self.string(value)),
+                    }
+                }
+                "referrers" | "min-age" | "verify" => {
+                    self.supply(&mut mapping.supply, key, value, path)
+                }
                 _ => {
                     mapping.tags = self
                         .list(value, "[]string")

@@ -314,7 +314,26 @@ pub struct Mapping {
     /// The parsed tag filters.
     pub tags: TagSet,
     pub platform: PlatformChoice,
+    /// Copy the referrers (signatures, SBOMs, attestations) of every copied manifest, and
+    /// cosign's legacy `.sig`/`.att`/`.sbom` tags (`referrers`, from the mapping, else the
+    /// task, else the top level; off by default: docs/configuration.md#referrers).
+    pub referrers: bool,
+    /// Leave out images built less than this long ago (`min-age`, inherited like `referrers`;
+    /// `None` for no minimum: docs/configuration.md#min-age).
+    pub min_age: Option<Duration>,
+    /// Copy only images signed with this key (`verify`, from the mapping, else the task:
+    /// docs/configuration.md#verify).
+    pub verify: Option<Verify>,
     pub line: usize,
+}
+
+/// A signature check before mirroring: `verify: {cosign-key: PATH}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    /// The key file, as configured.
+    pub key_file: PathBuf,
+    /// The key it holds, read and checked when the config was loaded.
+    pub key: crate::cosign::PublicKey,
 }
 
 /// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
@@ -330,6 +349,9 @@ pub enum PlatformChoice {
         arch: String,
         variant: String,
     },
+    /// `platform: [linux/amd64, linux/arm64]` (our extension): an index with only these
+    /// platforms' manifests, rewritten (docs/behaviour.md#platform-choice).
+    Subset(Vec<crate::registry::Platform>),
 }
 
 impl PlatformChoice {
@@ -360,11 +382,54 @@ impl PlatformChoice {
         })
     }
 
+    /// Parses a `platform` list. A list of one `all` is `all`.
+    ///
+    /// # Errors
+    /// An empty list, `all` beside platforms, a malformed or repeated platform.
+    pub fn parse_list(values: &[String]) -> Result<PlatformChoice, String> {
+        if values.is_empty() {
+            return Err(
+                "'platform' is an empty list: name the platforms to copy, e.g. [linux/amd64, linux/arm64], or remove the key for the host's platform"
+                    .into(),
+            );
+        }
+        if values.iter().any(|v| v.trim() == "all") {
+            return if values.len() == 1 {
+                Ok(PlatformChoice::All)
+            } else {
+                Err("'platform' lists 'all' beside other platforms: write 'platform: all' for every platform, or list only the platforms to copy".into())
+            };
+        }
+        let mut platforms: Vec<crate::registry::Platform> = Vec::with_capacity(values.len());
+        for value in values {
+            let value = value.trim();
+            // The same spelling rules as a single platform, then the engine's normal form.
+            PlatformChoice::parse(value)?;
+            if value.is_empty() {
+                return Err("'platform' lists an empty platform".into());
+            }
+            let platform = crate::registry::Platform::parse(value).map_err(|e| e.to_string())?;
+            if platforms.iter().any(|p| p.matches(&platform)) {
+                return Err(format!("'platform' lists {platform} twice"));
+            }
+            platforms.push(platform);
+        }
+        Ok(PlatformChoice::Subset(platforms))
+    }
+
     /// The value as a user writes it, for logs (`""` for the host default, as the original logs it).
     pub fn as_config_text(&self) -> String {
         match self {
             PlatformChoice::Host => String::new(),
             PlatformChoice::All => "all".into(),
+            PlatformChoice::Subset(platforms) => format!(
+                "[{}]",
+                platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
                 .into_iter()
                 .filter(|p| !p.is_empty())

@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::decode::{RawConfig, RawLocation, RawMapping, RawTask};
+use super::decode::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
 use super::notice::Notice;
 use super::{
     CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location,
-    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, auth,
+    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, Verify, auth,
 };
 use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
@@ -53,12 +53,13 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         Some((path, _)) => Some(PathBuf::from(path.trim())),
         None => None,
     };
+    let global = supply(&raw.supply, &Supply::default())?;
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for (index, task) in raw.tasks.into_iter().enumerate() {
         let Some(task) = task else {
             return Err((None, format!("task #{} is empty (null)", index + 1)));
         };
-        tasks.push(self::task(task, auth_file.as_ref(), notices)?);
+        tasks.push(self::task(task, auth_file.as_ref(), &global, notices)?);
     }
     if relay == RelayKind::Docker
         && let Some((task, side)) = tasks.iter().find_map(|t| {
@@ -335,6 +336,7 @@ fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, 
 fn task(
     raw: RawTask,
     auth_file: Option<&PathBuf>,
+    global: &Supply,
     notices: &mut Vec<Notice>,
 ) -> Result<Task, Failure> {
     let line = Some(raw.line);
@@ -363,9 +365,11 @@ fn task(
             format!("target registry in task '{name}' invalid: {e}"),
         )
     })?;
+    let inherited = supply(&raw.supply, global)
+        .map_err(|(l, e)| (l.or(line), format!("{e} (task '{name}')")))?;
     let mut mappings = Vec::with_capacity(raw.mappings.len());
     for (index, raw_mapping) in raw.mappings.into_iter().enumerate() {
-        let mapping = mapping(raw_mapping).map_err(|(l, e)| {
+        let mapping = mapping(raw_mapping, &inherited).map_err(|(l, e)| {
             (
                 l.or(line),
                 format!("{e} (task '{name}', mapping #{})", index + 1),
@@ -538,8 +542,53 @@ fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
     }
 }
 
+/// The supply-chain settings in force at one level, after inheritance (our extension:
+/// docs/configuration.md#referrers, #min-age, #verify).
+#[derive(Debug, Clone, Default)]
+struct Supply {
+    referrers: bool,
+    min_age: Option<Duration>,
+    verify: Option<Verify>,
+}
+
+/// The settings of one level: what it sets, else what it inherits from `above`. A key file is
+/// read and checked here, so a wrong one stops the config at load.
+fn supply(raw: &RawSupply, above: &Supply) -> Result<Supply, Failure> {
+    let mut out = above.clone();
+    if let Some((on, _)) = raw.referrers {
+        out.referrers = on;
+    }
+    if let Some((value, line)) = raw.min_age {
+        if value.nanos() < 0 {
+            return Err((
+                Some(line),
+                "'min-age' must not be negative: write a minimum age such as '72h', or 0 for none"
+                    .into(),
+            ));
+        }
+        out.min_age = value.positive();
+    }
+    if let Some(verify) = &raw.verify {
+        let line = Some(verify.line);
+        let path = verify.cosign_key.trim();
+        if path.is_empty() {
+            return Err((
+                line,
+                "'verify' needs 'cosign-key': the path of a cosign public key (keyless \
+                 verification with Fulcio and Rekor is not supported)"
+                    .into(),
+            ));
+        }
+        let key_file = PathBuf::from(path);
+        let key = crate::cosign::PublicKey::load(&key_file)
+            .map_err(|e| (line, format!("'verify.cosign-key': {e}")))?;
+        out.verify = Some(Verify { key_file, key });
+    }
+    Ok(out)
+}
+
 /// Step 6: one mapping.
-fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
+fn mapping(raw: Option<RawMapping>, inherited: &Supply) -> Result<Mapping, Failure> {
     let Some(raw) = raw else {
         return Err((None, "mapping is nil".into()));
     };
@@ -547,12 +596,20 @@ fn mapping(raw: Option<RawMapping>) -> Result<Mapping, Failure> {
     let rule = MappingRule::parse(&raw.from, &raw.to).map_err(|e| (line, e))?;
     let tags =
         TagSet::parse(&raw.tags).map_err(|e| (line, format!("'tags' uses invalid format: {e}")))?;
-    let platform = PlatformChoice::parse(&raw.platform).map_err(|e| (line, e))?;
+    let platform = match &raw.platform {
+        RawPlatform::One(value) => PlatformChoice::parse(value),
+        RawPlatform::List(values) => PlatformChoice::parse_list(values),
+    }
+    .map_err(|e| (line, e))?;
+    let supply = supply(&raw.supply, inherited)?;
     Ok(Mapping {
         rule,
         tag_entries: raw.tags,
         tags,
         platform,
+        referrers: supply.referrers,
+        min_age: supply.min_age,
+        verify: supply.verify,
         line: raw.line,
     })
 }

@@ -16,7 +16,7 @@ use std::fmt;
 
 use futures_util::StreamExt;
 
-use crate::config::{Mapping, PlatformChoice};
+use crate::config::{Mapping, PlatformChoice, Verify};
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
 use tags::{Dropped, TagRef};
 
@@ -92,6 +92,12 @@ pub struct ImageJob {
     pub source: Reference,
     pub target: Reference,
     pub platform: PlatformChoice,
+    /// The mapping's `referrers`: copy the referrers of what is copied.
+    pub referrers: bool,
+    /// The mapping's `min-age`: leave the image out while it is younger.
+    pub min_age: Option<std::time::Duration>,
+    /// The mapping's `verify`: copy only when signed with this key.
+    pub verify: Option<Verify>,
 }
 
 impl fmt::Display for ImageJob {
@@ -284,6 +290,9 @@ async fn plan_repository(
                 target: to,
             },
             platform: mapping.platform.clone(),
+            referrers: mapping.referrers,
+            min_age: mapping.min_age,
+            verify: mapping.verify.clone(),
         });
     }
     plan.tags = expansion.tags;

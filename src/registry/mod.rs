@@ -21,6 +21,8 @@ mod listing;
 mod manifest;
 mod platform;
 mod reference;
+pub mod referrers;
+mod subset;
 mod tls;
 mod transport;
 
@@ -33,9 +35,13 @@ pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
+pub use referrers::{PushedReferrer, Referrer};
+pub use subset::{Subset, platform_subset};
 pub use tls::system_client_config;
 pub use transport::{RetryPolicy, Timeouts, Tries};
 
+/// Shortens text from outside (a registry's answer, a payload) to one readable line.
+pub(crate) use error::truncate;
 /// TLS settings for HTTP clients beside the registry API (the Docker Hub and v1 search
 /// listers), so they trust the same roots and honour `skip-tls-verify` the same way.
 pub(crate) use tls::client_config as tls_client_config;

@@ -11,7 +11,9 @@
 use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
-use crate::registry::{Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type};
+use crate::registry::{
+    Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type, platform_subset,
+};
 use crate::store::ImageStore;
 
 /// The source manifest the target must hold for a job.
@@ -22,6 +24,8 @@ pub(crate) struct Wanted {
     /// A manifest downloaded on the way: the wanted one itself, or the index it was chosen
     /// from. Saves the copy a GET.
     pub fetched: Option<Manifest>,
+    /// Whether it is an index, when the decision learnt it.
+    pub index: Option<bool>,
 }
 
 impl Wanted {
@@ -33,8 +37,8 @@ impl Wanted {
 }
 
 /// The source manifest the target must hold for `job`: the tag's own manifest (`platform:
-/// all`, a digest-pinned target, or a single image), or the wanted platform's entry of an
-/// index. A no-op run finds everything in the HEAD and `cache`; a GET is sent only for an
+/// all`, a digest-pinned target, or a single image), the index rewritten to a platform list
+/// (`fetched` holds it: it exists nowhere else), or the wanted platform's entry of an index. A no-op run finds everything in the HEAD and `cache`; a GET is sent only for an
 /// index (or a manifest of unknown type) seen for the first time.
 ///
 /// # Errors
@@ -59,7 +63,11 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
+            index: head.media_type.as_deref().map(media_type::is_index),
         });
+    }
+    if let PlatformChoice::Subset(platforms) = &job.platform {
+        return subset(job, source, head, platforms).await;
     }
     let platform = platform_of(&job.platform)?;
     let media_type = head
@@ -73,6 +81,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
+            index: Some(false),
         });
     }
     // An index, or a type not known yet: a cached answer settles both.
@@ -80,6 +89,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: child.digest,
             fetched: head.manifest,
+            index: Some(media_type::is_index(&child.media_type)),
         });
     }
     let manifest = match head.manifest {
@@ -94,6 +104,7 @@ pub(crate) async fn wanted_source(
         return Ok(Wanted {
             digest: manifest.digest.clone(),
             fetched: Some(manifest),
+            index: Some(false),
         });
     }
     let child = manifest
@@ -116,7 +127,69 @@ pub(crate) async fn wanted_source(
     Ok(Wanted {
         digest: child.digest,
         fetched: Some(manifest),
+        index: Some(media_type::is_index(&child.media_type)),
     })
+}
+
+/// What the target must hold for a platform list: the source index rewritten to those
+/// platforms (docs/behaviour.md#platform-choice), or a single image as it is. Costs a GET of
+/// the index on every run: the rewrite is computed, never stored.
+async fn subset(
+    job: &ImageJob,
+    source: &ImageStore,
+    head: ManifestHead,
+    platforms: &[Platform],
+) -> Result<Wanted, String> {
+    let manifest = match head.manifest {
+        Some(manifest) => manifest,
+        None => source
+            .get_manifest(&job.source.repository, &TagOrDigest::Digest(head.digest))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    if !manifest.is_index() {
+        return Ok(Wanted {
+            digest: manifest.digest.clone(),
+            fetched: Some(manifest),
+            index: Some(false),
+        });
+    }
+    let subset = platform_subset(&manifest, platforms)
+        .map_err(|e| format!("source image {}: {e}", job.source))?;
+    if !subset.missing.is_empty() {
+        let missing: Vec<String> = subset.missing.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            source = %job.source,
+            "source image has no manifest for the platform(s) {}; copying the others",
+            missing.join(", ")
+        );
+    }
+    Ok(Wanted {
+        digest: subset.index.digest.clone(),
+        fetched: Some(subset.index),
+        index: Some(true),
+    })
+}
+
+/// The manifest the target must hold for `job`, downloaded when the decision did not already
+/// (for `min-age`, which reads it to date the image).
+///
+/// # Errors
+/// As [`wanted_source`], or the manifest cannot be read.
+pub(crate) async fn wanted_manifest(
+    job: &ImageJob,
+    source: &ImageStore,
+    cache: &ManifestCache,
+) -> Result<Manifest, String> {
+    let wanted = wanted_source(job, source, cache).await?;
+    let digest = wanted.digest.clone();
+    match wanted.manifest() {
+        Some(manifest) => Ok(manifest),
+        None => source
+            .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
+            .await
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// The platform a mapping asks for; the host's when it names none (what skopeo picks, and,

@@ -2,11 +2,13 @@
 //! and docker relays of the original are kept for compatibility, with the up-to-date
 //! pre-check of docs/behaviour.md#up-to-date-checks in front of them.
 
+pub mod age;
 mod check;
 pub mod docker;
 pub mod manifest_cache;
 pub mod native;
 pub mod skopeo;
+pub mod trust;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,12 +29,14 @@ use skopeo::SkopeoRelay;
 const MIN_PARALLEL_CHECKS: usize = 16;
 
 /// What a successful job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyOutcome {
     /// The target already held the wanted digest.
     UpToDate,
     /// Manifests were written; `bytes` of blob data were transferred.
     Copied { bytes: u64 },
+    /// Left out on purpose before anything was written (`min-age`); `reason` says why.
+    Skipped { reason: String },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
     NotStarted,
     /// The copy was in flight when the stop aborted it (docs/behaviour.md#signals-and-restarts):
@@ -223,9 +227,66 @@ pub async fn up_to_date(
     }
 }
 
+/// Refuses mappings that use what only the native relay does (platform lists, referrers,
+/// `min-age`, `verify`) under another relay, and what the native relay does not do yet. Both
+/// `dregsy plan` and the sync call it, so neither pretends to honour such a mapping.
+///
+/// # Errors
+/// The first such mapping, named by task and number, and what to do.
+pub fn check_features(config: &Config) -> Result<(), String> {
+    for task in &config.tasks {
+        for (index, mapping) in task.mappings.iter().enumerate() {
+            let mut used = Vec::new();
+            if matches!(mapping.platform, PlatformChoice::Subset(_)) {
+                used.push("a 'platform' list");
+            }
+            if mapping.referrers {
+                used.push("'referrers'");
+            }
+            if mapping.min_age.is_some() {
+                used.push("'min-age'");
+            }
+            if mapping.verify.is_some() {
+                used.push("'verify'");
+            }
+            if used.is_empty() {
+                continue;
+            }
+            let at = format!("task '{}', mapping #{}", task.name, index + 1);
+            if config.relay != RelayKind::Native {
+                return Err(format!(
+                    "cannot create sync relay: relay '{}' does not support {} ({at}); use 'relay: native'",
+                    config.relay.name(),
+                    used.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For `dregsy plan`: why a job whose target is not up to date would be left out instead of
+/// copied (`min-age`: "too young, N h left"), or `None` when it would be copied.
+///
+/// # Errors
+/// The source cannot be read, or the image's age cannot be told.
+pub async fn skip_reason(
+    job: &ImageJob,
+    source: &ImageStore,
+    manifests: &ManifestCache,
+) -> Result<Option<String>, String> {
+    let Some(min_age) = job.min_age else {
+        return Ok(None);
+    };
+    let manifest = check::wanted_manifest(job, source, manifests).await?;
+    let created = age::image_created(source, &job.source.repository, &manifest).await?;
+    Ok(age::time_left(created, chrono::Utc::now(), min_age).map(age::too_young_text))
+}
+
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
 pub fn check_config(config: &Config) -> Result<(), String> {
+    check_features(config)?;
     let platform_all = config
         .tasks
         .iter()

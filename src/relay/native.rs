@@ -15,14 +15,16 @@ use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, check};
-use crate::config::NativeSettings;
+use super::{CopyOutcome, CopySlots, age, check, trust};
+use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
     Descriptor, Digest, Manifest, Repository, TagOrDigest, Tries, UploadSession,
 };
 use crate::store::{ImageStore, Mount};
+
+mod referrers;
 
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
@@ -46,6 +48,8 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
+    /// What `referrers: true` learns along the way (boxed: rarely used, and large).
+    referrer_records: Box<referrers::Records>,
 }
 
 impl NativeRelay {
@@ -57,6 +61,7 @@ impl NativeRelay {
             settings,
             blobs: Mutex::new(HashMap::new()),
             refused_mounts: Mutex::new(HashSet::new()),
+            referrer_records: Box::default(),
         }
     }
 
@@ -87,8 +92,23 @@ impl NativeRelay {
         );
         let wanted = wanted?;
         let existing = existing.map_err(|e| e.to_string())?;
+        let copy = Copy {
+            relay: self,
+            source,
+            target,
+            src_repo,
+            dst_repo,
+        };
         if check::holds(existing.as_ref(), &wanted) {
-            return Ok(CopyOutcome::UpToDate);
+            if !job.referrers {
+                return Ok(CopyOutcome::UpToDate);
+            }
+            // The image is there; its referrers may be new (images are often signed later).
+            let subjects = self.held_subjects(job, source, wanted).await?;
+            return Ok(match copy.referrers(&subjects).await? {
+                None => CopyOutcome::UpToDate,
+                Some(bytes) => CopyOutcome::Copied { bytes },
+            });
         }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
@@ -101,15 +121,91 @@ impl NativeRelay {
                 .await
                 .map_err(|e| e.to_string())?,
         };
-        let copy = Copy {
-            relay: self,
-            source,
-            target,
-            src_repo,
-            dst_repo,
-        };
-        let bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        // Checks before anything is written (docs/configuration.md#min-age, #verify).
+        if let Some(min_age) = job.min_age {
+            let created = age::image_created(source, src_repo, &manifest)
+                .await
+                .map_err(|e| format!("source image {}: {e}", job.source))?;
+            if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
+                return Ok(CopyOutcome::Skipped {
+                    reason: age::too_young_text(left),
+                });
+            }
+        }
+        if let Some(verify) = &job.verify {
+            self.verify(job, source, &manifest, verify).await?;
+        }
+        if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
+            tracing::info!(
+                source = %job.source,
+                target = %job.target,
+                digest = %manifest.digest,
+                "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
+                job.platform.as_config_text()
+            );
+        }
+        let mut bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        if job.referrers {
+            let subjects = referrers::subjects(job, &manifest)?;
+            bytes += copy.referrers(&subjects).await?.unwrap_or(0);
+        }
         Ok(CopyOutcome::Copied { bytes })
+    }
+
+    /// The subjects of an up-to-date job, for its referrers: an image known not to be an index
+    /// is its own only subject (no GET); otherwise the manifest the decision downloaded, or a
+    /// GET of it, lists the children.
+    async fn held_subjects(
+        &self,
+        job: &ImageJob,
+        source: &ImageStore,
+        wanted: check::Wanted,
+    ) -> Result<Vec<Digest>, String> {
+        let digest = wanted.digest.clone();
+        if wanted.index == Some(false) {
+            return Ok(vec![digest]);
+        }
+        let manifest = match wanted.manifest() {
+            Some(manifest) => manifest,
+            None => source
+                .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        referrers::subjects(job, &manifest)
+    }
+
+    /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
+    /// (for an index, it vouches for every child it lists), else of the manifest copied (one
+    /// platform's, or the index of `platform: all`).
+    async fn verify(
+        &self,
+        job: &ImageJob,
+        source: &ImageStore,
+        copied: &Manifest,
+        verify: &crate::config::Verify,
+    ) -> Result<(), String> {
+        let repo = &job.source.repository;
+        let top = source
+            .head_manifest(repo, &job.source.target)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("source image {} not found", job.source))?;
+        let first = trust::check_signed(source, repo, &top.digest, verify).await;
+        let copies_other =
+            copied.digest != top.digest && !matches!(job.platform, PlatformChoice::Subset(_));
+        match first {
+            Ok(()) => Ok(()),
+            Err(_)
+                if copies_other
+                    && trust::check_signed(source, repo, &copied.digest, verify)
+                        .await
+                        .is_ok() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("source image {}: {e}", job.source)),
+        }
     }
 
     /// The slot of one blob on one target registry.
@@ -155,6 +251,17 @@ impl Copy<'_> {
         push_as: &TagOrDigest,
         depth: usize,
     ) -> Result<u64, String> {
+        let bytes = self.contents(manifest, depth).await?;
+        self.target
+            .put_manifest(self.dst_repo, push_as, manifest)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytes)
+    }
+
+    /// Makes everything `manifest` references present in the target: child manifests (with
+    /// their own contents) or blobs. Returns the blob bytes transferred.
+    async fn contents(&self, manifest: &Manifest, depth: usize) -> Result<u64, String> {
         manifest.check_pushable().map_err(|e| e.to_string())?;
         let mut bytes = 0;
         if manifest.is_index() {
@@ -188,10 +295,6 @@ impl Copy<'_> {
             let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
             bytes += copied.iter().sum::<u64>();
         }
-        self.target
-            .put_manifest(self.dst_repo, push_as, manifest)
-            .await
-            .map_err(|e| e.to_string())?;
         Ok(bytes)
     }
 

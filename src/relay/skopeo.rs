@@ -283,6 +283,8 @@ pub fn copy_args(
     match &job.platform {
         PlatformChoice::Host => {}
         PlatformChoice::All => args.push("--all".into()),
+        // Refused before any job runs (`check_features`): skopeo copies one platform or all.
+        PlatformChoice::Subset(_) => {}
         PlatformChoice::Specific { os, arch, variant } => {
             for (flag, value) in [
                 ("--override-os", os),
@@ -491,6 +493,9 @@ mod tests {
             source: Reference::parse(src).expect("source"),
             target: Reference::parse(dst).expect("target"),
             platform: PlatformChoice::parse(platform).expect("platform"),
+            referrers: false,
+            min_age: None,
+            verify: None,
         }
     }
 

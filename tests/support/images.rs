@@ -264,6 +264,41 @@ pub fn put_manifest(
     })
 }
 
+/// Uploads `bytes` as a blob of `repo` through `endpoint` (a registry, or a server in front of
+/// one); returns its digest.
+pub fn push_blob_at(endpoint: &Endpoint, repo: &str, bytes: &[u8]) -> String {
+    let digest = http::sha256_digest(bytes);
+    let body = bytes.to_vec();
+    block_on(async {
+        let mut api = Api::new(endpoint);
+        api.upload_blob(repo, &digest, body.len() as u64, reqwest::Body::from(body))
+            .await;
+    });
+    digest
+}
+
+/// [`put_manifest`] through `endpoint` (a registry, or a server in front of one).
+pub fn put_manifest_at(
+    endpoint: &Endpoint,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
+    block_on(async {
+        let mut api = Api::new(endpoint);
+        api.put_manifest(repo, reference, media_type, bytes).await
+    })
+}
+
+/// [`get_manifest`] through `endpoint` (a registry, or a server in front of one).
+pub fn get_manifest_at(endpoint: &Endpoint, repo: &str, reference: &str) -> Option<Manifest> {
+    block_on(async {
+        let mut api = Api::new(endpoint);
+        api.get_manifest(repo, reference).await
+    })
+}
+
 /// Puts the manifest `reference` (tag or digest) of `repo` under every tag in `tags`, with the
 /// same bytes (so the same digest).
 pub fn tag(registry: &Registry, repo: &str, reference: &str, tags: &[&str]) {

@@ -21,8 +21,12 @@ pub mod images;
 pub mod podman;
 /// The fault-injecting proxy and its blob host.
 pub mod proxy;
+/// A referrers-API front for a real registry.
+pub mod referrers;
 /// Real `docker-registry` processes.
 pub mod registry;
+/// Cosign-format signatures made with test keys.
+pub mod signing;
 /// The bearer-token issuer.
 pub mod token;
 

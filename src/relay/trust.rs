@@ -1,0 +1,178 @@
+//! The signature check before mirroring (`verify: {cosign-key: …}`;
+//! docs/configuration.md#verify): an image is copied only when a cosign signature made with the
+//! configured key vouches for the digest being copied.
+//!
+//! Signatures are looked for where cosign puts them: as OCI 1.1 referrers (the referrers API,
+//! else the `sha256-<hex>` fallback tag), and under the legacy `sha256-<hex>.sig` tag. Nothing
+//! is written anywhere here; the copy starts only after this returns `Ok`.
+
+use futures_util::TryStreamExt;
+
+use crate::config::Verify;
+use crate::cosign::{self, SIGNATURE_ARTIFACT_TYPE};
+use crate::registry::referrers::{self, Referrer};
+use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
+use crate::store::ImageStore;
+
+/// Payload blobs larger than this are not simple-signing payloads (cosign's are a few hundred
+/// bytes); the bound keeps a hostile signature from making us read gigabytes.
+const MAX_PAYLOAD_BYTES: u64 = 1024 * 1024;
+/// At most this many signature manifests are examined per image.
+const MAX_SIGNATURES: usize = 32;
+
+/// Checks that `repo` holds a cosign signature of `subject` made with `verify`'s key.
+///
+/// # Errors
+/// No signature was found (the message says where dregsy looked), none of those found verifies
+/// (the message gives each one's reason), or the source could not be read.
+pub async fn check_signed(
+    source: &ImageStore,
+    repo: &Repository,
+    subject: &Digest,
+    verify: &Verify,
+) -> Result<(), String> {
+    let key_file = verify.key_file.display();
+    let mut candidates: Vec<(String, Manifest)> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+
+    // OCI 1.1 referrers: the API when the registry has it, else the fallback tag.
+    let listed = source
+        .list_referrers(repo, subject, Some(SIGNATURE_ARTIFACT_TYPE))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (referrers, via): (Vec<Referrer>, String) = match listed {
+        Some(list) => (list, "the referrers API".into()),
+        None => {
+            let tag = referrers::fallback_tag(subject);
+            let via = format!("the fallback tag '{tag}'");
+            match get_tag(source, repo, &tag).await? {
+                None => (Vec::new(), via),
+                Some(index) => match referrers::parse_index(&index.bytes, &via) {
+                    Ok(list) => (
+                        referrers::filter_by_artifact_type(list, Some(SIGNATURE_ARTIFACT_TYPE)),
+                        via,
+                    ),
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        (Vec::new(), via)
+                    }
+                },
+            }
+        }
+    };
+    for referrer in referrers.into_iter().take(MAX_SIGNATURES) {
+        let reference = TagOrDigest::Digest(referrer.digest.clone());
+        match source.get_manifest(repo, &reference).await {
+            Ok(manifest) => candidates.push((format!("referrer {}", referrer.digest), manifest)),
+            Err(e) if e.kind() == ErrorKind::NotFound => problems.push(format!(
+                "{via} lists {}, which the repository does not hold",
+                referrer.digest
+            )),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    // cosign before OCI 1.1: a tag beside the image.
+    let [legacy_sig, ..] = referrers::legacy_tags(subject);
+    if let Some(manifest) = get_tag(source, repo, &legacy_sig).await? {
+        candidates.push((format!("tag '{legacy_sig}'"), manifest));
+    }
+
+    if candidates.is_empty() && problems.is_empty() {
+        return Err(format!(
+            "not copied: no cosign signature of {subject} found (looked at {via} and the tag \
+             '{legacy_sig}'); 'verify' wants one made with the key '{key_file}'"
+        ));
+    }
+    for (name, manifest) in &candidates {
+        match signature_verifies(source, repo, manifest, subject, verify).await? {
+            Ok(()) => {
+                tracing::debug!(subject = %subject, signature = %name, "cosign signature verified");
+                return Ok(());
+            }
+            Err(why) => problems.push(format!("{name}: {why}")),
+        }
+    }
+    Err(format!(
+        "not copied: no cosign signature of {subject} verifies with the key '{key_file}': {}",
+        problems.join("; ")
+    ))
+}
+
+/// Whether one signature manifest holds a signature of `subject` with the key: `Ok(Ok(()))`
+/// when one of its layers does, `Ok(Err(why))` when none does, `Err` when the source failed.
+async fn signature_verifies(
+    source: &ImageStore,
+    repo: &Repository,
+    manifest: &Manifest,
+    subject: &Digest,
+    verify: &Verify,
+) -> Result<Result<(), String>, String> {
+    let layers = match cosign::signature_layers(&manifest.bytes) {
+        Ok(layers) if layers.is_empty() => {
+            return Ok(Err("it holds no signed simple-signing layer".into()));
+        }
+        Ok(layers) => layers,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut reasons = Vec::new();
+    for layer in layers {
+        if layer.payload_size > MAX_PAYLOAD_BYTES {
+            reasons.push(format!(
+                "its payload is {} bytes, more than a signature payload can be",
+                layer.payload_size
+            ));
+            continue;
+        }
+        let payload = match read_blob(source, repo, &layer.payload_digest, layer.payload_size).await
+        {
+            Ok(payload) => payload,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                reasons.push(format!(
+                    "its payload blob {} is missing",
+                    layer.payload_digest
+                ));
+                continue;
+            }
+            Err(e) if e.kind() == ErrorKind::DigestMismatch => {
+                reasons.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        match cosign::verify(&verify.key, &layer, &payload, subject) {
+            Ok(()) => return Ok(Ok(())),
+            Err(rejection) => reasons.push(rejection.to_string()),
+        }
+    }
+    Ok(Err(reasons.join(", ")))
+}
+
+/// The manifest a tag names, or `None` when the tag does not exist.
+async fn get_tag(
+    source: &ImageStore,
+    repo: &Repository,
+    tag: &str,
+) -> Result<Option<Manifest>, String> {
+    let reference = TagOrDigest::tag(tag).map_err(|e| e.to_string())?;
+    match source.get_manifest(repo, &reference).await {
+        Ok(manifest) => Ok(Some(manifest)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A small blob in memory, verified against its digest and size by the client.
+pub(crate) async fn read_blob(
+    source: &ImageStore,
+    repo: &Repository,
+    digest: &Digest,
+    size: u64,
+) -> crate::registry::Result<Vec<u8>> {
+    let stream = source.get_blob(repo, digest, size).await?;
+    stream
+        .try_fold(Vec::new(), |mut all, chunk| async move {
+            all.extend_from_slice(&chunk);
+            Ok(all)
+        })
+        .await
+}

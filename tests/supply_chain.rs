@@ -1,0 +1,924 @@
+//! Signatures, referrers and image age against real registries (README.md, "Signatures, SBOMs
+//! and trust"): cosign-format signatures made with test keys are found where cosign stores them
+//! (legacy `.sig` tag and fallback tag on CNCF Distribution, which has no referrers API; the
+//! referrers API through a test front that implements it) and checked; tampered, foreign and
+//! misdirected signatures are refused with a reason.
+
+mod support;
+
+use std::path::Path;
+
+use dregsy::config::Verify;
+use dregsy::cosign::{KeyAlgorithm, PublicKey, Rejection, SignatureLayer, payload_for, verify};
+use dregsy::registry::{Digest, Registry, RegistryHost, RegistryOptions, Repository};
+use dregsy::relay::trust::check_signed;
+use serde_json::json;
+use support::dregsy::{log_lines, run_dregsy, text};
+use support::referrers::ReferrersRegistry;
+use support::signing::{self, Signature, Store, TestKey};
+use support::{Format, ImageOptions, Pushed, manifest_digest, push_image, push_index};
+
+fn subject() -> Digest {
+    Digest::of(b"the image manifest")
+}
+
+fn layer(payload: &[u8], signature: String) -> SignatureLayer {
+    SignatureLayer {
+        payload_digest: Digest::of(payload),
+        payload_size: payload.len() as u64,
+        signature,
+    }
+}
+
+#[test]
+fn the_verifier_refuses_changed_payloads_other_keys_and_other_digests() {
+    for (key_signer, expected) in [
+        (TestKey::ecdsa(), KeyAlgorithm::EcdsaP256),
+        (TestKey::ed25519(), KeyAlgorithm::Ed25519),
+    ] {
+        let key = PublicKey::from_pem(key_signer.public_pem.as_bytes()).expect("key");
+        assert_eq!(key.algorithm(), expected);
+        let payload = payload_for("127.0.0.1:5000/app", &subject());
+        let good = layer(&payload, key_signer.sign(&payload));
+        assert_eq!(verify(&key, &good, &payload, &subject()), Ok(()));
+
+        // A tampered payload (its layer digest updated too, so only the signature can tell).
+        let tampered = String::from_utf8(payload.clone())
+            .expect("utf-8")
+            .replace("127.0.0.1:5000/app", "127.0.0.1:5000/evil")
+            .into_bytes();
+        let tampered_layer = SignatureLayer {
+            payload_digest: Digest::of(&tampered),
+            ..good.clone()
+        };
+        assert_eq!(
+            verify(&key, &tampered_layer, &tampered, &subject()),
+            Err(Rejection::BadSignature)
+        );
+        // The same tampered bytes under the original layer: the blob does not match.
+        assert!(matches!(
+            verify(&key, &good, &tampered, &subject()),
+            Err(Rejection::PayloadDigest { .. })
+        ));
+
+        // Another key's signature.
+        let other = if expected == KeyAlgorithm::Ed25519 {
+            TestKey::ed25519()
+        } else {
+            TestKey::ecdsa()
+        };
+        let foreign = layer(&payload, other.sign(&payload));
+        assert_eq!(
+            verify(&key, &foreign, &payload, &subject()),
+            Err(Rejection::BadSignature)
+        );
+
+        // A good signature of another digest.
+        let other_digest = Digest::of(b"another manifest");
+        let elsewhere = payload_for("127.0.0.1:5000/app", &other_digest);
+        let elsewhere_layer = layer(&elsewhere, key_signer.sign(&elsewhere));
+        assert_eq!(
+            verify(&key, &elsewhere_layer, &elsewhere, &subject()),
+            Err(Rejection::OtherDigest(other_digest.to_string()))
+        );
+
+        // Not base64.
+        let garbled = layer(&payload, "not base64 at all!".into());
+        assert_eq!(
+            verify(&key, &garbled, &payload, &subject()),
+            Err(Rejection::NotBase64)
+        );
+
+        // Signed, but not a simple-signing payload of an image signature.
+        let odd =
+            br#"{"critical":{"image":{"docker-manifest-digest":"x"},"type":"something else"}}"#;
+        let odd_layer = layer(odd, key_signer.sign(odd));
+        assert!(matches!(
+            verify(&key, &odd_layer, odd, &subject()),
+            Err(Rejection::NotSimpleSigning(_))
+        ));
+        let text = b"just text";
+        let text_layer = layer(text, key_signer.sign(text));
+        assert!(matches!(
+            verify(&key, &text_layer, text, &subject()),
+            Err(Rejection::NotSimpleSigning(_))
+        ));
+    }
+}
+
+fn client(url: &str) -> Registry {
+    support::http::install_crypto_provider();
+    Registry::new(RegistryOptions::new(
+        RegistryHost::parse(url).expect("valid host"),
+    ))
+    .expect("client")
+}
+
+fn repo(name: &str) -> Repository {
+    Repository::parse(name).expect("valid repository")
+}
+
+fn verify_with(key: &TestKey, dir: &Path, name: &str) -> Verify {
+    let key_file = key.write_public(dir, name);
+    Verify {
+        key: PublicKey::load(&key_file).expect("the test key loads"),
+        key_file,
+    }
+}
+
+/// What a signature's `subject` names: (digest, media type, size).
+fn subject_of(image: &Pushed) -> (&str, &str, usize) {
+    (&image.digest, &image.media_type, image.manifest.len())
+}
+
+fn check(client: &Registry, name: &str, digest: &str, verify: &Verify) -> Result<(), String> {
+    let digest = Digest::parse(digest).expect("digest");
+    let store = dregsy::store::ImageStore::Registry(client.clone());
+    support::http::block_on(check_signed(&store, &repo(name), &digest, verify))
+}
+
+#[test]
+fn signatures_are_found_and_verified_in_every_store() {
+    let registry = support::Registry::start();
+    let front = ReferrersRegistry::start(&registry);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = registry.endpoint();
+    for (key, name) in [(TestKey::ecdsa(), "p256"), (TestKey::ed25519(), "ed25519")] {
+        let verify = verify_with(&key, dir.path(), &format!("{name}.pub"));
+        for store in [Store::LegacyTag, Store::FallbackTag] {
+            let repo_name = format!("{name}/{store:?}").to_lowercase();
+            let image = push_image(&registry, &repo_name, "v1", ImageOptions::default());
+            let subject = subject_of(&image);
+            let unsigned = check(&client(&registry.url()), &repo_name, &image.digest, &verify)
+                .expect_err("not signed yet");
+            assert!(
+                unsigned.contains("no cosign signature") && unsigned.contains(".sig"),
+                "{unsigned}"
+            );
+            signing::sign(
+                &endpoint,
+                &repo_name,
+                subject,
+                Signature::of(&key, &image.digest),
+                store,
+            );
+            check(&client(&registry.url()), &repo_name, &image.digest, &verify)
+                .unwrap_or_else(|e| panic!("{name} {store:?}: {e}"));
+        }
+        // The referrers API: only the front indexes the signature; Distribution alone has
+        // neither the API nor a fallback tag for it.
+        let repo_name = format!("{name}/api");
+        let image = push_image(&registry, &repo_name, "v1", ImageOptions::default());
+        let subject = subject_of(&image);
+        signing::sign(
+            &front.endpoint(),
+            &repo_name,
+            subject,
+            Signature::of(&key, &image.digest),
+            Store::ReferrersApi,
+        );
+        assert_eq!(front.referrers_of(&repo_name, &image.digest).len(), 1);
+        front.clear_seen();
+        check(
+            &client(&format!("http://{}", front.host())),
+            &repo_name,
+            &image.digest,
+            &verify,
+        )
+        .expect("verified through the referrers API");
+        assert!(
+            front.seen().iter().any(|s| s.path.contains("/referrers/")
+                && s.path
+                    .contains("artifactType=application%2Fvnd.dev.cosign.artifact.sig.v1%2Bjson")
+                && s.status == 200),
+            "asked the referrers API with the artifact type: {:?}",
+            front.seen()
+        );
+        check(&client(&registry.url()), &repo_name, &image.digest, &verify)
+            .expect_err("without the API the signature cannot be found");
+    }
+}
+
+#[test]
+fn wrong_signatures_are_refused_with_their_reason() {
+    let registry = support::Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = registry.endpoint();
+    let key = TestKey::ecdsa();
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    let other_key = TestKey::ecdsa();
+    let target = client(&registry.url());
+
+    let zeros = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let make = |name: &str, digest: &str| -> Signature<'_> {
+        match name {
+            "tampered" => Signature {
+                tamper: Some(
+                    String::from_utf8(signing::payload("x/y", digest))
+                        .expect("utf-8")
+                        .replace("x/y", "x/z")
+                        .into_bytes(),
+                ),
+                ..Signature::of(&key, digest)
+            },
+            "other-key" => Signature::of(&other_key, digest),
+            "other-digest" => Signature::of(&key, zeros),
+            _ => Signature {
+                annotation: Some("%%% not base64 %%%".into()),
+                ..Signature::of(&key, digest)
+            },
+        }
+    };
+    let cases = [
+        ("tampered", "does not verify with the configured key"),
+        ("other-key", "does not verify with the configured key"),
+        (
+            "other-digest",
+            "the signature is for another manifest (sha256:0000",
+        ),
+        ("not-base64", "annotation is not base64"),
+    ];
+    for (name, expected) in cases {
+        for store in [Store::LegacyTag, Store::FallbackTag] {
+            let repo_name = format!("bad/{name}-{store:?}").to_lowercase();
+            let image = push_image(&registry, &repo_name, "v1", ImageOptions::default());
+            let subject = subject_of(&image);
+            signing::sign(
+                &endpoint,
+                &repo_name,
+                subject,
+                make(name, &image.digest),
+                store,
+            );
+            let error = check(&target, &repo_name, &image.digest, &verify).expect_err(name);
+            assert!(error.contains(expected), "{name} {store:?}: {error}");
+            assert!(error.contains("cosign.pub"), "names the key: {error}");
+        }
+    }
+}
+
+#[test]
+fn broken_referrer_lists_are_clear_errors() {
+    let registry = support::Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TestKey::ecdsa();
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    let target = client(&registry.url());
+
+    // The fallback tag holds an image, not an index.
+    let image = push_image(&registry, "odd/image", "v1", ImageOptions::default());
+    let tag = format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    push_image(&registry, "odd/image", &tag, ImageOptions::default());
+    let error = check(&target, "odd/image", &image.digest, &verify).expect_err("something else");
+    assert!(error.contains("holds something else"), "{error}");
+
+    // A referrers list naming a signature the repository does not hold (Distribution refuses
+    // such an index in a fallback tag, so the referrers API serves it).
+    let front = ReferrersRegistry::start(&registry);
+    let through_front = client(&format!("http://{}", front.host()));
+    let image = push_image(&registry, "odd/missing", "v1", ImageOptions::default());
+    front.inject(
+        "odd/missing",
+        &image.digest,
+        json!({
+            "mediaType": signing::OCI_MANIFEST,
+            "digest": "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            "size": 100,
+            "artifactType": signing::SIGNATURE_ARTIFACT_TYPE,
+        }),
+    );
+    let error = check(&through_front, "odd/missing", &image.digest, &verify).expect_err("missing");
+    assert!(
+        error.contains("which the repository does not hold"),
+        "{error}"
+    );
+
+    // A referrers list entry that is not a descriptor.
+    let image = push_image(&registry, "odd/entry", "v1", ImageOptions::default());
+    front.inject(
+        "odd/entry",
+        &image.digest,
+        json!({"size": "big", "artifactType": signing::SIGNATURE_ARTIFACT_TYPE}),
+    );
+    let error = check(&through_front, "odd/entry", &image.digest, &verify).expect_err("malformed");
+    assert!(error.contains("entry is malformed"), "{error}");
+}
+
+fn sync_config(
+    source: &support::Registry,
+    target: &support::Registry,
+    top: &str,
+    mappings: &str,
+) -> String {
+    format!(
+        "{top}tasks:\n- name: supply\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n{mappings}",
+        source.host(),
+        target.host()
+    )
+}
+
+fn messages(out: &std::process::Output, prefix: &str) -> Vec<String> {
+    log_lines(out, prefix)
+        .iter()
+        .map(|line| line["msg"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copies_nothing() {
+    let source = support::Registry::start();
+    let target = support::Registry::builder().access_log().start();
+    let pushed = push_index(
+        &source,
+        "multi/app",
+        "",
+        &["linux/amd64", "linux/arm64/v8", "linux/s390x"],
+        Format::Oci,
+    );
+    // BuildKit-style attestation manifests for amd64 and s390x.
+    let child = |platform: &str| {
+        pushed
+            .children
+            .iter()
+            .find(|(p, _)| p == platform)
+            .map(|(_, d)| d.clone())
+            .expect("child")
+    };
+    let mut index = serde_json::from_slice::<serde_json::Value>(&pushed.manifest).expect("json");
+    let mut attestations = Vec::new();
+    for about in ["linux/amd64", "linux/s390x"] {
+        let attestation = push_image(&source, "multi/app", "", ImageOptions::default());
+        index["manifests"]
+            .as_array_mut()
+            .expect("list")
+            .push(json!({
+                "mediaType": attestation.media_type,
+                "digest": attestation.digest,
+                "size": attestation.manifest.len(),
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.digest": child(about),
+                    "vnd.docker.reference.type": "attestation-manifest",
+                },
+            }));
+        attestations.push(attestation.digest);
+    }
+    let index_bytes = serde_json::to_vec(&index).expect("serialize");
+    let source_digest =
+        support::put_manifest(&source, "multi/app", "v1", signing::OCI_INDEX, &index_bytes);
+
+    let config = sync_config(
+        &source,
+        &target,
+        "",
+        "  - from: multi/app\n    platform: [linux/amd64, linux/arm64, linux/riscv64]\n  - from: multi/app\n    to: multi/none\n    platform: [windows/amd64]\n",
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(
+        failed[0].contains("has none of the platforms windows/amd64"),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        text(&out).contains("no manifest for the platform(s) linux/riscv64"),
+        "a warning names the missing platform: {}",
+        text(&out)
+    );
+    assert!(
+        !messages(&out, "copying the platforms").is_empty(),
+        "the log says the index was rewritten: {}",
+        text(&out)
+    );
+    let copied = support::get_manifest(&target, "multi/app", "v1").expect("the target has v1");
+    assert_ne!(copied.digest, source_digest, "the index is rewritten");
+    let listed: Vec<String> = copied.json()["manifests"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            child("linux/amd64"),
+            child("linux/arm64/v8"),
+            attestations[0].clone()
+        ]
+    );
+    for digest in &listed {
+        assert_eq!(
+            manifest_digest(&target, "multi/app", digest).as_deref(),
+            Some(digest.as_str()),
+            "children keep their digests"
+        );
+    }
+    assert!(manifest_digest(&target, "multi/app", &child("linux/s390x")).is_none());
+    assert!(manifest_digest(&target, "multi/none", "v1").is_none());
+
+    target.clear_requests();
+    let again = run_dregsy(&config, &[]);
+    assert_eq!(
+        messages(&again, "image copied").len(),
+        0,
+        "{}",
+        text(&again)
+    );
+    assert_no_op(&again, &target);
+}
+
+/// A run that found its one image up to date and wrote nothing to `target`.
+fn assert_no_op(out: &std::process::Output, target: &support::Registry) {
+    assert_eq!(messages(out, "image up to date").len(), 1, "{}", text(out));
+    let writes: Vec<_> = target
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.method.as_str(), "PUT" | "POST" | "PATCH" | "DELETE"))
+        .collect();
+    assert!(writes.is_empty(), "no writes on a no-op run: {writes:?}");
+}
+
+/// Pushes an image whose config says `created` and whose manifest carries `annotations`.
+fn push_dated(
+    registry: &support::Registry,
+    repo: &str,
+    tag: &str,
+    created: &str,
+    annotations: serde_json::Value,
+) -> String {
+    let endpoint = registry.endpoint();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "created": created,
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .expect("config");
+    let config_digest = support::images::push_blob_at(&endpoint, repo, &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": signing::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [],
+        "annotations": annotations,
+    }))
+    .expect("manifest");
+    support::put_manifest(registry, repo, tag, signing::OCI_MANIFEST, &manifest)
+}
+
+#[test]
+fn min_age_leaves_young_images_out_as_skipped_and_plan_shows_it() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let now = chrono::Utc::now();
+    push_dated(
+        &source,
+        "aged/app",
+        "old",
+        "2020-01-01T00:00:00Z",
+        json!({}),
+    );
+    push_dated(
+        &source,
+        "aged/app",
+        "future",
+        "2099-01-01T00:00:00Z",
+        json!({}),
+    );
+    // Built long ago by its config, but the annotation, which wins, says an hour ago.
+    let hour_ago = (now - chrono::Duration::hours(1)).to_rfc3339();
+    push_dated(
+        &source,
+        "aged/app",
+        "annotated",
+        "2020-01-01T00:00:00Z",
+        json!({"org.opencontainers.image.created": hour_ago}),
+    );
+    push_dated(&source, "aged/app", "undated", "not a time", json!({}));
+    let config = sync_config(
+        &source,
+        &target,
+        "min-age: 72h\n",
+        "  - from: aged/app\n    tags: [old, future, annotated, undated]\n",
+    );
+
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan_text.contains("skip") && plan_text.contains("too young, 71 h left"),
+        "{plan_text}"
+    );
+    assert!(plan_text.contains("2 skipped"), "{plan_text}");
+
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let skipped = messages(&out, "image skipped");
+    assert_eq!(skipped.len(), 2, "{}", text(&out));
+    assert!(
+        skipped.iter().any(|m| m.contains("too young, 71 h left")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|m| m.contains("too young, ") && m.contains(" h left")),
+        "{skipped:?}"
+    );
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(failed[0].contains("not an RFC 3339 time"), "{}", failed[0]);
+    assert!(
+        messages(&out, "task done")
+            .iter()
+            .any(|m| m.contains("1 copied") && m.contains("2 skipped") && m.contains("1 failed")),
+        "{}",
+        text(&out)
+    );
+    assert!(manifest_digest(&target, "aged/app", "old").is_some());
+    for tag in ["future", "annotated", "undated"] {
+        assert!(
+            manifest_digest(&target, "aged/app", tag).is_none(),
+            "{tag} is not copied"
+        );
+    }
+}
+
+#[test]
+fn verify_copies_signed_images_and_pushes_nothing_of_the_others() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TestKey::ecdsa();
+    let key_file = key.write_public(dir.path(), "cosign.pub");
+    let signed = push_image(&source, "trust/app", "signed", ImageOptions::default());
+    signing::sign(
+        &source.endpoint(),
+        "trust/app",
+        subject_of(&signed),
+        Signature::of(&key, &signed.digest),
+        Store::LegacyTag,
+    );
+    let unsigned = push_image(&source, "trust/app", "unsigned", ImageOptions::default());
+    let foreign = push_image(&source, "trust/app", "foreign", ImageOptions::default());
+    signing::sign(
+        &source.endpoint(),
+        "trust/app",
+        subject_of(&foreign),
+        Signature::of(&TestKey::ecdsa(), &foreign.digest),
+        Store::FallbackTag,
+    );
+    let config = sync_config(
+        &source,
+        &target,
+        "",
+        &format!(
+            "  - from: trust/app\n    tags: [signed, unsigned, foreign]\n    verify: {{cosign-key: {}}}\n",
+            key_file.display()
+        ),
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 2, "{}", text(&out));
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("trust/app:unsigned") && m.contains("no cosign signature")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("trust/app:foreign") && m.contains("does not verify")),
+        "{failed:?}"
+    );
+    assert_eq!(
+        manifest_digest(&target, "trust/app", "signed").as_deref(),
+        Some(signed.digest.as_str())
+    );
+    for image in [&unsigned, &foreign] {
+        assert!(manifest_digest(&target, "trust/app", &image.digest).is_none());
+        for (blob, _) in &image.blobs {
+            assert!(
+                !support::blob_exists(&target, "trust/app", blob),
+                "no blob of a refused image"
+            );
+        }
+    }
+}
+
+/// Pushes an SBOM-like referrer of `subject` (artifact type `application/spdx+json`) and lists
+/// it in the fallback tag; returns its manifest digest and size.
+fn push_sbom(
+    endpoint: &support::Endpoint,
+    repo: &str,
+    subject: (&str, &str, usize),
+) -> (String, usize) {
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#;
+    let sbom_digest = support::images::push_blob_at(endpoint, repo, sbom);
+    let empty_digest = support::images::push_blob_at(endpoint, repo, b"{}");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": signing::OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": signing::EMPTY_CONFIG, "digest": empty_digest, "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sbom_digest, "size": sbom.len()}],
+        "subject": {"mediaType": subject.1, "digest": subject.0, "size": subject.2},
+    }))
+    .expect("manifest");
+    let digest =
+        support::images::put_manifest_at(endpoint, repo, "", signing::OCI_MANIFEST, &manifest);
+    signing::add_to_fallback_tag(
+        endpoint,
+        repo,
+        subject.0,
+        json!({"mediaType": signing::OCI_MANIFEST, "digest": digest, "size": manifest.len(), "artifactType": "application/spdx+json"}),
+    );
+    (digest, manifest.len())
+}
+
+fn fallback_digests(registry: &support::Registry, repo: &str, subject: &str) -> Vec<String> {
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    support::get_manifest(registry, repo, &tag)
+        .map(|m| {
+            m.json()["manifests"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|e| e["digest"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn referrers_and_legacy_tags_travel_through_fallback_tags_and_merge_with_the_target() {
+    let source = support::Registry::start();
+    let target = support::Registry::builder().access_log().start();
+    let endpoint = source.endpoint();
+    let key = TestKey::ecdsa();
+    let image = push_image(&source, "signed/app", "v1", ImageOptions::default());
+    let subject = subject_of(&image);
+    let legacy = signing::sign(
+        &endpoint,
+        "signed/app",
+        subject,
+        Signature::of(&key, &image.digest),
+        Store::LegacyTag,
+    );
+    let signature = signing::sign(
+        &endpoint,
+        "signed/app",
+        subject,
+        Signature::of(&key, &image.digest),
+        Store::FallbackTag,
+    );
+    let (sbom, sbom_size) = push_sbom(&endpoint, "signed/app", subject);
+    // A signature of the SBOM: a referrer of a referrer.
+    let sbom_signature = signing::sign(
+        &endpoint,
+        "signed/app",
+        (&sbom, signing::OCI_MANIFEST, sbom_size),
+        Signature::of(&key, &sbom),
+        Store::FallbackTag,
+    );
+    // The target already lists a referrer of its own for the image: it must stay.
+    let own = push_image(&target, "signed/app", "", ImageOptions::default());
+    signing::add_to_fallback_tag(
+        &target.endpoint(),
+        "signed/app",
+        &image.digest,
+        json!({"mediaType": own.media_type, "digest": own.digest, "size": own.manifest.len(), "artifactType": "application/x-own"}),
+    );
+
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        "  - from: signed/app\n    tags: [v1]\n",
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let legacy_tag = format!("sha256-{}.sig", image.digest.trim_start_matches("sha256:"));
+    assert_eq!(
+        manifest_digest(&target, "signed/app", &legacy_tag).as_deref(),
+        Some(legacy.as_str())
+    );
+    let listed = fallback_digests(&target, "signed/app", &image.digest);
+    assert_eq!(
+        listed[0], own.digest,
+        "what the target listed stays first: {listed:?}"
+    );
+    for digest in [&signature, &sbom] {
+        assert!(listed.contains(digest), "{digest} listed: {listed:?}");
+        assert_eq!(
+            manifest_digest(&target, "signed/app", digest).as_deref(),
+            Some(digest.as_str())
+        );
+    }
+    assert_eq!(
+        fallback_digests(&target, "signed/app", &sbom),
+        std::slice::from_ref(&sbom_signature)
+    );
+    // The copied signature verifies at the target as at the source.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    check(&client(&target.url()), "signed/app", &image.digest, &verify)
+        .expect("verifies at the target");
+
+    // Nothing new: nothing written.
+    target.clear_requests();
+    let again = run_dregsy(&config, &[]);
+    assert_no_op(&again, &target);
+
+    // A signature added later travels on the next run, though the image is up to date.
+    let late = signing::sign(
+        &endpoint,
+        "signed/app",
+        subject,
+        Signature::of(&TestKey::ed25519(), &image.digest),
+        Store::FallbackTag,
+    );
+    let third = run_dregsy(&config, &[]);
+    assert_eq!(
+        messages(&third, "image copied").len(),
+        1,
+        "{}",
+        text(&third)
+    );
+    assert!(fallback_digests(&target, "signed/app", &image.digest).contains(&late));
+}
+
+#[test]
+fn referrers_travel_through_the_referrers_api_when_both_sides_have_it() {
+    let source_registry = support::Registry::start();
+    let target_registry = support::Registry::start();
+    let source = ReferrersRegistry::start(&source_registry);
+    let target = ReferrersRegistry::start(&target_registry);
+    let key = TestKey::ecdsa();
+    let image = push_image(&source_registry, "api/app", "v1", ImageOptions::default());
+    push_image(&source_registry, "api/app", "v2", ImageOptions::default());
+    let signature = signing::sign(
+        &source.endpoint(),
+        "api/app",
+        subject_of(&image),
+        Signature::of(&key, &image.digest),
+        Store::ReferrersApi,
+    );
+    let config = format!(
+        "referrers: true\ntasks:\n- name: api\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: api/app\n    tags: [v1, v2]\n",
+        source.host(),
+        target.host()
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 2, "{}", text(&out));
+    let indexed = target.referrers_of("api/app", &image.digest);
+    assert_eq!(indexed.len(), 1, "pushed with its subject: {indexed:?}");
+    assert_eq!(indexed[0]["digest"], signature.as_str());
+    let tag = format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    assert!(
+        manifest_digest(&target_registry, "api/app", &tag).is_none(),
+        "no fallback tag where the target indexes referrers itself"
+    );
+    // A no-op run: one HEAD per tag, one tag list of the repository (for legacy tags), and one
+    // referrers request per copied manifest: the two images, and v1's signature (its
+    // referrers are followed).
+    source.clear_seen();
+    target.clear_seen();
+    let again = run_dregsy(&config, &[]);
+    assert_eq!(
+        messages(&again, "image up to date").len(),
+        2,
+        "{}",
+        text(&again)
+    );
+    let mut asked: Vec<String> = source
+        .seen()
+        .iter()
+        .filter(|s| s.path != "/v2/")
+        .map(|s| {
+            let kind = s.path.split('/').nth(4).unwrap_or_default();
+            format!("{} {kind}", s.method)
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            "GET referrers",
+            "GET referrers",
+            "GET referrers",
+            "GET tags",
+            "HEAD manifests",
+            "HEAD manifests",
+        ],
+        "{:?}",
+        source.seen()
+    );
+    assert!(
+        target
+            .seen()
+            .iter()
+            .all(|s| s.method == "GET" || s.method == "HEAD"),
+        "no writes: {:?}",
+        target.seen()
+    );
+}
+
+#[test]
+fn broken_referrer_data_fails_the_image_with_a_reason() {
+    let source_registry = support::Registry::start();
+    let target = support::Registry::start();
+    let front = ReferrersRegistry::start(&source_registry);
+    // A fallback tag holding an image, on a registry without the API.
+    let odd = push_image(&source_registry, "odd/app", "v1", ImageOptions::default());
+    let tag = format!("sha256-{}", odd.digest.trim_start_matches("sha256:"));
+    push_image(&source_registry, "odd/app", &tag, ImageOptions::default());
+    let config = sync_config(
+        &source_registry,
+        &target,
+        "referrers: true\n",
+        "  - from: odd/app\n    tags: [v1]\n",
+    );
+    let out = run_dregsy(&config, &[]);
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(failed[0].contains("holds something else"), "{}", failed[0]);
+    // A referrers list naming a manifest the source does not hold.
+    let image = push_image(&source_registry, "gone/app", "v1", ImageOptions::default());
+    front.inject(
+        "gone/app",
+        &image.digest,
+        json!({"mediaType": signing::OCI_MANIFEST, "digest": "sha256:2222222222222222222222222222222222222222222222222222222222222222", "size": 10, "artifactType": "x"}),
+    );
+    let config = format!(
+        "referrers: true\ntasks:\n- name: gone\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: gone/app\n    tags: [v1]\n",
+        front.host(),
+        target.host()
+    );
+    let out = run_dregsy(&config, &[]);
+    let failed = messages(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert!(failed[0].contains("does not hold"), "{}", failed[0]);
+}
+
+#[test]
+fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the_index_signature() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let endpoint = source.endpoint();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TestKey::ecdsa();
+    let key_file = key.write_public(dir.path(), "cosign.pub");
+    let pushed = push_index(
+        &source,
+        "multi/signed",
+        "v1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    let index_subject = (
+        pushed.digest.as_str(),
+        pushed.media_type.as_str(),
+        pushed.manifest.len(),
+    );
+    signing::sign(
+        &endpoint,
+        "multi/signed",
+        index_subject,
+        Signature::of(&key, &pushed.digest),
+        Store::LegacyTag,
+    );
+    let arm = &pushed.images[1];
+    let (sbom, _) = push_sbom(&endpoint, "multi/signed", subject_of(arm));
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        &format!(
+            "  - from: multi/signed\n    platform: [linux/arm64]\n    verify: {{cosign-key: {key}}}\n  - from: multi/signed\n    to: multi/all\n    platform: all\n    verify: {{cosign-key: {key}}}\n",
+            key = key_file.display()
+        ),
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 2, "{}", text(&out));
+    let index_sig = format!("sha256-{}.sig", pushed.digest.trim_start_matches("sha256:"));
+    // The subset: the kept child's SBOM travels; the index signature names the source's index,
+    // which the target does not hold, so it stays behind.
+    assert_eq!(
+        fallback_digests(&target, "multi/signed", &arm.digest),
+        std::slice::from_ref(&sbom)
+    );
+    assert!(manifest_digest(&target, "multi/signed", &index_sig).is_none());
+    // The whole index: its signature and the child's SBOM travel.
+    assert!(manifest_digest(&target, "multi/all", &index_sig).is_some());
+    assert_eq!(fallback_digests(&target, "multi/all", &arm.digest), [sbom]);
+    assert_eq!(
+        manifest_digest(&target, "multi/all", "v1").as_deref(),
+        Some(pushed.digest.as_str())
+    );
+}

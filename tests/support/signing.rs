@@ -1,0 +1,218 @@
+//! Cosign-format signatures made in tests, as cosign writes them (sigstore's "Simple Signing"
+//! payload, the signature base64 in the `dev.cosignproject.cosign/signature` layer annotation),
+//! stored the three ways cosign stores them: the legacy `sha256-<hex>.sig` tag, an OCI 1.1
+//! referrer listed in the `sha256-<hex>` fallback tag, or a referrer pushed to a registry with
+//! the referrers API. Keys are made by rcgen and signatures by ring, independent of dregsy's code.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair};
+use serde_json::{Value, json};
+
+use super::images::{get_manifest_at, push_blob_at, put_manifest_at};
+use super::registry::Endpoint;
+
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+
+enum Signer {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// A signing key and its public half as PEM.
+pub struct TestKey {
+    signer: Signer,
+    pub public_pem: String,
+}
+
+impl TestKey {
+    /// An ECDSA P-256 key, cosign's default.
+    pub fn ecdsa() -> TestKey {
+        TestKey::new(&rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// An Ed25519 key.
+    pub fn ed25519() -> TestKey {
+        TestKey::new(&rcgen::PKCS_ED25519)
+    }
+
+    fn new(alg: &'static rcgen::SignatureAlgorithm) -> TestKey {
+        let pair = rcgen::KeyPair::generate_for(alg).expect("generate a test key");
+        let pkcs8 = pair.serialize_der();
+        let signer = if alg == &rcgen::PKCS_ED25519 {
+            Signer::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("ed25519"))
+        } else {
+            Signer::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(
+                    &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &pkcs8,
+                    &SystemRandom::new(),
+                )
+                .expect("ecdsa"),
+            )
+        };
+        TestKey {
+            signer,
+            public_pem: pair.public_key_pem(),
+        }
+    }
+
+    /// Writes the public key to `dir/name` (as `cosign.pub`); returns the path.
+    pub fn write_public(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, &self.public_pem).expect("write the public key");
+        path
+    }
+
+    /// The signature of `message`, base64 as cosign writes it.
+    pub fn sign(&self, message: &[u8]) -> String {
+        let bytes = match &self.signer {
+            Signer::Ecdsa(k) => k
+                .sign(&SystemRandom::new(), message)
+                .expect("sign")
+                .as_ref()
+                .to_vec(),
+            Signer::Ed25519(k) => k.sign(message).as_ref().to_vec(),
+        };
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+}
+
+/// cosign's simple-signing payload for `digest` of `reference`.
+pub fn payload(reference: &str, digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "critical": {
+            "identity": {"docker-reference": reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    }))
+    .expect("serialize a payload")
+}
+
+/// Where a signature goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// `sha256-<hex>.sig`, as cosign before OCI 1.1.
+    LegacyTag,
+    /// A referrer (with `subject`), listed in the `sha256-<hex>` fallback tag index.
+    FallbackTag,
+    /// A referrer pushed to a registry that indexes it (the referrers API).
+    ReferrersApi,
+}
+
+/// What goes into a signature, so that tests can break one part of it.
+pub struct Signature<'a> {
+    pub key: &'a TestKey,
+    /// The digest the payload names.
+    pub names: String,
+    /// Replaces the payload after signing (a tampered payload).
+    pub tamper: Option<Vec<u8>>,
+    /// Replaces the signature annotation.
+    pub annotation: Option<String>,
+}
+
+impl<'a> Signature<'a> {
+    pub fn of(key: &'a TestKey, digest: &str) -> Signature<'a> {
+        Signature {
+            key,
+            names: digest.to_string(),
+            tamper: None,
+            annotation: None,
+        }
+    }
+}
+
+/// Signs `subject` (a manifest digest in `repo`, of `subject_size` bytes and `subject_type`)
+/// and stores the signature through `endpoint` the `store` way; returns the signature
+/// manifest's digest.
+pub fn sign(
+    endpoint: &Endpoint,
+    repo: &str,
+    subject: (&str, &str, usize),
+    signature: Signature<'_>,
+    store: Store,
+) -> String {
+    let (subject_digest, subject_type, subject_size) = subject;
+    let signed = payload(&format!("{}/{repo}", endpoint.host), &signature.names);
+    let annotation = signature
+        .annotation
+        .unwrap_or_else(|| signature.key.sign(&signed));
+    let stored_payload = signature.tamper.unwrap_or(signed);
+    let payload_digest = push_blob_at(endpoint, repo, &stored_payload);
+    let layer = json!({
+        "mediaType": SIMPLE_SIGNING,
+        "digest": payload_digest,
+        "size": stored_payload.len(),
+        "annotations": {SIGNATURE_ANNOTATION: annotation},
+    });
+    let hex = subject_digest.trim_start_matches("sha256:");
+    let manifest = match store {
+        Store::LegacyTag => {
+            let config = br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+            let config_digest = push_blob_at(endpoint, repo, config);
+            json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+                "layers": [layer],
+            })
+        }
+        Store::FallbackTag | Store::ReferrersApi => {
+            let empty = b"{}";
+            let empty_digest = push_blob_at(endpoint, repo, empty);
+            json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": SIGNATURE_ARTIFACT_TYPE,
+                "config": {"mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": 2},
+                "layers": [layer],
+                "subject": {"mediaType": subject_type, "digest": subject_digest, "size": subject_size},
+            })
+        }
+    };
+    let bytes = serde_json::to_vec(&manifest).expect("serialize a signature manifest");
+    match store {
+        Store::LegacyTag => put_manifest_at(
+            endpoint,
+            repo,
+            &format!("sha256-{hex}.sig"),
+            OCI_MANIFEST,
+            &bytes,
+        ),
+        Store::ReferrersApi => put_manifest_at(endpoint, repo, "", OCI_MANIFEST, &bytes),
+        Store::FallbackTag => {
+            let digest = put_manifest_at(endpoint, repo, "", OCI_MANIFEST, &bytes);
+            let entry = json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": bytes.len(),
+                "artifactType": SIGNATURE_ARTIFACT_TYPE,
+            });
+            add_to_fallback_tag(endpoint, repo, subject_digest, entry);
+            digest
+        }
+    }
+}
+
+/// Adds `entry` to the `sha256-<hex>` fallback tag index of `subject`, creating it when missing.
+pub fn add_to_fallback_tag(endpoint: &Endpoint, repo: &str, subject: &str, entry: Value) {
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    let mut index = get_manifest_at(endpoint, repo, &tag)
+        .map(|m| m.json())
+        .unwrap_or_else(|| json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}));
+    index["manifests"]
+        .as_array_mut()
+        .expect("a fallback index lists manifests")
+        .push(entry);
+    let bytes = serde_json::to_vec(&index).expect("serialize");
+    put_manifest_at(endpoint, repo, &tag, OCI_INDEX, &bytes);
+}
