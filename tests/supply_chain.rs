@@ -922,3 +922,45 @@ fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the
         Some(pushed.digest.as_str())
     );
 }
+
+#[test]
+fn signatures_cross_an_oci_layout_and_verify_on_the_other_side() {
+    let source = support::Registry::start();
+    let inside = support::Registry::start();
+    let key = TestKey::ecdsa();
+    let image = push_image(&source, "signed/app", "v1", ImageOptions::default());
+    let signature = signing::sign(
+        &source.endpoint(),
+        "signed/app",
+        subject_of(&image),
+        Signature::of(&key, &image.digest),
+        Store::FallbackTag,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    let layout = format!("{{registry: 'oci:{}'}}", mirror.display());
+    let side = |registry: &support::Registry| {
+        format!("{{registry: {}, skip-tls-verify: true}}", registry.host())
+    };
+    let carry = |from: String, to: String| {
+        format!(
+            "referrers: true\ntasks:\n- name: carry\n  source: {from}\n  target: {to}\n  \
+             mappings:\n  - from: signed/app\n    tags: [v1]\n"
+        )
+    };
+    let out = run_dregsy(&carry(side(&source), layout.clone()), &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    // The layout keeps the signature as the referrers tag schema says: in the fallback tag.
+    let fallback = format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    let index = std::fs::read_to_string(mirror.join("signed/app/index.json")).expect("index");
+    assert!(index.contains(&fallback), "{index}");
+
+    let out = run_dregsy(&carry(layout, side(&inside)), &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    assert_eq!(
+        manifest_digest(&inside, "signed/app", &signature).as_deref(),
+        Some(signature.as_str())
+    );
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    check(&client(&inside.url()), "signed/app", &image.digest, &verify).expect("verifies inside");
+}
