@@ -14,9 +14,9 @@
 //! Only the first form is written. Each repository is then a complete layout that skopeo,
 //! umoci and `oci-image-tool validate --ref name=<tag>` address directly by tag; writers of
 //! different repositories never contend for one `index.json`; and a repository can be carried
-//! or deleted as one directory. Blobs several repositories of one directory share are stored
-//! once all the same: a blob already present in another repository is hard-linked, not copied
-//! ([`Layout::link_blob`]).
+//! or deleted as one directory. A blob several repositories of one directory need is stored
+//! once all the same: the engine hard-links a blob another repository got in the same run
+//! ([`Layout::link_blob`]) instead of copying it.
 //!
 //! On-disk safety: a blob is written to a temporary file in `blobs/` and renamed into
 //! `blobs/sha256/<hex>` only after its size and sha256 were verified ([`Layout::push_blob`]);
