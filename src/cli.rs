@@ -9,6 +9,7 @@ use crate::config;
 use crate::health::HealthServer;
 use crate::plan::pattern::Pattern;
 use crate::scheduler::Ending;
+use crate::shard::Shard;
 use crate::status::StatusBoard;
 
 /// The version logged at every start and printed by `--version`.
@@ -19,7 +20,7 @@ pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
 
 /// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
 /// `-health` is ours; Go sorts flags by name, so it sits between the original two.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n";
+pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
 
 const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
 
@@ -27,11 +28,13 @@ const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Sync with a config file; `run` filters tasks by name; `health` is the `-health`
-    /// address (empty: the config's `health.listen`, or no endpoint).
+    /// address (empty: the config's `health.listen`, or no endpoint); `shard` is `-shard`'s
+    /// INDEX/COUNT (empty: from the environment, or no sharding).
     Sync {
         config: String,
         run: String,
         health: String,
+        shard: String,
     },
     Help,
     Version,
@@ -141,6 +144,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
+    let mut shard = String::new();
     let mut flags = Flags::new(args);
     while let Some(Arg::Flag { name, inline }) = flags.next_arg() {
         match name {
@@ -149,6 +153,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "config" => config = flags.value(name, inline)?,
             "run" => run = flags.value(name, inline)?,
             "health" => health = flags.value(name, inline)?,
+            "shard" => shard = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
     }
@@ -156,6 +161,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
         config,
         run,
         health,
+        shard,
     })
 }
 
@@ -197,19 +203,28 @@ pub fn main() -> ExitCode {
             config,
             run,
             health,
+            shard,
         } => {
             if config.is_empty() {
                 tracing::info!("dregsy {VERSION}");
                 println!("{SYNOPSIS}");
                 return ExitCode::from(1);
             }
-            sync(&config, &run, &health)
+            let shard = match Shard::from_sources(&shard, |name| std::env::var(name).ok()) {
+                Ok(shard) => shard,
+                Err(e) => {
+                    tracing::info!("dregsy {VERSION}");
+                    tracing::error!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            sync(&config, &run, &health, shard)
         }
     }
 }
 
 /// Builds the runtime and runs the daemon flow in it.
-fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
+fn sync(config_path: &str, run: &str, health: &str, shard: Shard) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,7 +236,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(daemon(Path::new(config_path), run, health));
+    let code = runtime.block_on(daemon(Path::new(config_path), run, health, shard));
     // Every exit comes here, never `std::process::exit` (docs/behaviour.md#signals-and-restarts):
     // the runs and their copies have ended (aborted copies too, with their clean-up); what is
     // left are the signal listener, the health endpoint and the config watch.
@@ -232,7 +247,7 @@ fn sync(config_path: &str, run: &str, health: &str) -> ExitCode {
 /// The original's `main` loop: run the config; on a restart (SIGHUP, config change) reload,
 /// revalidate and run again with the same `-run` filter; exit with the codes of
 /// docs/behaviour.md#exit-codes (130/143 when a signal interrupted a run).
-async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
+async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) -> u8 {
     // Before anything else, so no signal meets the default action (the original died at once
     // during its first run; docs/behaviour.md#signals-and-restarts).
     let mut signals = match crate::signals::Signals::install() {
@@ -244,6 +259,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
         }
     };
     let board = StatusBoard::new();
+    board.metrics().set_shard(shard);
+    if shard.is_sharded() {
+        tracing::info!(shard = %shard, "copying only the target repositories of shard {shard}");
+    }
     let mut health: Option<HealthServer> = None;
     let mut filter: Option<Pattern> = None;
     let mut restart = false;
@@ -282,6 +301,7 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str) -> u8 {
             signals: &mut signals,
             status: &board,
             config_text: &text,
+            shard,
         };
         let ending = match crate::scheduler::run(&config, filter, context).await {
             Ok(ending) => ending,
@@ -393,6 +413,7 @@ mod tests {
             config: config.into(),
             run: run.into(),
             health: String::new(),
+            shard: String::new(),
         })
     }
 

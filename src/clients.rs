@@ -3,13 +3,14 @@
 //! Each side's credentials come from the run's credential chain ([`crate::credentials`]).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::cloud::Cloud;
 use crate::config::{Config, Location};
 use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
 use crate::registry::{
-    Credentials, Registry, RegistryHost, RegistryOptions, RetryPolicy, Timeouts,
+    Credentials, RateLimits, Registry, RegistryHost, RegistryOptions, RequestObserver, RetryPolicy,
+    Timeouts,
 };
 
 #[derive(Clone, PartialEq, Eq)]
@@ -27,12 +28,18 @@ pub struct Clients {
     certs_dir: PathBuf,
     retry: RetryPolicy,
     timeouts: Timeouts,
+    /// `native.chunk-size`: upload in chunks of this size.
+    chunk_size: Option<u64>,
     /// A run talks to a handful of registries, so a list suffices.
     clients: Mutex<Vec<(ClientKey, Registry)>>,
     /// Cloud tokens and ECR repositories, shared by the run's clients and tasks.
     cloud: Cloud,
+    /// Rate limits per registry host, shared by every client of a host.
+    rate_limits: RateLimits,
     /// Where each registry's credentials come from, looked up once.
     chain: Chain,
+    /// Sees every request of every client (the metrics), if set.
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl Clients {
@@ -52,13 +59,27 @@ impl Clients {
                 commit: native.commit_timeout,
                 ..Timeouts::default()
             },
+            chunk_size: native.chunk_size,
             clients: Mutex::new(Vec::new()),
             cloud: Cloud::new(),
+            rate_limits: RateLimits::new(),
             chain: Chain::new(
                 Environment::from_process(),
                 config.credential_helper_timeout,
             ),
+            observer: None,
         }
+    }
+
+    /// The rate-limit state of every registry host the clients talk to.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
+    }
+
+    /// The same clients, each telling `observer` about its requests (for metrics).
+    pub fn observed_by(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The cloud side of the run: token refresh and ECR repository creation.
@@ -117,6 +138,12 @@ impl Clients {
         options.certs_dir = Some(self.certs_dir.clone());
         options.retry = self.retry.clone();
         options.timeouts = self.timeouts.clone();
+        options.rate_limits = self.rate_limits.clone();
+        if let Some(size) = self.chunk_size.and_then(|s| usize::try_from(s).ok()) {
+            options.chunked_uploads = true;
+            options.chunk_size = size;
+        }
+        options.observer = self.observer.clone();
         // Another client of the host (other credentials) may have learned whether manifest
         // HEAD works there: learned once per host (docs/behaviour.md#up-to-date-checks).
         options.manifest_head = clients

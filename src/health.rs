@@ -6,6 +6,8 @@
 //! - `GET /readyz`: 200 while a config is loaded and scheduled; 503 while loading, restarting
 //!   or stopping. A readiness probe.
 //! - `GET /status`: JSON of [`crate::status::Snapshot`]: each task's counters and last run.
+//! - `GET /metrics`: the Prometheus metrics of [`crate::metrics`] (docs/metrics.md), in the
+//!   text format 0.0.4.
 //!
 //! It reads only the [`StatusBoard`]; it cannot change anything, so it needs no auth, but it
 //! should still listen where only the kubelet and operators reach it.
@@ -46,7 +48,7 @@ impl HealthServer {
             .await
             .map_err(|e| format!("cannot serve the health endpoint on {address}: {e}"))?;
         let address = listener.local_addr().unwrap_or(address);
-        tracing::info!(address = %address, "serving health endpoint: /healthz, /readyz, /status");
+        tracing::info!(address = %address, "serving health endpoint: /healthz, /readyz, /status, /metrics");
         let task = tokio::spawn(accept_loop(listener, board));
         Ok(HealthServer { address, task })
     }
@@ -98,6 +100,20 @@ fn respond(request: &Request<Incoming>, board: &StatusBoard) -> Response<Full<By
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
+    if request.uri().path() == "/metrics" {
+        // Read apart from the board's snapshot: the metrics have their own locks.
+        return match board.metrics().encode() {
+            Ok(body) => with_type(
+                StatusCode::OK,
+                body.into_bytes(),
+                crate::metrics::CONTENT_TYPE,
+            ),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot encode the metrics: {e}\n"),
+            ),
+        };
+    }
     let snapshot = board.snapshot();
     match request.uri().path() {
         "/healthz" if snapshot.alive => text(StatusCode::OK, "ok\n"),
@@ -122,7 +138,7 @@ fn respond(request: &Request<Incoming>, board: &StatusBoard) -> Response<Full<By
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /healthz, /readyz or /status\n",
+            "not found; try /healthz, /readyz, /status or /metrics\n",
         ),
     }
 }

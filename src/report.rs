@@ -13,9 +13,27 @@ pub enum ImageResult {
     Copied { bytes: u64 },
     /// The job failed; the reason names what went wrong and where.
     Failed { reason: String },
+    /// The job was not done because the rate limit of `registry` (a host) ran out in this
+    /// run (docs/behaviour.md, "Rate limits"); it waits for the next run. The run logs one
+    /// line per registry for all of these, not one per image.
+    NotAttempted { registry: String, reason: String },
     /// The image was left out on purpose, not for an error (`min-age`: "too young, N h left");
     /// nothing was written.
     Skipped { reason: String },
+}
+
+impl ImageResult {
+    /// A stable name of the result, for metrics labels and machine-readable output:
+    /// `copied`, `up_to_date`, `skipped`, `failed` or `not_attempted`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ImageResult::UpToDate => "up_to_date",
+            ImageResult::Copied { .. } => "copied",
+            ImageResult::Skipped { .. } => "skipped",
+            ImageResult::Failed { .. } => "failed",
+            ImageResult::NotAttempted { .. } => "not_attempted",
+        }
+    }
 }
 
 /// One image job's outcome.
@@ -54,9 +72,22 @@ impl TaskReport {
         }
     }
 
-    /// The task's `failed` flag of the original: any failure in this run.
+    /// The run's result as `/status` and the metrics name it: `interrupted` (a stop cut it
+    /// short), `failed` (any failure), or `ok`.
+    pub fn result(&self) -> &'static str {
+        if self.interrupted {
+            "interrupted"
+        } else if self.failed() {
+            "failed"
+        } else {
+            "ok"
+        }
+    }
+
+    /// The task's `failed` flag of the original: any failure in this run. Images left
+    /// undone by a used-up rate limit count too: the target is not in sync (exit 1).
     pub fn failed(&self) -> bool {
-        self.mapping_failures > 0 || self.failed_images() > 0
+        self.mapping_failures > 0 || self.failed_images() > 0 || self.not_attempted() > 0
     }
 
     pub fn copied(&self) -> usize {
@@ -76,6 +107,26 @@ impl TaskReport {
         self.count(|r| matches!(r, ImageResult::Failed { .. }))
     }
 
+    /// Images left for the next run because a registry's rate limit ran out.
+    pub fn not_attempted(&self) -> usize {
+        self.count(|r| matches!(r, ImageResult::NotAttempted { .. }))
+    }
+
+    /// Per registry host whose rate limit ran out: how many images were left, and the
+    /// reason of the first of them; in the order the hosts first appear.
+    pub fn not_attempted_by_registry(&self) -> Vec<(String, usize, String)> {
+        let mut hosts: Vec<(String, usize, String)> = Vec::new();
+        for image in &self.images {
+            if let ImageResult::NotAttempted { registry, reason } = &image.result {
+                match hosts.iter_mut().find(|(host, _, _)| host == registry) {
+                    Some((_, count, _)) => *count += 1,
+                    None => hosts.push((registry.clone(), 1, reason.clone())),
+                }
+            }
+        }
+        hosts
+    }
+
     /// Blob bytes transferred in this run.
     pub fn bytes(&self) -> u64 {
         self.images
@@ -89,6 +140,24 @@ impl TaskReport {
 
     fn count(&self, pred: impl Fn(&ImageResult) -> bool) -> usize {
         self.images.iter().filter(|i| pred(&i.result)).count()
+    }
+}
+
+#[cfg(test)]
+impl TaskReport {
+    /// A report of `task` with one image per result, for tests of the report's readers.
+    pub(crate) fn with_results(task: &str, results: Vec<ImageResult>) -> TaskReport {
+        let mut report = TaskReport::new(task);
+        report.images = results
+            .into_iter()
+            .map(|result| ImageReport {
+                source: "s".into(),
+                target: "t".into(),
+                result,
+                duration: Duration::ZERO,
+            })
+            .collect();
+        report
     }
 }
 
@@ -129,6 +198,14 @@ mod tests {
             ImageResult::Copied { bytes: 10 },
             ImageResult::Copied { bytes: 5 },
             ImageResult::Failed { reason: "x".into() },
+            ImageResult::NotAttempted {
+                registry: "r.io".into(),
+                reason: "rate limit of r.io exhausted".into(),
+            },
+            ImageResult::NotAttempted {
+                registry: "r.io".into(),
+                reason: "later".into(),
+            },
             ImageResult::Skipped {
                 reason: "too young, 3 h left".into(),
             },
@@ -151,6 +228,44 @@ mod tests {
         );
         assert_eq!(report.bytes(), 15);
         assert!(report.failed());
+        assert_eq!(report.not_attempted(), 2);
+        assert_eq!(
+            report.not_attempted_by_registry(),
+            vec![(
+                "r.io".to_string(),
+                2,
+                "rate limit of r.io exhausted".to_string()
+            )]
+        );
+        let labels: Vec<_> = report.images.iter().map(|i| i.result.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "up_to_date",
+                "copied",
+                "copied",
+                "failed",
+                "not_attempted",
+                "not_attempted",
+                "skipped"
+            ]
+        );
+    }
+
+    #[test]
+    fn images_left_by_a_rate_limit_fail_the_task() {
+        let mut report = TaskReport::new("t");
+        report.images.push(ImageReport {
+            source: "s".into(),
+            target: "t".into(),
+            result: ImageResult::NotAttempted {
+                registry: "r.io".into(),
+                reason: "x".into(),
+            },
+            duration: Duration::ZERO,
+        });
+        assert!(report.failed());
+        assert_eq!(report.failed_images(), 0);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::listers::Listers;
 use crate::plan::pattern::Pattern;
 use crate::relay::Relay;
 use crate::report::TaskReport;
+use crate::shard::Shard;
 use crate::signals::{Signal, Signals};
 use crate::status::{HEARTBEAT_EVERY, StatusBoard};
 use crate::stop::Stop;
@@ -47,11 +48,13 @@ pub enum Ending {
 }
 
 /// What the daemon loop needs besides the config: the signals (they outlive a restart), the
-/// status board, and the exact config text (for the watch's content comparison).
+/// status board, the exact config text (for the watch's content comparison), and the share
+/// of target repositories this process copies.
 pub struct Context<'a> {
     pub signals: &'a mut Signals,
     pub status: &'a StatusBoard,
     pub config_text: &'a str,
+    pub shard: Shard,
 }
 
 /// How long cleaning up after copies abandoned by a stop may take.
@@ -96,7 +99,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         });
     };
     let relay = relay?;
-    let clients = Clients::new(config);
+    let clients = Clients::new(config).observed_by(cx.status.metrics().observer());
     let listers = Listers::new(config.lister);
     cx.status
         .loaded(&config.file.display().to_string(), &selected);
@@ -114,6 +117,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         relay: &relay,
         clients: &clients,
         listers: &listers,
+        shard: cx.shard,
         control,
         failed: HashMap::new(),
     };
@@ -125,6 +129,7 @@ struct Daemon<'a> {
     clients: &'a Clients,
     /// Repository lists, shared by every task and run of this configuration.
     listers: &'a Listers,
+    shard: Shard,
     control: Control<'a>,
     /// Each task's `failed` flag from its last run.
     failed: HashMap<String, bool>,
@@ -215,7 +220,14 @@ impl Daemon<'_> {
         self.control.status.run_started(&task.name);
         let stop = self.control.stop.clone();
         let report = {
-            let run = run_task(task, self.relay, self.clients, self.listers, &stop);
+            let run = run_task(
+                task,
+                self.relay,
+                self.clients,
+                self.listers,
+                self.shard,
+                &stop,
+            );
             tokio::pin!(run);
             // When the run must have ended after its copies were aborted.
             let mut end_by: Option<Instant> = None;

@@ -1,7 +1,8 @@
-//! What the daemon is doing, for the health endpoint now and a metrics exporter later.
+//! What the daemon is doing, for the health endpoint and the metrics.
 //!
 //! The scheduler writes here (config loaded, run started, run finished, loop heartbeat); the
-//! HTTP side only reads [`StatusBoard::snapshot`]. The snapshot is plain numbers and names in
+//! HTTP side only reads [`StatusBoard::snapshot`] and the board's [`Metrics`], which the board
+//! feeds with each finished run. The snapshot is plain numbers and names in
 //! Prometheus terms: counters end in `_total` and only grow for the life of the process (they
 //! survive restarts for tasks that keep their name), times are Unix seconds, durations are
 //! `_seconds`. An exporter can turn each field into a metric with a `task` label unchanged.
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::config::Task;
+use crate::metrics::Metrics;
 use crate::report::TaskReport;
 
 /// How long the scheduler loop may go without a heartbeat before `/healthz` calls it stuck.
@@ -24,7 +26,11 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
 /// The shared board; cheap to clone.
 #[derive(Clone)]
-pub struct StatusBoard(Arc<Mutex<Board>>);
+pub struct StatusBoard {
+    board: Arc<Mutex<Board>>,
+    /// Not behind the board's lock: it has its own, so a scrape never waits for the board.
+    metrics: Arc<Metrics>,
+}
 
 struct Board {
     started: SystemTime,
@@ -93,15 +99,8 @@ pub struct RunStatus {
 impl RunStatus {
     /// The status view of a task report.
     pub fn from_report(report: &TaskReport) -> Self {
-        let result = if report.interrupted {
-            "interrupted"
-        } else if report.failed() {
-            "failed"
-        } else {
-            "ok"
-        };
         RunStatus {
-            result,
+            result: report.result(),
             started: rfc3339(report.started),
             finished: rfc3339(report.finished),
             started_unix: unix(report.started),
@@ -148,7 +147,7 @@ impl Default for StatusBoard {
 
 impl StatusBoard {
     pub fn new() -> Self {
-        StatusBoard(Arc::new(Mutex::new(Board {
+        let board = Arc::new(Mutex::new(Board {
             started: SystemTime::now(),
             heartbeat: Instant::now(),
             phase: Phase::Loading,
@@ -156,13 +155,22 @@ impl StatusBoard {
             config_loaded: None,
             restarts: 0,
             tasks: Vec::new(),
-        })))
+        }));
+        StatusBoard {
+            board,
+            metrics: Arc::new(Metrics::new(crate::cli::VERSION)),
+        }
+    }
+
+    /// The process's metrics, fed by this board's runs.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Runs `f` on the board. A panic elsewhere while holding the lock must not silence the
     /// endpoint, so a poisoned lock is used as it is: the board holds only plain values.
     fn with<T>(&self, f: impl FnOnce(&mut Board) -> T) -> T {
-        let mut guard = match self.0.lock() {
+        let mut guard = match self.board.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -188,6 +196,11 @@ impl StatusBoard {
     /// A config was loaded and these tasks are selected. Counters of tasks that keep their
     /// name carry over; tasks no longer selected disappear.
     pub fn loaded(&self, file: &str, tasks: &[&Task]) {
+        let configured: Vec<(&str, Option<Duration>)> = tasks
+            .iter()
+            .map(|task| (task.name.as_str(), task.interval))
+            .collect();
+        self.metrics.tasks_configured(&configured);
         self.with(|b| {
             let old = std::mem::take(&mut b.tasks);
             b.tasks = tasks
@@ -228,6 +241,7 @@ impl StatusBoard {
 
     /// A run ended (or was aborted; then `report.interrupted` is set).
     pub fn run_finished(&self, report: &TaskReport) {
+        self.metrics.run_finished(report);
         self.with(|b| {
             if let Some(status) = b.tasks.iter_mut().find(|s| s.task == report.task) {
                 status.record(report);
@@ -302,7 +316,7 @@ fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ImageReport, ImageResult};
+    use crate::report::ImageResult;
 
     fn task(name: &str, interval: Option<u64>) -> Task {
         let text = format!(
@@ -317,17 +331,8 @@ mod tests {
     }
 
     fn report(name: &str, results: Vec<ImageResult>, interrupted: bool) -> TaskReport {
-        let mut report = TaskReport::new(name);
+        let mut report = TaskReport::with_results(name, results);
         report.interrupted = interrupted;
-        report.images = results
-            .into_iter()
-            .map(|result| ImageReport {
-                source: "s".into(),
-                target: "t".into(),
-                result,
-                duration: Duration::ZERO,
-            })
-            .collect();
         report
     }
 

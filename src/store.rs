@@ -122,6 +122,12 @@ impl ImageStore {
         }
     }
 
+    /// The error a registry's used-up rate limit gives every request for the rest of the run
+    /// (docs/behaviour.md, "Rate limits"); a layout has no rate limit.
+    pub fn rate_limit_exhausted(&self) -> Option<Error> {
+        self.registry()?.rate_limit_exhausted()
+    }
+
     /// Whether what `self` may read, `other` may read too: the same registry client (same
     /// credentials), or the same layout directory.
     pub fn same_client(&self, other: &ImageStore) -> bool {

@@ -3,6 +3,7 @@
 //! One failure never aborts a task or the run: it is logged with the task, mapping and image,
 //! the task is marked failed, and work goes on; the exit code says so at the end.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -11,11 +12,14 @@ use tokio::sync::Semaphore;
 use crate::clients::Clients;
 use crate::config::{Location, Mapping, Task};
 use crate::listers::Listers;
-use crate::plan::{self, ImageJob, RegistryLocation, RepositoryList, RepositorySource, TagSource};
+use crate::plan::{
+    self, ImageJob, RegistryLocation, RepositoryList, RepositoryPlan, RepositorySource, TagSource,
+};
 use crate::progress::TaskProgress;
 use crate::registry::{RegistryHost, Repository};
-use crate::relay::{CopyOutcome, CopySlots, Relay, Sides};
+use crate::relay::{CopyOutcome, CopySlots, JobError, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
+use crate::shard::Shard;
 use crate::stop::Stop;
 use crate::store::ImageStore;
 
@@ -23,11 +27,15 @@ use crate::store::ImageStore;
 ///
 /// Once `stop` is requested, no new mapping or image job starts and jobs waiting for a slot give
 /// up; jobs in flight go on until the stop aborts them; the report says the run was interrupted.
+///
+/// Every mapping is planned whole, but only the repositories `shard` owns are copied; the
+/// others are left to their shards, neither copied nor reported (docs/behaviour.md#sharding).
 pub async fn run_task(
     task: &Task,
     relay: &Relay,
     clients: &Clients,
     listers: &Listers,
+    shard: Shard,
     stop: &Stop,
 ) -> TaskReport {
     let started = Instant::now();
@@ -37,6 +45,9 @@ pub async fn run_task(
         target = %task.target.registry,
         "syncing task"
     );
+    // A registry whose rate limit ran out in an earlier run is asked again once its wait
+    // has passed.
+    clients.rate_limits().start_run();
     let mut report = TaskReport::new(&task.name);
     let progress = &TaskProgress::start(&task.name);
     report.started = SystemTime::now();
@@ -49,6 +60,11 @@ pub async fn run_task(
         check: &check_slots,
         copy: &copy_slots,
     };
+    let share = &Share {
+        shard,
+        ours: AtomicUsize::new(0),
+        total: AtomicUsize::new(0),
+    };
     let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
@@ -56,7 +72,11 @@ pub async fn run_task(
                     return Ok(Vec::new());
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                let services = Services { clients, listers };
+                let services = Services {
+                    clients,
+                    listers,
+                    share,
+                };
                 run_mapping(task, mapping, relay, services, slots, progress, stop)
                     .await
                     .map_err(|reason| {
@@ -77,17 +97,44 @@ pub async fn run_task(
             Err(()) => report.mapping_failures += 1,
         }
     }
+    if shard.is_sharded() {
+        tracing::info!(
+            task = %task.name,
+            shard = %shard,
+            "shard {shard}: {} of {} repositories are ours",
+            share.ours.load(Ordering::Relaxed),
+            share.total.load(Ordering::Relaxed),
+        );
+    }
     report.finished = SystemTime::now();
     report.interrupted = stop.is_requested();
+    for (registry, left, first_reason) in report.not_attempted_by_registry() {
+        let reason = clients
+            .rate_limits()
+            .exhaustion_reason(&registry)
+            .unwrap_or(first_reason);
+        tracing::error!(
+            task = %task.name,
+            registry = %registry,
+            images = left,
+            "rate limit of {registry} exhausted; {left} images left for the next run ({reason})"
+        );
+    }
+    log_budgets(task, clients);
+    let not_attempted = match report.not_attempted() {
+        0 => String::new(),
+        n => format!(", {n} not attempted (rate limit)"),
+    };
     tracing::info!(
         task = %task.name,
         copied = report.copied(),
         up_to_date = report.up_to_date(),
         skipped = report.skipped(),
         failed = report.failed_images() + report.mapping_failures,
+        not_attempted = report.not_attempted(),
         bytes = report.bytes(),
         seconds = started.elapsed().as_secs_f64(),
-        "task done: {} copied ({}), {} up to date, {} skipped, {} failed",
+        "task done: {} copied ({}), {} up to date, {} skipped, {} failed{not_attempted}",
         report.copied(),
         human_bytes(report.bytes()),
         report.up_to_date(),
@@ -95,6 +142,35 @@ pub async fn run_task(
         report.failed_images() + report.mapping_failures,
     );
     report
+}
+
+/// Logs the request budget the task's registries announced (`ratelimit-*` headers), so a
+/// run that ends near a limit says so (docs/behaviour.md, "Rate limits").
+fn log_budgets(task: &Task, clients: &Clients) {
+    let mut hosts: Vec<String> = [&task.source.registry, &task.target.registry]
+        .into_iter()
+        .filter_map(|r| RegistryLocation::parse(r).ok())
+        .map(|l| l.host.api_host().to_owned())
+        .collect();
+    hosts.dedup();
+    for host in hosts {
+        if let Some(budget) = clients.rate_limits().budget(&host) {
+            let limit = budget.limit.map(|l| format!(" of {l}")).unwrap_or_default();
+            let window = budget
+                .window
+                .map(|w| format!(" per {} s", w.as_secs()))
+                .unwrap_or_default();
+            tracing::info!(
+                task = %task.name,
+                registry = %host,
+                remaining = budget.remaining,
+                limit = budget.limit,
+                window_seconds = budget.window.map(|w| w.as_secs()),
+                "rate limit of {host}: {}{limit} requests{window} left",
+                budget.remaining
+            );
+        }
+    }
 }
 
 /// Where a side's images are: its registry (through the run's client for it) or its directory
@@ -119,14 +195,38 @@ pub async fn store(
 }
 
 /// Lists source tags through the side's store (registry or layouts), for the planner.
-pub struct StoreTags<'a>(pub &'a ImageStore);
+/// Remembers which repositories could not be listed because the registry's rate limit ran out,
+/// so they are reported as left for the next run rather than as failures.
+pub struct StoreTags<'a> {
+    registry: &'a ImageStore,
+    rate_limited: std::sync::Mutex<Vec<(String, JobError)>>,
+}
+
+impl<'a> StoreTags<'a> {
+    pub fn new(registry: &'a ImageStore) -> Self {
+        StoreTags {
+            registry,
+            rate_limited: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The repositories whose listing met a used-up rate limit, with that error.
+    fn rate_limited(self) -> Vec<(String, JobError)> {
+        self.rate_limited.into_inner().unwrap_or_default()
+    }
+}
 
 impl TagSource for StoreTags<'_> {
     async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, String> {
-        self.0
-            .list_tags(repository)
-            .await
-            .map_err(|e| e.to_string())
+        self.registry.list_tags(repository).await.map_err(|e| {
+            let reason = e.to_string();
+            if let error @ JobError::RateLimited { .. } = JobError::from(e)
+                && let Ok(mut limited) = self.rate_limited.lock()
+            {
+                limited.push((repository.to_string(), error));
+            }
+            reason
+        })
     }
 }
 
@@ -150,11 +250,20 @@ struct Slots<'a> {
     copy: &'a Semaphore,
 }
 
-/// What a mapping's planning uses besides the task: the run's clients and listers.
+/// The task's shard and how many of the planned repositories it owned.
+struct Share {
+    shard: Shard,
+    ours: AtomicUsize,
+    total: AtomicUsize,
+}
+
+/// What a mapping's planning uses besides the task: the run's clients and listers, and the
+/// shard's tally of repositories.
 #[derive(Clone, Copy)]
 struct Services<'a> {
     clients: &'a Clients,
     listers: &'a Listers,
+    share: &'a Share,
 }
 
 /// Plans one mapping of a task: the clients of both sides and the mapping's plan, with the
@@ -165,6 +274,26 @@ pub async fn plan_task_mapping(
     clients: &Clients,
     listers: &Listers,
 ) -> Result<(ImageStore, ImageStore, plan::MappingPlan), String> {
+    plan_noting_limits(task, mapping, clients, listers)
+        .await
+        .map(|planned| (planned.source, planned.target, planned.plan))
+}
+
+/// A planned mapping, with the source repositories a used-up rate limit kept from being
+/// listed (their tags are unknown: they are left for the next run).
+struct Planned {
+    source: ImageStore,
+    target: ImageStore,
+    plan: plan::MappingPlan,
+    rate_limited: Vec<(String, JobError)>,
+}
+
+async fn plan_noting_limits(
+    task: &Task,
+    mapping: &Mapping,
+    clients: &Clients,
+    listers: &Listers,
+) -> Result<Planned, String> {
     let (source_location, source) = store(clients, &task.source)
         .await
         .map_err(|e| format!("source registry: {e}"))?;
@@ -179,14 +308,16 @@ pub async fn plan_task_mapping(
         clients,
         location: &task.source,
     };
+    let tags = StoreTags::new(&source);
     let plan = plan::plan_mapping(
         mapping,
         &source_location,
         &target_location,
-        &StoreTags(&source),
+        &tags,
         &repositories,
     )
     .await?;
+    let rate_limited = tags.rate_limited();
     for warning in &plan.warnings {
         tracing::warn!(task = %task.name, from = %mapping.rule.from(), "{warning}");
     }
@@ -199,7 +330,12 @@ pub async fn plan_task_mapping(
             tracing::debug!(repository = %path, "expanded tags: {:?}", repo.tags);
         }
     }
-    Ok((source, target, plan))
+    Ok(Planned {
+        source,
+        target,
+        plan,
+        rate_limited,
+    })
 }
 
 async fn run_mapping(
@@ -211,12 +347,41 @@ async fn run_mapping(
     progress: &TaskProgress,
     stop: &Stop,
 ) -> Result<Vec<ImageReport>, String> {
-    let planning = plan_task_mapping(task, mapping, services.clients, services.listers);
+    let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
+    // A mapping whose registry's rate limit already ran out is not even planned: planning
+    // would ask that registry for tags.
+    if let Some(error) = exhausted_side(task, services.clients) {
+        let report = ImageReport {
+            source: side(&task.source.registry, mapping.rule.from()),
+            target: side(&task.target.registry, mapping.rule.to()),
+            result: result_of(error),
+            duration: Default::default(),
+        };
+        log_image(task, &report);
+        return Ok(vec![report]);
+    }
+    let planning = plan_noting_limits(task, mapping, services.clients, services.listers);
     let Some(planned) = stop.until_aborted(planning).await else {
         return Ok(Vec::new());
     };
-    let (source, target, plan) = planned?;
-    let jobs: Vec<&ImageJob> = plan.jobs().collect();
+    let Planned {
+        source,
+        target,
+        plan,
+        rate_limited,
+    } = planned?;
+    // Another shard copies (and reports) the repositories it owns.
+    let ours: Vec<&RepositoryPlan> = plan
+        .repositories
+        .iter()
+        .filter(|repo| services.share.shard.owns(repo.target_name()))
+        .collect();
+    let share = services.share;
+    share.ours.fetch_add(ours.len(), Ordering::Relaxed);
+    share
+        .total
+        .fetch_add(plan.repositories.len(), Ordering::Relaxed);
+    let jobs: Vec<&ImageJob> = ours.iter().flat_map(|repo| repo.jobs.iter()).collect();
     // ECR targets must exist before anything is pushed (the original's ensureTargetExists).
     services
         .clients
@@ -226,29 +391,39 @@ async fn run_mapping(
     progress.planned(jobs.len());
     // A repository that could not be planned, and every tag that cannot form a reference,
     // fails as an image of its own; the rest still sync.
-    let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
     let mut failures = Vec::new();
-    for repo in &plan.repositories {
+    for repo in &ours {
         let source_name = side(&task.source.registry, &repo.source_path);
         let target_name = side(&task.target.registry, &repo.target_path);
         if let Some(error) = &repo.error {
-            failures.push((source_name.clone(), target_name.clone(), error.clone()));
+            let limited = rate_limited
+                .iter()
+                .find(|(path, _)| repo.source.as_ref().is_some_and(|r| r.to_string() == *path));
+            let result = match limited {
+                Some((_, error)) => result_of(error.clone()),
+                None => ImageResult::Failed {
+                    reason: error.clone(),
+                },
+            };
+            failures.push((source_name.clone(), target_name.clone(), result));
         }
         for (tag, reason) in &repo.invalid {
             failures.push((
                 source_name.clone(),
                 target_name.clone(),
-                format!("tag '{tag}': {reason}"),
+                ImageResult::Failed {
+                    reason: format!("tag '{tag}': {reason}"),
+                },
             ));
         }
     }
     let mut images: Vec<ImageReport> = failures
         .into_iter()
-        .map(|(source, target, reason)| {
+        .map(|(source, target, result)| {
             let report = ImageReport {
                 source,
                 target,
-                result: ImageResult::Failed { reason },
+                result,
                 duration: Default::default(),
             };
             log_image(task, &report);
@@ -269,7 +444,20 @@ async fn run_mapping(
     let sides = &sides;
     let copies = futures_util::stream::iter(jobs.iter().copied())
         .map(|job| async move {
+            // Waiting for a slot can take long; a stop requested meanwhile starts nothing new.
             let _slot = stop.until_requested(slots.check.acquire()).await?;
+            // Once a registry's rate limit ran out, the jobs left are not sent there at all.
+            if let Err(error) = sides.check_rate_limits() {
+                let report = ImageReport {
+                    source: job.source.to_string(),
+                    target: job.target.to_string(),
+                    result: result_of(error),
+                    duration: Default::default(),
+                };
+                log_image(task, &report);
+                progress.image_done();
+                return Some(report);
+            }
             let copy_slots = CopySlots::new(slots.copy, stop);
             let report = copy_one(task, job, relay, sides, &copy_slots).await?;
             progress.image_done();
@@ -311,7 +499,7 @@ async fn copy_one(
         Ok(CopyOutcome::Copied { bytes }) => ImageResult::Copied { bytes },
         Ok(CopyOutcome::Skipped { reason }) => ImageResult::Skipped { reason },
         Ok(CopyOutcome::NotStarted | CopyOutcome::Aborted) => return None,
-        Err(reason) => ImageResult::Failed { reason },
+        Err(error) => result_of(error),
     };
     let report = ImageReport {
         source: job.source.to_string(),
@@ -321,6 +509,26 @@ async fn copy_one(
     };
     log_image(task, &report);
     Some(report)
+}
+
+/// The result of a job that did not succeed: left for the next run when a registry's rate
+/// limit ran out, failed otherwise.
+fn result_of(error: JobError) -> ImageResult {
+    match error {
+        JobError::RateLimited { registry, reason } => {
+            ImageResult::NotAttempted { registry, reason }
+        }
+        JobError::Failed(reason) => ImageResult::Failed { reason },
+    }
+}
+
+/// The error of a task's source or target registry whose rate limit ran out, if one did.
+fn exhausted_side(task: &Task, clients: &Clients) -> Option<JobError> {
+    [&task.source.registry, &task.target.registry]
+        .into_iter()
+        .filter_map(|r| RegistryLocation::parse(r).ok())
+        .find_map(|l| clients.rate_limits().exhausted(l.host.api_host()))
+        .map(JobError::from)
 }
 
 /// One line per image: what happened, with bytes and time.
@@ -354,6 +562,13 @@ fn log_image(task: &Task, image: &ImageReport) {
             source = %image.source,
             target = %image.target,
             "image failed: {reason}"
+        ),
+        // The run says it once per registry at its end; per image it is a detail.
+        ImageResult::NotAttempted { reason, .. } => tracing::debug!(
+            task = %task.name,
+            source = %image.source,
+            target = %image.target,
+            "image not attempted: {reason}"
         ),
     }
 }

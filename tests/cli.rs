@@ -28,7 +28,7 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz and /status on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n";
+const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
 
 #[test]
 fn help_prints_usage_and_exits_0() {

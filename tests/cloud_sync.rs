@@ -180,6 +180,14 @@ fn missing_cloud_credentials_fail_the_task_with_what_was_tried() {
         all.contains("no AWS credentials found; tried the environment"),
         "{all}"
     );
+    // The reason in a few words, not the SDK's or the HTTP client's debug dump.
+    for dump in [
+        "CredentialsNotLoaded",
+        "source: Some(",
+        "error sending request for url",
+    ] {
+        assert!(!all.contains(dump), "{dump} in:\n{all}");
+    }
 }
 
 /// A `docker-credential-<name>` script in `dir` that answers `user`/`secret` for any server and

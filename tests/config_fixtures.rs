@@ -181,10 +181,19 @@ fn bad_input_is_an_error_not_a_panic() {
             "tasks:\n- name: t\n  source: {registry: a, auth: 'abc!'}\n  target: {registry: b}\n",
             "source registry in task 't' invalid: invalid Auth: illegal base64 data at input byte 3",
         ),
+        (
+            "tasks:\n- name: t\n  source: {registry: 'https://me:s3cret@r.io/team'}\n  target: {registry: b}\n",
+            "source registry in task 't' invalid: registry 'https://***@r.io/team' holds user information",
+        ),
+        (
+            "tasks:\n- name: t\n  source: {registry: a}\n  target: {registry: 'me:s3cret@r.io:5000'}\n",
+            "target registry in task 't' invalid: registry '***@r.io:5000' holds user information",
+        ),
     ];
     for (text, expected) in cases {
         let error = load_text(text).expect_err(text);
         assert!(error.to_string().contains(expected), "{text:?}: {error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }
 

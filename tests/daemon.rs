@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::prometheus::{Prometheus, promtool_check_metrics};
 use support::{
     FaultProxy, ImageOptions, Podman, Registry, Rule, list_tags, manifest_digest, push_image,
 };
@@ -204,27 +205,14 @@ impl Drop for Daemon {
 
 /// One plain-HTTP GET (or another method) on loopback: status and body.
 fn http(method: &str, address: &str, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).expect("health endpoint accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (status, _, body) = http_with_head(method, address, path);
     (status, body)
+}
+
+/// One plain-HTTP request on loopback: status, header block and body.
+fn http_with_head(method: &str, address: &str, path: &str) -> (u16, String, String) {
+    support::http::get_raw(address, method, path)
+        .unwrap_or_else(|| panic!("the endpoint at {address} answers {method} {path}"))
 }
 
 /// A task between two plain-HTTP registries (given as host:port).
@@ -974,4 +962,257 @@ fn shutdown_with_several_periodic_tasks_never_hangs() {
             "50 shutdowns did not finish in 10 minutes (round {round})"
         );
     }
+}
+
+/// The task names of the metrics test: one plain, one that needs escaping in the exposition
+/// text (a quote, a backslash and a newline).
+const ODD_TASK: &str = "say \"hi\" \\ and\nbye";
+
+#[test]
+fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
+    let source = Registry::start();
+    let target = Registry::start();
+    for repo in ["app/a", "app/b", "app/c"] {
+        push_image(&source, repo, "1", ImageOptions::default());
+    }
+    // The source announces a rate limit on its manifests as Docker Hub does.
+    let limited = FaultProxy::start(
+        &source.url(),
+        vec![Rule::header(
+            "/manifests/",
+            "ratelimit-remaining",
+            "76;w=21600",
+        )],
+    );
+    let (s, t) = (limited.host(), target.host());
+    let mappings = [
+        mapping("app/a", "copy/a"),
+        mapping("app/b", "copy/b"),
+        mapping("app/c", "copy/c"),
+    ]
+    .concat();
+    // The odd task's name is written as a double-quoted YAML scalar with escapes.
+    let odd = task(
+        "odd",
+        Some(600),
+        &s,
+        &t,
+        "  - from: no/such\n    tags: ['1']\n",
+    )
+    .replacen(
+        "- name: odd",
+        "- name: \"say \\\"hi\\\" \\\\ and\\nbye\"",
+        1,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "watch: false\nhealth:\n  listen: 127.0.0.1:0\n",
+            &[task("mirror", Some(600), &s, &t, &mappings), odd],
+        ),
+    );
+    // `.` does not match a newline, so the default filter would leave the odd task out.
+    let mut daemon = Daemon::start(&path, &["-run=(?s).*"], &[]);
+    let health = daemon.health_address();
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+
+    let (status, head, body) = http_with_head("GET", &health, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let (clean, lint) = promtool_check_metrics(&body);
+    assert!(clean, "promtool check metrics:\n{lint}\n{body}");
+    assert!(
+        body.contains("task=\"say \\\"hi\\\" \\\\ and\\nbye\""),
+        "the odd task name is escaped:\n{body}"
+    );
+
+    let prometheus = Prometheus::scraping(&health);
+    assert_eq!(prometheus.value("up{job=\"dregsy\"}"), 1.0);
+    let images = |task: &str, result: &str| {
+        prometheus.value(&format!(
+            "dregsy_images_total{{task=\"{task}\",result=\"{result}\"}}"
+        ))
+    };
+    assert_eq!(images("mirror", "copied"), 3.0);
+    assert_eq!(images("mirror", "up_to_date"), 0.0);
+    assert_eq!(images("mirror", "failed"), 0.0);
+    assert_eq!(
+        prometheus.value("dregsy_task_runs_total{task=\"mirror\",result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        prometheus.value("dregsy_task_run_duration_seconds_count{task=\"mirror\"}"),
+        1.0
+    );
+    assert!(prometheus.value("dregsy_task_last_success_timestamp_seconds{task=\"mirror\"}") > 0.0);
+    assert_eq!(
+        prometheus.value("dregsy_task_interval_seconds{task=\"mirror\"}"),
+        600.0
+    );
+    // The bytes agree with what /status reports for the same run.
+    let (_, status_body) = http("GET", &health, "/status");
+    let status: Value = serde_json::from_str(&status_body).expect("status is JSON");
+    let bytes = status["tasks"][0]["bytes_total"].as_f64().expect("bytes");
+    assert!(bytes > 0.0);
+    assert_eq!(
+        prometheus.value("dregsy_bytes_copied_total{task=\"mirror\"}"),
+        bytes
+    );
+    // The odd task failed; PromQL strings escape as Go's do, so its name reads back intact.
+    let odd_query = ODD_TASK
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    assert_eq!(
+        prometheus.value(&format!(
+            "dregsy_task_runs_total{{task=\"{odd_query}\",result=\"failed\"}}"
+        )),
+        1.0
+    );
+    let odd_series = prometheus.query("dregsy_task_runs_total{result=\"failed\"} == 1");
+    assert_eq!(odd_series.len(), 1);
+    assert_eq!(odd_series[0].0["task"], ODD_TASK);
+    // Registry requests are labelled by host; the target saw the manifest PUTs.
+    assert!(
+        prometheus.value(&format!(
+            "sum(dregsy_registry_requests_total{{registry=\"{t}\",method=\"PUT\",code=\"201\"}})"
+        )) >= 3.0
+    );
+    assert!(
+        prometheus.value(&format!(
+            "dregsy_registry_request_duration_seconds_count{{registry=\"{s}\"}}"
+        )) > 0.0
+    );
+    let registries: Vec<String> = prometheus
+        .query("count by (registry) (dregsy_registry_requests_total)")
+        .iter()
+        .map(|(labels, _)| labels["registry"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for registry in &registries {
+        assert!(
+            registry == &s || registry == &t,
+            "{registry}: {registries:?}"
+        );
+    }
+    // The source's announced budget; the target announces none, so it has no series.
+    assert!(limited.rule_hits(0) > 0);
+    assert_eq!(
+        prometheus.value(&format!("dregsy_ratelimit_remaining{{registry=\"{s}\"}}")),
+        76.0
+    );
+    assert!(
+        prometheus
+            .query(&format!("dregsy_ratelimit_remaining{{registry=\"{t}\"}}"))
+            .is_empty()
+    );
+    assert_eq!(prometheus.value("dregsy_build_info"), 1.0);
+    assert_eq!(
+        prometheus.value("dregsy_shard{index=\"0\",count=\"1\"}"),
+        1.0
+    );
+    // The example alert rules of docs/metrics.md load and evaluate; nothing fires yet.
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus-rules.yaml");
+    let check = Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let rules_text = std::fs::read_to_string(&rules).expect("rules file");
+    let expr_start = rules_text.find("expr: |").expect("an expr") + "expr: |".len();
+    let expr: String = rules_text[expr_start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(prometheus.query(&expr).is_empty(), "{expr} fires already");
+    daemon.signal("TERM");
+    assert_eq!(
+        daemon.wait_exit(),
+        1,
+        "the odd task failed: {}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_scrape_while_a_reload_waits_for_the_running_task_still_answers() {
+    let (_source, proxy) = slow_source(Duration::from_secs(3));
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "watch: false\nhealth:\n  listen: 127.0.0.1:0\n",
+            &[task(
+                "slow",
+                Some(600),
+                &proxy.host(),
+                &target.host(),
+                &mapping("slow/app", "copy/app"),
+            )],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let health = daemon.health_address();
+    wait_for_blob_download(&proxy, &mut daemon);
+    daemon.signal("HUP");
+    daemon.wait_for("restarting after the running task finishes");
+    let (status, body) = http("GET", &health, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("dregsy_task_runs_total{task=\"slow\",result=\"ok\"} 0"),
+        "{body}"
+    );
+    // After the reload the same endpoint counts both runs: the one the reload waited for and
+    // the first run of the reloaded config (each periodic run ends with "waiting for next").
+    daemon.wait_for_nth("waiting for next sync task", 2);
+    let (status, body) = http("GET", &health, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("dregsy_task_runs_total{task=\"slow\",result=\"ok\"} 2"),
+        "{body}"
+    );
+    daemon.signal("TERM");
+    daemon.wait_exit();
+}
+
+#[test]
+fn health_on_a_port_in_use_is_a_clear_error_naming_the_address_and_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let address = taken.local_addr().expect("address").to_string();
+    let source = Registry::start();
+    let target = Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config(
+            "",
+            &[task(
+                "t",
+                Some(60),
+                &source.host(),
+                &target.host(),
+                &mapping("a", "b"),
+            )],
+        ),
+    );
+    let flag = format!("-health={address}");
+    let mut daemon = Daemon::start(&path, &[flag.as_str()], &[]);
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+    let errors = daemon.matching(&format!("cannot serve the health endpoint on {address}"));
+    assert_eq!(errors.len(), 1, "{}", daemon.log());
+    assert_eq!(errors[0]["level"], "error", "{}", daemon.log());
+    assert_eq!(daemon.count("syncing task"), 0);
 }

@@ -586,6 +586,46 @@ async fn redirected_blob_get_drops_authorization() {
 }
 
 #[tokio::test]
+async fn a_redirect_from_https_to_plain_http_is_refused() {
+    // Where the registry sends blob GETs: a plain-HTTP port that must never be contacted.
+    let downgrade = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    downgrade.set_nonblocking(true).expect("nonblocking");
+    let http_url = format!("http://{}", downgrade.local_addr().expect("addr"));
+    let registry = support::Registry::builder()
+        .tls()
+        .redirect_blobs_to(&http_url)
+        .start();
+    let image = support::push_image(&registry, "cdn/app", "1", ImageOptions::default());
+    let mut o = options(&registry.host());
+    o.certs_dir = Some(registry.certs_dir());
+    let c = client(o);
+    let (layer, size) = &image.blobs[1];
+    let error = match c.get_blob(&repo("cdn/app"), &digest(layer), *size).await {
+        Err(error) => error,
+        Ok(mut blob) => loop {
+            match blob.next().await {
+                Some(Err(error)) => break error,
+                Some(Ok(_)) => {}
+                None => panic!("the blob arrived through a redirect to {http_url}"),
+            }
+        },
+    };
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "refused a redirect from HTTPS to http://{}",
+            downgrade.local_addr().expect("addr").ip()
+        )),
+        "{text}"
+    );
+    // Not one connection reached the plain-HTTP host.
+    match downgrade.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the plain-HTTP host was contacted: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn catalog_follows_pagination_and_honours_limit() {
     let registry = support::Registry::start();
     for name in ["p/a", "p/b", "p/c", "p/d", "p/e"] {
@@ -598,6 +638,108 @@ async fn catalog_follows_pagination_and_honours_limit() {
     assert_eq!(all, ["p/a", "p/b", "p/c", "p/d", "p/e"]);
     let some = c.catalog(Some(3)).await.expect("catalog");
     assert_eq!(some, ["p/a", "p/b", "p/c"]);
+}
+
+/// A body that never ends: 64 KiB of spaces after `start`, again and again.
+fn endless(start: &'static str) -> support::http::Body {
+    use http_body_util::BodyExt as _;
+    static SPACES: [u8; 65536] = [b' '; 65536];
+    let first = futures_util::stream::once(async move { Bytes::from_static(start.as_bytes()) });
+    let rest = futures_util::stream::repeat_with(|| Bytes::from_static(&SPACES));
+    let frames = first
+        .chain(rest)
+        .map(|bytes| Ok::<_, support::http::BoxError>(hyper::body::Frame::data(bytes)));
+    http_body_util::StreamBody::new(frames).boxed_unsync()
+}
+
+#[tokio::test]
+async fn endless_bodies_are_cut_at_their_bounds() {
+    use support::http::{Server, respond};
+    let server = Server::start("endless", |request| async move {
+        let path = request.uri().path().to_owned();
+        let host = request
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let endless_answer = |status: hyper::StatusCode, content_type: &str, start| {
+            let mut response = hyper::Response::new(endless(start));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                content_type.parse().expect("header"),
+            );
+            response
+        };
+        match path.as_str() {
+            "/v2/" => respond(hyper::StatusCode::OK, "application/json", "{}"),
+            "/v2/endless/tags/list" => endless_answer(
+                hyper::StatusCode::OK,
+                "application/json",
+                r#"{"name":"endless","tags":["#,
+            ),
+            "/v2/endless/manifests/1" => endless_answer(
+                hyper::StatusCode::OK,
+                "application/vnd.oci.image.index.v1+json",
+                "{",
+            ),
+            "/v2/endless/manifests/missing" => {
+                endless_answer(hyper::StatusCode::NOT_FOUND, "application/json", "{")
+            }
+            "/token" => endless_answer(hyper::StatusCode::OK, "application/json", "{"),
+            _ if path.starts_with("/v2/guarded/") => {
+                let mut response = respond(hyper::StatusCode::UNAUTHORIZED, "application/json", "");
+                response.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    format!(r#"Bearer realm="http://{host}/token",service="endless""#)
+                        .parse()
+                        .expect("header"),
+                );
+                response
+            }
+            _ => respond(hyper::StatusCode::NOT_FOUND, "application/json", ""),
+        }
+    });
+    let c = client(options(&server.url()));
+    // Each ends within a bounded time, without buffering the endless body.
+    let bounded = Duration::from_secs(60);
+    let tags = tokio::time::timeout(bounded, c.list_tags(&repo("endless")))
+        .await
+        .expect("a tag list page is cut at its bound")
+        .expect_err("an endless tag list page");
+    assert_eq!(tags.kind(), ErrorKind::TooLarge, "{tags}");
+    assert!(
+        tags.to_string()
+            .contains("the page is larger than 16 MiB, which we refuse"),
+        "{tags}"
+    );
+    let manifest = tokio::time::timeout(bounded, c.get_manifest(&repo("endless"), &tag("1")))
+        .await
+        .expect("a manifest is cut at its bound")
+        .expect_err("an endless manifest");
+    assert_eq!(manifest.kind(), ErrorKind::TooLarge, "{manifest}");
+    assert!(
+        manifest
+            .to_string()
+            .contains("the manifest is larger than 4 MiB, which we refuse"),
+        "{manifest}"
+    );
+    // An error body is read up to its bound only, for its explanation; the status decides.
+    let missing = tokio::time::timeout(bounded, c.get_manifest(&repo("endless"), &tag("missing")))
+        .await
+        .expect("an error body is cut at its bound")
+        .expect_err("404");
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    let token = tokio::time::timeout(bounded, c.get_manifest(&repo("guarded"), &tag("1")))
+        .await
+        .expect("a token response is cut at its bound")
+        .expect_err("an endless token response");
+    assert_eq!(token.kind(), ErrorKind::TooLarge, "{token}");
+    assert!(
+        token.to_string().contains("token response is too large"),
+        "{token}"
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ mod sdk {
         credentials.provide_credentials().await.map_err(|e| {
             format!(
                 "no AWS credentials found; tried {CREDENTIAL_SOURCES} ({})",
-                DisplayErrorContext(&e)
+                crate::cloud::innermost_cause(&e)
             )
         })?;
         configs.push((region.to_string(), config.clone()));

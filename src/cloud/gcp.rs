@@ -112,6 +112,8 @@ fn http_client() -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("dregsy/", env!("CARGO_PKG_VERSION")))
+        // A token or a key's exchange never goes from HTTPS down to plain HTTP.
+        .redirect(crate::registry::redirect_policy())
         .build()
         .map_err(|e| format!("cannot set up an HTTP client: {e}"))
 }
@@ -159,7 +161,12 @@ async fn from_key_file(client: &reqwest::Client, path: &std::path::Path) -> Resu
         .body(form_encode(&form))
         .send()
         .await
-        .map_err(|e| format!("the token service at {token_uri} did not answer: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "the token service at {token_uri} did not answer: {}",
+                super::innermost_cause(&e)
+            )
+        })?;
     token_from(response, token_uri).await
 }
 
@@ -255,7 +262,12 @@ async fn from_metadata_server(client: &reqwest::Client) -> Result<Fresh, String>
         .timeout(Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| not_gce(format!("the metadata server at {host} did not answer: {e}")))?;
+        .map_err(|e| {
+            not_gce(format!(
+                "the metadata server at {host} did not answer: {}",
+                super::innermost_cause(&e)
+            ))
+        })?;
     let flavor = response
         .headers()
         .get("metadata-flavor")

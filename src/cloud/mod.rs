@@ -84,6 +84,25 @@ impl CloudRegistry {
 }
 
 /// The host of a registry string: without scheme, path or port.
+/// Why a credential source gave nothing, for a message: the innermost cause of `error`
+/// (say, "Connection refused (os error 111)"), one line, bounded. Never the SDK's debug
+/// representation, which repeats itself and hides the reason in noise.
+pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    let text = current.to_string();
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 200 {
+        let mut short: String = line.chars().take(200).collect();
+        short.push('…');
+        short
+    } else {
+        line
+    }
+}
+
 fn host_of(registry: &str) -> &str {
     let rest = registry
         .strip_prefix("http://")

@@ -1,11 +1,14 @@
-//! `dregsy plan -config=x.yaml [-run=…] [--json]`: what a sync would do, copying nothing.
+//! `dregsy plan -config=x.yaml [-run=…] [-shard=…] [--json]`: what a sync would do, copying
+//! nothing.
 //!
 //! For every selected task and mapping it lists and matches the source repositories (regex
 //! `from`), expands the tag filters, and asks both registries with HEAD requests whether each
 //! image is already up to date, exactly as the relay decides it before copying. It prints the
 //! repositories matched, each tag selected with its target reference and whether a sync would
 //! copy it, and each tag dropped with the entry that dropped it. Periodic tasks are planned
-//! once, like one-off ones.
+//! once, like one-off ones. When sharded (`-shard`, or the environment as for a sync), each
+//! target repository shows its owning shard, and a shard's view shows only its share
+//! (docs/behaviour.md#sharding).
 //!
 //! Exit code 0 when everything could be planned and checked, 1 for a config or usage error or
 //! when any mapping, repository or check failed (each is printed with its reason).
@@ -21,10 +24,11 @@ use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
 use crate::relay;
 use crate::relay::manifest_cache::ManifestCache;
+use crate::shard::{self, Shard};
 use crate::store::ImageStore;
 
 const USAGE: &str = "\
-usage: dregsy plan -config=FILE [-run=REGEX] [--json]
+usage: dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
 
 Shows what a sync with FILE would do, without copying anything: per task and mapping, the
 source repositories matched, the tags selected and their target references, the tags dropped
@@ -32,6 +36,9 @@ and by which filter, and which images are already up to date on the target.
 
   -config FILE   the config file
   -run REGEX     only tasks whose whole name matches ('!' inverts), as for a sync
+  -shard I/N     only the target repositories shard I of N copies, each with its shard;
+                 all/N shows every repository with its owning shard (default: from
+                 JOB_COMPLETION_INDEX or HOSTNAME with DREGSY_SHARDS, as for a sync)
   --json         print one JSON document instead of text
 ";
 
@@ -40,7 +47,45 @@ and by which filter, and which images are already up to date on the target.
 pub struct Args {
     pub config: String,
     pub run: String,
+    /// `-shard` as written (empty: from the environment).
+    pub shard: String,
     pub json: bool,
+}
+
+/// Which shards the plan shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardView {
+    /// How many shards share the target repositories (1: no sharding).
+    pub count: u32,
+    /// The shard whose share is shown; `None` shows every repository with its owner.
+    pub only: Option<u32>,
+}
+
+impl ShardView {
+    /// From `-shard` (`INDEX/COUNT`, `all/COUNT`, or empty) and the environment, with the
+    /// precedence a sync uses ([`Shard::from_sources`]).
+    ///
+    /// # Errors
+    /// The messages of [`Shard::from_sources`], naming the flag or variable.
+    pub fn resolve(flag: &str, env: impl Fn(&str) -> Option<String>) -> Result<ShardView, String> {
+        if let Some(count) = flag.trim().strip_prefix("all/") {
+            // `all/N` is `0/N` for validation, then shows every shard.
+            let shard = Shard::parse(&format!("0/{count}")).map_err(|e| format!("-shard: {e}"))?;
+            return Ok(ShardView {
+                count: shard.count(),
+                only: None,
+            });
+        }
+        let shard = Shard::from_sources(flag, env)?;
+        Ok(ShardView {
+            count: shard.count(),
+            only: Some(shard.index()),
+        })
+    }
+
+    fn sharded(&self) -> bool {
+        self.count > 1
+    }
 }
 
 /// Parses Go-style `-config=x` / `-config x` / `--config=x`, `-run`, `--json`, `-h`.
@@ -49,6 +94,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         config: String::new(),
         run: String::new(),
+        shard: String::new(),
         json: false,
     };
     let mut flags = Flags::new(args);
@@ -62,6 +108,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "json" if inline.is_none() => parsed.json = true,
             "config" => parsed.config = flags.value(name, inline).map_err(|e| e.to_string())?,
             "run" => parsed.run = flags.value(name, inline).map_err(|e| e.to_string())?,
+            "shard" => parsed.shard = flags.value(name, inline).map_err(|e| e.to_string())?,
             _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
@@ -93,6 +140,13 @@ pub fn main(args: &[String]) -> u8 {
         eprintln!("{e}");
         return 1;
     }
+    let shards = match ShardView::resolve(&args.shard, |name| std::env::var(name).ok()) {
+        Ok(shards) => shards,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
     let filter = match crate::cli::compile_filter(&args.run) {
         Ok(filter) => filter,
         Err(e) => {
@@ -115,7 +169,7 @@ pub fn main(args: &[String]) -> u8 {
         .iter()
         .filter(|t| filter.matches(&t.name))
         .collect();
-    let report = runtime.block_on(plan_tasks(&config, &tasks));
+    let report = runtime.block_on(plan_tasks(&config, &tasks, shards));
     let output = if args.json {
         format!("{}\n", report.to_json())
     } else {
@@ -126,9 +180,10 @@ pub fn main(args: &[String]) -> u8 {
 }
 
 /// The plan of a whole config.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Report {
     pub tasks: Vec<TaskPlan>,
+    pub shards: ShardView,
 }
 
 /// One task's plan.
@@ -150,6 +205,8 @@ pub struct MappingResult {
     pub from: String,
     pub to: String,
     pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
+    /// Repositories left out because another shard owns them.
+    pub other_shards: usize,
 }
 
 /// What a sync would do with one image job.
@@ -177,13 +234,17 @@ impl Status {
 /// How many up-to-date checks run at once per mapping.
 const PARALLEL_CHECKS: usize = 8;
 
-/// Plans every task, mapping by mapping.
-pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
+/// Plans every task, mapping by mapping; with a shard's view, only its repositories are
+/// checked and shown.
+pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> Report {
     let clients = Clients::new(config);
     let listers = Listers::new(config.lister);
     // The sync's own cache: what a plan learns about indexes, a sync need not ask again.
     let manifests = ManifestCache::open(&config.native.cache_dir);
-    let mut report = Report::default();
+    let mut report = Report {
+        tasks: Vec::new(),
+        shards,
+    };
     for task in tasks {
         let mut task_plan = TaskPlan {
             name: task.name.clone(),
@@ -194,9 +255,16 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
             mappings: Vec::new(),
         };
         for mapping in &task.mappings {
+            let mut other_shards = 0;
             let outcome =
                 match crate::sync::plan_task_mapping(task, mapping, &clients, &listers).await {
-                    Ok((source, target, plan)) => {
+                    Ok((source, target, mut plan)) => {
+                        if let Some(only) = shards.only {
+                            let planned = plan.repositories.len();
+                            plan.repositories
+                                .retain(|r| shard::owner(r.target_name(), shards.count) == only);
+                            other_shards = planned - plan.repositories.len();
+                        }
                         let statuses = check_all(config, &plan, &source, &target, &manifests).await;
                         Ok((plan, statuses))
                     }
@@ -206,6 +274,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task]) -> Report {
                 from: mapping.rule.from().to_string(),
                 to: mapping.rule.to().to_string(),
                 outcome,
+                other_shards,
             });
         }
         report.tasks.push(task_plan);
@@ -275,6 +344,14 @@ impl Report {
         self.tasks.iter().flat_map(|t| t.mappings.iter())
     }
 
+    /// The repositories shown, across all mappings.
+    fn repositories(&self) -> usize {
+        self.mappings()
+            .filter_map(|m| m.outcome.as_ref().ok())
+            .map(|(plan, _)| plan.repositories.len())
+            .sum()
+    }
+
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         for mapping in self.mappings() {
@@ -330,11 +407,28 @@ impl Report {
                 ));
                 match &mapping.outcome {
                     Err(e) => out.push_str(&format!("    FAILED: {e}\n")),
-                    Ok((plan, statuses)) => text_mapping(&mut out, task, plan, statuses),
+                    Ok((plan, statuses)) => {
+                        text_mapping(&mut out, task, plan, statuses, self.shards)
+                    }
+                }
+                if mapping.other_shards > 0 {
+                    out.push_str(&format!(
+                        "    {} more repositories belong to other shards\n",
+                        mapping.other_shards
+                    ));
                 }
             }
         }
         let t = self.totals();
+        if let (true, Some(only)) = (self.shards.sharded(), self.shards.only) {
+            let other: usize = self.mappings().map(|m| m.other_shards).sum();
+            out.push_str(&format!(
+                "shard {only}/{}: {} of {} repositories are ours\n",
+                self.shards.count,
+                self.repositories(),
+                self.repositories() + other
+            ));
+        }
         let skipped = if t.skipped > 0 {
             format!("{} skipped, ", t.skipped)
         } else {
@@ -370,11 +464,21 @@ impl Report {
                             "error": null,
                             "warnings": plan.warnings,
                             "listed_repositories": plan.listed_repositories,
+                            "other_shards": mapping.other_shards,
                             "repositories": plan
                                 .repositories
                                 .iter()
                                 .zip(statuses)
-                                .map(|(repo, statuses)| json_repository(task, repo, statuses))
+                                .map(|(repo, statuses)| {
+                                    let mut value = json_repository(task, repo, statuses);
+                                    if self.shards.sharded() {
+                                        value["shard"] = json!(shard::owner(
+                                            repo.target_name(),
+                                            self.shards.count
+                                        ));
+                                    }
+                                    value
+                                })
                                 .collect::<Vec<_>>(),
                         }),
                     })
@@ -396,6 +500,10 @@ impl Report {
         let t = self.totals();
         json!({
             "tasks": tasks,
+            "shards": {
+                "count": self.shards.count,
+                "only": self.shards.only,
+            },
             "totals": {
                 "copy": t.copy,
                 "up_to_date": t.up_to_date,
@@ -411,7 +519,13 @@ fn side(registry: &str, path: &str) -> String {
     format!("{}{path}", registry.trim_end_matches('/'))
 }
 
-fn text_mapping(out: &mut String, task: &TaskPlan, plan: &MappingPlan, statuses: &[Vec<Status>]) {
+fn text_mapping(
+    out: &mut String,
+    task: &TaskPlan,
+    plan: &MappingPlan,
+    statuses: &[Vec<Status>],
+    shards: ShardView,
+) {
     if let Some(listed) = plan.listed_repositories {
         out.push_str(&format!(
             "    {listed} repositories listed, {} matched\n",
@@ -422,8 +536,14 @@ fn text_mapping(out: &mut String, task: &TaskPlan, plan: &MappingPlan, statuses:
         out.push_str(&format!("    warning: {warning}\n"));
     }
     for (repo, statuses) in plan.repositories.iter().zip(statuses) {
+        let owner = if shards.sharded() {
+            let owner = shard::owner(repo.target_name(), shards.count);
+            format!("  (shard {owner}/{})", shards.count)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "    {} -> {}\n",
+            "    {} -> {}{owner}\n",
             side(&task.source, &repo.source_path),
             side(&task.target, &repo.target_path)
         ));
@@ -529,11 +649,14 @@ mod tests {
         let want = Args {
             config: "x.yaml".into(),
             run: "a|b".into(),
+            shard: "1/3".into(),
             json: true,
         };
         for form in [
-            strings(&["-config=x.yaml", "-run=a|b", "--json"]),
-            strings(&["--config", "x.yaml", "--run", "a|b", "-json"]),
+            strings(&["-config=x.yaml", "-run=a|b", "-shard=1/3", "--json"]),
+            strings(&[
+                "--config", "x.yaml", "--run", "a|b", "-shard", "1/3", "-json",
+            ]),
         ] {
             assert_eq!(parse(&form), Ok(Some(want.clone())), "{form:?}");
         }
@@ -541,5 +664,35 @@ mod tests {
         assert!(parse(&strings(&["--json"])).is_err(), "config is required");
         assert!(parse(&strings(&["-config"])).is_err());
         assert!(parse(&strings(&["-config=x", "-bogus"])).is_err());
+    }
+
+    #[test]
+    fn shard_views() {
+        let no_env = |_: &str| None;
+        assert_eq!(
+            ShardView::resolve("", no_env),
+            Ok(ShardView {
+                count: 1,
+                only: Some(0)
+            })
+        );
+        assert_eq!(
+            ShardView::resolve("all/3", no_env),
+            Ok(ShardView {
+                count: 3,
+                only: None
+            })
+        );
+        assert_eq!(
+            ShardView::resolve("2/3", no_env),
+            Ok(ShardView {
+                count: 3,
+                only: Some(2)
+            })
+        );
+        for bad in ["3/3", "all/0", "all/x", "x/2"] {
+            let error = ShardView::resolve(bad, no_env).expect_err(bad);
+            assert!(error.starts_with("-shard: "), "{bad}: {error}");
+        }
     }
 }

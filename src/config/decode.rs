@@ -49,6 +49,7 @@ const NATIVE_KEYS: &[&str] = &[
     "connect-timeout",
     "stall-timeout",
     "commit-timeout",
+    "chunk-size",
     "cache-dir",
     "include-foreign-layers",
 ];
@@ -183,6 +184,8 @@ pub struct RawNative {
     pub connect_timeout: Option<DurationValue>,
     pub stall_timeout: Option<DurationValue>,
     pub commit_timeout: Option<DurationValue>,
+    /// `chunk-size` as written (bytes, or a number with `KiB`/`MiB`/`GiB`), with its line.
+    pub chunk_size: Option<(String, usize)>,
     /// `cache-dir`, with its line.
     pub cache_dir: Option<(String, usize)>,
     pub include_foreign_layers: Option<bool>,
@@ -524,6 +527,9 @@ impl Decoder {
                                 "commit-timeout" => {
                                     native.commit_timeout =
                                         self.duration(value, "native.commit-timeout")
+                                }
+                                "chunk-size" => {
+                                    native.chunk_size = Some((self.string(value), value.line));
                                 }
                                 "retries" => {
                                     self.notices.push(Notice::warn(format!(

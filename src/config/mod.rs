@@ -176,6 +176,10 @@ pub struct NativeSettings {
     /// How long a registry may take to answer once it received a whole blob, plus a minute per
     /// GiB of the blob (`native.commit-timeout`).
     pub commit_timeout: Duration,
+    /// `native.chunk-size`: upload blobs in chunks (PATCH) of this many bytes instead of one
+    /// request per blob, for registries or proxies that limit request bodies (HTTP 413).
+    /// `None` (the default): one request per blob, chunks only when a registry asks for them.
+    pub chunk_size: Option<u64>,
     /// Where facts about manifests are kept between runs (`cache-dir`).
     pub cache_dir: CacheDir,
     /// Copy foreign and non-distributable layers when the source holds them
@@ -193,6 +197,7 @@ impl Default for NativeSettings {
             connect_timeout: timeouts.connect,
             stall_timeout: timeouts.stall,
             commit_timeout: timeouts.commit,
+            chunk_size: None,
             cache_dir: CacheDir::Default,
             include_foreign_layers: false,
         }

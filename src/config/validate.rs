@@ -291,6 +291,14 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
             *setting = d;
         }
     }
+    if let Some((text, line)) = &raw.native.chunk_size {
+        settings.chunk_size = Some(parse_chunk_size(text).map_err(|e| {
+            (
+                Some(*line),
+                format!("'native.chunk-size': {e}, such as '8MiB' or '1048576'"),
+            )
+        })?);
+    }
     if let Some((dir, line)) = &raw.native.cache_dir {
         settings.cache_dir = match dir.trim() {
             "" => {
@@ -308,6 +316,36 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
         settings.include_foreign_layers = include;
     }
     Ok(settings)
+}
+
+/// The smallest and largest upload chunk `native.chunk-size` accepts.
+const CHUNK_SIZE_BOUNDS: (u64, u64) = (64 * 1024, 1024 * 1024 * 1024);
+
+/// Parses `native.chunk-size`: a number of bytes, optionally with a binary unit (`KiB`,
+/// `MiB`, `GiB`; `K`, `M`, `G` mean the same), between 64 KiB and 1 GiB.
+fn parse_chunk_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("'{text}' is not a size")),
+    };
+    let size = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("'{text}' is not a size"))?;
+    let (min, max) = CHUNK_SIZE_BOUNDS;
+    if !(min..=max).contains(&size) {
+        return Err(format!("'{text}' must be between 64KiB and 1GiB"));
+    }
+    Ok(size)
 }
 
 /// Our daemon settings: the health endpoint's address and the shutdown grace period.
@@ -451,10 +489,26 @@ fn location(
     };
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
-    let (registry, cloud) = match crate::layout::parse_location(&raw.registry) {
-        Some(_) => (raw.registry.trim().to_string(), None),
-        None => CloudRegistry::detect(&raw.registry),
+    let layout = crate::layout::parse_location(&raw.registry).is_some();
+    let (registry, cloud) = if layout {
+        (raw.registry.trim().to_string(), None)
+    } else {
+        CloudRegistry::detect(&raw.registry)
     };
+    // `user:password@host` would carry a secret into every log line and metric label that
+    // names the registry; the message shows the value with that part masked.
+    // (A layout's path may hold an '@'.)
+    if let Some((userinfo, host)) = registry.rsplit_once('@').filter(|_| !layout) {
+        let scheme = userinfo.find("://").map_or("", |i| &userinfo[..i + 3]);
+        return Err((
+            line,
+            format!(
+                "registry '{scheme}***@{host}' holds user information: a registry is \
+                 [scheme://]host[:port][/path]; put credentials in 'auth', \
+                 'credentials-file' or a credential file"
+            ),
+        ));
+    }
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
     let auth_refresh = match raw.auth_refresh {
         None => None,
@@ -631,5 +685,29 @@ fn repo_list_source(source: &Location) -> Result<(), String> {
         }
         Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size("8MiB"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_chunk_size(" 512 KiB "), Ok(512 * 1024));
+        assert_eq!(parse_chunk_size("1048576"), Ok(1024 * 1024));
+        assert_eq!(parse_chunk_size("1g"), Ok(1024 * 1024 * 1024));
+        for bad in [
+            "",
+            "MiB",
+            "8 parsecs",
+            "-1",
+            "1KiB",
+            "2GiB",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_chunk_size(bad).is_err(), "{bad}");
+        }
     }
 }

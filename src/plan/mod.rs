@@ -149,6 +149,18 @@ pub struct RepositoryPlan {
     pub error: Option<String>,
 }
 
+impl RepositoryPlan {
+    /// The target repository's name on its registry (e.g. `mirror/app`): what decides which
+    /// shard owns it (docs/behaviour.md#sharding). For a target path that is not a
+    /// valid repository, the mapped path without its leading `/`.
+    pub fn target_name(&self) -> &str {
+        match &self.target {
+            Some(repository) => repository.as_str(),
+            None => self.target_path.trim_start_matches('/'),
+        }
+    }
+}
+
 /// How many repositories of one mapping have their tags listed at the same time.
 const PARALLEL_TAG_LISTINGS: usize = 4;
 

@@ -23,7 +23,10 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use super::credentials::CredentialProvider;
-use super::error::{Error, ErrorKind, Result, truncate};
+use super::error::{
+    Error, ErrorKind, MAX_ERROR_BODY, MAX_EXPLANATION, Result, json_text, registry_error_text,
+    truncate,
+};
 use super::reference::Repository;
 use super::transport::{Body, Request, Transport, classify};
 
@@ -479,60 +482,64 @@ impl Auth {
         }
 
         let status = response.status();
+        // Token and error bodies are small; refuse to buffer a broken service's endless body.
+        let limit = if status.is_success() {
+            MAX_TOKEN_RESPONSE
+        } else {
+            MAX_ERROR_BODY
+        };
+        let mut bytes = Vec::new();
+        let mut cut = false;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // A refusal whose body breaks off is still a refusal: report the status.
+                Err(_) if !status.is_success() => break,
+                Err(e) => return Err(classify(&e).context(where_)),
+            };
+            if bytes.len() + chunk.len() > limit {
+                cut = true;
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let kind = match status {
                 StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
                 StatusCode::FORBIDDEN => ErrorKind::Forbidden,
                 _ => ErrorKind::Registry,
             };
+            let says = token_error_text(&bytes)
+                .map(|t| format!("; it said: {t}"))
+                .unwrap_or_default();
             let reason = match (&credentials, kind) {
                 (Some(c), ErrorKind::Unauthorized) => format!(
-                    "the credentials of user '{}' were rejected (HTTP {status})",
+                    "the credentials of user '{}' were rejected (HTTP {status}){says}",
                     c.username
                 ),
-                (None, ErrorKind::Unauthorized) => {
-                    format!("anonymous access was refused (HTTP {status}); configure credentials")
-                }
-                _ => format!("no token issued (HTTP {status})"),
+                (None, ErrorKind::Unauthorized) => format!(
+                    "anonymous access was refused (HTTP {status}){says}; configure credentials"
+                ),
+                _ => format!("no token issued (HTTP {status}){says}"),
             };
             return Err(Error::new(kind, reason)
                 .with_status(status.as_u16())
                 .context(where_));
         }
-        // A token response is small; refuse to buffer a broken service's endless body.
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| classify(&e).context(where_.clone()))?
-        {
-            if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
-                return Err(
-                    Error::new(ErrorKind::TooLarge, "the token response is too large")
-                        .context(where_),
-                );
-            }
-            bytes.extend_from_slice(&chunk);
+        if cut {
+            return Err(
+                Error::new(ErrorKind::TooLarge, "the token response is too large").context(where_),
+            );
         }
-        let parsed: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(ErrorKind::Protocol, format!("invalid token response ({e})"))
-                .context(where_.clone())
-        })?;
-        let token = parsed
-            .token
-            .filter(|t| !t.is_empty())
-            .or(parsed.access_token.filter(|t| !t.is_empty()))
-            .ok_or_else(|| {
-                Error::new(ErrorKind::Protocol, "the token response holds no token")
-                    .context(where_.clone())
-            })?;
+        let (token, expires_in) =
+            parse_token_response(&bytes).map_err(|e| e.context(where_.clone()))?;
         let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
             Error::new(ErrorKind::Protocol, "the token holds invalid characters")
                 .context(where_.clone())
         })?;
         header.set_sensitive(true);
-        let lifetime = parsed
-            .expires_in
+        let lifetime = expires_in
             .map(Duration::from_secs)
             .unwrap_or(MIN_TOKEN_LIFETIME)
             .max(MIN_TOKEN_LIFETIME);
@@ -545,6 +552,61 @@ impl Auth {
             renew_at: started + lifetime - margin,
         })
     }
+}
+
+/// Reads a token service's answer (Docker's token protocol: `token`, or OAuth2's
+/// `access_token`, with an optional `expires_in` in seconds). Returns the token and its
+/// lifetime.
+///
+/// # Errors
+/// [`ErrorKind::Protocol`] when the body is not such JSON or holds no token.
+pub(crate) fn parse_token_response(body: &[u8]) -> Result<(String, Option<u64>)> {
+    let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("invalid token response ({})", truncate(&e.to_string(), 100)),
+        )
+    })?;
+    let token = parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .or(parsed.access_token.filter(|t| !t.is_empty()))
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "the token response holds no token"))?;
+    Ok((token, parsed.expires_in))
+}
+
+/// What a token service's refusal body says, bounded to a short line: the distribution
+/// API's `errors` list, Docker Hub's `details`, OAuth2's `error` and `error_description`
+/// (RFC 6749 §5.2), a `message`, or a short plain-text body. `None` for an empty body or an
+/// HTML page (a proxy's error page says nothing about the token).
+pub(crate) fn token_error_text(body: &[u8]) -> Option<String> {
+    if let Some(text) = registry_error_text(body) {
+        return Some(text);
+    }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
+        let field = |name: &str| json_text(map.get(name));
+        let description = field("error_description");
+        let error = field("error");
+        let text = match (error.is_empty(), description.is_empty()) {
+            (false, false) => format!("{error}: {description}"),
+            (true, false) => description,
+            (false, true) => error,
+            (true, true) => {
+                let details = field("details");
+                if details.is_empty() {
+                    field("message")
+                } else {
+                    details
+                }
+            }
+        };
+        return (!text.is_empty()).then(|| truncate(&text, MAX_EXPLANATION));
+    }
+    let text = std::str::from_utf8(body).ok()?.trim();
+    if text.is_empty() || text.starts_with('<') {
+        return None;
+    }
+    Some(truncate(text, MAX_EXPLANATION))
 }
 
 /// The OAuth2 form `POST` to a token service: `grant` (password or refresh token) with the
@@ -690,6 +752,61 @@ mod tests {
         let header = c.basic_header().unwrap();
         assert!(header.is_sensitive());
         assert!(!format!("{header:?}").contains("YWxpY2U"));
+    }
+
+    #[test]
+    fn token_refusals_explain_themselves() {
+        assert_eq!(
+            token_error_text(br#"{"details":"incorrect username or password"}"#).as_deref(),
+            Some("incorrect username or password")
+        );
+        assert_eq!(
+            token_error_text(br#"{"error":"invalid_grant","error_description":"bad password"}"#)
+                .as_deref(),
+            Some("invalid_grant: bad password")
+        );
+        assert_eq!(
+            token_error_text(br#"{"errors":[{"code":"DENIED","message":"nope"}]}"#).as_deref(),
+            Some("DENIED: nope")
+        );
+        assert_eq!(
+            token_error_text(b"  plain words  ").as_deref(),
+            Some("plain words")
+        );
+        assert_eq!(token_error_text(b"<html><body>502</body></html>"), None);
+        assert_eq!(token_error_text(b""), None);
+        assert_eq!(token_error_text(b"{}"), None);
+        let long = format!(r#"{{"details":"{}"}}"#, "y".repeat(10_000));
+        let text = token_error_text(long.as_bytes()).unwrap();
+        assert!(
+            text.chars().count() <= MAX_EXPLANATION + 1,
+            "{}",
+            text.len()
+        );
+    }
+
+    #[test]
+    fn token_responses() {
+        assert_eq!(
+            parse_token_response(br#"{"token":"a","expires_in":300}"#).unwrap(),
+            ("a".to_owned(), Some(300))
+        );
+        assert_eq!(
+            parse_token_response(br#"{"token":"","access_token":"b"}"#).unwrap(),
+            ("b".to_owned(), None)
+        );
+        for bad in [
+            &b"{}"[..],
+            b"[]",
+            b"<html>",
+            br#"{"token":5}"#,
+            br#"{"expires_in":-1,"token":"a"}"#,
+        ] {
+            assert_eq!(
+                parse_token_response(bad).unwrap_err().kind(),
+                ErrorKind::Protocol
+            );
+        }
     }
 
     #[test]

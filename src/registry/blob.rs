@@ -24,7 +24,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use super::auth::Scope;
 use super::client::{Registry, check_returned_digest, header_text};
 use super::digest::{ByteStream, Digest, VerifyingStream};
-use super::error::{Error, ErrorKind, Result, truncate};
+use super::error::{Error, ErrorKind, Result, request_body_too_large, truncate};
 use super::reference::Repository;
 use super::transport::{Body, Request, header_value, redact};
 
@@ -295,6 +295,9 @@ impl Registry {
         if status == StatusCode::CREATED || status.is_success() {
             return check_returned_digest(response.headers(), digest);
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(request_body_too_large(size, false));
+        }
         let error = self.status_error(response, "the upload", "").await;
         let wants_chunks = status == StatusCode::RANGE_NOT_SATISFIABLE
             || (status == StatusCode::BAD_REQUEST
@@ -368,8 +371,12 @@ impl Registry {
         request
             .headers
             .insert(CONTENT_LENGTH, HeaderValue::from(chunk.len()));
+        let sent = chunk.len() as u64;
         request.body = Body::Bytes(chunk);
         let response = self.execute(request, scopes).await?;
+        if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(request_body_too_large(sent, true));
+        }
         // The spec says 202; some registries answer 204. The `Range` they send is not needed:
         // we send chunks in order and fail on any refusal.
         if !response.status().is_success() {

@@ -10,18 +10,18 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode, Url};
-use serde::Deserialize;
 
 use super::auth::{Auth, CredentialSource, Credentials, Scope};
 use super::credentials::CredentialProvider;
 use super::digest::Digest;
-use super::error::{Error, ErrorKind, Result, truncate};
-use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type, too_large};
+use super::error::{self, Error, ErrorKind, MAX_ERROR_BODY, Result, truncate};
+use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type};
+use super::ratelimit::RateLimits;
 use super::reference::{RegistryHost, Repository, TagOrDigest};
 use super::tls;
 use super::transport::{
-    Body, Request, RetryPolicy, Timeouts, Transport, Tries, classify, header_value,
-    retryable_status,
+    Body, Request, RequestObserver, RetryPolicy, Timeouts, Transport, Tries, classify,
+    header_value, retryable_status,
 };
 
 /// How to reach and authenticate to one registry.
@@ -51,6 +51,12 @@ pub struct RegistryOptions {
     pub chunk_size: usize,
     /// Entries asked for per catalog page (`?n=`). Distribution refuses more than 1000.
     pub page_size: usize,
+    /// The run's rate-limit state, shared by every client of one host so a 429 or a used-up
+    /// budget holds them all (docs/behaviour.md, "Rate limits"). Defaults to a state of
+    /// this client's own.
+    pub rate_limits: RateLimits,
+    /// Told about every request attempt (metrics); `None` by default.
+    pub observer: Option<Arc<dyn RequestObserver>>,
     /// What is known about manifest HEAD on this registry, shared with the other clients of
     /// the same host (other credentials): the fallback to GET is learned once per host.
     /// `None`: this client learns on its own.
@@ -71,6 +77,8 @@ impl RegistryOptions {
             chunked_uploads: false,
             chunk_size: 8 * 1024 * 1024,
             page_size: 1000,
+            rate_limits: RateLimits::new(),
+            observer: None,
             manifest_head: None,
         }
     }
@@ -153,7 +161,9 @@ impl Registry {
             options.skip_tls_verify,
             options.timeouts,
             options.retry.clone(),
-        )?;
+            options.observer,
+        )?
+        .share_rate_limit(options.rate_limits.host(host.api_host()));
         Ok(Registry {
             inner: Arc::new(Inner {
                 auth: Auth::new(
@@ -368,7 +378,7 @@ impl Registry {
             header_text(response.headers(), CONTENT_TYPE.as_str()).map(str::to_owned);
         let claimed =
             header_text(response.headers(), "docker-content-digest").map(|v| truncate(v, 80));
-        let bytes = read_limited(response, MAX_MANIFEST_SIZE)
+        let bytes = read_limited(response, MAX_MANIFEST_SIZE, "manifest")
             .await
             .map_err(|e| e.context(&context))?;
         let manifest = Manifest::from_bytes(content_type.as_deref(), bytes)
@@ -503,10 +513,6 @@ impl Registry {
         }
         let replay = request.try_clone();
         let response = inner.transport.send(request).await?;
-        // Docker Hub announces its pull limit; worth seeing when a sync runs into it.
-        if let Some(remaining) = header_text(response.headers(), "ratelimit-remaining") {
-            tracing::debug!(registry = %inner.host, remaining, "rate limit");
-        }
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -563,6 +569,10 @@ impl Registry {
             StatusCode::NOT_FOUND => (
                 ErrorKind::NotFound,
                 format!("{subject} does not exist{says}"),
+            ),
+            StatusCode::TOO_MANY_REQUESTS => (
+                ErrorKind::Registry,
+                format!("the registry answered HTTP 429 Too Many Requests (its rate limit){says}"),
             ),
             StatusCode::PAYLOAD_TOO_LARGE => (
                 ErrorKind::TooLarge,
@@ -636,55 +646,37 @@ pub(crate) fn check_returned_digest(headers: &HeaderMap, ours: &Digest) -> Resul
     }
 }
 
-/// Reads a response body, refusing more than `limit` bytes without buffering them.
-pub(crate) async fn read_limited(mut response: Response, limit: usize) -> Result<Bytes> {
+/// Reads a response body, refusing more than `limit` bytes without buffering them; `what`
+/// names the body in the error (`manifest`, `tag list page`).
+pub(crate) async fn read_limited(
+    mut response: Response,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes> {
     if response
         .content_length()
         .is_some_and(|len| len > limit as u64)
     {
-        return Err(too_large());
+        return Err(error::response_too_large(what, limit));
     }
     let mut buffer = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
         if buffer.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(error::response_too_large(what, limit));
         }
         buffer.extend_from_slice(&chunk);
     }
     Ok(buffer.freeze())
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    errors: Vec<ErrorEntry>,
-}
-
-#[derive(Deserialize)]
-struct ErrorEntry {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
 /// The registry's explanation from an error body: `CODE: message`, truncated; `None` when
-/// the body is empty or not the distribution API's error JSON.
+/// the body is empty or not the distribution API's error JSON. Reads at most
+/// [`MAX_ERROR_BODY`] bytes.
 async fn registry_error_text(response: Response) -> Option<String> {
-    let bytes = read_limited(response, 64 * 1024).await.ok()?;
-    let body: ErrorBody = serde_json::from_slice(&bytes).ok()?;
-    let text = body
-        .errors
-        .iter()
-        .map(|e| match (e.code.is_empty(), e.message.is_empty()) {
-            (false, false) => format!("{}: {}", e.code, e.message),
-            (false, true) => e.code.clone(),
-            _ => e.message.clone(),
-        })
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    (!text.is_empty()).then(|| truncate(&text, 200))
+    let bytes = read_limited(response, MAX_ERROR_BODY, "error body")
+        .await
+        .ok()?;
+    error::registry_error_text(&bytes)
 }
 
 #[cfg(test)]

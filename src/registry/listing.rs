@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::auth::Scope;
 use super::client::{Registry, header_text, read_limited};
-use super::error::{Error, ErrorKind, Result};
+use super::error::{Error, ErrorKind, Result, truncate};
 use super::reference::Repository;
 use super::transport::Request;
 
@@ -130,16 +130,13 @@ impl Registry {
             }
             let link = header_text(response.headers(), LINK.as_str()).map(str::to_owned);
             let final_url = response.url().clone();
-            let bytes = read_limited(response, MAX_PAGE_SIZE)
+            let bytes = read_limited(response, MAX_PAGE_SIZE, "page")
                 .await
                 .map_err(|e| e.context(context))?;
             if !page(&bytes).map_err(|e| e.context(context))? {
                 break;
             }
-            next = link
-                .as_deref()
-                .and_then(next_link)
-                .and_then(|target| final_url.join(target).ok());
+            next = next_page(&url, &final_url, link.as_deref()).map_err(|e| e.context(context))?;
         }
         Ok(())
     }
@@ -152,6 +149,47 @@ fn parse_page<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
             format!("the registry sent an invalid list ({e})"),
         )
     })
+}
+
+/// The next page named by a `Link` header, resolved against the page's final URL. Only a
+/// page on the registry itself is followed (same host and port, never from HTTPS down to
+/// HTTP): requests carry the registry's credentials.
+///
+/// # Errors
+/// [`ErrorKind::Protocol`] when the link is not a URL or leads elsewhere.
+pub(crate) fn next_page(
+    requested: &Url,
+    answered: &Url,
+    link: Option<&str>,
+) -> Result<Option<Url>> {
+    let Some(target) = link.and_then(next_link) else {
+        return Ok(None);
+    };
+    let shown = || truncate(target, 100);
+    let next = answered.join(target).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "the registry's Link header names an invalid URL '{}' ({e})",
+                shown()
+            ),
+        )
+    })?;
+    let same_host = next.host_str() == requested.host_str()
+        && next.port_or_known_default() == requested.port_or_known_default();
+    let downgrade = requested.scheme() == "https" && next.scheme() != "https";
+    if !same_host || downgrade || !matches!(next.scheme(), "http" | "https") {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "the registry's Link header points to the next page at '{}', which is not on \
+                 the registry ({}); not followed, so its credentials stay with it",
+                shown(),
+                requested.origin().ascii_serialization()
+            ),
+        ));
+    }
+    Ok(Some(next))
 }
 
 /// The target of the `rel="next"` link in a `Link` header (RFC 8288), which may hold
@@ -199,6 +237,39 @@ mod tests {
         assert_eq!(next_link(r#"</a>; rel="prev""#), None);
         assert_eq!(next_link(""), None);
         assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn next_page_stays_on_the_registry() {
+        let here = Url::parse("https://r.io:5000/v2/a/tags/list").unwrap();
+        let next = |link: &str| next_page(&here, &here, Some(link));
+        assert_eq!(
+            next(r#"</v2/a/tags/list?last=x>; rel="next""#)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "https://r.io:5000/v2/a/tags/list?last=x"
+        );
+        assert_eq!(
+            next(r#"<https://r.io:5000/v2/a/tags/list?n=1&last=b>; rel="next""#)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "https://r.io:5000/v2/a/tags/list?n=1&last=b"
+        );
+        for elsewhere in [
+            r#"<https://evil.example/v2/a/tags/list>; rel="next""#,
+            r#"<http://r.io:5000/v2/a/tags/list>; rel="next""#,
+            r#"<https://r.io:5001/v2/a/tags/list>; rel="next""#,
+            r#"<//evil.example/x>; rel="next""#,
+            r#"<file:///etc/passwd>; rel="next""#,
+        ] {
+            let e = next(elsewhere).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Protocol, "{elsewhere}");
+            assert!(e.to_string().contains("not on the registry"), "{e}");
+        }
+        assert_eq!(next(r#"</a>; rel="prev""#).unwrap(), None);
+        assert_eq!(next_page(&here, &here, None).unwrap(), None);
     }
 
     #[test]

@@ -355,13 +355,7 @@ fn malformed_text(why: &str) -> Error {
 }
 
 pub(crate) fn too_large() -> Error {
-    Error::new(
-        ErrorKind::TooLarge,
-        format!(
-            "the manifest is larger than {} MiB, which we refuse",
-            MAX_MANIFEST_SIZE / (1024 * 1024)
-        ),
-    )
+    super::error::response_too_large("manifest", MAX_MANIFEST_SIZE)
 }
 
 #[cfg(test)]

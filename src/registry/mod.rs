@@ -20,6 +20,7 @@ mod error;
 mod listing;
 mod manifest;
 mod platform;
+mod ratelimit;
 mod reference;
 pub mod referrers;
 mod subset;
@@ -34,11 +35,20 @@ pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
 pub use platform::Platform;
+pub use ratelimit::{Budget, RateLimits};
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
 pub use referrers::{PushedReferrer, Referrer};
 pub use subset::{Subset, platform_subset};
 pub use tls::system_client_config;
-pub use transport::{RetryPolicy, Timeouts, Tries};
+pub use transport::redirect_policy;
+pub use transport::{Attempt, RequestObserver, RetryPolicy, Timeouts, Tries};
+
+// The parsers the fuzz targets reach (`crate::fuzzing`).
+pub(crate) use auth::{parse_challenges, parse_token_response, token_error_text};
+pub(crate) use error::registry_error_text;
+pub(crate) use listing::{next_link, next_page};
+pub(crate) use ratelimit::parse_limit_header;
+pub(crate) use transport::retry_after;
 
 /// Shortens text from outside (a registry's answer, a payload) to one readable line.
 pub(crate) use error::truncate;

@@ -83,11 +83,16 @@ impl RegistryHost {
                 "character '{bad}' is not allowed in a host"
             )));
         }
-        let (_, port) = split_port(&name);
+        let (host, port) = split_port(&name);
         if let Some(port) = port
             && port.parse::<u16>().is_err()
         {
             return Err(invalid(&format!("'{port}' is not a port number")));
+        }
+        if !is_host(host) {
+            return Err(invalid(&format!(
+                "'{host}' is not a host name or an IP address"
+            )));
         }
         Ok(RegistryHost { name, scheme })
     }
@@ -163,6 +168,26 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
 }
 
 /// Splits `host:port`, keeping bracketed IPv6 addresses whole.
+/// Whether `host` (without its port) is a host name, an IPv4 address or a bracketed IPv6
+/// address: what Docker's reference grammar calls a domain (dot-separated labels of letters,
+/// digits and `-`, not at a label's ends; `_` is tolerated, as some internal names have it).
+/// Anything else would not name the same registry once printed and read again.
+fn is_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    })
+}
+
 fn split_port(name: &str) -> (&str, Option<&str>) {
     if name.starts_with('[') {
         return match name.find(']') {
@@ -420,9 +445,19 @@ impl fmt::Display for Reference {
             TagOrDigest::Tag(_) => ':',
             TagOrDigest::Digest(_) => '@',
         };
+        // A host without `.` or `:` that is not `localhost` is a registry only by its written
+        // scheme: printed without it, it would read as a Docker Hub repository.
+        let name = self.registry.name();
+        let scheme = match self.registry.scheme() {
+            Some(scheme) if !name.contains(['.', ':']) && name != "localhost" => match scheme {
+                Scheme::Http => "http://",
+                Scheme::Https => "https://",
+            },
+            _ => "",
+        };
         write!(
             f,
-            "{}/{}{sep}{}",
+            "{scheme}{}/{}{sep}{}",
             self.registry, self.repository, self.target
         )
     }
@@ -472,6 +507,49 @@ mod tests {
         assert!(RegistryHost::parse("host/path").is_err());
         assert!(RegistryHost::parse("host:99999").is_err());
         assert!(RegistryHost::parse("").is_err());
+    }
+
+    #[test]
+    fn only_host_names_and_ip_addresses_are_hosts() {
+        for ok in [
+            "registry.example.com",
+            "my_registry:5000",
+            "10.0.0.1",
+            "[::1]",
+            "[2001:db8::1]:443",
+        ] {
+            assert!(RegistryHost::parse(ok).is_ok(), "{ok}");
+        }
+        // Found by the `reference` fuzz target: `httPS://]]/i` parsed, printed as
+        // `]]/i:latest`, which is not a reference.
+        for bad in [
+            "httPS://]]",
+            "]]",
+            "[::1",
+            "[zz]:5000",
+            "[::1]x",
+            "a]b.com",
+            "a..b",
+            "-a.example.com",
+            "a-.example.com",
+        ] {
+            let error = RegistryHost::parse(bad).expect_err(bad);
+            assert!(error.to_string().contains("invalid registry"), "{error}");
+        }
+        assert!(Reference::parse("httPS://]]/i").is_err());
+        // Found by the same target: a host that is a registry only by its scheme keeps it
+        // when printed, so the text reads as the same reference again.
+        let reference = Reference::parse("httPS://us_/c_ac_g").unwrap();
+        assert_eq!(reference.to_string(), "https://us_/c_ac_g:latest");
+        let again = Reference::parse(&reference.to_string()).unwrap();
+        assert_eq!(again.registry.name(), "us_");
+        assert_eq!(again.repository, reference.repository);
+        assert_eq!(
+            Reference::parse("https://registry.example.com/a/b:1")
+                .unwrap()
+                .to_string(),
+            "registry.example.com/a/b:1"
+        );
     }
 
     #[test]

@@ -299,7 +299,7 @@ impl Registry {
             }
             let link = header_text(response.headers(), LINK.as_str()).map(str::to_owned);
             let final_url = response.url().clone();
-            let bytes = read_limited(response, MAX_MANIFEST_SIZE)
+            let bytes = read_limited(response, MAX_MANIFEST_SIZE, "referrers list")
                 .await
                 .map_err(|e| e.context(&context))?;
             referrers.extend(parse_index(&bytes, &context)?);

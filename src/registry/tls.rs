@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -66,6 +67,44 @@ pub(crate) fn client_config(host_dir: Option<&Path>, skip_verify: bool) -> Resul
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// When `config` has no client certificate, makes it note whether a server asks for one:
+/// a registry that requires mutual TLS asks during the handshake, then fails the connection
+/// (an alert, or just a close or reset), and only the ask tells the two apart. Returns the
+/// flag, or `None` when a client certificate is configured.
+pub(crate) fn watch_client_certificate_requests(
+    config: &mut ClientConfig,
+) -> Option<Arc<AtomicBool>> {
+    if config.client_auth_cert_resolver.has_certs() {
+        return None;
+    }
+    let asked = Arc::new(AtomicBool::new(false));
+    config.client_auth_cert_resolver = Arc::new(NoClientCertificate {
+        asked: asked.clone(),
+    });
+    Some(asked)
+}
+
+/// Sends no client certificate, and remembers that one was asked for.
+#[derive(Debug)]
+struct NoClientCertificate {
+    asked: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for NoClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 fn tls_setup_error(reason: String) -> Error {

@@ -9,9 +9,13 @@
 //!
 //! Time limits ([`Timeouts`]) separate connecting, a stalled transfer (no bytes moving) and the
 //! registry's answer after a complete upload, which on object storage can take minutes.
+//!
+//! Rate limits are per host and shared ([`HostLimit`]): a 429 pauses every request to the
+//! host, and once the host's budget is used up, or 429s outlast the retries, no request goes
+//! there for the rest of the run (docs/behaviour.md, "Rate limits").
 
 use std::error::Error as StdError;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
@@ -25,7 +29,12 @@ use tokio::sync::{Notify, OnceCell};
 
 use super::digest::ByteStream;
 use super::error::{Error, ErrorKind, Result};
+use super::ratelimit::HostLimit;
 use super::reference::{RegistryHost, Scheme};
+
+/// After this long without an answer, a request is worth one line in the log: a registry
+/// that accepted the connection but does not answer looks like a hang otherwise.
+const STILL_WAITING_AFTER: Duration = Duration::from_secs(10);
 
 /// How long to wait for the network. Every request has a bound
 /// (docs/configuration.md, "The native engine").
@@ -144,6 +153,28 @@ impl Tries {
     }
 }
 
+/// One attempt of a registry request as the transport saw it, for a [`RequestObserver`].
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// The registry whose client sent it (token requests included).
+    pub registry: &'a RegistryHost,
+    pub method: &'a Method,
+    /// The status answered; `None` when no response came (connection failure, timeout).
+    pub status: Option<StatusCode>,
+    /// The response headers, when a response came.
+    pub headers: Option<&'a HeaderMap>,
+    /// From sending the request until the response head arrived (or the failure).
+    pub elapsed: Duration,
+    /// Whether the transport retries the request after this attempt.
+    pub retrying: bool,
+}
+
+/// Sees every attempt of every request, once, as it ends: metrics read the transport here.
+/// It must be quick and must not block; it cannot change what the transport does.
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, attempt: &Attempt<'_>);
+}
+
 /// A request body.
 pub(crate) enum Body {
     Empty,
@@ -199,16 +230,45 @@ pub(crate) struct Transport {
     retry: RetryPolicy,
     /// The scheme, decided on first use.
     scheme: OnceCell<Scheme>,
+    /// The host's rate limit, shared with the run's other clients of the host.
+    rate_limit: Arc<HostLimit>,
+    /// Whether the server asked for a client certificate we do not have, and whether it
+    /// answered anyway (optional client authentication); `None` with a client certificate.
+    client_cert: Option<ClientCertWatch>,
+    /// Told about every request attempt (metrics).
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Tells a registry that needs a client certificate (mTLS) apart from a broken network:
+/// such a registry asks for one in the handshake, then closes or resets the connection, or
+/// sends an alert, once it sees none.
+struct ClientCertWatch {
+    asked: Arc<AtomicBool>,
+    answered: AtomicBool,
+}
+
+impl ClientCertWatch {
+    /// Whether a failure is best explained by the missing client certificate.
+    fn explains_failure(&self) -> bool {
+        self.asked.load(Ordering::Relaxed) && !self.answered.load(Ordering::Relaxed)
+    }
 }
 
 impl Transport {
     pub(crate) fn new(
         host: RegistryHost,
-        tls: rustls::ClientConfig,
+        mut tls: rustls::ClientConfig,
         skip_tls_verify: bool,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        observer: Option<Arc<dyn RequestObserver>>,
     ) -> Result<Transport> {
+        let client_cert =
+            super::tls::watch_client_certificate_requests(&mut tls).map(|asked| ClientCertWatch {
+                asked,
+                answered: AtomicBool::new(false),
+            });
+        let rate_limit = Arc::new(HostLimit::new(host.api_host()));
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(timeouts.connect)
@@ -218,8 +278,9 @@ impl Transport {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("dregsy/", env!("CARGO_PKG_VERSION")))
             // Blob GETs are redirected to storage hosts; reqwest drops `Authorization` when a
-            // redirect leaves the host (see the redirect test), so following is safe.
-            .redirect(reqwest::redirect::Policy::limited(10))
+            // redirect leaves the host (see the redirect test), so following is safe. A
+            // redirect from HTTPS down to plain HTTP is refused.
+            .redirect(redirect_policy())
             .retry(reqwest::retry::never())
             .build()
             .map_err(|e| {
@@ -235,7 +296,21 @@ impl Transport {
             timeouts,
             retry,
             scheme: OnceCell::new(),
+            rate_limit,
+            client_cert,
+            observer,
         })
+    }
+
+    /// Shares the rate-limit state of the host with the run's other clients of it.
+    pub(crate) fn share_rate_limit(mut self, limit: Arc<HostLimit>) -> Transport {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// The host's rate-limit state.
+    pub(crate) fn rate_limit(&self) -> &HostLimit {
+        &self.rate_limit
     }
 
     /// The registry's API root, e.g. `https://registry-1.docker.io/`.
@@ -285,7 +360,7 @@ impl Transport {
                         tracing::info!(registry = %self.host, "registry does not speak TLS, using plain HTTP");
                         Ok(Scheme::Http)
                     }
-                    Err(e) => Err(classify(&e)),
+                    Err(e) => Err(self.explain(classify(&e))),
                 }
             })
             .await
@@ -309,17 +384,31 @@ impl Transport {
         } = request;
         let mut body = Some(body);
         loop {
+            self.rate_limit.wait_turn().await?;
             let builder = self
                 .client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
+            // An upload's answer comes once its body is sent, which may take long without
+            // anything being wrong: only requests with a body in memory are watched.
+            let sent = Instant::now();
             let outcome = match &body {
                 Some(Body::Bytes(bytes)) => {
                     let builder = builder.body(bytes.clone());
-                    self.bounded(builder, streaming_response, commits).await
+                    self.watched(
+                        self.bounded(builder, streaming_response, commits),
+                        &method,
+                        &url,
+                    )
+                    .await
                 }
                 Some(Body::Empty) | None => {
-                    self.bounded(builder, streaming_response, commits).await
+                    self.watched(
+                        self.bounded(builder, streaming_response, commits),
+                        &method,
+                        &url,
+                    )
+                    .await
                 }
                 Some(Body::Stream(..)) => match body.take() {
                     Some(Body::Stream(stream, len)) => {
@@ -330,28 +419,144 @@ impl Transport {
             };
             match outcome {
                 Ok(response) => {
-                    let status = response.status();
-                    if !replayable || !retryable_status(status) {
-                        return Ok(response);
+                    if let Some(watch) = &self.client_cert {
+                        watch.answered.store(true, Ordering::Relaxed);
                     }
+                    self.rate_limit.observe(response.headers());
+                    let status = response.status();
                     let asked = retry_after(response.headers(), SystemTime::now());
-                    let Some(delay) = tries.next_delay(asked) else {
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        if let Some(wait) = asked.filter(|w| *w > self.retry.max_retry_after) {
+                            self.observe(&method, Some(&response), sent, false);
+                            return Err(self.rate_limit.exhaust(
+                                format!(
+                                    "it answered 429 Too Many Requests and asks to wait {} s \
+                                     (Retry-After), longer than the {} s dregsy waits",
+                                    wait.as_secs(),
+                                    self.retry.max_retry_after.as_secs()
+                                ),
+                                wait,
+                            ));
+                        }
+                        if !replayable {
+                            // Every request to the host waits, not only this one; the caller
+                            // decides about this one.
+                            self.rate_limit
+                                .pause(asked.unwrap_or_else(|| self.retry.backoff(1)));
+                            self.observe(&method, Some(&response), sent, false);
+                            return Ok(response);
+                        }
+                        let delay = tries.next_delay(asked);
+                        self.observe(&method, Some(&response), sent, delay.is_some());
+                        let Some(delay) = delay else {
+                            return Err(self.rate_limit.exhaust(
+                                format!(
+                                    "it answered 429 Too Many Requests to every one of {} tries",
+                                    self.retry.max_tries.max(1)
+                                ),
+                                asked.unwrap_or_default().max(self.retry.max_retry_after),
+                            ));
+                        };
+                        self.rate_limit.pause(delay);
+                        tracing::debug!(%method, url = %redact(&url), %status, ?delay, "rate limited, pausing the host");
+                        continue;
+                    }
+                    let delay = if replayable && retryable_status(status) {
+                        tries.next_delay(asked)
+                    } else {
+                        None
+                    };
+                    self.observe(&method, Some(&response), sent, delay.is_some());
+                    let Some(delay) = delay else {
                         return Ok(response);
                     };
                     tracing::debug!(%method, url = %redact(&url), %status, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
-                    if !replayable || !error.is_transient() {
-                        return Err(error);
-                    }
-                    let Some(delay) = tries.next_delay(None) else {
+                    let error = self.explain(error);
+                    let delay = if replayable && error.is_transient() {
+                        tries.next_delay(None)
+                    } else {
+                        None
+                    };
+                    self.observe(&method, None, sent, delay.is_some());
+                    let Some(delay) = delay else {
                         return Err(error);
                     };
                     tracing::debug!(%method, url = %redact(&url), error = %error, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
             }
+        }
+    }
+
+    /// Waits for `sending`; when no answer came after 10 s, says so once at info level and
+    /// goes on waiting (the time limits still bound the wait).
+    async fn watched<T>(
+        &self,
+        sending: impl std::future::Future<Output = T>,
+        method: &Method,
+        url: &Url,
+    ) -> T {
+        tokio::pin!(sending);
+        tokio::select! {
+            result = &mut sending => return result,
+            _ = tokio::time::sleep(STILL_WAITING_AFTER) => {}
+        }
+        // Token requests go to another host than the registry's: name the one waited for.
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => self.host.to_string(),
+        };
+        tracing::info!(registry = %self.host, "still waiting for {host} ({method} {})", url.path());
+        sending.await
+    }
+
+    /// Names the missing client certificate when that explains a failed connection.
+    fn explain(&self, error: Error) -> Error {
+        let connection_failed = matches!(
+            error.kind(),
+            ErrorKind::Tls | ErrorKind::Network | ErrorKind::Unreachable
+        );
+        if connection_failed
+            && self
+                .client_cert
+                .as_ref()
+                .is_some_and(ClientCertWatch::explains_failure)
+        {
+            return Error::new(
+                ErrorKind::Tls,
+                format!(
+                    "registry {} requires a client certificate (mutual TLS), and none is \
+                     configured: put it as <certs-dir>/{}/client.cert with its key client.key \
+                     ({error})",
+                    self.host,
+                    self.host.host_without_port()
+                ),
+            );
+        }
+        error
+    }
+
+    /// Tells the observer (metrics) about one attempt: its answer, or none when it failed.
+    fn observe(
+        &self,
+        method: &Method,
+        response: Option<&reqwest::Response>,
+        sent: Instant,
+        retrying: bool,
+    ) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&Attempt {
+                registry: &self.host,
+                method,
+                status: response.map(|r| r.status()),
+                headers: response.map(|r| r.headers()),
+                elapsed: sent.elapsed(),
+                retrying,
+            });
         }
     }
 
@@ -508,6 +713,38 @@ fn late_commit(limit: Duration, size: u64) -> Error {
             "the registry did not answer within {limit:?} after receiving the whole blob of {size} bytes (native.commit-timeout, plus its share per GiB)"
         ),
     )
+}
+
+/// The most redirects one request follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// The redirects every HTTP client of dregsy follows: at most [`MAX_REDIRECTS`], never from
+/// HTTPS down to plain HTTP (docs/behaviour.md, "HTTP").
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        match redirect_refusal(attempt.previous(), attempt.url()) {
+            Some(why) => attempt.error(why),
+            None => attempt.follow(),
+        }
+    })
+}
+
+/// Why a redirect to `next` must not be followed after the URLs `previous`, if it must not:
+/// too many of them, or a step from HTTPS down to plain HTTP (which would expose the
+/// request, and what a storage URL carries, on the network).
+pub(crate) fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
+    if previous.len() >= MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    let from_https = previous.iter().any(|u| u.scheme() == "https");
+    if from_https && next.scheme() != "https" {
+        return Some(format!(
+            "refused a redirect from HTTPS to {}://{}",
+            next.scheme(),
+            next.host_str().unwrap_or("")
+        ));
+    }
+    None
 }
 
 pub(crate) fn retryable_status(status: StatusCode) -> bool {
@@ -668,6 +905,24 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn redirects_never_leave_https() {
+        let https = Url::parse("https://r.io/v2/a/blobs/x").unwrap();
+        let http = Url::parse("http://cdn.io/x").unwrap();
+        let cdn = Url::parse("https://cdn.io/x").unwrap();
+        assert_eq!(redirect_refusal(std::slice::from_ref(&https), &cdn), None);
+        assert!(
+            redirect_refusal(std::slice::from_ref(&https), &http)
+                .unwrap()
+                .contains("HTTPS")
+        );
+        assert!(redirect_refusal(&[https.clone(), cdn.clone()], &http).is_some());
+        assert_eq!(redirect_refusal(std::slice::from_ref(&http), &cdn), None);
+        assert_eq!(redirect_refusal(std::slice::from_ref(&http), &http), None);
+        let many = vec![cdn.clone(); MAX_REDIRECTS];
+        assert!(redirect_refusal(&many, &cdn).unwrap().contains("redirects"));
     }
 
     #[test]

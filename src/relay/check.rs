@@ -8,6 +8,7 @@
 //! HEAD named (docs/behaviour.md#up-to-date-checks,
 //! docs/behaviour.md#platform-choice).
 
+use super::JobError;
 use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
@@ -48,14 +49,14 @@ pub(crate) async fn wanted_source(
     job: &ImageJob,
     source: &ImageStore,
     cache: &ManifestCache,
-) -> Result<Wanted, String> {
+) -> Result<Wanted, JobError> {
     let repo = &job.source.repository;
     let Some(head) = source
         .head_manifest(repo, &job.source.target)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(JobError::from)?
     else {
-        return Err(format!("source image {} not found", job.source));
+        return Err(format!("source image {} not found", job.source).into());
     };
     let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
     if pinned || job.platform == PlatformChoice::All {
@@ -67,7 +68,9 @@ pub(crate) async fn wanted_source(
         });
     }
     if let PlatformChoice::Subset(platforms) = &job.platform {
-        return subset(job, source, head, platforms).await;
+        return subset(job, source, head, platforms)
+            .await
+            .map_err(JobError::from);
     }
     let platform = platform_of(&job.platform)?;
     let media_type = head
@@ -97,7 +100,7 @@ pub(crate) async fn wanted_source(
         None => source
             .get_manifest(repo, &TagOrDigest::Digest(head.digest))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     cache.remember_media_type(&manifest.digest, &manifest.media_type);
     if !manifest.is_index() {
@@ -181,7 +184,9 @@ pub(crate) async fn wanted_manifest(
     source: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<Manifest, String> {
-    let wanted = wanted_source(job, source, cache).await?;
+    let wanted = wanted_source(job, source, cache)
+        .await
+        .map_err(|e| e.to_string())?;
     let digest = wanted.digest.clone();
     match wanted.manifest() {
         Some(manifest) => Ok(manifest),
@@ -194,10 +199,10 @@ pub(crate) async fn wanted_manifest(
 
 /// The platform a mapping asks for; the host's when it names none (what skopeo picks, and,
 /// on the usual single-machine setup, what the Docker daemon picks).
-pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, String> {
+pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, JobError> {
     match choice {
         PlatformChoice::Specific { .. } => {
-            Platform::parse(&choice.as_config_text()).map_err(|e| e.to_string())
+            Platform::parse(&choice.as_config_text()).map_err(JobError::from)
         }
         _ => Ok(Platform::host()),
     }
@@ -209,13 +214,13 @@ pub(crate) async fn same_digest(
     source: &ImageStore,
     target: &ImageStore,
     cache: &ManifestCache,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     let (wanted, existing) = tokio::join!(
         wanted_source(job, source, cache),
         target.head_manifest(&job.target.repository, &job.target.target),
     );
     let wanted = wanted?;
-    let existing = existing.map_err(|e| e.to_string())?;
+    let existing = existing.map_err(JobError::from)?;
     Ok(holds(existing.as_ref(), &wanted))
 }
 
@@ -234,11 +239,11 @@ pub(crate) async fn same_image(
     source: &ImageStore,
     target: &ImageStore,
     cache: &ManifestCache,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     let Some(existing) = target
         .head_manifest(&job.target.repository, target_ref)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(JobError::from)?
     else {
         return Ok(false);
     };
@@ -267,7 +272,7 @@ pub(crate) async fn same_image(
         None => source
             .get_manifest(&job.source.repository, &TagOrDigest::Digest(wanted_digest))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     let target_manifest = match existing.manifest {
         Some(manifest) => manifest,
@@ -277,7 +282,7 @@ pub(crate) async fn same_image(
                 &TagOrDigest::Digest(existing.digest),
             )
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     let source_config = config_of(&source_manifest);
     Ok(source_config.is_some() && source_config == config_of(&target_manifest))

@@ -20,7 +20,7 @@ use bollard::{ClientVersion, models::ProgressDetail};
 use futures_util::StreamExt;
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, Sides, check};
+use super::{CopyOutcome, CopySlots, JobError, Sides, check};
 use crate::config::{DockerSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, Reference, TagOrDigest};
@@ -110,7 +110,7 @@ impl DockerRelay {
         sides: &Sides<'_>,
         manifests: &ManifestCache,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         if job.platform == PlatformChoice::All {
             return Err("'Platform: all' sync option not supported".into());
         }
@@ -130,6 +130,9 @@ impl DockerRelay {
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
+        // The external tool's requests do not go through our clients: once a registry's rate
+        // limit ran out, it is not started at all.
+        sides.check_rate_limits()?;
         let source_ref = job.source.to_string();
         let target_ref = format!(
             "{}/{}:{target_tag}",
@@ -167,7 +170,7 @@ impl DockerRelay {
                 in_flight.swap_remove(at);
             }
         }
-        result
+        result.map_err(JobError::from)
     }
 
     /// Removes what jobs abandoned by a stop had added to the daemon (their own clean-up

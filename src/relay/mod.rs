@@ -45,6 +45,55 @@ pub enum CopyOutcome {
     Aborted,
 }
 
+/// Why an image job did not succeed; typed up to the report, which counts the two apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// The job failed; the reason names the image and what went wrong.
+    Failed(String),
+    /// A registry's rate limit ran out (docs/behaviour.md, "Rate limits"): the job was not
+    /// done and waits for the next run. `registry` is the host, `reason` the full message.
+    RateLimited { registry: String, reason: String },
+}
+
+impl JobError {
+    /// The message for the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            JobError::Failed(reason) | JobError::RateLimited { reason, .. } => reason,
+        }
+    }
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl From<String> for JobError {
+    fn from(reason: String) -> Self {
+        JobError::Failed(reason)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(reason: &str) -> Self {
+        JobError::Failed(reason.to_owned())
+    }
+}
+
+impl From<crate::registry::Error> for JobError {
+    fn from(error: crate::registry::Error) -> Self {
+        match (error.kind(), error.registry()) {
+            (crate::registry::ErrorKind::RateLimited, Some(registry)) => JobError::RateLimited {
+                registry: registry.to_owned(),
+                reason: error.to_string(),
+            },
+            _ => JobError::Failed(error.to_string()),
+        }
+    }
+}
+
 /// One job's way to the bound on copies running at once (`parallel-images`). Up-to-date checks
 /// run before a job asks for a slot, so a run with little to copy is not held up by it; once a
 /// stop is requested, a job still waiting wakes up and starts no copy. The time spent waiting is
@@ -103,6 +152,20 @@ pub struct Sides<'a> {
     pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (docs/configuration.md#tasks).
     pub verbose: bool,
+}
+
+impl Sides<'_> {
+    /// Fails with [`JobError::RateLimited`] once the rate limit of either registry ran out in
+    /// this run (docs/behaviour.md, "Rate limits").
+    pub fn check_rate_limits(&self) -> Result<(), JobError> {
+        match [self.source, self.target]
+            .iter()
+            .find_map(|r| r.rate_limit_exhausted())
+        {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The relay a config selects, with the manifest cache its up-to-date checks share.
@@ -180,7 +243,7 @@ impl Relay {
         job: &ImageJob,
         sides: &Sides<'_>,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         let stop = slots.stop();
         let aborted = Ok(CopyOutcome::Aborted);
         let manifests = &self.manifests;
@@ -215,14 +278,16 @@ pub async fn up_to_date(
     manifests: &ManifestCache,
 ) -> Result<bool, String> {
     match kind {
-        RelayKind::Native | RelayKind::Skopeo => {
-            check::same_digest(job, source, target, manifests).await
-        }
+        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target, manifests)
+            .await
+            .map_err(|e| e.to_string()),
         RelayKind::Docker => {
             let target_ref =
                 crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
                     .map_err(|e| e.to_string())?;
-            check::same_image(job, &target_ref, source, target, manifests).await
+            check::same_image(job, &target_ref, source, target, manifests)
+                .await
+                .map_err(|e| e.to_string())
         }
     }
 }

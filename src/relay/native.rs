@@ -15,7 +15,7 @@ use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, age, check, trust};
+use super::{CopyOutcome, CopySlots, JobError, age, check, trust};
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
@@ -81,7 +81,7 @@ impl NativeRelay {
         target: &ImageStore,
         manifests: &ManifestCache,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         let src_repo = &job.source.repository;
         let dst_repo = &job.target.repository;
         // Both sides at once: on a no-op run their HEADs are all the work, and far-away
@@ -91,7 +91,7 @@ impl NativeRelay {
             target.head_manifest(dst_repo, &job.target.target),
         );
         let wanted = wanted?;
-        let existing = existing.map_err(|e| e.to_string())?;
+        let existing = existing.map_err(JobError::from)?;
         let copy = Copy {
             relay: self,
             source,
@@ -119,7 +119,7 @@ impl NativeRelay {
             None => source
                 .get_manifest(src_repo, &TagOrDigest::Digest(digest))
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(JobError::from)?,
         };
         // Checks before anything is written (docs/configuration.md#min-age, #verify).
         if let Some(min_age) = job.min_age {
@@ -160,7 +160,7 @@ impl NativeRelay {
         job: &ImageJob,
         source: &ImageStore,
         wanted: check::Wanted,
-    ) -> Result<Vec<Digest>, String> {
+    ) -> Result<Vec<Digest>, JobError> {
         let digest = wanted.digest.clone();
         if wanted.index == Some(false) {
             return Ok(vec![digest]);
@@ -170,9 +170,9 @@ impl NativeRelay {
             None => source
                 .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(JobError::from)?,
         };
-        referrers::subjects(job, &manifest)
+        referrers::subjects(job, &manifest).map_err(JobError::from)
     }
 
     /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
@@ -184,12 +184,12 @@ impl NativeRelay {
         source: &ImageStore,
         copied: &Manifest,
         verify: &crate::config::Verify,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         let repo = &job.source.repository;
         let top = source
             .head_manifest(repo, &job.source.target)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
             .ok_or_else(|| format!("source image {} not found", job.source))?;
         let first = trust::check_signed(source, repo, &top.digest, verify).await;
         let copies_other =
@@ -204,7 +204,7 @@ impl NativeRelay {
             {
                 Ok(())
             }
-            Err(e) => Err(format!("source image {}: {e}", job.source)),
+            Err(e) => Err(format!("source image {}: {e}", job.source).into()),
         }
     }
 
@@ -250,34 +250,35 @@ impl Copy<'_> {
         manifest: &Manifest,
         push_as: &TagOrDigest,
         depth: usize,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let bytes = self.contents(manifest, depth).await?;
         self.target
             .put_manifest(self.dst_repo, push_as, manifest)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::from)?;
         Ok(bytes)
     }
 
     /// Makes everything `manifest` references present in the target: child manifests (with
     /// their own contents) or blobs. Returns the blob bytes transferred.
-    async fn contents(&self, manifest: &Manifest, depth: usize) -> Result<u64, String> {
-        manifest.check_pushable().map_err(|e| e.to_string())?;
+    async fn contents(&self, manifest: &Manifest, depth: usize) -> Result<u64, JobError> {
+        manifest.check_pushable().map_err(JobError::from)?;
         let mut bytes = 0;
         if manifest.is_index() {
             if depth >= MAX_INDEX_DEPTH {
                 return Err(format!(
                     "index {} nests deeper than {MAX_INDEX_DEPTH} levels",
                     manifest.digest
-                ));
+                )
+                .into());
             }
-            for child in manifest.children().map_err(|e| e.to_string())? {
+            for child in manifest.children().map_err(JobError::from)? {
                 let child_ref = TagOrDigest::Digest(child.digest.clone());
                 let present = self
                     .target
                     .head_manifest(self.dst_repo, &child_ref)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
                 if present.is_some() {
                     continue;
                 }
@@ -285,12 +286,12 @@ impl Copy<'_> {
                     .source
                     .get_manifest(self.src_repo, &child_ref)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
                 bytes +=
                     Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1)).await?;
             }
         } else {
-            let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+            let blobs = manifest.blobs().map_err(JobError::from)?;
             let blobs = self.distributable(blobs).await?;
             let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
             bytes += copied.iter().sum::<u64>();
@@ -303,7 +304,7 @@ impl Copy<'_> {
     /// skopeo does; the manifest still lists them, byte for byte. With
     /// `native.include-foreign-layers` they are copied when the source holds them
     /// (docs/behaviour.md#manifests-and-media-types).
-    async fn distributable(&self, blobs: Vec<Descriptor>) -> Result<Vec<Descriptor>, String> {
+    async fn distributable(&self, blobs: Vec<Descriptor>) -> Result<Vec<Descriptor>, JobError> {
         let include = self.relay.settings.include_foreign_layers;
         let mut kept = Vec::with_capacity(blobs.len());
         for blob in blobs {
@@ -316,7 +317,7 @@ impl Copy<'_> {
                     .source
                     .head_blob(self.src_repo, &blob.digest, blob.size)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
             if held {
                 kept.push(blob);
             } else {
@@ -331,7 +332,7 @@ impl Copy<'_> {
     }
 
     /// Makes one blob present in the target repository; returns the bytes transferred.
-    async fn blob(&self, blob: &Descriptor) -> Result<u64, String> {
+    async fn blob(&self, blob: &Descriptor) -> Result<u64, JobError> {
         let entry = self.relay.blob_entry(self.target, &blob.digest);
         // Jobs needing the same blob on the same target wait here for the one in flight, then
         // find it present (same repository) or mount it (another repository).
@@ -363,13 +364,13 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         readable_holder: Option<&Repository>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let digest = &blob.digest;
         if self
             .target
             .head_blob(self.dst_repo, digest, blob.size)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
         {
             return Ok(0);
         }
@@ -416,7 +417,7 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         mut session: Option<UploadSession>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, JobError> {
         let _slot = self
             .relay
             .blob_slots
@@ -458,7 +459,7 @@ impl Copy<'_> {
                 None
             };
             let Some(delay) = delay else {
-                return Err(error.to_string());
+                return Err(error.into());
             };
             tracing::debug!(digest = %digest, ?delay, "blob transfer failed, trying again: {error}");
             tokio::time::sleep(delay).await;

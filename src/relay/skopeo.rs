@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::{Child, Command};
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, Sides, check};
+use super::{CopyOutcome, CopySlots, JobError, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
 use crate::registry::{Credentials, Reference, RegistryHost, Scheme};
@@ -96,7 +96,7 @@ impl SkopeoRelay {
         sides: &Sides<'_>,
         manifests: &ManifestCache,
         slots: &CopySlots<'_>,
-    ) -> Result<CopyOutcome, String> {
+    ) -> Result<CopyOutcome, JobError> {
         let stop = slots.stop();
         let check = check::same_digest(job, sides.source, sides.target, manifests);
         let Some(up_to_date) = stop.until_aborted(check).await else {
@@ -113,12 +113,16 @@ impl SkopeoRelay {
                 return Err(format!(
                     "not supported yet: the skopeo relay with a digest on an OCI image layout \
                      side ({reference}); skopeo names layout images by tag, use 'relay: native'"
-                ));
+                )
+                .into());
             }
         }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
+        // The external tool's requests do not go through our clients: once a registry's rate
+        // limit ran out, it is not started at all.
+        sides.check_rate_limits()?;
         // skopeo writes into a layout directory only when it exists: set it up as the native
         // relay does (and refuse a shared layout the same way).
         if let Some(dir) = sides.target_location.layout() {
@@ -167,7 +171,8 @@ impl SkopeoRelay {
                     "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
                      raise 'skopeo.timeout' for large images or slow registries",
                     self.timeout.as_secs()
-                ));
+                )
+                .into());
             }
             Ended::Aborted => return Ok(CopyOutcome::Aborted),
         };
@@ -179,7 +184,8 @@ impl SkopeoRelay {
                 "skopeo copy of tag '{tag}' failed ({}): {}",
                 output.status,
                 tail(&String::from_utf8_lossy(&output.stderr))
-            ));
+            )
+            .into());
         }
         // skopeo does not say how many bytes it moved.
         Ok(CopyOutcome::Copied { bytes: 0 })

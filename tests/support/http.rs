@@ -262,3 +262,22 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     let hash = ring::digest::digest(&ring::digest::SHA256, bytes);
     format!("sha256:{}", hex(hash.as_ref()))
 }
+
+/// One plain HTTP/1.0 request on a fresh connection to `address` (`host:port`), for probing
+/// servers from synchronous tests without a client library: status, header block and body, or
+/// `None` when nothing accepts or answers. HTTP/1.0 keeps bodies unchunked.
+pub fn get_raw(address: &str, method: &str, path: &str) -> Option<(u16, String, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Some((status, head.to_string(), body.to_string()))
+}

@@ -19,6 +19,8 @@ pub mod http;
 pub mod images;
 /// podman's Docker-compatible API, for the docker relay.
 pub mod podman;
+/// A real Prometheus server and promtool.
+pub mod prometheus;
 /// The fault-injecting proxy and its blob host.
 pub mod proxy;
 /// A referrers-API front for a real registry.

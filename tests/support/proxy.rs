@@ -3,11 +3,16 @@
 //! for blobs), and what other registries and proxies are allowed to do (chunked answers without
 //! `Content-Length`, relative `Location`s, slow answers to a completed upload, HTML error
 //! pages), made reproducible on loopback.
+//!
+//! As a client's `HTTP_PROXY`, it sees requests in absolute form (`GET http://host:port/v2/…
+//! HTTP/1.1`) and records the host each names. [`FaultProxy::start`] sends them all to its one
+//! upstream (so a cloud host name reaches a local registry); [`FaultProxy::forward`] sends each
+//! to the host it names, so a test can tell which process sent what.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -41,6 +46,8 @@ enum Fault {
         status: u16,
         retry_after: Option<u64>,
         challenge: Option<String>,
+        body: Option<(String, String)>,
+        headers: Vec<(String, String)>,
         html: bool,
     },
     Corrupt,
@@ -52,6 +59,15 @@ enum Fault {
     StallAfter(u64),
     RedirectBlobs,
     Header(&'static str, String),
+    /// Docker Hub's pull limit: `ratelimit-*` headers on every matching answer, one unit of
+    /// budget per matching GET, 429 once none is left.
+    RateLimit {
+        limit: u64,
+        remaining: Arc<Mutex<u64>>,
+        window: u64,
+    },
+    /// 413 to requests whose body is larger than this many bytes.
+    MaxBody(u64),
     /// Replaces a response header (or removes it: `None`).
     SetHeader(&'static str, Option<String>),
     /// Answers with this status, headers and body, without forwarding.
@@ -95,6 +111,8 @@ impl Rule {
                 status,
                 retry_after: None,
                 challenge: None,
+                body: None,
+                headers: Vec::new(),
                 html: false,
             },
             path,
@@ -120,11 +138,28 @@ impl Rule {
         self
     }
 
+    /// For a [`Rule::fail`]: answer with this body and `Content-Type` instead of the
+    /// distribution API's error JSON (a token service's own refusal, say).
+    pub fn body(mut self, content_type: &str, text: &str) -> Rule {
+        if let Fault::Fail { body, .. } = &mut self.fault {
+            *body = Some((content_type.to_string(), text.to_string()));
+        }
+        self
+    }
+
     /// For a [`Rule::fail`]: answer with an HTML page instead of the distribution API's error
     /// JSON, as proxies and load balancers in front of registries do.
     pub fn html(mut self) -> Rule {
         if let Fault::Fail { html, .. } = &mut self.fault {
             *html = true;
+        }
+        self
+    }
+
+    /// For a [`Rule::fail`]: also send the header `name: value` (`ratelimit-remaining`, say).
+    pub fn with_header(mut self, name: &str, value: &str) -> Rule {
+        if let Fault::Fail { headers, .. } = &mut self.fault {
+            headers.push((name.to_string(), value.to_string()));
         }
         self
     }
@@ -191,6 +226,28 @@ impl Rule {
     /// registries with their own demands do (`OCI-Chunk-Min-Length`, say).
     pub fn header(path: &str, name: &'static str, value: &str) -> Rule {
         Rule::new(Fault::Header(name, value.to_string()), path)
+    }
+
+    /// A registry with Docker Hub's pull limit on requests matching `path`: every answer
+    /// carries `ratelimit-limit: LIMIT;w=WINDOW` and `ratelimit-remaining: N;w=WINDOW`; each
+    /// GET costs one of the `remaining` requests (HEADs are free, as on Docker Hub), and a GET
+    /// with none left is answered 429 without being forwarded.
+    pub fn rate_limit(path: &str, limit: u64, remaining: u64, window: u64) -> Rule {
+        Rule::new(
+            Fault::RateLimit {
+                limit,
+                remaining: Arc::new(Mutex::new(remaining)),
+                window,
+            },
+            path,
+        )
+    }
+
+    /// Answers 413 Payload Too Large, without forwarding, to requests matching `path` whose
+    /// `Content-Length` exceeds `bytes` (a proxy limiting request bodies, such as nginx's
+    /// `client_max_body_size`).
+    pub fn max_body(path: &str, bytes: u64) -> Rule {
+        Rule::new(Fault::MaxBody(bytes), path)
     }
 
     /// Replaces the response header `name` of forwarded responses matching `path` with
@@ -260,6 +317,13 @@ pub struct ProxyRequest {
     pub status: u16,
     /// Whether the request carried an Authorization header.
     pub authorization: bool,
+    /// When the proxy received it.
+    pub arrived: Instant,
+    /// When the proxy answered it.
+    pub answered: Instant,
+    /// `host:port` of an absolute-form request (the proxy used as a forward proxy); `None`
+    /// for requests to the proxy's own upstream.
+    pub host: Option<String>,
 }
 
 /// A request the blob host received after a redirect.
@@ -275,6 +339,8 @@ pub struct BlobHostRequest {
 
 struct State {
     upstream: String,
+    /// Send absolute-form requests to the host they name instead of `upstream`.
+    follow_absolute: bool,
     client: reqwest::Client,
     rules: Vec<Rule>,
     /// Per rule: how many times it may still act (None: unlimited) and how often it did.
@@ -304,7 +370,18 @@ impl State {
         true
     }
 
-    fn record(&self, method: &str, path: &str, status: u16, authorization: bool) {
+    fn record(&self, request: (&str, &str, Option<&str>), status: u16, authorization: bool) {
+        self.record_arrived(request, status, authorization, Instant::now());
+    }
+
+    fn record_arrived(
+        &self,
+        request: (&str, &str, Option<&str>),
+        status: u16,
+        authorization: bool,
+        arrived: Instant,
+    ) {
+        let (method, path, host) = request;
         self.requests
             .lock()
             .expect("proxy request log lock")
@@ -313,6 +390,9 @@ impl State {
                 path: path.to_string(),
                 status,
                 authorization,
+                arrived,
+                answered: Instant::now(),
+                host: host.map(str::to_string),
             });
     }
 }
@@ -328,6 +408,10 @@ impl FaultProxy {
     /// Starts a plain-HTTP proxy on a free 127.0.0.1 port forwarding to `upstream_url`
     /// (e.g. `registry.url()`; an HTTPS upstream's certificate is not verified).
     pub fn start(upstream_url: &str, rules: Vec<Rule>) -> FaultProxy {
+        FaultProxy::launch(upstream_url, rules, false)
+    }
+
+    fn launch(upstream_url: &str, rules: Vec<Rule>, follow_absolute: bool) -> FaultProxy {
         http::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(http::CONNECT_TIMEOUT)
@@ -338,6 +422,7 @@ impl FaultProxy {
             .expect("build the proxy's upstream client");
         let state = Arc::new(State {
             upstream: upstream_url.trim_end_matches('/').to_string(),
+            follow_absolute,
             client,
             counters: Mutex::new(rules.iter().map(|rule| (rule.times, 0)).collect()),
             rules,
@@ -364,6 +449,13 @@ impl FaultProxy {
             blob_host,
             state,
         }
+    }
+
+    /// A forward proxy only, for a client's `HTTP_PROXY`: each request goes to the host it
+    /// names, and [`ProxyRequest::host`] records it. A request not in absolute form fails (502).
+    pub fn forward() -> FaultProxy {
+        // The discard port: nothing listens there, so a stray origin-form request fails.
+        FaultProxy::launch("http://127.0.0.1:9", Vec::new(), true)
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -433,6 +525,70 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
     let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
+    let arrived = Instant::now();
+    // An absolute-form request names a host (the proxy is the client's HTTP_PROXY).
+    let host = request.uri().authority().map(|a| a.to_string());
+    let upstream_url = match (state.follow_absolute, request.uri().scheme_str(), &host) {
+        (true, Some(scheme), Some(host)) => format!("{scheme}://{host}"),
+        _ => state.upstream.clone(),
+    };
+    let seen = (method.as_str(), path.as_str(), host.as_deref());
+
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::MaxBody(limit) = rule.fault
+            && let Some(length) = request
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<u64>().ok())
+            && length > limit
+            && state.take(index, &method, &path)
+        {
+            state.record_arrived(seen, 413, authorization.is_some(), arrived);
+            // The body is read and dropped first, as nginx's lingering close does: a server
+            // that closes with a request body unread resets the connection, and the client
+            // may lose the 413 it was sent.
+            let mut body = request.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+            return respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/html",
+                "<html><body><h1>413 Request Entity Too Large</h1></body></html>",
+            );
+        }
+    }
+    let mut rate_limit_headers: Vec<(&'static str, String)> = Vec::new();
+    for (index, rule) in state.rules.iter().enumerate() {
+        if let Fault::RateLimit {
+            limit,
+            ref remaining,
+            window,
+        } = rule.fault
+            && state.take(index, &method, &path)
+        {
+            let mut left = remaining.lock().expect("rate limit lock");
+            let refused = method == "GET" && *left == 0;
+            if method == "GET" && *left > 0 {
+                *left -= 1;
+            }
+            rate_limit_headers.push(("ratelimit-limit", format!("{limit};w={window}")));
+            rate_limit_headers.push(("ratelimit-remaining", format!("{};w={window}", *left)));
+            if refused {
+                let mut response = respond(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "application/json",
+                    r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#,
+                );
+                for (name, value) in &rate_limit_headers {
+                    if let Ok(value) = value.parse() {
+                        response.headers_mut().insert(*name, value);
+                    }
+                }
+                state.record_arrived(seen, 429, authorization.is_some(), arrived);
+                return response;
+            }
+        }
+    }
 
     for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::Delay(latency) = rule.fault
@@ -445,7 +601,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         if matches!(rule.fault, Fault::NeverAnswer) && state.take(index, &method, &path) {
             let (_, body) = request.into_parts();
             let _ = body.collect().await;
-            state.record(&method, &path, 0, authorization.is_some());
+            state.record(seen, 0, authorization.is_some());
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return respond(StatusCode::GATEWAY_TIMEOUT, "text/plain", "");
         }
@@ -455,21 +611,27 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             status,
             retry_after,
             ref challenge,
+            ref body,
+            ref headers,
             html,
         } = rule.fault
             && state.take(index, &method, &path)
         {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut response = if html {
-                let body = format!(
-                    "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>nginx</body></html>"
-                );
-                respond(status, "text/html", body)
-            } else {
-                let body = format!(
-                    r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
-                );
-                respond(status, "application/json", body)
+            let mut response = match body.clone() {
+                Some((content_type, body)) => respond(status, &content_type, body),
+                None if html => {
+                    let body = format!(
+                        "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>nginx</body></html>"
+                    );
+                    respond(status, "text/html", body)
+                }
+                None => {
+                    let body = format!(
+                        r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected by the test proxy ({status})"}}]}}"#
+                    );
+                    respond(status, "application/json", body)
+                }
             };
             if let Some(secs) = retry_after
                 && let Ok(value) = secs.to_string().parse()
@@ -478,12 +640,20 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::RETRY_AFTER, value);
             }
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                    value.parse(),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
             if let Some(value) = challenge.as_deref().and_then(|c| c.parse().ok()) {
                 response
                     .headers_mut()
                     .insert(hyper::header::WWW_AUTHENTICATE, value);
             }
-            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            state.record_arrived(seen, status.as_u16(), authorization.is_some(), arrived);
             return response;
         }
     }
@@ -505,7 +675,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             } else {
                 body.clone()
             };
-            state.record(&method, &path, status.as_u16(), authorization.is_some());
+            state.record(seen, status.as_u16(), authorization.is_some());
             return builder.body(http::full(body)).unwrap_or_else(|error| {
                 respond(
                     StatusCode::BAD_GATEWAY,
@@ -534,7 +704,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
                     .headers_mut()
                     .insert(hyper::header::LOCATION, value);
             }
-            state.record(&method, &path, 307, authorization.is_some());
+            state.record(seen, 307, authorization.is_some());
             return response;
         }
     }
@@ -543,7 +713,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let method_value = parts.method.clone();
     let mut upstream = state
         .client
-        .request(method_value, format!("{}{path}", state.upstream));
+        .request(method_value, format!("{upstream_url}{path}"));
     for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             upstream = upstream.header(name, value);
@@ -561,7 +731,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
     let response = match upstream.send().await {
         Ok(response) => response,
         Err(error) => {
-            state.record(&method, &path, 502, authorization.is_some());
+            state.record(seen, 502, authorization.is_some());
             return respond(
                 StatusCode::BAD_GATEWAY,
                 "text/plain",
@@ -570,7 +740,7 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
         }
     };
     let status = response.status().as_u16();
-    state.record(&method, &path, status, authorization.is_some());
+    state.record_arrived(seen, status, authorization.is_some(), arrived);
     for (index, rule) in state.rules.iter().enumerate() {
         if let Fault::DelayAnswer(latency) = rule.fault
             && state.take(index, &method, &path)
@@ -578,7 +748,13 @@ async fn proxy(state: &State, request: Request<Incoming>) -> Response<Body> {
             tokio::time::sleep(latency).await;
         }
     }
-    relay_response(state, &method, &path, response, true)
+    let mut response = relay_response(state, &method, &path, response, true);
+    for (name, value) in rate_limit_headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// The blob host: serves `/cdn/<id>` by fetching the redirected blob from upstream itself.

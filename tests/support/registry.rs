@@ -49,6 +49,7 @@ pub struct RegistryBuilder {
     users: Vec<(String, String)>,
     permissions: Vec<Permission>,
     access_log: bool,
+    redirect_blobs_to: Option<String>,
     foreign_layers: bool,
 }
 
@@ -101,6 +102,7 @@ impl Default for RegistryBuilder {
             users: Vec::new(),
             permissions: Vec::new(),
             access_log: false,
+            redirect_blobs_to: None,
             foreign_layers: false,
         }
     }
@@ -153,6 +155,13 @@ impl RegistryBuilder {
     /// Turns on Distribution's access log, read back by [`Registry::requests`].
     pub fn access_log(mut self) -> Self {
         self.access_log = true;
+        self
+    }
+
+    /// Answers blob GETs with a redirect to `base_url` followed by the blob's storage path, as a
+    /// registry on S3 or behind a CDN does (Distribution's `redirect` storage middleware).
+    pub fn redirect_blobs_to(mut self, base_url: &str) -> Self {
+        self.redirect_blobs_to = Some(base_url.to_string());
         self
     }
 
@@ -265,6 +274,13 @@ impl Registry {
             }
         }
 
+        let middleware_yaml = match &config.redirect_blobs_to {
+            Some(base_url) => format!(
+                "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: {base_url}\n"
+            ),
+            None => String::new(),
+        };
+
         let mut registry = Registry {
             dir,
             port: 0,
@@ -283,12 +299,13 @@ impl Registry {
         for _ in 0..5 {
             registry.port = http::free_port();
             let yaml = format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: dregsy-test-secret\n{}{}{validation_yaml}",
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{}\n  secret: dregsy-test-secret\n{}{}{validation_yaml}{}",
                 !config.access_log,
                 registry.storage_dir().display(),
                 registry.port,
                 tls_yaml,
-                auth_yaml
+                auth_yaml,
+                middleware_yaml
             );
             fs::write(registry.config_path(), yaml).expect("write the registry config");
             match registry.spawn() {

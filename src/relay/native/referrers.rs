@@ -163,7 +163,10 @@ impl Copy<'_> {
             .get_manifest(self.src_repo, &TagOrDigest::Digest(source.digest))
             .await
             .map_err(|e| e.to_string())?;
-        self.manifest_tree(&manifest, &reference, 0).await.map(Some)
+        self.manifest_tree(&manifest, &reference, 0)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     /// The referrers of `subject` in the source: the referrers API when the registry has it,
@@ -294,7 +297,10 @@ impl Copy<'_> {
                 Err(e) => return Err(e.to_string()),
             };
             referrers::entry_for(&manifest, subject).map_err(|e| e.to_string())?;
-            bytes += self.contents(&manifest, 0).await?;
+            bytes += self
+                .contents(&manifest, 0)
+                .await
+                .map_err(|e| e.to_string())?;
             let pushed = self
                 .target
                 .put_referrer(self.dst_repo, &manifest)
