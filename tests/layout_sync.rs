@@ -168,6 +168,7 @@ fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_not
         assert_eq!(sha256(raw.as_bytes()), single.digest);
     }
     validate(&mirror.join("app/multi-arm"), "2.0");
+    validate(&mirror.join("app/multi"), "2.0");
     let raw = run(
         "skopeo",
         &[
@@ -580,4 +581,41 @@ fn two_processes_writing_one_layout_lose_no_tag() {
         );
         assert_eq!(sha256(raw.as_bytes()), image.digest);
     }
+}
+
+#[test]
+fn a_corrupt_blob_in_a_layout_source_fails_its_image_naming_the_file_and_pushes_no_tag() {
+    let source = Registry::start();
+    let inside = Registry::start();
+    support::push_image(&source, "app/good", "1", ImageOptions::default());
+    let bad = support::push_image(&source, "app/bad", "1", ImageOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    let mappings = "  - from: app/good\n  - from: app/bad\n";
+    let out = run_dregsy(
+        &config(&registry_side(&source), &layout_side(&mirror), mappings),
+        &[],
+    );
+    assert_success(&out);
+    // Flip the layer's bytes, keeping its size.
+    let (layer, size) = bad.blobs.last().expect("a layer").clone();
+    let path = mirror
+        .join("app/bad/blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    std::fs::write(&path, vec![0u8; size as usize]).expect("corrupted");
+
+    let out = run_dregsy(
+        &config(&layout_side(&mirror), &registry_side(&inside), mappings),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = log_lines(&out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    let message = failed[0]["msg"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains("does not match"),
+        "{message}"
+    );
+    assert_eq!(support::manifest_digest(&inside, "app/bad", "1"), None);
+    assert!(support::manifest_digest(&inside, "app/good", "1").is_some());
 }
