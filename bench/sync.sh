@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Benchmark: dregsy's native relay against the original's way of copying (one `skopeo copy` per
-# tag, one after another) and against `skopeo sync`, on registries on this machine.
+# Benchmark: dregsy's native relay against the floor (a minimal client copying the same blobs and
+# manifests), against the original's way of copying (one `skopeo copy` per tag, one after
+# another) and against `skopeo sync`, on registries on this machine.
 #
-#   bench/sync.sh   # IMAGES=20 LAYERS=3 LAYER_MIB=4 BIG_MIB=512 NOOP_RUNS=5 LATENCY_MS=25 by default
+#   bench/sync.sh   # IMAGES=20 LAYERS=3 LAYER_MIB=4 BIG_MIB=512 NOOP_RUNS=5 COLD_PAIRS=3
+#                   # LATENCY_MS=25 SKOPEO=1 by default
 #
-# Prints wall times of a cold sync and of the no-op run (the median of NOOP_RUNS) for each
-# tool, the ratios, the requests the registries saw during a no-op run (from their access
-# logs), and dregsy's peak RSS while copying one image with a single BIG_MIB layer. Then the
-# same round again with every registry behind a proxy that adds LATENCY_MS each way, as far-away
-# registries do (LATENCY_MS=0 skips it). Then the air-gap round: registry -> OCI image layouts ->
-# registry for TAGS_PER_IMAGE=3 tags of each image against skopeo (LAYOUT_ROUND=0 skips it).
-# Run on demand; not part of the tests.
+# Prints, for COLD_PAIRS pairs of fresh target registries, dregsy's cold sync and the floor's
+# (bench/floor.py copy: each blob streamed GET -> POST/PUT, then the manifest PUT, with dregsy's
+# default concurrency) and their ratio. Then wall times of a cold sync and of the no-op run (the
+# median of NOOP_RUNS) for dregsy and the skopeo peers (SKOPEO=0 leaves them out), the ratios,
+# the requests the registries saw during a no-op run (from their access logs), and dregsy's
+# peak RSS while copying one image with a single BIG_MIB layer. Then the same rounds again with
+# every registry behind a proxy that adds LATENCY_MS each way, as far-away registries do
+# (LATENCY_MS=0 skips it). Then the air-gap round: registry -> OCI image layouts -> registry
+# for TAGS_PER_IMAGE=3 tags of each image against skopeo (LAYOUT_ROUND=0 skips it). Run on
+# demand; not part of the tests. Only 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,48 +25,13 @@ LAYER_MIB=${LAYER_MIB:-4}
 BIG_MIB=${BIG_MIB:-512}
 NOOP_RUNS=${NOOP_RUNS:-5}
 LATENCY_MS=${LATENCY_MS:-25}
+COLD_PAIRS=${COLD_PAIRS:-3}
+SKOPEO=${SKOPEO:-1}
+# dregsy's defaults (docs/configuration.md): the floor copies with the same concurrency.
+PARALLEL_IMAGES=8
+PARALLEL_BLOBS=6
 
-for tool in /usr/bin/docker-registry skopeo curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool: apt-get install -y docker-registry skopeo curl python3" >&2; exit 1; }
-done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dregsy/target}"
-cargo build --release --locked --quiet
-DREGSY="$CARGO_TARGET_DIR/release/dregsy"
-
-work=$(mktemp -d)
-mkdir -p "$work/pids"
-# Registries and proxies are started in command substitutions (subshells): each leaves its
-# process id in a file, so that the cleanup finds them all.
-cleanup() {
-  for file in "$work"/pids/*; do [ -e "$file" ] && kill "$(cat "$file")" 2>/dev/null || true; done
-  sleep 0.2
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-await_port() { # port what -> prints the port once something listens there
-  for _ in $(seq 100); do
-    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && { echo "$1"; return 0; }
-    sleep 0.05
-  done
-  echo "$2 did not start" >&2; exit 1
-}
-
-start_registry() { # name -> prints port; access log in $work/<name>/log
-  local name=$1 port; port=$(free_port)
-  mkdir -p "$work/$name/storage"
-  cat > "$work/$name/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $work/$name/storage}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$port, secret: bench-secret}
-YAML
-  /usr/bin/docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
-  echo $! > "$work/pids/registry-$name"
-  await_port "$port" "registry $name"
-}
+source bench/lib.sh
 
 push_blob() { # port repo file -> prints digest
   local port=$1 repo=$2 file=$3 digest location
@@ -90,13 +60,6 @@ push_image() { # port repo tag layers layer_mib
     "http://127.0.0.1:$port/v2/$repo/manifests/$tag" -o /dev/null
 }
 
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
-ratio() { python3 -c "print(f'{$1 / $2:.1f}x')"; }
-log_lines() { wc -l < "$work/$1/log"; }
-requests_since() { # name start_line -> number of API requests logged after that line
-  tail -n +"$(($2 + 1))" "$work/$1/log" | grep -cE '"(GET|HEAD|PUT|POST|PATCH|DELETE) /v2/' || true
-}
 
 echo "setting up: $IMAGES images x $LAYERS layers x $LAYER_MIB MiB in the source registry"
 SRC=$(start_registry source)
@@ -104,15 +67,16 @@ for n in $(seq -w 1 "$IMAGES"); do push_image "$SRC" "bench/app-$n" v1 "$LAYERS"
 
 # One round: each tool syncs the source into a fresh target registry of its own, cold, then
 # NOOP_RUNS times with nothing to do (the median counts). The ports given may be proxies.
+dregsy_config() { # src_port target_port -> prints a dregsy config syncing every image
+  echo "tasks:"
+  echo "- name: bench"
+  echo "  source: {registry: 127.0.0.1:$1, skip-tls-verify: true}"
+  echo "  target: {registry: 127.0.0.1:$2, skip-tls-verify: true}"
+  echo "  mappings:"
+  for n in $(seq -w 1 "$IMAGES"); do echo "  - {from: bench/app-$n, tags: [v1]}"; done
+}
 write_configs() { # src_port dregsy_target_port sync_target_port
-  {
-    echo "tasks:"
-    echo "- name: bench"
-    echo "  source: {registry: 127.0.0.1:$1, skip-tls-verify: true}"
-    echo "  target: {registry: 127.0.0.1:$2, skip-tls-verify: true}"
-    echo "  mappings:"
-    for n in $(seq -w 1 "$IMAGES"); do echo "  - {from: bench/app-$n, tags: [v1]}"; done
-  } > "$work/dregsy.yaml"
+  dregsy_config "$1" "$2" > "$work/dregsy.yaml"
   {
     echo "127.0.0.1:$1:"
     echo "  tls-verify: false"
@@ -134,7 +98,6 @@ run_sync() {
     "$work/skopeo-sync.yaml" "$SYNC_DEST" >/dev/null 2>>"$work/skopeo-sync.log"
 }
 
-median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.3f}')" "$@"; }
 
 measure() { # function target-registry-name -> sets COLD, NOOP (median), NOOP_SRC_REQ, NOOP_DST_REQ
   local s e s_src s_dst times=() i
@@ -154,8 +117,38 @@ round() { # label src_port dregsy_port copy_port sync_port; target registry name
   SRC_PORT=$2 COPY_PORT=$4
   write_configs "$2" "$3" "$5"
   measure run_dregsy "$1-dregsy"; D_COLD=$COLD D_NOOP=$NOOP D_SRC=$NOOP_SRC_REQ D_DST=$NOOP_DST_REQ
+  [ "$SKOPEO" = 1 ] || return 0
   measure run_copy "$1-copy";     C_COLD=$COLD C_NOOP=$NOOP C_SRC=$NOOP_SRC_REQ C_DST=$NOOP_DST_REQ
   measure run_sync "$1-sync";     S_COLD=$COLD S_NOOP=$NOOP S_SRC=$NOOP_SRC_REQ S_DST=$NOOP_DST_REQ
+}
+
+direct() { echo "$1"; }
+cold_pairs() { # label src_port wrap -> a table of dregsy's cold sync against the floor's
+  # Each pair copies into two fresh registries (their ports passed through `wrap`: `direct`
+  # or `proxied`), dregsy first in odd pairs, the floor first in even ones.
+  local label=$1 src=$2 wrap=$3 i d_port f_port s e d f ratios=() d_times=() f_times=()
+  local repos; repos=$(for n in $(seq -w 1 "$IMAGES"); do echo "bench/app-$n"; done)
+  echo "| pair | dregsy cold | floor cold | dregsy / floor |"
+  echo "|---|---|---|---|"
+  for i in $(seq "$COLD_PAIRS"); do
+    d_port=$("$wrap" "$(start_registry "$label-cold-dregsy-$i")")
+    f_port=$("$wrap" "$(start_registry "$label-cold-floor-$i")")
+    dregsy_config "$src" "$d_port" > "$work/cold-$label-$i.yaml"
+    run_d() {
+      s=$(now); LOG_FORMAT=json "$DREGSY" -config="$work/cold-$label-$i.yaml" > "$work/cold-$label-$i.out"; e=$(now)
+      grep -q "task done: $IMAGES copied" "$work/cold-$label-$i.out" || { echo "dregsy did not copy every image" >&2; exit 1; }
+      d=$(python3 -c "print(f'{$e - $s:.3f}')")
+    }
+    run_f() {
+      # shellcheck disable=SC2086 # one repository per word
+      s=$(now); python3 bench/floor.py copy "$PARALLEL_IMAGES" "$PARALLEL_BLOBS" "$src" "$f_port" v1 $repos >/dev/null; e=$(now)
+      f=$(python3 -c "print(f'{$e - $s:.3f}')")
+    }
+    if [ $((i % 2)) = 1 ]; then run_d; run_f; else run_f; run_d; fi
+    d_times+=("$d"); f_times+=("$f"); ratios+=("$(python3 -c "print(f'{$d / $f:.2f}')")")
+    echo "| $i | $d s | $f s | ${ratios[-1]}x |"
+  done
+  echo "| median | $(median "${d_times[@]}") s | $(median "${f_times[@]}") s | $(median "${ratios[@]}")x |"
 }
 
 report() { # title
@@ -165,6 +158,7 @@ report() { # title
   echo "| tool | cold sync | no-op run (median of $NOOP_RUNS) | no-op requests (source + target) |"
   echo "|---|---|---|---|"
   echo "| dregsy (native) | ${D_COLD} s | ${D_NOOP} s | $D_SRC + $D_DST |"
+  if [ "$SKOPEO" = 1 ]; then
   echo "| skopeo copy per tag, sequential (the original's way) | ${C_COLD} s | ${C_NOOP} s | $C_SRC + $C_DST |"
   echo "| skopeo sync | ${S_COLD} s | ${S_NOOP} s | $S_SRC + $S_DST |"
   echo
@@ -172,13 +166,23 @@ report() { # title
   echo "|---|---|---|"
   echo "| dregsy vs skopeo copy per tag | $(ratio "$C_COLD" "$D_COLD") faster | $(ratio "$C_NOOP" "$D_NOOP") faster |"
   echo "| dregsy vs skopeo sync | $(ratio "$S_COLD" "$D_COLD") faster | $(ratio "$S_NOOP" "$D_NOOP") faster |"
+  fi
   echo
   echo "dregsy no-op requests per tag: $(python3 -c "print(f'{($D_SRC + $D_DST) / $IMAGES:.2f}')") (source + target, tokens and pings included)"
 }
 
 total_mib=$((IMAGES * LAYERS * LAYER_MIB))
+{
+  echo "load average before: $(load_average)"
+  echo
+  echo "## Cold sync against the floor: $IMAGES images x $LAYERS layers x $LAYER_MIB MiB ($total_mib MiB), registries on 127.0.0.1"
+  echo
+  cold_pairs local "$SRC" direct
+  echo
+  echo "load average after: $(load_average)"
+} > "$work/report.md"
 round local "$SRC" "$(start_registry local-dregsy)" "$(start_registry local-copy)" "$(start_registry local-sync)"
-report "$IMAGES images x $LAYERS layers x $LAYER_MIB MiB ($total_mib MiB), registries on 127.0.0.1, $(nproc) cores" > "$work/report.md"
+report "$IMAGES images x $LAYERS layers x $LAYER_MIB MiB ($total_mib MiB), registries on 127.0.0.1, $(nproc) cores" >> "$work/report.md"
 
 if [ "$LATENCY_MS" != 0 ]; then
   proxied() { # upstream port -> prints the port of a latency proxy in front of it
@@ -187,7 +191,14 @@ if [ "$LATENCY_MS" != 0 ]; then
     echo $! > "$work/pids/proxy-$port"
     await_port "$port" "latency proxy"
   }
-  round far "$(proxied "$SRC")" "$(proxied "$(start_registry far-dregsy)")" \
+  FAR_SRC=$(proxied "$SRC")
+  {
+    echo
+    echo "## Cold sync against the floor, every registry behind a proxy adding ${LATENCY_MS} ms each way"
+    echo
+    cold_pairs far "$FAR_SRC" proxied
+  } >> "$work/report.md"
+  round far "$FAR_SRC" "$(proxied "$(start_registry far-dregsy)")" \
     "$(proxied "$(start_registry far-copy)")" "$(proxied "$(start_registry far-sync)")"
   report "The same, every registry behind a proxy adding ${LATENCY_MS} ms each way ($((2 * LATENCY_MS)) ms round trip)" >> "$work/report.md"
 fi
@@ -296,4 +307,5 @@ BIG_TIME=$(elapsed "$s" "$e")
 
 cat "$work/report.md"
 echo
+echo "load average at the end: $(load_average)"
 echo "dregsy copying one ${BIG_MIB} MiB layer: ${BIG_TIME} s, peak RSS $((RSS_KIB / 1024)) MiB"

@@ -57,8 +57,10 @@ pub struct Context<'a> {
     pub shard: Shard,
 }
 
-/// How long cleaning up after copies abandoned by a stop may take.
-const ABANDONED_CLEAN_UP: Duration = Duration::from_secs(30);
+/// How long cleaning up after copies abandoned by a stop may take (the docker relay removes
+/// what they pulled), after [`ABORTED_RUN_ENDS`]; a stop's worst case is `shutdown-grace` plus
+/// both, which the Kubernetes manifests' `terminationGracePeriodSeconds` must cover.
+pub const ABANDONED_CLEAN_UP: Duration = Duration::from_secs(30);
 
 /// How long a run whose copies were aborted may take to end by itself (skopeo processes killed
 /// and reaped, auth files removed, native copies dropped) before it is dropped as it is.

@@ -17,6 +17,33 @@ pub struct Podman {
     dir: tempfile::TempDir,
 }
 
+/// Writes a private podman configuration into `root` (vfs storage and runtime directories
+/// under it, no event log), so nothing touches the machine's podman state; returns the
+/// environment that points podman at it.
+pub fn private_config(root: &Path) -> Vec<(&'static str, PathBuf)> {
+    std::fs::write(
+        root.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
+            root.display()
+        ),
+    )
+    .expect("storage.conf");
+    std::fs::write(
+        root.join("containers.conf"),
+        format!(
+            "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
+            root.display()
+        ),
+    )
+    .expect("containers.conf");
+    vec![
+        ("CONTAINERS_STORAGE_CONF", root.join("storage.conf")),
+        ("CONTAINERS_CONF", root.join("containers.conf")),
+        ("TMPDIR", root.to_path_buf()),
+    ]
+}
+
 impl Podman {
     /// Starts the service; `registries` are the harness registries it may talk to (plain-HTTP
     /// ones are marked insecure). Panics with an install hint when podman is missing.
@@ -29,7 +56,7 @@ impl Podman {
     pub fn start_with_plain_hosts(registries: &[&Registry], plain_hosts: &[String]) -> Podman {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        write_private_config(root);
+        let environment = private_config(root);
         let mut registries_conf = String::from("unqualified-search-registries = []\n");
         for registry in registries {
             registries_conf.push_str(&format!(
@@ -48,10 +75,8 @@ impl Podman {
         let child = Command::new("podman")
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
-            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
+            .envs(environment)
             .env("CONTAINERS_REGISTRIES_CONF", root.join("registries.conf"))
-            .env("CONTAINERS_CONF", root.join("containers.conf"))
-            .env("TMPDIR", root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(root.join("podman.log")).expect("log file"))
@@ -136,27 +161,6 @@ impl Drop for Podman {
     }
 }
 
-/// Writes podman's `storage.conf` (vfs storage under `root`) and `containers.conf` (temp files
-/// under `root`, no event log), so podman touches nothing of the machine's state.
-fn write_private_config(root: &Path) {
-    std::fs::write(
-        root.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"vfs\"\nrunroot = \"{0}/run\"\ngraphroot = \"{0}/graph\"\n",
-            root.display()
-        ),
-    )
-    .expect("storage.conf");
-    std::fs::write(
-        root.join("containers.conf"),
-        format!(
-            "[engine]\ntmp_dir = \"{0}/tmp\"\nevents_logger = \"none\"\n",
-            root.display()
-        ),
-    )
-    .expect("containers.conf");
-}
-
 /// Runs `podman login --authfile <authfile>` against `registry` (password on standard input,
 /// TLS verification off for plain-HTTP registries), with podman's storage and config in a
 /// temp dir: the real `auth.json` podman writes, for tests that read it. Panics with podman's
@@ -164,18 +168,16 @@ fn write_private_config(root: &Path) {
 pub fn login(authfile: &Path, registry: &Registry, user: &str, password: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    write_private_config(root);
+    let environment = private_config(root);
     let mut child = Command::new("podman")
         .arg("login")
         .arg(format!("--authfile={}", authfile.display()))
         .arg(format!("--tls-verify={}", registry.is_tls()))
         .args(["--username", user, "--password-stdin"])
         .arg(registry.host())
-        .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
-        .env("CONTAINERS_CONF", root.join("containers.conf"))
+        .envs(environment)
         .env("XDG_RUNTIME_DIR", root)
         .env("HOME", root)
-        .env("TMPDIR", root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
