@@ -18,11 +18,50 @@ pub const VERSION: &str = match option_env!("DREGSY_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
-/// Go's `flag` usage block, byte for byte, so scripts that grep it keep working.
-/// `-health` is ours; Go sorts flags by name, so it sits between the original two.
-pub const USAGE: &str = "Usage of dregsy:\n  -config string\n    \tpath to config file\n  -health string\n    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)\n  -run string\n    \ttask filter regex\n  -shard string\n    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)\n";
+/// The help text: `--help` prints it to stdout (exit 0); a bad command line prints it to
+/// stderr after the error (exit 1). Its flag block keeps Go's `flag` layout (`  -config string`
+/// then a tab-indented line), which scripts written for the original grep for.
+pub const USAGE: &str = "\
+Usage of dregsy:
+  dregsy -config=FILE [-run=REGEX] [-health=ADDRESS] [-shard=INDEX/COUNT]
+                                                       sync the registries as FILE says
+  dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
+                                                       show what a sync would do, copying nothing
+  dregsy tags [--filter ENTRY]... [--json] < tags.txt  try tag filters on a list of tags
+  dregsy --version                                     print the version
+  dregsy --help                                        print this help
 
-const SYNOPSIS: &str = "synopsis: dregsy -config={config file} [-run {task name regex}]";
+Flags (Go syntax: -name=value, -name value, --name=value; flags come after the subcommand):
+  -config string
+    \tpath to config file (required)
+  -health string
+    \tserve /healthz, /readyz, /status and /metrics on this address (e.g. :8080)
+    \t(default: the config's health.listen; none when that is not set either)
+  -run string
+    \ttask filter regex: only tasks whose whole name matches; a leading '!' inverts
+    \t(default: every task)
+  -shard string
+    \tcopy only this shard's target repositories, INDEX/COUNT (e.g. 0/3)
+    \t(default: from DREGSY_SHARDS with JOB_COMPLETION_INDEX or HOSTNAME's ordinal;
+    \tnone when DREGSY_SHARDS is not set)
+
+Environment:
+  LOG_LEVEL         error, warn, info, debug or trace (default: info)
+  LOG_FORMAT        json or text (default: text on a terminal, json otherwise)
+  LOG_FORCE_COLORS  true: colours with LOG_FORMAT=text even without a terminal
+  LOG_METHODS       true: add the source location (func, file) to each log line
+
+Logs go to stdout (for plan and tags: to stderr, warnings and errors only).
+Exit codes: 0 every selected task ran without error; 1 a usage, config or startup
+error, or a task had errors; 130/143 a run was interrupted by SIGINT/SIGTERM.
+
+Documentation: README.md and docs/ (configuration.md, behaviour.md, compatibility.md)
+in dregsy's source tree; 'dregsy plan -h' and 'dregsy tags -h' for the subcommands.
+";
+
+/// The subcommands a first argument selects; a word after the flags is an error that suggests
+/// putting it first.
+const SUBCOMMANDS: [&str; 2] = ["plan", "tags"];
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +86,17 @@ pub enum ArgsError {
     Undefined(String),
     /// `flag needs an argument: -config`
     NeedsArgument(String),
+    /// A word after the flags. Go's `flag` stopped there and the original ignored the rest;
+    /// we refuse it, since `dregsy -config=x plan` would otherwise run a real sync
+    /// (docs/compatibility.md). Holds the word, its position and the whole command line, for
+    /// the suggestion.
+    Positional {
+        word: String,
+        at: usize,
+        args: Vec<String>,
+    },
+    /// No `-config`, or an empty one.
+    MissingConfig,
 }
 
 impl std::fmt::Display for ArgsError {
@@ -54,6 +104,35 @@ impl std::fmt::Display for ArgsError {
         match self {
             ArgsError::Undefined(flag) => write!(f, "flag provided but not defined: -{flag}"),
             ArgsError::NeedsArgument(flag) => write!(f, "flag needs an argument: -{flag}"),
+            ArgsError::MissingConfig => {
+                write!(f, "missing -config=FILE: dregsy needs a config file")
+            }
+            ArgsError::Positional { word, at, args } if SUBCOMMANDS.contains(&word.as_str()) => {
+                let others: Vec<&str> = args
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, a)| i != at && *a != "--")
+                    .map(|(_, a)| a.as_str())
+                    .collect();
+                let flags = if word == "tags" {
+                    // `tags` reads a tag list, not a config: show its own form.
+                    " [--filter ENTRY]... < tags.txt".to_string()
+                } else if others.is_empty() {
+                    " -config=FILE".to_string()
+                } else {
+                    format!(" {}", others.join(" "))
+                };
+                write!(
+                    f,
+                    "unexpected argument '{word}' after the flags: a subcommand comes first, \
+                     as in: dregsy {word}{flags}"
+                )
+            }
+            ArgsError::Positional { word, .. } => write!(
+                f,
+                "unexpected argument '{word}': dregsy takes only flags (-config, -run, -health) \
+                 or a subcommand first (plan, tags)"
+            ),
         }
     }
 }
@@ -64,6 +143,8 @@ impl std::fmt::Display for ArgsError {
 pub struct Flags<'a> {
     args: &'a [String],
     index: usize,
+    /// Where `--` was, once it was read.
+    end: Option<usize>,
 }
 
 /// What comes next on a command line.
@@ -80,7 +161,11 @@ pub enum Arg<'a> {
 
 impl<'a> Flags<'a> {
     pub fn new(args: &'a [String]) -> Flags<'a> {
-        Flags { args, index: 0 }
+        Flags {
+            args,
+            index: 0,
+            end: None,
+        }
     }
 
     /// The next argument, or `None` at the end and after `--`.
@@ -88,6 +173,7 @@ impl<'a> Flags<'a> {
         let arg = self.args.get(self.index)?.as_str();
         self.index += 1;
         if arg == "--" {
+            self.end = Some(self.index - 1);
             self.index = self.args.len();
             return None;
         }
@@ -105,6 +191,18 @@ impl<'a> Flags<'a> {
                 inline: None,
             },
         })
+    }
+
+    /// The first argument after `--` and its position, if any: Go's `flag` treats everything
+    /// there as positional arguments.
+    pub fn first_after_end(&self) -> Option<(usize, &'a str)> {
+        let at = self.end? + 1;
+        self.args.get(at).map(|a| (at, a.as_str()))
+    }
+
+    /// The position of the argument [`next_arg`](Self::next_arg) returned last.
+    pub fn last_position(&self) -> usize {
+        self.index.saturating_sub(1)
     }
 
     /// The value of flag `name`: the one written after `=`, else the next argument.
@@ -138,15 +236,25 @@ pub fn parsed_or_exit<T>(parsed: Result<Option<T>, String>, usage: &str) -> Resu
     }
 }
 
-/// Parses arguments (without the program name) as the original does: parsing stops at `--`
-/// or the first non-flag argument, and positional arguments are ignored.
+/// Parses arguments (without the program name) with Go's flag syntax. Unlike Go, a word after
+/// the flags (or after `--`) is an error, not silently ignored, and `-config` is required.
 pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
     let mut config = String::new();
     let mut run = String::new();
     let mut health = String::new();
     let mut shard = String::new();
     let mut flags = Flags::new(args);
-    while let Some(Arg::Flag { name, inline }) = flags.next_arg() {
+    while let Some(arg) = flags.next_arg() {
+        let (name, inline) = match arg {
+            Arg::Flag { name, inline } => (name, inline),
+            Arg::Positional(word) => {
+                return Err(ArgsError::Positional {
+                    word: word.to_string(),
+                    at: flags.last_position(),
+                    args: args.to_vec(),
+                });
+            }
+        };
         match name {
             "h" | "help" => return Ok(Command::Help),
             "version" | "v" if inline.is_none() => return Ok(Command::Version),
@@ -156,6 +264,16 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "shard" => shard = flags.value(name, inline)?,
             _ => return Err(ArgsError::Undefined(name.to_string())),
         }
+    }
+    if let Some((at, word)) = flags.first_after_end() {
+        return Err(ArgsError::Positional {
+            word: word.to_string(),
+            at,
+            args: args.to_vec(),
+        });
+    }
+    if config.is_empty() {
+        return Err(ArgsError::MissingConfig);
     }
     Ok(Command::Sync {
         config,
@@ -167,6 +285,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
 
 /// The program: parse, load, sync, and map the outcome to the original's exit codes.
 pub fn main() -> ExitCode {
+    crate::http_client::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     // A first argument naming a subcommand selects it; Go-style flags never look like one.
     match args.first().map(String::as_str) {
@@ -180,13 +299,16 @@ pub fn main() -> ExitCode {
         }
         _ => {}
     }
-    crate::logging::init();
+    // A bad command line is answered on stderr in plain text, before logging starts: it is
+    // a message for the person typing, not an event for a log collector.
     let command = match parse(&args) {
         Ok(command) => command,
         Err(e) => {
-            eprintln!("{e}");
+            // The bare `dregsy` gets the usage alone: it is a question, not a mistake.
+            if !args.is_empty() {
+                eprintln!("{e}");
+            }
             eprint!("{USAGE}");
-            tracing::error!("{e}");
             return ExitCode::from(1);
         }
     };
@@ -205,19 +327,16 @@ pub fn main() -> ExitCode {
             health,
             shard,
         } => {
-            if config.is_empty() {
-                tracing::info!("dregsy {VERSION}");
-                println!("{SYNOPSIS}");
-                return ExitCode::from(1);
-            }
+            // A bad shard (flag or environment) is a command-line error: plain text on
+            // stderr, before logging starts.
             let shard = match Shard::from_sources(&shard, |name| std::env::var(name).ok()) {
                 Ok(shard) => shard,
                 Err(e) => {
-                    tracing::info!("dregsy {VERSION}");
-                    tracing::error!("{e}");
+                    eprintln!("{e}");
                     return ExitCode::from(1);
                 }
             };
+            crate::logging::init();
             sync(&config, &run, &health, shard)
         }
     }
@@ -293,6 +412,10 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) 
                 }
             },
         };
+        if let Err(e) = select_tasks(&config, run, filter) {
+            tracing::error!("{e}");
+            return 1;
+        }
         if let Err(e) = serve_health(&mut health, health_flag, &config, &board).await {
             tracing::error!("{e}");
             return 1;
@@ -344,6 +467,55 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) 
 pub fn compile_filter(run: &str) -> Result<Pattern, String> {
     let filter = if run.trim().is_empty() { ".*" } else { run };
     Pattern::new(filter).map_err(|e| format!("invalid task filter: {e}"))
+}
+
+/// The tasks `filter` selects. A config without tasks is a warning (nothing was asked, so
+/// nothing to do is right); a `-run` that matches none of the tasks is an error that lists
+/// them, since a run that does nothing must not look like a success (docs/behaviour.md#exit-codes).
+///
+/// # Errors
+/// The message for a `-run` filter that selects no task.
+pub fn select_tasks<'c>(
+    config: &'c config::Config,
+    run: &str,
+    filter: &Pattern,
+) -> Result<Vec<&'c config::Task>, String> {
+    let selected: Vec<&config::Task> = config
+        .tasks
+        .iter()
+        .filter(|t| filter.matches(&t.name))
+        .collect();
+    if config.tasks.is_empty() {
+        if run.trim().is_empty() {
+            tracing::warn!(
+                file = %config.file.display(),
+                "the config has no tasks: nothing to do"
+            );
+            return Ok(selected);
+        }
+        return Err(format!(
+            "-run '{run}' selects nothing: the config '{}' has no tasks",
+            config.file.display()
+        ));
+    }
+    if selected.is_empty() {
+        // Enough names to spot a typo; a config with hundreds of tasks is not printed whole.
+        const SHOWN: usize = 20;
+        let mut names: Vec<String> = config
+            .tasks
+            .iter()
+            .take(SHOWN)
+            .map(|t| format!("'{}'", t.name))
+            .collect();
+        if config.tasks.len() > SHOWN {
+            names.push(format!("and {} more", config.tasks.len() - SHOWN));
+        }
+        return Err(format!(
+            "-run '{run}' matches none of the config's tasks ({}); the whole name must match",
+            names.join(", ")
+        ));
+    }
+    Ok(selected)
 }
 
 /// Starts, moves or stops the health endpoint: `-health` wins over `health.listen`.
@@ -434,12 +606,40 @@ mod tests {
     }
 
     #[test]
-    fn positional_arguments_stop_parsing() {
+    fn positional_arguments_are_errors() {
+        let err = parse(&args(&["-config=x.yaml", "plan"])).expect_err("plan after the flags");
         assert_eq!(
-            parse(&args(&["-config=x", "extra", "-bogus"])),
-            sync("x", "")
+            err.to_string(),
+            "unexpected argument 'plan' after the flags: a subcommand comes first, as in: \
+             dregsy plan -config=x.yaml"
         );
-        assert_eq!(parse(&args(&["--", "-config=x"])), sync("", ""));
+        let err = parse(&args(&["-config=x", "extra", "-bogus"])).expect_err("extra");
+        assert!(
+            err.to_string().starts_with("unexpected argument 'extra': "),
+            "{err}"
+        );
+        let err = parse(&args(&["-config=x", "--", "tags"])).expect_err("after --");
+        assert!(
+            err.to_string()
+                .ends_with("as in: dregsy tags [--filter ENTRY]... < tags.txt"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&args(&["--", "-config=x"])),
+            Err(ArgsError::Positional {
+                word: "-config=x".into(),
+                at: 1,
+                args: args(&["--", "-config=x"])
+            })
+        );
+        // The word's own position is left out of the suggestion, not every equal argument.
+        let err = parse(&args(&["-config", "plan", "plan"])).expect_err("plan twice");
+        assert!(
+            err.to_string().ends_with("as in: dregsy plan -config plan"),
+            "{err}"
+        );
+        assert_eq!(parse(&args(&[])), Err(ArgsError::MissingConfig));
+        assert_eq!(parse(&args(&["-run=a"])), Err(ArgsError::MissingConfig));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod credentials;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod http_client;
 pub mod layout;
 pub mod listers;
 pub mod logging;

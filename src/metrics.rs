@@ -156,7 +156,7 @@ impl Metrics {
         );
         r.register(
             "dregsy_task_runs",
-            "Finished task runs by result: ok, failed (any image or mapping failed), interrupted (by a stop signal)",
+            "Finished task runs by result: ok, failed (an image, repository or mapping failed, or an image was not attempted), interrupted (by a stop signal)",
             metrics.runs.clone(),
         );
         r.register_with_unit(

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 pub enum ImageResult {
     /// The target already held the same digest; nothing was written.
     UpToDate,
-    /// The image was written; `bytes` counts blob bytes transferred (mounted and existing
-    /// blobs cost nothing and are not counted).
+    /// The image was written; `bytes` counts what was sent to the target: blob and manifest
+    /// bytes (mounted and existing blobs cost nothing and are not counted; the skopeo relay
+    /// cannot count and reports 0).
     Copied { bytes: u64 },
     /// The job failed; the reason names what went wrong and where.
     Failed { reason: String },
@@ -52,8 +53,12 @@ pub struct TaskReport {
     pub started: SystemTime,
     pub finished: SystemTime,
     pub images: Vec<ImageReport>,
-    /// Mappings that failed before any image job could be made (listing, planning).
+    /// Mappings that failed before any image job could be made (listing, planning), or
+    /// that selected no image at all.
     pub mapping_failures: usize,
+    /// Repositories of a planned mapping that could not be planned (the tag listing failed,
+    /// an invalid path): not images, so not counted as failed images.
+    pub repository_failures: usize,
     /// A stop (SIGINT/SIGTERM) came while this run was going: some work may not have been
     /// done, so the counts are incomplete.
     pub interrupted: bool,
@@ -68,6 +73,7 @@ impl TaskReport {
             finished: now,
             images: Vec::new(),
             mapping_failures: 0,
+            repository_failures: 0,
             interrupted: false,
         }
     }
@@ -87,7 +93,13 @@ impl TaskReport {
     /// The task's `failed` flag of the original: any failure in this run. Images left
     /// undone by a used-up rate limit count too: the target is not in sync (exit 1).
     pub fn failed(&self) -> bool {
-        self.mapping_failures > 0 || self.failed_images() > 0 || self.not_attempted() > 0
+        self.failures() > 0 || self.not_attempted() > 0
+    }
+
+    /// Everything that failed in this run: images, repositories and mappings. Images left
+    /// for the next run by a rate limit are counted apart ([`Self::not_attempted`]).
+    pub fn failures(&self) -> usize {
+        self.mapping_failures + self.repository_failures + self.failed_images()
     }
 
     pub fn copied(&self) -> usize {
@@ -127,7 +139,7 @@ impl TaskReport {
         hosts
     }
 
-    /// Blob bytes transferred in this run.
+    /// Bytes sent to the target in this run (blobs and manifests).
     pub fn bytes(&self) -> u64 {
         self.images
             .iter()

@@ -17,7 +17,7 @@ use crate::plan::{
 };
 use crate::progress::TaskProgress;
 use crate::registry::{RegistryHost, Repository};
-use crate::relay::{CopyOutcome, CopySlots, JobError, Relay, Sides};
+use crate::relay::{BlobTally, CopyOutcome, CopySlots, JobError, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
 use crate::shard::Shard;
 use crate::stop::Stop;
@@ -49,7 +49,7 @@ pub async fn run_task(
     // has passed.
     clients.rate_limits().start_run();
     let mut report = TaskReport::new(&task.name);
-    let progress = &TaskProgress::start(&task.name);
+    let progress = &TaskProgress::start(&task.name, task.mappings.len());
     report.started = SystemTime::now();
     // Mappings are planned and copied concurrently. Two bounds hold across all of them, so
     // many small mappings cost no more than one big one: the check slots bound image jobs in
@@ -65,11 +65,11 @@ pub async fn run_task(
         ours: AtomicUsize::new(0),
         total: AtomicUsize::new(0),
     };
-    let outcomes: Vec<Result<Vec<ImageReport>, ()>> =
+    let outcomes: Vec<Result<MappingOutcome, ()>> =
         futures_util::stream::iter(task.mappings.iter().enumerate())
             .map(|(index, mapping)| async move {
                 if stop.is_requested() {
-                    return Ok(Vec::new());
+                    return Ok(MappingOutcome::default());
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
                 let services = Services {
@@ -80,6 +80,7 @@ pub async fn run_task(
                 run_mapping(task, mapping, relay, services, slots, progress, stop)
                     .await
                     .map_err(|reason| {
+                        progress.mapping_failed();
                         tracing::error!(
                             task = %task.name,
                             mapping = index + 1,
@@ -93,7 +94,10 @@ pub async fn run_task(
             .await;
     for outcome in outcomes {
         match outcome {
-            Ok(images) => report.images.extend(images),
+            Ok(mapping) => {
+                report.images.extend(mapping.images);
+                report.repository_failures += mapping.repository_failures;
+            }
             Err(()) => report.mapping_failures += 1,
         }
     }
@@ -130,18 +134,54 @@ pub async fn run_task(
         copied = report.copied(),
         up_to_date = report.up_to_date(),
         skipped = report.skipped(),
-        failed = report.failed_images() + report.mapping_failures,
+        failed = report.failures(),
         not_attempted = report.not_attempted(),
         bytes = report.bytes(),
         seconds = started.elapsed().as_secs_f64(),
-        "task done: {} copied ({}), {} up to date, {} skipped, {} failed{not_attempted}",
+        "task done: {} copied ({} sent), {} up to date, {} skipped, {}{not_attempted}",
         report.copied(),
         human_bytes(report.bytes()),
         report.up_to_date(),
         report.skipped(),
-        report.failed_images() + report.mapping_failures,
+        describe_failures(&report),
     );
     report
+}
+
+/// `0 failed`, or what failed: `1 image, 2 repositories and 1 mapping failed`.
+fn describe_failures(report: &TaskReport) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if report.failed_images() > 0 {
+        parts.push(plural(report.failed_images(), "image", "images"));
+    }
+    if report.repository_failures > 0 {
+        parts.push(plural(
+            report.repository_failures,
+            "repository",
+            "repositories",
+        ));
+    }
+    if report.mapping_failures > 0 {
+        parts.push(plural(report.mapping_failures, "mapping", "mappings"));
+    }
+    match parts.len() {
+        0 => "0 failed".to_string(),
+        1 => format!("{} failed", parts[0]),
+        _ => {
+            let last = parts.pop().unwrap_or_default();
+            format!("{} and {last} failed", parts.join(", "))
+        }
+    }
+}
+
+/// What one mapping's run produced.
+#[derive(Default)]
+struct MappingOutcome {
+    images: Vec<ImageReport>,
+    /// Repositories that could not be planned; each was logged as `repository failed`.
+    repository_failures: usize,
 }
 
 /// Logs the request budget the task's registries announced (`ratelimit-*` headers), so a
@@ -323,6 +363,9 @@ async fn plan_noting_limits(
     }
     for repo in &plan.repositories {
         let path = repo.source_path.as_str();
+        for warning in &repo.warnings {
+            tracing::warn!(task = %task.name, repository = %path, "{warning}");
+        }
         for dropped in &repo.dropped {
             tracing::debug!(repository = %path, tag = %dropped.tag, filter = %dropped.by, "tag dropped by filter");
         }
@@ -338,6 +381,59 @@ async fn plan_noting_limits(
     })
 }
 
+/// Why a planned mapping selected no image at all, or `None` when it selected some (or
+/// failed in a way already reported: a repository that could not be planned).
+///
+/// Doing nothing where the config asked for something must not look like a success
+/// (docs/behaviour.md#exit-codes), so the caller fails the mapping with this reason.
+pub fn empty_selection(task: &Task, mapping: &Mapping, plan: &plan::MappingPlan) -> Option<String> {
+    let selected_any = plan
+        .repositories
+        .iter()
+        .any(|r| !r.jobs.is_empty() || !r.invalid.is_empty() || r.error.is_some());
+    if selected_any {
+        return None;
+    }
+    if plan.repositories.is_empty() {
+        return Some(format!(
+            "it selected no image: '{}' matched none of the {} repositories listed on the source",
+            mapping.rule.from(),
+            plan.listed_repositories.unwrap_or(0)
+        ));
+    }
+    let entries = if mapping.tag_entries.is_empty() {
+        "the tags list (empty: every tag)".to_string()
+    } else {
+        let quoted: Vec<String> = mapping
+            .tag_entries
+            .iter()
+            .map(|e| format!("'{}'", e.trim()))
+            .collect();
+        format!("the tags entries {}", quoted.join(", "))
+    };
+    let repositories: Vec<String> = plan
+        .repositories
+        .iter()
+        .map(|r| {
+            let name = format!(
+                "{}{}",
+                task.source.registry.trim_end_matches('/'),
+                r.source_path
+            );
+            match r.dropped.len() {
+                0 => format!("{name} (it has no tags)"),
+                1 => format!("{name} (1 tag listed)"),
+                n => format!("{name} ({n} tags listed)"),
+            }
+        })
+        .collect();
+    Some(format!(
+        "it selected no image: {entries} selected none of the tags of {}; try them with \
+         'dregsy tags' or 'dregsy plan'",
+        repositories.join(", ")
+    ))
+}
+
 async fn run_mapping(
     task: &Task,
     mapping: &Mapping,
@@ -346,7 +442,7 @@ async fn run_mapping(
     slots: Slots<'_>,
     progress: &TaskProgress,
     stop: &Stop,
-) -> Result<Vec<ImageReport>, String> {
+) -> Result<MappingOutcome, String> {
     let side = |registry: &str, path: &str| format!("{}{path}", registry.trim_end_matches('/'));
     // A mapping whose registry's rate limit already ran out is not even planned: planning
     // would ask that registry for tags.
@@ -357,12 +453,17 @@ async fn run_mapping(
             result: result_of(error),
             duration: Default::default(),
         };
-        log_image(task, &report);
-        return Ok(vec![report]);
+        log_image(task, &report, None);
+        progress.mapping_planned(1, 0);
+        progress.image_done(false);
+        return Ok(MappingOutcome {
+            images: vec![report],
+            repository_failures: 0,
+        });
     }
     let planning = plan_noting_limits(task, mapping, services.clients, services.listers);
     let Some(planned) = stop.until_aborted(planning).await else {
-        return Ok(Vec::new());
+        return Ok(MappingOutcome::default());
     };
     let Planned {
         source,
@@ -370,6 +471,11 @@ async fn run_mapping(
         plan,
         rate_limited,
     } = planned?;
+    // Judged on the whole plan, every shard's share: a shard that owns none of a mapping's
+    // repositories did what the config asked.
+    if let Some(reason) = empty_selection(task, mapping, &plan) {
+        return Err(reason);
+    }
     // Another shard copies (and reports) the repositories it owns.
     let ours: Vec<&RepositoryPlan> = plan
         .repositories
@@ -388,48 +494,6 @@ async fn run_mapping(
         .cloud()
         .ensure_repositories(&task.target, jobs.iter().map(|j| &j.target.repository))
         .await?;
-    progress.planned(jobs.len());
-    // A repository that could not be planned, and every tag that cannot form a reference,
-    // fails as an image of its own; the rest still sync.
-    let mut failures = Vec::new();
-    for repo in &ours {
-        let source_name = side(&task.source.registry, &repo.source_path);
-        let target_name = side(&task.target.registry, &repo.target_path);
-        if let Some(error) = &repo.error {
-            let limited = rate_limited
-                .iter()
-                .find(|(path, _)| repo.source.as_ref().is_some_and(|r| r.to_string() == *path));
-            let result = match limited {
-                Some((_, error)) => result_of(error.clone()),
-                None => ImageResult::Failed {
-                    reason: error.clone(),
-                },
-            };
-            failures.push((source_name.clone(), target_name.clone(), result));
-        }
-        for (tag, reason) in &repo.invalid {
-            failures.push((
-                source_name.clone(),
-                target_name.clone(),
-                ImageResult::Failed {
-                    reason: format!("tag '{tag}': {reason}"),
-                },
-            ));
-        }
-    }
-    let mut images: Vec<ImageReport> = failures
-        .into_iter()
-        .map(|(source, target, result)| {
-            let report = ImageReport {
-                source,
-                target,
-                result,
-                duration: Default::default(),
-            };
-            log_image(task, &report);
-            report
-        })
-        .collect();
     let sides = Sides {
         source: &source,
         target: &target,
@@ -439,6 +503,67 @@ async fn run_mapping(
         target_credentials: services.clients.credentials(&task.target).await?,
         verbose: task.verbose,
     };
+    // A repository whose tags could not be listed because the source's rate limit ran out
+    // is left for the next run (reported like an image), not failed.
+    let limited = |repo: &RepositoryPlan| {
+        rate_limited
+            .iter()
+            .find(|(path, _)| repo.source.as_ref().is_some_and(|r| r.to_string() == *path))
+            .map(|(_, error)| error.clone())
+    };
+    // Counted once nothing can fail the whole mapping any more: from here on, failures are
+    // per repository or per image.
+    let invalid_tags: usize = ours.iter().map(|r| r.invalid.len()).sum();
+    let (limited_repositories, failed_repositories) = ours
+        .iter()
+        .filter(|r| r.error.is_some())
+        .fold((0, 0), |(limited_n, failed_n), r| match limited(r) {
+            Some(_) => (limited_n + 1, failed_n),
+            None => (limited_n, failed_n + 1),
+        });
+    progress.mapping_planned(
+        jobs.len() + invalid_tags + limited_repositories,
+        failed_repositories,
+    );
+    // A repository that could not be planned fails as a repository; every tag that cannot
+    // form a reference fails as an image of its own; the rest still sync.
+    let mut outcome = MappingOutcome::default();
+    for repo in &ours {
+        let source_name = side(&task.source.registry, &repo.source_path);
+        let target_name = side(&task.target.registry, &repo.target_path);
+        let mut not_synced = Vec::new();
+        if let Some(error) = &repo.error {
+            match limited(repo) {
+                Some(limit) => not_synced.push(result_of(limit)),
+                None => {
+                    tracing::error!(
+                        task = %task.name,
+                        source = %source_name,
+                        target = %target_name,
+                        "repository failed: {error}"
+                    );
+                    outcome.repository_failures += 1;
+                }
+            }
+        }
+        for (tag, reason) in &repo.invalid {
+            not_synced.push(ImageResult::Failed {
+                reason: format!("tag '{tag}': {reason}"),
+            });
+        }
+        for result in not_synced {
+            let failed = matches!(result, ImageResult::Failed { .. });
+            let report = ImageReport {
+                source: source_name.clone(),
+                target: target_name.clone(),
+                result,
+                duration: Default::default(),
+            };
+            log_image(task, &report, None);
+            progress.image_done(failed);
+            outcome.images.push(report);
+        }
+    }
     // `buffered` starts a job only when a slot frees up; a job waiting for its slot wakes up
     // when a stop is requested and starts nothing.
     let sides = &sides;
@@ -454,13 +579,13 @@ async fn run_mapping(
                     result: result_of(error),
                     duration: Default::default(),
                 };
-                log_image(task, &report);
-                progress.image_done();
+                log_image(task, &report, None);
+                progress.image_done(false);
                 return Some(report);
             }
             let copy_slots = CopySlots::new(slots.copy, stop);
             let report = copy_one(task, job, relay, sides, &copy_slots).await?;
-            progress.image_done();
+            progress.image_done(matches!(report.result, ImageResult::Failed { .. }));
             Some(report)
         })
         .buffered(relay.parallel_checks());
@@ -473,8 +598,8 @@ async fn run_mapping(
             "stopping: {not_started} image job(s) of this mapping not started or aborted"
         );
     }
-    images.extend(done);
-    Ok(images)
+    outcome.images.extend(done);
+    Ok(outcome)
 }
 
 /// Runs one image job and logs its line; `None` when a stop kept it from starting its copy or
@@ -494,9 +619,16 @@ async fn copy_one(
     } else {
         tracing::debug!(task = %task.name, source = %job.source, target = %job.target, platform = %platform, "syncing tag");
     }
+    let mut blobs = None;
     let result = match relay.copy(job, sides, slots).await {
         Ok(CopyOutcome::UpToDate) => ImageResult::UpToDate,
-        Ok(CopyOutcome::Copied { bytes }) => ImageResult::Copied { bytes },
+        Ok(CopyOutcome::Copied {
+            bytes,
+            blobs: tally,
+        }) => {
+            blobs = tally;
+            ImageResult::Copied { bytes }
+        }
         Ok(CopyOutcome::Skipped { reason }) => ImageResult::Skipped { reason },
         Ok(CopyOutcome::NotStarted | CopyOutcome::Aborted) => return None,
         Err(error) => result_of(error),
@@ -507,7 +639,7 @@ async fn copy_one(
         result,
         duration: started.elapsed().saturating_sub(slots.waited()),
     };
-    log_image(task, &report);
+    log_image(task, &report, blobs.as_ref());
     Some(report)
 }
 
@@ -531,8 +663,50 @@ fn exhausted_side(task: &Task, clients: &Clients) -> Option<JobError> {
         .map(JobError::from)
 }
 
-/// One line per image: what happened, with bytes and time.
-fn log_image(task: &Task, image: &ImageReport) {
+/// The message of an `image copied` line: what was sent, and, when no blob data was sent
+/// (or only part of it), why: blobs another image had sent already, or that the target held.
+pub fn copied_message(bytes: u64, blobs: Option<&BlobTally>) -> String {
+    let Some(tally) = blobs else {
+        if bytes == 0 {
+            // skopeo does not tell how much it sent; "0 B" would be a false statement.
+            return "image copied (bytes sent not counted by this relay)".to_string();
+        }
+        return format!("image copied ({} transferred)", human_bytes(bytes));
+    };
+    let mut message = if tally.sent == 0 && bytes == tally.manifest_bytes {
+        format!(
+            "image copied ({} of manifests transferred",
+            human_bytes(bytes)
+        )
+    } else {
+        format!("image copied ({} transferred", human_bytes(bytes))
+    };
+    let blobs = |n: usize| {
+        if n == 1 {
+            "1 blob".to_string()
+        } else {
+            format!("{n} blobs")
+        }
+    };
+    if tally.by_another_image > 0 {
+        message.push_str(&format!(
+            "; {} already sent by another image",
+            blobs(tally.by_another_image)
+        ));
+    }
+    if tally.on_target > 0 {
+        message.push_str(&format!(
+            "; {} already on the target",
+            blobs(tally.on_target)
+        ));
+    }
+    message.push(')');
+    message
+}
+
+/// One line per image: what happened, with bytes and time; `blobs` says how a copied
+/// image's blobs got to the target, when the relay knows.
+fn log_image(task: &Task, image: &ImageReport, blobs: Option<&BlobTally>) {
     let seconds = image.duration.as_secs_f64();
     match &image.result {
         ImageResult::UpToDate => tracing::info!(
@@ -548,8 +722,8 @@ fn log_image(task: &Task, image: &ImageReport) {
             target = %image.target,
             bytes = *bytes,
             seconds,
-            "image copied ({} transferred)",
-            human_bytes(*bytes)
+            "{}",
+            copied_message(*bytes, blobs)
         ),
         ImageResult::Skipped { reason } => tracing::info!(
             task = %task.name,
@@ -570,5 +744,42 @@ fn log_image(task: &Task, image: &ImageReport) {
             target = %image.target,
             "image not attempted: {reason}"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_that_sent_no_blob_says_why() {
+        let shared = BlobTally {
+            sent: 0,
+            by_another_image: 2,
+            on_target: 0,
+            manifest_bytes: 528,
+        };
+        assert_eq!(
+            copied_message(528, Some(&shared)),
+            "image copied (528 B of manifests transferred; 2 blobs already sent by another image)"
+        );
+        let mixed = BlobTally {
+            sent: 1,
+            by_another_image: 0,
+            on_target: 1,
+            manifest_bytes: 500,
+        };
+        assert_eq!(
+            copied_message(2548, Some(&mixed)),
+            "image copied (2.5 KiB transferred; 1 blob already on the target)"
+        );
+        assert_eq!(
+            copied_message(0, None),
+            "image copied (bytes sent not counted by this relay)"
+        );
+        assert_eq!(
+            copied_message(2048, None),
+            "image copied (2.0 KiB transferred)"
+        );
     }
 }

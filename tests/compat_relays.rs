@@ -328,7 +328,10 @@ fn docker_relay_pulls_tags_and_pushes_exactly_the_planned_tags_and_cleans_up() {
         )
     );
     let out = run_dregsy(&config, &[]);
-    assert_success(&out);
+    // The mapping whose filter matches nothing fails (it selected no image); the other syncs.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = log_lines(&out, "mapping failed: it selected no image");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
     assert_eq!(
         log_lines(&out, "image copied").len(),
         3,
@@ -369,9 +372,9 @@ fn docker_relay_pulls_tags_and_pushes_exactly_the_planned_tags_and_cleans_up() {
         "no secret in the logs"
     );
 
-    // Up-to-date check: a second run pulls nothing.
+    // Up-to-date check: a second run pulls nothing (and the empty mapping fails again).
     let again = run_dregsy(&config, &[]);
-    assert_success(&again);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     assert_eq!(
         log_lines(&again, "image up to date").len(),
         3,

@@ -121,7 +121,9 @@ fn catalog_follows_link_pages_when_the_registry_caps_the_page_size() {
         );
     }
     let upstream = source.url();
-    let client = reqwest::Client::new();
+    let client = dregsy::http_client::builder()
+        .build()
+        .expect("an HTTP client");
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = seen.clone();
     let proxy = Server::start(
@@ -211,7 +213,8 @@ fn regex_mappings_with_the_catalog_lister_sync_end_to_end() {
     let config = format!("tasks:\n{}", tasks.concat());
     source.clear_requests();
     let out = sync(&config, &[]);
-    assert_success(&out);
+    // The mapping whose regex matches nothing fails the run; the others still sync.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(tags_of(&target, "mirror/team/api"), set(&["1.1"]));
     assert_eq!(tags_of(&target, "mirror/team/web"), set(&["1.1"]));
     assert_eq!(
@@ -229,13 +232,21 @@ fn regex_mappings_with_the_catalog_lister_sync_end_to_end() {
         ]),
         "team/web/assets is not matched by team/[a-z]+ (whole-name match)"
     );
-    // A regex that matches nothing is a warning, not a failure.
+    // A regex that matches nothing: a warning with the numbers, and that mapping fails,
+    // since it was asked for something and did nothing.
     let warnings = log_lines(
         &out,
         "'regex:nothing/.*' matches none of the 4 repositories",
     );
     assert_eq!(warnings.len(), 1, "{}", text(&out));
     assert_eq!(warnings[0]["level"], "warning");
+    let failed = log_lines(&out, "mapping failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert_eq!(
+        failed[0]["msg"],
+        "mapping failed: it selected no image: 'regex:nothing/.*' matched none of the 4 \
+         repositories listed on the source"
+    );
     // Both tasks list the same source with the same credentials: one catalog fetch.
     let catalog_fetches = source
         .requests()
@@ -247,7 +258,11 @@ fn regex_mappings_with_the_catalog_lister_sync_end_to_end() {
     // With the cache off, every mapping that needs the list fetches it.
     source.clear_requests();
     let out = sync(&format!("lister:\n  cacheDuration: -1\n{config}"), &[]);
-    assert_success(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the regex matching nothing still fails"
+    );
     let catalog_fetches = source
         .requests()
         .iter()
@@ -288,7 +303,7 @@ fn a_lister_failure_fails_only_its_mapping() {
 #[test]
 fn ecr_sources_use_the_ecr_lister() {
     // moto stands in for the ECR API; the account has no repositories yet, so the regex
-    // matches nothing (a warning, not a failure) and the plain mapping still syncs.
+    // matches nothing (its mapping fails, saying so) and the plain mapping still syncs.
     let moto = support::cloud::Moto::start();
     let source = Registry::start();
     push_image(&source, "ok/app", "1", ImageOptions::default());
@@ -311,7 +326,17 @@ fn ecr_sources_use_the_ecr_lister() {
     let vars = support::cloud::aws_env(&moto.url());
     let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = sync(&config, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        log_lines(
+            &out,
+            "mapping failed: it selected no image: 'regex:kubika/.*' matched none of the 0"
+        )
+        .len(),
+        1,
+        "{}",
+        text(&out)
+    );
     assert_eq!(
         log_lines(
             &out,
@@ -322,9 +347,10 @@ fn ecr_sources_use_the_ecr_lister() {
         "{}",
         text(&out)
     );
-    assert!(
-        log_lines(&out, "mapping failed").is_empty(),
-        "{}",
+    assert_eq!(
+        log_lines(&out, "mapping failed").len(),
+        1,
+        "only the empty one: {}",
         text(&out)
     );
     assert_eq!(tags_of(&target, "ok/app"), set(&["1"]));
@@ -345,7 +371,9 @@ struct HubLog {
 fn hub_server(names: Vec<String>, registry: Option<String>) -> (Server, Arc<Mutex<HubLog>>) {
     let log = Arc::new(Mutex::new(HubLog::default()));
     let seen = log.clone();
-    let client = reqwest::Client::new();
+    let client = dregsy::http_client::builder()
+        .build()
+        .expect("an HTTP client");
     let server = Server::start("hub-api", move |request: Request<hyper::body::Incoming>| {
         let seen = seen.clone();
         let names = names.clone();
@@ -607,11 +635,17 @@ fn index_lister_searches_in_pages_and_honours_max_items() {
         );
         log.searches.clear();
     }
-    // maxItems 120: the match at position 151 is beyond it; the warning says so.
+    // maxItems 120: the match at position 151 is beyond it; the warning says so, and the
+    // mapping, which selects nothing, fails.
     let (out, plan) = plan_json(&config("lister:\n  maxItems: 120\n"), &[]);
-    assert_success(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let mapping = &plan["tasks"][0]["mappings"][0];
-    assert_eq!(mapping["listed_repositories"], 120, "{mapping}");
+    assert_eq!(
+        mapping["error"],
+        "it selected no image: 'regex:jenkins/jnlp-s.*' matched none of the 120 repositories \
+         listed on the source",
+        "{mapping}"
+    );
     let warnings = mapping["warnings"].to_string();
     assert!(warnings.contains("maxItems (120)"), "{warnings}");
     assert!(warnings.contains("matches none"), "{warnings}");
@@ -633,9 +667,15 @@ fn index_lister_on_docker_hub_asks_the_hub_index() {
         )
     );
     let (out, plan) = plan_json(&config, &[("DREGSY_DOCKERHUB_INDEX", &hub.url())]);
-    assert_success(&out);
+    // Selecting nothing fails the mapping; the message counts what the index listed.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let mapping = &plan["tasks"][0]["mappings"][0];
-    assert_eq!(mapping["listed_repositories"], 2, "{mapping}");
+    assert_eq!(
+        mapping["error"],
+        "it selected no image: 'regex:nobody/.*' matched none of the 2 repositories listed on \
+         the source",
+        "{mapping}"
+    );
     let log = log.lock().unwrap();
     assert_eq!(log.searches.len(), 1);
     assert!(log.searches[0].contains(&("q".into(), "ubuntu".into())));

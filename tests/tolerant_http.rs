@@ -109,7 +109,7 @@ fn once_each(images: &[&Pushed]) -> BTreeMap<String, usize> {
 /// The headers of an answer through the proxy, to check that a fault is what the test says.
 fn answer_headers(method: Method, url: String) -> HeaderMap {
     support::http::block_on(async move {
-        let response = reqwest::Client::new()
+        let response = support::http::client(&Default::default())
             .request(method, &url)
             .send()
             .await

@@ -107,7 +107,7 @@ async fn fetch() -> Result<Fresh, String> {
 
 fn http_client() -> Result<reqwest::Client, String> {
     let tls = crate::registry::system_client_config().map_err(|e| e.to_string())?;
-    reqwest::Client::builder()
+    crate::http_client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))

@@ -112,6 +112,10 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
+    // Words after `--` are arguments too, not something to ignore.
+    if let Some((_, word)) = flags.first_after_end() {
+        return Err(format!("unexpected argument '{word}'"));
+    }
     if parsed.config.is_empty() {
         return Err("missing -config=FILE".into());
     }
@@ -164,11 +168,13 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    let tasks: Vec<&Task> = config
-        .tasks
-        .iter()
-        .filter(|t| filter.matches(&t.name))
-        .collect();
+    let tasks = match crate::cli::select_tasks(&config, &args.run, &filter) {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
     let report = runtime.block_on(plan_tasks(&config, &tasks, shards));
     let output = if args.json {
         format!("{}\n", report.to_json())
@@ -205,6 +211,9 @@ pub struct MappingResult {
     pub from: String,
     pub to: String,
     pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
+    /// The planner's warnings for a mapping that failed after it was planned (it selected no
+    /// image): they say why (a repository list cut at `maxItems`, say).
+    pub warnings: Vec<String>,
     /// Repositories left out because another shard owns them.
     pub other_shards: usize,
 }
@@ -255,18 +264,31 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> 
             mappings: Vec::new(),
         };
         for mapping in &task.mappings {
+            let mut warnings = Vec::new();
             let mut other_shards = 0;
             let outcome =
                 match crate::sync::plan_task_mapping(task, mapping, &clients, &listers).await {
                     Ok((source, target, mut plan)) => {
-                        if let Some(only) = shards.only {
-                            let planned = plan.repositories.len();
-                            plan.repositories
-                                .retain(|r| shard::owner(r.target_name(), shards.count) == only);
-                            other_shards = planned - plan.repositories.len();
+                        // Judged on the whole plan: a shard that owns none of the mapping's
+                        // repositories is not a mapping that selected nothing.
+                        match crate::sync::empty_selection(task, mapping, &plan) {
+                            Some(reason) => {
+                                warnings = plan.warnings;
+                                Err(reason)
+                            }
+                            None => {
+                                if let Some(only) = shards.only {
+                                    let planned = plan.repositories.len();
+                                    plan.repositories.retain(|r| {
+                                        shard::owner(r.target_name(), shards.count) == only
+                                    });
+                                    other_shards = planned - plan.repositories.len();
+                                }
+                                let statuses =
+                                    check_all(config, &plan, &source, &target, &manifests).await;
+                                Ok((plan, statuses))
+                            }
                         }
-                        let statuses = check_all(config, &plan, &source, &target, &manifests).await;
-                        Ok((plan, statuses))
                     }
                     Err(e) => Err(e),
                 };
@@ -274,6 +296,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> 
                 from: mapping.rule.from().to_string(),
                 to: mapping.rule.to().to_string(),
                 outcome,
+                warnings,
                 other_shards,
             });
         }
@@ -388,7 +411,7 @@ impl Report {
             ] {
                 match credentials {
                     Ok(from) => out.push_str(&format!("  {side} credentials: {from}\n")),
-                    Err(e) => out.push_str(&format!("  {side} credentials: FAILED: {e}\n")),
+                    Err(e) => out.push_str(&format!("  {side} credentials: failed: {e}\n")),
                 }
             }
             if task.mappings.is_empty() {
@@ -406,7 +429,12 @@ impl Report {
                     mapping.from
                 ));
                 match &mapping.outcome {
-                    Err(e) => out.push_str(&format!("    FAILED: {e}\n")),
+                    Err(e) => {
+                        for warning in &mapping.warnings {
+                            out.push_str(&format!("    warning: {warning}\n"));
+                        }
+                        out.push_str(&format!("    failed: {e}\n"));
+                    }
                     Ok((plan, statuses)) => {
                         text_mapping(&mut out, task, plan, statuses, self.shards)
                     }
@@ -457,6 +485,7 @@ impl Report {
                     .map(|mapping| match &mapping.outcome {
                         Err(e) => json!({
                             "from": mapping.from, "to": mapping.to, "error": e,
+                            "warnings": mapping.warnings,
                         }),
                         Ok((plan, statuses)) => json!({
                             "from": mapping.from,
@@ -547,8 +576,11 @@ fn text_mapping(
             side(&task.source, &repo.source_path),
             side(&task.target, &repo.target_path)
         ));
+        for warning in &repo.warnings {
+            out.push_str(&format!("      warning: {warning}\n"));
+        }
         if let Some(e) = &repo.error {
-            out.push_str(&format!("      FAILED: {e}\n"));
+            out.push_str(&format!("      failed: {e}\n"));
             continue;
         }
         if repo.jobs.is_empty() && repo.invalid.is_empty() {
@@ -575,7 +607,7 @@ fn text_mapping(
             out.push('\n');
         }
         for (tag, reason) in &repo.invalid {
-            out.push_str(&format!("      {:10}  '{tag}': {reason}\n", "invalid"));
+            out.push_str(&format!("      {:10}  '{tag}': {reason}\n", "failed"));
         }
         for dropped in &repo.dropped {
             out.push_str(&format!(
@@ -599,6 +631,7 @@ fn json_repository(
         "source": side(&task.source, &repo.source_path),
         "target": side(&task.target, &repo.target_path),
         "error": repo.error,
+        "warnings": repo.warnings,
         "tags_listed": repo.listed,
         "images": repo
             .jobs
@@ -664,6 +697,10 @@ mod tests {
         assert!(parse(&strings(&["--json"])).is_err(), "config is required");
         assert!(parse(&strings(&["-config"])).is_err());
         assert!(parse(&strings(&["-config=x", "-bogus"])).is_err());
+        assert_eq!(
+            parse(&strings(&["-config=x", "--", "extra"])),
+            Err("unexpected argument 'extra'".to_string())
+        );
     }
 
     #[test]

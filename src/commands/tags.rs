@@ -59,6 +59,12 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
         }
     }
+    // Words after `--` are arguments too, not something to ignore.
+    if let Some((_, word)) = flags.first_after_end() {
+        return Err(format!(
+            "unexpected argument '{word}': the tags are read from stdin"
+        ));
+    }
     Ok(Some(parsed))
 }
 
@@ -75,6 +81,13 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
+    for warning in set.warnings() {
+        eprintln!(
+            "warning: --filter #{}: {}",
+            warning.index + 1,
+            warning.message
+        );
+    }
     let tags = match read_tags(std::io::stdin().lock()) {
         Ok(tags) => tags,
         Err(e) => {
@@ -119,10 +132,14 @@ pub fn render(set: &TagSet, listed: &[String], json: bool) -> String {
                 .map(|d| serde_json::json!({"tag": d.tag, "by": d.by}))
                 .collect::<Vec<_>>(),
             "listed": listed_used,
+            "warnings": expansion.warnings,
         });
         return format!("{value}\n");
     }
     let mut out = String::new();
+    for warning in &expansion.warnings {
+        out.push_str(&format!("# warning: {warning}\n"));
+    }
     if !listed_used {
         out.push_str(
             "# these entries are verbatim tags only: a sync takes them as written and does not \

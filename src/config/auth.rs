@@ -31,6 +31,11 @@ impl Auth {
     }
 }
 
+/// The forms `auth` accepts, for every error about it (docs/configuration.md#source-and-target).
+const FORMS: &str = "expected base64 of {\"username\": \"...\", \"password\": \"...\"} or of \
+                     'user:password' (e.g. the output of: echo -n 'user:password' | base64 -w0), \
+                     or 'none' for anonymous access";
+
 /// Decodes an `auth` value. Errors never contain the value or anything decoded from it.
 pub fn decode(value: &str) -> Result<Auth, String> {
     let value = value.trim();
@@ -46,12 +51,10 @@ pub fn decode(value: &str) -> Result<Auth, String> {
             base64::DecodeError::InvalidLastSymbol(offset, _) => offset,
             _ => value.len(),
         };
-        format!("invalid Auth: illegal base64 data at input byte {at}")
+        format!("invalid Auth: illegal base64 data at input byte {at}; {FORMS}")
     })?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| "invalid Auth: the decoded value is not UTF-8 text".to_string())?;
-    const FORMS: &str =
-        "expected base64 of {\"username\": \"...\", \"password\": \"...\"} or of 'user:password'";
+        .map_err(|_| format!("invalid Auth: the decoded value is not UTF-8 text; {FORMS}"))?;
     if text.trim_start().starts_with('{') {
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
             .map_err(|_| format!("invalid Auth: the decoded value is not valid JSON; {FORMS}"))?;
@@ -110,7 +113,10 @@ mod tests {
     #[test]
     fn errors_do_not_leak_the_secret() {
         let err = decode("abc!").expect_err("bad base64");
-        assert_eq!(err, "invalid Auth: illegal base64 data at input byte 3");
+        assert_eq!(
+            err,
+            format!("invalid Auth: illegal base64 data at input byte 3; {FORMS}")
+        );
         let err = decode(&b64("justasecretword")).expect_err("no colon");
         assert!(!err.contains("justasecretword"), "{err}");
         let err = decode(&b64("{broken secretword")).expect_err("bad json");

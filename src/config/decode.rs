@@ -232,6 +232,9 @@ pub struct RawMapping {
     pub from: String,
     pub to: String,
     pub tags: Vec<String>,
+    /// The line of the `tags` key, and of each entry, for messages that point at them.
+    pub tags_line: Option<usize>,
+    pub tag_lines: Vec<usize>,
     pub platform: RawPlatform,
     pub supply: RawSupply,
     pub line: usize,
@@ -254,6 +257,9 @@ impl Default for RawPlatform {
 pub struct Decoder {
     pub errors: Vec<(usize, String)>,
     pub notices: Vec<Notice>,
+    /// Unknown top-level keys that look like a misspelt `tasks` (`task:`, `taks:`), with
+    /// their lines: with no tasks left, the config asked for something it cannot do.
+    pub misspelt_tasks: Vec<(String, usize)>,
 }
 
 impl Decoder {
@@ -261,6 +267,7 @@ impl Decoder {
         Decoder {
             errors: Vec::new(),
             notices: Vec::new(),
+            misspelt_tasks: Vec::new(),
         }
     }
 
@@ -381,7 +388,11 @@ impl Decoder {
                     if known.contains(&name) {
                         out.push((name, value));
                     } else {
-                        let hint = suggest(name, known)
+                        let suggestion = suggest(name, known);
+                        if path.is_empty() && suggestion == Some("tasks") {
+                            self.misspelt_tasks.push((shorten(name), key.line));
+                        }
+                        let hint = suggestion
                             .map(|s| format!("; did you mean '{s}'?"))
                             .unwrap_or_default();
                         let at = if path.is_empty() {
@@ -711,11 +722,10 @@ impl Decoder {
                     self.supply(&mut mapping.supply, key, value, path)
                 }
                 _ => {
-                    mapping.tags = self
-                        .list(value, "[]string")
-                        .into_iter()
-                        .map(|item| self.string(item))
-                        .collect()
+                    let items = self.list(value, "[]string");
+                    mapping.tag_lines = items.iter().map(|item| item.line).collect();
+                    mapping.tags = items.into_iter().map(|item| self.string(item)).collect();
+                    mapping.tags_line = key_line(node, "tags");
                 }
             }
         }
@@ -726,6 +736,18 @@ impl Decoder {
 impl Default for Decoder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The line of key `name` in a mapping node.
+fn key_line(node: &Node, name: &str) -> Option<usize> {
+    match &node.kind {
+        NodeKind::Map(pairs) => pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key.text() == Some(name))
+            .map(|(key, _)| key.line),
+        _ => None,
     }
 }
 

@@ -458,20 +458,18 @@ pub struct ConfigError {
 }
 
 impl std::fmt::Display for ConfigError {
+    /// The message, then where: the file (unless the message already names it, so a path is
+    /// never printed twice) and the line when known.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(
-                f,
-                "{} (config file '{}', line {line})",
-                self.message,
-                self.file.display()
-            ),
-            None => write!(
-                f,
-                "{} (config file '{}')",
-                self.message,
-                self.file.display()
-            ),
+        let file = self.file.display().to_string();
+        let names_file = self.message.contains(&format!("'{file}'"));
+        match (self.line, names_file) {
+            (Some(line), true) => write!(f, "{} (line {line})", self.message),
+            (None, true) => write!(f, "{}", self.message),
+            (Some(line), false) => {
+                write!(f, "{} (config file '{file}', line {line})", self.message)
+            }
+            (None, false) => write!(f, "{} (config file '{file}')", self.message),
         }
     }
 }
@@ -526,6 +524,20 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
         ));
     }
     let mut notices = decoder.notices;
+    // A misspelt `tasks` key leaves a config that does nothing although it asked for
+    // something: that must not end as a quiet success (docs/behaviour.md#exit-codes).
+    if raw.tasks.is_empty()
+        && let Some((key, line)) = decoder.misspelt_tasks.first()
+    {
+        return Err(fail(
+            Some(*line),
+            format!(
+                "the config has no tasks: the unknown key '{key}' looks like a misspelt 'tasks', \
+                 so nothing would be synced; rename it to 'tasks'"
+            ),
+            notices,
+        ));
+    }
     match validate::validate(raw, &mut notices) {
         Ok(mut config) => {
             config.file = path.to_path_buf();

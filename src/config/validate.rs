@@ -15,23 +15,17 @@ use super::{
 };
 use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
-use crate::plan::tags::TagSet;
+use crate::plan::tags::{TagSet, describe_errors};
 use crate::registry::RegistryHost;
 
 type Failure = (Option<usize>, String);
 
 /// Validates decoded values into a [`Config`], pushing the notices the original would log.
 pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Failure> {
-    let watch = match raw.watch {
-        Some(w) => w,
-        None => {
-            notices.push(Notice::info(
-                "automatic restart after config file change is currently off by default; \
-                 you can activate this by adding 'watch: true' to your config",
-            ));
-            false
-        }
-    };
+    // The original's note about `watch` comes first; it is only worth saying when a task is
+    // periodic, since `watch` does nothing for one-off tasks (docs/behaviour.md#logging).
+    let watch_note_at = notices.len();
+    let watch = raw.watch.unwrap_or(false);
     let (relay, docker) = relay(&raw, notices)?;
     let lister = lister(&raw, notices);
     let native = native(&raw)?;
@@ -77,6 +71,15 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
                 task.name, side.registry
             ),
         ));
+    }
+    if raw.watch.is_none() && tasks.iter().any(Task::is_periodic) {
+        notices.insert(
+            watch_note_at,
+            Notice::info(
+                "automatic restart after config file change is currently off by default; \
+                 you can activate this by adding 'watch: true' to your config",
+            ),
+        );
     }
     Ok(Config {
         file: Default::default(),
@@ -382,12 +385,22 @@ fn task(
         return Err((line, "a task requires a name".into()));
     }
     if raw.interval > 0 && raw.interval < 30 {
-        return Err((line, "minimum task interval is 30 seconds".into()));
+        return Err((
+            line,
+            format!(
+                "minimum task interval is 30 seconds: task '{}' has interval {}; use 0 (or no \
+                 interval) for a one-off task",
+                raw.name, raw.interval
+            ),
+        ));
     }
     if raw.interval < 0 {
         return Err((
             line,
-            "task interval needs to be 0 or a positive integer".into(),
+            format!(
+                "task interval needs to be 0 or a positive integer: task '{}' has interval {}",
+                raw.name, raw.interval
+            ),
         ));
     }
     let name = raw.name;
@@ -407,12 +420,13 @@ fn task(
         .map_err(|(l, e)| (l.or(line), format!("{e} (task '{name}')")))?;
     let mut mappings = Vec::with_capacity(raw.mappings.len());
     for (index, raw_mapping) in raw.mappings.into_iter().enumerate() {
-        let mapping = mapping(raw_mapping, &inherited).map_err(|(l, e)| {
-            (
-                l.or(line),
-                format!("{e} (task '{name}', mapping #{})", index + 1),
-            )
-        })?;
+        let mapping =
+            mapping(raw_mapping, &inherited, notices, &name, index).map_err(|(l, e)| {
+                (
+                    l.or(line),
+                    format!("{e} (task '{name}', mapping #{})", index + 1),
+                )
+            })?;
         mappings.push(mapping);
     }
     if mappings.iter().any(|m| m.rule.is_regex_from()) {
@@ -642,14 +656,40 @@ fn supply(raw: &RawSupply, above: &Supply) -> Result<Supply, Failure> {
 }
 
 /// Step 6: one mapping.
-fn mapping(raw: Option<RawMapping>, inherited: &Supply) -> Result<Mapping, Failure> {
+fn mapping(
+    raw: Option<RawMapping>,
+    inherited: &Supply,
+    notices: &mut Vec<Notice>,
+    task: &str,
+    index: usize,
+) -> Result<Mapping, Failure> {
     let Some(raw) = raw else {
         return Err((None, "mapping is nil".into()));
     };
     let line = Some(raw.line);
     let rule = MappingRule::parse(&raw.from, &raw.to).map_err(|e| (line, e))?;
-    let tags =
-        TagSet::parse(&raw.tags).map_err(|e| (line, format!("'tags' uses invalid format: {e}")))?;
+    // Every bad entry at once, each with its line; the error points at the `tags` key.
+    let tags = TagSet::parse_entries(&raw.tags).map_err(|errors| {
+        (
+            raw.tags_line.or(line),
+            format!(
+                "'tags' uses invalid format: {}",
+                describe_errors(&errors, Some(&raw.tag_lines))
+            ),
+        )
+    })?;
+    for warning in tags.warnings() {
+        let at = raw
+            .tag_lines
+            .get(warning.index)
+            .map(|l| format!(", line {l}"))
+            .unwrap_or_default();
+        notices.push(Notice::warn(format!(
+            "{} (task '{task}', mapping #{}{at})",
+            warning.message,
+            index + 1
+        )));
+    }
     let platform = match &raw.platform {
         RawPlatform::One(value) => PlatformChoice::parse(value),
         RawPlatform::List(values) => PlatformChoice::parse_list(values),

@@ -61,7 +61,7 @@ impl Http {
     /// A client; `skip_tls_verify` accepts any certificate, as for registries.
     pub fn new(skip_tls_verify: bool) -> Result<Http, String> {
         let tls = tls_client_config(None, skip_tls_verify).map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

@@ -52,7 +52,7 @@ impl MappingRule {
         let (from, from_pattern) = match from.strip_prefix(REGEX_PREFIX) {
             Some(re) => {
                 let p = Pattern::anchored(re)
-                    .map_err(|e| format!("'from' uses invalid regular expression '{re}': {e}"))?;
+                    .map_err(|e| format!("'from' uses invalid regular expression: {e}"))?;
                 (from.to_string(), Some(p))
             }
             None => (normalize_path(from), None),
@@ -63,7 +63,7 @@ impl MappingRule {
                     return Err("replacement expression missing in 'to'".to_string());
                 };
                 let compiled = pattern::compile(re)
-                    .map_err(|e| format!("'to' uses invalid regular expression '{re}': {e}"))?;
+                    .map_err(|e| format!("'to' uses invalid regular expression: {e}"))?;
                 (to.to_string(), Some((compiled, replacement.to_string())))
             }
             None if to.is_empty() => (String::new(), None),
@@ -328,12 +328,12 @@ mod tests {
             (
                 "regex:(",
                 "",
-                "'from' uses invalid regular expression '(': error parsing regexp: missing closing ): `(`",
+                "'from' uses invalid regular expression: error parsing regexp: missing closing ): `(`",
             ),
             (
                 "regex:a|b)",
                 "",
-                "'from' uses invalid regular expression 'a|b)': error parsing regexp: unexpected ): `a|b)`",
+                "'from' uses invalid regular expression: error parsing regexp: unexpected ): `a|b)`",
             ),
             (
                 "library/busybox",
@@ -354,13 +354,13 @@ mod tests {
             (
                 "library/busybox",
                 "regex:(,x",
-                "'to' uses invalid regular expression '(': error parsing regexp: missing closing ): `(`",
+                "'to' uses invalid regular expression: error parsing regexp: missing closing ): `(`",
             ),
             // `from` is checked first.
             (
                 "regex:[",
                 "regex:(",
-                "'from' uses invalid regular expression '[': error parsing regexp: missing closing ]: `[`",
+                "'from' uses invalid regular expression: error parsing regexp: missing closing ]: `[`",
             ),
         ];
         for (from, to, want) in cases {

@@ -144,6 +144,9 @@ pub struct RepositoryPlan {
     pub invalid: Vec<(String, String)>,
     /// Whether the source's tags were listed to build the plan.
     pub listed: bool,
+    /// What the user should know about how the tags were chosen (digit-only tags read as
+    /// versions), for the log and `dregsy plan`.
+    pub warnings: Vec<String>,
     /// Why this repository could not be planned (invalid path, tag listing failed); the
     /// mapping's other repositories are still planned.
     pub error: Option<String>,
@@ -309,6 +312,7 @@ async fn plan_repository(
     }
     plan.tags = expansion.tags;
     plan.dropped = expansion.dropped;
+    plan.warnings = expansion.warnings;
     plan.listed = listed_tags.is_some();
     plan
 }

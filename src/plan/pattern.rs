@@ -8,7 +8,8 @@
 //!
 //! Error texts imitate Go's `regexp` package (``error parsing regexp: <problem>: `<expr>` ``),
 //! because they end up inside messages such as
-//! `'from' uses invalid regular expression '<re>': <err>` that users of the original may grep for.
+//! `'from' uses invalid regular expression: <err>` that users of the original may grep for (the
+//! expression is quoted once, inside `<err>`).
 
 use regex::Regex;
 

@@ -43,6 +43,50 @@ pub struct TagSet {
     keep: Vec<(String, Pattern)>,
     /// The last `keep: latest n` entry and its `n`; `0` means no limit.
     keep_count: Option<(String, usize)>,
+    /// Entries that are valid but probably not what their author meant, each with why.
+    warnings: Vec<EntryWarning>,
+}
+
+/// An entry of a `tags` list that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryError {
+    /// Position in the list, from 0.
+    pub index: usize,
+    /// The entry as written (trimmed).
+    pub entry: String,
+    /// The bare cause, e.g. `invalid keep count: keep: latest\t3`.
+    pub reason: String,
+}
+
+/// A valid entry that is read differently from how it looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryWarning {
+    /// Position in the list, from 0.
+    pub index: usize,
+    pub message: String,
+}
+
+/// Every bad entry of a `tags` list, for one message that names them all.
+pub fn describe_errors(errors: &[EntryError], lines: Option<&[usize]>) -> String {
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let line = lines
+                .and_then(|l| l.get(e.index))
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            format!(
+                "entry #{} '{}'{line}: {}",
+                e.index + 1,
+                e.entry.escape_debug(),
+                e.reason
+            )
+        })
+        .collect();
+    match parts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{} invalid entries: {}", parts.len(), parts.join("; ")),
+    }
 }
 
 /// The outcome of expanding a tag set against a source repository.
@@ -52,6 +96,9 @@ pub struct Expansion {
     pub tags: Vec<String>,
     /// Every listed tag that is not in `tags`, byte-sorted by tag, with the reason.
     pub dropped: Vec<Dropped>,
+    /// Where the result was decided by something the user may not expect: digit-only tags
+    /// (`20240115`) read as huge versions by `semver:` or `keep: latest N`, as in the original.
+    pub warnings: Vec<String>,
 }
 
 /// A listed tag that expansion left out, and the entry responsible.
@@ -75,30 +122,75 @@ impl TagSet {
     /// A keep count is recognised with any ASCII whitespace but split on single spaces, as the
     /// original did, so tabs between `latest` and the number give `invalid keep count: <entry>`.
     pub fn parse(entries: &[String]) -> Result<TagSet, String> {
+        TagSet::parse_entries(entries).map_err(|errors| describe_errors(&errors, None))
+    }
+
+    /// Like [`parse`](Self::parse), but reports every bad entry, each with its position, so
+    /// the caller can point at each one.
+    ///
+    /// # Errors
+    /// Every entry that cannot be used (a bad semver range or regex, an invalid keep count),
+    /// in list order.
+    pub fn parse_entries(entries: &[String]) -> Result<TagSet, Vec<EntryError>> {
         let mut set = TagSet::default();
-        for raw in entries {
+        let mut errors = Vec::new();
+        for (index, raw) in entries.iter().enumerate() {
             let entry = raw.trim();
-            if let Some(rest) = entry.strip_prefix(SEMVER_PREFIX) {
-                set.semver.push((entry.to_string(), Range::parse(rest)?));
-            } else if let Some(rest) = entry.strip_prefix(REGEX_PREFIX) {
-                set.regex.push((entry.to_string(), Pattern::new(rest)?));
-            } else if let Some(rest) = entry.strip_prefix(KEEP_PREFIX) {
-                if KEEP_COUNT.is_match(entry) {
-                    let count = entry
-                        .split(' ')
-                        .next_back()
-                        .and_then(|n| n.parse::<i64>().ok())
-                        .and_then(|n| usize::try_from(n).ok())
-                        .ok_or_else(|| format!("invalid keep count: {entry}"))?;
-                    set.keep_count = Some((entry.to_string(), count));
-                } else {
-                    set.keep.push((entry.to_string(), Pattern::new(rest)?));
-                }
-            } else {
-                set.verbatim.push(entry.to_string());
+            if let Err(reason) = set.add(index, entry) {
+                errors.push(EntryError {
+                    index,
+                    entry: entry.to_string(),
+                    reason,
+                });
             }
         }
-        Ok(set)
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Classifies one trimmed entry into the set.
+    fn add(&mut self, index: usize, entry: &str) -> Result<(), String> {
+        if let Some(rest) = entry.strip_prefix(SEMVER_PREFIX) {
+            self.semver.push((entry.to_string(), Range::parse(rest)?));
+        } else if let Some(rest) = entry.strip_prefix(REGEX_PREFIX) {
+            self.regex.push((entry.to_string(), Pattern::new(rest)?));
+        } else if let Some(rest) = entry.strip_prefix(KEEP_PREFIX) {
+            if KEEP_COUNT.is_match(entry) {
+                let count = entry
+                    .split(' ')
+                    .next_back()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| format!("invalid keep count: {entry}"))?;
+                self.keep_count = Some((entry.to_string(), count));
+            } else {
+                let pattern = Pattern::new(rest)?;
+                if looks_like_keep_count(rest) {
+                    self.warnings.push(EntryWarning {
+                        index,
+                        message: format!(
+                            "'{entry}' is not a keep count (that is 'keep: latest N', with a \
+                             space after 'keep:' and a whole number N): as in the original, it \
+                             is read as a keep regex, so only a tag named exactly '{}' is kept \
+                             and every other listed tag is dropped",
+                            pattern.as_str()
+                        ),
+                    });
+                }
+                self.keep.push((entry.to_string(), pattern));
+            }
+        } else {
+            self.verbatim.push(entry.to_string());
+        }
+        Ok(())
+    }
+
+    /// Entries that are valid but read differently from how they look (`keep: latest x`).
+    pub fn warnings(&self) -> &[EntryWarning] {
+        &self.warnings
     }
 
     /// Whether expansion needs the source's tag list.
@@ -143,9 +235,16 @@ impl TagSet {
             selected.insert(tag.clone());
         }
 
+        let mut warnings = Vec::new();
+        if let Some(warning) = self.digit_only_selected(&selected) {
+            warnings.push(warning);
+        }
         let tags = match &self.keep_count {
             Some((entry, n)) if *n > 0 => {
                 let (kept, cut) = keep_latest(selected, *n);
+                if let Some(warning) = digit_only_kept(entry, &kept, &cut) {
+                    warnings.push(warning);
+                }
                 for tag in cut {
                     dropped.insert(tag, entry.clone());
                 }
@@ -160,7 +259,39 @@ impl TagSet {
                 .into_iter()
                 .map(|(tag, by)| Dropped { tag, by })
                 .collect(),
+            warnings,
         }
+    }
+
+    /// A warning when `semver:` ranges selected digit-only tags, which count as versions
+    /// `N.0.0` (the original's tolerant parsing): `20240115` is "version 20240115.0.0" and
+    /// passes `>=1.0.0`.
+    fn digit_only_selected(&self, selected: &BTreeSet<String>) -> Option<String> {
+        let mut by_entry: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for tag in selected.iter().filter(|t| is_digit_only(t)) {
+            // A regex that selects the tag decides it, not the version reading.
+            if self.regex.iter().any(|(_, p)| p.matches(tag)) {
+                continue;
+            }
+            let Ok(version) = Version::parse_tolerant(tag) else {
+                continue;
+            };
+            if let Some((entry, _)) = self.semver.iter().find(|(_, r)| r.matches(&version)) {
+                by_entry.entry(entry).or_default().push(tag);
+            }
+        }
+        if by_entry.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = by_entry
+            .iter()
+            .map(|(entry, tags)| format!("'{entry}' selected {}", list_versions(tags)))
+            .collect();
+        Some(format!(
+            "digit-only tags count as major versions under semver, as in the original: {}; \
+             add a 'keep:' regex (e.g. 'keep: !\\d+') to leave them out",
+            parts.join("; ")
+        ))
     }
 
     /// The original's `IsEmpty`: keep filters do not count as selecting anything.
@@ -187,6 +318,57 @@ impl TagSet {
             _ => NO_FILTER_MATCHED.to_string(),
         }
     }
+}
+
+/// Whether a tag is all ASCII digits: a date or a build number, which semver reads as a
+/// (huge) major version.
+fn is_digit_only(tag: &str) -> bool {
+    !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `20240115 (as 20240115.0.0), …`
+fn list_versions(tags: &[&str]) -> String {
+    tags.iter()
+        .map(|t| match Version::parse_tolerant(t) {
+            Ok(v) => format!("{t} (as version {v})"),
+            Err(_) => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A warning when `keep: latest N` kept a digit-only tag while it cut a real version: the
+/// digit-only tag won only because it reads as a huge major version.
+fn digit_only_kept(entry: &str, kept: &[String], cut: &[String]) -> Option<String> {
+    let kept_digits: Vec<&str> = kept
+        .iter()
+        .map(String::as_str)
+        .filter(|t| is_digit_only(t) && Version::parse_tolerant(t).is_ok())
+        .collect();
+    let mut cut_versions: Vec<&str> = cut
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !is_digit_only(t) && Version::parse_tolerant(t).is_ok())
+        .collect();
+    if kept_digits.is_empty() || cut_versions.is_empty() {
+        return None;
+    }
+    cut_versions.sort_unstable();
+    Some(format!(
+        "'{entry}' kept digit-only tags {} as the highest versions and dropped {}: digit-only \
+         tags count as major versions, as in the original; add a 'keep:' regex (e.g. \
+         'keep: !\\d+') to leave them out",
+        list_versions(&kept_digits),
+        cut_versions.join(", ")
+    ))
+}
+
+/// Whether the text after `keep:` reads like a keep count that is not one (`latest x`,
+/// `latest 3` without the space after the colon).
+fn looks_like_keep_count(rest: &str) -> bool {
+    rest.trim()
+        .strip_prefix("latest")
+        .is_some_and(|after| after.starts_with(char::is_whitespace))
 }
 
 /// `keep: latest n` (the original's `reduce`), with deterministic ties: longer tag, then
@@ -431,12 +613,12 @@ mod tests {
         let err = TagSet::parse(&strings(&["semver: >=1.31"])).expect_err("row 12");
         assert_eq!(
             err,
-            r#"Could not parse Range ">=1.31": Could not parse version "1.31" in ">=1.31": No Major.Minor.Patch elements found"#
+            r#"entry #1 'semver: >=1.31': Could not parse Range ">=1.31": Could not parse version "1.31" in ">=1.31": No Major.Minor.Patch elements found"#
         );
         let err = TagSet::parse(&strings(&["semver: >=v1.0.0"])).expect_err("row 13");
         assert_eq!(
             err,
-            r#"Could not parse Range ">=v1.0.0": Could not parse comparator ">=v" in ">=v1.0.0""#
+            r#"entry #1 'semver: >=v1.0.0': Could not parse Range ">=v1.0.0": Could not parse comparator ">=v" in ">=v1.0.0""#
         );
     }
 
@@ -466,19 +648,23 @@ mod tests {
                 &["keep: latest 99999999999999999999"],
                 "invalid keep count: keep: latest 99999999999999999999",
             ),
-            // The first error wins.
-            (
-                &["latest", "regex: (", "semver: >=1.31"],
-                "error parsing regexp: missing closing ): `(`",
-            ),
         ];
         for (filters, want) in cases {
-            assert_eq!(
-                TagSet::parse(&strings(filters)).expect_err(want),
-                *want,
-                "{filters:?}"
-            );
+            let errors = TagSet::parse_entries(&strings(filters)).expect_err(want);
+            assert_eq!(errors.len(), 1, "{filters:?}");
+            assert_eq!(errors[0].reason, *want, "{filters:?}");
         }
+        // Every bad entry is reported, each with its position.
+        let errors = TagSet::parse_entries(&strings(&["latest", "regex: (", "semver: >=1.31"]))
+            .expect_err("two bad entries");
+        assert_eq!(errors.iter().map(|e| e.index).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            describe_errors(&errors, Some(&[3, 4, 5])),
+            "2 invalid entries: entry #2 'regex: (' (line 4): error parsing regexp: missing \
+             closing ): `(`; entry #3 'semver: >=1.31' (line 5): Could not parse Range \
+             \">=1.31\": Could not parse version \"1.31\" in \">=1.31\": No Major.Minor.Patch \
+             elements found"
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Transport {
                 answered: AtomicBool::new(false),
             });
         let rate_limit = Arc::new(HostLimit::new(host.api_host()));
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(timeouts.connect)
             // No client-wide read timeout: reqwest's runs from the start of a request to its

@@ -289,7 +289,10 @@ impl DockerRelay {
                 }
             }
         }
-        Ok(CopyOutcome::Copied { bytes: size })
+        Ok(CopyOutcome::Copied {
+            bytes: size,
+            blobs: None,
+        })
     }
 
     /// The push platform: only from API 1.46 on, as a JSON OCI platform; warns (once) and

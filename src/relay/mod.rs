@@ -33,8 +33,12 @@ const MIN_PARALLEL_CHECKS: usize = 16;
 pub enum CopyOutcome {
     /// The target already held the wanted digest.
     UpToDate,
-    /// Manifests were written; `bytes` of blob data were transferred.
-    Copied { bytes: u64 },
+    /// Manifests were written. `bytes`: what was sent to the target, blobs and manifests;
+    /// `blobs`: how each blob got there, when the relay can tell (the native relay only).
+    Copied {
+        bytes: u64,
+        blobs: Option<BlobTally>,
+    },
     /// Left out on purpose before anything was written (`min-age`); `reason` says why.
     Skipped { reason: String },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
@@ -43,6 +47,23 @@ pub enum CopyOutcome {
     /// no tag was moved, and what the relay started outside the registries is ended (skopeo)
     /// or left for [`Relay::clean_up_abandoned`] (docker).
     Aborted,
+}
+
+/// How the blobs of one copied image reached the target, so a copy that sent no blob data
+/// can say why instead of reporting "0 B transferred".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobTally {
+    /// Blobs streamed from the source by this job.
+    pub sent: usize,
+    /// Blobs another image of the same run (or an earlier run of the daemon) had already sent
+    /// to this target, found through the relay's record of blobs in flight and mounted or
+    /// found present.
+    pub by_another_image: usize,
+    /// Blobs the target held before (a `HEAD` found them, or a mount from the source
+    /// repository on the same registry succeeded).
+    pub on_target: usize,
+    /// Of the bytes sent, those of manifests.
+    pub manifest_bytes: u64,
 }
 
 /// Why an image job did not succeed; typed up to the report, which counts the two apart.

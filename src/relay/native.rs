@@ -15,7 +15,7 @@ use futures_util::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::manifest_cache::ManifestCache;
-use super::{CopyOutcome, CopySlots, JobError, age, check, trust};
+use super::{BlobTally, CopyOutcome, CopySlots, JobError, age, check, trust};
 use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
@@ -107,7 +107,7 @@ impl NativeRelay {
             let subjects = self.held_subjects(job, source, wanted).await?;
             return Ok(match copy.referrers(&subjects).await? {
                 None => CopyOutcome::UpToDate,
-                Some(bytes) => CopyOutcome::Copied { bytes },
+                Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
             });
         }
         let Some(_slot) = slots.enter().await else {
@@ -144,12 +144,18 @@ impl NativeRelay {
                 job.platform.as_config_text()
             );
         }
-        let mut bytes = copy.manifest_tree(&manifest, &job.target.target, 0).await?;
+        let mut tally = BlobTally::default();
+        let mut bytes = copy
+            .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
+            .await?;
         if job.referrers {
             let subjects = referrers::subjects(job, &manifest)?;
             bytes += copy.referrers(&subjects).await?.unwrap_or(0);
         }
-        Ok(CopyOutcome::Copied { bytes })
+        Ok(CopyOutcome::Copied {
+            bytes,
+            blobs: Some(tally),
+        })
     }
 
     /// The subjects of an up-to-date job, for its referrers: an image known not to be an index
@@ -233,6 +239,16 @@ impl NativeRelay {
     }
 }
 
+/// How one blob came to be in the target repository.
+enum Arrival {
+    /// Streamed from the source by this job: the bytes sent.
+    Sent(u64),
+    /// Another image had already sent it (this run, or an earlier run of the daemon).
+    ByAnotherImage,
+    /// The target held it already.
+    OnTarget,
+}
+
 /// One copy in progress between two repositories.
 struct Copy<'a> {
     relay: &'a NativeRelay,
@@ -244,24 +260,35 @@ struct Copy<'a> {
 
 impl Copy<'_> {
     /// Copies a manifest and everything it references, then puts it as `push_as`.
-    /// Returns the blob bytes transferred.
+    /// Returns the bytes sent, blobs and manifests; `tally` says how each blob got there.
     async fn manifest_tree(
         &self,
         manifest: &Manifest,
         push_as: &TagOrDigest,
         depth: usize,
+        tally: &mut BlobTally,
     ) -> Result<u64, JobError> {
-        let bytes = self.contents(manifest, depth).await?;
+        let bytes = self.contents(manifest, depth, tally).await?;
         self.target
             .put_manifest(self.dst_repo, push_as, manifest)
             .await
             .map_err(JobError::from)?;
-        Ok(bytes)
+        // The manifest's bytes went over the wire too; count them as the blobs are counted.
+        let manifest_bytes = manifest.bytes.len() as u64;
+        progress::transferred(manifest_bytes);
+        tally.manifest_bytes += manifest_bytes;
+        Ok(bytes + manifest_bytes)
     }
 
     /// Makes everything `manifest` references present in the target: child manifests (with
-    /// their own contents) or blobs. Returns the blob bytes transferred.
-    async fn contents(&self, manifest: &Manifest, depth: usize) -> Result<u64, JobError> {
+    /// their own contents) or blobs. Returns the bytes transferred (child manifests included);
+    /// `tally` says how each blob got there.
+    async fn contents(
+        &self,
+        manifest: &Manifest,
+        depth: usize,
+        tally: &mut BlobTally,
+    ) -> Result<u64, JobError> {
         manifest.check_pushable().map_err(JobError::from)?;
         let mut bytes = 0;
         if manifest.is_index() {
@@ -273,28 +300,54 @@ impl Copy<'_> {
                 .into());
             }
             for child in manifest.children().map_err(JobError::from)? {
+                // Jobs copying the same child into the same repository take turns, as for
+                // blobs: while one job PUTs a manifest, Distribution's filesystem storage
+                // rewrites its link, and another job's index PUT that reads the link then
+                // fails (`MANIFEST_BLOB_UNKNOWN`). Manifest and blob digests never collide,
+                // so the blob record serves.
+                let entry = self.relay.blob_entry(self.target, &child.digest);
+                let mut holder = entry.lock().await;
+                if holder
+                    .as_ref()
+                    .is_some_and(|h| h.repository == *self.dst_repo)
+                {
+                    continue;
+                }
                 let child_ref = TagOrDigest::Digest(child.digest.clone());
                 let present = self
                     .target
                     .head_manifest(self.dst_repo, &child_ref)
                     .await
                     .map_err(JobError::from)?;
-                if present.is_some() {
-                    continue;
+                if present.is_none() {
+                    let child_manifest = self
+                        .source
+                        .get_manifest(self.src_repo, &child_ref)
+                        .await
+                        .map_err(JobError::from)?;
+                    bytes +=
+                        Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1, tally))
+                            .await?;
                 }
-                let child_manifest = self
-                    .source
-                    .get_manifest(self.src_repo, &child_ref)
-                    .await
-                    .map_err(JobError::from)?;
-                bytes +=
-                    Box::pin(self.manifest_tree(&child_manifest, &child_ref, depth + 1)).await?;
+                *holder = Some(Holder {
+                    repository: self.dst_repo.clone(),
+                    client: self.target.clone(),
+                });
             }
         } else {
             let blobs = manifest.blobs().map_err(JobError::from)?;
             let blobs = self.distributable(blobs).await?;
-            let copied = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
-            bytes += copied.iter().sum::<u64>();
+            let arrivals = try_join_all(blobs.iter().map(|blob| self.blob(blob))).await?;
+            for arrival in arrivals {
+                match arrival {
+                    Arrival::Sent(sent) => {
+                        tally.sent += 1;
+                        bytes += sent;
+                    }
+                    Arrival::ByAnotherImage => tally.by_another_image += 1,
+                    Arrival::OnTarget => tally.on_target += 1,
+                }
+            }
         }
         Ok(bytes)
     }
@@ -331,8 +384,8 @@ impl Copy<'_> {
         Ok(kept)
     }
 
-    /// Makes one blob present in the target repository; returns the bytes transferred.
-    async fn blob(&self, blob: &Descriptor) -> Result<u64, JobError> {
+    /// Makes one blob present in the target repository; says how it got there.
+    async fn blob(&self, blob: &Descriptor) -> Result<Arrival, JobError> {
         let entry = self.relay.blob_entry(self.target, &blob.digest);
         // Jobs needing the same blob on the same target wait here for the one in flight, then
         // find it present (same repository) or mount it (another repository).
@@ -341,18 +394,18 @@ impl Copy<'_> {
             .as_ref()
             .is_some_and(|h| h.repository == *self.dst_repo)
         {
-            return Ok(0);
+            return Ok(Arrival::ByAnotherImage);
         }
         let readable = holder
             .as_ref()
             .filter(|h| h.client.same_client(self.target))
             .map(|h| &h.repository);
-        let transferred = self.blob_unlocked(blob, readable).await?;
+        let arrival = self.blob_unlocked(blob, readable).await?;
         *holder = Some(Holder {
             repository: self.dst_repo.clone(),
             client: self.target.clone(),
         });
-        Ok(transferred)
+        Ok(arrival)
     }
 
     /// Makes a blob the target repository lacks present: mounted from a repository of the
@@ -364,7 +417,7 @@ impl Copy<'_> {
         &self,
         blob: &Descriptor,
         readable_holder: Option<&Repository>,
-    ) -> Result<u64, JobError> {
+    ) -> Result<Arrival, JobError> {
         let digest = &blob.digest;
         if self
             .target
@@ -372,7 +425,7 @@ impl Copy<'_> {
             .await
             .map_err(JobError::from)?
         {
-            return Ok(0);
+            return Ok(Arrival::OnTarget);
         }
         let mut mount_from: Vec<&Repository> = Vec::new();
         // The source repository, when the target client is the source client (same registry,
@@ -390,7 +443,10 @@ impl Copy<'_> {
                 continue;
             }
             match self.target.mount_blob(self.dst_repo, digest, from).await {
-                Ok(Mount::Mounted) => return Ok(0),
+                Ok(Mount::Mounted) if from == self.src_repo => {
+                    return Ok(Arrival::OnTarget);
+                }
+                Ok(Mount::Mounted) => return Ok(Arrival::ByAnotherImage),
                 // Not mountable there: a registry may have opened an upload session instead
                 // (use it); a layout on another file system cannot link (copy instead).
                 Ok(Mount::NotMounted(opened)) => {
@@ -405,7 +461,7 @@ impl Copy<'_> {
                 .remember_refused_mount(self.target, from, self.dst_repo);
             break;
         }
-        self.transfer(blob, session).await
+        self.transfer(blob, session).await.map(Arrival::Sent)
     }
 
     /// Streams a blob from the source into the target. The transport cannot replay a streamed

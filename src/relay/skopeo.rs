@@ -188,7 +188,10 @@ impl SkopeoRelay {
             .into());
         }
         // skopeo does not say how many bytes it moved.
-        Ok(CopyOutcome::Copied { bytes: 0 })
+        Ok(CopyOutcome::Copied {
+            bytes: 0,
+            blobs: None,
+        })
     }
 }
 

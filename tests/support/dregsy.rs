@@ -5,6 +5,12 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// The binary under test: the one cargo built, or `DREGSY_TEST_BINARY` (to run the tests
+/// against another build, e.g. to show that a test fails on an older one).
+pub fn binary() -> String {
+    std::env::var("DREGSY_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dregsy").to_string())
+}
+
 /// One run of the dregsy binary; build it, then call [`Dregsy::output`].
 pub struct Dregsy {
     _dir: tempfile::TempDir,
@@ -24,7 +30,7 @@ impl Dregsy {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dregsy"));
+        let mut command = Command::new(binary());
         without_user_credentials(&mut command, dir.path());
         command
             .env("LOG_FORMAT", "json")

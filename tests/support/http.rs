@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -57,16 +57,6 @@ where
     })
 }
 
-/// Installs rustls' ring crypto provider once per process: reqwest is built without a default
-/// provider, and building a TLS client without one panics.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Another part of the test binary may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// TLS material a harness client may need to talk to a harness registry.
 #[derive(Clone, Debug, Default)]
 pub struct ClientTls {
@@ -86,8 +76,7 @@ pub fn client(tls: &ClientTls) -> reqwest::Client {
 
 /// Like [`client`], but returns the builder so a test can adjust it (e.g. follow redirects).
 pub fn client_builder(tls: &ClientTls) -> reqwest::ClientBuilder {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
+    let mut builder = dregsy::http_client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .user_agent(HARNESS_USER_AGENT)

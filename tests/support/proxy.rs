@@ -412,8 +412,7 @@ impl FaultProxy {
     }
 
     fn launch(upstream_url: &str, rules: Vec<Rule>, follow_absolute: bool) -> FaultProxy {
-        http::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let client = dregsy::http_client::builder()
             .connect_timeout(http::CONNECT_TIMEOUT)
             .read_timeout(http::READ_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

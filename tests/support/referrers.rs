@@ -53,8 +53,7 @@ pub struct ReferrersRegistry {
 impl ReferrersRegistry {
     /// Starts in front of `registry` (plain HTTP, open).
     pub fn start(registry: &Registry) -> ReferrersRegistry {
-        http::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let client = dregsy::http_client::builder()
             .connect_timeout(http::CONNECT_TIMEOUT)
             .read_timeout(http::READ_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

@@ -18,6 +18,7 @@ use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
+use crate::relay::BlobTally;
 use crate::store::ImageStore;
 
 /// How many levels of referrers are followed: a subject's referrers (1), theirs (2: a
@@ -163,7 +164,9 @@ impl Copy<'_> {
             .get_manifest(self.src_repo, &TagOrDigest::Digest(source.digest))
             .await
             .map_err(|e| e.to_string())?;
-        self.manifest_tree(&manifest, &reference, 0)
+        // A referrer's blobs are counted in bytes only; the image line's tally is the image's.
+        let mut tally = BlobTally::default();
+        self.manifest_tree(&manifest, &reference, 0, &mut tally)
             .await
             .map(Some)
             .map_err(|e| e.to_string())
@@ -298,7 +301,7 @@ impl Copy<'_> {
             };
             referrers::entry_for(&manifest, subject).map_err(|e| e.to_string())?;
             bytes += self
-                .contents(&manifest, 0)
+                .contents(&manifest, 0, &mut BlobTally::default())
                 .await
                 .map_err(|e| e.to_string())?;
             let pushed = self
