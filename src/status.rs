@@ -70,6 +70,8 @@ pub struct TaskStatus {
     pub interrupted_runs_total: u64,
     pub images_copied_total: u64,
     pub images_up_to_date_total: u64,
+    /// Images left out on purpose (`min-age`: too young), neither copied nor failed.
+    pub images_skipped_total: u64,
     pub images_failed_total: u64,
     pub mapping_failures_total: u64,
     /// Blob bytes transferred.
@@ -91,6 +93,7 @@ pub struct RunStatus {
     pub duration_seconds: f64,
     pub images_copied: u64,
     pub images_up_to_date: u64,
+    pub images_skipped: u64,
     pub images_failed: u64,
     pub mapping_failures: u64,
     pub bytes: u64,
@@ -112,6 +115,7 @@ impl RunStatus {
                 .as_secs_f64(),
             images_copied: report.copied() as u64,
             images_up_to_date: report.up_to_date() as u64,
+            images_skipped: report.skipped() as u64,
             images_failed: report.failed_images() as u64,
             mapping_failures: report.mapping_failures as u64,
             bytes: report.bytes(),
@@ -281,6 +285,7 @@ impl TaskStatus {
             interrupted_runs_total: 0,
             images_copied_total: 0,
             images_up_to_date_total: 0,
+            images_skipped_total: 0,
             images_failed_total: 0,
             mapping_failures_total: 0,
             bytes_total: 0,
@@ -296,6 +301,7 @@ impl TaskStatus {
         self.interrupted_runs_total += u64::from(report.interrupted);
         self.images_copied_total += run.images_copied;
         self.images_up_to_date_total += run.images_up_to_date;
+        self.images_skipped_total += run.images_skipped;
         self.images_failed_total += run.images_failed;
         self.mapping_failures_total += run.mapping_failures;
         self.bytes_total += run.bytes;
@@ -365,6 +371,9 @@ mod tests {
             vec![
                 ImageResult::Copied { bytes: 7 },
                 ImageResult::UpToDate,
+                ImageResult::Skipped {
+                    reason: "too young".into(),
+                },
                 ImageResult::Failed { reason: "x".into() },
             ],
             false,
@@ -380,10 +389,11 @@ mod tests {
                 a_status.interrupted_runs_total,
                 a_status.images_copied_total,
                 a_status.images_up_to_date_total,
+                a_status.images_skipped_total,
                 a_status.images_failed_total,
                 a_status.bytes_total
             ),
-            (2, 1, 1, 1, 2, 1, 7)
+            (2, 1, 1, 1, 2, 1, 1, 7)
         );
         let last = a_status.last_run.as_ref().expect("last run");
         assert_eq!(last.result, "interrupted");

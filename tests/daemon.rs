@@ -1216,3 +1216,57 @@ fn health_on_a_port_in_use_is_a_clear_error_naming_the_address_and_exits_1() {
     assert_eq!(errors[0]["level"], "error", "{}", daemon.log());
     assert_eq!(daemon.count("syncing task"), 0);
 }
+
+/// A daemon keeps what it learnt about referrers for its lifetime, in memory when the manifest
+/// cache is off: after a run that copied an image with its signature, a later run in the same
+/// process finds the target's referrer set complete without asking the target again.
+#[test]
+fn a_daemon_remembers_complete_referrer_sets_without_a_cache_directory() {
+    use support::signing::{self, Signature, Store, TestKey};
+    let source = Registry::start();
+    let target = Registry::builder().access_log().start();
+    let image = push_image(&source, "signed/app", "v1", ImageOptions::default());
+    let signature = signing::sign(
+        &source.endpoint(),
+        "signed/app",
+        (&image.digest, &image.media_type, image.manifest.len()),
+        Signature::of(&TestKey::ecdsa(), &image.digest),
+        Store::FallbackTag,
+    );
+    let (s, t) = (source.host(), target.host());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mappings = "  - from: signed/app\n    tags: [v1]\n";
+    let path = write_config(
+        dir.path(),
+        &config(
+            "watch: false\nreferrers: true\nnative:\n  cache-dir: '-'\n",
+            &[
+                task("first", None, &s, &t, mappings),
+                task("again", Some(30), &s, &t, mappings),
+            ],
+        ),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    daemon.wait_for_nth("waiting for next sync task...", 1);
+    assert_eq!(task_names(&daemon), ["first", "again"]);
+    assert_eq!(daemon.count("image copied"), 1, "{}", daemon.log());
+    assert_eq!(daemon.count("image up to date"), 1, "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    let tag = format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    // The first run asked what the target lists (its referrers API, then its fallback tag)
+    // before writing; the second asked nothing about referrers.
+    let asked: Vec<String> = target
+        .requests()
+        .iter()
+        .filter(|r| r.user_agent.starts_with("dregsy/") && r.method == "GET")
+        .filter(|r| r.path.contains("/referrers/") || r.path.ends_with(&tag))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(asked.len(), 2, "once each, in the first run: {asked:?}");
+    let listed = support::get_manifest(&target, "signed/app", &tag).expect("fallback tag");
+    assert!(
+        String::from_utf8_lossy(&listed.bytes).contains(&signature),
+        "the signature is listed at the target"
+    );
+}

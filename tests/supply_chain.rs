@@ -326,7 +326,7 @@ fn messages(out: &std::process::Output, prefix: &str) -> Vec<String> {
 
 #[test]
 fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copies_nothing() {
-    let source = support::Registry::start();
+    let source = support::Registry::builder().access_log().start();
     let target = support::Registry::builder().access_log().start();
     let pushed = push_index(
         &source,
@@ -373,7 +373,9 @@ fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copi
         "",
         "  - from: multi/app\n    platform: [linux/amd64, linux/arm64, linux/riscv64]\n  - from: multi/app\n    to: multi/none\n    platform: [windows/amd64]\n",
     );
-    let out = run_dregsy(&config, &[]);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let env = [("XDG_CACHE_HOME", cache.path().to_str().expect("utf-8 path"))];
+    let out = run_dregsy(&config, &env);
     assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
     let failed = messages(&out, "image failed");
     assert_eq!(failed.len(), 1, "{}", text(&out));
@@ -418,8 +420,16 @@ fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copi
     assert!(manifest_digest(&target, "multi/app", &child("linux/s390x")).is_none());
     assert!(manifest_digest(&target, "multi/none", "v1").is_none());
 
+    // The mapping that failed reads the index again on every run to say so: left out here.
+    let config = sync_config(
+        &source,
+        &target,
+        "",
+        "  - from: multi/app\n    platform: [linux/amd64, linux/arm64, linux/riscv64]\n",
+    );
+    source.clear_requests();
     target.clear_requests();
-    let again = run_dregsy(&config, &[]);
+    let again = run_dregsy(&config, &env);
     assert_eq!(
         messages(&again, "image copied").len(),
         0,
@@ -427,6 +437,23 @@ fn platform_subsets_keep_the_listed_children_byte_for_byte_and_a_second_run_copi
         text(&again)
     );
     assert_no_op(&again, &target);
+    // The rewrite's digest comes from the manifest cache: the source sees only HEADs.
+    let seen = source.requests();
+    assert!(
+        seen.iter()
+            .filter(|r| r.path.contains("/manifests/"))
+            .all(|r| r.method == "HEAD"),
+        "no manifest GET on a no-op run: {seen:?}"
+    );
+    assert!(
+        text(&again).contains("no manifest for the platform(s) linux/riscv64"),
+        "the warning stays: {}",
+        text(&again)
+    );
+    // Without the cache (a first run on another machine), the index is read and nothing copied.
+    target.clear_requests();
+    let fresh = run_dregsy(&config, &[]);
+    assert_no_op(&fresh, &target);
 }
 
 /// A run that found its one image up to date and wrote nothing to `target`.
@@ -580,6 +607,21 @@ fn verify_copies_signed_images_and_pushes_nothing_of_the_others() {
             key_file.display()
         ),
     );
+    // plan checks the signatures as the copy would, and pushes nothing.
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan_text.contains("1 image(s) to copy, 0 up to date, 2 failed"),
+        "{plan_text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        plan_text.contains("no cosign signature") && plan_text.contains("does not verify"),
+        "{plan_text}"
+    );
+    assert!(manifest_digest(&target, "trust/app", &signed.digest).is_none());
     let out = run_dregsy(&config, &[]);
     assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
     let failed = messages(&out, "image failed");
@@ -923,6 +965,290 @@ fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the
         manifest_digest(&target, "multi/all", "v1").as_deref(),
         Some(pushed.digest.as_str())
     );
+}
+
+/// The requests a registry's access log shows for `repo`, as "METHOD kind reference" (kind:
+/// manifests, tags, referrers, blobs), sorted.
+fn asked_of(requests: &[support::Request], repo: &str) -> Vec<String> {
+    let prefix = format!("/v2/{repo}/");
+    let mut asked: Vec<String> = requests
+        .iter()
+        .filter_map(|r| {
+            let rest = r.path.strip_prefix(&prefix)?;
+            let rest = rest.split('?').next().unwrap_or_default();
+            let (kind, reference) = rest.split_once('/').unwrap_or((rest, ""));
+            Some(format!("{} {kind} {reference}", r.method))
+        })
+        .collect();
+    asked.sort();
+    asked
+}
+
+fn fallback_tag_of(digest: &str) -> String {
+    format!("sha256-{}", digest.trim_start_matches("sha256:"))
+}
+
+/// One-off runs that share a manifest cache (as cron runs of one machine do): a run with
+/// nothing new checks referrers with one request per subject at the source (a HEAD of each
+/// fallback or legacy tag the repository's tag list shows), plus that tag list, and none at the
+/// target; an index's children and a platform list's rewrite come from the cache, so no
+/// manifest is downloaded. A signature added later still travels.
+#[test]
+fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
+    let source = support::Registry::builder().access_log().start();
+    let mut target = support::Registry::builder().access_log().start();
+    let endpoint = source.endpoint();
+    let key = TestKey::ecdsa();
+    // A single image with a signature in its fallback tag.
+    let one = push_image(&source, "fb/one", "v1", ImageOptions::default());
+    signing::sign(
+        &endpoint,
+        "fb/one",
+        subject_of(&one),
+        Signature::of(&key, &one.digest),
+        Store::FallbackTag,
+    );
+    // An index with a legacy signature, and an SBOM of its arm64 child.
+    let multi = push_index(
+        &source,
+        "fb/multi",
+        "v1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    signing::sign(
+        &endpoint,
+        "fb/multi",
+        (
+            multi.digest.as_str(),
+            multi.media_type.as_str(),
+            multi.manifest.len(),
+        ),
+        Signature::of(&key, &multi.digest),
+        Store::LegacyTag,
+    );
+    let arm = &multi.images[1];
+    push_sbom(&endpoint, "fb/multi", subject_of(arm));
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        "  - from: fb/one\n    tags: [v1]\n  - from: fb/multi\n    tags: [v1]\n    platform: all\n  - from: fb/multi\n    to: fb/arm\n    tags: [v1]\n    platform: [linux/arm64]\n",
+    );
+    let cache = tempfile::tempdir().expect("tempdir");
+    let env = [("XDG_CACHE_HOME", cache.path().to_str().expect("utf-8 path"))];
+    let out = run_dregsy(&config, &env);
+    assert_eq!(messages(&out, "image copied").len(), 3, "{}", text(&out));
+
+    source.clear_requests();
+    target.clear_requests();
+    let again = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&again, "image up to date").len(),
+        3,
+        "{}",
+        text(&again)
+    );
+    let seen = source.requests();
+    // fb/one: two subjects (the image, its signature).
+    let mut expected = vec![
+        format!("HEAD manifests {}", fallback_tag_of(&one.digest)),
+        "HEAD manifests v1".to_string(),
+        "GET tags list".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(asked_of(&seen, "fb/one"), expected, "{seen:?}");
+    // fb/multi, both mappings: subjects index, two children and the SBOM for `all`; the arm64
+    // child and the SBOM for the list. One tag list serves both.
+    let mut expected = vec![
+        format!("HEAD manifests {}.sig", fallback_tag_of(&multi.digest)),
+        format!("HEAD manifests {}", fallback_tag_of(&arm.digest)),
+        format!("HEAD manifests {}", fallback_tag_of(&arm.digest)),
+        "HEAD manifests v1".to_string(),
+        "HEAD manifests v1".to_string(),
+        "GET tags list".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(asked_of(&seen, "fb/multi"), expected, "{seen:?}");
+    let at_target: Vec<String> = target
+        .requests()
+        .iter()
+        .filter(|r| r.path != "/v2/")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(at_target.len(), 3, "the tags' HEADs only: {at_target:?}");
+    assert!(
+        at_target
+            .iter()
+            .all(|r| r.starts_with("HEAD ") && r.ends_with("/manifests/v1")),
+        "{at_target:?}"
+    );
+
+    // A signature added later travels, for the single image and an index's child.
+    let late = signing::sign(
+        &endpoint,
+        "fb/one",
+        subject_of(&one),
+        Signature::of(&TestKey::ed25519(), &one.digest),
+        Store::FallbackTag,
+    );
+    let (late_sbom, _) = push_sbom(&endpoint, "fb/multi", subject_of(&multi.images[0]));
+    let third = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&third, "image copied").len(),
+        2,
+        "fb/one and fb/multi (all): {}",
+        text(&third)
+    );
+    assert!(fallback_digests(&target, "fb/one", &one.digest).contains(&late));
+    assert!(fallback_digests(&target, "fb/multi", &multi.images[0].digest).contains(&late_sbom));
+
+    // A target repository emptied behind dregsy's back: the image is copied again, and so are
+    // its referrers, whatever the cache recorded about that repository.
+    target.stop();
+    let repo_dir = target
+        .storage_dir()
+        .join("docker/registry/v2/repositories/fb/one");
+    std::fs::remove_dir_all(&repo_dir).expect("the repository's directory");
+    target.restart();
+    let fourth = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&fourth, "image copied").len(),
+        1,
+        "{}",
+        text(&fourth)
+    );
+    let listed = fallback_digests(&target, "fb/one", &one.digest);
+    assert!(listed.contains(&late), "{listed:?}");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
+/// As above through the referrers API on both sides: one referrers request per subject at the
+/// source and none at the target, for a single image and for `platform: all`.
+#[test]
+fn a_no_op_run_checks_referrers_once_per_subject_through_the_referrers_api() {
+    let source_registry = support::Registry::start();
+    let target_registry = support::Registry::start();
+    let source = ReferrersRegistry::start(&source_registry);
+    let target = ReferrersRegistry::start(&target_registry);
+    let key = TestKey::ecdsa();
+    let image = push_image(&source_registry, "api/one", "v1", ImageOptions::default());
+    signing::sign(
+        &source.endpoint(),
+        "api/one",
+        subject_of(&image),
+        Signature::of(&key, &image.digest),
+        Store::ReferrersApi,
+    );
+    let multi = push_index(
+        &source_registry,
+        "api/multi",
+        "v1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    signing::sign(
+        &source.endpoint(),
+        "api/multi",
+        subject_of(&multi.images[1]),
+        Signature::of(&key, &multi.images[1].digest),
+        Store::ReferrersApi,
+    );
+    let config = format!(
+        "referrers: true\ntasks:\n- name: api\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n  mappings:\n  - from: api/one\n    tags: [v1]\n  - from: api/multi\n    tags: [v1]\n    platform: all\n",
+        source.host(),
+        target.host()
+    );
+    let cache = tempfile::tempdir().expect("tempdir");
+    let env = [("XDG_CACHE_HOME", cache.path().to_str().expect("utf-8 path"))];
+    let out = run_dregsy(&config, &env);
+    assert_eq!(messages(&out, "image copied").len(), 2, "{}", text(&out));
+    assert_eq!(
+        target
+            .referrers_of("api/multi", &multi.images[1].digest)
+            .len(),
+        1
+    );
+
+    source.clear_seen();
+    target.clear_seen();
+    let again = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&again, "image up to date").len(),
+        2,
+        "{}",
+        text(&again)
+    );
+    let kinds = |seen: Vec<support::referrers::Seen>, repo: &str| {
+        let prefix = format!("/v2/{repo}/");
+        let mut kinds: Vec<String> = seen
+            .iter()
+            .filter_map(|s| {
+                let rest = s.path.strip_prefix(&prefix)?;
+                Some(format!(
+                    "{} {}",
+                    s.method,
+                    rest.split('/').next().unwrap_or_default()
+                ))
+            })
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    // api/one: the image and its signature; api/multi: the index, two children, the signature.
+    assert_eq!(
+        kinds(source.seen(), "api/one"),
+        [
+            "GET referrers",
+            "GET referrers",
+            "GET tags",
+            "HEAD manifests"
+        ],
+        "{:?}",
+        source.seen()
+    );
+    assert_eq!(
+        kinds(source.seen(), "api/multi"),
+        [
+            "GET referrers",
+            "GET referrers",
+            "GET referrers",
+            "GET referrers",
+            "GET tags",
+            "HEAD manifests"
+        ],
+        "no GET of the index: {:?}",
+        source.seen()
+    );
+    let at_target: Vec<String> = target
+        .seen()
+        .iter()
+        .filter(|s| s.path != "/v2/")
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(at_target.len(), 2, "the tags' HEADs only: {at_target:?}");
+    assert!(
+        at_target
+            .iter()
+            .all(|r| r.starts_with("HEAD ") && r.ends_with("/manifests/v1")),
+        "{at_target:?}"
+    );
+    // A signature added later travels.
+    signing::sign(
+        &source.endpoint(),
+        "api/one",
+        subject_of(&image),
+        Signature::of(&TestKey::ed25519(), &image.digest),
+        Store::ReferrersApi,
+    );
+    let third = run_dregsy(&config, &env);
+    assert_eq!(
+        messages(&third, "image copied").len(),
+        1,
+        "{}",
+        text(&third)
+    );
+    assert_eq!(target.referrers_of("api/one", &image.digest).len(), 2);
 }
 
 #[test]

@@ -329,7 +329,10 @@ async fn check_all(
                 match relay::up_to_date(config.relay, job, source, target, manifests).await {
                     Ok(true) => Status::UpToDate,
                     Ok(false) => match relay::skip_reason(job, source, manifests).await {
-                        Ok(None) => Status::Copy,
+                        Ok(None) => match relay::verify_refusal(job, source, manifests).await {
+                            Ok(None) => Status::Copy,
+                            Ok(Some(refusal)) | Err(refusal) => Status::Failed(refusal),
+                        },
                         Ok(Some(reason)) => Status::Skip(reason),
                         Err(e) => Status::Failed(e),
                     },

@@ -27,6 +27,9 @@ pub(crate) struct Wanted {
     pub fetched: Option<Manifest>,
     /// Whether it is an index, when the decision learnt it.
     pub index: Option<bool>,
+    /// For a platform list: the source index it rewrites. The rewritten index exists nowhere
+    /// but in the target, so [`fetch_wanted`] rebuilds it from this one.
+    pub rewritten_from: Option<Digest>,
 }
 
 impl Wanted {
@@ -65,26 +68,21 @@ pub(crate) async fn wanted_source(
             digest: head.digest,
             fetched: head.manifest,
             index: head.media_type.as_deref().map(media_type::is_index),
+            rewritten_from: None,
         });
     }
     if let PlatformChoice::Subset(platforms) = &job.platform {
-        return subset(job, source, head, platforms)
+        return subset(job, source, cache, head, platforms)
             .await
             .map_err(JobError::from);
     }
     let platform = platform_of(&job.platform)?;
-    let media_type = head
-        .media_type
-        .clone()
-        .or_else(|| cache.media_type(&head.digest));
-    if media_type
-        .as_deref()
-        .is_some_and(|t| !media_type::is_index(t))
-    {
+    if not_an_index(&head, cache) {
         return Ok(Wanted {
             digest: head.digest,
             fetched: head.manifest,
             index: Some(false),
+            rewritten_from: None,
         });
     }
     // An index, or a type not known yet: a cached answer settles both.
@@ -93,6 +91,7 @@ pub(crate) async fn wanted_source(
             digest: child.digest,
             fetched: head.manifest,
             index: Some(media_type::is_index(&child.media_type)),
+            rewritten_from: None,
         });
     }
     let manifest = match head.manifest {
@@ -108,6 +107,7 @@ pub(crate) async fn wanted_source(
             digest: manifest.digest.clone(),
             fetched: Some(manifest),
             index: Some(false),
+            rewritten_from: None,
         });
     }
     let child = manifest
@@ -131,18 +131,38 @@ pub(crate) async fn wanted_source(
         digest: child.digest,
         fetched: Some(manifest),
         index: Some(media_type::is_index(&child.media_type)),
+        rewritten_from: None,
     })
 }
 
 /// What the target must hold for a platform list: the source index rewritten to those
-/// platforms (docs/behaviour.md#platform-choice), or a single image as it is. Costs a GET of
-/// the index on every run: the rewrite is computed, never stored.
+/// platforms (docs/behaviour.md#platform-choice), or a single image as it is. The rewrite's
+/// digest is in the manifest cache under the source index's digest and the list (the rewrite
+/// follows from those alone), so only an index seen for the first time is downloaded.
 async fn subset(
     job: &ImageJob,
     source: &ImageStore,
+    cache: &ManifestCache,
     head: ManifestHead,
     platforms: &[Platform],
 ) -> Result<Wanted, String> {
+    if not_an_index(&head, cache) {
+        return Ok(Wanted {
+            digest: head.digest,
+            fetched: head.manifest,
+            index: Some(false),
+            rewritten_from: None,
+        });
+    }
+    if let Some((digest, missing)) = cache.subset(&head.digest, platforms) {
+        warn_missing(job, &missing);
+        return Ok(Wanted {
+            digest,
+            fetched: None,
+            index: Some(true),
+            rewritten_from: Some(head.digest),
+        });
+    }
     let manifest = match head.manifest {
         Some(manifest) => manifest,
         None => source
@@ -150,28 +170,86 @@ async fn subset(
             .await
             .map_err(|e| e.to_string())?,
     };
+    cache.remember_media_type(&manifest.digest, &manifest.media_type);
     if !manifest.is_index() {
         return Ok(Wanted {
             digest: manifest.digest.clone(),
             fetched: Some(manifest),
             index: Some(false),
+            rewritten_from: None,
         });
     }
     let subset = platform_subset(&manifest, platforms)
         .map_err(|e| format!("source image {}: {e}", job.source))?;
-    if !subset.missing.is_empty() {
-        let missing: Vec<String> = subset.missing.iter().map(ToString::to_string).collect();
+    cache.remember_subset(
+        &manifest.digest,
+        platforms,
+        &subset.index.digest,
+        &subset.missing,
+    );
+    let missing: Vec<String> = subset.missing.iter().map(ToString::to_string).collect();
+    warn_missing(job, &missing);
+    Ok(Wanted {
+        digest: subset.index.digest.clone(),
+        fetched: Some(subset.index),
+        index: Some(true),
+        rewritten_from: Some(manifest.digest),
+    })
+}
+
+/// Whether the HEAD's type, or the cache's, says the manifest is known not to be an index.
+fn not_an_index(head: &ManifestHead, cache: &ManifestCache) -> bool {
+    head.media_type
+        .clone()
+        .or_else(|| cache.media_type(&head.digest))
+        .is_some_and(|t| !media_type::is_index(&t))
+}
+
+/// The warning for wanted platforms a source index lacks.
+fn warn_missing(job: &ImageJob, missing: &[String]) {
+    if !missing.is_empty() {
         tracing::warn!(
             source = %job.source,
             "source image has no manifest for the platform(s) {}; copying the others",
             missing.join(", ")
         );
     }
-    Ok(Wanted {
-        digest: subset.index.digest.clone(),
-        fetched: Some(subset.index),
-        index: Some(true),
-    })
+}
+
+/// Downloads the wanted manifest `digest` when the decision did not: from the source, or, for
+/// a platform list (`rewritten_from`), rebuilt from the source index it rewrites.
+///
+/// # Errors
+/// What the registry client reported, what [`platform_subset`] refuses, or a rewrite that no
+/// longer yields `digest` (the platform rules changed between runs).
+pub(crate) async fn fetch_wanted(
+    job: &ImageJob,
+    source: &ImageStore,
+    digest: &Digest,
+    rewritten_from: Option<&Digest>,
+) -> Result<Manifest, String> {
+    let repo = &job.source.repository;
+    let (Some(index), PlatformChoice::Subset(platforms)) = (rewritten_from, &job.platform) else {
+        return source
+            .get_manifest(repo, &TagOrDigest::Digest(digest.clone()))
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let manifest = source
+        .get_manifest(repo, &TagOrDigest::Digest(index.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let subset = platform_subset(&manifest, platforms)
+        .map_err(|e| format!("source image {}: {e}", job.source))?;
+    if subset.index.digest != *digest {
+        return Err(format!(
+            "source image {}: the index {index} rewritten to {} is {}, not {digest} as before; run again",
+            job.source,
+            job.platform.as_config_text(),
+            subset.index.digest
+        ));
+    }
+    Ok(subset.index)
 }
 
 /// The manifest the target must hold for `job`, downloaded when the decision did not already
@@ -188,12 +266,10 @@ pub(crate) async fn wanted_manifest(
         .await
         .map_err(|e| e.to_string())?;
     let digest = wanted.digest.clone();
+    let from_index = wanted.rewritten_from.clone();
     match wanted.manifest() {
         Some(manifest) => Ok(manifest),
-        None => source
-            .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
-            .await
-            .map_err(|e| e.to_string()),
+        None => fetch_wanted(job, source, &digest, from_index.as_ref()).await,
     }
 }
 
@@ -267,10 +343,10 @@ pub(crate) async fn same_image(
             .map(|config| config.digest)
     };
     let wanted_digest = wanted.digest.clone();
+    let from_index = wanted.rewritten_from.clone();
     let source_manifest = match wanted.manifest() {
         Some(manifest) => manifest,
-        None => source
-            .get_manifest(&job.source.repository, &TagOrDigest::Digest(wanted_digest))
+        None => fetch_wanted(job, source, &wanted_digest, from_index.as_ref())
             .await
             .map_err(JobError::from)?,
     };

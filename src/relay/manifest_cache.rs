@@ -1,11 +1,16 @@
-//! A cache of facts about manifests that never go stale, kept between runs: which child of an
-//! index a platform gets, and which media type a manifest has. Both follow from the manifest's
-//! bytes, and a digest names exactly those bytes, so an answer found once stays true: losing
-//! the cache costs requests, never correctness.
+//! A cache of facts about manifests, kept between runs. Most follow from a manifest's bytes,
+//! and a digest names exactly those bytes, so an answer found once stays true: which child of
+//! an index a platform gets, which media type a manifest has, which children an index lists,
+//! what a platform list rewrites an index to, which referrers a fallback tag index lists.
+//! Two kinds are not content-addressed and say so where they are read: what dregsy wrote to a
+//! target (a referrer set, a legacy signature tag), which is believed only while the image
+//! itself is found up to date there; and whether a registry has the referrers API, believed for
+//! [`API_FRESH`]. Losing the cache costs requests, never correctness.
 //!
 //! With it, a run with nothing to do sends no manifest GET for a single platform of a
-//! multi-platform source, nor for a source whose HEAD answers a generic `Content-Type`: the
-//! HEAD's digest is the key (docs/behaviour.md#up-to-date-checks).
+//! multi-platform source, for a platform list, for an index whose children's referrers travel,
+//! nor for a source whose HEAD answers a generic `Content-Type`: the HEAD's digest is the key
+//! (docs/behaviour.md#up-to-date-checks).
 //!
 //! On disk: one small JSON file per fact under `<dir>/manifests-v1/`, named by the SHA-256 of
 //! its key and holding the key itself, written to a temporary file and renamed into place.
@@ -23,7 +28,8 @@ use std::sync::{Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::config::CacheDir;
-use crate::registry::{Descriptor, Digest, Platform, media_type};
+use crate::registry::referrers::Referrer;
+use crate::registry::{Descriptor, Digest, Platform, Repository, media_type};
 
 /// Subdirectory of the cache directory; a new layout gets a new name.
 const LAYOUT: &str = "manifests-v1";
@@ -33,6 +39,11 @@ const MAX_FILES: usize = 20_000;
 
 /// Facts held in memory at most (a daemon runs for months); above it, memory starts over.
 const MAX_IN_MEMORY: usize = 50_000;
+
+/// How long a registry's answer to "do you have the referrers API" is believed. A registry
+/// that gains the API meanwhile has its referrers read from the fallback tag (where clients
+/// stop writing then) until it expires; one that loses it answers 404 and is asked again.
+pub const API_FRESH: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 /// The manifest cache of a run (or of a daemon's lifetime).
 pub struct ManifestCache {
@@ -55,6 +66,20 @@ enum Fact {
     MediaType(String),
     /// The index entry a platform gets.
     PlatformChild(StoredDescriptor),
+    /// The digests of the manifests an index lists, in order.
+    Children(Vec<String>),
+    /// What a platform list makes of an index: the rewritten index's digest, and the platforms
+    /// the index lacks.
+    Subset {
+        digest: String,
+        missing: Vec<String>,
+    },
+    /// The referrers a fallback tag index lists.
+    Referrers(Vec<Referrer>),
+    /// Something dregsy made sure a target holds (see [`ManifestCache::held`]).
+    Held,
+    /// Whether a registry has the referrers API, and when that was learnt (Unix seconds).
+    ReferrersApi { has: bool, at: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +135,7 @@ impl ManifestCache {
     pub fn media_type(&self, digest: &Digest) -> Option<String> {
         match self.get(&media_type_key(digest))? {
             Fact::MediaType(t) => media_type::known(&t).map(str::to_owned),
-            Fact::PlatformChild(_) => None,
+            _ => None,
         }
     }
 
@@ -146,6 +171,95 @@ impl ManifestCache {
             platform: child.platform.as_ref().map(Platform::to_string),
         };
         self.put(platform_key(index, platform), Fact::PlatformChild(stored));
+    }
+
+    /// The children of the index `index`, when they were learned before.
+    pub fn children(&self, index: &Digest) -> Option<Vec<Digest>> {
+        let Fact::Children(children) = self.get(&format!("children {index}"))? else {
+            return None;
+        };
+        children.iter().map(|d| Digest::parse(d).ok()).collect()
+    }
+
+    /// Remembers the children of the index `index`.
+    pub fn remember_children(&self, index: &Digest, children: &[Digest]) {
+        let children = children.iter().map(ToString::to_string).collect();
+        self.put(format!("children {index}"), Fact::Children(children));
+    }
+
+    /// What the platform list `platforms` makes of the index `index`: the rewritten index's
+    /// digest and the platforms it lacks, when it was computed before.
+    pub fn subset(&self, index: &Digest, platforms: &[Platform]) -> Option<(Digest, Vec<String>)> {
+        let Fact::Subset { digest, missing } = self.get(&subset_key(index, platforms))? else {
+            return None;
+        };
+        Some((Digest::parse(&digest).ok()?, missing))
+    }
+
+    /// Remembers that `platforms` rewrite the index `index` to `rewritten`, lacking `missing`.
+    pub fn remember_subset(
+        &self,
+        index: &Digest,
+        platforms: &[Platform],
+        rewritten: &Digest,
+        missing: &[Platform],
+    ) {
+        let fact = Fact::Subset {
+            digest: rewritten.to_string(),
+            missing: missing.iter().map(ToString::to_string).collect(),
+        };
+        self.put(subset_key(index, platforms), fact);
+    }
+
+    /// The referrers the fallback tag index `index` lists, when it was read before.
+    pub fn fallback_referrers(&self, index: &Digest) -> Option<Vec<Referrer>> {
+        match self.get(&format!("fallback-referrers {index}"))? {
+            Fact::Referrers(list) => Some(list),
+            _ => None,
+        }
+    }
+
+    /// Remembers the referrers the fallback tag index `index` lists.
+    pub fn remember_fallback_referrers(&self, index: &Digest, list: &[Referrer]) {
+        self.put(
+            format!("fallback-referrers {index}"),
+            Fact::Referrers(list.to_vec()),
+        );
+    }
+
+    /// Whether dregsy made sure before that `what` (a referrer set or a legacy tag, described
+    /// by the caller) is complete in `repository` on the target registry `host`. Not
+    /// content-addressed: someone may have deleted it since, so callers believe it only while
+    /// the image it belongs to is found up to date there.
+    pub fn held(&self, host: &str, repository: &Repository, what: &str) -> bool {
+        self.get(&held_key(host, repository, what))
+            .is_some_and(|f| f == Fact::Held)
+    }
+
+    /// Remembers that `what` is complete in `repository` on `host` (see [`ManifestCache::held`]).
+    pub fn remember_held(&self, host: &str, repository: &Repository, what: &str) {
+        self.put(held_key(host, repository, what), Fact::Held);
+    }
+
+    /// Whether the registry `host` has the referrers API, when that was learnt less than
+    /// [`API_FRESH`] ago.
+    pub fn referrers_api(&self, host: &str) -> Option<bool> {
+        let Fact::ReferrersApi { has, at } = self.get(&format!("referrers-api {host}"))? else {
+            return None;
+        };
+        (unix_now().saturating_sub(at) < API_FRESH.as_secs()).then_some(has)
+    }
+
+    /// Remembers whether the registry `host` has the referrers API.
+    pub fn remember_referrers_api(&self, host: &str, has: bool) {
+        if self.referrers_api(host) == Some(has) {
+            return;
+        }
+        let at = unix_now();
+        self.put(
+            format!("referrers-api {host}"),
+            Fact::ReferrersApi { has, at },
+        );
     }
 
     fn get(&self, key: &str) -> Option<Fact> {
@@ -258,6 +372,21 @@ fn media_type_key(digest: &Digest) -> String {
 
 fn platform_key(index: &Digest, platform: &Platform) -> String {
     format!("platform-child {index} {platform}")
+}
+
+fn subset_key(index: &Digest, platforms: &[Platform]) -> String {
+    let platforms: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+    format!("subset {index} {}", platforms.join(","))
+}
+
+fn held_key(host: &str, repository: &Repository, what: &str) -> String {
+    format!("held {host}/{repository} {what}")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Writes `record` to a temporary file beside `path`, then renames it into place, so readers
@@ -380,6 +509,66 @@ mod tests {
         assert_eq!(cache.platform_child(&index, &arm), Some(child()));
         // Turned off: nothing on disk either.
         assert!(ManifestCache::open(&CacheDir::Off).dir().is_none());
+    }
+
+    #[test]
+    fn index_facts_and_target_records_survive_a_new_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let setting = CacheDir::Path(dir.path().to_path_buf());
+        let index = Digest::of(b"index");
+        let children = vec![Digest::of(b"a"), Digest::of(b"b")];
+        let list = vec![Platform::parse("linux/arm64").unwrap()];
+        let other_list = vec![Platform::parse("linux/amd64").unwrap()];
+        let missing = vec![Platform::parse("linux/s390x").unwrap()];
+        let referrer = Referrer {
+            media_type: media_type::OCI_MANIFEST.to_owned(),
+            digest: Digest::of(b"signature"),
+            size: 7,
+            artifact_type: Some("application/x-test".to_owned()),
+            annotations: Default::default(),
+        };
+        let repo = Repository::parse("team/app").unwrap();
+        {
+            let cache = ManifestCache::open(&setting);
+            cache.remember_children(&index, &children);
+            cache.remember_subset(&index, &list, &Digest::of(b"rewritten"), &missing);
+            cache.remember_fallback_referrers(&index, std::slice::from_ref(&referrer));
+            cache.remember_held("mirror:5000", &repo, "referrers x y");
+            cache.remember_referrers_api("registry:5000", false);
+        }
+        let cache = ManifestCache::open(&setting);
+        assert_eq!(cache.children(&index), Some(children));
+        assert_eq!(
+            cache.subset(&index, &list),
+            Some((Digest::of(b"rewritten"), vec!["linux/s390x".to_owned()]))
+        );
+        assert_eq!(cache.subset(&index, &other_list), None);
+        assert_eq!(cache.fallback_referrers(&index), Some(vec![referrer]));
+        assert_eq!(cache.fallback_referrers(&Digest::of(b"other")), None);
+        assert!(cache.held("mirror:5000", &repo, "referrers x y"));
+        assert!(!cache.held("mirror:5000", &repo, "referrers x z"));
+        assert!(!cache.held("other:5000", &repo, "referrers x y"));
+        assert_eq!(cache.referrers_api("registry:5000"), Some(false));
+        assert_eq!(cache.referrers_api("other:5000"), None);
+        // One kind of fact is never taken for another.
+        assert_eq!(cache.children(&Digest::of(b"rewritten")), None);
+    }
+
+    #[test]
+    fn an_old_answer_about_the_referrers_api_is_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ManifestCache::open(&CacheDir::Path(dir.path().to_path_buf()));
+        let old = unix_now() - API_FRESH.as_secs() - 1;
+        cache.put(
+            "referrers-api registry:5000".to_owned(),
+            Fact::ReferrersApi {
+                has: false,
+                at: old,
+            },
+        );
+        assert_eq!(cache.referrers_api("registry:5000"), None);
+        cache.remember_referrers_api("registry:5000", true);
+        assert_eq!(cache.referrers_api("registry:5000"), Some(true));
     }
 
     #[test]

@@ -369,6 +369,27 @@ pub async fn skip_reason(
     Ok(age::time_left(created, chrono::Utc::now(), min_age).map(age::too_young_text))
 }
 
+/// What `dregsy plan` shows for a job with `verify` that the target lacks: the refusal the copy
+/// would meet (docs/configuration.md#verify), or `None` when a signature with the key is found
+/// (or the job has no `verify`).
+///
+/// # Errors
+/// The source image cannot be read.
+pub async fn verify_refusal(
+    job: &ImageJob,
+    source: &ImageStore,
+    manifests: &ManifestCache,
+) -> Result<Option<String>, String> {
+    let Some(verify) = &job.verify else {
+        return Ok(None);
+    };
+    let manifest = check::wanted_manifest(job, source, manifests).await?;
+    match trust::verify_job(job, source, &manifest, verify).await {
+        Ok(()) => Ok(None),
+        Err(e) => Ok(Some(e.reason().to_string())),
+    }
+}
+
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
 pub fn check_config(config: &Config) -> Result<(), String> {

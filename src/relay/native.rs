@@ -48,7 +48,8 @@ pub struct NativeRelay {
     blobs: Mutex<HashMap<(String, Digest), BlobSlot>>,
     /// Mounts a target registry refused, as (registry, from, to): not asked again this run.
     refused_mounts: Mutex<HashSet<(String, Repository, Repository)>>,
-    /// What `referrers: true` learns along the way (boxed: rarely used, and large).
+    /// What `referrers: true` learns along the way (source tag lists; the rest is in the
+    /// manifest cache).
     referrer_records: Box<referrers::Records>,
 }
 
@@ -94,6 +95,7 @@ impl NativeRelay {
         let existing = existing.map_err(JobError::from)?;
         let copy = Copy {
             relay: self,
+            cache: manifests,
             source,
             target,
             src_repo,
@@ -104,8 +106,9 @@ impl NativeRelay {
                 return Ok(CopyOutcome::UpToDate);
             }
             // The image is there; its referrers may be new (images are often signed later).
-            let subjects = self.held_subjects(job, source, wanted).await?;
-            return Ok(match copy.referrers(&subjects).await? {
+            let subjects = held_subjects(job, source, manifests, wanted).await?;
+            let records = referrers::TargetRecords::Believed;
+            return Ok(match copy.referrers(&subjects, records).await? {
                 None => CopyOutcome::UpToDate,
                 Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
             });
@@ -114,12 +117,10 @@ impl NativeRelay {
             return Ok(CopyOutcome::NotStarted);
         };
         let digest = wanted.digest.clone();
+        let from_index = wanted.rewritten_from.clone();
         let manifest = match wanted.manifest() {
             Some(m) => m,
-            None => source
-                .get_manifest(src_repo, &TagOrDigest::Digest(digest))
-                .await
-                .map_err(JobError::from)?,
+            None => check::fetch_wanted(job, source, &digest, from_index.as_ref()).await?,
         };
         // Checks before anything is written (docs/configuration.md#min-age, #verify).
         if let Some(min_age) = job.min_age {
@@ -133,7 +134,7 @@ impl NativeRelay {
             }
         }
         if let Some(verify) = &job.verify {
-            self.verify(job, source, &manifest, verify).await?;
+            trust::verify_job(job, source, &manifest, verify).await?;
         }
         if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
             tracing::info!(
@@ -149,69 +150,18 @@ impl NativeRelay {
             .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
             .await?;
         if job.referrers {
-            let subjects = referrers::subjects(job, &manifest)?;
-            bytes += copy.referrers(&subjects).await?.unwrap_or(0);
+            let children = referrers::children_of(&manifest)?;
+            if let Some(children) = &children {
+                manifests.remember_children(&manifest.digest, children);
+            }
+            let subjects = referrers::subjects(job, &manifest.digest, children);
+            let records = referrers::TargetRecords::Ignored;
+            bytes += copy.referrers(&subjects, records).await?.unwrap_or(0);
         }
         Ok(CopyOutcome::Copied {
             bytes,
             blobs: Some(tally),
         })
-    }
-
-    /// The subjects of an up-to-date job, for its referrers: an image known not to be an index
-    /// is its own only subject (no GET); otherwise the manifest the decision downloaded, or a
-    /// GET of it, lists the children.
-    async fn held_subjects(
-        &self,
-        job: &ImageJob,
-        source: &ImageStore,
-        wanted: check::Wanted,
-    ) -> Result<Vec<Digest>, JobError> {
-        let digest = wanted.digest.clone();
-        if wanted.index == Some(false) {
-            return Ok(vec![digest]);
-        }
-        let manifest = match wanted.manifest() {
-            Some(manifest) => manifest,
-            None => source
-                .get_manifest(&job.source.repository, &TagOrDigest::Digest(digest))
-                .await
-                .map_err(JobError::from)?,
-        };
-        referrers::subjects(job, &manifest).map_err(JobError::from)
-    }
-
-    /// Checks the cosign signature of what `job` copies: a signature of the tag's own manifest
-    /// (for an index, it vouches for every child it lists), else of the manifest copied (one
-    /// platform's, or the index of `platform: all`).
-    async fn verify(
-        &self,
-        job: &ImageJob,
-        source: &ImageStore,
-        copied: &Manifest,
-        verify: &crate::config::Verify,
-    ) -> Result<(), JobError> {
-        let repo = &job.source.repository;
-        let top = source
-            .head_manifest(repo, &job.source.target)
-            .await
-            .map_err(JobError::from)?
-            .ok_or_else(|| format!("source image {} not found", job.source))?;
-        let first = trust::check_signed(source, repo, &top.digest, verify).await;
-        let copies_other =
-            copied.digest != top.digest && !matches!(job.platform, PlatformChoice::Subset(_));
-        match first {
-            Ok(()) => Ok(()),
-            Err(_)
-                if copies_other
-                    && trust::check_signed(source, repo, &copied.digest, verify)
-                        .await
-                        .is_ok() =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(format!("source image {}: {e}", job.source).into()),
-        }
     }
 
     /// The slot of one blob on one target registry.
@@ -249,9 +199,44 @@ enum Arrival {
     OnTarget,
 }
 
+/// The subjects of an up-to-date job, for its referrers: an image known not to be an index
+/// is its own only subject; an index's children are in the manifest cache (content-addressed),
+/// else in the manifest the decision downloaded or a GET of it.
+async fn held_subjects(
+    job: &ImageJob,
+    source: &ImageStore,
+    cache: &ManifestCache,
+    wanted: check::Wanted,
+) -> Result<Vec<Digest>, String> {
+    let digest = wanted.digest.clone();
+    let not_index = wanted.index == Some(false)
+        || (wanted.index.is_none()
+            && cache
+                .media_type(&digest)
+                .is_some_and(|t| !crate::registry::media_type::is_index(&t)));
+    if not_index {
+        return Ok(vec![digest]);
+    }
+    if let Some(children) = cache.children(&digest) {
+        return Ok(referrers::subjects(job, &digest, Some(children)));
+    }
+    let from_index = wanted.rewritten_from.clone();
+    let manifest = match wanted.manifest() {
+        Some(manifest) => manifest,
+        None => check::fetch_wanted(job, source, &digest, from_index.as_ref()).await?,
+    };
+    let children = referrers::children_of(&manifest)?;
+    if let Some(children) = &children {
+        cache.remember_children(&digest, children);
+    }
+    Ok(referrers::subjects(job, &digest, children))
+}
+
 /// One copy in progress between two repositories.
 struct Copy<'a> {
     relay: &'a NativeRelay,
+    /// Content-addressed facts, and what targets hold (`referrers: true`).
+    cache: &'a ManifestCache,
     source: &'a ImageStore,
     target: &'a ImageStore,
     src_repo: &'a Repository,

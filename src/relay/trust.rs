@@ -176,3 +176,38 @@ pub(crate) async fn read_blob(
         })
         .await
 }
+
+/// Checks the cosign signature of what `job` copies (`copied`): a signature of the tag's own
+/// manifest (for an index, it vouches for every child it lists), else of the manifest copied
+/// (one platform's, or the index of `platform: all`); docs/configuration.md#verify.
+///
+/// # Errors
+/// The refusal, naming the source image; what the registry reported.
+pub(crate) async fn verify_job(
+    job: &crate::plan::ImageJob,
+    source: &ImageStore,
+    copied: &Manifest,
+    verify: &Verify,
+) -> Result<(), super::JobError> {
+    let repo = &job.source.repository;
+    let top = source
+        .head_manifest(repo, &job.source.target)
+        .await
+        .map_err(super::JobError::from)?
+        .ok_or_else(|| format!("source image {} not found", job.source))?;
+    let first = check_signed(source, repo, &top.digest, verify).await;
+    let copies_other = copied.digest != top.digest
+        && !matches!(job.platform, crate::config::PlatformChoice::Subset(_));
+    match first {
+        Ok(()) => Ok(()),
+        Err(_)
+            if copies_other
+                && check_signed(source, repo, &copied.digest, verify)
+                    .await
+                    .is_ok() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("source image {}: {e}", job.source).into()),
+    }
+}

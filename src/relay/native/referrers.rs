@@ -17,18 +17,14 @@ use super::Copy;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
-use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
+use crate::registry::{Digest, ErrorKind, Manifest, ManifestHead, Repository, TagOrDigest};
 use crate::relay::BlobTally;
-use crate::store::ImageStore;
 
 /// How many levels of referrers are followed: a subject's referrers (1), theirs (2: a
 /// signature on an SBOM), and one more.
 pub(super) const MAX_DEPTH: usize = 3;
 /// At most this many referrers per subject are copied; more is abuse or a loop.
 const MAX_PER_SUBJECT: usize = 256;
-/// Facts kept in [`super::NativeRelay`]'s record of complete referrer sets at most; above it
-/// the record starts over (it only saves requests).
-const MAX_HELD: usize = 100_000;
 
 /// How long a source repository's tag list serves the jobs of that repository: about a run's
 /// length. A legacy tag pushed meanwhile is found by the next run.
@@ -39,41 +35,62 @@ const TAGS_FRESH: Duration = Duration::from_secs(60);
 pub(super) type TagsSlot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<HashSet<String>>)>>>;
 
 /// What the relay learns about referrers for the rest of its life (a run, or a daemon's).
+/// Facts that outlive it (what a target holds, which registries have the API) are in the
+/// manifest cache.
 #[derive(Default)]
 pub(super) struct Records {
-    /// Registries known to have (or lack) the referrers API, by host: a source without it is
-    /// not asked again for every subject.
-    api: Mutex<HashMap<String, bool>>,
-    /// Referrer sets known to be complete in a target repository: a daemon's later runs skip
-    /// the target's side of the check while the source lists the same referrers.
-    held: Mutex<HashSet<HeldKey>>,
-    /// Source tag lists, for legacy tags, by (registry, repository).
+    /// Source tag lists, for legacy and fallback tags, by (registry, repository).
     tags: Mutex<HashMap<(String, Repository), TagsSlot>>,
 }
 
-/// A referrer set known complete in a target repository: (target host, repository, subject,
-/// the referrers' digests in order).
-pub(super) type HeldKey = (String, Repository, Digest, Vec<Digest>);
+/// Whether the manifest cache's record of what a target holds may be believed: only while the
+/// image itself was found up to date there (a repository emptied and filled again by this run
+/// holds none of its referrers, whatever was recorded).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum TargetRecords {
+    /// The image was up to date: records stand.
+    Believed,
+    /// The image was copied now: the target is asked.
+    Ignored,
+}
 
 /// The manifests of a job whose referrers travel with it: the copied manifest; for an index
 /// copied whole, also each child; for a platform subset, the kept children (the rewritten index
-/// exists only in the target, so nothing refers to it).
-pub(super) fn subjects(job: &ImageJob, copied: &Manifest) -> Result<Vec<Digest>, String> {
-    if !copied.is_index() {
-        return Ok(vec![copied.digest.clone()]);
-    }
-    let children: Vec<Digest> = copied
-        .children()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|c| c.digest)
-        .collect();
+/// exists only in the target, so nothing refers to it). `children` lists an index's children
+/// (`None`: not an index).
+pub(super) fn subjects(
+    job: &ImageJob,
+    copied: &Digest,
+    children: Option<Vec<Digest>>,
+) -> Vec<Digest> {
+    let Some(children) = children else {
+        return vec![copied.clone()];
+    };
     if matches!(job.platform, PlatformChoice::Subset(_)) {
-        return Ok(children);
+        return children;
     }
-    let mut all = vec![copied.digest.clone()];
+    let mut all = vec![copied.clone()];
     all.extend(children);
-    Ok(all)
+    all
+}
+
+/// The children `manifest` lists, or `None` when it is not an index.
+pub(super) fn children_of(manifest: &Manifest) -> Result<Option<Vec<Digest>>, String> {
+    if !manifest.is_index() {
+        return Ok(None);
+    }
+    let children = manifest.children().map_err(|e| e.to_string())?;
+    Ok(Some(children.into_iter().map(|c| c.digest).collect()))
+}
+
+/// How a complete referrer set is named in the manifest cache's record of a target: its
+/// subject and a digest of its referrers' digests in order.
+fn set_record(subject: &Digest, listed: &[Referrer]) -> String {
+    let digests: Vec<String> = listed.iter().map(|r| r.digest.to_string()).collect();
+    format!(
+        "referrers {subject} {}",
+        Digest::of(digests.join(",").as_bytes())
+    )
 }
 
 impl Copy<'_> {
@@ -85,7 +102,15 @@ impl Copy<'_> {
     /// A referrers list or fallback tag that is not a referrers index, a listed referrer the
     /// source does not hold or that names another subject, a target fallback tag that holds
     /// something else, or what the registries reported.
-    pub(super) async fn referrers(&self, subjects: &[Digest]) -> Result<Option<u64>, String> {
+    ///
+    /// A no-op run costs the source repository's tag list (shared by its jobs), and per
+    /// subject the referrers API request, or a HEAD of each fallback or legacy tag the list
+    /// shows: what the target holds is in the manifest cache while `records` may be believed.
+    pub(super) async fn referrers(
+        &self,
+        subjects: &[Digest],
+        records: TargetRecords,
+    ) -> Result<Option<u64>, String> {
         let tags = self.source_tags().await?;
         let mut written = false;
         let mut bytes = 0;
@@ -97,7 +122,7 @@ impl Copy<'_> {
             }
             for tag in referrers::legacy_tags(&subject) {
                 if tags.contains(&tag)
-                    && let Some(copied) = self.legacy_tag(&tag).await?
+                    && let Some(copied) = self.legacy_tag(&tag, records).await?
                 {
                     written = true;
                     bytes += copied;
@@ -107,7 +132,7 @@ impl Copy<'_> {
             if listed.is_empty() {
                 continue;
             }
-            if let Some(copied) = self.subject_referrers(&subject, &listed).await? {
+            if let Some(copied) = self.subject_referrers(&subject, &listed, records).await? {
                 written = true;
                 bytes += copied;
             }
@@ -144,50 +169,69 @@ impl Copy<'_> {
     }
 
     /// Copies a legacy tag when the target's differs; `None` when it was up to date.
-    async fn legacy_tag(&self, tag: &str) -> Result<Option<u64>, String> {
+    async fn legacy_tag(&self, tag: &str, records: TargetRecords) -> Result<Option<u64>, String> {
         let reference = TagOrDigest::tag(tag).map_err(|e| e.to_string())?;
-        let (source, target) = tokio::join!(
-            self.source.head_manifest(self.src_repo, &reference),
-            self.target.head_manifest(self.dst_repo, &reference),
-        );
-        let Some(source) = source.map_err(|e| e.to_string())? else {
+        let Some(source) = self
+            .source
+            .head_manifest(self.src_repo, &reference)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
-        if target
-            .map_err(|e| e.to_string())?
-            .is_some_and(|t| t.digest == source.digest)
-        {
+        let record = format!("tag {tag} {}", source.digest);
+        let host = self.target.name();
+        if records == TargetRecords::Believed && self.cache.held(&host, self.dst_repo, &record) {
             return Ok(None);
         }
-        let manifest = self
-            .source
-            .get_manifest(self.src_repo, &TagOrDigest::Digest(source.digest))
+        let target = self
+            .target
+            .head_manifest(self.dst_repo, &reference)
             .await
             .map_err(|e| e.to_string())?;
+        if target.is_some_and(|t| t.digest == source.digest) {
+            self.cache.remember_held(&host, self.dst_repo, &record);
+            return Ok(None);
+        }
+        let manifest = self.headed_manifest(source).await?;
         // A referrer's blobs are counted in bytes only; the image line's tally is the image's.
         let mut tally = BlobTally::default();
-        self.manifest_tree(&manifest, &reference, 0, &mut tally)
+        let bytes = self
+            .manifest_tree(&manifest, &reference, 0, &mut tally)
             .await
-            .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.cache.remember_held(&host, self.dst_repo, &record);
+        Ok(Some(bytes))
+    }
+
+    /// The source manifest a HEAD found: the one it had to GET already, else a GET by digest.
+    async fn headed_manifest(&self, head: ManifestHead) -> Result<Manifest, String> {
+        match head.manifest {
+            Some(manifest) => Ok(manifest),
+            None => self
+                .source
+                .get_manifest(self.src_repo, &TagOrDigest::Digest(head.digest))
+                .await
+                .map_err(|e| e.to_string()),
+        }
     }
 
     /// The referrers of `subject` in the source: the referrers API when the registry has it,
-    /// else its fallback tag (read only when the tag exists: `tags`).
+    /// else its fallback tag (read only when the tag exists: `tags`). The fallback tag costs a
+    /// HEAD: the referrers its index lists are in the manifest cache under its digest.
     async fn source_referrers(
         &self,
         subject: &Digest,
         tags: &HashSet<String>,
     ) -> Result<Vec<Referrer>, String> {
-        let api = self.relay.referrers_api(self.source);
-        if api != Some(false) {
+        let host = self.source.name();
+        if self.cache.referrers_api(&host) != Some(false) {
             let listed = self
                 .source
                 .list_referrers(self.src_repo, subject, None)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.relay
-                .remember_referrers_api(self.source, listed.is_some());
+            self.cache.remember_referrers_api(&host, listed.is_some());
             if let Some(list) = listed {
                 return Ok(list);
             }
@@ -196,20 +240,24 @@ impl Copy<'_> {
         if !tags.contains(&tag) {
             return Ok(Vec::new());
         }
-        let what = format!(
-            "the fallback tag {}/{}:{tag}",
-            self.source.name(),
-            self.src_repo
-        );
-        let index = self
+        let what = format!("the fallback tag {host}/{}:{tag}", self.src_repo);
+        let tag_ref = TagOrDigest::tag(&tag).map_err(|e| e.to_string())?;
+        let Some(head) = self
             .source
-            .get_manifest(
-                self.src_repo,
-                &TagOrDigest::tag(&tag).map_err(|e| e.to_string())?,
-            )
+            .head_manifest(self.src_repo, &tag_ref)
             .await
-            .map_err(|e| e.to_string())?;
-        referrers::parse_index(&index.bytes, &what).map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?
+        else {
+            // Deleted since the tag list was read.
+            return Ok(Vec::new());
+        };
+        if let Some(list) = self.cache.fallback_referrers(&head.digest) {
+            return Ok(list);
+        }
+        let index = self.headed_manifest(head).await?;
+        let list = referrers::parse_index(&index.bytes, &what).map_err(|e| e.to_string())?;
+        self.cache.remember_fallback_referrers(&index.digest, &list);
+        Ok(list)
     }
 
     /// Makes the target hold `listed`, the referrers of `subject`; `None` when it did already.
@@ -217,6 +265,7 @@ impl Copy<'_> {
         &self,
         subject: &Digest,
         listed: &[Referrer],
+        records: TargetRecords,
     ) -> Result<Option<u64>, String> {
         if listed.len() > MAX_PER_SUBJECT {
             return Err(format!(
@@ -224,17 +273,13 @@ impl Copy<'_> {
                 listed.len()
             ));
         }
-        let held_key: HeldKey = (
-            self.target.name(),
-            self.dst_repo.clone(),
-            subject.clone(),
-            listed.iter().map(|r| r.digest.clone()).collect(),
-        );
-        if self.relay.referrers_held(&held_key) {
+        let host = self.target.name();
+        let record = set_record(subject, listed);
+        if records == TargetRecords::Believed && self.cache.held(&host, self.dst_repo, &record) {
             return Ok(None);
         }
         let written = self.write_referrers(subject, listed).await?;
-        self.relay.remember_referrers_held(held_key);
+        self.cache.remember_held(&host, self.dst_repo, &record);
         Ok(written)
     }
 
@@ -330,38 +375,5 @@ impl Copy<'_> {
             }
         }
         Ok(Some(bytes))
-    }
-}
-
-impl super::NativeRelay {
-    fn referrers_held(&self, key: &HeldKey) -> bool {
-        self.referrer_records
-            .held
-            .lock()
-            .is_ok_and(|held| held.contains(key))
-    }
-
-    fn remember_referrers_held(&self, key: HeldKey) {
-        if let Ok(mut held) = self.referrer_records.held.lock() {
-            if held.len() >= MAX_HELD {
-                held.clear();
-            }
-            held.insert(key);
-        }
-    }
-
-    /// Whether `registry` has the referrers API, when a request already told.
-    fn referrers_api(&self, registry: &ImageStore) -> Option<bool> {
-        self.referrer_records
-            .api
-            .lock()
-            .ok()
-            .and_then(|known| known.get(&registry.name()).copied())
-    }
-
-    fn remember_referrers_api(&self, registry: &ImageStore, has_it: bool) {
-        if let Ok(mut known) = self.referrer_records.api.lock() {
-            known.insert(registry.name(), has_it);
-        }
     }
 }
