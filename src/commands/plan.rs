@@ -22,10 +22,10 @@ use crate::clients::Clients;
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
-use crate::registry::Registry;
 use crate::relay;
 use crate::relay::manifest_cache::ManifestCache;
 use crate::shard::{self, Shard};
+use crate::store::ImageStore;
 
 const USAGE: &str = "\
 usage: dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
@@ -318,8 +318,8 @@ async fn credential_source(
 async fn check_all(
     config: &Config,
     plan: &MappingPlan,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     manifests: &ManifestCache,
 ) -> Vec<Vec<Status>> {
     let mut all = Vec::with_capacity(plan.repositories.len());

@@ -289,6 +289,14 @@ pub struct Location {
     pub line: usize,
 }
 
+impl Location {
+    /// The directory of OCI image layouts this side is (`registry: oci:<dir>`), or `None` for a
+    /// registry (docs/configuration.md#oci-image-layouts).
+    pub fn layout(&self) -> Option<PathBuf> {
+        crate::layout::parse_location(&self.registry).and_then(Result::ok)
+    }
+}
+
 /// The per-location lister choice (docs/configuration.md#source-and-target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListerSource {

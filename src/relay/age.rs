@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::registry::{MAX_MANIFEST_SIZE, Manifest, Registry, Repository, TagOrDigest};
+use crate::registry::{MAX_MANIFEST_SIZE, Manifest, Repository, TagOrDigest};
+use crate::store::ImageStore;
 
 /// How deep indexes may nest when looking for the newest child.
 const MAX_DEPTH: usize = 3;
@@ -79,7 +80,7 @@ pub fn config_created(config: &[u8]) -> Result<DateTime<Utc>, String> {
 /// # Errors
 /// The source could not be read, or the image's age cannot be told (see [`config_created`]).
 pub async fn image_created(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     manifest: &Manifest,
 ) -> Result<DateTime<Utc>, String> {
@@ -87,7 +88,7 @@ pub async fn image_created(
 }
 
 async fn created_at_depth(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     manifest: &Manifest,
     depth: usize,

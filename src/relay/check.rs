@@ -13,8 +13,9 @@ use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::{
-    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type, platform_subset,
+    Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type, platform_subset,
 };
+use crate::store::ImageStore;
 
 /// The source manifest the target must hold for a job.
 #[derive(Debug)]
@@ -49,7 +50,7 @@ impl Wanted {
 /// registry client reported.
 pub(crate) async fn wanted_source(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<Wanted, JobError> {
     let repo = &job.source.repository;
@@ -140,7 +141,7 @@ pub(crate) async fn wanted_source(
 /// follows from those alone), so only an index seen for the first time is downloaded.
 async fn subset(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
     head: ManifestHead,
     platforms: &[Platform],
@@ -223,7 +224,7 @@ fn warn_missing(job: &ImageJob, missing: &[String]) {
 /// longer yields `digest` (the platform rules changed between runs).
 pub(crate) async fn fetch_wanted(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     digest: &Digest,
     rewritten_from: Option<&Digest>,
 ) -> Result<Manifest, String> {
@@ -258,7 +259,7 @@ pub(crate) async fn fetch_wanted(
 /// As [`wanted_source`], or the manifest cannot be read.
 pub(crate) async fn wanted_manifest(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<Manifest, String> {
     let wanted = wanted_source(job, source, cache)
@@ -286,8 +287,8 @@ pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, JobError>
 /// Whether the target tag (or digest) already holds exactly the wanted manifest.
 pub(crate) async fn same_digest(
     job: &ImageJob,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, JobError> {
     let (wanted, existing) = tokio::join!(
@@ -311,8 +312,8 @@ pub(crate) fn holds(existing: Option<&ManifestHead>, wanted: &Wanted) -> bool {
 pub(crate) async fn same_image(
     job: &ImageJob,
     target_ref: &TagOrDigest,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, JobError> {
     let Some(existing) = target

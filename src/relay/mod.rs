@@ -17,8 +17,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
-use crate::registry::{Credentials, Registry};
+use crate::registry::Credentials;
 use crate::stop::Stop;
+use crate::store::ImageStore;
 use docker::DockerRelay;
 use manifest_cache::ManifestCache;
 use native::NativeRelay;
@@ -161,8 +162,8 @@ impl<'a> CopySlots<'a> {
 /// Everything a relay needs to know about the two sides of a job.
 pub struct Sides<'a> {
     /// Clients for up-to-date checks (and, for the native relay, the copy itself).
-    pub source: &'a Registry,
-    pub target: &'a Registry,
+    pub source: &'a ImageStore,
+    pub target: &'a ImageStore,
     /// The config's view of each side: credentials, TLS choice.
     pub source_location: &'a Location,
     pub target_location: &'a Location,
@@ -293,8 +294,8 @@ impl Relay {
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     manifests: &ManifestCache,
 ) -> Result<bool, String> {
     match kind {
@@ -357,7 +358,7 @@ pub fn check_features(config: &Config) -> Result<(), String> {
 /// The source cannot be read, or the image's age cannot be told.
 pub async fn skip_reason(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     manifests: &ManifestCache,
 ) -> Result<Option<String>, String> {
     let Some(min_age) = job.min_age else {
@@ -376,7 +377,7 @@ pub async fn skip_reason(
 /// The source image cannot be read.
 pub async fn verify_refusal(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     manifests: &ManifestCache,
 ) -> Result<Option<String>, String> {
     let Some(verify) = &job.verify else {

@@ -11,7 +11,8 @@ use futures_util::TryStreamExt;
 use crate::config::Verify;
 use crate::cosign::{self, SIGNATURE_ARTIFACT_TYPE};
 use crate::registry::referrers::{self, Referrer};
-use crate::registry::{Digest, ErrorKind, Manifest, Registry, Repository, TagOrDigest};
+use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
+use crate::store::ImageStore;
 
 /// Payload blobs larger than this are not simple-signing payloads (cosign's are a few hundred
 /// bytes); the bound keeps a hostile signature from making us read gigabytes.
@@ -25,7 +26,7 @@ const MAX_SIGNATURES: usize = 32;
 /// No signature was found (the message says where dregsy looked), none of those found verifies
 /// (the message gives each one's reason), or the source could not be read.
 pub async fn check_signed(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     subject: &Digest,
     verify: &Verify,
@@ -100,7 +101,7 @@ pub async fn check_signed(
 /// Whether one signature manifest holds a signature of `subject` with the key: `Ok(Ok(()))`
 /// when one of its layers does, `Ok(Err(why))` when none does, `Err` when the source failed.
 async fn signature_verifies(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     manifest: &Manifest,
     subject: &Digest,
@@ -148,7 +149,7 @@ async fn signature_verifies(
 
 /// The manifest a tag names, or `None` when the tag does not exist.
 async fn get_tag(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     tag: &str,
 ) -> Result<Option<Manifest>, String> {
@@ -162,7 +163,7 @@ async fn get_tag(
 
 /// A small blob in memory, verified against its digest and size by the client.
 pub(crate) async fn read_blob(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     digest: &Digest,
     size: u64,
@@ -184,7 +185,7 @@ pub(crate) async fn read_blob(
 /// The refusal, naming the source image; what the registry reported.
 pub(crate) async fn verify_job(
     job: &crate::plan::ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     copied: &Manifest,
     verify: &Verify,
 ) -> Result<(), super::JobError> {

@@ -145,7 +145,7 @@ impl Copy<'_> {
 
     /// The source repository's tags, listed at most once per [`TAGS_FRESH`].
     async fn source_tags(&self) -> Result<Arc<HashSet<String>>, String> {
-        let key = (self.source.host().to_string(), self.src_repo.clone());
+        let key = (self.source.name(), self.src_repo.clone());
         let slot: TagsSlot = match self.relay.referrer_records.tags.lock() {
             Ok(mut all) => all.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
@@ -180,7 +180,7 @@ impl Copy<'_> {
             return Ok(None);
         };
         let record = format!("tag {tag} {}", source.digest);
-        let host = self.target.host().to_string();
+        let host = self.target.name();
         if records == TargetRecords::Believed && self.cache.held(&host, self.dst_repo, &record) {
             return Ok(None);
         }
@@ -224,7 +224,7 @@ impl Copy<'_> {
         subject: &Digest,
         tags: &HashSet<String>,
     ) -> Result<Vec<Referrer>, String> {
-        let host = self.source.host().to_string();
+        let host = self.source.name();
         if self.cache.referrers_api(&host) != Some(false) {
             let listed = self
                 .source
@@ -273,7 +273,7 @@ impl Copy<'_> {
                 listed.len()
             ));
         }
-        let host = self.target.host().to_string();
+        let host = self.target.name();
         let record = set_record(subject, listed);
         if records == TargetRecords::Believed && self.cache.held(&host, self.dst_repo, &record) {
             return Ok(None);
@@ -293,7 +293,7 @@ impl Copy<'_> {
         let tag_ref = TagOrDigest::tag(&tag).map_err(|e| e.to_string())?;
         let what = format!(
             "the fallback tag {}/{}:{tag}",
-            self.target.host(),
+            self.target.name(),
             self.dst_repo
         );
         // What the target lists already: its referrers API, else its fallback tag.
@@ -338,7 +338,7 @@ impl Copy<'_> {
                     return Err(format!(
                         "the referrers of {subject} list {}, which {}/{} does not hold",
                         referrer.digest,
-                        self.source.host(),
+                        self.source.name(),
                         self.src_repo
                     ));
                 }
