@@ -135,6 +135,7 @@ fn check(client: &Registry, name: &str, digest: &str, verify: &Verify) -> Result
     let digest = Digest::parse(digest).expect("digest");
     let store = dregsy::store::ImageStore::Registry(client.clone());
     support::http::block_on(check_signed(&store, &repo(name), &digest, verify))
+        .map_err(|e| e.to_string())
 }
 
 #[test]

@@ -331,12 +331,13 @@ async fn check_all(
                     Ok(false) => match relay::skip_reason(job, source, manifests).await {
                         Ok(None) => match relay::verify_refusal(job, source, manifests).await {
                             Ok(None) => Status::Copy,
-                            Ok(Some(refusal)) | Err(refusal) => Status::Failed(refusal),
+                            Ok(Some(refusal)) => Status::Failed(refusal),
+                            Err(e) => Status::Failed(e.to_string()),
                         },
                         Ok(Some(reason)) => Status::Skip(reason),
-                        Err(e) => Status::Failed(e),
+                        Err(e) => Status::Failed(e.to_string()),
                     },
-                    Err(e) => Status::Failed(e),
+                    Err(e) => Status::Failed(e.to_string()),
                 }
             })
             .buffered(PARALLEL_CHECKS)

@@ -72,9 +72,7 @@ pub(crate) async fn wanted_source(
         });
     }
     if let PlatformChoice::Subset(platforms) = &job.platform {
-        return subset(job, source, cache, head, platforms)
-            .await
-            .map_err(JobError::from);
+        return subset(job, source, cache, head, platforms).await;
     }
     let platform = platform_of(&job.platform)?;
     if not_an_index(&head, cache) {
@@ -145,7 +143,7 @@ async fn subset(
     cache: &ManifestCache,
     head: ManifestHead,
     platforms: &[Platform],
-) -> Result<Wanted, String> {
+) -> Result<Wanted, JobError> {
     if not_an_index(&head, cache) {
         return Ok(Wanted {
             digest: head.digest,
@@ -168,7 +166,7 @@ async fn subset(
         None => source
             .get_manifest(&job.source.repository, &TagOrDigest::Digest(head.digest))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     cache.remember_media_type(&manifest.digest, &manifest.media_type);
     if !manifest.is_index() {
@@ -227,18 +225,18 @@ pub(crate) async fn fetch_wanted(
     source: &ImageStore,
     digest: &Digest,
     rewritten_from: Option<&Digest>,
-) -> Result<Manifest, String> {
+) -> Result<Manifest, JobError> {
     let repo = &job.source.repository;
     let (Some(index), PlatformChoice::Subset(platforms)) = (rewritten_from, &job.platform) else {
         return source
             .get_manifest(repo, &TagOrDigest::Digest(digest.clone()))
             .await
-            .map_err(|e| e.to_string());
+            .map_err(JobError::from);
     };
     let manifest = source
         .get_manifest(repo, &TagOrDigest::Digest(index.clone()))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let subset = platform_subset(&manifest, platforms)
         .map_err(|e| format!("source image {}: {e}", job.source))?;
     if subset.index.digest != *digest {
@@ -247,7 +245,7 @@ pub(crate) async fn fetch_wanted(
             job.source,
             job.platform.as_config_text(),
             subset.index.digest
-        ));
+        ).into());
     }
     Ok(subset.index)
 }
@@ -261,10 +259,8 @@ pub(crate) async fn wanted_manifest(
     job: &ImageJob,
     source: &ImageStore,
     cache: &ManifestCache,
-) -> Result<Manifest, String> {
-    let wanted = wanted_source(job, source, cache)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Manifest, JobError> {
+    let wanted = wanted_source(job, source, cache).await?;
     let digest = wanted.digest.clone();
     let from_index = wanted.rewritten_from.clone();
     match wanted.manifest() {
@@ -346,9 +342,7 @@ pub(crate) async fn same_image(
     let from_index = wanted.rewritten_from.clone();
     let source_manifest = match wanted.manifest() {
         Some(manifest) => manifest,
-        None => fetch_wanted(job, source, &wanted_digest, from_index.as_ref())
-            .await
-            .map_err(JobError::from)?,
+        None => fetch_wanted(job, source, &wanted_digest, from_index.as_ref()).await?,
     };
     let target_manifest = match existing.manifest {
         Some(manifest) => manifest,

@@ -297,18 +297,16 @@ pub async fn up_to_date(
     source: &ImageStore,
     target: &ImageStore,
     manifests: &ManifestCache,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     match kind {
-        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target, manifests)
-            .await
-            .map_err(|e| e.to_string()),
+        RelayKind::Native | RelayKind::Skopeo => {
+            check::same_digest(job, source, target, manifests).await
+        }
         RelayKind::Docker => {
             let target_ref =
                 crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
-                    .map_err(|e| e.to_string())?;
-            check::same_image(job, &target_ref, source, target, manifests)
-                .await
-                .map_err(|e| e.to_string())
+                    .map_err(JobError::from)?;
+            check::same_image(job, &target_ref, source, target, manifests).await
         }
     }
 }
@@ -360,7 +358,7 @@ pub async fn skip_reason(
     job: &ImageJob,
     source: &ImageStore,
     manifests: &ManifestCache,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, JobError> {
     let Some(min_age) = job.min_age else {
         return Ok(None);
     };
@@ -379,7 +377,7 @@ pub async fn verify_refusal(
     job: &ImageJob,
     source: &ImageStore,
     manifests: &ManifestCache,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, JobError> {
     let Some(verify) = &job.verify else {
         return Ok(None);
     };

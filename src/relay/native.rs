@@ -207,7 +207,7 @@ async fn held_subjects(
     source: &ImageStore,
     cache: &ManifestCache,
     wanted: check::Wanted,
-) -> Result<Vec<Digest>, String> {
+) -> Result<Vec<Digest>, JobError> {
     let digest = wanted.digest.clone();
     let not_index = wanted.index == Some(false)
         || (wanted.index.is_none()

@@ -12,6 +12,7 @@ use crate::config::Verify;
 use crate::cosign::{self, SIGNATURE_ARTIFACT_TYPE};
 use crate::registry::referrers::{self, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
+use crate::relay::JobError;
 use crate::store::ImageStore;
 
 /// Payload blobs larger than this are not simple-signing payloads (cosign's are a few hundred
@@ -30,7 +31,7 @@ pub async fn check_signed(
     repo: &Repository,
     subject: &Digest,
     verify: &Verify,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let key_file = verify.key_file.display();
     let mut candidates: Vec<(String, Manifest)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -39,7 +40,7 @@ pub async fn check_signed(
     let listed = source
         .list_referrers(repo, subject, Some(SIGNATURE_ARTIFACT_TYPE))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let (referrers, via): (Vec<Referrer>, String) = match listed {
         Some(list) => (list, "the referrers API".into()),
         None => {
@@ -68,7 +69,7 @@ pub async fn check_signed(
                 "{via} lists {}, which the repository does not hold",
                 referrer.digest
             )),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     // cosign before OCI 1.1: a tag beside the image.
@@ -81,7 +82,8 @@ pub async fn check_signed(
         return Err(format!(
             "not copied: no cosign signature of {subject} found (looked at {via} and the tag \
              '{legacy_sig}'); 'verify' wants one made with the key '{key_file}'"
-        ));
+        )
+        .into());
     }
     for (name, manifest) in &candidates {
         match signature_verifies(source, repo, manifest, subject, verify).await? {
@@ -95,7 +97,8 @@ pub async fn check_signed(
     Err(format!(
         "not copied: no cosign signature of {subject} verifies with the key '{key_file}': {}",
         problems.join("; ")
-    ))
+    )
+    .into())
 }
 
 /// Whether one signature manifest holds a signature of `subject` with the key: `Ok(Ok(()))`
@@ -106,7 +109,7 @@ async fn signature_verifies(
     manifest: &Manifest,
     subject: &Digest,
     verify: &Verify,
-) -> Result<Result<(), String>, String> {
+) -> Result<Result<(), String>, JobError> {
     let layers = match cosign::signature_layers(&manifest.bytes) {
         Ok(layers) if layers.is_empty() => {
             return Ok(Err("it holds no signed simple-signing layer".into()));
@@ -137,7 +140,7 @@ async fn signature_verifies(
                 reasons.push(e.to_string());
                 continue;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         match cosign::verify(&verify.key, &layer, &payload, subject) {
             Ok(()) => return Ok(Ok(())),
@@ -152,12 +155,12 @@ async fn get_tag(
     source: &ImageStore,
     repo: &Repository,
     tag: &str,
-) -> Result<Option<Manifest>, String> {
-    let reference = TagOrDigest::tag(tag).map_err(|e| e.to_string())?;
+) -> Result<Option<Manifest>, JobError> {
+    let reference = TagOrDigest::tag(tag).map_err(JobError::from)?;
     match source.get_manifest(repo, &reference).await {
         Ok(manifest) => Ok(Some(manifest)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
