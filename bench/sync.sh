@@ -13,7 +13,9 @@
 # the requests the registries saw during a no-op run (from their access logs), and dregsy's
 # peak RSS while copying one image with a single BIG_MIB layer. Then the same rounds again with
 # every registry behind a proxy that adds LATENCY_MS each way, as far-away registries do
-# (LATENCY_MS=0 skips it). Run on demand; not part of the tests. Only 127.0.0.1.
+# (LATENCY_MS=0 skips it). Then the air-gap round: registry -> OCI image layouts -> registry
+# for TAGS_PER_IMAGE=3 tags of each image against skopeo (LAYOUT_ROUND=0 skips it). Run on
+# demand; not part of the tests. Only 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -199,6 +201,91 @@ if [ "$LATENCY_MS" != 0 ]; then
   round far "$FAR_SRC" "$(proxied "$(start_registry far-dregsy)")" \
     "$(proxied "$(start_registry far-copy)")" "$(proxied "$(start_registry far-sync)")"
   report "The same, every registry behind a proxy adding ${LATENCY_MS} ms each way ($((2 * LATENCY_MS)) ms round trip)" >> "$work/report.md"
+fi
+
+# The air-gap round (README.md, "Air-gapped mirrors"): registry -> OCI image layouts and back,
+# for TAGS_PER_IMAGE tags of every image (the same manifest under each tag), against skopeo
+# copying each tag into and out of oci: and `skopeo sync --dest dir` / `--src dir`.
+TAGS_PER_IMAGE=${TAGS_PER_IMAGE:-3}
+if [ "${LAYOUT_ROUND:-1}" != 0 ]; then
+  tags=$(seq -s, -f 'v%g' 1 "$TAGS_PER_IMAGE")
+  for n in $(seq -w 1 "$IMAGES"); do
+    curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+      "http://127.0.0.1:$SRC/v2/bench/app-$n/manifests/v1" -o "$work/manifest"
+    for t in $(seq 2 "$TAGS_PER_IMAGE"); do
+      curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$work/manifest" "http://127.0.0.1:$SRC/v2/bench/app-$n/manifests/v$t" -o /dev/null
+    done
+  done
+  layout_config() { # source-location target-location file
+    {
+      echo "tasks:"
+      echo "- name: bench"
+      echo "  source: $1"
+      echo "  target: $2"
+      echo "  mappings:"
+      for n in $(seq -w 1 "$IMAGES"); do echo "  - {from: bench/app-$n, tags: [$tags]}"; done
+    } > "$3"
+  }
+  INSIDE=$(start_registry inside)
+  layout_config "{registry: 127.0.0.1:$SRC, skip-tls-verify: true}" "{registry: 'oci:$work/oci-dregsy'}" "$work/out.yaml"
+  layout_config "{registry: 'oci:$work/oci-dregsy'}" "{registry: 127.0.0.1:$INSIDE, skip-tls-verify: true}" "$work/in.yaml"
+  {
+    echo "127.0.0.1:$SRC:"
+    echo "  tls-verify: false"
+    echo "  images:"
+    for n in $(seq -w 1 "$IMAGES"); do echo "    bench/app-$n: [${tags//,/, }]"; done
+  } > "$work/skopeo-sync.yaml"
+  run_out() { LOG_FORMAT=json "$DREGSY" -config="$work/out.yaml" > "$work/dregsy.out"; }
+  run_in() { LOG_FORMAT=json "$DREGSY" -config="$work/in.yaml" > "$work/dregsy.out"; }
+  copy_each() { # from-prefix to-prefix extra-flags: one skopeo copy per tag, in sequence
+    local n t
+    for n in $(seq -w 1 "$IMAGES"); do
+      mkdir -p "$work/oci-copy/bench/app-$n"
+      for t in ${tags//,/ }; do
+        # shellcheck disable=SC2086
+        skopeo --insecure-policy copy --quiet $3 "$(printf "$1" "$n" "$t")" "$(printf "$2" "$n" "$t")"
+      done
+    done
+  }
+  run_copy_out() { copy_each "docker://127.0.0.1:$SRC/bench/app-%s:%s" "oci:$work/oci-copy/bench/app-%s:%s" --src-tls-verify=false; }
+  run_copy_in() { copy_each "oci:$work/oci-copy/bench/app-%s:%s" "docker://127.0.0.1:$INSIDE_COPY/bench/app-%s:%s" --dest-tls-verify=false; }
+  run_sync_out() {
+    skopeo --insecure-policy sync --src yaml --dest dir "$work/skopeo-sync.yaml" "$work/dir-sync" >/dev/null 2>>"$work/skopeo-sync.log"
+  }
+  run_sync_in() {
+    skopeo --insecure-policy sync --src dir --dest docker --dest-tls-verify=false \
+      "$work/dir-sync" "127.0.0.1:$INSIDE_SYNC/bench" >/dev/null 2>>"$work/skopeo-sync.log"
+  }
+  INSIDE_COPY=$(start_registry inside-copy)
+  INSIDE_SYNC=$(start_registry inside-sync)
+  measure run_out source;      O_D_COLD=$COLD O_D_NOOP=$NOOP
+  measure run_copy_out source; O_C_COLD=$COLD O_C_NOOP=$NOOP
+  # skopeo sync refuses to write into a directory it wrote before: it has a cold run only.
+  s=$(now); run_sync_out; e=$(now); O_S_COLD=$(elapsed "$s" "$e")
+  measure run_in inside;            I_D_COLD=$COLD I_D_NOOP=$NOOP
+  measure run_copy_in inside-copy;  I_C_COLD=$COLD I_C_NOOP=$NOOP
+  measure run_sync_in inside-sync;  I_S_COLD=$COLD I_S_NOOP=$NOOP
+  {
+    echo
+    echo "## Air gap: $IMAGES images x $TAGS_PER_IMAGE tags ($((IMAGES * TAGS_PER_IMAGE)) tags, $total_mib MiB) through a directory"
+    echo
+    echo "| step | tool | cold | no-op (median of $NOOP_RUNS) |"
+    echo "|---|---|---|---|"
+    echo "| registry -> directory | dregsy, oci: target | ${O_D_COLD} s | ${O_D_NOOP} s |"
+    echo "| registry -> directory | skopeo copy per tag into oci: | ${O_C_COLD} s | ${O_C_NOOP} s |"
+    echo "| registry -> directory | skopeo sync --dest dir | ${O_S_COLD} s | n/a: refuses an existing directory |"
+    echo "| directory -> registry | dregsy, oci: source | ${I_D_COLD} s | ${I_D_NOOP} s |"
+    echo "| directory -> registry | skopeo copy per tag from oci: | ${I_C_COLD} s | ${I_C_NOOP} s |"
+    echo "| directory -> registry | skopeo sync --src dir | ${I_S_COLD} s | ${I_S_NOOP} s |"
+    echo
+    echo "| ratio (dregsy faster by) | out, cold | out, no-op | in, cold | in, no-op |"
+    echo "|---|---|---|---|---|"
+    echo "| vs skopeo copy per tag | $(ratio "$O_C_COLD" "$O_D_COLD") | $(ratio "$O_C_NOOP" "$O_D_NOOP") | $(ratio "$I_C_COLD" "$I_D_COLD") | $(ratio "$I_C_NOOP" "$I_D_NOOP") |"
+    echo "| vs skopeo sync (dir) | $(ratio "$O_S_COLD" "$O_D_COLD") | n/a | $(ratio "$I_S_COLD" "$I_D_COLD") | $(ratio "$I_S_NOOP" "$I_D_NOOP") |"
+    echo
+    echo "directory sizes: dregsy $(du -sm "$work/oci-dregsy" | cut -f1) MiB, skopeo copy $(du -sm "$work/oci-copy" | cut -f1) MiB, skopeo sync $(du -sm "$work/dir-sync" | cut -f1) MiB"
+  } >> "$work/report.md"
 fi
 
 # Peak memory while copying one image with one big layer.

@@ -98,6 +98,13 @@ impl Clients {
     /// # Errors
     /// See [`Chain::resolve`]; the message names the registry.
     pub async fn resolve(&self, location: &Location) -> Result<Resolution, String> {
+        // A directory of image layouts has no credentials to look up.
+        if location.layout().is_some() {
+            return Ok(Resolution {
+                source: Source::Anonymous,
+                supply: Supply::Fixed(None),
+            });
+        }
         self.chain
             .resolve(location, &self.cloud)
             .await

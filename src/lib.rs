@@ -15,6 +15,7 @@
 //!   registry clients with the credentials of [`credentials`] and [`cloud`];
 //! - [`config`] parses into plain values, among them [`plan`]'s value types of a mapping (tag
 //!   filters, mapping rules, platform choice), which the planner applies;
+//! - [`layout`] reads and writes OCI image layouts on disk, a side's alternative to a registry;
 //! - at the bottom: [`registry`] (the OCI distribution client), [`report`], [`stop`].
 
 #![warn(missing_docs, clippy::missing_errors_doc)]
@@ -37,6 +38,7 @@ pub mod daemon;
 pub mod fuzzing;
 pub mod health;
 pub mod http_client;
+pub mod layout;
 pub mod listers;
 pub mod logging;
 pub mod metrics;
@@ -50,5 +52,6 @@ pub mod shard;
 pub mod signals;
 pub mod status;
 pub mod stop;
+pub mod store;
 pub mod sync;
 pub mod watch;

@@ -16,11 +16,12 @@ use crate::plan::{
     self, ImageJob, RegistryLocation, RepositoryList, RepositoryPlan, RepositorySource, TagSource,
 };
 use crate::progress::TaskProgress;
-use crate::registry::{Registry, Repository};
+use crate::registry::{RegistryHost, Repository};
 use crate::relay::{BlobTally, CopyOutcome, CopySlots, JobError, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, TaskReport, human_bytes};
 use crate::shard::Shard;
 use crate::stop::Stop;
+use crate::store::ImageStore;
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
 ///
@@ -212,18 +213,39 @@ fn log_budgets(task: &Task, clients: &Clients) {
     }
 }
 
-/// Lists source tags through the registry client, for the planner. Remembers which
-/// repositories could not be listed because the registry's rate limit ran out, so they are
-/// reported as left for the next run rather than as failures.
-pub struct RegistryTags<'a> {
-    registry: &'a Registry,
+/// Where a side's images are: its registry (through the run's client for it) or its directory
+/// of OCI image layouts, and how its repositories are named.
+///
+/// # Errors
+/// The registry value is not a valid host, or its client cannot be made.
+pub async fn store(
+    clients: &Clients,
+    location: &Location,
+) -> Result<(RegistryLocation, ImageStore), String> {
+    if let Some(dir) = location.layout() {
+        let named = RegistryLocation {
+            host: RegistryHost::layout(&location.registry),
+            prefix: String::new(),
+        };
+        return Ok((named, ImageStore::for_layout(dir)));
+    }
+    let named = RegistryLocation::parse(&location.registry)?;
+    let client = clients.get(&named.host, location).await?;
+    Ok((named, ImageStore::Registry(client)))
+}
+
+/// Lists source tags through the side's store (registry or layouts), for the planner.
+/// Remembers which repositories could not be listed because the registry's rate limit ran out,
+/// so they are reported as left for the next run rather than as failures.
+pub struct StoreTags<'a> {
+    registry: &'a ImageStore,
     rate_limited: std::sync::Mutex<Vec<(String, JobError)>>,
 }
 
-impl<'a> RegistryTags<'a> {
+impl<'a> StoreTags<'a> {
     /// Lists tags through `registry`, noting the repositories its rate limit kept unlisted.
-    pub fn new(registry: &'a Registry) -> Self {
-        RegistryTags {
+    pub fn new(registry: &'a ImageStore) -> Self {
+        StoreTags {
             registry,
             rate_limited: std::sync::Mutex::new(Vec::new()),
         }
@@ -235,7 +257,7 @@ impl<'a> RegistryTags<'a> {
     }
 }
 
-impl TagSource for RegistryTags<'_> {
+impl TagSource for StoreTags<'_> {
     async fn list_tags(&self, repository: &Repository) -> Result<Vec<String>, String> {
         self.registry.list_tags(repository).await.map_err(|e| {
             let reason = e.to_string();
@@ -300,7 +322,7 @@ pub async fn plan_task_mapping(
     mapping: &Mapping,
     clients: &Clients,
     listers: &Listers,
-) -> Result<(Registry, Registry, plan::MappingPlan), String> {
+) -> Result<(ImageStore, ImageStore, plan::MappingPlan), String> {
     plan_noting_limits(task, mapping, clients, listers)
         .await
         .map(|planned| (planned.source, planned.target, planned.plan))
@@ -309,8 +331,8 @@ pub async fn plan_task_mapping(
 /// A planned mapping, with the source repositories a used-up rate limit kept from being
 /// listed (their tags are unknown: they are left for the next run).
 struct Planned {
-    source: Registry,
-    target: Registry,
+    source: ImageStore,
+    target: ImageStore,
     plan: plan::MappingPlan,
     rate_limited: Vec<(String, JobError)>,
 }
@@ -321,12 +343,12 @@ async fn plan_noting_limits(
     clients: &Clients,
     listers: &Listers,
 ) -> Result<Planned, String> {
-    let source_location = RegistryLocation::parse(&task.source.registry)
+    let (source_location, source) = store(clients, &task.source)
+        .await
         .map_err(|e| format!("source registry: {e}"))?;
-    let target_location = RegistryLocation::parse(&task.target.registry)
+    let (target_location, target) = store(clients, &task.target)
+        .await
         .map_err(|e| format!("target registry: {e}"))?;
-    let source = clients.get(&source_location.host, &task.source).await?;
-    let target = clients.get(&target_location.host, &task.target).await?;
     // Cloud tokens are renewed before each mapping, as by the original's refresh hook.
     clients.refresh(&task.source).await?;
     clients.refresh(&task.target).await?;
@@ -335,7 +357,7 @@ async fn plan_noting_limits(
         clients,
         location: &task.source,
     };
-    let tags = RegistryTags::new(&source);
+    let tags = StoreTags::new(&source);
     let plan = plan::plan_mapping(
         mapping,
         &source_location,

@@ -445,3 +445,85 @@ fn environment_substitution_keeps_every_example_and_fixture_unchanged() {
     assert!(shown.contains("/mirror/${REPO}/${name}/${1}"), "{shown}");
     assert!(shown.contains("SUBSTITUTED"), "{shown}");
 }
+
+#[test]
+fn an_oci_layout_side_loads_and_network_keys_on_it_are_errors() {
+    let task = |source: &str| {
+        format!(
+            "tasks:\n- name: carry\n  source:\n    registry: 127.0.0.1:5000\n  target:\n    \
+             {source}\n  mappings: [{{from: 'regex:.*'}}]\n"
+        )
+    };
+    let config = load_text(&task("registry: oci:/mnt/transfer")).expect("a layout target loads");
+    let target = &config.tasks[0].target;
+    assert_eq!(
+        target.layout(),
+        Some(std::path::PathBuf::from("/mnt/transfer"))
+    );
+    assert!(target.cloud.is_none());
+    // A regex source that is a layout lists its own directories: no lister key needed.
+    let swapped = "tasks:\n- name: carry\n  source: {registry: 'oci:./in'}\n  target: \
+                   {registry: 127.0.0.1:5000}\n  mappings: [{from: 'regex:.*'}]\n";
+    let config = load_text(swapped).expect("a layout source loads");
+    assert!(config.tasks[0].source.layout().is_some());
+
+    for (key, line) in [
+        ("auth", "auth: dXNlcjpwYXNz"),
+        ("auth-refresh", "auth-refresh: 2h"),
+        ("skip-tls-verify", "skip-tls-verify: true"),
+        ("lister", "lister: {type: catalog}"),
+        ("auth-file", "auth-file: /root/.docker/config.json"),
+        ("credentials-file", "credentials-file: /run/secrets/x"),
+    ] {
+        let text = task(&format!("registry: oci:/mnt/transfer\n    {line}"));
+        let error = load_text(&text).expect_err(key);
+        let shown = error.to_string();
+        assert!(
+            shown.contains(&format!(
+                "target registry in task 'carry' invalid: '{key}' does not apply to an OCI image \
+                 layout ('oci:/mnt/transfer'): remove it"
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("config file 'inline.yaml', line 6"),
+            "{shown}"
+        );
+    }
+    let error = load_text(&task("registry: oci:transfer")).expect_err("ambiguous");
+    assert!(
+        error
+            .to_string()
+            .contains("write 'oci:/absolute/path' or 'oci:./relative/path'"),
+        "{error}"
+    );
+    // A host called "oci" with a port is still a registry.
+    let config = load_text(&task("registry: oci:5000/mirror")).expect("a host");
+    assert!(config.tasks[0].target.layout().is_none());
+}
+
+#[test]
+fn the_docker_relay_refuses_an_oci_layout_side() {
+    let text = "relay: docker\ndocker: {dockerhost: 'unix:///x.sock'}\ntasks:\n- name: carry\n  \
+                source: {registry: 127.0.0.1:5000}\n  target: {registry: 'oci:/mnt/t'}\n  \
+                mappings: [{from: a}]\n";
+    let error = load_text(text).expect_err("docker relay with a layout");
+    assert!(
+        error.to_string().contains(
+            "task 'carry': the docker relay cannot read or write OCI image layouts ('oci:/mnt/t')"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_air_gap_examples_load_with_a_layout_on_the_right_side() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (out, _) = config::load(&root.join("air-gap-out.yaml")).expect("air-gap-out loads");
+    let (inside, _) = config::load(&root.join("air-gap-in.yaml")).expect("air-gap-in loads");
+    let carried = Some(PathBuf::from("/mnt/transfer/mirror"));
+    assert_eq!(out.tasks[0].target.layout(), carried);
+    assert_eq!(out.tasks[0].source.layout(), None);
+    assert_eq!(inside.tasks[0].source.layout(), carried);
+    assert_eq!(inside.tasks[0].target.layout(), None);
+}

@@ -133,7 +133,9 @@ fn subject_of(image: &Pushed) -> (&str, &str, usize) {
 
 fn check(client: &Registry, name: &str, digest: &str, verify: &Verify) -> Result<(), String> {
     let digest = Digest::parse(digest).expect("digest");
-    support::http::block_on(check_signed(client, &repo(name), &digest, verify))
+    let store = dregsy::store::ImageStore::Registry(client.clone());
+    support::http::block_on(check_signed(&store, &repo(name), &digest, verify))
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -1248,4 +1250,46 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_the_referrers_api() {
         text(&third)
     );
     assert_eq!(target.referrers_of("api/one", &image.digest).len(), 2);
+}
+
+#[test]
+fn signatures_cross_an_oci_layout_and_verify_on_the_other_side() {
+    let source = support::Registry::start();
+    let inside = support::Registry::start();
+    let key = TestKey::ecdsa();
+    let image = push_image(&source, "signed/app", "v1", ImageOptions::default());
+    let signature = signing::sign(
+        &source.endpoint(),
+        "signed/app",
+        subject_of(&image),
+        Signature::of(&key, &image.digest),
+        Store::FallbackTag,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    let layout = format!("{{registry: 'oci:{}'}}", mirror.display());
+    let side = |registry: &support::Registry| {
+        format!("{{registry: {}, skip-tls-verify: true}}", registry.host())
+    };
+    let carry = |from: String, to: String| {
+        format!(
+            "referrers: true\ntasks:\n- name: carry\n  source: {from}\n  target: {to}\n  \
+             mappings:\n  - from: signed/app\n    tags: [v1]\n"
+        )
+    };
+    let out = run_dregsy(&carry(side(&source), layout.clone()), &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    // The layout keeps the signature as the referrers tag schema says: in the fallback tag.
+    let fallback = format!("sha256-{}", image.digest.trim_start_matches("sha256:"));
+    let index = std::fs::read_to_string(mirror.join("signed/app/index.json")).expect("index");
+    assert!(index.contains(&fallback), "{index}");
+
+    let out = run_dregsy(&carry(layout, side(&inside)), &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    assert_eq!(
+        manifest_digest(&inside, "signed/app", &signature).as_deref(),
+        Some(signature.as_str())
+    );
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    check(&client(&inside.url()), "signed/app", &image.digest, &verify).expect("verifies inside");
 }

@@ -22,10 +22,10 @@ use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
-use crate::registry::Registry;
 use crate::relay;
 use crate::relay::manifest_cache::ManifestCache;
 use crate::shard::{self, Shard};
+use crate::store::ImageStore;
 
 const USAGE: &str = "\
 usage: dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
@@ -338,8 +338,8 @@ async fn credential_source(
 async fn check_all(
     config: &Config,
     plan: &MappingPlan,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     manifests: &ManifestCache,
 ) -> Vec<Vec<Status>> {
     let mut all = Vec::with_capacity(plan.repositories.len());
@@ -351,12 +351,13 @@ async fn check_all(
                     Ok(false) => match relay::skip_reason(job, source, manifests).await {
                         Ok(None) => match relay::verify_refusal(job, source, manifests).await {
                             Ok(None) => Status::Copy,
-                            Ok(Some(refusal)) | Err(refusal) => Status::Failed(refusal),
+                            Ok(Some(refusal)) => Status::Failed(refusal),
+                            Err(e) => Status::Failed(e.to_string()),
                         },
                         Ok(Some(reason)) => Status::Skip(reason),
-                        Err(e) => Status::Failed(e),
+                        Err(e) => Status::Failed(e.to_string()),
                     },
-                    Err(e) => Status::Failed(e),
+                    Err(e) => Status::Failed(e.to_string()),
                 }
             })
             .buffered(PARALLEL_CHECKS)

@@ -318,6 +318,14 @@ pub struct Location {
     pub line: usize,
 }
 
+impl Location {
+    /// The directory of OCI image layouts this side is (`registry: oci:<dir>`), or `None` for a
+    /// registry (docs/configuration.md#oci-image-layouts).
+    pub fn layout(&self) -> Option<PathBuf> {
+        crate::layout::parse_location(&self.registry).and_then(Result::ok)
+    }
+}
+
 /// The lister a side's config asks for, as written (`lister.type` or `listertype`;
 /// docs/configuration.md#source-and-target). The lister actually used is a
 /// `listers::ListerKind`, resolved from this and the registry (ECR lists through its API).

@@ -56,6 +56,23 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
         };
         tasks.push(self::task(task, auth_file.as_ref(), &global, notices)?);
     }
+    if relay == RelayKind::Docker
+        && let Some((task, side)) = tasks.iter().find_map(|t| {
+            [&t.source, &t.target]
+                .into_iter()
+                .find(|side| side.layout().is_some())
+                .map(|side| (t, side))
+        })
+    {
+        return Err((
+            Some(side.line),
+            format!(
+                "task '{}': the docker relay cannot read or write OCI image layouts ('{}'); use \
+                 'relay: native' or 'relay: skopeo'",
+                task.name, side.registry
+            ),
+        ));
+    }
     if raw.watch.is_none() && tasks.iter().any(Task::is_periodic) {
         notices.insert(
             watch_note_at,
@@ -428,6 +445,10 @@ fn location(
     if raw.registry.is_empty() {
         return Err((line, "registry not set".into()));
     }
+    if let Some(layout) = crate::layout::parse_location(&raw.registry) {
+        layout.map_err(|e| (line, e))?;
+        layout_keys(&raw)?;
+    }
     let lister = lister_map(&raw, line)?;
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
     let credentials_file = match raw.credentials_file.trim() {
@@ -446,10 +467,16 @@ fn location(
     };
     // ECR detection and the `account[:region]@` strip for public ECR
     // (docs/configuration.md#source-and-target).
-    let (registry, cloud) = CloudRegistry::detect(&raw.registry);
+    let layout = crate::layout::parse_location(&raw.registry).is_some();
+    let (registry, cloud) = if layout {
+        (raw.registry.trim().to_string(), None)
+    } else {
+        CloudRegistry::detect(&raw.registry)
+    };
     // `user:password@host` would carry a secret into every log line and metric label that
     // names the registry; the message shows the value with that part masked.
-    if let Some((userinfo, host)) = registry.rsplit_once('@') {
+    // (A layout's path may hold an '@'.)
+    if let Some((userinfo, host)) = registry.rsplit_once('@').filter(|_| !layout) {
         let scheme = userinfo.find("://").map_or("", |i| &userinfo[..i + 3]);
         return Err((
             line,
@@ -550,6 +577,30 @@ fn auth_refresh(
         }
     };
     Ok(auth_refresh)
+}
+
+/// A side that is an OCI image layout (`registry: oci:<dir>`) has no network and no
+/// credentials: every key about those is an error naming it (docs/configuration.md#oci-image-layouts).
+fn layout_keys(raw: &RawLocation) -> Result<(), Failure> {
+    let set = [
+        ("auth", !raw.auth.is_empty()),
+        ("auth-refresh", raw.auth_refresh.is_some()),
+        ("skip-tls-verify", raw.skip_tls_verify),
+        ("lister", raw.lister.is_some()),
+        ("listertype", !raw.listertype.is_empty()),
+        ("auth-file", !raw.auth_file.trim().is_empty()),
+        ("credentials-file", !raw.credentials_file.trim().is_empty()),
+    ];
+    match set.iter().find(|(_, is_set)| *is_set) {
+        Some((key, _)) => Err((
+            Some(raw.line),
+            format!(
+                "'{key}' does not apply to an OCI image layout ('{}'): remove it",
+                raw.registry.trim()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn lister_source(kind: &str, search: String) -> Option<ListerChoice> {
@@ -661,6 +712,10 @@ fn mapping(
 
 /// Step 7: the checks of the original's repo list creation, for tasks with a regex `from`.
 fn repo_list_source(source: &Location) -> Result<(), String> {
+    // A layout lists its own repositories (its layout directories and reference names).
+    if source.layout().is_some() {
+        return Ok(());
+    }
     let host = source.registry.split('/').next().unwrap_or_default();
     let docker_hub = RegistryHost::parse(host).is_ok_and(|h| h.is_docker_hub());
     match &source.lister {

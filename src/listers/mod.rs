@@ -42,6 +42,9 @@ pub enum ListerKind {
     },
     /// ECR and public ECR: `DescribeRepositories` through the AWS SDK, instead of `catalog`.
     Ecr,
+    /// A directory of OCI image layouts (`registry: oci:<dir>`): its layout sub-directories
+    /// and, for one shared layout, its `<repository>:<tag>` reference names.
+    Layout,
 }
 
 impl ListerKind {
@@ -53,6 +56,9 @@ impl ListerKind {
     ///
     /// When the location's lister is not one dregsy knows (`invalid lister type`).
     pub fn for_location(location: &Location) -> Result<ListerKind, String> {
+        if location.layout().is_some() {
+            return Ok(ListerKind::Layout);
+        }
         match &location.lister {
             None | Some(ListerChoice::Catalog)
                 if location.cloud.as_ref().is_some_and(|c| c.is_ecr()) =>
@@ -78,6 +84,7 @@ impl ListerKind {
             ListerKind::DockerHub => "dockerhub",
             ListerKind::Index { .. } => "index",
             ListerKind::Ecr => "ECR",
+            ListerKind::Layout => "OCI image layout",
         }
     }
 }
@@ -201,6 +208,16 @@ impl Listers {
             ListerKind::Ecr => crate::cloud::list_ecr_repositories(location, fetch_limit(max))
                 .await
                 .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry))),
+            ListerKind::Layout => match location.layout() {
+                Some(dir) => crate::store::ImageStore::for_layout(dir)
+                    .list_repositories(fetch_limit(max))
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err(format!(
+                    "'{}' is not an OCI image layout",
+                    location.registry
+                )),
+            },
         }
         .map_err(|e| format!("{} lister: {e}", kind.name()))?;
         Ok(limit(names, max))
@@ -288,5 +305,39 @@ mod tests {
         assert_eq!(limit(names(500), None).names.len(), 500);
         assert_eq!(fetch_limit(Some(100)), Some(101));
         assert_eq!(fetch_limit(None), None);
+    }
+
+    #[tokio::test]
+    async fn a_layout_lists_its_repositories_up_to_max_items() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = crate::layout::LayoutRoot::new(dir.path());
+        for name in ["a", "b/c", "d"] {
+            let repository = crate::registry::Repository::parse(name).expect("valid");
+            root.create(&repository).await.expect("created");
+        }
+        let text = format!(
+            "lister: {{maxItems: 2}}\ntasks:\n- name: t\n  source: {{registry: 'oci:{}'}}\n  \
+             target: {{registry: 127.0.0.1:1}}\n  mappings: [{{from: 'regex:.*'}}]\n",
+            dir.path().display()
+        );
+        let (config, _) =
+            crate::config::load_str(std::path::Path::new("t.yaml"), &text).expect("valid");
+        let source = &config.tasks[0].source;
+        assert_eq!(ListerKind::for_location(source), Ok(ListerKind::Layout));
+        let clients = Clients::new(&config);
+        let list = Listers::new(config.lister)
+            .list(source, &clients)
+            .await
+            .expect("listed");
+        assert_eq!(list.names, vec!["a", "b/c"]);
+        assert_eq!(list.cut_at, Some(2));
+        let all = Listers::new(ListerSettings {
+            max_items: None,
+            ..config.lister
+        })
+        .list(source, &clients)
+        .await
+        .expect("listed");
+        assert_eq!(all.names, vec!["a", "b/c", "d"]);
     }
 }

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     DigestMismatch,
     /// The operation is not supported (e.g. pushing a Docker schema 1 manifest).
     Unsupported,
+    /// Reading or writing an OCI image layout on disk failed: a missing or unreadable file, a
+    /// read-only or full file system, a file that does not follow the image-layout spec.
+    Storage,
     /// The registry answered with an error status we do not map to a more specific kind.
     Registry,
     /// The registry answered something that does not follow the distribution API.

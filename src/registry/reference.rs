@@ -109,6 +109,16 @@ impl RegistryHost {
         }
     }
 
+    /// The name of a directory of OCI image layouts in image references: `oci:<dir>` as the
+    /// config writes it, so that `<name>/<repository>:<tag>` reads as skopeo's `oci:` reference
+    /// of that image (docs/configuration.md#oci-image-layouts). Never sent to a network.
+    pub fn layout(registry: &str) -> RegistryHost {
+        RegistryHost {
+            name: registry.trim().trim_end_matches('/').to_owned(),
+            scheme: None,
+        }
+    }
+
     /// `host[:port]` as written, without scheme: the name users know it by.
     pub fn name(&self) -> &str {
         &self.name

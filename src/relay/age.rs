@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::registry::{MAX_MANIFEST_SIZE, Manifest, Registry, Repository, TagOrDigest};
+use crate::registry::{MAX_MANIFEST_SIZE, Manifest, Repository, TagOrDigest};
+use crate::relay::JobError;
+use crate::store::ImageStore;
 
 /// How deep indexes may nest when looking for the newest child.
 const MAX_DEPTH: usize = 3;
@@ -79,24 +81,24 @@ pub fn config_created(config: &[u8]) -> Result<DateTime<Utc>, String> {
 /// # Errors
 /// The source could not be read, or the image's age cannot be told (see [`config_created`]).
 pub async fn image_created(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     manifest: &Manifest,
-) -> Result<DateTime<Utc>, String> {
+) -> Result<DateTime<Utc>, JobError> {
     created_at_depth(source, repo, manifest, 0).await
 }
 
 async fn created_at_depth(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     manifest: &Manifest,
     depth: usize,
-) -> Result<DateTime<Utc>, String> {
+) -> Result<DateTime<Utc>, JobError> {
     if let Some(created) = annotated_created(&manifest.bytes)? {
         return Ok(created);
     }
     if !manifest.is_index() {
-        let blobs = manifest.blobs().map_err(|e| e.to_string())?;
+        let blobs = manifest.blobs().map_err(JobError::from)?;
         let Some(config) = blobs.first() else {
             return Err("the image has no config, so its age is unknown".into());
         };
@@ -104,37 +106,41 @@ async fn created_at_depth(
             return Err(format!(
                 "the image config is {} bytes, too large to read its 'created' time",
                 config.size
-            ));
+            )
+            .into());
         }
         let bytes = super::trust::read_blob(source, repo, &config.digest, config.size)
             .await
-            .map_err(|e| e.to_string())?;
-        return config_created(&bytes);
+            .map_err(JobError::from)?;
+        return Ok(config_created(&bytes)?);
     }
     if depth >= MAX_DEPTH {
         return Err(format!(
             "index {} nests deeper than {MAX_DEPTH} levels",
             manifest.digest
-        ));
+        )
+        .into());
     }
     let mut newest: Option<DateTime<Utc>> = None;
-    for child in manifest.children().map_err(|e| e.to_string())? {
+    for child in manifest.children().map_err(JobError::from)? {
         if child.platform.as_ref().is_some_and(|p| p.os == "unknown") {
             continue;
         }
         let child_manifest = source
             .get_manifest(repo, &TagOrDigest::Digest(child.digest.clone()))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::from)?;
         let created = Box::pin(created_at_depth(source, repo, &child_manifest, depth + 1)).await?;
         newest = newest.max(Some(created));
     }
-    newest.ok_or_else(|| {
-        format!(
-            "index {} lists no image, so its age is unknown",
-            manifest.digest
-        )
-    })
+    newest
+        .ok_or_else(|| {
+            format!(
+                "index {} lists no image, so its age is unknown",
+                manifest.digest
+            )
+        })
+        .map_err(JobError::from)
 }
 
 /// How long until an image built at `created` is `min_age` old, as of `now`; `None` when it is

@@ -13,8 +13,9 @@ use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::{
-    Digest, Manifest, ManifestHead, Platform, Registry, TagOrDigest, media_type, platform_subset,
+    Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type, platform_subset,
 };
+use crate::store::ImageStore;
 
 /// The source manifest the target must hold for a job.
 #[derive(Debug)]
@@ -49,7 +50,7 @@ impl Wanted {
 /// registry client reported.
 pub(crate) async fn wanted_source(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<Wanted, JobError> {
     let repo = &job.source.repository;
@@ -71,9 +72,7 @@ pub(crate) async fn wanted_source(
         });
     }
     if let PlatformChoice::Subset(platforms) = &job.platform {
-        return subset(job, source, cache, head, platforms)
-            .await
-            .map_err(JobError::from);
+        return subset(job, source, cache, head, platforms).await;
     }
     let platform = platform_of(&job.platform)?;
     if not_an_index(&head, cache) {
@@ -143,11 +142,11 @@ fn no_platform(job: &ImageJob, index: &Manifest, platform: &Platform) -> String 
 /// follows from those alone), so only an index seen for the first time is downloaded.
 async fn subset(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
     head: ManifestHead,
     platforms: &[Platform],
-) -> Result<Wanted, String> {
+) -> Result<Wanted, JobError> {
     if not_an_index(&head, cache) {
         return Ok(Wanted {
             digest: head.digest,
@@ -170,7 +169,7 @@ async fn subset(
         None => source
             .get_manifest(&job.source.repository, &TagOrDigest::Digest(head.digest))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(JobError::from)?,
     };
     cache.remember_media_type(&manifest.digest, &manifest.media_type);
     if !manifest.is_index() {
@@ -226,21 +225,21 @@ fn warn_missing(job: &ImageJob, missing: &[String]) {
 /// longer yields `digest` (the platform rules changed between runs).
 pub(crate) async fn fetch_wanted(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     digest: &Digest,
     rewritten_from: Option<&Digest>,
-) -> Result<Manifest, String> {
+) -> Result<Manifest, JobError> {
     let repo = &job.source.repository;
     let (Some(index), PlatformChoice::Subset(platforms)) = (rewritten_from, &job.platform) else {
         return source
             .get_manifest(repo, &TagOrDigest::Digest(digest.clone()))
             .await
-            .map_err(|e| e.to_string());
+            .map_err(JobError::from);
     };
     let manifest = source
         .get_manifest(repo, &TagOrDigest::Digest(index.clone()))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let subset = platform_subset(&manifest, platforms)
         .map_err(|e| format!("source image {}: {e}", job.source))?;
     if subset.index.digest != *digest {
@@ -249,7 +248,7 @@ pub(crate) async fn fetch_wanted(
             job.source,
             job.platform.as_config_text(),
             subset.index.digest
-        ));
+        ).into());
     }
     Ok(subset.index)
 }
@@ -261,12 +260,10 @@ pub(crate) async fn fetch_wanted(
 /// As [`wanted_source`], or the manifest cannot be read.
 pub(crate) async fn wanted_manifest(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
-) -> Result<Manifest, String> {
-    let wanted = wanted_source(job, source, cache)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Manifest, JobError> {
+    let wanted = wanted_source(job, source, cache).await?;
     let digest = wanted.digest.clone();
     let from_index = wanted.rewritten_from.clone();
     match wanted.manifest() {
@@ -289,8 +286,8 @@ pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, JobError>
 /// Whether the target tag (or digest) already holds exactly the wanted manifest.
 pub(crate) async fn same_digest(
     job: &ImageJob,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, JobError> {
     let (wanted, existing) = tokio::join!(
@@ -314,8 +311,8 @@ pub(crate) fn holds(existing: Option<&ManifestHead>, wanted: &Wanted) -> bool {
 pub(crate) async fn same_image(
     job: &ImageJob,
     target_ref: &TagOrDigest,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, JobError> {
     let Some(existing) = target
@@ -348,9 +345,7 @@ pub(crate) async fn same_image(
     let from_index = wanted.rewritten_from.clone();
     let source_manifest = match wanted.manifest() {
         Some(manifest) => manifest,
-        None => fetch_wanted(job, source, &wanted_digest, from_index.as_ref())
-            .await
-            .map_err(JobError::from)?,
+        None => fetch_wanted(job, source, &wanted_digest, from_index.as_ref()).await?,
     };
     let target_manifest = match existing.manifest {
         Some(manifest) => manifest,

@@ -17,8 +17,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
 use crate::plan::ImageJob;
-use crate::registry::{Credentials, Registry};
+use crate::registry::Credentials;
 use crate::stop::Stop;
+use crate::store::ImageStore;
 use docker::DockerRelay;
 use manifest_cache::ManifestCache;
 use native::NativeRelay;
@@ -170,10 +171,11 @@ impl<'a> CopySlots<'a> {
 
 /// Everything a relay needs to know about the two sides of a job.
 pub struct Sides<'a> {
-    /// The source's client, for up-to-date checks (and, for the native relay, the copy itself).
-    pub source: &'a Registry,
-    /// The target's client.
-    pub target: &'a Registry,
+    /// The source's store (a registry client or a layout), for up-to-date checks (and, for the
+    /// native relay, the copy itself).
+    pub source: &'a ImageStore,
+    /// The target's store.
+    pub target: &'a ImageStore,
     /// The config's view of the source: credentials, TLS choice.
     pub source_location: &'a Location,
     /// The config's view of the target.
@@ -323,21 +325,19 @@ impl Relay {
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
-    source: &Registry,
-    target: &Registry,
+    source: &ImageStore,
+    target: &ImageStore,
     manifests: &ManifestCache,
-) -> Result<bool, String> {
+) -> Result<bool, JobError> {
     match kind {
-        RelayKind::Native | RelayKind::Skopeo => check::same_digest(job, source, target, manifests)
-            .await
-            .map_err(|e| e.to_string()),
+        RelayKind::Native | RelayKind::Skopeo => {
+            check::same_digest(job, source, target, manifests).await
+        }
         RelayKind::Docker => {
             let target_ref =
                 crate::registry::TagOrDigest::tag(&docker::target_tag(&job.target.target))
-                    .map_err(|e| e.to_string())?;
-            check::same_image(job, &target_ref, source, target, manifests)
-                .await
-                .map_err(|e| e.to_string())
+                    .map_err(JobError::from)?;
+            check::same_image(job, &target_ref, source, target, manifests).await
         }
     }
 }
@@ -387,9 +387,9 @@ pub fn check_features(config: &Config) -> Result<(), String> {
 /// The source cannot be read, or the image's age cannot be told.
 pub async fn skip_reason(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     manifests: &ManifestCache,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, JobError> {
     let Some(min_age) = job.min_age else {
         return Ok(None);
     };
@@ -406,9 +406,9 @@ pub async fn skip_reason(
 /// The source image cannot be read.
 pub async fn verify_refusal(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     manifests: &ManifestCache,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, JobError> {
     let Some(verify) = &job.verify else {
         return Ok(None);
     };

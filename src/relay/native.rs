@@ -20,9 +20,9 @@ use crate::config::{NativeSettings, PlatformChoice};
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
-    Descriptor, Digest, Manifest, MountOutcome, Registry, Repository, TagOrDigest, Tries,
-    UploadSession,
+    Descriptor, Digest, Manifest, Repository, TagOrDigest, Tries, UploadSession,
 };
+use crate::store::{ImageStore, Mount};
 
 mod referrers;
 
@@ -37,7 +37,7 @@ type BlobSlot = Arc<tokio::sync::Mutex<Option<Holder>>>;
 /// credentials) is known to be allowed to read it, so only it mounts from there.
 struct Holder {
     repository: Repository,
-    client: Registry,
+    client: ImageStore,
 }
 
 /// The in-process engine. One per run (or per daemon lifetime): it holds the per-target record
@@ -82,8 +82,8 @@ impl NativeRelay {
     pub async fn copy(
         &self,
         job: &ImageJob,
-        source: &Registry,
-        target: &Registry,
+        source: &ImageStore,
+        target: &ImageStore,
         manifests: &ManifestCache,
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, JobError> {
@@ -169,8 +169,8 @@ impl NativeRelay {
     }
 
     /// The slot of one blob on one target registry.
-    fn blob_entry(&self, target: &Registry, digest: &Digest) -> BlobSlot {
-        let key = (target.host().to_string(), digest.clone());
+    fn blob_entry(&self, target: &ImageStore, digest: &Digest) -> BlobSlot {
+        let key = (target.name(), digest.clone());
         match self.blobs.lock() {
             Ok(mut blobs) => blobs.entry(key).or_default().clone(),
             // A poisoned map only loses sharing, never correctness: use a fresh entry.
@@ -179,16 +179,16 @@ impl NativeRelay {
     }
 
     /// Whether `target` refused to mount from `from` into `to` earlier in the run.
-    fn mount_refused(&self, target: &Registry, from: &Repository, to: &Repository) -> bool {
-        let key = (target.host().to_string(), from.clone(), to.clone());
+    fn mount_refused(&self, target: &ImageStore, from: &Repository, to: &Repository) -> bool {
+        let key = (target.name(), from.clone(), to.clone());
         self.refused_mounts
             .lock()
             .is_ok_and(|refused| refused.contains(&key))
     }
 
-    fn remember_refused_mount(&self, target: &Registry, from: &Repository, to: &Repository) {
+    fn remember_refused_mount(&self, target: &ImageStore, from: &Repository, to: &Repository) {
         if let Ok(mut refused) = self.refused_mounts.lock() {
-            refused.insert((target.host().to_string(), from.clone(), to.clone()));
+            refused.insert((target.name(), from.clone(), to.clone()));
         }
     }
 }
@@ -208,10 +208,10 @@ enum Arrival {
 /// else in the manifest the decision downloaded or a GET of it.
 async fn held_subjects(
     job: &ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     cache: &ManifestCache,
     wanted: check::Wanted,
-) -> Result<Vec<Digest>, String> {
+) -> Result<Vec<Digest>, JobError> {
     let digest = wanted.digest.clone();
     let not_index = wanted.index == Some(false)
         || (wanted.index.is_none()
@@ -241,8 +241,8 @@ struct Copy<'a> {
     relay: &'a NativeRelay,
     /// Content-addressed facts, and what targets hold (`referrers: true`).
     cache: &'a ManifestCache,
-    source: &'a Registry,
-    target: &'a Registry,
+    source: &'a ImageStore,
+    target: &'a ImageStore,
     src_repo: &'a Repository,
     dst_repo: &'a Repository,
 }
@@ -432,14 +432,15 @@ impl Copy<'_> {
                 continue;
             }
             match self.target.mount_blob(self.dst_repo, digest, from).await {
-                Ok(MountOutcome::Mounted) if from == self.src_repo => {
+                Ok(Mount::Mounted) if from == self.src_repo => {
                     return Ok(Arrival::OnTarget);
                 }
-                Ok(MountOutcome::Mounted) => return Ok(Arrival::ByAnotherImage),
-                // Not mountable there: the registry opened an upload session instead; use it.
-                Ok(MountOutcome::NotMounted(opened)) => {
+                Ok(Mount::Mounted) => return Ok(Arrival::ByAnotherImage),
+                // Not mountable there: a registry may have opened an upload session instead
+                // (use it); a layout on another file system cannot link (copy instead).
+                Ok(Mount::NotMounted(opened)) => {
                     tracing::debug!(digest = %digest, from = %from, "mount declined, uploading");
-                    session = Some(opened);
+                    session = opened;
                 }
                 Err(e) => {
                     tracing::debug!(digest = %digest, from = %from, "mount refused, uploading: {e}");
@@ -468,7 +469,13 @@ impl Copy<'_> {
             .acquire()
             .await
             .map_err(|_| "the blob transfer pool was closed".to_string())?;
-        let tries: Tries = self.target.retry_policy().tries();
+        // A layout's failures are never transient: the registry side's policy is the one
+        // that counts (the target's, when both are registries).
+        let policy = match (self.target.registry(), self.source.registry()) {
+            (Some(registry), _) | (None, Some(registry)) => registry.retry_policy().clone(),
+            (None, None) => self.target.retry_policy(),
+        };
+        let tries: Tries = policy.tries();
         let source = self.source.sharing_tries(&tries);
         let target = self.target.sharing_tries(&tries);
         let digest = &blob.digest;
@@ -476,14 +483,15 @@ impl Copy<'_> {
             let result = async {
                 let stream = source.get_blob(self.src_repo, digest, blob.size).await?;
                 let stream = stream.inspect_ok(|chunk| progress::transferred(chunk.len() as u64));
-                match session.take() {
-                    Some(open) => target.upload_blob(open, digest, blob.size, stream).await,
-                    None => {
-                        target
-                            .push_blob(self.dst_repo, digest, blob.size, stream)
-                            .await
-                    }
-                }
+                target
+                    .push_blob(
+                        self.dst_repo,
+                        digest,
+                        blob.size,
+                        Box::pin(stream),
+                        session.take(),
+                    )
+                    .await
             }
             .await;
             let error = match result {

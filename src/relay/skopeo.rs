@@ -20,7 +20,7 @@ use super::manifest_cache::ManifestCache;
 use super::{CopyOutcome, CopySlots, JobError, Sides, check};
 use crate::config::{Location, PlatformChoice, SkopeoSettings};
 use crate::plan::ImageJob;
-use crate::registry::{Credentials, RegistryHost, Scheme};
+use crate::registry::{Credentials, Reference, RegistryHost, Scheme};
 use crate::stop::Stop;
 
 /// How long `skopeo --version` may take at startup.
@@ -114,12 +114,32 @@ impl SkopeoRelay {
         if up_to_date? {
             return Ok(CopyOutcome::UpToDate);
         }
+        for (location, reference) in [
+            (sides.source_location, &job.source),
+            (sides.target_location, &job.target),
+        ] {
+            if location.layout().is_some() && reference.target.digest().is_some() {
+                return Err(format!(
+                    "not supported yet: the skopeo relay with a digest on an OCI image layout \
+                     side ({reference}); skopeo names layout images by tag, use 'relay: native'"
+                )
+                .into());
+            }
+        }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
         // The external tool's requests do not go through our clients: once a registry's rate
         // limit ran out, it is not started at all.
         sides.check_rate_limits()?;
+        // skopeo writes into a layout directory only when it exists: set it up as the native
+        // relay does (and refuse a shared layout the same way).
+        if let Some(dir) = sides.target_location.layout() {
+            crate::layout::LayoutRoot::new(dir)
+                .create(&job.target.repository)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         // Removed when dropped, on every way out of this function.
         let auth = AuthFiles::write(
             sides.source_credentials.as_ref(),
@@ -247,10 +267,12 @@ pub fn copy_args(
     target_authfile: Option<&Path>,
 ) -> Vec<String> {
     let mut args = vec!["--insecure-policy".to_string(), "copy".to_string()];
-    if skip_tls_verify(source, &job.source.registry) {
+    // TLS and certificates mean nothing to a layout side (docs/configuration.md#oci-image-layouts).
+    let (source_registry, target_registry) = (source.layout().is_none(), target.layout().is_none());
+    if source_registry && skip_tls_verify(source, &job.source.registry) {
         args.push("--src-tls-verify=false".into());
     }
-    if skip_tls_verify(target, &job.target.registry) {
+    if target_registry && skip_tls_verify(target, &job.target.registry) {
         args.push("--dest-tls-verify=false".into());
     }
     let cert_dir = |host: &RegistryHost| {
@@ -259,19 +281,23 @@ pub fn copy_args(
             .display()
             .to_string()
     };
-    args.push(format!("--src-cert-dir={}", cert_dir(&job.source.registry)));
-    args.push(format!(
-        "--dest-cert-dir={}",
-        cert_dir(&job.target.registry)
-    ));
+    if source_registry {
+        args.push(format!("--src-cert-dir={}", cert_dir(&job.source.registry)));
+    }
+    if target_registry {
+        args.push(format!(
+            "--dest-cert-dir={}",
+            cert_dir(&job.target.registry)
+        ));
+    }
     if let Some(path) = source_authfile {
         args.push(format!("--src-authfile={}", path.display()));
     }
     if let Some(path) = target_authfile {
         args.push(format!("--dest-authfile={}", path.display()));
     }
-    args.push(format!("docker://{}", job.source));
-    args.push(format!("docker://{}", job.target));
+    args.push(image_name(source, &job.source, true));
+    args.push(image_name(target, &job.target, false));
     match &job.platform {
         PlatformChoice::Host => {}
         PlatformChoice::All => args.push("--all".into()),
@@ -290,6 +316,26 @@ pub fn copy_args(
         }
     }
     args
+}
+
+/// skopeo's name of an image: `docker://<reference>`, or for a directory of image layouts
+/// `oci:<dir>/<repository>:<tag>` (one layout per repository); a source repository found only
+/// in a shared layout is `oci:<dir>:<repository>:<tag>`.
+fn image_name(location: &Location, reference: &Reference, source: bool) -> String {
+    let Some(dir) = location.layout() else {
+        return format!("docker://{reference}");
+    };
+    let repository = reference.repository.as_str();
+    let tag = reference.target.as_str();
+    let own = dir.join(repository);
+    let shared = source
+        && !own.join(crate::layout::OCI_LAYOUT_FILE).exists()
+        && dir.join(crate::layout::OCI_LAYOUT_FILE).exists();
+    if shared {
+        format!("oci:{}:{repository}:{tag}", dir.display())
+    } else {
+        format!("oci:{}:{tag}", own.display())
+    }
 }
 
 /// skopeo talks plain HTTP only when TLS verification is off; an explicit `http://` registry

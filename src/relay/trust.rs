@@ -11,7 +11,9 @@ use futures_util::TryStreamExt;
 use crate::config::Verify;
 use crate::cosign::{self, SIGNATURE_ARTIFACT_TYPE};
 use crate::registry::referrers::{self, Referrer};
-use crate::registry::{Digest, ErrorKind, Manifest, Registry, Repository, TagOrDigest};
+use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
+use crate::relay::JobError;
+use crate::store::ImageStore;
 
 /// Payload blobs larger than this are not simple-signing payloads (cosign's are a few hundred
 /// bytes); the bound keeps a hostile signature from making us read gigabytes.
@@ -25,11 +27,11 @@ const MAX_SIGNATURES: usize = 32;
 /// No signature was found (the message says where dregsy looked), none of those found verifies
 /// (the message gives each one's reason), or the source could not be read.
 pub async fn check_signed(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     subject: &Digest,
     verify: &Verify,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let key_file = verify.key_file.display();
     let mut candidates: Vec<(String, Manifest)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
@@ -38,7 +40,7 @@ pub async fn check_signed(
     let listed = source
         .list_referrers(repo, subject, Some(SIGNATURE_ARTIFACT_TYPE))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::from)?;
     let (referrers, via): (Vec<Referrer>, String) = match listed {
         Some(list) => (list, "the referrers API".into()),
         None => {
@@ -67,7 +69,7 @@ pub async fn check_signed(
                 "{via} lists {}, which the repository does not hold",
                 referrer.digest
             )),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     // cosign before OCI 1.1: a tag beside the image.
@@ -80,7 +82,8 @@ pub async fn check_signed(
         return Err(format!(
             "not copied: no cosign signature of {subject} found (looked at {via} and the tag \
              '{legacy_sig}'); 'verify' wants one made with the key '{key_file}'"
-        ));
+        )
+        .into());
     }
     for (name, manifest) in &candidates {
         match signature_verifies(source, repo, manifest, subject, verify).await? {
@@ -94,18 +97,19 @@ pub async fn check_signed(
     Err(format!(
         "not copied: no cosign signature of {subject} verifies with the key '{key_file}': {}",
         problems.join("; ")
-    ))
+    )
+    .into())
 }
 
 /// Whether one signature manifest holds a signature of `subject` with the key: `Ok(Ok(()))`
 /// when one of its layers does, `Ok(Err(why))` when none does, `Err` when the source failed.
 async fn signature_verifies(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     manifest: &Manifest,
     subject: &Digest,
     verify: &Verify,
-) -> Result<Result<(), String>, String> {
+) -> Result<Result<(), String>, JobError> {
     let layers = match cosign::signature_layers(&manifest.bytes) {
         Ok(layers) if layers.is_empty() => {
             return Ok(Err("it holds no signed simple-signing layer".into()));
@@ -136,7 +140,7 @@ async fn signature_verifies(
                 reasons.push(e.to_string());
                 continue;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         match cosign::verify(&verify.key, &layer, &payload, subject) {
             Ok(()) => return Ok(Ok(())),
@@ -148,21 +152,21 @@ async fn signature_verifies(
 
 /// The manifest a tag names, or `None` when the tag does not exist.
 async fn get_tag(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     tag: &str,
-) -> Result<Option<Manifest>, String> {
-    let reference = TagOrDigest::tag(tag).map_err(|e| e.to_string())?;
+) -> Result<Option<Manifest>, JobError> {
+    let reference = TagOrDigest::tag(tag).map_err(JobError::from)?;
     match source.get_manifest(repo, &reference).await {
         Ok(manifest) => Ok(Some(manifest)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// A small blob in memory, verified against its digest and size by the client.
 pub(crate) async fn read_blob(
-    source: &Registry,
+    source: &ImageStore,
     repo: &Repository,
     digest: &Digest,
     size: u64,
@@ -184,7 +188,7 @@ pub(crate) async fn read_blob(
 /// The refusal, naming the source image; what the registry reported.
 pub(crate) async fn verify_job(
     job: &crate::plan::ImageJob,
-    source: &Registry,
+    source: &ImageStore,
     copied: &Manifest,
     verify: &Verify,
 ) -> Result<(), super::JobError> {

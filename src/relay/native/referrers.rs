@@ -19,6 +19,7 @@ use crate::plan::ImageJob;
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, ManifestHead, Repository, TagOrDigest};
 use crate::relay::BlobTally;
+use crate::relay::JobError;
 
 /// How many levels of referrers are followed: a subject's referrers (1), theirs (2: a
 /// signature on an SBOM), and one more.
@@ -75,11 +76,11 @@ pub(super) fn subjects(
 }
 
 /// The children `manifest` lists, or `None` when it is not an index.
-pub(super) fn children_of(manifest: &Manifest) -> Result<Option<Vec<Digest>>, String> {
+pub(super) fn children_of(manifest: &Manifest) -> Result<Option<Vec<Digest>>, JobError> {
     if !manifest.is_index() {
         return Ok(None);
     }
-    let children = manifest.children().map_err(|e| e.to_string())?;
+    let children = manifest.children().map_err(JobError::from)?;
     Ok(Some(children.into_iter().map(|c| c.digest).collect()))
 }
 
@@ -110,7 +111,7 @@ impl Copy<'_> {
         &self,
         subjects: &[Digest],
         records: TargetRecords,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, JobError> {
         let tags = self.source_tags().await?;
         let mut written = false;
         let mut bytes = 0;
@@ -144,8 +145,8 @@ impl Copy<'_> {
     }
 
     /// The source repository's tags, listed at most once per [`TAGS_FRESH`].
-    async fn source_tags(&self) -> Result<Arc<HashSet<String>>, String> {
-        let key = (self.source.host().to_string(), self.src_repo.clone());
+    async fn source_tags(&self) -> Result<Arc<HashSet<String>>, JobError> {
+        let key = (self.source.name(), self.src_repo.clone());
         let slot: TagsSlot = match self.relay.referrer_records.tags.lock() {
             Ok(mut all) => all.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
@@ -160,7 +161,7 @@ impl Copy<'_> {
             self.source
                 .list_tags(self.src_repo)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(JobError::from)?
                 .into_iter()
                 .collect(),
         );
@@ -169,18 +170,18 @@ impl Copy<'_> {
     }
 
     /// Copies a legacy tag when the target's differs; `None` when it was up to date.
-    async fn legacy_tag(&self, tag: &str, records: TargetRecords) -> Result<Option<u64>, String> {
-        let reference = TagOrDigest::tag(tag).map_err(|e| e.to_string())?;
+    async fn legacy_tag(&self, tag: &str, records: TargetRecords) -> Result<Option<u64>, JobError> {
+        let reference = TagOrDigest::tag(tag).map_err(JobError::from)?;
         let Some(source) = self
             .source
             .head_manifest(self.src_repo, &reference)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
         else {
             return Ok(None);
         };
         let record = format!("tag {tag} {}", source.digest);
-        let host = self.target.host().to_string();
+        let host = self.target.name();
         if records == TargetRecords::Believed && self.cache.held(&host, self.dst_repo, &record) {
             return Ok(None);
         }
@@ -188,7 +189,7 @@ impl Copy<'_> {
             .target
             .head_manifest(self.dst_repo, &reference)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::from)?;
         if target.is_some_and(|t| t.digest == source.digest) {
             self.cache.remember_held(&host, self.dst_repo, &record);
             return Ok(None);
@@ -198,21 +199,20 @@ impl Copy<'_> {
         let mut tally = BlobTally::default();
         let bytes = self
             .manifest_tree(&manifest, &reference, 0, &mut tally)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.cache.remember_held(&host, self.dst_repo, &record);
         Ok(Some(bytes))
     }
 
     /// The source manifest a HEAD found: the one it had to GET already, else a GET by digest.
-    async fn headed_manifest(&self, head: ManifestHead) -> Result<Manifest, String> {
+    async fn headed_manifest(&self, head: ManifestHead) -> Result<Manifest, JobError> {
         match head.manifest {
             Some(manifest) => Ok(manifest),
             None => self
                 .source
                 .get_manifest(self.src_repo, &TagOrDigest::Digest(head.digest))
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(JobError::from),
         }
     }
 
@@ -223,14 +223,14 @@ impl Copy<'_> {
         &self,
         subject: &Digest,
         tags: &HashSet<String>,
-    ) -> Result<Vec<Referrer>, String> {
-        let host = self.source.host().to_string();
+    ) -> Result<Vec<Referrer>, JobError> {
+        let host = self.source.name();
         if self.cache.referrers_api(&host) != Some(false) {
             let listed = self
                 .source
                 .list_referrers(self.src_repo, subject, None)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(JobError::from)?;
             self.cache.remember_referrers_api(&host, listed.is_some());
             if let Some(list) = listed {
                 return Ok(list);
@@ -241,12 +241,12 @@ impl Copy<'_> {
             return Ok(Vec::new());
         }
         let what = format!("the fallback tag {host}/{}:{tag}", self.src_repo);
-        let tag_ref = TagOrDigest::tag(&tag).map_err(|e| e.to_string())?;
+        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
         let Some(head) = self
             .source
             .head_manifest(self.src_repo, &tag_ref)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(JobError::from)?
         else {
             // Deleted since the tag list was read.
             return Ok(Vec::new());
@@ -255,7 +255,7 @@ impl Copy<'_> {
             return Ok(list);
         }
         let index = self.headed_manifest(head).await?;
-        let list = referrers::parse_index(&index.bytes, &what).map_err(|e| e.to_string())?;
+        let list = referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?;
         self.cache.remember_fallback_referrers(&index.digest, &list);
         Ok(list)
     }
@@ -266,14 +266,15 @@ impl Copy<'_> {
         subject: &Digest,
         listed: &[Referrer],
         records: TargetRecords,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, JobError> {
         if listed.len() > MAX_PER_SUBJECT {
             return Err(format!(
                 "{subject} has {} referrers, more than the {MAX_PER_SUBJECT} dregsy copies",
                 listed.len()
-            ));
+            )
+            .into());
         }
-        let host = self.target.host().to_string();
+        let host = self.target.name();
         let record = set_record(subject, listed);
         if records == TargetRecords::Believed && self.cache.held(&host, self.dst_repo, &record) {
             return Ok(None);
@@ -283,40 +284,17 @@ impl Copy<'_> {
         Ok(written)
     }
 
-    /// The manifest of a referrer the source lists for `subject`; an error when the source
-    /// does not hold it after all.
-    async fn source_referrer(
-        &self,
-        subject: &Digest,
-        referrer: &Referrer,
-    ) -> Result<Manifest, String> {
-        match self
-            .source
-            .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
-            .await
-        {
-            Ok(manifest) => Ok(manifest),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(format!(
-                "the referrers of {subject} list {}, which {}/{} does not hold",
-                referrer.digest,
-                self.source.host(),
-                self.src_repo
-            )),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
     /// [`Copy::subject_referrers`] past the record of complete sets: asks the target.
     async fn write_referrers(
         &self,
         subject: &Digest,
         listed: &[Referrer],
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, JobError> {
         let tag = referrers::fallback_tag(subject);
-        let tag_ref = TagOrDigest::tag(&tag).map_err(|e| e.to_string())?;
+        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
         let what = format!(
             "the fallback tag {}/{}:{tag}",
-            self.target.host(),
+            self.target.name(),
             self.dst_repo
         );
         // What the target lists already: its referrers API, else its fallback tag.
@@ -324,20 +302,20 @@ impl Copy<'_> {
             .target
             .list_referrers(self.dst_repo, subject, None)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::from)?;
         let target_has_api = api.is_some();
         let fallback = match api {
             Some(_) => None,
             None => match self.target.get_manifest(self.dst_repo, &tag_ref).await {
                 Ok(index) => Some(index),
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             },
         };
         let present: Vec<Referrer> = match (&api, &fallback) {
             (Some(list), _) => list.clone(),
             (None, Some(index)) => {
-                referrers::parse_index(&index.bytes, &what).map_err(|e| e.to_string())?
+                referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?
             }
             (None, None) => Vec::new(),
         };
@@ -351,17 +329,32 @@ impl Copy<'_> {
         let mut bytes = 0;
         let mut indexed = target_has_api;
         for referrer in missing {
-            let manifest = self.source_referrer(subject, referrer).await?;
-            referrers::entry_for(&manifest, subject).map_err(|e| e.to_string())?;
+            let manifest = match self
+                .source
+                .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
+                .await
+            {
+                Ok(manifest) => manifest,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(format!(
+                        "the referrers of {subject} list {}, which {}/{} does not hold",
+                        referrer.digest,
+                        self.source.name(),
+                        self.src_repo
+                    )
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            referrers::entry_for(&manifest, subject).map_err(JobError::from)?;
             bytes += self
                 .contents(&manifest, 0, &mut BlobTally::default())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let pushed = self
                 .target
                 .put_referrer(self.dst_repo, &manifest)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(JobError::from)?;
             indexed &= pushed == PushedReferrer::Indexed;
         }
         if !indexed {
@@ -369,17 +362,17 @@ impl Copy<'_> {
             // keeping what it lists already (OCI distribution spec 1.1, "Referrers Tag Schema").
             let existing = fallback.as_ref().map(|m| m.bytes.as_ref());
             if let Some(bytes_to_put) =
-                referrers::merge(existing, listed, &what).map_err(|e| e.to_string())?
+                referrers::merge(existing, listed, &what).map_err(JobError::from)?
             {
                 let index = Manifest::from_bytes(
                     Some(crate::registry::media_type::OCI_INDEX),
                     bytes_to_put.into(),
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(JobError::from)?;
                 self.target
                     .put_manifest(self.dst_repo, &tag_ref, &index)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(JobError::from)?;
             }
         }
         Ok(Some(bytes))
