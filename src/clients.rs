@@ -112,6 +112,12 @@ impl Clients {
     }
 
     /// The client for `host` with a location's credentials and TLS choice.
+    ///
+    /// # Errors
+    ///
+    /// When the location's credentials cannot be looked up (a broken credential file, a failing
+    /// helper, a cloud without credentials), or the client cannot be created (a broken certificate
+    /// directory); the message names the registry.
     pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
         let resolution = self.resolve(location).await?;
         let (credentials, provider) = match resolution.supply {
@@ -158,6 +164,10 @@ impl Clients {
     /// The credentials of a location for code outside our registry client (skopeo, the
     /// Docker daemon, the Docker Hub and index listers): the current ones of its provider, or
     /// the fixed ones.
+    ///
+    /// # Errors
+    ///
+    /// When the credentials cannot be looked up, or the provider cannot supply them now.
     pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
         match self.resolve(location).await?.supply {
             Supply::Fixed(credentials) => Ok(credentials),
@@ -173,6 +183,11 @@ impl Clients {
     /// token that expires soon is renewed now, and a missing cloud credential fails the mapping
     /// here, with a message that says what was tried. Other credentials need no refresh (they
     /// are looked up again only after a refusal).
+    ///
+    /// # Errors
+    ///
+    /// When the credentials cannot be looked up, or a cloud token cannot be had; the message
+    /// says what was tried.
     pub async fn refresh(&self, location: &Location) -> Result<(), String> {
         let resolution = self.resolve(location).await?;
         if let Source::Cloud(_) = resolution.source {

@@ -162,7 +162,12 @@ pub struct SignatureLayer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// The payload's bytes do not hash to the digest its layer declares.
-    PayloadDigest { declared: Digest, actual: Digest },
+    PayloadDigest {
+        /// The digest the layer declares.
+        declared: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
     /// The signature annotation is not base64.
     NotBase64,
     /// The signature does not verify with the configured key (another key, or a changed payload).

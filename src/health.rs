@@ -43,6 +43,10 @@ pub struct HealthServer {
 
 impl HealthServer {
     /// Binds `address` and serves the board. The error names the address and says why.
+    ///
+    /// # Errors
+    ///
+    /// When `address` cannot be bound; the message names it.
     pub async fn start(address: SocketAddr, board: StatusBoard) -> Result<HealthServer, String> {
         let listener = TcpListener::bind(address)
             .await

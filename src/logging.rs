@@ -15,6 +15,8 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+use crate::config::{self, Notice};
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -22,7 +24,10 @@ pub enum Format {
     /// README promised; its code wrote logfmt).
     Json,
     /// logrus text: logfmt without colours, or the padded coloured form.
-    Text { colors: bool },
+    Text {
+        /// The padded coloured form (a terminal, or `LOG_FORCE_COLORS`).
+        colors: bool,
+    },
 }
 
 /// Logging settings derived from the environment.
@@ -30,6 +35,7 @@ pub enum Format {
 pub struct Settings {
     /// The most verbose level shown.
     pub level: Level,
+    /// JSON or text (`LOG_FORMAT`, `LOG_FORCE_COLORS`, a terminal).
     pub format: Format,
     /// Adds `func` and `file` fields (`LOG_METHODS=true`).
     pub methods: bool,
@@ -252,9 +258,13 @@ impl<S: Subscriber> Layer<S> for LogrusLayer {
 /// A field's value, kept typed so JSON shows numbers and booleans as logrus does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
+    /// A string.
     Text(String),
+    /// An integer, signed or not.
     Int(i128),
+    /// A floating-point number.
     Float(f64),
+    /// A boolean.
     Bool(bool),
 }
 
@@ -358,6 +368,35 @@ fn quote(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Logs config notices at their level, with their fields.
+pub fn log_notices(notices: &[Notice]) {
+    for notice in notices {
+        let fields: Vec<String> = notice
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        // tracing needs field names at compile time; the few notices with fields are
+        // spelled out so their fields stay structured in JSON output.
+        match (notice.level, notice.fields.as_slice()) {
+            (config::Level::Info, [("registry", r), ("username", u)]) => {
+                tracing::info!(registry = %r, username = %u, "{}", notice.message)
+            }
+            (config::Level::Warn, [("registry", r)]) => {
+                tracing::warn!(registry = %r, "{}", notice.message)
+            }
+            (config::Level::Info, _) if fields.is_empty() => tracing::info!("{}", notice.message),
+            (config::Level::Warn, _) if fields.is_empty() => tracing::warn!("{}", notice.message),
+            (config::Level::Info, _) => {
+                tracing::info!("{} ({})", notice.message, fields.join(", "))
+            }
+            (config::Level::Warn, _) => {
+                tracing::warn!("{} ({})", notice.message, fields.join(", "))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -143,74 +143,79 @@ impl Metrics {
             tasks: Mutex::new(BTreeSet::new()),
             registry,
         };
-        let r = &mut metrics.registry;
+        metrics.register_families();
+        metrics.set_shard(Shard::WHOLE);
+        metrics
+    }
+
+    /// Registers every family with its name, help and unit.
+    fn register_families(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "dregsy_images",
             "Image jobs by outcome: copied, up_to_date, failed, skipped, not_attempted",
-            metrics.images.clone(),
+            self.images.clone(),
         );
         r.register(
             "dregsy_bytes_copied",
             "Blob bytes transferred to targets (mounted and existing blobs cost nothing)",
-            metrics.bytes.clone(),
+            self.bytes.clone(),
         );
         r.register(
-            "dregsy_task_runs",
-            "Finished task runs by result: ok, failed (an image, repository or mapping failed, or an image was not attempted), interrupted (by a stop signal)",
-            metrics.runs.clone(),
-        );
+        "dregsy_task_runs",
+        "Finished task runs by result: ok, failed (an image, repository or mapping failed, or an image was not attempted), interrupted (by a stop signal)",
+        self.runs.clone(),
+    );
         r.register_with_unit(
             "dregsy_task_run_duration",
             "How long task runs took",
             Unit::Seconds,
-            metrics.run_duration.clone(),
+            self.run_duration.clone(),
         );
         r.register_with_unit(
             "dregsy_task_last_run_timestamp",
             "When the task's last run finished, whatever its result (Unix time)",
             Unit::Seconds,
-            metrics.last_run.clone(),
+            self.last_run.clone(),
         );
         r.register_with_unit(
             "dregsy_task_last_success_timestamp",
             "When the task's last run without any failure finished (Unix time)",
             Unit::Seconds,
-            metrics.last_success.clone(),
+            self.last_success.clone(),
         );
         r.register_with_unit(
             "dregsy_task_interval",
             "The task's interval; absent for one-off tasks",
             Unit::Seconds,
-            metrics.interval.clone(),
+            self.interval.clone(),
         );
         r.register(
-            "dregsy_registry_requests",
-            "Registry HTTP request attempts by registry host, method and status code (code=\"error\": no response)",
-            metrics.requests.clone(),
-        );
+        "dregsy_registry_requests",
+        "Registry HTTP request attempts by registry host, method and status code (code=\"error\": no response)",
+        self.requests.clone(),
+    );
         r.register_with_unit(
             "dregsy_registry_request_duration",
             "Time from sending a registry request to its response head",
             Unit::Seconds,
-            metrics.request_duration.clone(),
+            self.request_duration.clone(),
         );
         r.register(
             "dregsy_registry_retries",
             "Registry request attempts that failed transiently and were tried again",
-            metrics.retries.clone(),
+            self.retries.clone(),
         );
         r.register(
-            "dregsy_ratelimit_remaining",
-            "Requests left in the registry's rate-limit window, from its last ratelimit-remaining header",
-            metrics.ratelimit.clone(),
-        );
+        "dregsy_ratelimit_remaining",
+        "Requests left in the registry's rate-limit window, from its last ratelimit-remaining header",
+        self.ratelimit.clone(),
+    );
         r.register(
-            "dregsy_shard",
-            "Always 1; index and count say which share of the target repositories this process copies",
-            metrics.shard.clone(),
-        );
-        metrics.set_shard(Shard::WHOLE);
-        metrics
+        "dregsy_shard",
+        "Always 1; index and count say which share of the target repositories this process copies",
+        self.shard.clone(),
+    );
     }
 
     /// The shard this process is; replaces the one set before.

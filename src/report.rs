@@ -11,16 +11,30 @@ pub enum ImageResult {
     /// The image was written; `bytes` counts what was sent to the target: blob and manifest
     /// bytes (mounted and existing blobs cost nothing and are not counted; the skopeo relay
     /// cannot count and reports 0).
-    Copied { bytes: u64 },
+    Copied {
+        /// Bytes sent to the target.
+        bytes: u64,
+    },
     /// The job failed; the reason names what went wrong and where.
-    Failed { reason: String },
+    Failed {
+        /// What went wrong and where.
+        reason: String,
+    },
     /// The job was not done because the rate limit of `registry` (a host) ran out in this
     /// run (docs/behaviour.md, "Rate limits"); it waits for the next run. The run logs one
     /// line per registry for all of these, not one per image.
-    NotAttempted { registry: String, reason: String },
+    NotAttempted {
+        /// The registry host whose rate limit ran out.
+        registry: String,
+        /// What the registry said, or how long it asked to wait.
+        reason: String,
+    },
     /// The image was left out on purpose, not for an error (`min-age`: "too young, N h left");
     /// nothing was written.
-    Skipped { reason: String },
+    Skipped {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ImageResult {
@@ -40,18 +54,26 @@ impl ImageResult {
 /// One image job's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageReport {
+    /// The source image as logged (`registry/repository:tag`).
     pub source: String,
+    /// The target image as logged.
     pub target: String,
+    /// What happened.
     pub result: ImageResult,
+    /// The job's own time, without waiting for a copy slot.
     pub duration: Duration,
 }
 
 /// One run of one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskReport {
+    /// The task's name.
     pub task: String,
+    /// When the run started.
     pub started: SystemTime,
+    /// When it finished (equal to `started` until then).
     pub finished: SystemTime,
+    /// Every image job's outcome, in the order they finished per mapping.
     pub images: Vec<ImageReport>,
     /// Mappings that failed before any image job could be made (listing, planning), or
     /// that selected no image at all.
@@ -65,6 +87,7 @@ pub struct TaskReport {
 }
 
 impl TaskReport {
+    /// An empty report of a run of `task` starting now.
     pub fn new(task: &str) -> Self {
         let now = SystemTime::now();
         TaskReport {
@@ -102,10 +125,12 @@ impl TaskReport {
         self.mapping_failures + self.repository_failures + self.failed_images()
     }
 
+    /// Images copied in this run.
     pub fn copied(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::Copied { .. }))
     }
 
+    /// Images found up to date in this run.
     pub fn up_to_date(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::UpToDate))
     }
@@ -115,6 +140,7 @@ impl TaskReport {
         self.count(|r| matches!(r, ImageResult::Skipped { .. }))
     }
 
+    /// Image jobs that failed in this run.
     pub fn failed_images(&self) -> usize {
         self.count(|r| matches!(r, ImageResult::Failed { .. }))
     }
@@ -176,6 +202,7 @@ impl TaskReport {
 /// What a whole run (all selected tasks) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOutcome {
+    /// Each selected task's report, in config order.
     pub tasks: Vec<TaskReport>,
     /// Any task failed: exit code 1 (docs/behaviour.md#exit-codes).
     pub failed: bool,

@@ -34,15 +34,21 @@ use crate::watch::ConfigWatch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     /// Only one-off tasks, all run. `failed`: any of them failed (exit 1).
-    Finished { failed: bool },
+    Finished {
+        /// Any of them failed.
+        failed: bool,
+    },
     /// SIGHUP or a config change: reload and run again, with the same `-run` filter.
     Restart,
     /// SIGINT/SIGTERM. `interrupted`: a run was going when it came, or one-off tasks were
     /// left unrun (exit 130/143); otherwise the exit code follows `failed`, which holds the
     /// last run of each task (docs/behaviour.md#exit-codes).
     Stopped {
+        /// The last stop signal; its exit code is the process's when interrupted.
         signal: Signal,
+        /// A run was going, or one-off tasks were left unrun.
         interrupted: bool,
+        /// The last run of some task failed.
         failed: bool,
     },
 }
@@ -51,9 +57,13 @@ pub enum Ending {
 /// status board, the exact config text (for the watch's content comparison), and the share
 /// of target repositories this process copies.
 pub struct Context<'a> {
+    /// The process's signal listener.
     pub signals: &'a mut Signals,
+    /// Where task runs and the phase are reported for the health endpoint.
     pub status: &'a StatusBoard,
+    /// The config file's text, as loaded.
     pub config_text: &'a str,
+    /// The share of target repositories this process copies (`-shard`).
     pub shard: Shard,
 }
 
@@ -68,6 +78,10 @@ pub const ABORTED_RUN_ENDS: Duration = Duration::from_secs(10);
 
 /// Runs the tasks `filter` selects until they are done, a stop, or a restart.
 /// An error (the relay cannot be made, the watch cannot be set up) means exit 1.
+///
+/// # Errors
+///
+/// When the relay cannot be made or the config watch cannot be set up (exit 1).
 pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<Ending, String> {
     let selected: Vec<&Task> = config
         .tasks
@@ -77,7 +91,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
     let has_periodic = selected.iter().any(|t| t.is_periodic());
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut control = Control {
+    let mut inputs = LoopInputs {
         stop: cx.signals.stop(),
         signals: cx.signals,
         watch: None,
@@ -91,11 +105,11 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
     };
     // Making a relay can take long (a Docker daemon pinged again and again): a second stop
     // signal ends it, as it ends a run.
-    let making = control.stop.clone();
+    let making = inputs.stop.clone();
     let Some(relay) = making.until_aborted(Relay::new(config)).await else {
-        control.take_pending_signals();
+        inputs.take_pending_signals();
         return Ok(Ending::Stopped {
-            signal: control.stop_signal().unwrap_or(Signal::Interrupt),
+            signal: inputs.stop_signal().unwrap_or(Signal::Interrupt),
             interrupted: true,
             failed: false,
         });
@@ -105,7 +119,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
     let listers = Listers::new(config.lister);
     cx.status
         .loaded(&config.file.display().to_string(), &selected);
-    control.watch = if has_periodic && config.watch {
+    inputs.watch = if has_periodic && config.watch {
         let watch = ConfigWatch::start(&config.file, cx.config_text.to_string())?;
         tracing::info!(file = %config.file.display(), "watching config file, restarting on change");
         Some(watch)
@@ -115,51 +129,53 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         }
         None
     };
-    let mut daemon = Daemon {
+    let mut state = LoopState {
         relay: &relay,
         clients: &clients,
         listers: &listers,
         shard: cx.shard,
-        control,
+        inputs,
         failed: HashMap::new(),
     };
-    daemon.run(&selected).await
+    state.run(&selected).await
 }
 
-struct Daemon<'a> {
+/// The scheduling loop's state: what running a task needs, the loop's inputs, and each task's
+/// last outcome.
+struct LoopState<'a> {
     relay: &'a Relay,
     clients: &'a Clients,
     /// Repository lists, shared by every task and run of this configuration.
     listers: &'a Listers,
     shard: Shard,
-    control: Control<'a>,
+    inputs: LoopInputs<'a>,
     /// Each task's `failed` flag from its last run.
     failed: HashMap<String, bool>,
 }
 
-impl Daemon<'_> {
+impl LoopState<'_> {
     async fn run(&mut self, selected: &[&Task]) -> Result<Ending, String> {
         let (periodic, one_off): (Vec<&Task>, Vec<&Task>) =
             selected.iter().copied().partition(|t| t.is_periodic());
         for (done, task) in one_off.iter().enumerate() {
-            self.control.take_pending_signals();
-            if let Some(signal) = self.control.stop_signal() {
+            self.inputs.take_pending_signals();
+            if let Some(signal) = self.inputs.stop_signal() {
                 tracing::info!(
                     "stopping: {} one-off task(s) not started",
                     one_off.len() - done
                 );
                 return Ok(self.stopped(signal, true));
             }
-            if self.control.restart {
+            if self.inputs.restart {
                 return Ok(Ending::Restart);
             }
             let report = self.run_one(task).await;
             if report.interrupted {
-                let signal = self.control.stop_signal().unwrap_or(Signal::Interrupt);
+                let signal = self.inputs.stop_signal().unwrap_or(Signal::Interrupt);
                 return Ok(self.stopped(signal, true));
             }
         }
-        if let Some(signal) = self.control.stop_signal() {
+        if let Some(signal) = self.inputs.stop_signal() {
             return Ok(self.stopped(signal, false));
         }
         if periodic.is_empty() {
@@ -173,22 +189,22 @@ impl Daemon<'_> {
             .collect();
         let mut timetable = Timetable::new(&intervals, Instant::now().into_std());
         loop {
-            if let Some(signal) = self.control.stop_signal() {
+            if let Some(signal) = self.inputs.stop_signal() {
                 return Ok(self.stopped(signal, false));
             }
-            if self.control.restart {
+            if self.inputs.restart {
                 return Ok(Ending::Restart);
             }
             let (index, due) = timetable.next();
             if due > Instant::now().into_std() {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
-                    event = self.control.next_event() => self.control.handle(event, None),
+                    event = self.inputs.next_event() => self.inputs.handle(event, None),
                 }
                 continue;
             }
-            self.control.take_pending_signals();
-            if self.control.stop_signal().is_some() || self.control.restart {
+            self.inputs.take_pending_signals();
+            if self.inputs.stop_signal().is_some() || self.inputs.restart {
                 continue;
             }
             let task = periodic[index];
@@ -202,7 +218,7 @@ impl Daemon<'_> {
             let report = self.run_one(task).await;
             timetable.finished(index, Instant::now().into_std());
             if report.interrupted {
-                let signal = self.control.stop_signal().unwrap_or(Signal::Interrupt);
+                let signal = self.inputs.stop_signal().unwrap_or(Signal::Interrupt);
                 return Ok(self.stopped(signal, true));
             }
             tracing::info!("waiting for next sync task...");
@@ -219,8 +235,8 @@ impl Daemon<'_> {
         if task.is_periodic() {
             self.clients.start_run();
         }
-        self.control.status.run_started(&task.name);
-        let stop = self.control.stop.clone();
+        self.inputs.status.run_started(&task.name);
+        let stop = self.inputs.stop.clone();
         let report = {
             let run = run_task(
                 task,
@@ -234,19 +250,19 @@ impl Daemon<'_> {
             // When the run must have ended after its copies were aborted.
             let mut end_by: Option<Instant> = None;
             loop {
-                let grace_over = match self.control.stopping {
+                let grace_over = match self.inputs.stopping {
                     Some((_, deadline)) if !stop.is_aborted() => Some(deadline),
                     _ => None,
                 };
                 tokio::select! {
                     report = &mut run => break report,
-                    event = self.control.next_event() => self.control.handle(event, Some(&task.name)),
+                    event = self.inputs.next_event() => self.inputs.handle(event, Some(&task.name)),
                     () = sleep_until(grace_over), if grace_over.is_some() => {
                         tracing::warn!(
                             task = %task.name,
                             "grace period of {:?} is over: aborting the copies still in flight \
                              (no tag was moved for them; the next run resumes them)",
-                            self.control.grace
+                            self.inputs.grace
                         );
                         stop.abort();
                     }
@@ -268,7 +284,7 @@ impl Daemon<'_> {
             // The run (and whatever is left of its copies) is dropped here.
         };
         // A signal that came as the run ended is logged, and its stop counted, now.
-        self.control.take_pending_signals();
+        self.inputs.take_pending_signals();
         if stop.is_aborted()
             && tokio::time::timeout(ABANDONED_CLEAN_UP, self.relay.clean_up_abandoned())
                 .await
@@ -276,7 +292,7 @@ impl Daemon<'_> {
         {
             tracing::warn!("cleaning up after the aborted copies took too long; left as it was");
         }
-        self.control.status.run_finished(&report);
+        self.inputs.status.run_finished(&report);
         self.failed.insert(task.name.clone(), report.failed());
         report
     }
@@ -290,7 +306,7 @@ impl Daemon<'_> {
     fn stopped(&self, signal: Signal, interrupted: bool) -> Ending {
         Ending::Stopped {
             signal,
-            interrupted: interrupted || self.control.second_signal,
+            interrupted: interrupted || self.inputs.second_signal,
             failed: self.any_failed(),
         }
     }
@@ -304,7 +320,7 @@ enum Event {
 }
 
 /// The loop's inputs and the decisions taken on them so far.
-struct Control<'a> {
+struct LoopInputs<'a> {
     signals: &'a mut Signals,
     watch: Option<ConfigWatch>,
     heartbeat: tokio::time::Interval,
@@ -321,7 +337,7 @@ struct Control<'a> {
     grace: Duration,
 }
 
-impl Control<'_> {
+impl LoopInputs<'_> {
     /// The next event; every branch is cancel-safe, so it can race a running task.
     async fn next_event(&mut self) -> Event {
         tokio::select! {

@@ -17,8 +17,11 @@ use crate::stop::Stop;
 /// A signal the daemon acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
+    /// SIGINT: stop (exit 130 when a run is interrupted).
     Interrupt,
+    /// SIGTERM: stop (exit 143 when a run is interrupted).
     Terminate,
+    /// SIGHUP: reload the config and restart.
     Hangup,
 }
 

@@ -57,25 +57,33 @@ pub enum Phase {
 /// One task as the endpoint shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskStatus {
+    /// The task's name.
     pub task: String,
+    /// Whether it runs every `interval`.
     pub periodic: bool,
     /// `null` for a one-off task.
     pub interval_seconds: Option<u64>,
     /// When the current run started (Unix seconds), while one is going.
     pub running_since: Option<f64>,
+    /// Runs finished since the process started.
     pub runs_total: u64,
     /// Runs with any failure (the original's `failed` flag).
     pub failed_runs_total: u64,
     /// Runs cut short by a stop signal.
     pub interrupted_runs_total: u64,
+    /// Images copied, over all runs.
     pub images_copied_total: u64,
+    /// Images found up to date, over all runs.
     pub images_up_to_date_total: u64,
     /// Images left out on purpose (`min-age`: too young), neither copied nor failed.
     pub images_skipped_total: u64,
+    /// Image jobs that failed, over all runs.
     pub images_failed_total: u64,
+    /// Mappings that failed before any image job, over all runs.
     pub mapping_failures_total: u64,
     /// Blob bytes transferred.
     pub bytes_total: u64,
+    /// The last finished run; `null` before the first.
     pub last_run: Option<RunStatus>,
 }
 
@@ -84,18 +92,27 @@ pub struct TaskStatus {
 pub struct RunStatus {
     /// `ok`, `failed` or `interrupted`.
     pub result: &'static str,
-    /// RFC 3339, for people.
+    /// When the run started, RFC 3339, for people.
     pub started: String,
+    /// When the run finished, RFC 3339.
     pub finished: String,
-    /// Unix seconds, for machines.
+    /// When the run started, Unix seconds, for machines.
     pub started_unix: f64,
+    /// When the run finished, Unix seconds.
     pub finished_unix: f64,
+    /// Seconds from start to finish.
     pub duration_seconds: f64,
+    /// Images copied.
     pub images_copied: u64,
+    /// Images found up to date.
     pub images_up_to_date: u64,
+    /// Images left out on purpose (`min-age`).
     pub images_skipped: u64,
+    /// Image jobs that failed.
     pub images_failed: u64,
+    /// Mappings that failed before any image job.
     pub mapping_failures: u64,
+    /// Blob bytes transferred.
     pub bytes: u64,
 }
 
@@ -126,16 +143,21 @@ impl RunStatus {
 /// Everything the endpoint shows, at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
+    /// dregsy's version.
     pub version: &'static str,
+    /// Where the process is: loading, running or stopping.
     pub phase: Phase,
     /// Whether `/readyz` answers 200.
     pub ready: bool,
     /// Whether `/healthz` answers 200.
     pub alive: bool,
+    /// When the process started (Unix seconds).
     pub started_unix: f64,
     /// Seconds since the scheduler loop last beat.
     pub heartbeat_age_seconds: f64,
+    /// The `-config` path.
     pub config_file: String,
+    /// When the config was last loaded (Unix seconds); `null` before.
     pub config_loaded_unix: Option<f64>,
     /// Restarts by SIGHUP or config change.
     pub restarts_total: u64,
@@ -150,6 +172,7 @@ impl Default for StatusBoard {
 }
 
 impl StatusBoard {
+    /// A board in the loading phase, with no tasks yet.
     pub fn new() -> Self {
         let board = Arc::new(Mutex::new(Board {
             started: SystemTime::now(),
@@ -162,7 +185,7 @@ impl StatusBoard {
         }));
         StatusBoard {
             board,
-            metrics: Arc::new(Metrics::new(crate::cli::VERSION)),
+            metrics: Arc::new(Metrics::new(crate::VERSION)),
         }
     }
 
@@ -258,7 +281,7 @@ impl StatusBoard {
         self.with(|b| {
             let age = b.heartbeat.elapsed();
             Snapshot {
-                version: crate::cli::VERSION,
+                version: crate::VERSION,
                 phase: b.phase,
                 ready: b.phase == Phase::Running,
                 alive: age < HEARTBEAT_STALE,

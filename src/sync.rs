@@ -56,7 +56,7 @@ pub async fn run_task(
     // flight (mostly up-to-date checks), the copy slots bound the copies among them.
     let check_slots = Semaphore::new(relay.parallel_checks());
     let copy_slots = Semaphore::new(relay.parallel_images());
-    let slots = Slots {
+    let slots = JobLimits {
         check: &check_slots,
         copy: &copy_slots,
     };
@@ -72,7 +72,7 @@ pub async fn run_task(
                     return Ok(MappingOutcome::default());
                 }
                 tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-                let services = Services {
+                let services = RunContext {
                     clients,
                     listers,
                     share,
@@ -243,6 +243,7 @@ pub struct StoreTags<'a> {
 }
 
 impl<'a> StoreTags<'a> {
+    /// Lists tags through `registry`, noting the repositories its rate limit kept unlisted.
     pub fn new(registry: &'a ImageStore) -> Self {
         StoreTags {
             registry,
@@ -272,8 +273,11 @@ impl TagSource for StoreTags<'_> {
 
 /// Lists a source's repositories through the run's listers, for the planner.
 pub struct ListedRepositories<'a> {
+    /// The run's listers (their caches are shared by every task).
     pub listers: &'a Listers,
+    /// The run's registry clients.
     pub clients: &'a Clients,
+    /// The source side whose repositories are listed.
     pub location: &'a Location,
 }
 
@@ -285,7 +289,7 @@ impl RepositorySource for ListedRepositories<'_> {
 
 /// The task's bounds on image jobs in flight and on copies among them.
 #[derive(Clone, Copy)]
-struct Slots<'a> {
+struct JobLimits<'a> {
     check: &'a Semaphore,
     copy: &'a Semaphore,
 }
@@ -300,7 +304,7 @@ struct Share {
 /// What a mapping's planning uses besides the task: the run's clients and listers, and the
 /// shard's tally of repositories.
 #[derive(Clone, Copy)]
-struct Services<'a> {
+struct RunContext<'a> {
     clients: &'a Clients,
     listers: &'a Listers,
     share: &'a Share,
@@ -308,6 +312,11 @@ struct Services<'a> {
 
 /// Plans one mapping of a task: the clients of both sides and the mapping's plan, with the
 /// planner's warnings and debug lines logged.
+///
+/// # Errors
+///
+/// When a side's registry is invalid, its client cannot be made, or the mapping cannot be
+/// planned; the message says which side.
 pub async fn plan_task_mapping(
     task: &Task,
     mapping: &Mapping,
@@ -438,8 +447,8 @@ async fn run_mapping(
     task: &Task,
     mapping: &Mapping,
     relay: &Relay,
-    services: Services<'_>,
-    slots: Slots<'_>,
+    services: RunContext<'_>,
+    slots: JobLimits<'_>,
     progress: &TaskProgress,
     stop: &Stop,
 ) -> Result<MappingOutcome, String> {

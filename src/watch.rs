@@ -41,6 +41,10 @@ pub struct ConfigWatch {
 impl ConfigWatch {
     /// Starts watching `path`, whose running config was loaded from `loaded` (its exact text).
     /// Fails when the watch cannot be set up at all (the original exits 1 then).
+    ///
+    /// # Errors
+    ///
+    /// When the file's directory cannot be watched; the message names the file.
     pub fn start(path: &Path, loaded: String) -> Result<ConfigWatch, String> {
         let path = std::path::absolute(path)
             .map_err(|e| format!("cannot watch config file '{}': {e}", path.display()))?;

@@ -104,6 +104,11 @@ async fn fetch_token(region: &str) -> Result<Fresh, String> {
 
 /// Creates the repository `name` of the ECR registry `account` unless it exists (the
 /// original's `ensureTargetExists`).
+///
+/// # Errors
+///
+/// When the AWS API cannot be reached or refuses to describe or create the repository; the
+/// message names the repository.
 #[cfg(feature = "aws")]
 pub async fn ensure_repository(account: &str, region: &str, name: &str) -> Result<(), String> {
     let client = client(region).await?;
@@ -147,6 +152,10 @@ pub async fn ensure_repository(account: &str, region: &str, name: &str) -> Resul
 
 /// The repository names of the ECR registry `account` in `region`, page by page, until
 /// `max_items` are reached (`None`: all). As in the original, the last page is not cut.
+///
+/// # Errors
+///
+/// When the AWS API cannot be reached or refuses the listing.
 #[cfg(feature = "aws")]
 pub async fn list_repositories(
     account: &str,

@@ -43,6 +43,10 @@ fn api_region(region: &str) -> &str {
 }
 
 /// The repository name the `ecr-public` API knows: the path without its alias.
+///
+/// # Errors
+///
+/// When `path` has no `<alias>/` before a non-empty name.
 pub fn api_repository_name(path: &str) -> Result<&str, String> {
     match path.split_once('/') {
         Some((_alias, name)) if !name.is_empty() => Ok(name),
@@ -97,6 +101,10 @@ async fn fetch_token(region: &str) -> Result<Fresh, String> {
 }
 
 /// Creates the public repository for the target path `<alias>/<name>` unless it exists.
+///
+/// # Errors
+///
+/// When the path has no alias, or the `ecr-public` API cannot be reached or refuses.
 #[cfg(feature = "aws")]
 pub async fn ensure_repository(account: &str, region: &str, path: &str) -> Result<(), String> {
     let name = api_repository_name(path)?;
@@ -144,6 +152,10 @@ pub async fn ensure_repository(account: &str, region: &str, path: &str) -> Resul
 
 /// The repository names of a public registry, page by page, until `max_items` are reached
 /// (`None`: all). As in the original, the last page is not cut.
+///
+/// # Errors
+///
+/// When the `ecr-public` API cannot be reached or refuses the listing.
 #[cfg(feature = "aws")]
 pub async fn list_repositories(
     account: &str,

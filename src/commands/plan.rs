@@ -17,8 +17,8 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 
-use crate::cli::{Arg, ArgsError, Flags};
 use crate::clients::Clients;
+use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
@@ -45,10 +45,13 @@ and by which filter, and which images are already up to date on the target.
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
+    /// The `-config` path (required).
     pub config: String,
+    /// The `-run` task filter; empty selects every task.
     pub run: String,
     /// `-shard` as written (empty: from the environment).
     pub shard: String,
+    /// `--json`: print the plan as JSON instead of text.
     pub json: bool,
 }
 
@@ -90,6 +93,10 @@ impl ShardView {
 
 /// Parses Go-style `-config=x` / `-config x` / `--config=x`, `-run`, `--json`, `-h`.
 /// `None` asks for help.
+///
+/// # Errors
+///
+/// A flag that is not defined, or one missing its value; `-config` not given.
 pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         config: String::new(),
@@ -124,17 +131,17 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
 
 /// Runs the command; returns the exit code.
 pub fn main(args: &[String]) -> u8 {
-    let args = match crate::cli::parsed_or_exit(parse(args), USAGE) {
+    let args = match crate::commands::flags::parsed_or_exit(parse(args), USAGE) {
         Ok(args) => args,
         Err(code) => return code,
     };
     let config = match config::load(std::path::Path::new(&args.config)) {
         Ok((config, notices)) => {
-            crate::cli::log_notices(&notices);
+            crate::logging::log_notices(&notices);
             config
         }
         Err(e) => {
-            crate::cli::log_notices(&e.notices);
+            crate::logging::log_notices(&e.notices);
             eprintln!("{e}");
             return 1;
         }
@@ -151,7 +158,7 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    let filter = match crate::cli::compile_filter(&args.run) {
+    let filter = match crate::commands::flags::compile_filter(&args.run) {
         Ok(filter) => filter,
         Err(e) => {
             eprintln!("{e}");
@@ -168,7 +175,7 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    let tasks = match crate::cli::select_tasks(&config, &args.run, &filter) {
+    let tasks = match crate::commands::flags::select_tasks(&config, &args.run, &filter) {
         Ok(tasks) => tasks,
         Err(e) => {
             eprintln!("{e}");
@@ -188,28 +195,39 @@ pub fn main(args: &[String]) -> u8 {
 /// The plan of a whole config.
 #[derive(Debug)]
 pub struct Report {
+    /// The selected tasks, in config order.
     pub tasks: Vec<TaskPlan>,
+    /// Which shard owns each target repository (`-shard`, or none).
     pub shards: ShardView,
 }
 
 /// One task's plan.
 #[derive(Debug)]
 pub struct TaskPlan {
+    /// The task's `name`.
     pub name: String,
+    /// The source registry as written.
     pub source: String,
+    /// The target registry as written.
     pub target: String,
     /// Where each side's credentials come from ([`crate::credentials::Source`]), or why
     /// they could not be looked up.
     pub source_credentials: Result<String, String>,
+    /// As `source_credentials`, for the target.
     pub target_credentials: Result<String, String>,
+    /// The task's mappings, in config order.
     pub mappings: Vec<MappingResult>,
 }
 
 /// One mapping's plan, or why it has none.
 #[derive(Debug)]
 pub struct MappingResult {
+    /// The mapping's `from`, normalised.
     pub from: String,
+    /// The mapping's `to`, normalised.
     pub to: String,
+    /// The plan with the status of each job (one list per repository, in job order), or why the
+    /// mapping could not be planned.
     pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
     /// The planner's warnings for a mapping that failed after it was planned (it selected no
     /// image): they say why (a repository list cut at `maxItems`, say).
@@ -221,7 +239,9 @@ pub struct MappingResult {
 /// What a sync would do with one image job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
+    /// The target already holds the source's digest.
     UpToDate,
+    /// A sync would copy the image.
     Copy,
     /// Would be left out on purpose (`min-age`): the reason, e.g. "too young, 3 h left".
     Skip(String),
@@ -351,11 +371,15 @@ async fn check_all(
 /// Counts across the whole plan.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
+    /// Images a sync would copy.
     pub copy: usize,
+    /// Images already up to date.
     pub up_to_date: usize,
     /// Left out on purpose (`min-age`).
     pub skipped: usize,
+    /// Failed repositories, invalid tags and failed checks.
     pub failed: usize,
+    /// Tags the filters dropped.
     pub dropped: usize,
 }
 
@@ -379,6 +403,7 @@ impl Report {
             .sum()
     }
 
+    /// The counts across every mapping of every task.
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         for mapping in self.mappings() {

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, Write};
 
-use crate::cli::{Arg, ArgsError, Flags};
+use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::plan::tags::TagSet;
 
 const USAGE: &str = "\
@@ -29,11 +29,17 @@ const MAX_TAGS: usize = 1_000_000;
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
+    /// The tag filters to try, each as a `tags:` entry is written.
     pub filters: Vec<String>,
+    /// `--json`: print the result as JSON instead of text.
     pub json: bool,
 }
 
 /// Parses `--filter X` / `--filter=X` (one or two dashes), `--json`, `-h`. `None` asks for help.
+///
+/// # Errors
+///
+/// A flag that is not defined, or `--filter` missing its value.
 pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut parsed = Args {
         filters: Vec::new(),
@@ -70,7 +76,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
 
 /// Runs the command; returns the exit code (1 for a usage error or an invalid filter).
 pub fn main(args: &[String]) -> u8 {
-    let args = match crate::cli::parsed_or_exit(parse(args), USAGE) {
+    let args = match crate::commands::flags::parsed_or_exit(parse(args), USAGE) {
         Ok(args) => args,
         Err(code) => return code,
     };
@@ -103,6 +109,10 @@ pub fn main(args: &[String]) -> u8 {
 }
 
 /// Tag names, one per line, trimmed; blank lines skipped.
+///
+/// # Errors
+///
+/// When `input` cannot be read (or is not UTF-8).
 pub fn read_tags(input: impl BufRead) -> Result<Vec<String>, String> {
     let mut tags = Vec::new();
     for line in input.lines() {

@@ -8,249 +8,272 @@
 
 use super::duration::{self, DurationValue};
 use super::notice::Notice;
+use super::raw::{
+    RawConfig, RawDaemon, RawDocker, RawLister, RawLocation, RawMapping, RawNative, RawPlatform,
+    RawSkopeo, RawSupply, RawTask, RawVerify,
+};
 use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
 
+/// The keys of one section and what each sets in its raw value: the one list of a section's
+/// keys. Unknown-key warnings, their suggestions and [`KNOWN_KEYS`] come from these tables.
+type Fields<T> = &'static [(&'static str, Setter<T>)];
+/// Decodes a key's value node into the section's raw value.
+type Setter<T> = fn(&mut Decoder, &Node, &mut T);
+
 /// The keys of the top level.
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "relay",
-    "watch",
-    "docker",
-    "skopeo",
-    "dockerhost",
-    "api-version",
-    "lister",
-    "native",
-    "health",
-    "shutdown-grace",
-    "auth-file",
-    "credential-helper-timeout",
-    "referrers",
-    "min-age",
-    "tasks",
+const TOP_LEVEL_FIELDS: Fields<RawConfig> = &[
+    ("relay", |d, v, config| {
+        config.relay = Some(d.string(v));
+        config.relay_line = v.line;
+    }),
+    ("watch", |d, v, config| {
+        config.watch = match v.kind {
+            NodeKind::Null => None,
+            _ => Some(d.bool(v)),
+        }
+    }),
+    ("docker", |d, v, config| config.docker = d.docker(v)),
+    ("skopeo", |d, v, config| config.skopeo = d.skopeo(v)),
+    ("dockerhost", |d, v, config| config.dockerhost = d.string(v)),
+    ("api-version", |d, v, config| {
+        config.api_version = d.string(v)
+    }),
+    ("lister", |d, v, config| {
+        d.section(
+            v,
+            "sync.ListerConfig",
+            "'lister'",
+            LISTER_FIELDS,
+            &mut config.lister,
+        );
+    }),
+    ("native", |d, v, config| {
+        config.native.line = v.line;
+        d.section(
+            v,
+            "native settings",
+            "'native'",
+            NATIVE_FIELDS,
+            &mut config.native,
+        );
+    }),
+    ("health", |d, v, config| {
+        d.section(
+            v,
+            "health settings",
+            "'health'",
+            HEALTH_FIELDS,
+            &mut config.daemon,
+        );
+    }),
+    ("shutdown-grace", |d, v, config| {
+        config.daemon.shutdown_grace = d.duration(v, "shutdown-grace")
+    }),
+    ("auth-file", |d, v, config| {
+        config.auth_file = Some((d.string(v), v.line))
+    }),
+    ("credential-helper-timeout", |d, v, config| {
+        config.credential_helper_timeout = d
+            .duration(v, "credential-helper-timeout")
+            .map(|duration| (duration, v.line))
+    }),
+    ("referrers", |d, v, config| {
+        d.supply(&mut config.supply, "referrers", v, "")
+    }),
+    ("min-age", |d, v, config| {
+        d.supply(&mut config.supply, "min-age", v, "")
+    }),
+    ("tasks", |d, v, config| {
+        for (index, item) in d.list(v, "[]*sync.Task").into_iter().enumerate() {
+            let task = d.task(item, index);
+            config.tasks.push(task);
+        }
+    }),
 ];
 /// The keys of `docker:`.
-const DOCKER_KEYS: &[&str] = &[
-    "dockerhost",
-    "api-version",
-    "ping-attempts",
-    "ping-interval",
-    "timeout",
+const DOCKER_FIELDS: Fields<RawDocker> = &[
+    ("dockerhost", |d, v, docker| docker.dockerhost = d.string(v)),
+    ("api-version", |d, v, docker| {
+        docker.api_version = d.string(v)
+    }),
+    ("ping-attempts", |d, v, docker| {
+        docker.ping_attempts = Some(d.int(v))
+    }),
+    ("ping-interval", |d, v, docker| {
+        docker.ping_interval = d.duration(v, "docker.ping-interval")
+    }),
+    ("timeout", |d, v, docker| {
+        docker.timeout = d.duration(v, "docker.timeout")
+    }),
 ];
 /// The keys of `skopeo:`.
-const SKOPEO_KEYS: &[&str] = &["binary", "certs-dir", "timeout", "parallel-images"];
+const SKOPEO_FIELDS: Fields<RawSkopeo> = &[
+    ("binary", |d, v, skopeo| skopeo.binary = d.string(v)),
+    ("certs-dir", |d, v, skopeo| skopeo.certs_dir = d.string(v)),
+    ("timeout", |d, v, skopeo| {
+        skopeo.timeout = d.duration(v, "skopeo.timeout")
+    }),
+    ("parallel-images", |d, v, skopeo| {
+        skopeo.parallel_images = Some(d.int(v))
+    }),
+];
 /// The keys of the global `lister:`.
-const LISTER_KEYS: &[&str] = &["maxItems", "cacheDuration"];
+const LISTER_FIELDS: Fields<RawLister> = &[
+    ("maxItems", |d, v, lister| lister.max_items = d.int(v)),
+    ("cacheDuration", |d, v, lister| {
+        lister.cache_duration = d.duration(v, "lister.cacheDuration")
+    }),
+];
 /// The keys of `native:`.
-const NATIVE_KEYS: &[&str] = &[
-    "parallel-images",
-    "parallel-blobs",
-    "tries",
-    "retries",
-    "connect-timeout",
-    "stall-timeout",
-    "commit-timeout",
-    "chunk-size",
-    "cache-dir",
-    "include-foreign-layers",
+const NATIVE_FIELDS: Fields<RawNative> = &[
+    ("parallel-images", |d, v, native| {
+        native.parallel_images = Some(d.int(v))
+    }),
+    ("parallel-blobs", |d, v, native| {
+        native.parallel_blobs = Some(d.int(v))
+    }),
+    ("tries", |d, v, native| {
+        native.tries_written = true;
+        native.tries = Some(d.int(v));
+    }),
+    ("retries", |d, v, native| {
+        d.notices.push(Notice::warn(format!(
+            "'native.retries' on line {} is the old name of 'native.tries' (it always counted tries, the first one included): rename it",
+            v.line
+        )));
+        // The new name wins when both are set.
+        if !native.tries_written {
+            native.tries = Some(d.int(v));
+        }
+    }),
+    ("connect-timeout", |d, v, native| {
+        native.connect_timeout = d.duration(v, "native.connect-timeout")
+    }),
+    ("stall-timeout", |d, v, native| {
+        native.stall_timeout = d.duration(v, "native.stall-timeout")
+    }),
+    ("commit-timeout", |d, v, native| {
+        native.commit_timeout = d.duration(v, "native.commit-timeout")
+    }),
+    ("chunk-size", |d, v, native| {
+        native.chunk_size = Some((d.string(v), v.line))
+    }),
+    ("cache-dir", |d, v, native| {
+        native.cache_dir = Some((d.string(v), v.line))
+    }),
+    ("include-foreign-layers", |d, v, native| {
+        native.include_foreign_layers = Some(d.bool(v))
+    }),
 ];
 /// The keys of `health:`.
-const HEALTH_KEYS: &[&str] = &["listen"];
+const HEALTH_FIELDS: Fields<RawDaemon> = &[("listen", |d, v, daemon| {
+    daemon.health_listen = Some((d.string(v), v.line))
+})];
 /// The keys of a task.
-const TASK_KEYS: &[&str] = &[
-    "name",
-    "interval",
-    "verbose",
-    "source",
-    "target",
-    "mappings",
-    "referrers",
-    "min-age",
-    "verify",
+const TASK_FIELDS: Fields<RawTask> = &[
+    ("name", |d, v, task| task.name = d.string(v)),
+    ("interval", |d, v, task| task.interval = d.int(v)),
+    ("verbose", |d, v, task| task.verbose = d.bool(v)),
+    ("source", |d, v, task| {
+        task.source = d.location(v, &format!("{}.source", task.path))
+    }),
+    ("target", |d, v, task| {
+        task.target = d.location(v, &format!("{}.target", task.path))
+    }),
+    ("mappings", |d, v, task| {
+        for (i, item) in d.list(v, "[]*sync.Mapping").into_iter().enumerate() {
+            let mapping = d.mapping(item, &format!("{}.mappings[{i}]", task.path));
+            task.mappings.push(mapping);
+        }
+    }),
+    ("referrers", |d, v, task| {
+        d.supply(&mut task.supply, "referrers", v, &task.path)
+    }),
+    ("min-age", |d, v, task| {
+        d.supply(&mut task.supply, "min-age", v, &task.path)
+    }),
+    ("verify", |d, v, task| {
+        d.supply(&mut task.supply, "verify", v, &task.path)
+    }),
 ];
 /// The keys of a task's `source` and `target`.
-const LOCATION_KEYS: &[&str] = &[
-    "registry",
-    "auth",
-    "auth-refresh",
-    "skip-tls-verify",
-    "lister",
-    "listertype",
-    "auth-file",
-    "credentials-file",
+const LOCATION_FIELDS: Fields<RawLocation> = &[
+    ("registry", |d, v, location| location.registry = d.string(v)),
+    ("auth", |d, v, location| location.auth = d.string(v)),
+    ("auth-refresh", |d, v, location| {
+        location.auth_refresh = d.duration(v, &format!("{}.auth-refresh", location.path))
+    }),
+    ("skip-tls-verify", |d, v, location| {
+        location.skip_tls_verify = d.bool(v)
+    }),
+    ("lister", |d, v, location| location.lister = d.string_map(v)),
+    ("listertype", |d, v, location| {
+        location.listertype = d.string(v)
+    }),
+    ("auth-file", |d, v, location| {
+        location.auth_file = d.string(v)
+    }),
+    ("credentials-file", |d, v, location| {
+        location.credentials_file = d.string(v)
+    }),
 ];
 /// The keys of a mapping.
-const MAPPING_KEYS: &[&str] = &[
-    "from",
-    "to",
-    "tags",
-    "platform",
-    "referrers",
-    "min-age",
-    "verify",
+const MAPPING_FIELDS: Fields<RawMapping> = &[
+    ("from", |d, v, mapping| mapping.from = d.string(v)),
+    ("to", |d, v, mapping| mapping.to = d.string(v)),
+    ("tags", |d, v, mapping| {
+        let items = d.list(v, "[]string");
+        mapping.tag_lines = items.iter().map(|item| item.line).collect();
+        mapping.tags = items.into_iter().map(|item| d.string(item)).collect();
+    }),
+    ("platform", |d, v, mapping| {
+        mapping.platform = match &v.kind {
+            NodeKind::Seq(items) => {
+                RawPlatform::List(items.iter().map(|item| d.string(item)).collect())
+            }
+            _ => RawPlatform::One(d.string(v)),
+        }
+    }),
+    ("referrers", |d, v, mapping| {
+        d.supply(&mut mapping.supply, "referrers", v, &mapping.path)
+    }),
+    ("min-age", |d, v, mapping| {
+        d.supply(&mut mapping.supply, "min-age", v, &mapping.path)
+    }),
+    ("verify", |d, v, mapping| {
+        d.supply(&mut mapping.supply, "verify", v, &mapping.path)
+    }),
 ];
 /// The keys of a task's or mapping's `verify:`.
-const VERIFY_KEYS: &[&str] = &["cosign-key"];
+const VERIFY_FIELDS: Fields<RawVerify> =
+    &[("cosign-key", |d, v, verify| verify.cosign_key = d.string(v))];
 
 /// Every key the decoder knows, by section (`""` is the top level; `docker`, `skopeo`,
-/// `lister`, `native` and `health` are top-level maps). Unknown-key warnings and their
-/// suggestions come from these lists, and a test holds `docs/configuration.md` to them: a new
-/// key goes into its list here and into that page.
-pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", TOP_LEVEL_KEYS),
-    ("docker", DOCKER_KEYS),
-    ("skopeo", SKOPEO_KEYS),
-    ("lister", LISTER_KEYS),
-    ("native", NATIVE_KEYS),
-    ("health", HEALTH_KEYS),
-    ("tasks[]", TASK_KEYS),
-    ("tasks[].source, tasks[].target", LOCATION_KEYS),
-    ("tasks[].mappings[]", MAPPING_KEYS),
-    ("tasks[].verify, tasks[].mappings[].verify", VERIFY_KEYS),
-];
+/// `lister`, `native` and `health` are top-level maps), read from the sections' tables above.
+/// A test holds `docs/configuration.md` to it: a new key goes into its table and into that
+/// page.
+pub static KNOWN_KEYS: std::sync::LazyLock<Vec<(&str, Vec<&str>)>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            ("", keys(TOP_LEVEL_FIELDS)),
+            ("docker", keys(DOCKER_FIELDS)),
+            ("skopeo", keys(SKOPEO_FIELDS)),
+            ("lister", keys(LISTER_FIELDS)),
+            ("native", keys(NATIVE_FIELDS)),
+            ("health", keys(HEALTH_FIELDS)),
+            ("tasks[]", keys(TASK_FIELDS)),
+            ("tasks[].source, tasks[].target", keys(LOCATION_FIELDS)),
+            ("tasks[].mappings[]", keys(MAPPING_FIELDS)),
+            (
+                "tasks[].verify, tasks[].mappings[].verify",
+                keys(VERIFY_FIELDS),
+            ),
+        ]
+    });
 
-/// The top level, as written.
-#[derive(Debug, Default)]
-pub struct RawConfig {
-    pub relay: Option<String>,
-    pub relay_line: usize,
-    pub watch: Option<bool>,
-    pub docker: Option<RawDocker>,
-    pub skopeo: Option<RawSkopeo>,
-    pub dockerhost: String,
-    pub api_version: String,
-    pub lister: RawLister,
-    pub native: RawNative,
-    pub daemon: RawDaemon,
-    /// `auth-file` (our extension): a Docker/podman credential file for every side, with its line.
-    pub auth_file: Option<(String, usize)>,
-    /// `credential-helper-timeout` (our extension), with its line.
-    pub credential_helper_timeout: Option<(DurationValue, usize)>,
-    /// The supply-chain settings every task inherits (our extension).
-    pub supply: RawSupply,
-    pub tasks: Vec<Option<RawTask>>,
-}
-
-/// `referrers`, `min-age` and `verify` as written at one level (top, task or mapping), each
-/// with its line; `None` when not set there, so the level above applies.
-#[derive(Debug, Default, Clone)]
-pub struct RawSupply {
-    pub referrers: Option<(bool, usize)>,
-    pub min_age: Option<(DurationValue, usize)>,
-    pub verify: Option<RawVerify>,
-}
-
-/// `verify: {cosign-key: PATH}`.
-#[derive(Debug, Default, Clone)]
-pub struct RawVerify {
-    /// `cosign-key`, empty when missing.
-    pub cosign_key: String,
-    pub line: usize,
-}
-
-#[derive(Debug, Default)]
-pub struct RawDocker {
-    pub dockerhost: String,
-    pub api_version: String,
-    /// Our extensions: the startup ping's bound and the per-image time limit.
-    pub ping_attempts: Option<i64>,
-    pub ping_interval: Option<DurationValue>,
-    pub timeout: Option<DurationValue>,
-    pub line: usize,
-}
-
-#[derive(Debug, Default)]
-pub struct RawSkopeo {
-    pub binary: String,
-    pub certs_dir: String,
-    /// Our extensions: the per-copy time limit and how many copies run at once.
-    pub timeout: Option<DurationValue>,
-    pub parallel_images: Option<i64>,
-    pub line: usize,
-}
-
-#[derive(Debug, Default)]
-pub struct RawLister {
-    pub max_items: i64,
-    pub cache_duration: Option<DurationValue>,
-}
-
-/// Settings of the native relay (our extension, so no compatibility constraints).
-#[derive(Debug, Default)]
-pub struct RawNative {
-    pub parallel_images: Option<i64>,
-    pub parallel_blobs: Option<i64>,
-    /// `tries`, or its old name `retries`.
-    pub tries: Option<i64>,
-    pub connect_timeout: Option<DurationValue>,
-    pub stall_timeout: Option<DurationValue>,
-    pub commit_timeout: Option<DurationValue>,
-    /// `chunk-size` as written (bytes, or a number with `KiB`/`MiB`/`GiB`), with its line.
-    pub chunk_size: Option<(String, usize)>,
-    /// `cache-dir`, with its line.
-    pub cache_dir: Option<(String, usize)>,
-    pub include_foreign_layers: Option<bool>,
-    pub line: usize,
-}
-
-/// Daemon settings (our extension): `health: {listen: …}` and `shutdown-grace`.
-#[derive(Debug, Default)]
-pub struct RawDaemon {
-    /// `health.listen`, with its line.
-    pub health_listen: Option<(String, usize)>,
-    pub shutdown_grace: Option<DurationValue>,
-}
-
-#[derive(Debug, Default)]
-pub struct RawTask {
-    pub name: String,
-    pub interval: i64,
-    pub verbose: bool,
-    pub source: Option<RawLocation>,
-    pub target: Option<RawLocation>,
-    pub mappings: Vec<Option<RawMapping>>,
-    pub supply: RawSupply,
-    pub line: usize,
-}
-
-#[derive(Debug, Default)]
-pub struct RawLocation {
-    pub registry: String,
-    pub auth: String,
-    pub auth_refresh: Option<DurationValue>,
-    pub skip_tls_verify: bool,
-    /// `lister:` as key/value text; `None` when the key is absent.
-    pub lister: Option<Vec<(String, String)>>,
-    pub listertype: String,
-    /// Our extensions: a credential file for this side, and a `user:password` file.
-    pub auth_file: String,
-    pub credentials_file: String,
-    pub line: usize,
-}
-
-#[derive(Debug, Default)]
-pub struct RawMapping {
-    pub from: String,
-    pub to: String,
-    pub tags: Vec<String>,
-    /// The line of the `tags` key, and of each entry, for messages that point at them.
-    pub tags_line: Option<usize>,
-    pub tag_lines: Vec<usize>,
-    pub platform: RawPlatform,
-    pub supply: RawSupply,
-    pub line: usize,
-}
-
-/// `platform:` as written: one value (empty when absent), or a list (our extension).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawPlatform {
-    One(String),
-    List(Vec<String>),
-}
-
-impl Default for RawPlatform {
-    fn default() -> Self {
-        RawPlatform::One(String::new())
-    }
+/// The keys of a section's table.
+fn keys<T>(fields: Fields<T>) -> Vec<&'static str> {
+    fields.iter().map(|(key, _)| *key).collect()
 }
 
 /// Collects type errors (all of them, as yaml.v2 does) and unknown-key warnings.
@@ -427,217 +450,80 @@ impl Decoder {
         }
     }
 
+    /// Decodes the map `node` into `out` with the section's table: unknown keys are warned
+    /// about, known ones decoded in document order. `None` when the node is null or not a map
+    /// (a type error naming `into`).
+    fn section<T>(
+        &mut self,
+        node: &Node,
+        into: &str,
+        path: &str,
+        fields: Fields<T>,
+        out: &mut T,
+    ) -> Option<()> {
+        for (key, value) in self.fields(node, into, path, &keys(fields))? {
+            if let Some((_, set)) = fields.iter().find(|(name, _)| *name == key) {
+                set(self, value, out);
+            }
+        }
+        Some(())
+    }
+
     /// Decodes the whole document.
     pub fn config(&mut self, root: &Node) -> RawConfig {
         let mut config = RawConfig::default();
-        let Some(fields) = self.fields(root, "config.SyncConfig", "", TOP_LEVEL_KEYS) else {
-            return config;
-        };
-        for (key, value) in fields {
-            match key {
-                "relay" => {
-                    config.relay = Some(self.string(value));
-                    config.relay_line = value.line;
-                }
-                "watch" => {
-                    config.watch = match value.kind {
-                        NodeKind::Null => None,
-                        _ => Some(self.bool(value)),
-                    }
-                }
-                "docker" => {
-                    config.docker = self
-                        .fields(value, "docker.RelayConfig", "'docker'", DOCKER_KEYS)
-                        .map(|fields| {
-                            let mut docker = RawDocker {
-                                line: value.line,
-                                ..RawDocker::default()
-                            };
-                            for (key, value) in fields {
-                                match key {
-                                    "dockerhost" => docker.dockerhost = self.string(value),
-                                    "ping-attempts" => docker.ping_attempts = Some(self.int(value)),
-                                    "ping-interval" => {
-                                        docker.ping_interval =
-                                            self.duration(value, "docker.ping-interval")
-                                    }
-                                    "timeout" => {
-                                        docker.timeout = self.duration(value, "docker.timeout")
-                                    }
-                                    _ => docker.api_version = self.string(value),
-                                }
-                            }
-                            docker
-                        })
-                }
-                "skopeo" => {
-                    config.skopeo = self
-                        .fields(value, "skopeo.RelayConfig", "'skopeo'", SKOPEO_KEYS)
-                        .map(|fields| {
-                            let mut skopeo = RawSkopeo {
-                                line: value.line,
-                                ..RawSkopeo::default()
-                            };
-                            for (key, value) in fields {
-                                match key {
-                                    "binary" => skopeo.binary = self.string(value),
-                                    "timeout" => {
-                                        skopeo.timeout = self.duration(value, "skopeo.timeout")
-                                    }
-                                    "parallel-images" => {
-                                        skopeo.parallel_images = Some(self.int(value))
-                                    }
-                                    _ => skopeo.certs_dir = self.string(value),
-                                }
-                            }
-                            skopeo
-                        })
-                }
-                "dockerhost" => config.dockerhost = self.string(value),
-                "api-version" => config.api_version = self.string(value),
-                "lister" => {
-                    if let Some(fields) =
-                        self.fields(value, "sync.ListerConfig", "'lister'", LISTER_KEYS)
-                    {
-                        for (key, value) in fields {
-                            match key {
-                                "maxItems" => config.lister.max_items = self.int(value),
-                                _ => {
-                                    config.lister.cache_duration =
-                                        self.duration(value, "lister.cacheDuration")
-                                }
-                            }
-                        }
-                    }
-                }
-                "native" => {
-                    config.native.line = value.line;
-                    if let Some(fields) =
-                        self.fields(value, "native settings", "'native'", NATIVE_KEYS)
-                    {
-                        let mut tries_line = None;
-                        for (key, value) in fields {
-                            let native = &mut config.native;
-                            match key {
-                                "cache-dir" => {
-                                    native.cache_dir = Some((self.string(value), value.line))
-                                }
-                                "include-foreign-layers" => {
-                                    native.include_foreign_layers = Some(self.bool(value))
-                                }
-                                "parallel-images" => native.parallel_images = Some(self.int(value)),
-                                "parallel-blobs" => native.parallel_blobs = Some(self.int(value)),
-                                "connect-timeout" => {
-                                    native.connect_timeout =
-                                        self.duration(value, "native.connect-timeout")
-                                }
-                                "stall-timeout" => {
-                                    native.stall_timeout =
-                                        self.duration(value, "native.stall-timeout")
-                                }
-                                "commit-timeout" => {
-                                    native.commit_timeout =
-                                        self.duration(value, "native.commit-timeout")
-                                }
-                                "chunk-size" => {
-                                    native.chunk_size = Some((self.string(value), value.line));
-                                }
-                                "retries" => {
-                                    self.notices.push(Notice::warn(format!(
-                                        "'native.retries' on line {} is the old name of 'native.tries' (it always counted tries, the first one included): rename it",
-                                        value.line
-                                    )));
-                                    // The new name wins when both are set.
-                                    if tries_line.is_none() {
-                                        native.tries = Some(self.int(value));
-                                    }
-                                }
-                                _ => {
-                                    tries_line = Some(value.line);
-                                    native.tries = Some(self.int(value));
-                                }
-                            }
-                        }
-                    }
-                }
-                "health" => {
-                    if let Some(fields) =
-                        self.fields(value, "health settings", "'health'", HEALTH_KEYS)
-                    {
-                        for (_, value) in fields {
-                            config.daemon.health_listen = Some((self.string(value), value.line));
-                        }
-                    }
-                }
-                "shutdown-grace" => {
-                    config.daemon.shutdown_grace = self.duration(value, "shutdown-grace")
-                }
-                "auth-file" => config.auth_file = Some((self.string(value), value.line)),
-                "credential-helper-timeout" => {
-                    config.credential_helper_timeout = self
-                        .duration(value, "credential-helper-timeout")
-                        .map(|d| (d, value.line))
-                }
-                "referrers" | "min-age" => self.supply(&mut config.supply, key, value, ""),
-                _ => {
-                    for (index, item) in self.list(value, "[]*sync.Task").into_iter().enumerate() {
-                        let task = self.task(item, index);
-                        config.tasks.push(task);
-                    }
-                }
-            }
-        }
+        self.section(root, "config.SyncConfig", "", TOP_LEVEL_FIELDS, &mut config);
         config
+    }
+
+    fn docker(&mut self, node: &Node) -> Option<RawDocker> {
+        let mut docker = RawDocker {
+            line: node.line,
+            ..RawDocker::default()
+        };
+        self.section(
+            node,
+            "docker.RelayConfig",
+            "'docker'",
+            DOCKER_FIELDS,
+            &mut docker,
+        )?;
+        Some(docker)
+    }
+
+    fn skopeo(&mut self, node: &Node) -> Option<RawSkopeo> {
+        let mut skopeo = RawSkopeo {
+            line: node.line,
+            ..RawSkopeo::default()
+        };
+        self.section(
+            node,
+            "skopeo.RelayConfig",
+            "'skopeo'",
+            SKOPEO_FIELDS,
+            &mut skopeo,
+        )?;
+        Some(skopeo)
     }
 
     fn task(&mut self, node: &Node, index: usize) -> Option<RawTask> {
         let path = format!("tasks[{index}]");
-        let fields = self.fields(node, "sync.Task", &path, TASK_KEYS)?;
         let mut task = RawTask {
             line: node.line,
+            path: path.clone(),
             ..RawTask::default()
         };
-        for (key, value) in fields {
-            match key {
-                "name" => task.name = self.string(value),
-                "interval" => task.interval = self.int(value),
-                "verbose" => task.verbose = self.bool(value),
-                "source" => task.source = self.location(value, &format!("{path}.source")),
-                "target" => task.target = self.location(value, &format!("{path}.target")),
-                "referrers" | "min-age" | "verify" => {
-                    self.supply(&mut task.supply, key, value, &path)
-                }
-                _ => {
-                    for (i, item) in self.list(value, "[]*sync.Mapping").into_iter().enumerate() {
-                        let mapping = self.mapping(item, &format!("{path}.mappings[{i}]"));
-                        task.mappings.push(mapping);
-                    }
-                }
-            }
-        }
+        self.section(node, "sync.Task", &path, TASK_FIELDS, &mut task)?;
         Some(task)
     }
 
     fn location(&mut self, node: &Node, path: &str) -> Option<RawLocation> {
-        let fields = self.fields(node, "sync.Location", path, LOCATION_KEYS)?;
         let mut location = RawLocation {
             line: node.line,
+            path: path.to_string(),
             ..RawLocation::default()
         };
-        for (key, value) in fields {
-            match key {
-                "registry" => location.registry = self.string(value),
-                "auth" => location.auth = self.string(value),
-                "auth-refresh" => {
-                    location.auth_refresh = self.duration(value, &format!("{path}.auth-refresh"))
-                }
-                "skip-tls-verify" => location.skip_tls_verify = self.bool(value),
-                "listertype" => location.listertype = self.string(value),
-                "auth-file" => location.auth_file = self.string(value),
-                "credentials-file" => location.credentials_file = self.string(value),
-                _ => location.lister = self.string_map(value),
-            }
-        }
+        self.section(node, "sync.Location", path, LOCATION_FIELDS, &mut location)?;
         Some(location)
     }
 
@@ -663,23 +549,20 @@ impl Decoder {
                     .map(|d| (d, value.line))
             }
             _ => {
-                let verify_path = name("verify");
-                let fields = self.fields(
-                    value,
-                    "verify settings",
-                    &format!("'{verify_path}'"),
-                    VERIFY_KEYS,
-                );
-                supply.verify = fields.map(|fields| {
-                    let mut verify = RawVerify {
-                        line: value.line,
-                        ..RawVerify::default()
-                    };
-                    for (_, value) in fields {
-                        verify.cosign_key = self.string(value);
-                    }
-                    verify
-                });
+                let verify_path = format!("'{}'", name("verify"));
+                let mut verify = RawVerify {
+                    line: value.line,
+                    ..RawVerify::default()
+                };
+                supply.verify = self
+                    .section(
+                        value,
+                        "verify settings",
+                        &verify_path,
+                        VERIFY_FIELDS,
+                        &mut verify,
+                    )
+                    .map(|()| verify);
             }
         }
     }
@@ -701,34 +584,13 @@ impl Decoder {
     }
 
     fn mapping(&mut self, node: &Node, path: &str) -> Option<RawMapping> {
-        let fields = self.fields(node, "sync.Mapping", path, MAPPING_KEYS)?;
         let mut mapping = RawMapping {
             line: node.line,
+            path: path.to_string(),
             ..RawMapping::default()
         };
-        for (key, value) in fields {
-            match key {
-                "from" => mapping.from = self.string(value),
-                "to" => mapping.to = self.string(value),
-                "platform" => {
-                    mapping.platform = match &value.kind {
-                        NodeKind::Seq(items) => {
-                            RawPlatform::List(items.iter().map(|item| self.string(item)).collect())
-                        }
-                        _ => RawPlatform::One(self.string(value)),
-                    }
-                }
-                "referrers" | "min-age" | "verify" => {
-                    self.supply(&mut mapping.supply, key, value, path)
-                }
-                _ => {
-                    let items = self.list(value, "[]string");
-                    mapping.tag_lines = items.iter().map(|item| item.line).collect();
-                    mapping.tags = items.into_iter().map(|item| self.string(item)).collect();
-                    mapping.tags_line = key_line(node, "tags");
-                }
-            }
-        }
+        self.section(node, "sync.Mapping", path, MAPPING_FIELDS, &mut mapping)?;
+        mapping.tags_line = key_line(node, "tags");
         Some(mapping)
     }
 }

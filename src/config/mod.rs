@@ -5,9 +5,12 @@
 //! notes) that the original would log while validating, in the same order.
 
 mod auth;
+mod cloud_kind;
 mod decode;
 mod duration;
 mod notice;
+mod raw;
+mod size;
 pub mod substitute;
 mod validate;
 pub mod yaml;
@@ -17,12 +20,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::Auth;
+pub use cloud_kind::CloudRegistry;
+pub(crate) use cloud_kind::host_of;
 pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
-use crate::plan::mapping::MappingRule;
-use crate::plan::tags::TagSet;
+// The mapping value types belong to the planner, which applies them; the config parses into them.
+pub use crate::plan::mapping::{Mapping, PlatformChoice, Verify};
 
 /// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
 /// almost always the wrong file (and would make every restart slow).
@@ -43,6 +48,7 @@ pub enum RelayKind {
 }
 
 impl RelayKind {
+    /// The relay's name as `relay:` spells it.
     pub fn name(self) -> &'static str {
         match self {
             RelayKind::Native => "native",
@@ -57,16 +63,23 @@ impl RelayKind {
 pub struct Config {
     /// The file it was read from, for messages and the config watch.
     pub file: PathBuf,
+    /// The engine that copies images (`relay`; default native).
     pub relay: RelayKind,
     /// `watch: true` restarts on config changes (only meaningful with periodic tasks).
     pub watch: bool,
+    /// The docker relay's settings (`docker:`).
     pub docker: DockerSettings,
+    /// The skopeo relay's settings (`skopeo:`).
     pub skopeo: SkopeoSettings,
+    /// The repository listers' settings (`lister:`).
     pub lister: ListerSettings,
+    /// The native relay's settings (`native:`).
     pub native: NativeSettings,
+    /// The health endpoint and the stop's grace period (`health:`, `shutdown-grace`).
     pub daemon: DaemonSettings,
     /// How long a credential helper may take to answer (`credential-helper-timeout`).
     pub credential_helper_timeout: Duration,
+    /// The tasks, in file order.
     pub tasks: Vec<Task>,
 }
 
@@ -100,7 +113,9 @@ impl Default for DockerSettings {
 /// The `skopeo:` section. Empty values mean the defaults (`skopeo` in PATH, `/etc/skopeo/certs.d`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkopeoSettings {
+    /// The `skopeo` binary to run; empty: `skopeo` in `PATH`.
     pub binary: String,
+    /// The directory of per-registry certificates; empty: `/etc/skopeo/certs.d`.
     pub certs_dir: String,
     /// How long one `skopeo copy` may run before it is killed (our extension).
     pub timeout: Duration,
@@ -235,6 +250,10 @@ impl Default for DaemonSettings {
 
 /// Parses a listen address: `host:port` with an IP address, or `:port` for every interface
 /// (Go's spelling, which the `-health` flag also accepts).
+///
+/// # Errors
+///
+/// When `text` is neither `host:port` with an IP address nor `:port`.
 pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     let full = match text.strip_prefix(':') {
@@ -251,18 +270,24 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
 /// One sync task.
 #[derive(Debug, Clone)]
 pub struct Task {
+    /// The task's `name`, unique in the file.
     pub name: String,
     /// `None` for a one-off task; at least 30 s otherwise.
     pub interval: Option<Duration>,
+    /// `verbose`: per-image lines and the tools' output at info level instead of debug.
     pub verbose: bool,
+    /// Where images come from.
     pub source: Location,
+    /// Where images go.
     pub target: Location,
+    /// The image mappings, in file order.
     pub mappings: Vec<Mapping>,
     /// Where the task starts in the file.
     pub line: usize,
 }
 
 impl Task {
+    /// Whether the task runs every `interval` rather than once.
     pub fn is_periodic(&self) -> bool {
         self.interval.is_some()
     }
@@ -273,19 +298,23 @@ impl Task {
 pub struct Location {
     /// The registry as written (host, optional port, optional path prefix, optional `http://`).
     pub registry: String,
+    /// The side's `auth` value, decoded.
     pub auth: Auth,
     /// ECR token refresh interval (at least one hour), when set.
     pub auth_refresh: Option<Duration>,
     /// The cloud registry this is (ECR, public ECR, GCR/GAR), detected from `registry`.
-    pub cloud: Option<crate::cloud::CloudRegistry>,
+    pub cloud: Option<CloudRegistry>,
+    /// `skip-tls-verify`: accept any certificate, and fall back to plain HTTP when the
+    /// registry does not speak TLS.
     pub skip_tls_verify: bool,
     /// How repositories are listed for a regex `from`, when the task needs it.
-    pub lister: Option<ListerSource>,
+    pub lister: Option<ListerChoice>,
     /// The Docker/podman credential file looked at first when `auth` is omitted: the side's
     /// `auth-file`, else the top-level one (`docs/behaviour.md`, "Credentials").
     pub auth_file: Option<PathBuf>,
     /// The side's `credentials-file`: one user's `user:password` (or JSON) in a file.
     pub credentials_file: Option<PathBuf>,
+    /// Where the side starts in the file.
     pub line: usize,
 }
 
@@ -297,157 +326,28 @@ impl Location {
     }
 }
 
-/// The per-location lister choice (docs/configuration.md#source-and-target).
+/// The lister a side's config asks for, as written (`lister.type` or `listertype`;
+/// docs/configuration.md#source-and-target). The lister actually used is a
+/// `listers::ListerKind`, resolved from this and the registry (ECR lists through its API).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListerSource {
+pub enum ListerChoice {
+    /// `catalog`: the registry's `/v2/_catalog` (the default).
     Catalog,
+    /// `dockerhub`: the Docker Hub API.
     DockerHub,
+    /// `index`: the registry's `/v1/search` with `search`.
     Index {
+        /// The search term (`lister.search`).
         search: String,
     },
     /// A `listertype` value that names no lister; an error only if the task needs a lister.
     Invalid(String),
 }
 
-/// One image mapping of a task.
-#[derive(Debug, Clone)]
-pub struct Mapping {
-    /// `from` and `to`, parsed and normalised.
-    pub rule: MappingRule,
-    /// The tag list as written, for messages.
-    pub tag_entries: Vec<String>,
-    /// The parsed tag filters.
-    pub tags: TagSet,
-    pub platform: PlatformChoice,
-    /// Copy the referrers (signatures, SBOMs, attestations) of every copied manifest, and
-    /// cosign's legacy `.sig`/`.att`/`.sbom` tags (`referrers`, from the mapping, else the
-    /// task, else the top level; off by default: docs/configuration.md#referrers).
-    pub referrers: bool,
-    /// Leave out images built less than this long ago (`min-age`, inherited like `referrers`;
-    /// `None` for no minimum: docs/configuration.md#min-age).
-    pub min_age: Option<Duration>,
-    /// Copy only images signed with this key (`verify`, from the mapping, else the task:
-    /// docs/configuration.md#verify).
-    pub verify: Option<Verify>,
-    pub line: usize,
-}
-
-/// A signature check before mirroring: `verify: {cosign-key: PATH}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verify {
-    /// The key file, as configured.
-    pub key_file: PathBuf,
-    /// The key it holds, read and checked when the config was loaded.
-    pub key: crate::cosign::PublicKey,
-}
-
-/// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlatformChoice {
-    /// No `platform` key: the platform of the machine dregsy runs on.
-    Host,
-    /// `platform: all`: the whole index, byte for byte.
-    All,
-    /// `os[/arch[/variant]]`.
-    Specific {
-        os: String,
-        arch: String,
-        variant: String,
-    },
-    /// `platform: [linux/amd64, linux/arm64]` (our extension): an index with only these
-    /// platforms' manifests, rewritten (docs/behaviour.md#platform-choice).
-    Subset(Vec<crate::registry::Platform>),
-}
-
-impl PlatformChoice {
-    /// Parses a `platform` value; the error says what is accepted.
-    pub fn parse(value: &str) -> Result<PlatformChoice, String> {
-        let value = value.trim();
-        if value.is_empty() {
-            return Ok(PlatformChoice::Host);
-        }
-        if value == "all" {
-            return Ok(PlatformChoice::All);
-        }
-        let parts: Vec<&str> = value.split('/').collect();
-        let valid_part = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        };
-        if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
-            return Err(format!(
-                "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
-            ));
-        }
-        Ok(PlatformChoice::Specific {
-            os: parts[0].to_string(),
-            arch: parts.get(1).unwrap_or(&"").to_string(),
-            variant: parts.get(2).unwrap_or(&"").to_string(),
-        })
-    }
-
-    /// Parses a `platform` list. A list of one `all` is `all`.
-    ///
-    /// # Errors
-    /// An empty list, `all` beside platforms, a malformed or repeated platform.
-    pub fn parse_list(values: &[String]) -> Result<PlatformChoice, String> {
-        if values.is_empty() {
-            return Err(
-                "'platform' is an empty list: name the platforms to copy, e.g. [linux/amd64, linux/arm64], or remove the key for the host's platform"
-                    .into(),
-            );
-        }
-        if values.iter().any(|v| v.trim() == "all") {
-            return if values.len() == 1 {
-                Ok(PlatformChoice::All)
-            } else {
-                Err("'platform' lists 'all' beside other platforms: write 'platform: all' for every platform, or list only the platforms to copy".into())
-            };
-        }
-        let mut platforms: Vec<crate::registry::Platform> = Vec::with_capacity(values.len());
-        for value in values {
-            let value = value.trim();
-            // The same spelling rules as a single platform, then the engine's normal form.
-            PlatformChoice::parse(value)?;
-            if value.is_empty() {
-                return Err("'platform' lists an empty platform".into());
-            }
-            let platform = crate::registry::Platform::parse(value).map_err(|e| e.to_string())?;
-            if platforms.iter().any(|p| p.matches(&platform)) {
-                return Err(format!("'platform' lists {platform} twice"));
-            }
-            platforms.push(platform);
-        }
-        Ok(PlatformChoice::Subset(platforms))
-    }
-
-    /// The value as a user writes it, for logs (`""` for the host default, as the original logs it).
-    pub fn as_config_text(&self) -> String {
-        match self {
-            PlatformChoice::Host => String::new(),
-            PlatformChoice::All => "all".into(),
-            PlatformChoice::Subset(platforms) => format!(
-                "[{}]",
-                platforms
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("/"),
-        }
-    }
-}
-
 /// A config that could not be loaded, with where the problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The config file.
     pub file: PathBuf,
     /// The line the problem is on, when known.
     pub line: Option<usize>,
@@ -477,12 +377,21 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Reads, decodes and validates a config file.
+///
+/// # Errors
+///
+/// A [`ConfigError`] naming the file (and the line, when known) with the original's message:
+/// the file cannot be read, is too large or not UTF-8, is not valid YAML, or fails validation.
 pub fn load(path: &Path) -> Result<(Config, Vec<Notice>), ConfigError> {
     let text = read(path)?;
     load_str(path, &text)
 }
 
 /// Decodes and validates config text that was read from `path`.
+///
+/// # Errors
+///
+/// As [`load`], for everything after reading.
 pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), ConfigError> {
     let fail = |line: Option<usize>, message: String, notices: Vec<Notice>| ConfigError {
         file: path.to_path_buf(),
@@ -504,7 +413,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
     let mut decoder = decode::Decoder::new();
     let raw = match root {
         Some(root) => decoder.config(&root),
-        None => decode::RawConfig::default(),
+        None => raw::RawConfig::default(),
     };
     if !decoder.errors.is_empty() {
         let lines: Vec<String> = decoder
@@ -549,6 +458,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
 
 /// Reads a config file's text with the size and encoding checks of [`load`]; with
 /// [`load_str`] it lets a caller keep the exact text it loaded (the config watch compares it).
+///
+/// # Errors
+///
+/// When the file cannot be read, is larger than [`MAX_CONFIG_BYTES`], or is not UTF-8.
 pub fn read(path: &Path) -> Result<String, ConfigError> {
     let fail = |message: String| ConfigError {
         file: path.to_path_buf(),

@@ -7,13 +7,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::decode::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
 use super::notice::Notice;
+use super::raw::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
+use super::size::parse_chunk_size;
 use super::{
-    CacheDir, Config, DaemonSettings, DockerSettings, ListerSettings, ListerSource, Location,
-    Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, Verify, auth,
+    CacheDir, CloudRegistry, Config, DaemonSettings, DockerSettings, ListerChoice, ListerSettings,
+    Location, Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, Verify,
+    auth,
 };
-use crate::cloud::CloudRegistry;
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::{TagSet, describe_errors};
 use crate::registry::RegistryHost;
@@ -120,51 +121,7 @@ fn relay(
     };
     let mut docker = DockerSettings::default();
     match kind {
-        RelayKind::Docker => match &raw.docker {
-            None => {
-                if !has_deprecated {
-                    notices.push(Notice::warn(
-                        "not specifying the 'docker' config item is deprecated",
-                    ));
-                }
-                for (key, value) in [
-                    ("dockerhost", &raw.dockerhost),
-                    ("api-version", &raw.api_version),
-                ] {
-                    if !value.is_empty() {
-                        notices.push(Notice::warn(format!(
-                            "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
-                        )));
-                    }
-                }
-                docker.dockerhost = raw.dockerhost.clone();
-                docker.api_version = raw.api_version.clone();
-            }
-            Some(section) => {
-                for (key, value) in [
-                    ("dockerhost", &raw.dockerhost),
-                    ("api-version", &raw.api_version),
-                ] {
-                    if !value.is_empty() {
-                        notices.push(Notice::warn(format!(
-                            "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
-                        )));
-                    }
-                }
-                docker.dockerhost = section.dockerhost.clone();
-                docker.api_version = section.api_version.clone();
-                let line = Some(section.line);
-                if let Some(n) = section.ping_attempts {
-                    docker.ping_attempts = in_range(line, "docker.ping-attempts", n, 100)? as u32;
-                }
-                if let Some(d) = timeout(line, "docker.ping-interval", section.ping_interval)? {
-                    docker.ping_interval = d;
-                }
-                if let Some(d) = timeout(line, "docker.timeout", section.timeout)? {
-                    docker.timeout = d;
-                }
-            }
-        },
+        RelayKind::Docker => docker = docker_settings(raw, has_deprecated, notices)?,
         RelayKind::Skopeo | RelayKind::Native => {
             if !raw.dockerhost.is_empty() {
                 return Err((
@@ -178,6 +135,62 @@ fn relay(
         }
     }
     Ok((kind, docker))
+}
+
+/// The docker relay's settings: the `docker` section, or the deprecated top-level
+/// `dockerhost` and `api-version` when it is absent, with the original's deprecation notices.
+fn docker_settings(
+    raw: &RawConfig,
+    has_deprecated: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<DockerSettings, Failure> {
+    let mut docker = DockerSettings::default();
+    match &raw.docker {
+        None => {
+            if !has_deprecated {
+                notices.push(Notice::warn(
+                    "not specifying the 'docker' config item is deprecated",
+                ));
+            }
+            for (key, value) in [
+                ("dockerhost", &raw.dockerhost),
+                ("api-version", &raw.api_version),
+            ] {
+                if !value.is_empty() {
+                    notices.push(Notice::warn(format!(
+                    "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
+                )));
+                }
+            }
+            docker.dockerhost = raw.dockerhost.clone();
+            docker.api_version = raw.api_version.clone();
+        }
+        Some(section) => {
+            for (key, value) in [
+                ("dockerhost", &raw.dockerhost),
+                ("api-version", &raw.api_version),
+            ] {
+                if !value.is_empty() {
+                    notices.push(Notice::warn(format!(
+                    "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
+                )));
+                }
+            }
+            docker.dockerhost = section.dockerhost.clone();
+            docker.api_version = section.api_version.clone();
+            let line = Some(section.line);
+            if let Some(n) = section.ping_attempts {
+                docker.ping_attempts = in_range(line, "docker.ping-attempts", n, 100)? as u32;
+            }
+            if let Some(d) = timeout(line, "docker.ping-interval", section.ping_interval)? {
+                docker.ping_interval = d;
+            }
+            if let Some(d) = timeout(line, "docker.timeout", section.timeout)? {
+                docker.timeout = d;
+            }
+        }
+    }
+    Ok(docker)
 }
 
 /// Step 3: the global lister settings; never an error.
@@ -321,36 +334,6 @@ fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
     Ok(settings)
 }
 
-/// The smallest and largest upload chunk `native.chunk-size` accepts.
-const CHUNK_SIZE_BOUNDS: (u64, u64) = (64 * 1024, 1024 * 1024 * 1024);
-
-/// Parses `native.chunk-size`: a number of bytes, optionally with a binary unit (`KiB`,
-/// `MiB`, `GiB`; `K`, `M`, `G` mean the same), between 64 KiB and 1 GiB.
-fn parse_chunk_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        _ => return Err(format!("'{text}' is not a size")),
-    };
-    let size = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("'{text}' is not a size"))?;
-    let (min, max) = CHUNK_SIZE_BOUNDS;
-    if !(min..=max).contains(&size) {
-        return Err(format!("'{text}' must be between 64KiB and 1GiB"));
-    }
-    Ok(size)
-}
-
 /// Our daemon settings: the health endpoint's address and the shutdown grace period.
 fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, Failure> {
     let mut settings = DaemonSettings::default();
@@ -466,26 +449,7 @@ fn location(
         layout.map_err(|e| (line, e))?;
         layout_keys(&raw)?;
     }
-    let lister = match &raw.lister {
-        Some(pairs) => {
-            let get = |key: &str| {
-                pairs
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-            };
-            let kind = get("type").unwrap_or_default();
-            if kind.is_empty() {
-                return Err((line, "no lister type set".into()));
-            }
-            match lister_source(&kind, get("search").unwrap_or_default()) {
-                Some(source) => Some(source),
-                None => return Err((line, format!("invalid lister type: {kind}"))),
-            }
-        }
-        None => None,
-    };
+    let lister = lister_map(&raw, line)?;
     let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
     let credentials_file = match raw.credentials_file.trim() {
         "" => None,
@@ -524,6 +488,69 @@ fn location(
         ));
     }
     let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
+    let auth_refresh = auth_refresh(&raw, &registry, is_ecr, notices)?;
+    if let Some(creds) = auth.credentials() {
+        notices.push(
+            Notice::info("using credentials from config")
+                .with("registry", registry.clone())
+                .with("username", creds.username().to_string()),
+        );
+    }
+    // `listertype` is an undocumented spelling that applies only without a `lister:` map; its
+    // value is checked when the repo list is built (step 7), as in the original.
+    let lister = lister.or_else(|| {
+        (!raw.listertype.is_empty()).then(|| {
+            lister_source(&raw.listertype, String::new())
+                .unwrap_or(ListerChoice::Invalid(raw.listertype.clone()))
+        })
+    });
+    Ok(Location {
+        registry,
+        auth,
+        auth_refresh,
+        cloud,
+        skip_tls_verify: raw.skip_tls_verify,
+        lister,
+        auth_file,
+        credentials_file,
+        line: raw.line,
+    })
+}
+
+/// A side's `lister:` map (`type`, `search`; the last of a repeated key wins), `None` when
+/// the key is absent.
+fn lister_map(raw: &RawLocation, line: Option<usize>) -> Result<Option<ListerChoice>, Failure> {
+    let lister = match &raw.lister {
+        Some(pairs) => {
+            let get = |key: &str| {
+                pairs
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            };
+            let kind = get("type").unwrap_or_default();
+            if kind.is_empty() {
+                return Err((line, "no lister type set".into()));
+            }
+            match lister_source(&kind, get("search").unwrap_or_default()) {
+                Some(source) => Some(source),
+                None => return Err((line, format!("invalid lister type: {kind}"))),
+            }
+        }
+        None => None,
+    };
+    Ok(lister)
+}
+
+/// `auth-refresh`: only for ECR, at least an hour (docs/configuration.md#source-and-target).
+fn auth_refresh(
+    raw: &RawLocation,
+    registry: &str,
+    is_ecr: bool,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<Duration>, Failure> {
+    let line = Some(raw.line);
     let auth_refresh = match raw.auth_refresh {
         None => None,
         Some(_) if !is_ecr => {
@@ -542,39 +569,14 @@ fn location(
                 _ => {
                     notices.push(
                         Notice::warn("auth-refresh too short, setting to minimum")
-                            .with("registry", registry.clone()),
+                            .with("registry", registry.to_string()),
                     );
                     Some(minimum)
                 }
             }
         }
     };
-    if let Some(creds) = auth.credentials() {
-        notices.push(
-            Notice::info("using credentials from config")
-                .with("registry", registry.clone())
-                .with("username", creds.username().to_string()),
-        );
-    }
-    // `listertype` is an undocumented spelling that applies only without a `lister:` map; its
-    // value is checked when the repo list is built (step 7), as in the original.
-    let lister = lister.or_else(|| {
-        (!raw.listertype.is_empty()).then(|| {
-            lister_source(&raw.listertype, String::new())
-                .unwrap_or(ListerSource::Invalid(raw.listertype.clone()))
-        })
-    });
-    Ok(Location {
-        registry,
-        auth,
-        auth_refresh,
-        cloud,
-        skip_tls_verify: raw.skip_tls_verify,
-        lister,
-        auth_file,
-        credentials_file,
-        line: raw.line,
-    })
+    Ok(auth_refresh)
 }
 
 /// A side that is an OCI image layout (`registry: oci:<dir>`) has no network and no
@@ -601,11 +603,11 @@ fn layout_keys(raw: &RawLocation) -> Result<(), Failure> {
     }
 }
 
-fn lister_source(kind: &str, search: String) -> Option<ListerSource> {
+fn lister_source(kind: &str, search: String) -> Option<ListerChoice> {
     match kind {
-        "catalog" => Some(ListerSource::Catalog),
-        "dockerhub" => Some(ListerSource::DockerHub),
-        "index" => Some(ListerSource::Index { search }),
+        "catalog" => Some(ListerChoice::Catalog),
+        "dockerhub" => Some(ListerChoice::DockerHub),
+        "index" => Some(ListerChoice::Index { search }),
         _ => None,
     }
 }
@@ -717,37 +719,13 @@ fn repo_list_source(source: &Location) -> Result<(), String> {
     let host = source.registry.split('/').next().unwrap_or_default();
     let docker_hub = RegistryHost::parse(host).is_ok_and(|h| h.is_docker_hub());
     match &source.lister {
-        None | Some(ListerSource::Catalog) if docker_hub => {
+        None | Some(ListerChoice::Catalog) if docker_hub => {
             Err("DockerHub only supports list types 'dockerhub' and 'index'".into())
         }
-        Some(ListerSource::Index { search }) if search.is_empty() => {
+        Some(ListerChoice::Index { search }) if search.is_empty() => {
             Err("index lister requires a search expression".into())
         }
-        Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
+        Some(ListerChoice::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_sizes() {
-        assert_eq!(parse_chunk_size("8MiB"), Ok(8 * 1024 * 1024));
-        assert_eq!(parse_chunk_size(" 512 KiB "), Ok(512 * 1024));
-        assert_eq!(parse_chunk_size("1048576"), Ok(1024 * 1024));
-        assert_eq!(parse_chunk_size("1g"), Ok(1024 * 1024 * 1024));
-        for bad in [
-            "",
-            "MiB",
-            "8 parsecs",
-            "-1",
-            "1KiB",
-            "2GiB",
-            "99999999999999999999GiB",
-        ] {
-            assert!(parse_chunk_size(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -16,7 +16,9 @@ const MAX_NODES: usize = 1_000_000;
 /// One node of a YAML document, with the 1-based line it starts on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// The node's shape and content.
     pub kind: NodeKind,
+    /// The 1-based line the node starts on.
     pub line: usize,
 }
 
@@ -27,9 +29,12 @@ pub enum NodeKind {
     Null,
     /// A scalar with its text exactly as written (after YAML unescaping of quoted styles).
     Scalar {
+        /// The text.
         text: String,
+        /// Written without quotes (only plain scalars are numbers, booleans or null).
         plain: bool,
     },
+    /// A sequence, in document order.
     Seq(Vec<Node>),
     /// Key/value pairs in document order; duplicate keys are kept, the decoder lets the last win.
     Map(Vec<(Node, Node)>),
@@ -70,8 +75,11 @@ impl Node {
 /// A syntax error, with the position the parser reported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntaxError {
+    /// The 1-based line.
     pub line: usize,
+    /// The 1-based column.
     pub column: usize,
+    /// What the parser found wrong.
     pub message: String,
 }
 
@@ -87,6 +95,10 @@ impl std::fmt::Display for SyntaxError {
 
 /// Parses the first document of `text`. An empty stream gives `None`, as yaml.v2 decodes an
 /// empty file into the zero value without error.
+///
+/// # Errors
+///
+/// A [`SyntaxError`] with the parser's position, also for a document over the node limit.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder {
         events: Parser::new_from_str(text),

@@ -115,6 +115,7 @@ pub enum Found {
 /// One parsed credential file.
 #[derive(Debug)]
 pub struct AuthFile {
+    /// The file it was read from.
     pub path: PathBuf,
     auths: Vec<(Key, String, Result<Option<Credentials>, String>)>,
     cred_helpers: Vec<(Key, String)>,

@@ -111,11 +111,24 @@ pub enum Source {
     /// The side's `credentials-file`.
     CredentialsFile(PathBuf),
     /// An `auths` entry of a credential file (shown name).
-    Auths { file: String },
+    Auths {
+        /// The file, as shown.
+        file: String,
+    },
     /// A `credHelpers` entry of a credential file.
-    CredHelper { name: String, file: String },
+    CredHelper {
+        /// The helper's name (`docker-credential-<name>`).
+        name: String,
+        /// The file, as shown.
+        file: String,
+    },
     /// The `credsStore` of a credential file.
-    CredsStore { name: String, file: String },
+    CredsStore {
+        /// The helper's name (`docker-credential-<name>`).
+        name: String,
+        /// The file, as shown.
+        file: String,
+    },
     /// A cloud's own token service.
     Cloud(&'static str),
     /// Nothing found: no credentials are sent.
@@ -149,7 +162,9 @@ pub enum Supply {
     /// Asked before use, asked again after the registry refused them. `identity` tells
     /// clients with different providers apart.
     Provider {
+        /// Tells providers apart: the same identity is the same credentials.
         identity: String,
+        /// Asked for the current credentials before use.
         provider: Arc<dyn CredentialProvider>,
     },
 }
@@ -157,7 +172,9 @@ pub enum Supply {
 /// A resolved chain for one registry.
 #[derive(Clone)]
 pub struct Resolution {
+    /// Where the credentials come from, for messages and `dregsy plan`.
     pub source: Source,
+    /// How clients get them.
     pub supply: Supply,
 }
 

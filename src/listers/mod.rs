@@ -21,14 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::clients::Clients;
-use crate::config::{ListerSettings, ListerSource, Location};
+use crate::config::{ListerChoice, ListerSettings, Location};
 use crate::plan::RepositoryList;
 use crate::registry::Credentials;
 
 pub use dockerhub::DOCKERHUB_API_ENV;
 pub use index::DOCKERHUB_INDEX_ENV;
 
-/// The lister a source uses.
+/// The lister a source uses, resolved from the config's [`ListerChoice`] and the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListerKind {
     /// `GET /v2/_catalog`, following `Link` pages.
@@ -36,7 +36,10 @@ pub enum ListerKind {
     /// Docker Hub API login, then the user's repositories.
     DockerHub,
     /// `GET /v1/search?q=<search>`.
-    Index { search: String },
+    Index {
+        /// The search term.
+        search: String,
+    },
     /// ECR and public ECR: `DescribeRepositories` through the AWS SDK, instead of `catalog`.
     Ecr,
     /// A directory of OCI image layouts (`registry: oci:<dir>`): its layout sub-directories
@@ -48,25 +51,29 @@ impl ListerKind {
     /// The lister for a source location, or why it has none.
     ///
     /// ECR sources use the dedicated ECR listers instead of `catalog`, as the original does.
+    ///
+    /// # Errors
+    ///
+    /// When the location's lister is not one dregsy knows (`invalid lister type`).
     pub fn for_location(location: &Location) -> Result<ListerKind, String> {
         if location.layout().is_some() {
             return Ok(ListerKind::Layout);
         }
         match &location.lister {
-            None | Some(ListerSource::Catalog)
+            None | Some(ListerChoice::Catalog)
                 if location.cloud.as_ref().is_some_and(|c| c.is_ecr()) =>
             {
                 Ok(ListerKind::Ecr)
             }
-            None | Some(ListerSource::Catalog) => Ok(ListerKind::Catalog),
-            Some(ListerSource::DockerHub) => Ok(ListerKind::DockerHub),
-            Some(ListerSource::Index { search }) if search.is_empty() => {
+            None | Some(ListerChoice::Catalog) => Ok(ListerKind::Catalog),
+            Some(ListerChoice::DockerHub) => Ok(ListerKind::DockerHub),
+            Some(ListerChoice::Index { search }) if search.is_empty() => {
                 Err("index lister requires a search expression".into())
             }
-            Some(ListerSource::Index { search }) => Ok(ListerKind::Index {
+            Some(ListerChoice::Index { search }) => Ok(ListerKind::Index {
                 search: search.clone(),
             }),
-            Some(ListerSource::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
+            Some(ListerChoice::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
         }
     }
 
@@ -123,6 +130,11 @@ impl Listers {
     ///
     /// At most `maxItems` names come back; when the registry has more, the list says so in
     /// [`RepositoryList::cut_at`], so the caller can warn instead of silently missing some.
+    ///
+    /// # Errors
+    ///
+    /// When the location has no valid lister, or the listing fails (the registry or API refuses,
+    /// cannot be reached, or answers garbage); the message names the registry.
     pub async fn list(
         &self,
         location: &Location,
@@ -240,7 +252,7 @@ mod tests {
     use super::*;
     use crate::config::Auth;
 
-    fn location(registry: &str, lister: Option<ListerSource>) -> Location {
+    fn location(registry: &str, lister: Option<ListerChoice>) -> Location {
         let (registry, cloud) = crate::cloud::CloudRegistry::detect(registry);
         Location {
             registry,
@@ -260,13 +272,13 @@ mod tests {
         let kind = |r: &str, l| ListerKind::for_location(&location(r, l));
         assert_eq!(kind("reg.example.com", None), Ok(ListerKind::Catalog));
         assert_eq!(
-            kind("reg.example.com", Some(ListerSource::DockerHub)),
+            kind("reg.example.com", Some(ListerChoice::DockerHub)),
             Ok(ListerKind::DockerHub)
         );
         assert_eq!(
             kind(
                 "reg.example.com",
-                Some(ListerSource::Index { search: "x".into() })
+                Some(ListerChoice::Index { search: "x".into() })
             ),
             Ok(ListerKind::Index { search: "x".into() })
         );
@@ -275,10 +287,10 @@ mod tests {
             "public.ecr.aws",
         ] {
             assert_eq!(kind(ecr, None), Ok(ListerKind::Ecr));
-            assert_eq!(kind(ecr, Some(ListerSource::Catalog)), Ok(ListerKind::Ecr));
+            assert_eq!(kind(ecr, Some(ListerChoice::Catalog)), Ok(ListerKind::Ecr));
         }
         assert_eq!(
-            kind("r", Some(ListerSource::Invalid("x".into()))),
+            kind("r", Some(ListerChoice::Invalid("x".into()))),
             Err("invalid list source type 'x'".into())
         );
     }

@@ -7,11 +7,14 @@
 //! repository name instead of being glued on as text
 //! (docs/behaviour.md#image-matching-and-repository-mapping).
 
+use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use regex::{CaptureLocations, Regex};
 
 use super::pattern::{self, Pattern};
+use super::tags::TagSet;
 
 const REGEX_PREFIX: &str = "regex:";
 
@@ -45,6 +48,10 @@ impl MappingRule {
     /// expression; otherwise a missing leading `/` is added (an empty `to` stays empty, meaning
     /// "same path"). `to: regex:RE,replacement` is split at the first comma, so the replacement may
     /// contain commas but the expression cannot.
+    ///
+    /// # Errors
+    ///
+    /// When `from` is empty, or a `regex:` expression of either does not compile.
     pub fn parse(from: &str, to: &str) -> Result<MappingRule, String> {
         if from.is_empty() {
             return Err("mapping without 'From' path".to_string());
@@ -149,6 +156,10 @@ impl MappingRule {
 /// registry name and `//` went through to the registry. We drop one leading `/` and require what
 /// remains to be a valid OCI repository name, so a bad mapping fails for that image with an error
 /// that names the path, instead of producing a broken reference.
+///
+/// # Errors
+///
+/// When what remains is not a valid OCI repository name; the message names the path.
 pub fn join_repository(path: &str) -> Result<String, String> {
     let name = path.strip_prefix('/').unwrap_or(path);
     if name.len() > MAX_REPOSITORY_LEN {
@@ -264,6 +275,152 @@ fn go_extract(s: &str) -> Option<(&str, Option<usize>, &str)> {
         number = None;
     }
     Some((name, number, rest))
+}
+
+/// One image mapping of a task.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// `from` and `to`, parsed and normalised.
+    pub rule: MappingRule,
+    /// The tag list as written, for messages.
+    pub tag_entries: Vec<String>,
+    /// The parsed tag filters.
+    pub tags: TagSet,
+    /// Which platform of a multi-platform source is copied.
+    pub platform: PlatformChoice,
+    /// Copy the referrers (signatures, SBOMs, attestations) of every copied manifest, and
+    /// cosign's legacy `.sig`/`.att`/`.sbom` tags (`referrers`, from the mapping, else the
+    /// task, else the top level; off by default: docs/configuration.md#referrers).
+    pub referrers: bool,
+    /// Leave out images built less than this long ago (`min-age`, inherited like `referrers`;
+    /// `None` for no minimum: docs/configuration.md#min-age).
+    pub min_age: Option<Duration>,
+    /// Copy only images signed with this key (`verify`, from the mapping, else the task:
+    /// docs/configuration.md#verify).
+    pub verify: Option<Verify>,
+    /// Where the mapping starts in the file.
+    pub line: usize,
+}
+
+/// A signature check before mirroring: `verify: {cosign-key: PATH}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    /// The key file, as configured.
+    pub key_file: PathBuf,
+    /// The key it holds, read and checked when the config was loaded.
+    pub key: crate::cosign::PublicKey,
+}
+
+/// Which platform of a multi-platform source a mapping copies (docs/behaviour.md#platform-choice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformChoice {
+    /// No `platform` key: the platform of the machine dregsy runs on.
+    Host,
+    /// `platform: all`: the whole index, byte for byte.
+    All,
+    /// `os[/arch[/variant]]`.
+    Specific {
+        /// The operating system, e.g. `linux`.
+        os: String,
+        /// The architecture, e.g. `arm64`; empty: any.
+        arch: String,
+        /// The variant, e.g. `v8`; empty: any.
+        variant: String,
+    },
+    /// `platform: [linux/amd64, linux/arm64]` (our extension): an index with only these
+    /// platforms' manifests, rewritten (docs/behaviour.md#platform-choice).
+    Subset(Vec<crate::registry::Platform>),
+}
+
+impl PlatformChoice {
+    /// Parses a `platform` value; the error says what is accepted.
+    ///
+    /// # Errors
+    ///
+    /// When the value is not `all` or `os[/arch[/variant]]` of letters, digits, `_`, `-`, `.`.
+    pub fn parse(value: &str) -> Result<PlatformChoice, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(PlatformChoice::Host);
+        }
+        if value == "all" {
+            return Ok(PlatformChoice::All);
+        }
+        let parts: Vec<&str> = value.split('/').collect();
+        let valid_part = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
+            return Err(format!(
+                "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
+            ));
+        }
+        Ok(PlatformChoice::Specific {
+            os: parts[0].to_string(),
+            arch: parts.get(1).unwrap_or(&"").to_string(),
+            variant: parts.get(2).unwrap_or(&"").to_string(),
+        })
+    }
+
+    /// Parses a `platform` list. A list of one `all` is `all`.
+    ///
+    /// # Errors
+    ///
+    /// An empty list, `all` beside platforms, a malformed or repeated platform.
+    pub fn parse_list(values: &[String]) -> Result<PlatformChoice, String> {
+        if values.is_empty() {
+            return Err(
+                "'platform' is an empty list: name the platforms to copy, e.g. [linux/amd64, linux/arm64], or remove the key for the host's platform"
+                    .into(),
+            );
+        }
+        if values.iter().any(|v| v.trim() == "all") {
+            return if values.len() == 1 {
+                Ok(PlatformChoice::All)
+            } else {
+                Err("'platform' lists 'all' beside other platforms: write 'platform: all' for every platform, or list only the platforms to copy".into())
+            };
+        }
+        let mut platforms: Vec<crate::registry::Platform> = Vec::with_capacity(values.len());
+        for value in values {
+            let value = value.trim();
+            // The same spelling rules as a single platform, then the engine's normal form.
+            PlatformChoice::parse(value)?;
+            if value.is_empty() {
+                return Err("'platform' lists an empty platform".into());
+            }
+            let platform = crate::registry::Platform::parse(value).map_err(|e| e.to_string())?;
+            if platforms.iter().any(|p| p.matches(&platform)) {
+                return Err(format!("'platform' lists {platform} twice"));
+            }
+            platforms.push(platform);
+        }
+        Ok(PlatformChoice::Subset(platforms))
+    }
+
+    /// The value as a user writes it, for logs (`""` for the host default, as the original logs it).
+    pub fn as_config_text(&self) -> String {
+        match self {
+            PlatformChoice::Host => String::new(),
+            PlatformChoice::All => "all".into(),
+            PlatformChoice::Subset(platforms) => format!(
+                "[{}]",
+                platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use std::fmt;
 
 use futures_util::StreamExt;
 
-use crate::config::{Mapping, PlatformChoice, Verify};
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
+use mapping::{Mapping, PlatformChoice, Verify};
 use tags::{Dropped, TagRef};
 
 /// Lists the tags of a source repository (the registry client in production).
@@ -50,12 +50,18 @@ pub struct RepositoryList {
 /// (`registry: host:5000/mirror` puts every repository under `mirror/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryLocation {
+    /// The registry host, with its port and scheme.
     pub host: RegistryHost,
+    /// The path prefix without slashes at either end; empty: none.
     pub prefix: String,
 }
 
 impl RegistryLocation {
     /// Parses `[scheme://]host[:port][/prefix]`.
+    ///
+    /// # Errors
+    ///
+    /// When the host part is not a valid registry host.
     pub fn parse(registry: &str) -> Result<RegistryLocation, String> {
         let trimmed = registry.trim();
         let (scheme, rest) = match trimmed.find("://") {
@@ -75,6 +81,10 @@ impl RegistryLocation {
 
     /// The repository for a mapped path: joined with one `/`, the path's leading `/` dropped
     /// (docs/behaviour.md#image-matching-and-repository-mapping).
+    ///
+    /// # Errors
+    ///
+    /// When the joined path is not a valid repository name.
     pub fn repository(&self, path: &str) -> Result<Repository, String> {
         let path = path.strip_prefix('/').unwrap_or(path);
         let full = if self.prefix.is_empty() {
@@ -89,8 +99,11 @@ impl RegistryLocation {
 /// One image to bring from the source to the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageJob {
+    /// The image to copy.
     pub source: Reference,
+    /// Where it goes.
     pub target: Reference,
+    /// The mapping's platform choice.
     pub platform: PlatformChoice,
     /// The mapping's `referrers`: copy the referrers of what is copied.
     pub referrers: bool,
@@ -109,6 +122,7 @@ impl fmt::Display for ImageJob {
 /// What one mapping expands to: one entry per source repository it covers.
 #[derive(Debug, Clone, Default)]
 pub struct MappingPlan {
+    /// One entry per source repository, in the order they are synced.
     pub repositories: Vec<RepositoryPlan>,
     /// Things the user should know that are not failures: a `from` regex that matched
     /// nothing, a repository list cut at `maxItems`.
@@ -131,11 +145,13 @@ pub struct RepositoryPlan {
     pub source_path: String,
     /// The mapped target path (`to` applied), as the mapping computed it.
     pub target_path: String,
-    /// The repositories, once both paths turned out valid.
+    /// The source repository, once both paths turned out valid.
     pub source: Option<Repository>,
+    /// The target repository, once both paths turned out valid.
     pub target: Option<Repository>,
     /// The expanded tag list, in the order the jobs are made.
     pub tags: Vec<String>,
+    /// One job per expanded tag (or digest), in `tags` order.
     pub jobs: Vec<ImageJob>,
     /// Tags the filters removed, with the filter that removed each.
     pub dropped: Vec<Dropped>,
@@ -172,6 +188,10 @@ const PARALLEL_TAG_LISTINGS: usize = 4;
 ///
 /// An error means the whole mapping could not be planned (the repository list could not be
 /// fetched); a problem with one repository is recorded in its [`RepositoryPlan::error`].
+///
+/// # Errors
+///
+/// When the repository list of a regex `from` cannot be fetched.
 pub async fn plan_mapping(
     mapping: &Mapping,
     source: &RegistryLocation,

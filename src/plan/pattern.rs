@@ -31,6 +31,10 @@ impl Pattern {
     ///
     /// This is the constructor for `-run`, `regex:` and `keep:`, where the original trimmed and
     /// honoured `!`.
+    ///
+    /// # Errors
+    ///
+    /// When the expression does not compile; the text reads like Go's `regexp` errors.
     pub fn new(expr: &str) -> Result<Pattern, String> {
         let source = expr.trim();
         let (inverted, body) = match source.strip_prefix('!') {
@@ -49,6 +53,10 @@ impl Pattern {
     /// `from: regex:` went through the original's `CompileRegex` directly, so a leading space or
     /// `!` there is part of the expression (and, since repository names contain neither, such an
     /// expression matches nothing). We keep that, and only change the anchoring.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pattern::new`].
     pub fn anchored(expr: &str) -> Result<Pattern, String> {
         Ok(Pattern {
             source: expr.to_string(),
@@ -78,6 +86,10 @@ impl Pattern {
 ///
 /// The `to: regex:RE,replacement` transform is deliberately not anchored (it is a search and
 /// replace), but its errors must read like the other regex errors.
+///
+/// # Errors
+///
+/// As [`Pattern::new`].
 pub fn compile(expr: &str) -> Result<Regex, String> {
     Regex::new(expr).map_err(|e| go_error(expr, &e))
 }

@@ -82,6 +82,10 @@ impl Version {
     ///
     /// Range expressions use this, so `>=1.31` is rejected there even though the tag `1.31` is a
     /// version; the error texts are blang's.
+    ///
+    /// # Errors
+    ///
+    /// When `s` is not a strict semantic version; blang's error text.
     pub fn parse(s: &str) -> Result<Version, String> {
         if s.is_empty() {
             return Err("Version string empty".to_string());
@@ -138,6 +142,10 @@ impl Version {
     /// with this function which tags are versions, so `keep: latest n` and `semver:` filters
     /// select the same tags as before. It trims, strips one lowercase `v`, removes leading zeroes
     /// from each of the (at most three) dotted parts, and pads `1` / `1.31` with `.0`.
+    ///
+    /// # Errors
+    ///
+    /// When `s` is not a version even after the tolerant clean-up.
     pub fn parse_tolerant(s: &str) -> Result<Version, String> {
         let s = s.trim();
         let s = s.strip_prefix('v').unwrap_or(s);
@@ -411,6 +419,10 @@ impl Range {
     /// Comparators are `>`, `>=`, `<`, `<=`, `=`, `==`, `!`, `!=` or none (equal), each followed
     /// by a strict version; space separates AND-ed comparators (a space right after `>`, `<` or
     /// `=` is allowed), `||` separates OR groups, and `1.2.x` / `1.x` wildcards are expanded.
+    ///
+    /// # Errors
+    ///
+    /// When a comparator or its version is invalid; blang's error text.
     pub fn parse(s: &str) -> Result<Range, String> {
         let parts = split_and_trim(s);
         let or_parts = split_or_parts(&parts)?;

@@ -63,6 +63,7 @@ pub struct EntryError {
 pub struct EntryWarning {
     /// Position in the list, from 0.
     pub index: usize,
+    /// How the entry is read, and what to write instead.
     pub message: String,
 }
 
@@ -121,6 +122,10 @@ impl TagSet {
     ///
     /// A keep count is recognised with any ASCII whitespace but split on single spaces, as the
     /// original did, so tabs between `latest` and the number give `invalid keep count: <entry>`.
+    ///
+    /// # Errors
+    ///
+    /// When an entry is not a valid filter (a bad regex, semver range or keep count).
     pub fn parse(entries: &[String]) -> Result<TagSet, String> {
         TagSet::parse_entries(entries).map_err(|errors| describe_errors(&errors, None))
     }

@@ -419,113 +419,18 @@ impl Auth {
             "token service {}",
             realm_url.host_str().unwrap_or("(no host)")
         );
-        let mut url = realm_url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(service) = service {
-                query.append_pair("service", service);
-            }
-            for scope in scopes {
-                query.append_pair("scope", scope.as_str());
-            }
-        }
         let credentials = self.current().await?;
         let started = Instant::now();
-        let scope_text = scopes
-            .iter()
-            .map(Scope::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut response = match credentials.as_ref().filter(|c| c.is_identity_token()) {
-            // An identity token is an OAuth2 refresh token: it only works with the POST form.
-            Some(c) => {
-                let grant = [
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", c.password.as_str()),
-                ];
-                let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
-                transport
-                    .send(request)
-                    .await
-                    .map_err(|e| e.context(where_.clone()))?
-            }
-            None => {
-                // Token requests go through the transport too, so a flaky token service is retried.
-                let mut request = Request::new(reqwest::Method::GET, url);
-                if let Some(header) = credentials.as_ref().and_then(Credentials::basic_header) {
-                    request
-                        .headers
-                        .insert(reqwest::header::AUTHORIZATION, header);
-                }
-                transport
-                    .send(request)
-                    .await
-                    .map_err(|e| e.context(where_.clone()))?
-            }
-        };
-
-        if matches!(
-            response.status(),
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) && let Some(credentials) = credentials.as_ref().filter(|c| !c.is_identity_token())
-        {
-            let grant = [
-                ("grant_type", "password"),
-                ("username", credentials.username.as_str()),
-                ("password", credentials.password.as_str()),
-            ];
-            let request = oauth2_request(realm_url, &grant, &scope_text, service);
-            response = transport
-                .send(request)
-                .await
-                .map_err(|e| e.context(where_.clone()))?;
-        }
-
+        let mut response = self
+            .request_token(transport, &realm_url, service, scopes, credentials.as_ref())
+            .await
+            .map_err(|e| e.context(where_.clone()))?;
         let status = response.status();
-        // Token and error bodies are small; refuse to buffer a broken service's endless body.
-        let limit = if status.is_success() {
-            MAX_TOKEN_RESPONSE
-        } else {
-            MAX_ERROR_BODY
-        };
-        let mut bytes = Vec::new();
-        let mut cut = false;
-        loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                // A refusal whose body breaks off is still a refusal: report the status.
-                Err(_) if !status.is_success() => break,
-                Err(e) => return Err(classify(&e).context(where_)),
-            };
-            if bytes.len() + chunk.len() > limit {
-                cut = true;
-                break;
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let (bytes, cut) = read_token_body(&mut response, status)
+            .await
+            .map_err(|e| e.context(where_.clone()))?;
         if !status.is_success() {
-            let kind = match status {
-                StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
-                StatusCode::FORBIDDEN => ErrorKind::Forbidden,
-                _ => ErrorKind::Registry,
-            };
-            let says = token_error_text(&bytes)
-                .map(|t| format!("; it said: {t}"))
-                .unwrap_or_default();
-            let reason = match (&credentials, kind) {
-                (Some(c), ErrorKind::Unauthorized) => format!(
-                    "the credentials of user '{}' were rejected (HTTP {status}){says}",
-                    c.username
-                ),
-                (None, ErrorKind::Unauthorized) => format!(
-                    "anonymous access was refused (HTTP {status}){says}; configure credentials"
-                ),
-                _ => format!("no token issued (HTTP {status}){says}"),
-            };
-            return Err(Error::new(kind, reason)
-                .with_status(status.as_u16())
-                .context(where_));
+            return Err(refusal(status, credentials.as_ref(), &bytes).context(where_));
         }
         if cut {
             return Err(
@@ -552,6 +457,126 @@ impl Auth {
             renew_at: started + lifetime - margin,
         })
     }
+
+    /// Sends the token request: a `GET` with basic credentials (the Docker token protocol), or
+    /// the OAuth2 `POST` for an identity token, and the `POST` again when a service answers the
+    /// `GET` with 404 or 405, as services that know only the OAuth2 form do.
+    async fn request_token(
+        &self,
+        transport: &Transport,
+        realm_url: &Url,
+        service: Option<&str>,
+        scopes: &[Scope],
+        credentials: Option<&Credentials>,
+    ) -> Result<reqwest::Response> {
+        let mut url = realm_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            for scope in scopes {
+                query.append_pair("scope", scope.as_str());
+            }
+        }
+        let scope_text = scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut response = match credentials.filter(|c| c.is_identity_token()) {
+            // An identity token is an OAuth2 refresh token: it only works with the POST form.
+            Some(c) => {
+                let grant = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.password.as_str()),
+                ];
+                let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
+                transport.send(request).await?
+            }
+            None => {
+                // Token requests go through the transport too, so a flaky token service is retried.
+                let mut request = Request::new(reqwest::Method::GET, url);
+                if let Some(header) = credentials.and_then(Credentials::basic_header) {
+                    request
+                        .headers
+                        .insert(reqwest::header::AUTHORIZATION, header);
+                }
+                transport.send(request).await?
+            }
+        };
+
+        if matches!(
+            response.status(),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) && let Some(credentials) = credentials.filter(|c| !c.is_identity_token())
+        {
+            let grant = [
+                ("grant_type", "password"),
+                ("username", credentials.username.as_str()),
+                ("password", credentials.password.as_str()),
+            ];
+            let request = oauth2_request(realm_url.clone(), &grant, &scope_text, service);
+            response = transport.send(request).await?;
+        }
+        Ok(response)
+    }
+}
+
+/// Reads a token service's answer: at most `MAX_TOKEN_RESPONSE` bytes of a token, or
+/// `MAX_ERROR_BODY` of a refusal (whose body may also break off). Returns the bytes and whether
+/// the body was cut at the limit.
+async fn read_token_body(
+    response: &mut reqwest::Response,
+    status: StatusCode,
+) -> Result<(Vec<u8>, bool)> {
+    // Token and error bodies are small; refuse to buffer a broken service's endless body.
+    let limit = if status.is_success() {
+        MAX_TOKEN_RESPONSE
+    } else {
+        MAX_ERROR_BODY
+    };
+    let mut bytes = Vec::new();
+    let mut cut = false;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            // A refusal whose body breaks off is still a refusal: report the status.
+            Err(_) if !status.is_success() => break,
+            Err(e) => return Err(classify(&e)),
+        };
+        if bytes.len() + chunk.len() > limit {
+            cut = true;
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((bytes, cut))
+}
+
+/// The error of a token service that issued no token: the credentials rejected, anonymous
+/// access refused, or another status; with what the service said, when it said something.
+fn refusal(status: StatusCode, credentials: Option<&Credentials>, bytes: &[u8]) -> Error {
+    let kind = match status {
+        StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorKind::Forbidden,
+        _ => ErrorKind::Registry,
+    };
+    let says = token_error_text(bytes)
+        .map(|t| format!("; it said: {t}"))
+        .unwrap_or_default();
+    let reason = match (credentials, kind) {
+        (Some(c), ErrorKind::Unauthorized) => format!(
+            "the credentials of user '{}' were rejected (HTTP {status}){says}",
+            c.username
+        ),
+        (None, ErrorKind::Unauthorized) => {
+            format!("anonymous access was refused (HTTP {status}){says}; configure credentials")
+        }
+        _ => format!("no token issued (HTTP {status}){says}"),
+    };
+    Error::new(kind, reason).with_status(status.as_u16())
 }
 
 /// Reads a token service's answer (Docker's token protocol: `token`, or OAuth2's

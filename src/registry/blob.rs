@@ -208,6 +208,10 @@ impl Registry {
 
     /// Opens an upload session in `repo`. The spec's answer is 202; any 2xx with a `Location`
     /// (absolute or relative) is taken.
+    ///
+    /// # Errors
+    ///
+    /// A registry [`Error`] (refused, not found, network, or an answer without `Location`).
     pub async fn start_upload(&self, repo: &Repository) -> Result<UploadSession> {
         let context = format!("starting an upload to {}/{repo}", self.host());
         let url = self
@@ -229,6 +233,10 @@ impl Registry {
 
     /// Uploads a blob of `size` bytes from `stream` into `repo`: opens a session, then sends
     /// the content. The stream is read once and never buffered whole.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::start_upload`] and [`Registry::upload_blob`].
     pub async fn push_blob(
         &self,
         repo: &Repository,
@@ -243,6 +251,11 @@ impl Registry {
     /// Sends a blob's content into an open session and commits it under `digest`. When the
     /// stream fails (e.g. a digest mismatch detected by [`BlobStream`]) the request is aborted
     /// and nothing is committed.
+    ///
+    /// # Errors
+    ///
+    /// A registry [`Error`]: the stream failed (nothing is committed), or the registry refused
+    /// the content or the commit.
     pub async fn upload_blob(
         &self,
         session: UploadSession,

@@ -147,6 +147,11 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// Creates a client. Reads the certificate directory now, so a broken certificate is
     /// reported before any transfer starts; no network I/O happens until the first request.
+    ///
+    /// # Errors
+    ///
+    /// When the certificate directory holds a file that cannot be read or parsed, or TLS cannot
+    /// be set up.
     pub fn new(options: RegistryOptions) -> Result<Registry> {
         let host = options.registry;
         let host_dir = options
@@ -224,6 +229,10 @@ impl Registry {
     }
 
     /// Checks that the registry answers the distribution API and accepts our credentials.
+    ///
+    /// # Errors
+    ///
+    /// A registry [`Error`]: unreachable, not a distribution registry, or the credentials refused.
     pub async fn ping(&self) -> Result<()> {
         let context = format!("checking registry {}", self.inner.host);
         let url = self.url("v2/").await.map_err(|e| e.context(&context))?;
@@ -410,6 +419,11 @@ impl Registry {
 
     /// Uploads a manifest byte for byte under a tag or its digest. Its blobs (or, for an index,
     /// its child manifests) must already be in the repository.
+    ///
+    /// # Errors
+    ///
+    /// A registry [`Error`]: the registry refused the manifest (e.g. a blob it references is
+    /// missing), or could not be reached.
     pub async fn put_manifest(
         &self,
         repo: &Repository,

@@ -28,6 +28,10 @@ pub struct Digest {
 
 impl Digest {
     /// Parses `sha256:<hex>`.
+    ///
+    /// # Errors
+    ///
+    /// When `text` is not `sha256:` with 64 lowercase hex digits.
     pub fn parse(text: &str) -> Result<Digest> {
         let invalid = |why: &str| {
             Error::new(

@@ -29,6 +29,11 @@ struct CatalogPage {
 
 impl Registry {
     /// Every tag of `repo`, in the registry's order (Distribution does not sort them).
+    ///
+    /// # Errors
+    ///
+    /// A registry [`Error`]: the repository is unknown, access is refused, or an answer is not a
+    /// tag list.
     pub async fn list_tags(&self, repo: &Repository) -> Result<Vec<String>> {
         let context = format!("listing tags of {}/{repo}", self.host());
         let first = self
@@ -53,6 +58,11 @@ impl Registry {
 
     /// The repositories of the registry, at most `limit` of them (all with `None`). Docker Hub
     /// and many cloud registries do not offer the catalog.
+    ///
+    /// # Errors
+    ///
+    /// A registry [`Error`]: the catalog is not offered or refused, or an answer is not a
+    /// repository list.
     pub async fn catalog(&self, limit: Option<usize>) -> Result<Vec<String>> {
         let context = format!("listing repositories of {}", self.host());
         let page_size = limit.unwrap_or(usize::MAX).clamp(1, self.inner.page_size);

@@ -221,6 +221,10 @@ impl Manifest {
     }
 
     /// The manifests an index lists, with their platforms; empty for an image manifest.
+    ///
+    /// # Errors
+    ///
+    /// When the index's JSON is not a valid index.
     pub fn children(&self) -> Result<Vec<Descriptor>> {
         if !self.is_index() {
             return Ok(Vec::new());
@@ -235,6 +239,10 @@ impl Manifest {
 
     /// The blobs an image manifest references (config first, then layers, without
     /// duplicates); empty for an index.
+    ///
+    /// # Errors
+    ///
+    /// When the manifest's JSON is not a valid image manifest.
     pub fn blobs(&self) -> Result<Vec<Descriptor>> {
         if self.is_index() {
             return Ok(Vec::new());
@@ -268,6 +276,10 @@ impl Manifest {
 
     /// The entry of this index for `platform`, or `None` when the index has none. An image
     /// manifest has no entries: the caller decides whether it serves the wanted platform.
+    ///
+    /// # Errors
+    ///
+    /// When the index's JSON is not a valid index.
     pub fn select_platform(&self, platform: &Platform) -> Result<Option<Descriptor>> {
         Ok(self
             .children()?
@@ -276,6 +288,10 @@ impl Manifest {
     }
 
     /// Fails when registries would refuse this manifest, so a copy stops before any blob moves.
+    ///
+    /// # Errors
+    ///
+    /// When the manifest is one registries refuse (schema 1), naming why.
     pub fn check_pushable(&self) -> Result<()> {
         if media_type::is_schema1(&self.media_type) {
             return Err(Error::new(

@@ -21,6 +21,10 @@ pub struct Platform {
 impl Platform {
     /// Parses `os[/arch[/variant]]`. A missing architecture means the host's (what skopeo does
     /// with only `--override-os`); common aliases (`x86_64`, `aarch64`) are accepted.
+    ///
+    /// # Errors
+    ///
+    /// When a part is empty or holds other than letters, digits, `_`, `-` and `.`.
     pub fn parse(text: &str) -> Result<Platform> {
         let invalid = |why: &str| {
             Error::new(

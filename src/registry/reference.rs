@@ -50,6 +50,10 @@ pub struct RegistryHost {
 
 impl RegistryHost {
     /// Parses `[http://|https://]host[:port]`; a trailing `/` is tolerated.
+    ///
+    /// # Errors
+    ///
+    /// When `text` is not a valid host with an optional port.
     pub fn parse(text: &str) -> Result<RegistryHost> {
         let invalid = |why: &str| {
             Error::new(
@@ -216,6 +220,11 @@ const MAX_REPOSITORY_LEN: usize = 255;
 
 impl Repository {
     /// Validates `name` as a repository name.
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not a valid OCI repository name (components of lowercase letters and digits
+    /// with separators, at most 255 characters).
     pub fn parse(name: &str) -> Result<Repository> {
         let invalid = |why: String| {
             Error::new(
@@ -241,6 +250,10 @@ impl Repository {
 
     /// Validates `path` as a repository of `registry`, adding `library/` to one-segment names
     /// on Docker Hub, where `busybox` means `library/busybox`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Repository::parse`].
     pub fn on(registry: &RegistryHost, path: &str) -> Result<Repository> {
         let path = path.strip_prefix('/').unwrap_or(path);
         if registry.is_docker_hub() && !path.contains('/') {
@@ -315,6 +328,10 @@ pub enum TagOrDigest {
 
 impl TagOrDigest {
     /// Validates a tag.
+    ///
+    /// # Errors
+    ///
+    /// When `tag` is not a valid OCI tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
     pub fn tag(tag: &str) -> Result<TagOrDigest> {
         let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
         let first_ok = tag
@@ -334,6 +351,10 @@ impl TagOrDigest {
     }
 
     /// Parses a digest (`sha256:…`) or else a tag.
+    ///
+    /// # Errors
+    ///
+    /// When `text` is neither a valid digest nor a valid tag.
     pub fn parse(text: &str) -> Result<TagOrDigest> {
         if text.contains(':') {
             Digest::parse(text).map(TagOrDigest::Digest)
@@ -396,6 +417,10 @@ impl Reference {
     /// Parses a reference the way Docker does: the first path segment is a registry when it
     /// contains `.` or `:` or is `localhost`, or carries an explicit `http://`/`https://`;
     /// otherwise the reference is on Docker Hub. `name@digest` wins over `name:tag@digest`.
+    ///
+    /// # Errors
+    ///
+    /// When a part of `text` (registry, repository, tag or digest) is invalid.
     pub fn parse(text: &str) -> Result<Reference> {
         let (scheme_prefix, rest) = match text.find("://") {
             Some(i) => (&text[..i + 3], &text[i + 3..]),

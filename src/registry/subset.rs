@@ -108,17 +108,52 @@ pub fn platform_subset(index: &Manifest, wanted: &[Platform]) -> Result<Subset> 
         .map_err(|e| malformed(e.to_string()))?;
     let descriptors = index.children()?;
 
-    let platform_of = |entry: &Entry| {
-        entry.platform.as_ref().map(|p| Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone().filter(|v| !v.is_empty()),
-        })
-    };
+    let (keep, found) = kept_entries(index, &parsed, wanted)?;
+    let text = rewritten_text(&fields, &entries, &keep, index.bytes.len())
+        .map_err(|e| malformed(e.to_string()))?;
+    let rewritten = Manifest::from_bytes(Some(&index.media_type), text.into_bytes().into())?;
+    let kept = descriptors
+        .into_iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(d, _)| d)
+        .collect();
+    let missing = wanted
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| !**f)
+        .map(|(p, _)| p.clone())
+        .collect();
+    Ok(Subset {
+        index: rewritten,
+        kept,
+        missing,
+    })
+}
+
+/// The platform an entry declares, in the engine's normal form (an empty variant is none).
+fn entry_platform(entry: &Entry) -> Option<Platform> {
+    entry.platform.as_ref().map(|p| Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone().filter(|v| !v.is_empty()),
+    })
+}
+
+/// Which entries of the index are kept (the wanted platforms' and the attestations about
+/// them) and which wanted platforms were found.
+///
+/// # Errors
+/// [`ErrorKind::NotFound`] when none of the wanted platforms is there, naming the ones that are.
+fn kept_entries(
+    index: &Manifest,
+    parsed: &[Entry],
+    wanted: &[Platform],
+) -> Result<(Vec<bool>, Vec<bool>)> {
     let mut keep = vec![false; parsed.len()];
     let mut found = vec![false; wanted.len()];
     for (i, entry) in parsed.iter().enumerate() {
-        let Some(platform) = platform_of(entry) else {
+        let Some(platform) = entry_platform(entry) else {
             continue;
         };
         for (w, want) in wanted.iter().enumerate() {
@@ -131,7 +166,7 @@ pub fn platform_subset(index: &Manifest, wanted: &[Platform]) -> Result<Subset> 
     if !found.iter().any(|f| *f) {
         let available: Vec<String> = parsed
             .iter()
-            .filter_map(platform_of)
+            .filter_map(entry_platform)
             .filter(|p| p.os != "unknown")
             .map(|p| p.to_string())
             .collect();
@@ -165,20 +200,29 @@ pub fn platform_subset(index: &Manifest, wanted: &[Platform]) -> Result<Subset> 
             keep[i] = true;
         }
     }
+    Ok((keep, found))
+}
 
+/// The index's JSON with only the kept entries in `manifests`, every other field as written.
+fn rewritten_text(
+    fields: &[(String, Box<RawValue>)],
+    entries: &[Box<RawValue>],
+    keep: &[bool],
+    capacity: usize,
+) -> serde_json::Result<String> {
     let kept_text: Vec<&str> = entries
         .iter()
-        .zip(&keep)
+        .zip(keep)
         .filter(|(_, k)| **k)
         .map(|(raw, _)| raw.get())
         .collect();
-    let mut text = String::with_capacity(index.bytes.len());
+    let mut text = String::with_capacity(capacity);
     text.push('{');
     for (n, (key, value)) in fields.iter().enumerate() {
         if n > 0 {
             text.push(',');
         }
-        text.push_str(&serde_json::to_string(key).map_err(|e| malformed(e.to_string()))?);
+        text.push_str(&serde_json::to_string(key)?);
         text.push(':');
         if key == "manifests" {
             text.push('[');
@@ -189,24 +233,7 @@ pub fn platform_subset(index: &Manifest, wanted: &[Platform]) -> Result<Subset> 
         }
     }
     text.push('}');
-    let rewritten = Manifest::from_bytes(Some(&index.media_type), text.into_bytes().into())?;
-    let kept = descriptors
-        .into_iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(d, _)| d)
-        .collect();
-    let missing = wanted
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| !**f)
-        .map(|(p, _)| p.clone())
-        .collect();
-    Ok(Subset {
-        index: rewritten,
-        kept,
-        missing,
-    })
+    Ok(text)
 }
 
 #[cfg(test)]

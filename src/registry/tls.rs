@@ -16,14 +16,18 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use super::error::{Error, ErrorKind, Result};
 
-/// Builds the TLS configuration for a registry whose certificate directory is `host_dir`
-/// (`<certs-dir>/<host without port>`, which need not exist).
 /// TLS with the system's certificate roots and nothing else, for the HTTPS calls dregsy makes
 /// besides registries (cloud token services), so they verify servers the same way.
+///
+/// # Errors
+///
+/// When TLS cannot be set up with the system's roots.
 pub fn system_client_config() -> Result<ClientConfig> {
     client_config(None, false)
 }
 
+/// Builds the TLS configuration for a registry whose certificate directory is `host_dir`
+/// (`<certs-dir>/<host without port>`, which need not exist).
 pub(crate) fn client_config(host_dir: Option<&Path>, skip_verify: bool) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())

@@ -158,6 +158,7 @@ impl Tries {
 pub struct Attempt<'a> {
     /// The registry whose client sent it (token requests included).
     pub registry: &'a RegistryHost,
+    /// The request's method.
     pub method: &'a Method,
     /// The status answered; `None` when no response came (connection failure, timeout).
     pub status: Option<StatusCode>,
@@ -172,6 +173,7 @@ pub struct Attempt<'a> {
 /// Sees every attempt of every request, once, as it ends: metrics read the transport here.
 /// It must be quick and must not block; it cannot change what the transport does.
 pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    /// Called once per attempt, as it ends.
     fn observe(&self, attempt: &Attempt<'_>);
 }
 

@@ -111,19 +111,7 @@ pub(crate) async fn wanted_source(
     let child = manifest
         .select_platform(&platform)
         .map_err(|e| format!("source image {}: {e}", job.source))?
-        .ok_or_else(|| {
-            let available: Vec<String> = manifest
-                .children()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
-                .collect();
-            format!(
-                "source image {} has no manifest for platform {platform} (it has: {})",
-                job.source,
-                available.join(", ")
-            )
-        })?;
+        .ok_or_else(|| no_platform(job, &manifest, &platform))?;
     cache.remember_platform_child(&manifest.digest, &platform, &child);
     Ok(Wanted {
         digest: child.digest,
@@ -131,6 +119,21 @@ pub(crate) async fn wanted_source(
         index: Some(media_type::is_index(&child.media_type)),
         rewritten_from: None,
     })
+}
+
+/// The error of an index without the wanted platform, naming the ones it has.
+fn no_platform(job: &ImageJob, index: &Manifest, platform: &Platform) -> String {
+    let available: Vec<String> = index
+        .children()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
+        .collect();
+    format!(
+        "source image {} has no manifest for platform {platform} (it has: {})",
+        job.source,
+        available.join(", ")
+    )
 }
 
 /// What the target must hold for a platform list: the source index rewritten to those

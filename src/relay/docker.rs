@@ -51,6 +51,11 @@ pub struct DockerRelay {
 impl DockerRelay {
     /// Connects and pings the daemon, retrying as configured, so an unreachable daemon stops
     /// the program at startup.
+    ///
+    /// # Errors
+    ///
+    /// When the Docker host is not a URL dregsy can speak to, or the daemon does not answer the
+    /// pings.
     pub async fn new(settings: &DockerSettings) -> Result<DockerRelay, String> {
         let host = match settings.dockerhost.trim() {
             "" => std::env::var("DOCKER_HOST")
@@ -104,6 +109,10 @@ impl DockerRelay {
 
     /// Pulls the source, tags it as the target, pushes that one tag, and removes what it
     /// added to the daemon. Errors name the image and carry the daemon's message.
+    ///
+    /// # Errors
+    ///
+    /// When a pull, tag or push fails; the message names the image and carries the daemon's.
     pub async fn copy(
         &self,
         job: &ImageJob,

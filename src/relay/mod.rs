@@ -33,14 +33,18 @@ const MIN_PARALLEL_CHECKS: usize = 16;
 pub enum CopyOutcome {
     /// The target already held the wanted digest.
     UpToDate,
-    /// Manifests were written. `bytes`: what was sent to the target, blobs and manifests;
-    /// `blobs`: how each blob got there, when the relay can tell (the native relay only).
+    /// Manifests were written.
     Copied {
+        /// What was sent to the target, blobs and manifests.
         bytes: u64,
+        /// How each blob got there, when the relay can tell (the native relay only).
         blobs: Option<BlobTally>,
     },
-    /// Left out on purpose before anything was written (`min-age`); `reason` says why.
-    Skipped { reason: String },
+    /// Left out on purpose before anything was written (`min-age`).
+    Skipped {
+        /// Why, e.g. "too young, 3 h left".
+        reason: String,
+    },
     /// A stop was requested while the job waited for a copy slot: nothing was written.
     NotStarted,
     /// The copy was in flight when the stop aborted it (docs/behaviour.md#signals-and-restarts):
@@ -73,7 +77,12 @@ pub enum JobError {
     Failed(String),
     /// A registry's rate limit ran out (docs/behaviour.md, "Rate limits"): the job was not
     /// done and waits for the next run. `registry` is the host, `reason` the full message.
-    RateLimited { registry: String, reason: String },
+    RateLimited {
+        /// The registry host.
+        registry: String,
+        /// The full message.
+        reason: String,
+    },
 }
 
 impl JobError {
@@ -127,6 +136,7 @@ pub struct CopySlots<'a> {
 }
 
 impl<'a> CopySlots<'a> {
+    /// A job's way to the run's copy `slots`, obeying `stop`.
     pub fn new(slots: &'a Semaphore, stop: &'a Stop) -> Self {
         CopySlots {
             slots,
@@ -161,23 +171,31 @@ impl<'a> CopySlots<'a> {
 
 /// Everything a relay needs to know about the two sides of a job.
 pub struct Sides<'a> {
-    /// Clients for up-to-date checks (and, for the native relay, the copy itself).
+    /// The source's store (a registry client or a layout), for up-to-date checks (and, for the
+    /// native relay, the copy itself).
     pub source: &'a ImageStore,
+    /// The target's store.
     pub target: &'a ImageStore,
-    /// The config's view of each side: credentials, TLS choice.
+    /// The config's view of the source: credentials, TLS choice.
     pub source_location: &'a Location,
+    /// The config's view of the target.
     pub target_location: &'a Location,
-    /// The credentials external tools (skopeo, the Docker daemon) get for each side: the
+    /// The credentials external tools (skopeo, the Docker daemon) get for the source: the
     /// config's `auth`, or the cloud token current when the mapping started.
     pub source_credentials: Option<Credentials>,
+    /// The credentials external tools get for the target.
     pub target_credentials: Option<Credentials>,
     /// The task's `verbose` flag (docs/configuration.md#tasks).
     pub verbose: bool,
 }
 
 impl Sides<'_> {
-    /// Fails with [`JobError::RateLimited`] once the rate limit of either registry ran out in
-    /// this run (docs/behaviour.md, "Rate limits").
+    /// Whether a job may still ask both registries.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError::RateLimited`] once the rate limit of either registry ran out in this run
+    /// (docs/behaviour.md, "Rate limits").
     pub fn check_rate_limits(&self) -> Result<(), JobError> {
         match [self.source, self.target]
             .iter()
@@ -205,6 +223,11 @@ impl Relay {
     /// Creates the config's relay, after the checks the original makes at that point; the
     /// compatibility relays check their tool (`skopeo --version`, a daemon ping) here, so a
     /// missing one stops the run before any task starts.
+    ///
+    /// # Errors
+    ///
+    /// When the config asks for something the relay cannot do ([`check_config`]), or the
+    /// compatibility relay's tool is missing or its daemon unreachable.
     pub async fn new(config: &Config) -> Result<Relay, String> {
         check_config(config)?;
         if config.relay != RelayKind::Native {
@@ -259,6 +282,10 @@ impl Relay {
     /// Copies one image job. Errors name the image and say what failed.
     /// `slots` is taken after the up-to-date check, for the copy itself; when the stop it
     /// carries aborts the copy, the outcome is [`CopyOutcome::Aborted`].
+    ///
+    /// # Errors
+    ///
+    /// As the relay's own `copy`: the message names the image and says what failed.
     pub async fn copy(
         &self,
         job: &ImageJob,
@@ -291,6 +318,10 @@ impl Relay {
 /// of a source index when a single platform is wanted and `manifests` does not know the answer
 /// yet). `dregsy plan` uses it to say what a sync would skip, without creating the relay (no
 /// skopeo or Docker daemon needed).
+///
+/// # Errors
+///
+/// When a side cannot be asked (refused, unreachable, the source image missing).
 pub async fn up_to_date(
     kind: RelayKind,
     job: &ImageJob,
@@ -390,6 +421,11 @@ pub async fn verify_refusal(
 
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
+///
+/// # Errors
+///
+/// When a task needs what the configured relay cannot do (e.g. `platform: all` with the
+/// docker relay); the message names the task.
 pub fn check_config(config: &Config) -> Result<(), String> {
     check_features(config)?;
     let platform_all = config

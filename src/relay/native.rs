@@ -75,6 +75,10 @@ impl NativeRelay {
     ///
     /// The up-to-date decision is [`check::wanted_source`]'s, with `manifests` (index digest
     /// and platform → child) so that a run with nothing to do sends no manifest GET.
+    ///
+    /// # Errors
+    ///
+    /// When a check or a transfer fails; the message names the image and says what failed.
     pub async fn copy(
         &self,
         job: &ImageJob,

@@ -40,6 +40,10 @@ pub struct SkopeoRelay {
 impl SkopeoRelay {
     /// Checks that skopeo runs (`skopeo --version`, logged as the original does), so a missing
     /// binary stops the program at startup rather than failing every image.
+    ///
+    /// # Errors
+    ///
+    /// When skopeo cannot be run; the message says how to install it.
     pub async fn new(settings: &SkopeoSettings) -> Result<SkopeoRelay, String> {
         let binary = settings.binary().to_string();
         let hint = "install skopeo (Debian/Ubuntu: 'apt-get install skopeo') or set 'skopeo.binary', \
@@ -90,6 +94,11 @@ impl SkopeoRelay {
     /// Copies one image job with `skopeo copy`, unless the target already holds it. When the
     /// stop aborts the copy, skopeo is killed and reaped and its auth files are removed
     /// before this returns [`CopyOutcome::Aborted`].
+    ///
+    /// # Errors
+    ///
+    /// When the check or `skopeo copy` fails or times out; the message names the image and
+    /// carries skopeo's output.
     pub async fn copy(
         &self,
         job: &ImageJob,
