@@ -444,26 +444,8 @@ impl Registry {
             )
             .context(context));
         }
-        let url = self
-            .url(&format!("v2/{repo}/manifests/{reference}"))
-            .await
-            .map_err(|e| e.context(&context))?;
-        let mut request = Request::new(Method::PUT, url);
-        if let Some(v) = header_value(&manifest.media_type) {
-            request.headers.insert(CONTENT_TYPE, v);
-        }
-        request.body = Body::Bytes(manifest.bytes.clone());
-        let response = self
-            .execute(request, &[Scope::push(repo)])
-            .await
-            .map_err(|e| e.context(&context))?;
-        if !response.status().is_success() {
-            return Err(self
-                .status_error(response, "the repository", &context)
-                .await);
-        }
-        check_returned_digest(response.headers(), &manifest.digest)
-            .map_err(|e| e.context(&context))?;
+        self.send_manifest(repo, reference, manifest, &context)
+            .await?;
         // Until a HEAD has answered 2xx here, every HEAD 404 costs a confirming GET: a
         // manifest we just pushed settles whether HEAD works, with one request.
         if self.inner.manifest_head.state.load(Ordering::Relaxed) == HEAD_UNKNOWN {
@@ -473,6 +455,37 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Sends `manifest` with a PUT to `repo` under `reference` and checks the answer: a
+    /// success, and the digest the registry computed when it names one. Returns the answer's
+    /// headers (`OCI-Subject` for a referrer). Errors carry `context`.
+    pub(crate) async fn send_manifest(
+        &self,
+        repo: &Repository,
+        reference: &TagOrDigest,
+        manifest: &Manifest,
+        context: &str,
+    ) -> Result<reqwest::header::HeaderMap> {
+        let url = self
+            .url(&format!("v2/{repo}/manifests/{reference}"))
+            .await
+            .map_err(|e| e.context(context))?;
+        let mut request = Request::new(Method::PUT, url);
+        if let Some(v) = header_value(&manifest.media_type) {
+            request.headers.insert(CONTENT_TYPE, v);
+        }
+        request.body = Body::Bytes(manifest.bytes.clone());
+        let response = self
+            .execute(request, &[Scope::push(repo)])
+            .await
+            .map_err(|e| e.context(context))?;
+        if !response.status().is_success() {
+            return Err(self.status_error(response, "the repository", context).await);
+        }
+        check_returned_digest(response.headers(), &manifest.digest)
+            .map_err(|e| e.context(context))?;
+        Ok(response.headers().clone())
     }
 
     async fn manifest_request(

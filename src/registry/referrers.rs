@@ -11,18 +11,18 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LINK};
+use reqwest::header::{ACCEPT, HeaderValue, LINK};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Scope;
-use super::client::{Registry, check_returned_digest, header_text, read_limited};
+use super::client::{Registry, header_text, read_limited};
 use super::digest::Digest;
 use super::error::{Error, ErrorKind, Result};
 use super::listing::next_link;
 use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type};
 use super::reference::{Repository, TagOrDigest};
-use super::transport::{Body, Request};
+use super::transport::Request;
 
 /// A bound on pages of one referrers list, so a looping `Link` cannot keep us busy.
 const MAX_REFERRER_PAGES: usize = 100;
@@ -324,27 +324,10 @@ impl Registry {
         let reference = TagOrDigest::Digest(manifest.digest.clone());
         let context = format!("pushing referrer {}", self.display(repo, &reference));
         manifest.check_pushable().map_err(|e| e.context(&context))?;
-        let url = self
-            .url(&format!("v2/{repo}/manifests/{reference}"))
-            .await
-            .map_err(|e| e.context(&context))?;
-        let mut request = Request::new(Method::PUT, url);
-        if let Ok(v) = HeaderValue::from_str(&manifest.media_type) {
-            request.headers.insert(CONTENT_TYPE, v);
-        }
-        request.body = Body::Bytes(manifest.bytes.clone());
-        let response = self
-            .execute(request, &[Scope::push(repo)])
-            .await
-            .map_err(|e| e.context(&context))?;
-        if !response.status().is_success() {
-            return Err(self
-                .status_error(response, "the repository", &context)
-                .await);
-        }
-        check_returned_digest(response.headers(), &manifest.digest)
-            .map_err(|e| e.context(&context))?;
-        Ok(if response.headers().contains_key("oci-subject") {
+        let headers = self
+            .send_manifest(repo, &reference, manifest, &context)
+            .await?;
+        Ok(if headers.contains_key("oci-subject") {
             PushedReferrer::Indexed
         } else {
             PushedReferrer::NotIndexed

@@ -92,22 +92,10 @@ pub(crate) async fn wanted_source(
             rewritten_from: None,
         });
     }
-    let manifest = match head.manifest {
-        Some(manifest) => manifest,
-        None => source
-            .get_manifest(repo, &TagOrDigest::Digest(head.digest))
-            .await
-            .map_err(JobError::from)?,
+    let manifest = match read_headed(source, repo, head, cache).await? {
+        Headed::Image(wanted) => return Ok(wanted),
+        Headed::Index(manifest) => manifest,
     };
-    cache.remember_media_type(&manifest.digest, &manifest.media_type);
-    if !manifest.is_index() {
-        return Ok(Wanted {
-            digest: manifest.digest.clone(),
-            fetched: Some(manifest),
-            index: Some(false),
-            rewritten_from: None,
-        });
-    }
     let child = manifest
         .select_platform(&platform)
         .map_err(|e| format!("source image {}: {e}", job.source))?
@@ -119,6 +107,41 @@ pub(crate) async fn wanted_source(
         index: Some(media_type::is_index(&child.media_type)),
         rewritten_from: None,
     })
+}
+
+/// A manifest a HEAD found, read when the HEAD could not tell its kind.
+enum Headed {
+    /// An image: the decision is made.
+    Image(Wanted),
+    /// An index, to choose from.
+    Index(Manifest),
+}
+
+/// Reads the manifest `head` found (the HEAD's own GET when it had to make one) and remembers
+/// its media type (docs/behaviour.md#manifests-and-media-types).
+async fn read_headed(
+    source: &ImageStore,
+    repo: &crate::registry::Repository,
+    head: ManifestHead,
+    cache: &ManifestCache,
+) -> Result<Headed, JobError> {
+    let manifest = match head.manifest {
+        Some(manifest) => manifest,
+        None => source
+            .get_manifest(repo, &TagOrDigest::Digest(head.digest))
+            .await
+            .map_err(JobError::from)?,
+    };
+    cache.remember_media_type(&manifest.digest, &manifest.media_type);
+    if manifest.is_index() {
+        return Ok(Headed::Index(manifest));
+    }
+    Ok(Headed::Image(Wanted {
+        digest: manifest.digest.clone(),
+        fetched: Some(manifest),
+        index: Some(false),
+        rewritten_from: None,
+    }))
 }
 
 /// The error of an index without the wanted platform, naming the ones it has.
@@ -164,22 +187,10 @@ async fn subset(
             rewritten_from: Some(head.digest),
         });
     }
-    let manifest = match head.manifest {
-        Some(manifest) => manifest,
-        None => source
-            .get_manifest(&job.source.repository, &TagOrDigest::Digest(head.digest))
-            .await
-            .map_err(JobError::from)?,
+    let manifest = match read_headed(source, &job.source.repository, head, cache).await? {
+        Headed::Image(wanted) => return Ok(wanted),
+        Headed::Index(manifest) => manifest,
     };
-    cache.remember_media_type(&manifest.digest, &manifest.media_type);
-    if !manifest.is_index() {
-        return Ok(Wanted {
-            digest: manifest.digest.clone(),
-            fetched: Some(manifest),
-            index: Some(false),
-            rewritten_from: None,
-        });
-    }
     let subset = platform_subset(&manifest, platforms)
         .map_err(|e| format!("source image {}: {e}", job.source))?;
     cache.remember_subset(
