@@ -80,15 +80,18 @@ impl Signals {
                     Some(()) = hup.recv() => Signal::Hangup,
                     else => break,
                 };
-                if which.is_stop() {
-                    // Before passing the signal on, so that no job starts in between.
-                    if handler_stop.is_requested() {
-                        handler_stop.abort();
-                    } else {
-                        handler_stop.request();
-                    }
+                // A first stop signal is requested before it is passed on, so that no job
+                // starts in between; a second one is passed on before it aborts the copies,
+                // so that the run, which ends once they are dropped, finds it waiting.
+                let abort = which.is_stop() && handler_stop.is_requested();
+                if which.is_stop() && !abort {
+                    handler_stop.request();
                 }
-                if tx.send(which).is_err() {
+                let passed_on = tx.send(which).is_ok();
+                if abort {
+                    handler_stop.abort();
+                }
+                if !passed_on {
                     break;
                 }
             }
