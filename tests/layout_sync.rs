@@ -271,6 +271,12 @@ fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_not
         .output();
     assert_success(&plan);
     assert!(text(&plan).contains("up to date"), "{}", text(&plan));
+    // A layout side has no credentials to look up, and says so.
+    assert!(
+        text(&plan).contains("none (a directory of OCI image layouts)"),
+        "{}",
+        text(&plan)
+    );
 }
 
 #[test]

@@ -325,11 +325,15 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> 
     report
 }
 
-/// Where a side's credentials come from, for display.
+/// Where a side's credentials come from, for display; a directory of OCI image layouts has
+/// none (docs/configuration.md#oci-image-layouts).
 async fn credential_source(
     clients: &Clients,
     location: &crate::config::Location,
 ) -> Result<String, String> {
+    if location.layout().is_some() {
+        return Ok("none (a directory of OCI image layouts)".to_string());
+    }
     let resolution = clients.resolve(location).await?;
     Ok(resolution.source.to_string())
 }
