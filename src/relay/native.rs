@@ -126,19 +126,8 @@ impl NativeRelay {
             Some(m) => m,
             None => check::fetch_wanted(job, source, &digest, from_index.as_ref()).await?,
         };
-        // Checks before anything is written (docs/configuration.md#min-age, #verify).
-        if let Some(min_age) = job.min_age {
-            let created = age::image_created(source, src_repo, &manifest)
-                .await
-                .map_err(|e| format!("source image {}: {e}", job.source))?;
-            if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
-                return Ok(CopyOutcome::Skipped {
-                    reason: age::too_young_text(left),
-                });
-            }
-        }
-        if let Some(verify) = &job.verify {
-            trust::verify_job(job, source, &manifest, verify).await?;
+        if let Some(skipped) = checks_before_writing(job, source, &manifest).await? {
+            return Ok(skipped);
         }
         if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
             tracing::info!(
@@ -201,6 +190,29 @@ enum Arrival {
     ByAnotherImage,
     /// The target held it already.
     OnTarget,
+}
+
+/// The checks before anything of `job` is written (docs/configuration.md#min-age, #verify):
+/// `Some(outcome)` when the image is left out for now (too young).
+async fn checks_before_writing(
+    job: &ImageJob,
+    source: &ImageStore,
+    manifest: &Manifest,
+) -> Result<Option<CopyOutcome>, JobError> {
+    if let Some(min_age) = job.min_age {
+        let created = age::image_created(source, &job.source.repository, manifest)
+            .await
+            .map_err(|e| format!("source image {}: {e}", job.source))?;
+        if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
+            return Ok(Some(CopyOutcome::Skipped {
+                reason: age::too_young_text(left),
+            }));
+        }
+    }
+    if let Some(verify) = &job.verify {
+        trust::verify_job(job, source, manifest, verify).await?;
+    }
+    Ok(None)
 }
 
 /// The subjects of an up-to-date job, for its referrers: an image known not to be an index
