@@ -18,7 +18,6 @@ const NOT_SPLIT_YET: &[&str] = &[
     "registry/transport.rs fn send",
     // Grown by the latest first-run changes (empty selections, repository failures, progress).
     "config/validate.rs",
-    "plan/mod.rs fn plan_repository",
     "relay/skopeo.rs fn copy",
     "sync.rs",
     "sync.rs fn run_task",

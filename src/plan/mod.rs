@@ -254,6 +254,20 @@ fn matching_paths(mapping: &Mapping, source: &RegistryLocation, names: &[String]
         .collect()
 }
 
+/// What one expanded tag entry copies from and to: a tag to the same tag, a digest to the same
+/// digest, `tag@digest` from the digest to the tag (docs/behaviour.md#tag-filters).
+fn references_of(tag: &str) -> Result<(TagOrDigest, TagOrDigest), String> {
+    let (from, to) = match TagRef::parse(tag) {
+        TagRef::Tag(t) => (t.clone(), t),
+        TagRef::Digest(d) => (d.clone(), d),
+        TagRef::TagAtDigest { tag, digest } => (digest, tag),
+    };
+    match (TagOrDigest::parse(&from), TagOrDigest::parse(&to)) {
+        (Ok(from), Ok(to)) => Ok((from, to)),
+        (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+    }
+}
+
 /// Plans one source repository: paths, tags, jobs.
 async fn plan_repository(
     mapping: &Mapping,
@@ -301,15 +315,10 @@ async fn plan_repository(
     };
     let expansion = mapping.tags.expand(listed_tags.as_deref());
     for tag in &expansion.tags {
-        let (from, to) = match TagRef::parse(tag) {
-            TagRef::Tag(t) => (t.clone(), t),
-            TagRef::Digest(d) => (d.clone(), d),
-            TagRef::TagAtDigest { tag, digest } => (digest, tag),
-        };
-        let (from, to) = match (TagOrDigest::parse(&from), TagOrDigest::parse(&to)) {
-            (Ok(from), Ok(to)) => (from, to),
-            (Err(e), _) | (_, Err(e)) => {
-                plan.invalid.push((tag.clone(), e.to_string()));
+        let (from, to) = match references_of(tag) {
+            Ok(references) => references,
+            Err(e) => {
+                plan.invalid.push((tag.clone(), e));
                 continue;
             }
         };
