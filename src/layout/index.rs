@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
@@ -169,28 +169,37 @@ pub(super) fn lock(marker: &Path) -> Result<Lock> {
     Ok(Lock { _file: file })
 }
 
+/// A temporary file name in `dir` for `name`: `.<name>.<pid>-<random>.tmp`, unique across
+/// processes and calls; a killed writer's `index.json` ones are removed by [`remove_abandoned`].
+fn temp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(
+        ".{name}.{}-{:016x}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
+/// Creates `temp` (which must not exist) holding `bytes`, synced to disk.
+fn write_synced(temp: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .map_err(|e| Error::io(temp, "creating", &e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(temp, "writing", &e))
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary file beside it, written and synced,
 /// renamed over it, and the directory synced. Readers see the old or the new file, never a
 /// part; a failure (full disk, say) leaves the old file as it was.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(
-        ".{name}.{}-{:016x}.tmp",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let written = (|| {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io(&temp, "creating", &e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io(&temp, "writing", &e))?;
-        std::fs::rename(&temp, path).map_err(|e| Error::io(path, "replacing", &e))
-    })();
+    let temp = temp_path(dir, name);
+    let written = write_synced(&temp, bytes)
+        .and_then(|()| std::fs::rename(&temp, path).map_err(|e| Error::io(path, "replacing", &e)));
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -205,26 +214,12 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// lock holder locked.
 pub(super) fn create_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        ".new.{}-{:016x}.tmp",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let written = (|| {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io(&temp, "creating", &e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io(&temp, "writing", &e))?;
-        match std::fs::hard_link(&temp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::io(path, "creating", &e)),
-        }
-    })();
+    let temp = temp_path(dir, "new");
+    let written = write_synced(&temp, bytes).and_then(|()| match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path, "creating", &e)),
+    });
     let _ = std::fs::remove_file(&temp);
     written?;
     sync_dir(dir);
