@@ -991,8 +991,9 @@ fn fallback_tag_of(digest: &str) -> String {
 
 /// One-off runs that share a manifest cache (as cron runs of one machine do): a run with
 /// nothing new checks referrers with one request per subject at the source (a HEAD of each
-/// fallback or legacy tag the repository's tag list shows), plus that tag list, and none at the
-/// target; an index's children and a platform list's rewrite come from the cache, so no
+/// fallback or legacy tag the repository's tag list shows), and none at the target. The tag
+/// list is the planner's where it listed the repository (a regex tag filter), else one per
+/// repository for mappings that name their tags; an index's children and a platform list's rewrite come from the cache, so no
 /// manifest is downloaded. A signature added later still travels.
 #[test]
 fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
@@ -1034,7 +1035,7 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
         &source,
         &target,
         "referrers: true\n",
-        "  - from: fb/one\n    tags: [v1]\n  - from: fb/multi\n    tags: [v1]\n    platform: all\n  - from: fb/multi\n    to: fb/arm\n    tags: [v1]\n    platform: [linux/arm64]\n",
+        "  - from: fb/one\n    tags: ['regex: ^v1$']\n  - from: fb/multi\n    tags: [v1]\n    platform: all\n  - from: fb/multi\n    to: fb/arm\n    tags: [v1]\n    platform: [linux/arm64]\n",
     );
     let cache = tempfile::tempdir().expect("tempdir");
     let env = [("XDG_CACHE_HOME", cache.path().to_str().expect("utf-8 path"))];
@@ -1051,7 +1052,7 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
         text(&again)
     );
     let seen = source.requests();
-    // fb/one: two subjects (the image, its signature).
+    // fb/one: two subjects (the image, its signature); the planner's tag list is the only one.
     let mut expected = vec![
         format!("HEAD manifests {}", fallback_tag_of(&one.digest)),
         "HEAD manifests v1".to_string(),

@@ -112,7 +112,8 @@ impl NativeRelay {
             // The image is there; its referrers may be new (images are often signed later).
             let subjects = held_subjects(job, source, manifests, wanted).await?;
             let records = referrers::TargetRecords::Believed;
-            return Ok(match copy.referrers(&subjects, records).await? {
+            let listed = job.listed_tags.as_ref();
+            return Ok(match copy.referrers(&subjects, listed, records).await? {
                 None => CopyOutcome::UpToDate,
                 Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
             });
@@ -130,13 +131,7 @@ impl NativeRelay {
             return Ok(skipped);
         }
         if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
-            tracing::info!(
-                source = %job.source,
-                target = %job.target,
-                digest = %manifest.digest,
-                "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
-                job.platform.as_config_text()
-            );
+            log_rewritten(job, &manifest);
         }
         let mut tally = BlobTally::default();
         let mut bytes = copy
@@ -149,7 +144,11 @@ impl NativeRelay {
             }
             let subjects = referrers::subjects(job, &manifest.digest, children);
             let records = referrers::TargetRecords::Ignored;
-            bytes += copy.referrers(&subjects, records).await?.unwrap_or(0);
+            let listed = job.listed_tags.as_ref();
+            bytes += copy
+                .referrers(&subjects, listed, records)
+                .await?
+                .unwrap_or(0);
         }
         Ok(CopyOutcome::Copied {
             bytes,
@@ -190,6 +189,17 @@ enum Arrival {
     ByAnotherImage,
     /// The target held it already.
     OnTarget,
+}
+
+/// Says that a platform list rewrites the index `manifest` (docs/behaviour.md#platform-choice).
+fn log_rewritten(job: &ImageJob, manifest: &Manifest) {
+    tracing::info!(
+        source = %job.source,
+        target = %job.target,
+        digest = %manifest.digest,
+        "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
+        job.platform.as_config_text()
+    );
 }
 
 /// The checks before anything of `job` is written (docs/configuration.md#min-age, #verify):

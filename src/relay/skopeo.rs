@@ -514,6 +514,7 @@ mod tests {
             referrers: false,
             min_age: None,
             verify: None,
+            listed_tags: None,
         }
     }
 

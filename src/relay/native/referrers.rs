@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::Copy;
 use crate::config::PlatformChoice;
-use crate::plan::ImageJob;
+use crate::plan::{ImageJob, ListedTags};
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, ManifestHead, Repository, TagOrDigest};
 use crate::relay::BlobTally;
@@ -84,6 +84,16 @@ pub(super) fn children_of(manifest: &Manifest) -> Result<Option<Vec<Digest>>, Jo
     Ok(Some(children.into_iter().map(|c| c.digest).collect()))
 }
 
+/// What a target lists as the referrers of one subject.
+struct TargetReferrers {
+    /// Whether the target answered the referrers API (it indexes pushed referrers itself).
+    api: bool,
+    /// The referrers it lists.
+    listed: Vec<Referrer>,
+    /// Its fallback tag's index, when it has no API and the tag exists.
+    fallback: Option<Manifest>,
+}
+
 /// How a complete referrer set is named in the manifest cache's record of a target: its
 /// subject and a digest of its referrers' digests in order.
 fn set_record(subject: &Digest, listed: &[Referrer]) -> String {
@@ -104,15 +114,18 @@ impl Copy<'_> {
     /// source does not hold or that names another subject, a target fallback tag that holds
     /// something else, or what the registries reported.
     ///
-    /// A no-op run costs the source repository's tag list (shared by its jobs), and per
-    /// subject the referrers API request, or a HEAD of each fallback or legacy tag the list
-    /// shows: what the target holds is in the manifest cache while `records` may be believed.
+    /// A no-op run costs per subject the referrers API request, or a HEAD of each fallback or
+    /// legacy tag the source's tag list shows: what the target holds is in the manifest cache
+    /// while `records` may be believed. The tag list is the planner's (`listed`) when it listed
+    /// the repository, else one listing per repository shared by its jobs
+    /// (docs/behaviour.md#referrers).
     pub(super) async fn referrers(
         &self,
         subjects: &[Digest],
+        listed: Option<&ListedTags>,
         records: TargetRecords,
     ) -> Result<Option<u64>, JobError> {
-        let tags = self.source_tags().await?;
+        let tags = self.source_tags(listed).await?;
         let mut written = false;
         let mut bytes = 0;
         let mut queue: Vec<(Digest, usize)> = subjects.iter().map(|s| (s.clone(), 0)).collect();
@@ -144,14 +157,23 @@ impl Copy<'_> {
         Ok(written.then_some(bytes))
     }
 
-    /// The source repository's tags, listed at most once per [`TAGS_FRESH`].
-    async fn source_tags(&self) -> Result<Arc<HashSet<String>>, JobError> {
+    /// The source repository's tags: the planner's list when it listed them (`planned`, which
+    /// then also serves the repository's other jobs), else listed at most once per
+    /// [`TAGS_FRESH`].
+    async fn source_tags(
+        &self,
+        planned: Option<&ListedTags>,
+    ) -> Result<Arc<HashSet<String>>, JobError> {
         let key = (self.source.name(), self.src_repo.clone());
         let slot: TagsSlot = match self.relay.referrer_records.tags.lock() {
             Ok(mut all) => all.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
         };
         let mut listed = slot.lock().await;
+        if let Some(planned) = planned {
+            *listed = Some((Instant::now(), planned.set().clone()));
+            return Ok(planned.set().clone());
+        }
         if let Some((at, tags)) = listed.as_ref()
             && at.elapsed() < TAGS_FRESH
         {
@@ -284,97 +306,141 @@ impl Copy<'_> {
         Ok(written)
     }
 
-    /// [`Copy::subject_referrers`] past the record of complete sets: asks the target.
+    /// [`Copy::subject_referrers`] past the record of complete sets: asks the target what it
+    /// lists, copies the referrers it lacks, and lists them in its fallback tag where it does
+    /// not index them itself.
     async fn write_referrers(
         &self,
         subject: &Digest,
         listed: &[Referrer],
     ) -> Result<Option<u64>, JobError> {
-        let tag = referrers::fallback_tag(subject);
-        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
-        let what = format!(
-            "the fallback tag {}/{}:{tag}",
-            self.target.name(),
-            self.dst_repo
-        );
-        // What the target lists already: its referrers API, else its fallback tag.
-        let api = self
-            .target
-            .list_referrers(self.dst_repo, subject, None)
-            .await
-            .map_err(JobError::from)?;
-        let target_has_api = api.is_some();
-        let fallback = match api {
-            Some(_) => None,
-            None => match self.target.get_manifest(self.dst_repo, &tag_ref).await {
-                Ok(index) => Some(index),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let present: Vec<Referrer> = match (&api, &fallback) {
-            (Some(list), _) => list.clone(),
-            (None, Some(index)) => {
-                referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?
-            }
-            (None, None) => Vec::new(),
-        };
+        let present = self.target_referrers(subject).await?;
         let missing: Vec<&Referrer> = listed
             .iter()
-            .filter(|r| !present.iter().any(|p| p.digest == r.digest))
+            .filter(|r| !present.listed.iter().any(|p| p.digest == r.digest))
             .collect();
         if missing.is_empty() {
             return Ok(None);
         }
         let mut bytes = 0;
-        let mut indexed = target_has_api;
+        let mut indexed = present.api;
         for referrer in missing {
-            let manifest = match self
-                .source
-                .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
-                .await
-            {
-                Ok(manifest) => manifest,
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(format!(
-                        "the referrers of {subject} list {}, which {}/{} does not hold",
-                        referrer.digest,
-                        self.source.name(),
-                        self.src_repo
-                    )
-                    .into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            referrers::entry_for(&manifest, subject).map_err(JobError::from)?;
-            bytes += self
-                .contents(&manifest, 0, &mut BlobTally::default())
-                .await?;
-            let pushed = self
-                .target
-                .put_referrer(self.dst_repo, &manifest)
-                .await
-                .map_err(JobError::from)?;
+            let (copied, pushed) = self.copy_referrer(subject, referrer).await?;
+            bytes += copied;
             indexed &= pushed == PushedReferrer::Indexed;
         }
         if !indexed {
-            // The target does not index referrers itself: list them in its fallback tag,
-            // keeping what it lists already (OCI distribution spec 1.1, "Referrers Tag Schema").
-            let existing = fallback.as_ref().map(|m| m.bytes.as_ref());
-            if let Some(bytes_to_put) =
-                referrers::merge(existing, listed, &what).map_err(JobError::from)?
-            {
-                let index = Manifest::from_bytes(
-                    Some(crate::registry::media_type::OCI_INDEX),
-                    bytes_to_put.into(),
-                )
-                .map_err(JobError::from)?;
-                self.target
-                    .put_manifest(self.dst_repo, &tag_ref, &index)
-                    .await
-                    .map_err(JobError::from)?;
-            }
+            self.merge_fallback_tag(subject, present.fallback.as_ref(), listed)
+                .await?;
         }
         Ok(Some(bytes))
+    }
+
+    /// What the target lists as referrers of `subject`: its referrers API, else its fallback
+    /// tag (absent: none).
+    async fn target_referrers(&self, subject: &Digest) -> Result<TargetReferrers, JobError> {
+        if let Some(listed) = self
+            .target
+            .list_referrers(self.dst_repo, subject, None)
+            .await
+            .map_err(JobError::from)?
+        {
+            return Ok(TargetReferrers {
+                api: true,
+                listed,
+                fallback: None,
+            });
+        }
+        let tag = referrers::fallback_tag(subject);
+        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
+        let fallback = match self.target.get_manifest(self.dst_repo, &tag_ref).await {
+            Ok(index) => index,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Ok(TargetReferrers {
+                    api: false,
+                    listed: Vec::new(),
+                    fallback: None,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let listed = referrers::parse_index(&fallback.bytes, &self.target_fallback_name(&tag))
+            .map_err(JobError::from)?;
+        Ok(TargetReferrers {
+            api: false,
+            listed,
+            fallback: Some(fallback),
+        })
+    }
+
+    /// Copies one referrer of `subject` from the source, with its contents, checking that it
+    /// names `subject`. Returns the bytes transferred and how the target took it.
+    async fn copy_referrer(
+        &self,
+        subject: &Digest,
+        referrer: &Referrer,
+    ) -> Result<(u64, PushedReferrer), JobError> {
+        let manifest = match self
+            .source
+            .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
+            .await
+        {
+            Ok(manifest) => manifest,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(format!(
+                    "the referrers of {subject} list {}, which {}/{} does not hold",
+                    referrer.digest,
+                    self.source.name(),
+                    self.src_repo
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        referrers::entry_for(&manifest, subject).map_err(JobError::from)?;
+        let bytes = self
+            .contents(&manifest, 0, &mut BlobTally::default())
+            .await?;
+        let pushed = self
+            .target
+            .put_referrer(self.dst_repo, &manifest)
+            .await
+            .map_err(JobError::from)?;
+        Ok((bytes, pushed))
+    }
+
+    /// Lists `listed` in the target's fallback tag of `subject`, keeping what it lists already
+    /// (`existing`; OCI distribution spec 1.1, "Referrers Tag Schema"); writes nothing when it
+    /// lists them all.
+    async fn merge_fallback_tag(
+        &self,
+        subject: &Digest,
+        existing: Option<&Manifest>,
+        listed: &[Referrer],
+    ) -> Result<(), JobError> {
+        let tag = referrers::fallback_tag(subject);
+        let what = self.target_fallback_name(&tag);
+        let existing = existing.map(|m| m.bytes.as_ref());
+        let Some(merged) = referrers::merge(existing, listed, &what).map_err(JobError::from)?
+        else {
+            return Ok(());
+        };
+        let index =
+            Manifest::from_bytes(Some(crate::registry::media_type::OCI_INDEX), merged.into())
+                .map_err(JobError::from)?;
+        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
+        self.target
+            .put_manifest(self.dst_repo, &tag_ref, &index)
+            .await
+            .map_err(JobError::from)
+    }
+
+    /// How messages name the target's fallback tag `tag`.
+    fn target_fallback_name(&self, tag: &str) -> String {
+        format!(
+            "the fallback tag {}/{}:{tag}",
+            self.target.name(),
+            self.dst_repo
+        )
     }
 }
