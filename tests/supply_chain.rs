@@ -9,13 +9,16 @@ mod support;
 use std::path::Path;
 
 use dregsy::config::Verify;
+use dregsy::cosign::bundle::verify_bundle;
 use dregsy::cosign::{KeyAlgorithm, PublicKey, Rejection, SignatureLayer, payload_for, verify};
 use dregsy::registry::{Digest, Registry, RegistryHost, RegistryOptions, Repository};
 use dregsy::relay::trust::check_signed;
 use serde_json::json;
 use support::dregsy::{log_lines, run_dregsy, text};
 use support::referrers::ReferrersRegistry;
-use support::signing::{self, Signature, Store, TestKey};
+use support::signing::{
+    self, BundleSignature, Signature, Store, TestKey, attach_bundle, bundle, message_bundle,
+};
 use support::{Format, ImageOptions, Pushed, manifest_digest, push_image, push_index};
 
 fn subject() -> Digest {
@@ -106,6 +109,105 @@ fn the_verifier_refuses_changed_payloads_other_keys_and_other_digests() {
     }
 }
 
+/// cosign 3's sigstore bundles: a DSSE envelope of an in-toto statement, or a message
+/// signature of the manifest itself.
+#[test]
+fn the_bundle_verifier_refuses_changed_payloads_other_keys_other_digests_and_attestations() {
+    for (signer, bad) in [
+        (TestKey::ecdsa(), Rejection::BadSignature),
+        (TestKey::ed25519(), Rejection::BadEd25519Bundle),
+    ] {
+        let key = PublicKey::from_pem(signer.public_pem.as_bytes()).expect("key");
+        let digest = subject();
+        let of = || BundleSignature::of(&signer, digest.as_str());
+        assert_eq!(verify_bundle(&key, &bundle(&of()), &digest, None), Ok(()));
+
+        // A tampered statement: it names another image, the signature is the original's.
+        let evil = Digest::of(b"an evil manifest");
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {"sha256": evil.hex()}}],
+            "predicateType": signing::SIGN_PREDICATE,
+            "predicate": {},
+        });
+        let tampered = BundleSignature {
+            tamper: Some(serde_json::to_vec(&statement).expect("json")),
+            ..of()
+        };
+        assert_eq!(
+            verify_bundle(&key, &bundle(&tampered), &evil, None),
+            Err(bad.clone())
+        );
+
+        // Another key's signature.
+        let other = if bad == Rejection::BadSignature {
+            TestKey::ecdsa()
+        } else {
+            TestKey::ed25519()
+        };
+        let foreign = BundleSignature::of(&other, digest.as_str());
+        assert_eq!(
+            verify_bundle(&key, &bundle(&foreign), &digest, None),
+            Err(bad.clone())
+        );
+
+        // A good signature of another digest.
+        let other_digest = Digest::of(b"another manifest");
+        let elsewhere = BundleSignature::of(&signer, other_digest.as_str());
+        assert_eq!(
+            verify_bundle(&key, &bundle(&elsewhere), &digest, None),
+            Err(Rejection::OtherDigest(other_digest.to_string()))
+        );
+
+        // Signed with the key, but an attestation, not a signature.
+        let attestation = BundleSignature {
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            ..of()
+        };
+        let refused = verify_bundle(&key, &bundle(&attestation), &digest, None).expect_err("no");
+        assert!(
+            matches!(&refused, Rejection::NotSignature(why) if why.contains("slsa.dev/provenance")),
+            "{refused}"
+        );
+
+        // Keyless: a certificate instead of a key.
+        let keyless = BundleSignature {
+            keyless: true,
+            ..of()
+        };
+        assert_eq!(
+            verify_bundle(&key, &bundle(&keyless), &digest, None),
+            Err(Rejection::Keyless)
+        );
+
+        // A message signature signs the manifest's bytes.
+        let manifest = br#"{"schemaVersion":2,"layers":[]}"#;
+        let manifest_digest = Digest::of(manifest);
+        let message = message_bundle(&signer, manifest);
+        assert_eq!(
+            verify_bundle(&key, &message, &manifest_digest, None),
+            Err(Rejection::NeedsSubjectManifest)
+        );
+        assert_eq!(
+            verify_bundle(&key, &message, &manifest_digest, Some(manifest)),
+            Ok(())
+        );
+        assert!(matches!(
+            verify_bundle(&key, &message, &digest, None),
+            Err(Rejection::OtherDigest(_))
+        ));
+        assert_eq!(
+            verify_bundle(
+                &key,
+                &message_bundle(&other, manifest),
+                &manifest_digest,
+                Some(manifest)
+            ),
+            Err(bad.clone())
+        );
+    }
+}
+
 fn client(url: &str) -> Registry {
     dregsy::http_client::install_crypto_provider();
     Registry::new(RegistryOptions::new(
@@ -187,13 +289,14 @@ fn signatures_are_found_and_verified_in_every_store() {
             &verify,
         )
         .expect("verified through the referrers API");
+        let asked: Vec<_> = front
+            .seen()
+            .into_iter()
+            .filter(|s| s.path.contains("/referrers/"))
+            .collect();
         assert!(
-            front.seen().iter().any(|s| s.path.contains("/referrers/")
-                && s.path
-                    .contains("artifactType=application%2Fvnd.dev.cosign.artifact.sig.v1%2Bjson")
-                && s.status == 200),
-            "asked the referrers API with the artifact type: {:?}",
-            front.seen()
+            asked.len() == 1 && asked[0].status == 200,
+            "asked the referrers API once, for both kinds of signature: {asked:?}"
         );
         check(&client(&registry.url()), &repo_name, &image.digest, &verify)
             .expect_err("without the API the signature cannot be found");
@@ -256,6 +359,118 @@ fn wrong_signatures_are_refused_with_their_reason() {
             assert!(error.contains("cosign.pub"), "names the key: {error}");
         }
     }
+}
+
+/// cosign 3 stores its bundles as referrers: found through the fallback tag and the referrers
+/// API, verified, copied with `referrers: true`; wrong ones are refused with their reason.
+#[test]
+fn bundle_signatures_are_verified_where_cosign_3_stores_them() {
+    let registry = support::Registry::start();
+    let target = support::Registry::start();
+    let front = ReferrersRegistry::start(&registry);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = registry.endpoint();
+    let key = TestKey::ecdsa();
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    let direct = client(&registry.url());
+
+    let fallback = push_image(&registry, "bundle/fallback", "v1", ImageOptions::default());
+    let good = bundle(&BundleSignature::of(&key, &fallback.digest));
+    let referrer = attach_bundle(
+        &endpoint,
+        "bundle/fallback",
+        subject_of(&fallback),
+        &good,
+        Store::FallbackTag,
+    );
+    check(&direct, "bundle/fallback", &fallback.digest, &verify).expect("through the fallback tag");
+
+    let api = push_image(&registry, "bundle/api", "v1", ImageOptions::default());
+    attach_bundle(
+        &front.endpoint(),
+        "bundle/api",
+        subject_of(&api),
+        &bundle(&BundleSignature::of(&key, &api.digest)),
+        Store::ReferrersApi,
+    );
+    let through_front = client(&format!("http://{}", front.host()));
+    check(&through_front, "bundle/api", &api.digest, &verify).expect("through the referrers API");
+
+    let message = push_image(&registry, "bundle/message", "v1", ImageOptions::default());
+    attach_bundle(
+        &endpoint,
+        "bundle/message",
+        subject_of(&message),
+        &message_bundle(&key, &message.manifest),
+        Store::FallbackTag,
+    );
+    check(&direct, "bundle/message", &message.digest, &verify).expect("a message signature");
+
+    let zeros = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let other_key = TestKey::ecdsa();
+    let cases = [
+        ("tampered", "does not verify with the configured key"),
+        ("other-key", "does not verify with the configured key"),
+        (
+            "other-digest",
+            "the signature is for another manifest (sha256:0000",
+        ),
+        (
+            "attestation",
+            "not an image signature: it is an attestation",
+        ),
+        ("keyless", "keyless signature"),
+    ];
+    for (name, expected) in cases {
+        let repo_name = format!("bundle/bad-{name}");
+        let image = push_image(&registry, &repo_name, "v1", ImageOptions::default());
+        let of = BundleSignature::of(&key, &image.digest);
+        let signature = match name {
+            "tampered" => BundleSignature {
+                tamper: Some(b"{\"_type\":\"https://in-toto.io/Statement/v1\"}".to_vec()),
+                ..of
+            },
+            "other-key" => BundleSignature::of(&other_key, &image.digest),
+            "other-digest" => BundleSignature::of(&key, zeros),
+            "attestation" => BundleSignature {
+                predicate_type: "https://slsa.dev/provenance/v1".into(),
+                ..of
+            },
+            _ => BundleSignature {
+                keyless: true,
+                ..of
+            },
+        };
+        attach_bundle(
+            &endpoint,
+            &repo_name,
+            subject_of(&image),
+            &bundle(&signature),
+            Store::FallbackTag,
+        );
+        let error = check(&direct, &repo_name, &image.digest, &verify).expect_err(name);
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(error.contains("cosign.pub"), "names the key: {error}");
+    }
+
+    // A run copies the image with `verify`, and its bundle with `referrers: true`.
+    let config = sync_config(
+        &registry,
+        &target,
+        "",
+        &format!(
+            "  - from: bundle/fallback\n    tags: [v1]\n    referrers: true\n    verify: {{cosign-key: {}}}\n  - from: bundle/bad-other-key\n    tags: [v1]\n    verify: {{cosign-key: {}}}\n",
+            verify.key_file.display(),
+            verify.key_file.display()
+        ),
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    assert_eq!(messages(&out, "image failed").len(), 1, "{}", text(&out));
+    assert_eq!(
+        fallback_digests(&target, "bundle/fallback", &fallback.digest),
+        [referrer]
+    );
 }
 
 #[test]
