@@ -1174,6 +1174,19 @@ fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the
         std::slice::from_ref(&sbom)
     );
     assert!(manifest_digest(&target, "multi/signed", &index_sig).is_none());
+    // The log says so, once, for the subset only.
+    let left = log_lines(&out, "referrers of the source index not copied");
+    assert_eq!(left.len(), 1, "{}", text(&out));
+    assert_eq!(left[0]["digest"], pushed.digest.as_str(), "{}", left[0]);
+    assert_eq!(left[0]["legacy_tags"], 1, "{}", left[0]);
+    assert_eq!(left[0]["referrers"], 0, "{}", left[0]);
+    assert!(
+        left[0]["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("multi/signed:v1")),
+        "{}",
+        left[0]
+    );
     // The whole index: its signature and the child's SBOM travel.
     assert!(manifest_digest(&target, "multi/all", &index_sig).is_some());
     assert_eq!(fallback_digests(&target, "multi/all", &arm.digest), [sbom]);

@@ -138,17 +138,9 @@ impl NativeRelay {
             .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
             .await?;
         if job.referrers {
-            let children = referrers::children_of(&manifest)?;
-            if let Some(children) = &children {
-                manifests.remember_children(&manifest.digest, children);
-            }
-            let subjects = referrers::subjects(job, &manifest.digest, children);
-            let records = referrers::TargetRecords::Ignored;
-            let listed = job.listed_tags.as_ref();
             bytes += copy
-                .referrers(&subjects, listed, records)
-                .await?
-                .unwrap_or(0);
+                .copied_referrers(job, &manifest, from_index.as_ref())
+                .await?;
         }
         Ok(CopyOutcome::Copied {
             bytes,

@@ -157,6 +157,63 @@ impl Copy<'_> {
         Ok(written.then_some(bytes))
     }
 
+    /// After `job` copied `manifest`: its referrers (the target is asked, whatever the manifest
+    /// cache recorded), and for a platform list, whose source index is `rewritten_from`, a note
+    /// that the source index's own stay behind. Returns the bytes transferred.
+    ///
+    /// # Errors
+    /// As [`Copy::referrers`].
+    pub(super) async fn copied_referrers(
+        &self,
+        job: &ImageJob,
+        manifest: &Manifest,
+        rewritten_from: Option<&Digest>,
+    ) -> Result<u64, JobError> {
+        let children = children_of(manifest)?;
+        if let Some(children) = &children {
+            self.cache.remember_children(&manifest.digest, children);
+        }
+        let subjects = subjects(job, &manifest.digest, children);
+        let listed = job.listed_tags.as_ref();
+        let bytes = self
+            .referrers(&subjects, listed, TargetRecords::Ignored)
+            .await?
+            .unwrap_or(0);
+        if let Some(index) = rewritten_from {
+            self.note_left_behind(job, index, listed).await?;
+        }
+        Ok(bytes)
+    }
+
+    /// Logs, once per copy of a platform list, that the source index's own referrers and
+    /// cosign tags stay behind: they name the source index, which the target does not hold (its
+    /// index is rewritten), and a signature of it does not verify against the rewritten one
+    /// (docs/behaviour.md#referrers). Costs the referrers request of the source index.
+    async fn note_left_behind(
+        &self,
+        job: &ImageJob,
+        index: &Digest,
+        listed: Option<&ListedTags>,
+    ) -> Result<(), JobError> {
+        let tags = self.source_tags(listed).await?;
+        let legacy_tags = referrers::legacy_tags(index)
+            .iter()
+            .filter(|t| tags.contains(*t))
+            .count();
+        let referrers = self.source_referrers(index, &tags).await?.len();
+        if legacy_tags + referrers > 0 {
+            tracing::info!(
+                source = %job.source,
+                target = %job.target,
+                digest = %index,
+                referrers,
+                legacy_tags,
+                "referrers of the source index not copied: they name the source index, which the platform list rewrote, so the target does not hold it and a signature of it does not verify against the rewritten index; the kept platforms' referrers were copied"
+            );
+        }
+        Ok(())
+    }
+
     /// The source repository's tags: the planner's list when it listed them (`planned`, which
     /// then also serves the repository's other jobs), else listed at most once per
     /// [`TAGS_FRESH`].
