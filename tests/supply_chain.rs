@@ -1196,6 +1196,142 @@ fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the
     );
 }
 
+/// `dregsy plan` shows, for a mapping with `referrers: true`, what would travel with each image:
+/// the referrers found through fallback tags (with their artifact types) and the legacy tags;
+/// for a platform list, what of the source index stays behind; unreadable referrers fail the
+/// image as the sync would. Nothing is written.
+#[test]
+fn plan_shows_what_travels_with_each_image() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let endpoint = source.endpoint();
+    let key = TestKey::ecdsa();
+    let one = push_image(&source, "pl/one", "v1", ImageOptions::default());
+    let sig = signing::sign(
+        &endpoint,
+        "pl/one",
+        subject_of(&one),
+        Signature::of(&key, &one.digest),
+        Store::FallbackTag,
+    );
+    let (sbom, _) = push_sbom(&endpoint, "pl/one", subject_of(&one));
+    signing::sign(
+        &endpoint,
+        "pl/one",
+        subject_of(&one),
+        Signature::of(&key, &one.digest),
+        Store::LegacyTag,
+    );
+    let legacy = format!("{}.sig", fallback_tag_of(&one.digest));
+    let multi = push_index(
+        &source,
+        "pl/multi",
+        "v1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    signing::sign(
+        &endpoint,
+        "pl/multi",
+        (
+            multi.digest.as_str(),
+            multi.media_type.as_str(),
+            multi.manifest.len(),
+        ),
+        Signature::of(&key, &multi.digest),
+        Store::LegacyTag,
+    );
+    let (arm_sbom, _) = push_sbom(&endpoint, "pl/multi", subject_of(&multi.images[1]));
+    push_image(&source, "pl/bare", "v1", ImageOptions::default());
+    let broken = push_image(&source, "pl/broken", "v1", ImageOptions::default());
+    push_image(
+        &source,
+        "pl/broken",
+        &fallback_tag_of(&broken.digest),
+        ImageOptions::default(),
+    );
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        "  - from: pl/one\n    tags: [v1]\n  - from: pl/multi\n    tags: ['regex: ^v1$']\n    platform: [linux/arm64]\n  - from: pl/bare\n    tags: [v1]\n  - from: pl/broken\n    tags: [v1]\n  - from: pl/bare\n    to: pl/plain\n    tags: [v1]\n    referrers: false\n",
+    );
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    let all = format!("{plan_text}{}", String::from_utf8_lossy(&plan.stderr));
+    assert_eq!(
+        plan_text
+            .matches(
+                "    referrers: true (signatures, SBOMs and attestations travel with each image)\n"
+            )
+            .count(),
+        4,
+        "{all}"
+    );
+    let with: Vec<&str> = plan_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("with "))
+        .collect();
+    let one_line = format!(
+        "2 referrer(s) (1 application/spdx+json, 1 {}), legacy tag(s) {legacy}",
+        signing::SIGNATURE_ARTIFACT_TYPE
+    );
+    assert_eq!(
+        with,
+        [
+            one_line.as_str(),
+            "1 referrer(s) (1 application/spdx+json); 1 referrer(s) and legacy tag(s) of the source index stay behind (the platform list rewrites it)",
+            "no referrers",
+        ],
+        "{all}"
+    );
+    // Unreadable referrers fail their image, as the sync would.
+    assert!(
+        plan_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("failed")
+                && l.contains("pl/broken:v1: referrers: the fallback tag")
+                && l.contains("holds something else")),
+        "{all}"
+    );
+    assert!(
+        plan_text.contains("4 image(s) to copy, 0 up to date, 1 failed"),
+        "{all}"
+    );
+    assert_eq!(plan.status.code(), Some(1), "{all}");
+
+    let json_out = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan", "--json"])
+        .output();
+    let doc: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("JSON");
+    let mappings = &doc["tasks"][0]["mappings"];
+    let image = |m: usize| mappings[m]["repositories"][0]["images"][0]["referrers"].clone();
+    assert_eq!(mappings[0]["referrers"], true);
+    let one_referrers = image(0);
+    assert_eq!(one_referrers["count"], 2, "{one_referrers}");
+    let mut digests: Vec<String> =
+        serde_json::from_value(one_referrers["digests"].clone()).expect("digests");
+    digests.sort();
+    let mut expected = vec![sig, sbom];
+    expected.sort();
+    assert_eq!(digests, expected);
+    assert_eq!(one_referrers["legacy_tags"], json!([legacy]));
+    assert_eq!(image(1)["digests"], json!([arm_sbom]));
+    assert_eq!(image(1)["left_behind"], 1);
+    assert_eq!(image(2)["count"], 0);
+    assert!(image(3).is_null(), "{}", image(3));
+    assert_eq!(
+        mappings[3]["repositories"][0]["images"][0]["status"],
+        "failed"
+    );
+    assert_eq!(mappings[4]["referrers"], false);
+    assert!(image(4).is_null(), "{}", image(4));
+    // Nothing was written.
+    assert!(manifest_digest(&target, "pl/one", "v1").is_none());
+}
+
 /// The requests a registry's access log shows for `repo`, as "METHOD kind reference" (kind:
 /// manifests, tags, referrers, blobs), sorted.
 fn asked_of(requests: &[support::Request], repo: &str) -> Vec<String> {

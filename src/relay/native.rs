@@ -26,6 +26,9 @@ use crate::store::{ImageStore, Mount};
 
 mod referrers;
 
+pub use referrers::Travelling;
+pub(crate) use referrers::travelling;
+
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
 

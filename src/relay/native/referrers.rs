@@ -14,12 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Copy;
+use super::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::{ImageJob, ListedTags};
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, ManifestHead, Repository, TagOrDigest};
 use crate::relay::BlobTally;
 use crate::relay::JobError;
+use crate::relay::check;
+use crate::store::ImageStore;
 
 /// How many levels of referrers are followed: a subject's referrers (1), theirs (2: a
 /// signature on an SBOM), and one more.
@@ -102,6 +105,128 @@ fn set_record(subject: &Digest, listed: &[Referrer]) -> String {
         "referrers {subject} {}",
         Digest::of(digests.join(",").as_bytes())
     )
+}
+
+/// The referrers of `subject` in `repo` of the source: the referrers API when the registry has
+/// it, else its fallback tag (read only when the tag exists: `tags`). The fallback tag costs a
+/// HEAD: the referrers its index lists are in the manifest cache under its digest.
+///
+/// # Errors
+/// A referrers list or fallback tag that is not a referrers index, or what the registry
+/// reported.
+async fn source_referrers(
+    source: &ImageStore,
+    repo: &Repository,
+    cache: &ManifestCache,
+    subject: &Digest,
+    tags: &HashSet<String>,
+) -> Result<Vec<Referrer>, JobError> {
+    let host = source.name();
+    if cache.referrers_api(&host) != Some(false) {
+        let listed = source
+            .list_referrers(repo, subject, None)
+            .await
+            .map_err(JobError::from)?;
+        cache.remember_referrers_api(&host, listed.is_some());
+        if let Some(list) = listed {
+            return Ok(list);
+        }
+    }
+    let tag = referrers::fallback_tag(subject);
+    if !tags.contains(&tag) {
+        return Ok(Vec::new());
+    }
+    let what = format!("the fallback tag {host}/{repo}:{tag}");
+    let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
+    let Some(head) = source
+        .head_manifest(repo, &tag_ref)
+        .await
+        .map_err(JobError::from)?
+    else {
+        // Deleted since the tag list was read.
+        return Ok(Vec::new());
+    };
+    if let Some(list) = cache.fallback_referrers(&head.digest) {
+        return Ok(list);
+    }
+    let index = headed(source, repo, head).await?;
+    let list = referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?;
+    cache.remember_fallback_referrers(&index.digest, &list);
+    Ok(list)
+}
+
+/// The source manifest a HEAD found: the one it had to GET already, else a GET by digest.
+async fn headed(
+    source: &ImageStore,
+    repo: &Repository,
+    head: ManifestHead,
+) -> Result<Manifest, JobError> {
+    match head.manifest {
+        Some(manifest) => Ok(manifest),
+        None => source
+            .get_manifest(repo, &TagOrDigest::Digest(head.digest))
+            .await
+            .map_err(JobError::from),
+    }
+}
+
+/// What `referrers: true` would carry with one image, as `dregsy plan` shows it: what the
+/// source holds, whether or not the target has it already (a sync copies what it lacks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Travelling {
+    /// The referrers of the image's subjects, and theirs to [`MAX_DEPTH`] levels.
+    pub referrers: Vec<Referrer>,
+    /// cosign's legacy tags of those manifests that the source holds.
+    pub legacy_tags: Vec<String>,
+    /// For a platform list: the referrers and legacy tags of the source index, which stay
+    /// behind (docs/behaviour.md#referrers).
+    pub left_behind: usize,
+}
+
+/// What `referrers: true` would carry with `job`'s image from `source`, whose repository's
+/// tags are `tags` (docs/behaviour.md#referrers).
+///
+/// # Errors
+/// The source image cannot be read, or its referrers cannot (as for a copy).
+pub(crate) async fn travelling(
+    job: &ImageJob,
+    source: &ImageStore,
+    cache: &ManifestCache,
+    tags: &HashSet<String>,
+) -> Result<Travelling, JobError> {
+    let wanted = check::wanted_source(job, source, cache).await?;
+    let (digest, from_index) = (wanted.digest.clone(), wanted.rewritten_from.clone());
+    let manifest = match wanted.manifest() {
+        Some(manifest) => manifest,
+        None => check::fetch_wanted(job, source, &digest, from_index.as_ref()).await?,
+    };
+    let repo = &job.source.repository;
+    let mut found = Travelling::default();
+    let subjects = subjects(job, &manifest.digest, children_of(&manifest)?);
+    let mut queue: Vec<(Digest, usize)> = subjects.into_iter().map(|s| (s, 0)).collect();
+    let mut seen = HashSet::new();
+    while let Some((subject, depth)) = queue.pop() {
+        if !seen.insert(subject.clone()) {
+            continue;
+        }
+        let legacy = referrers::legacy_tags(&subject);
+        found
+            .legacy_tags
+            .extend(legacy.into_iter().filter(|t| tags.contains(t)));
+        let listed = source_referrers(source, repo, cache, &subject, tags).await?;
+        if depth + 1 < MAX_DEPTH {
+            queue.extend(listed.iter().map(|r| (r.digest.clone(), depth + 1)));
+        }
+        found.referrers.extend(listed);
+    }
+    if let Some(index) = &from_index {
+        let legacy = referrers::legacy_tags(index);
+        found.left_behind = legacy.iter().filter(|t| tags.contains(*t)).count()
+            + source_referrers(source, repo, cache, index, tags)
+                .await?
+                .len();
+    }
+    Ok(found)
 }
 
 impl Copy<'_> {
@@ -273,7 +398,7 @@ impl Copy<'_> {
             self.cache.remember_held(&host, self.dst_repo, &record);
             return Ok(None);
         }
-        let manifest = self.headed_manifest(source).await?;
+        let manifest = headed(self.source, self.src_repo, source).await?;
         // A referrer's blobs are counted in bytes only; the image line's tally is the image's.
         let mut tally = BlobTally::default();
         let bytes = self
@@ -283,60 +408,13 @@ impl Copy<'_> {
         Ok(Some(bytes))
     }
 
-    /// The source manifest a HEAD found: the one it had to GET already, else a GET by digest.
-    async fn headed_manifest(&self, head: ManifestHead) -> Result<Manifest, JobError> {
-        match head.manifest {
-            Some(manifest) => Ok(manifest),
-            None => self
-                .source
-                .get_manifest(self.src_repo, &TagOrDigest::Digest(head.digest))
-                .await
-                .map_err(JobError::from),
-        }
-    }
-
-    /// The referrers of `subject` in the source: the referrers API when the registry has it,
-    /// else its fallback tag (read only when the tag exists: `tags`). The fallback tag costs a
-    /// HEAD: the referrers its index lists are in the manifest cache under its digest.
+    /// The referrers of `subject` in the source ([`source_referrers`]).
     async fn source_referrers(
         &self,
         subject: &Digest,
         tags: &HashSet<String>,
     ) -> Result<Vec<Referrer>, JobError> {
-        let host = self.source.name();
-        if self.cache.referrers_api(&host) != Some(false) {
-            let listed = self
-                .source
-                .list_referrers(self.src_repo, subject, None)
-                .await
-                .map_err(JobError::from)?;
-            self.cache.remember_referrers_api(&host, listed.is_some());
-            if let Some(list) = listed {
-                return Ok(list);
-            }
-        }
-        let tag = referrers::fallback_tag(subject);
-        if !tags.contains(&tag) {
-            return Ok(Vec::new());
-        }
-        let what = format!("the fallback tag {host}/{}:{tag}", self.src_repo);
-        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
-        let Some(head) = self
-            .source
-            .head_manifest(self.src_repo, &tag_ref)
-            .await
-            .map_err(JobError::from)?
-        else {
-            // Deleted since the tag list was read.
-            return Ok(Vec::new());
-        };
-        if let Some(list) = self.cache.fallback_referrers(&head.digest) {
-            return Ok(list);
-        }
-        let index = self.headed_manifest(head).await?;
-        let list = referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?;
-        self.cache.remember_fallback_referrers(&index.digest, &list);
-        Ok(list)
+        source_referrers(self.source, self.src_repo, self.cache, subject, tags).await
     }
 
     /// Makes the target hold `listed`, the referrers of `subject`; `None` when it did already.
