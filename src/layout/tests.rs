@@ -55,6 +55,16 @@ async fn push(layout: &Layout, image: &Image, reference: &TagOrDigest) -> Result
     layout.put_manifest(reference, &image.manifest).await
 }
 
+/// A new layout for the repository `app` in a temporary directory (removed when dropped).
+async fn app_layout() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = LayoutRoot::new(dir.path())
+        .create(&repo("app"))
+        .await
+        .expect("created");
+    (dir, layout)
+}
+
 fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -172,11 +182,7 @@ async fn the_same_tag_again_writes_nothing_and_a_moved_tag_replaces_its_entry() 
 
 #[tokio::test]
 async fn a_manifest_whose_blobs_are_missing_is_not_tagged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let layout = LayoutRoot::new(dir.path())
-        .create(&repo("app"))
-        .await
-        .expect("created");
+    let (_dir, layout) = app_layout().await;
     let image = image("a");
     let error = layout
         .put_manifest(&tag("v1"), &image.manifest)
@@ -195,11 +201,7 @@ async fn a_manifest_whose_blobs_are_missing_is_not_tagged() {
 
 #[tokio::test]
 async fn content_that_does_not_match_its_digest_is_never_stored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let layout = LayoutRoot::new(dir.path())
-        .create(&repo("app"))
-        .await
-        .expect("created");
+    let (_dir, layout) = app_layout().await;
     let claimed = Digest::of(b"the real content");
     for body in [
         &b"other content..."[..],
@@ -371,11 +373,7 @@ async fn a_shared_layout_is_read_and_never_written() {
 
 #[tokio::test]
 async fn an_image_put_by_digest_is_listed_without_a_name_and_a_child_is_not_listed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let layout = LayoutRoot::new(dir.path())
-        .create(&repo("app"))
-        .await
-        .expect("created");
+    let (_dir, layout) = app_layout().await;
     let pinned = image("pinned");
     let by_digest = TagOrDigest::Digest(pinned.manifest.digest.clone());
     push(&layout, &pinned, &by_digest).await.expect("pushed");
@@ -425,11 +423,7 @@ async fn an_image_put_by_digest_is_listed_without_a_name_and_a_child_is_not_list
 
 #[tokio::test]
 async fn a_view_names_a_manifest_by_digest_and_links_the_blobs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let layout = LayoutRoot::new(dir.path())
-        .create(&repo("app"))
-        .await
-        .expect("created");
+    let (_dir, layout) = app_layout().await;
     let image = image("a");
     push(&layout, &image, &tag("v1")).await.expect("pushed");
     let view = layout
