@@ -504,9 +504,7 @@ impl Report {
 mod tests {
     use super::*;
 
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::commands::flags::strings;
 
     #[test]
     fn argument_forms() {
