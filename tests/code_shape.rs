@@ -21,8 +21,6 @@ const NOT_SPLIT_YET: &[&str] = &[
     "sync.rs",
     "sync.rs fn run_task",
     "sync.rs fn run_mapping",
-    // Grown by the OCI layout sides and the typed relay errors.
-    "relay/native/referrers.rs fn write_referrers",
 ];
 
 /// The most lines a function may span, signature and closing brace included.

@@ -26,6 +26,9 @@ use crate::store::{ImageStore, Mount};
 
 mod referrers;
 
+pub use referrers::Travelling;
+pub(crate) use referrers::travelling;
+
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
 
@@ -112,7 +115,8 @@ impl NativeRelay {
             // The image is there; its referrers may be new (images are often signed later).
             let subjects = held_subjects(job, source, manifests, wanted).await?;
             let records = referrers::TargetRecords::Believed;
-            return Ok(match copy.referrers(&subjects, records).await? {
+            let listed = job.listed_tags.as_ref();
+            return Ok(match copy.referrers(&subjects, listed, records).await? {
                 None => CopyOutcome::UpToDate,
                 Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
             });
@@ -130,26 +134,16 @@ impl NativeRelay {
             return Ok(skipped);
         }
         if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
-            tracing::info!(
-                source = %job.source,
-                target = %job.target,
-                digest = %manifest.digest,
-                "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
-                job.platform.as_config_text()
-            );
+            log_rewritten(job, &manifest);
         }
         let mut tally = BlobTally::default();
         let mut bytes = copy
             .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
             .await?;
         if job.referrers {
-            let children = referrers::children_of(&manifest)?;
-            if let Some(children) = &children {
-                manifests.remember_children(&manifest.digest, children);
-            }
-            let subjects = referrers::subjects(job, &manifest.digest, children);
-            let records = referrers::TargetRecords::Ignored;
-            bytes += copy.referrers(&subjects, records).await?.unwrap_or(0);
+            bytes += copy
+                .copied_referrers(job, &manifest, from_index.as_ref())
+                .await?;
         }
         Ok(CopyOutcome::Copied {
             bytes,
@@ -190,6 +184,17 @@ enum Arrival {
     ByAnotherImage,
     /// The target held it already.
     OnTarget,
+}
+
+/// Says that a platform list rewrites the index `manifest` (docs/behaviour.md#platform-choice).
+fn log_rewritten(job: &ImageJob, manifest: &Manifest) {
+    tracing::info!(
+        source = %job.source,
+        target = %job.target,
+        digest = %manifest.digest,
+        "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
+        job.platform.as_config_text()
+    );
 }
 
 /// The checks before anything of `job` is written (docs/configuration.md#min-age, #verify):

@@ -530,6 +530,7 @@ mod tests {
             referrers: false,
             min_age: None,
             verify: None,
+            listed_tags: None,
         }
     }
 
