@@ -12,6 +12,7 @@ pub mod pattern;
 pub mod semver;
 pub mod tags;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -209,6 +210,9 @@ impl RepositoryPlan {
     }
 }
 
+/// Why a listed tag in the referrers tag schema is not selected (`referrers: true`).
+pub const REFERRER_TAG: &str = "referrers: true (a referrer tag: it travels with its subject)";
+
 /// How many repositories of one mapping have their tags listed at the same time.
 const PARALLEL_TAG_LISTINGS: usize = 4;
 
@@ -353,7 +357,25 @@ async fn plan_repository(
     } else {
         None
     };
-    let expansion = mapping.tags.expand(listed_tags.as_deref());
+    // With `referrers: true`, tags in the referrers tag schema hold the referrers of other
+    // images: they travel with their subject, never as images of their own
+    // (docs/behaviour.md#referrers).
+    let is_referrer_tag = |t: &String| crate::registry::referrers::is_referrer_tag(t);
+    let (selectable, referrer_tags): (Option<Cow<'_, [String]>>, Vec<String>) =
+        match listed_tags.as_deref() {
+            Some(listed) if mapping.referrers && listed.iter().any(is_referrer_tag) => {
+                let (referrer_tags, selectable) = listed.iter().cloned().partition(is_referrer_tag);
+                (Some(Cow::Owned(selectable)), referrer_tags)
+            }
+            listed => (listed.map(Cow::Borrowed), Vec::new()),
+        };
+    let mut expansion = mapping.tags.expand(selectable.as_deref());
+    expansion
+        .dropped
+        .extend(referrer_tags.into_iter().map(|tag| Dropped {
+            tag,
+            by: REFERRER_TAG.to_string(),
+        }));
     // Kept only where it saves a request: finding cosign's tags for `referrers: true`.
     let shared = listed_tags
         .as_deref()
