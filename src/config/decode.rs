@@ -283,7 +283,25 @@ pub struct Decoder {
     /// Unknown top-level keys that look like a misspelt `tasks` (`task:`, `taks:`), with
     /// their lines: with no tasks left, the config asked for something it cannot do.
     pub misspelt_tasks: Vec<(String, usize)>,
+    /// Unknown keys that look like a misspelt key guarding what gets copied (see
+    /// [`GUARD_KEYS`]): `(line, message)`, each a config error, not a warning.
+    pub misspelt_guards: Vec<(usize, String)>,
 }
+
+/// Keys that guard what gets copied, with what ignoring a misspelling of one would do. An
+/// unknown key whose suggestion is one of them is a config error rather than the usual warning
+/// (docs/compatibility.md): ignoring `verfy:` would copy images unchecked.
+const GUARD_KEYS: [(&str, &str); 3] = [
+    (
+        "verify",
+        "would copy images without checking their signatures",
+    ),
+    (
+        "cosign-key",
+        "would copy images without checking their signatures",
+    ),
+    ("min-age", "would copy images however young they are"),
+];
 
 impl Decoder {
     pub fn new() -> Self {
@@ -291,6 +309,7 @@ impl Decoder {
             errors: Vec::new(),
             notices: Vec::new(),
             misspelt_tasks: Vec::new(),
+            misspelt_guards: Vec::new(),
         }
     }
 
@@ -423,6 +442,22 @@ impl Decoder {
                         } else {
                             format!("in {path}")
                         };
+                        let guard =
+                            suggestion.and_then(|s| GUARD_KEYS.iter().find(|(key, _)| *key == s));
+                        if let Some((guarded, ignored)) = guard {
+                            self.misspelt_guards.push((
+                                key.line,
+                                format!(
+                                    "unknown config key '{}' {at} (line {}): did you mean \
+                                     '{guarded}'? It is an error, not a warning, because \
+                                     '{guarded}' guards what gets copied and ignoring it \
+                                     {ignored}; correct the key",
+                                    shorten(name),
+                                    key.line
+                                ),
+                            ));
+                            continue;
+                        }
                         self.notices.push(Notice::warn(format!(
                             "unknown config key '{}' {at} (line {}) is ignored{hint}",
                             shorten(name),
