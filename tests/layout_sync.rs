@@ -733,3 +733,73 @@ fn a_blob_an_earlier_run_stored_in_another_repository_is_linked_not_sent() {
     }
     validate(&mirror.join("app/two"), "1");
 }
+
+/// README "Air-gapped mirrors": step 2 lists the directory's tags, and a tag listing never shows
+/// the images step 1 pinned by digest (listed in `index.json` without a name). Each repository
+/// that holds such images says so, with how to select them; listing their digests in `tags`
+/// carries them across.
+#[test]
+fn a_tag_listing_of_a_layout_says_which_digest_pinned_images_it_leaves_behind() {
+    let RoundTrip {
+        source,
+        back: inside,
+        image,
+        index,
+        dir,
+    } = RoundTrip::start("app/pinned:1.0", "app/pinned:2.0");
+    let mirror = dir.path().join("mirror");
+    let out = run_dregsy(
+        &config(
+            &registry_side(&source),
+            &layout_side(&mirror),
+            &format!(
+                "  - from: app/pinned\n    tags: ['release@{}', '{}']\n",
+                image.digest, index.digest
+            ),
+        ),
+        &[],
+    );
+    assert_success(&out);
+
+    let step2 = |tags: &str| {
+        config(
+            &layout_side(&mirror),
+            &registry_side(&inside),
+            &format!("  - from: 'regex:.*'\n{tags}"),
+        )
+    };
+    let expected = format!(
+        "the source holds 1 image(s) under a digest only (no tag names them), which this mapping \
+         does not select: a tag listing never shows them; to copy them, list their digests in \
+         'tags' (e.g. '{}')",
+        index.digest
+    );
+    let plan = Dregsy::with_config(&step2("")).args(&["plan"]).output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(plan_text.contains(&expected), "{plan_text}");
+    let out = run_dregsy(&step2(""), &[]);
+    assert_success(&out);
+    let warned: Vec<String> = log_lines(&out, "the source holds")
+        .iter()
+        .map(|l| format!("{} {}", l["level"], l["repository"]))
+        .collect();
+    assert_eq!(warned, ["\"warning\" \"/app/pinned\""], "{}", text(&out));
+    assert_eq!(
+        support::manifest_digest(&inside, "app/pinned", &index.digest),
+        None
+    );
+
+    // Listed in `tags`, the digest crosses and the warning is gone.
+    let with_digest = step2(&format!("    tags: ['regex:.*', '{}']\n", index.digest));
+    let out = run_dregsy(&with_digest, &[]);
+    assert_success(&out);
+    assert!(
+        log_lines(&out, "the source holds").is_empty(),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        support::manifest_digest(&inside, "app/pinned", &index.digest),
+        Some(index.digest.clone())
+    );
+}

@@ -470,6 +470,20 @@ impl Layout {
         .await
     }
 
+    /// The digests of images `index.json` lists without a reference name (digest-pinned
+    /// images) and under no name as well, in order. Empty for a view of a shared layout: its
+    /// unnamed entries belong to no repository in particular.
+    ///
+    /// # Errors
+    /// `index.json` is missing or not a valid index.
+    pub async fn unnamed_digests(&self) -> Result<Vec<String>> {
+        if self.shared_repository.is_some() {
+            return Ok(Vec::new());
+        }
+        let layout = self.clone();
+        blocking(move || Ok(layout.read_index()?.unnamed_digests())).await
+    }
+
     /// What `reference` points at: a tag's `index.json` entry, or a digest's manifest blob
     /// when it is present. `None` when there is none.
     ///

@@ -30,6 +30,17 @@ pub trait TagSource {
         &self,
         repository: &Repository,
     ) -> impl std::future::Future<Output = Result<Vec<String>, String>> + Send;
+
+    /// The digests of images `repository` holds that no tag names (an OCI layout's entries
+    /// without a reference name), for the warning that a tag listing does not select them.
+    /// Registries have no such list: empty, the default.
+    fn untagged_digests(
+        &self,
+        repository: &Repository,
+    ) -> impl std::future::Future<Output = Vec<String>> + Send {
+        let _ = repository;
+        async { Vec::new() }
+    }
 }
 
 /// Lists the repositories of a source registry (a lister in production), for `from: regex:`.
@@ -322,6 +333,36 @@ fn repositories_of(
     Ok((source_repo, target_repo))
 }
 
+/// The warning for images a source holds under a digest only (an OCI layout's unnamed
+/// `index.json` entries) that the expanded `selected` entries leave out: a tag listing never
+/// shows them (docs/configuration.md#oci-image-layouts).
+async fn unselected_digests(
+    tags: &impl TagSource,
+    repository: &Repository,
+    selected: &[String],
+) -> Option<String> {
+    let pinned: HashSet<String> = selected
+        .iter()
+        .filter_map(|entry| match TagRef::parse(entry) {
+            TagRef::Digest(digest) | TagRef::TagAtDigest { digest, .. } => Some(digest),
+            TagRef::Tag(_) => None,
+        })
+        .collect();
+    let left: Vec<String> = tags
+        .untagged_digests(repository)
+        .await
+        .into_iter()
+        .filter(|d| !pinned.contains(d))
+        .collect();
+    let first = left.first()?;
+    Some(format!(
+        "the source holds {} image(s) under a digest only (no tag names them), which this \
+         mapping does not select: a tag listing never shows them; to copy them, list their \
+         digests in 'tags' (e.g. '{first}')",
+        left.len()
+    ))
+}
+
 /// Plans one source repository: paths, tags, jobs.
 async fn plan_repository(
     mapping: &Mapping,
@@ -406,6 +447,10 @@ async fn plan_repository(
             verify: mapping.verify.clone(),
             listed_tags: shared.clone(),
         });
+    }
+    if listed_tags.is_some() {
+        let unselected = unselected_digests(tags, &source_repo, &expansion.tags).await;
+        expansion.warnings.extend(unselected);
     }
     plan.tags = expansion.tags;
     plan.dropped = expansion.dropped;
