@@ -112,6 +112,23 @@ fn bad_values_are_refused_at_load_with_file_and_line() {
             6,
             "invalid platform 'linux//'",
         ),
+        // An architecture where the os belongs, in a list or alone.
+        (
+            mapping("    platform: [linux/amd64, arm64]\n"),
+            6,
+            "invalid platform 'arm64': 'arm64' is an architecture, not an operating system; a \
+             platform starts with the os: did you mean 'linux/arm64'?",
+        ),
+        (
+            mapping("    platform: arm/v7\n"),
+            6,
+            "did you mean 'linux/arm/v7'?",
+        ),
+        (
+            mapping("    platform: S390X\n"),
+            6,
+            "did you mean 'linux/S390X'?",
+        ),
         (
             mapping("    min-age: -1h\n"),
             7,
