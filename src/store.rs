@@ -495,6 +495,18 @@ impl ImageStore {
         }
     }
 
+    /// Whether images can be written into the store: a directory of layouts that is one shared
+    /// layout cannot (see [`LayoutRoot::writable`]); a registry says so only when written to.
+    ///
+    /// # Errors
+    /// The reason writes would fail, as a write reports it.
+    pub fn writable(&self) -> Result<()> {
+        match self {
+            ImageStore::Registry(_) => Ok(()),
+            ImageStore::Layouts(layouts) => layouts.root.writable().map_err(convert),
+        }
+    }
+
     /// The repositories of the store, at most `limit` (the registry's `_catalog`; a layout
     /// directory's layouts, sorted).
     ///

@@ -803,3 +803,48 @@ fn a_tag_listing_of_a_layout_says_which_digest_pinned_images_it_leaves_behind() 
         Some(index.digest.clone())
     );
 }
+
+/// A shared layout (one skopeo wrote with `oci:<dir>:<repository>:<tag>`) is refused as a
+/// target; `dregsy plan` shows each image failing with the reason the sync gives, not `copy`.
+#[test]
+fn plan_shows_a_shared_layout_target_failing_as_the_sync_does() {
+    let RoundTrip { source, dir, .. } = RoundTrip::start("tools/jq:1.7", "library/busybox:1.36");
+    let shared = dir.path().join("shared");
+    let from = format!("docker://{}/tools/jq:1.7", source.host());
+    let to = format!("oci:{}:tools/jq:1.7", shared.display());
+    run(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            &from,
+            &to,
+        ],
+    );
+    let before = std::fs::read(shared.join("index.json")).expect("index.json");
+    let config = config(
+        &registry_side(&source),
+        &layout_side(&shared),
+        "  - from: library/busybox\n    tags: ['1.36']\n",
+    );
+    let reason = "is one shared image layout";
+    let plan = Dregsy::with_config(&config).args(&["plan"]).output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert_eq!(plan.status.code(), Some(1), "{plan_text}");
+    assert!(
+        plan_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("failed") && l.contains(reason)),
+        "{plan_text}"
+    );
+    assert!(plan_text.contains("0 image(s) to copy"), "{plan_text}");
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(reason), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(shared.join("index.json")).expect("index.json"),
+        before,
+        "nothing written"
+    );
+}

@@ -221,6 +221,24 @@ impl LayoutRoot {
         ))
     }
 
+    /// Whether dregsy can write layouts into the directory: not when it is one shared layout
+    /// (dregsy writes one layout per repository, see the module documentation). What
+    /// [`LayoutRoot::create`] refuses, for `dregsy plan` to show before anything is written.
+    ///
+    /// # Errors
+    /// `<dir>` is one shared layout.
+    pub fn writable(&self) -> Result<()> {
+        if self.is_shared() {
+            return Err(Error::new(
+                &self.dir,
+                "is one shared image layout (it has an oci-layout file); dregsy writes one \
+                 layout per repository: name an empty directory, or one holding a layout \
+                 per repository",
+            ));
+        }
+        Ok(())
+    }
+
     /// The layout `<dir>/<repository>` for writing, created (with its parents) when missing.
     ///
     /// # Errors
@@ -231,14 +249,7 @@ impl LayoutRoot {
         let root = self.clone();
         let repository = repository.clone();
         blocking(move || {
-            if root.is_shared() {
-                return Err(Error::new(
-                    &root.dir,
-                    "is one shared image layout (it has an oci-layout file); dregsy writes one \
-                     layout per repository: name an empty directory, or one holding a layout \
-                     per repository",
-                ));
-            }
+            root.writable()?;
             let layout = Layout::new(root.dir.join(repository.as_str()), None);
             layout.initialise()?;
             Ok(layout)
