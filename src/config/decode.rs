@@ -314,6 +314,12 @@ impl Decoder {
     }
 
     fn type_error(&mut self, node: &Node, into: &str) {
+        self.type_error_hinted(node, into, "");
+    }
+
+    /// A type error in yaml.v2's words (`cannot unmarshal !!str `x` into …`, which tests and
+    /// docs/compatibility.md rely on), followed by `hint`.
+    fn type_error_hinted(&mut self, node: &Node, into: &str, hint: &str) {
         let value = match node.text() {
             Some(text) => format!(" `{}`", shorten(text)),
             None => String::new(),
@@ -321,12 +327,24 @@ impl Decoder {
         self.errors.push((
             node.line,
             format!(
-                "cannot unmarshal {}{} into {}",
+                "cannot unmarshal {}{} into {}{hint}",
                 node.yaml_type(),
                 value,
                 into
             ),
         ));
+    }
+
+    /// The type error of a duration key, naming the key and how to write one.
+    fn duration_error(&mut self, node: &Node, path: &str) {
+        self.type_error_hinted(
+            node,
+            "time.Duration",
+            &format!(
+                ": '{path}' is a duration, a number with a unit: e.g. '72h', '30m' or '90s' \
+                 (units ns, us, ms, s, m, h; there is no day unit, 3 days is '72h')"
+            ),
+        );
     }
 
     fn string(&mut self, node: &Node) -> String {
@@ -400,13 +418,13 @@ impl Decoder {
                 match duration::parse_go_duration(text) {
                     Ok(d) => Some(DurationValue::Nanos(d)),
                     Err(_) => {
-                        self.type_error(node, "time.Duration");
+                        self.duration_error(node, path);
                         None
                     }
                 }
             }
             _ => {
-                self.type_error(node, "time.Duration");
+                self.duration_error(node, path);
                 None
             }
         }
@@ -761,7 +779,17 @@ mod tests {
         let (_, decoder) = decode("lister: {cacheDuration: 1d}\n");
         assert_eq!(
             decoder.errors[0].1,
-            "cannot unmarshal !!str `1d` into time.Duration"
+            "cannot unmarshal !!str `1d` into time.Duration: 'lister.cacheDuration' is a \
+             duration, a number with a unit: e.g. '72h', '30m' or '90s' (units ns, us, ms, s, \
+             m, h; there is no day unit, 3 days is '72h')"
+        );
+        let (_, decoder) =
+            decode("tasks:\n- name: t\n  mappings:\n  - from: x\n    min-age: 3 days\n");
+        let (line, message) = &decoder.errors[0];
+        assert_eq!(*line, 5);
+        assert!(
+            message.starts_with("cannot unmarshal !!str `3 days` into time.Duration: 'tasks[0].mappings[0].min-age' is a duration"),
+            "{message}"
         );
     }
 
