@@ -376,7 +376,9 @@ fn bare_names_text(dir: &Path, bare: &[String]) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!(
-        "the reference names {}{more} name a tag and no repository; to read them, name the          parent directory as the side ('registry: oci:{}') and the layout as the repository          ('from: {name}')",
+        "the reference names {}{more} name a tag and no repository; to read them, name the \
+         parent directory as the side ('registry: oci:{}') and the layout as the repository \
+         ('from: {name}')",
         shown.join(", "),
         parent.display()
     )
