@@ -12,6 +12,7 @@ use super::raw::{
     RawConfig, RawDaemon, RawDocker, RawLister, RawLocation, RawMapping, RawNative, RawPlatform,
     RawSkopeo, RawSupply, RawTask, RawVerify,
 };
+use super::unknown_key;
 use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
 
 /// The keys of one section and what each sets in its raw value: the one list of a section's
@@ -284,24 +285,10 @@ pub struct Decoder {
     /// their lines: with no tasks left, the config asked for something it cannot do.
     pub misspelt_tasks: Vec<(String, usize)>,
     /// Unknown keys that look like a misspelt key guarding what gets copied (see
-    /// [`GUARD_KEYS`]): `(line, message)`, each a config error, not a warning.
+    /// [`unknown_key::guarded_message`]): `(line, message)`, each a config error, not a
+    /// warning.
     pub misspelt_guards: Vec<(usize, String)>,
 }
-
-/// Keys that guard what gets copied, with what ignoring a misspelling of one would do. An
-/// unknown key whose suggestion is one of them is a config error rather than the usual warning
-/// (docs/compatibility.md): ignoring `verfy:` would copy images unchecked.
-const GUARD_KEYS: [(&str, &str); 3] = [
-    (
-        "verify",
-        "would copy images without checking their signatures",
-    ),
-    (
-        "cosign-key",
-        "would copy images without checking their signatures",
-    ),
-    ("min-age", "would copy images however young they are"),
-];
 
 impl Decoder {
     pub fn new() -> Self {
@@ -448,39 +435,22 @@ impl Decoder {
                     if known.contains(&name) {
                         out.push((name, value));
                     } else {
-                        let suggestion = suggest(name, known);
+                        let suggestion = unknown_key::suggest(name, known);
                         if path.is_empty() && suggestion == Some("tasks") {
                             self.misspelt_tasks.push((shorten(name), key.line));
                         }
-                        let hint = suggestion
-                            .map(|s| format!("; did you mean '{s}'?"))
-                            .unwrap_or_default();
                         let at = if path.is_empty() {
                             "at the top level".to_string()
                         } else {
                             format!("in {path}")
                         };
-                        let guard =
-                            suggestion.and_then(|s| GUARD_KEYS.iter().find(|(key, _)| *key == s));
-                        if let Some((guarded, ignored)) = guard {
-                            self.misspelt_guards.push((
-                                key.line,
-                                format!(
-                                    "unknown config key '{}' {at} (line {}): did you mean \
-                                     '{guarded}'? It is an error, not a warning, because \
-                                     '{guarded}' guards what gets copied and ignoring it \
-                                     {ignored}; correct the key",
-                                    shorten(name),
-                                    key.line
-                                ),
-                            ));
-                            continue;
+                        let shown = format!("'{}' {at} (line {})", shorten(name), key.line);
+                        match unknown_key::guarded_message(&shown, suggestion) {
+                            Some(message) => self.misspelt_guards.push((key.line, message)),
+                            None => self
+                                .notices
+                                .push(Notice::warn(unknown_key::warning(&shown, suggestion))),
                         }
-                        self.notices.push(Notice::warn(format!(
-                            "unknown config key '{}' {at} (line {}) is ignored{hint}",
-                            shorten(name),
-                            key.line
-                        )));
                     }
                 }
                 Some(out)
@@ -675,32 +645,6 @@ fn shorten(text: &str) -> String {
         let head: String = text.chars().take(LIMIT).collect();
         format!("{head}...")
     }
-}
-
-/// The known key closest to a misspelt one, when it is close enough to be a likely typo.
-fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
-    let lower = name.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod notice;
 mod raw;
 mod size;
 pub mod substitute;
+mod unknown_key;
 mod validate;
 pub mod yaml;
 

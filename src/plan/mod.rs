@@ -363,6 +363,31 @@ async fn unselected_digests(
     ))
 }
 
+/// The listed tags a mapping's filters choose from, and the tags left out before: with
+/// `referrers: true`, tags in the referrers tag schema hold the referrers of other images and
+/// travel with their subject, never as images of their own (docs/behaviour.md#referrers).
+fn selectable_tags<'l>(
+    mapping: &Mapping,
+    listed: Option<&'l [String]>,
+) -> (Option<Cow<'l, [String]>>, Vec<Dropped>) {
+    let is_referrer_tag = |t: &String| crate::registry::referrers::is_referrer_tag(t);
+    match listed {
+        Some(listed) if mapping.referrers && listed.iter().any(is_referrer_tag) => {
+            let (referrer_tags, selectable): (Vec<String>, Vec<String>) =
+                listed.iter().cloned().partition(is_referrer_tag);
+            let dropped = referrer_tags
+                .into_iter()
+                .map(|tag| Dropped {
+                    tag,
+                    by: REFERRER_TAG.to_string(),
+                })
+                .collect();
+            (Some(Cow::Owned(selectable)), dropped)
+        }
+        listed => (listed.map(Cow::Borrowed), Vec::new()),
+    }
+}
+
 /// Plans one source repository: paths, tags, jobs.
 async fn plan_repository(
     mapping: &Mapping,
@@ -398,25 +423,9 @@ async fn plan_repository(
     } else {
         None
     };
-    // With `referrers: true`, tags in the referrers tag schema hold the referrers of other
-    // images: they travel with their subject, never as images of their own
-    // (docs/behaviour.md#referrers).
-    let is_referrer_tag = |t: &String| crate::registry::referrers::is_referrer_tag(t);
-    let (selectable, referrer_tags): (Option<Cow<'_, [String]>>, Vec<String>) =
-        match listed_tags.as_deref() {
-            Some(listed) if mapping.referrers && listed.iter().any(is_referrer_tag) => {
-                let (referrer_tags, selectable) = listed.iter().cloned().partition(is_referrer_tag);
-                (Some(Cow::Owned(selectable)), referrer_tags)
-            }
-            listed => (listed.map(Cow::Borrowed), Vec::new()),
-        };
+    let (selectable, referrer_tags) = selectable_tags(mapping, listed_tags.as_deref());
     let mut expansion = mapping.tags.expand(selectable.as_deref());
-    expansion
-        .dropped
-        .extend(referrer_tags.into_iter().map(|tag| Dropped {
-            tag,
-            by: REFERRER_TAG.to_string(),
-        }));
+    expansion.dropped.extend(referrer_tags);
     // Kept only where it saves a request: finding cosign's tags for `referrers: true`.
     let shared = listed_tags
         .as_deref()

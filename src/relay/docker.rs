@@ -136,6 +136,20 @@ impl DockerRelay {
         {
             return Ok(CopyOutcome::UpToDate);
         }
+        // The daemon pulls images of a platform; an index of artifacts has none
+        // (docs/behaviour.md#platform-choice). The decision is in the manifest cache by now.
+        if check::wanted_source(job, sides.source, manifests)
+            .await?
+            .whole
+        {
+            return Err(format!(
+                "source image {} is an index of artifacts, not of platforms (none of its entries \
+                 declares a platform): the docker relay cannot copy it; use 'relay: native' or \
+                 'relay: skopeo'",
+                job.source
+            )
+            .into());
+        }
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
