@@ -217,6 +217,19 @@ fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_not
     );
 }
 
+/// `skopeo copy [--all] docker://<source>/<reference> oci:<shared>:<reference>`: one shared
+/// layout, as skopeo writes it.
+fn skopeo_into_shared(source: &Registry, shared: &Path, reference: &str, all: bool) {
+    let from = format!("docker://{}/{reference}", source.host());
+    let to = format!("oci:{}:{reference}", shared.display());
+    let mut args = vec!["--insecure-policy", "copy", "--src-tls-verify=false"];
+    if all {
+        args.push("--all");
+    }
+    args.extend([from.as_str(), to.as_str()]);
+    run("skopeo", &args);
+}
+
 #[test]
 fn a_layout_skopeo_wrote_is_a_source() {
     let RoundTrip {
@@ -228,14 +241,7 @@ fn a_layout_skopeo_wrote_is_a_source() {
     } = RoundTrip::start("tools/jq:1.7", "library/busybox:1.36");
     let shared = dir.path().join("shared");
     for (reference, all) in [("tools/jq:1.7", false), ("library/busybox:1.36", true)] {
-        let from = format!("docker://{}/{reference}", source.host());
-        let to = format!("oci:{}:{reference}", shared.display());
-        let mut args = vec!["--insecure-policy", "copy", "--src-tls-verify=false"];
-        if all {
-            args.push("--all");
-        }
-        args.extend([from.as_str(), to.as_str()]);
-        run("skopeo", &args);
+        skopeo_into_shared(&source, &shared, reference, all);
     }
     let out = run_dregsy(
         &config(
@@ -812,18 +818,7 @@ fn a_tag_listing_of_a_layout_says_which_digest_pinned_images_it_leaves_behind() 
 fn plan_shows_a_shared_layout_target_failing_as_the_sync_does() {
     let RoundTrip { source, dir, .. } = RoundTrip::start("tools/jq:1.7", "library/busybox:1.36");
     let shared = dir.path().join("shared");
-    let from = format!("docker://{}/tools/jq:1.7", source.host());
-    let to = format!("oci:{}:tools/jq:1.7", shared.display());
-    run(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--src-tls-verify=false",
-            &from,
-            &to,
-        ],
-    );
+    skopeo_into_shared(&source, &shared, "tools/jq:1.7", false);
     let before = std::fs::read(shared.join("index.json")).expect("index.json");
     let config = config(
         &registry_side(&source),

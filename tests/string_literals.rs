@@ -12,16 +12,8 @@ const MAX_SPACES_AFTER_WORD: usize = 3;
 
 #[test]
 fn line_breaks_inside_string_literals_are_escaped() {
-    let src = sources::src_dir();
     let mut problems = Vec::new();
-    for file in sources::rust_files_of_src(20) {
-        let text = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        let name = file
-            .strip_prefix(&src)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
+    for (name, text) in sources::texts_of_src(20) {
         for (line, what) in literal_faults(&text) {
             problems.push(format!("src/{name}:{line}: {what}"));
         }

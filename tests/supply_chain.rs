@@ -1659,6 +1659,23 @@ fn signatures_cross_an_oci_layout_and_verify_on_the_other_side() {
     check(&client(&inside.url()), "signed/app", &image.digest, &verify).expect("verifies inside");
 }
 
+/// `team/app:v1`, signed with `key` in a legacy `.sig` tag and in the fallback tag: the image
+/// and the two signature manifests' digests (legacy, fallback).
+fn signed_app(source: &support::Registry, key: &TestKey) -> (Pushed, String, String) {
+    let endpoint = source.endpoint();
+    let image = push_image(source, "team/app", "v1", ImageOptions::default());
+    let [legacy, fallback] = [Store::LegacyTag, Store::FallbackTag].map(|store| {
+        signing::sign(
+            &endpoint,
+            "team/app",
+            subject_of(&image),
+            Signature::of(key, &image.digest),
+            store,
+        )
+    });
+    (image, legacy, fallback)
+}
+
 /// README "Air-gapped mirrors", step 1 with signed images: a mapping without `tags` lists
 /// cosign's tags too. With `referrers: true` they are no images of their own: they travel with
 /// their subject, and only when it is selected; `plan` says why they are left out.
@@ -1668,21 +1685,7 @@ fn tag_less_mappings_leave_referrer_tags_to_their_subjects() {
     let target = support::Registry::start();
     let endpoint = source.endpoint();
     let key = TestKey::ecdsa();
-    let image = push_image(&source, "team/app", "v1", ImageOptions::default());
-    signing::sign(
-        &endpoint,
-        "team/app",
-        subject_of(&image),
-        Signature::of(&key, &image.digest),
-        Store::LegacyTag,
-    );
-    let signature = signing::sign(
-        &endpoint,
-        "team/app",
-        subject_of(&image),
-        Signature::of(&key, &image.digest),
-        Store::FallbackTag,
-    );
+    let (image, _, signature) = signed_app(&source, &key);
     // A signed image no tag names: not selected, so its referrers stay behind.
     let unnamed = push_image(&source, "team/app", "", ImageOptions::default());
     signing::sign(
@@ -1737,23 +1740,7 @@ fn tag_less_mappings_leave_referrer_tags_to_their_subjects() {
 #[test]
 fn an_index_of_artifacts_is_copied_whole_whatever_the_platform_choice() {
     let source = support::Registry::start();
-    let endpoint = source.endpoint();
-    let key = TestKey::ecdsa();
-    let image = push_image(&source, "team/app", "v1", ImageOptions::default());
-    signing::sign(
-        &endpoint,
-        "team/app",
-        subject_of(&image),
-        Signature::of(&key, &image.digest),
-        Store::FallbackTag,
-    );
-    let legacy = signing::sign(
-        &endpoint,
-        "team/app",
-        subject_of(&image),
-        Signature::of(&key, &image.digest),
-        Store::LegacyTag,
-    );
+    let (image, legacy, _) = signed_app(&source, &TestKey::ecdsa());
     let fallback = fallback_tag_of(&image.digest);
     let index = manifest_digest(&source, "team/app", &fallback).expect("fallback tag");
     for (relay, platform) in [
