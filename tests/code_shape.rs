@@ -18,10 +18,6 @@ const NOT_SPLIT_YET: &[&str] = &[
     "registry/transport.rs fn send",
     // Grown by the latest first-run changes (empty selections, repository failures, progress).
     "config/validate.rs",
-    "relay/skopeo.rs fn copy",
-    "sync.rs",
-    "sync.rs fn run_task",
-    "sync.rs fn run_mapping",
     // Grown by the OCI layout sides and the typed relay errors.
     "config/validate.rs fn location",
     "relay/native/referrers.rs fn write_referrers",

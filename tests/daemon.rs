@@ -1147,6 +1147,64 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
 }
 
 #[test]
+fn failures_are_counted_by_kind_an_auth_failure_apart_from_a_not_found() {
+    // A source that wants credentials the task does not give, and an open one without the
+    // wanted repository.
+    let locked = Registry::builder().basic_auth().start();
+    push_image(&locked, "app", "1", ImageOptions::default());
+    let open = Registry::start();
+    let target = Registry::start();
+    let t = target.host();
+    let tags = "    tags: ['1']\n";
+    let tasks = [
+        task(
+            "locked",
+            Some(600),
+            &locked.host(),
+            &t,
+            &format!("{}{tags}", mapping("app", "copy/app")),
+        ),
+        task(
+            "missing",
+            Some(600),
+            &open.host(),
+            &t,
+            &format!("{}{tags}", mapping("no/such", "copy/none")),
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        dir.path(),
+        &config("watch: false\nhealth:\n  listen: 127.0.0.1:0\n", &tasks),
+    );
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let health = daemon.health_address();
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    let (status, body) = http("GET", &health, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    let (clean, lint) = promtool_check_metrics(&body);
+    assert!(clean, "promtool check metrics:\n{lint}\n{body}");
+    let failures = |task: &str, kind: &str| {
+        let series = format!("dregsy_failures_total{{task=\"{task}\",kind=\"{kind}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("{series} in:\n{body}"))
+            .to_string()
+    };
+    for (task, counted) in [("locked", "auth"), ("missing", "not_found")] {
+        for kind in ["auth", "not_found", "tls", "rate_limit", "network", "other"] {
+            let expected = if kind == counted { "1" } else { "0" };
+            assert_eq!(failures(task, kind), expected, "{task}, {kind}:\n{body}");
+        }
+    }
+    // The failed image lines say the same as before the count.
+    let failed = daemon.matching("image failed");
+    assert_eq!(failed.len(), 2, "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+}
+
+#[test]
 fn a_scrape_while_a_reload_waits_for_the_running_task_still_answers() {
     let (_source, proxy) = slow_source(Duration::from_secs(3));
     let target = Registry::start();

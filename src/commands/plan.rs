@@ -310,7 +310,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> 
                             }
                         }
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 };
             task_plan.mappings.push(MappingResult {
                 from: mapping.rule.from().to_string(),
@@ -334,7 +334,7 @@ async fn credential_source(
     if location.layout().is_some() {
         return Ok("none (a directory of OCI image layouts)".to_string());
     }
-    let resolution = clients.resolve(location).await?;
+    let resolution = clients.resolve(location).await.map_err(|e| e.to_string())?;
     Ok(resolution.source.to_string())
 }
 
@@ -663,7 +663,7 @@ fn json_repository(
     json!({
         "source": side(&task.source, &repo.source_path),
         "target": side(&task.target, &repo.target_path),
-        "error": repo.error,
+        "error": repo.error.as_ref().map(ToString::to_string),
         "warnings": repo.warnings,
         "tags_listed": repo.listed,
         "images": repo

@@ -4,6 +4,7 @@
 
 use crate::clients::Clients;
 use crate::config::Location;
+use crate::failure::Failure;
 use crate::plan::RegistryLocation;
 
 /// The repository names of the source registry, at most `max + 1` of them (see
@@ -12,11 +13,8 @@ pub(super) async fn list(
     location: &Location,
     clients: &Clients,
     max: Option<usize>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Failure> {
     let host = RegistryLocation::parse(&location.registry)?.host;
     let client = clients.get(&host, location).await?;
-    client
-        .catalog(super::fetch_limit(max))
-        .await
-        .map_err(|e| e.to_string())
+    Ok(client.catalog(super::fetch_limit(max)).await?)
 }

@@ -114,18 +114,7 @@ impl SkopeoRelay {
         if up_to_date? {
             return Ok(CopyOutcome::UpToDate);
         }
-        for (location, reference) in [
-            (sides.source_location, &job.source),
-            (sides.target_location, &job.target),
-        ] {
-            if location.layout().is_some() && reference.target.digest().is_some() {
-                return Err(format!(
-                    "not supported yet: the skopeo relay with a digest on an OCI image layout \
-                     side ({reference}); skopeo names layout images by tag, use 'relay: native'"
-                )
-                .into());
-            }
-        }
+        refuse_layout_digests(job, sides)?;
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
@@ -146,6 +135,41 @@ impl SkopeoRelay {
             sides.target_credentials.as_ref(),
             job,
         )?;
+        let Some(output) = self.run_copy(job, sides, &auth, stop).await? else {
+            return Ok(CopyOutcome::Aborted);
+        };
+        drop(auth);
+        log_output(&output.stdout, sides.verbose);
+        log_output(&output.stderr, sides.verbose);
+        if !output.status.success() {
+            return Err(format!(
+                "skopeo copy of tag '{}' failed ({}): {}",
+                job.target.target.as_str(),
+                output.status,
+                tail(&String::from_utf8_lossy(&output.stderr))
+            )
+            .into());
+        }
+        // skopeo does not say how many bytes it moved.
+        Ok(CopyOutcome::Copied {
+            bytes: 0,
+            blobs: None,
+        })
+    }
+
+    /// Runs `skopeo copy` for `job` with the auth files `auth` to its end: its output, or
+    /// `None` when the stop aborted it (it is killed and reaped by then).
+    ///
+    /// # Errors
+    ///
+    /// When skopeo cannot be executed, or does not finish within `skopeo.timeout`.
+    async fn run_copy(
+        &self,
+        job: &ImageJob,
+        sides: &Sides<'_>,
+        auth: &AuthFiles,
+        stop: &Stop,
+    ) -> Result<Option<Output>, JobError> {
         let args = copy_args(
             job,
             sides.source_location,
@@ -170,38 +194,41 @@ impl SkopeoRelay {
             .kill_on_drop(true)
             .spawn()
             .map_err(cannot_execute)?;
-        let output = match run_to_end(child, self.timeout, stop)
+        match run_to_end(child, self.timeout, stop)
             .await
             .map_err(cannot_execute)?
         {
-            Ended::Exited(output) => output,
-            Ended::TimedOut => {
-                return Err(format!(
-                    "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
-                     raise 'skopeo.timeout' for large images or slow registries",
-                    self.timeout.as_secs()
-                )
-                .into());
-            }
-            Ended::Aborted => return Ok(CopyOutcome::Aborted),
-        };
-        drop(auth);
-        log_output(&output.stdout, sides.verbose);
-        log_output(&output.stderr, sides.verbose);
-        if !output.status.success() {
+            Ended::Exited(output) => Ok(Some(output)),
+            Ended::TimedOut => Err(format!(
+                "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
+                 raise 'skopeo.timeout' for large images or slow registries",
+                self.timeout.as_secs()
+            )
+            .into()),
+            Ended::Aborted => Ok(None),
+        }
+    }
+}
+
+/// Refuses a job with a digest on an OCI image layout side: skopeo names layout images by tag.
+///
+/// # Errors
+///
+/// `not supported yet: ...` for such a job.
+fn refuse_layout_digests(job: &ImageJob, sides: &Sides<'_>) -> Result<(), JobError> {
+    for (location, reference) in [
+        (sides.source_location, &job.source),
+        (sides.target_location, &job.target),
+    ] {
+        if location.layout().is_some() && reference.target.digest().is_some() {
             return Err(format!(
-                "skopeo copy of tag '{tag}' failed ({}): {}",
-                output.status,
-                tail(&String::from_utf8_lossy(&output.stderr))
+                "not supported yet: the skopeo relay with a digest on an OCI image layout \
+                 side ({reference}); skopeo names layout images by tag, use 'relay: native'"
             )
             .into());
         }
-        // skopeo does not say how many bytes it moved.
-        Ok(CopyOutcome::Copied {
-            bytes: 0,
-            blobs: None,
-        })
     }
+    Ok(())
 }
 
 /// How a skopeo process ended.
