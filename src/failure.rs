@@ -55,6 +55,17 @@ impl FailureKind {
         }
     }
 
+    /// The kind an HTTP status counts as, for APIs other than the distribution API: 401 and
+    /// 403 `auth`, 404 `not_found`, 429 `rate_limit`, anything else `other`.
+    pub fn of_status(status: u16) -> FailureKind {
+        match status {
+            401 | 403 => FailureKind::Auth,
+            404 => FailureKind::NotFound,
+            429 => FailureKind::RateLimit,
+            _ => FailureKind::Other,
+        }
+    }
+
     /// The kind a registry client error counts as.
     pub fn of(kind: ErrorKind) -> FailureKind {
         match kind {
@@ -98,6 +109,14 @@ pub enum Failure {
     },
     /// A registry's credentials could not be had (a credential file, a helper, a cloud token).
     Credentials(String),
+    /// A request to an API other than the distribution API (Docker Hub's, the v1 search)
+    /// failed or was refused; `kind` follows from the HTTP status or the connection failure.
+    Api {
+        /// What kind of failure it was.
+        kind: FailureKind,
+        /// What was asked, of whom, and the answer.
+        reason: String,
+    },
     /// What was asked for does not exist, found without an error of the registry client (a
     /// `HEAD` answered 404: "source image … not found").
     NotFound(String),
@@ -112,6 +131,7 @@ impl Failure {
             Failure::Registry { error, .. } => FailureKind::of(error.kind()),
             Failure::RateLimited { .. } => FailureKind::RateLimit,
             Failure::Credentials(_) => FailureKind::Auth,
+            Failure::Api { kind, .. } => *kind,
             Failure::NotFound(_) => FailureKind::NotFound,
             Failure::Failed(_) => FailureKind::Other,
         }
@@ -121,7 +141,10 @@ impl Failure {
     pub fn registry_error(&self) -> Option<&registry::Error> {
         match self {
             Failure::Registry { error, .. } | Failure::RateLimited { error, .. } => Some(error),
-            Failure::Credentials(_) | Failure::NotFound(_) | Failure::Failed(_) => None,
+            Failure::Credentials(_)
+            | Failure::Api { .. }
+            | Failure::NotFound(_)
+            | Failure::Failed(_) => None,
         }
     }
 
@@ -151,6 +174,10 @@ impl Failure {
                 error,
             },
             Failure::Credentials(reason) => Failure::Credentials(format!("{context}: {reason}")),
+            Failure::Api { kind, reason } => Failure::Api {
+                kind,
+                reason: format!("{context}: {reason}"),
+            },
             Failure::NotFound(reason) => Failure::NotFound(format!("{context}: {reason}")),
             Failure::Failed(reason) => Failure::Failed(format!("{context}: {reason}")),
         }
@@ -169,6 +196,10 @@ impl Clone for Failure {
                 error: error.duplicate(),
             },
             Failure::Credentials(reason) => Failure::Credentials(reason.clone()),
+            Failure::Api { kind, reason } => Failure::Api {
+                kind: *kind,
+                reason: reason.clone(),
+            },
             Failure::NotFound(reason) => Failure::NotFound(reason.clone()),
             Failure::Failed(reason) => Failure::Failed(reason.clone()),
         }
@@ -184,9 +215,10 @@ impl fmt::Display for Failure {
             Failure::Registry { error, .. } | Failure::RateLimited { error, .. } => {
                 write!(f, "{error}")
             }
-            Failure::Credentials(reason) | Failure::NotFound(reason) | Failure::Failed(reason) => {
-                f.write_str(reason)
-            }
+            Failure::Credentials(reason)
+            | Failure::Api { reason, .. }
+            | Failure::NotFound(reason)
+            | Failure::Failed(reason) => f.write_str(reason),
         }
     }
 }
@@ -281,6 +313,15 @@ mod tests {
             assert_eq!(FailureKind::of(kind).label(), label, "{kind:?}");
         }
         assert_eq!(Failure::from("x").kind(), FailureKind::Other);
+        let statuses = [
+            (401, "auth"),
+            (403, "auth"),
+            (404, "not_found"),
+            (429, "rate_limit"),
+        ];
+        for (status, label) in statuses.into_iter().chain([(500, "other"), (400, "other")]) {
+            assert_eq!(FailureKind::of_status(status).label(), label, "{status}");
+        }
         assert_eq!(
             Failure::Credentials("no token".into()).kind(),
             FailureKind::Auth

@@ -197,21 +197,17 @@ impl Listers {
         clients: &Clients,
     ) -> Result<RepositoryList, Failure> {
         let max = self.settings.max_items;
-        // The Docker Hub, index and ECR listers speak their own APIs: their failures are text.
         let names = match kind {
             ListerKind::Catalog => catalog::list(location, clients, max).await,
             ListerKind::DockerHub => {
                 let credentials = clients.credentials(location).await?;
-                dockerhub::list(location, credentials.as_ref(), &self.hub_tokens, max)
-                    .await
-                    .map_err(Failure::from)
+                dockerhub::list(location, credentials.as_ref(), &self.hub_tokens, max).await
             }
             ListerKind::Index { search } => {
                 let credentials = clients.credentials(location).await?;
-                index::list(location, credentials.as_ref(), search, max)
-                    .await
-                    .map_err(Failure::from)
+                index::list(location, credentials.as_ref(), search, max).await
             }
+            // The AWS SDK's failures come as text.
             ListerKind::Ecr => crate::cloud::list_ecr_repositories(location, fetch_limit(max))
                 .await
                 .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry)))
