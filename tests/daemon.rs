@@ -1162,7 +1162,12 @@ fn failures_are_counted_by_kind_an_auth_failure_apart_from_a_not_found() {
             Some(600),
             &locked.host(),
             &t,
-            &format!("{}{tags}", mapping("app", "copy/app")),
+            // The image's check is refused; so is the listing of repositories for the regex
+            // mapping, which fails as a whole.
+            &format!(
+                "{}{tags}  - from: regex:ap.*\n    to: copy\n{tags}",
+                mapping("app", "copy/app")
+            ),
         ),
         task(
             "missing",
@@ -1191,15 +1196,17 @@ fn failures_are_counted_by_kind_an_auth_failure_apart_from_a_not_found() {
             .unwrap_or_else(|| panic!("{series} in:\n{body}"))
             .to_string()
     };
-    for (task, counted) in [("locked", "auth"), ("missing", "not_found")] {
+    for (task, counted, count) in [("locked", "auth", "2"), ("missing", "not_found", "1")] {
         for kind in ["auth", "not_found", "tls", "rate_limit", "network", "other"] {
-            let expected = if kind == counted { "1" } else { "0" };
+            let expected = if kind == counted { count } else { "0" };
             assert_eq!(failures(task, kind), expected, "{task}, {kind}:\n{body}");
         }
     }
     // The failed image lines say the same as before the count.
     let failed = daemon.matching("image failed");
     assert_eq!(failed.len(), 2, "{}", daemon.log());
+    let mapping_failed = daemon.matching("mapping failed: cannot list the source's repositories");
+    assert_eq!(mapping_failed.len(), 1, "{}", daemon.log());
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
 }
