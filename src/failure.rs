@@ -148,11 +148,6 @@ impl Failure {
         }
     }
 
-    /// The message for the log (the same as `Display`).
-    pub fn reason(&self) -> String {
-        self.to_string()
-    }
-
     /// The same failure, its message led by `context` (`context: message`). A rate limit
     /// seen in some context is a failure of that context, no longer an image left for the
     /// next run.

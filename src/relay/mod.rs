@@ -366,7 +366,7 @@ pub async fn verify_refusal(
     let manifest = check::wanted_manifest(job, source, manifests).await?;
     match trust::verify_job(job, source, &manifest, verify).await {
         Ok(()) => Ok(None),
-        Err(e) => Ok(Some(e.reason().to_string())),
+        Err(e) => Ok(Some(e.to_string())),
     }
 }
 
