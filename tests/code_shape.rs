@@ -16,10 +16,7 @@ const NOT_SPLIT_YET: &[&str] = &[
     // The transport's retry loop (429 pauses, retries, observation) and the file around it.
     "registry/transport.rs",
     "registry/transport.rs fn send",
-    // Grown by the latest first-run changes (empty selections, repository failures, progress).
-    "config/validate.rs",
     // Grown by the OCI layout sides and the typed relay errors.
-    "config/validate.rs fn location",
     "relay/native/referrers.rs fn write_referrers",
 ];
 

@@ -117,18 +117,7 @@ pub(super) async fn list(
     };
     let api = api_root()?;
     let http = Http::new(location.skip_tls_verify)?;
-    let token = match tokens.get(api.as_str(), credentials) {
-        Some(token) => token,
-        None => {
-            let token = login(&http, &api, credentials).await?;
-            tokens.put(api.as_str(), credentials, token.clone());
-            token
-        }
-    };
-    let mut auth = HeaderValue::from_str(&format!("JWT {}", token.jwt))
-        .map_err(|_| "the Docker Hub login token has characters a header cannot carry")?;
-    auth.set_sensitive(true);
-
+    let auth = authorization(&http, &api, credentials, tokens).await?;
     let user = credentials.username();
     let mut url = api
         .join(&format!("v2/repositories/{user}/"))
@@ -200,6 +189,28 @@ fn same_origin(api: &Url, page: &Url, next: &str) -> Result<Url, String> {
         ));
     }
     Ok(url)
+}
+
+/// The `Authorization` header for the API: a token of the user's still valid, or a new one
+/// from a login.
+async fn authorization(
+    http: &Http,
+    api: &Url,
+    credentials: &Credentials,
+    tokens: &Tokens,
+) -> Result<HeaderValue, Failure> {
+    let token = match tokens.get(api.as_str(), credentials) {
+        Some(token) => token,
+        None => {
+            let token = login(http, api, credentials).await?;
+            tokens.put(api.as_str(), credentials, token.clone());
+            token
+        }
+    };
+    let mut auth = HeaderValue::from_str(&format!("JWT {}", token.jwt))
+        .map_err(|_| "the Docker Hub login token has characters a header cannot carry")?;
+    auth.set_sensitive(true);
+    Ok(auth)
 }
 
 async fn login(http: &Http, api: &Url, credentials: &Credentials) -> Result<Token, Failure> {

@@ -330,7 +330,9 @@ pub fn copy_args(
         PlatformChoice::All => args.push("--all".into()),
         // Refused before any job runs (`check_features`): skopeo copies one platform or all.
         PlatformChoice::Subset(_) => {}
-        PlatformChoice::Specific { os, arch, variant } => {
+        PlatformChoice::Specific {
+            os, arch, variant, ..
+        } => {
             for (flag, value) in [
                 ("--override-os", os),
                 ("--override-arch", arch),
@@ -516,12 +518,14 @@ fn io_message(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Auth;
+    use crate::config::{Auth, RegistryLocation, Site};
     use crate::registry::Reference;
 
     fn location(registry: &str, skip_tls_verify: bool) -> Location {
+        let site = Site::Registry(RegistryLocation::parse(registry).expect("a registry"));
         Location {
             registry: registry.into(),
+            site,
             auth: Auth::Omitted,
             auth_refresh: None,
             cloud: None,

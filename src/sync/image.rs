@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use crate::clients::Clients;
-use crate::config::Task;
-use crate::plan::{ImageJob, RegistryLocation};
+use crate::config::{Location, Task};
+use crate::plan::ImageJob;
 use crate::relay::{BlobTally, CopyOutcome, CopySlots, JobError, Relay, Sides};
 use crate::report::{ImageReport, ImageResult, human_bytes};
 
@@ -66,9 +66,9 @@ pub(super) fn result_of(error: JobError) -> ImageResult {
 
 /// The error of a task's source or target registry whose rate limit ran out, if one did.
 pub(super) fn exhausted_side(task: &Task, clients: &Clients) -> Option<JobError> {
-    [&task.source.registry, &task.target.registry]
+    [&task.source, &task.target]
         .into_iter()
-        .filter_map(|r| RegistryLocation::parse(r).ok())
+        .filter_map(Location::registry_location)
         .find_map(|l| clients.rate_limits().exhausted(l.host.api_host()))
         .map(JobError::from)
 }

@@ -18,10 +18,9 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::clients::Clients;
-use crate::config::{Mapping, Task};
+use crate::config::{Location, Mapping, Task};
 use crate::failure::{Failure, FailureKind};
 use crate::listers::Listers;
-use crate::plan::RegistryLocation;
 use crate::progress::TaskProgress;
 use crate::relay::Relay;
 use crate::report::{ImageReport, TaskReport, human_bytes};
@@ -235,9 +234,9 @@ struct MappingOutcome {
 /// Logs the request budget the task's registries announced (`ratelimit-*` headers), so a
 /// run that ends near a limit says so (docs/behaviour.md, "Rate limits").
 fn log_budgets(task: &Task, clients: &Clients) {
-    let mut hosts: Vec<String> = [&task.source.registry, &task.target.registry]
+    let mut hosts: Vec<String> = [&task.source, &task.target]
         .into_iter()
-        .filter_map(|r| RegistryLocation::parse(r).ok())
+        .filter_map(Location::registry_location)
         .map(|l| l.host.api_host().to_owned())
         .collect();
     hosts.dedup();

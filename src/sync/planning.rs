@@ -2,7 +2,7 @@
 //! sides, the plan, and what the planner has to say (warnings, dropped tags).
 
 use crate::clients::Clients;
-use crate::config::{Location, Mapping, Task};
+use crate::config::{Location, Mapping, Site, Task};
 use crate::failure::Failure;
 use crate::listers::Listers;
 use crate::plan::{self, RegistryLocation, RepositoryList, RepositorySource, TagSource};
@@ -14,22 +14,24 @@ use crate::store::ImageStore;
 /// of OCI image layouts, and how its repositories are named.
 ///
 /// # Errors
-/// The registry value is not a valid host ([`Failure::Failed`]), or its client cannot be made
-/// (see [`Clients::get`]).
+/// The registry's client cannot be made (see [`Clients::get`]).
 pub async fn store(
     clients: &Clients,
     location: &Location,
 ) -> Result<(RegistryLocation, ImageStore), Failure> {
-    if let Some(dir) = location.layout() {
-        let named = RegistryLocation {
-            host: RegistryHost::layout(&location.registry),
-            prefix: String::new(),
-        };
-        return Ok((named, ImageStore::for_layout(dir)));
+    match &location.site {
+        Site::Layout(dir) => {
+            let named = RegistryLocation {
+                host: RegistryHost::layout(&location.registry),
+                prefix: String::new(),
+            };
+            Ok((named, ImageStore::for_layout(dir.clone())))
+        }
+        Site::Registry(named) => {
+            let client = clients.get(&named.host, location).await?;
+            Ok((named.clone(), ImageStore::Registry(client)))
+        }
     }
-    let named = RegistryLocation::parse(&location.registry)?;
-    let client = clients.get(&named.host, location).await?;
-    Ok((named, ImageStore::Registry(client)))
 }
 
 /// Lists source tags through the side's store (registry or layouts), for the planner.
