@@ -3,8 +3,8 @@
 //! One failure never aborts a task or the run: it is logged with the task, mapping and image,
 //! the task is marked failed, and work goes on; the exit code says so at the end.
 //!
-//! This file runs the task's mappings and sums up; [`planning`] plans a mapping through the
-//! run's clients and listers, [`mapping`] runs one planned mapping, [`image`] one image job and
+//! This file runs the task's mappings and sums up; `planning` plans a mapping through the
+//! run's clients and listers, `mapping` runs one planned mapping, `image` one image job and
 //! its log line.
 
 mod image;
