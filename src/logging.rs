@@ -112,6 +112,12 @@ pub fn init() {
     {
         crate::progress::enable();
     }
+    install(settings, warnings);
+}
+
+/// Installs the subscriber that writes lines with `settings`, then logs the `warnings` found
+/// while reading the logging variables (they can only be logged once logging is set up).
+fn install(settings: Settings, warnings: Vec<String>) {
     let layer = LogrusLayer {
         settings,
         started: Instant::now(),
@@ -135,14 +141,7 @@ pub fn init_for_command() {
     if std::env::var("LOG_LEVEL").unwrap_or_default().is_empty() {
         settings.level = Level::WARN;
     }
-    let layer = LogrusLayer {
-        settings,
-        started: Instant::now(),
-    };
-    let _ = tracing_subscriber::registry().with(layer).try_init();
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
+    install(settings, warnings);
 }
 
 /// Renders events as logrus lines on stdout.

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::clients::Clients;
-use crate::config::{Location, Mapping, Task};
+use crate::config::{Location, Mapping, Site, Task};
 use crate::listers::Listers;
 use crate::plan::{
     self, ImageJob, RegistryLocation, RepositoryList, RepositoryPlan, RepositorySource, TagSource,
@@ -187,9 +187,9 @@ struct MappingOutcome {
 /// Logs the request budget the task's registries announced (`ratelimit-*` headers), so a
 /// run that ends near a limit says so (docs/behaviour.md, "Rate limits").
 fn log_budgets(task: &Task, clients: &Clients) {
-    let mut hosts: Vec<String> = [&task.source.registry, &task.target.registry]
+    let mut hosts: Vec<String> = [&task.source, &task.target]
         .into_iter()
-        .filter_map(|r| RegistryLocation::parse(r).ok())
+        .filter_map(Location::registry_location)
         .map(|l| l.host.api_host().to_owned())
         .collect();
     hosts.dedup();
@@ -217,21 +217,24 @@ fn log_budgets(task: &Task, clients: &Clients) {
 /// of OCI image layouts, and how its repositories are named.
 ///
 /// # Errors
-/// The registry value is not a valid host, or its client cannot be made.
+/// The registry's client cannot be made.
 pub async fn store(
     clients: &Clients,
     location: &Location,
 ) -> Result<(RegistryLocation, ImageStore), String> {
-    if let Some(dir) = location.layout() {
-        let named = RegistryLocation {
-            host: RegistryHost::layout(&location.registry),
-            prefix: String::new(),
-        };
-        return Ok((named, ImageStore::for_layout(dir)));
+    match &location.site {
+        Site::Layout(dir) => {
+            let named = RegistryLocation {
+                host: RegistryHost::layout(&location.registry),
+                prefix: String::new(),
+            };
+            Ok((named, ImageStore::for_layout(dir.clone())))
+        }
+        Site::Registry(named) => {
+            let client = clients.get(&named.host, location).await?;
+            Ok((named.clone(), ImageStore::Registry(client)))
+        }
     }
-    let named = RegistryLocation::parse(&location.registry)?;
-    let client = clients.get(&named.host, location).await?;
-    Ok((named, ImageStore::Registry(client)))
 }
 
 /// Lists source tags through the side's store (registry or layouts), for the planner.
@@ -665,9 +668,9 @@ fn result_of(error: JobError) -> ImageResult {
 
 /// The error of a task's source or target registry whose rate limit ran out, if one did.
 fn exhausted_side(task: &Task, clients: &Clients) -> Option<JobError> {
-    [&task.source.registry, &task.target.registry]
+    [&task.source, &task.target]
         .into_iter()
-        .filter_map(|r| RegistryLocation::parse(r).ok())
+        .filter_map(Location::registry_location)
         .find_map(|l| clients.rate_limits().exhausted(l.host.api_host()))
         .map(JobError::from)
 }

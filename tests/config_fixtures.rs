@@ -502,6 +502,43 @@ fn an_oci_layout_side_loads_and_network_keys_on_it_are_errors() {
     assert!(config.tasks[0].target.layout().is_none());
 }
 
+/// A `registry` that is not a host is parsed, and refused, when the config loads: the message
+/// names the file, the line of the side, the task and the value.
+#[test]
+fn a_registry_that_is_not_a_host_is_a_config_error() {
+    for (side, registry, why) in [
+        ("source", "r.io:99999", "'99999' is not a port number"),
+        (
+            "target",
+            "ftp://r.io",
+            "only http:// and https:// are supported",
+        ),
+        (
+            "target",
+            "r io/mirror",
+            "character ' ' is not allowed in a host",
+        ),
+    ] {
+        let (source, target) = match side {
+            "source" => (registry, "127.0.0.1:5000"),
+            _ => ("127.0.0.1:5000", registry),
+        };
+        let text = format!(
+            "tasks:\n- name: t\n  source:\n    registry: '{source}'\n  target:\n    \
+             registry: '{target}'\n  mappings: [{{from: a}}]\n"
+        );
+        let shown = load_text(&text).expect_err(registry).to_string();
+        let line = if side == "source" { 4 } else { 6 };
+        assert!(
+            shown.contains(&format!(
+                "{side} registry in task 't' invalid: invalid registry '"
+            )) && shown.contains(why)
+                && shown.contains(&format!("config file 'inline.yaml', line {line}")),
+            "{shown}"
+        );
+    }
+}
+
 #[test]
 fn the_docker_relay_refuses_an_oci_layout_side() {
     let text = "relay: docker\ndocker: {dockerhost: 'unix:///x.sock'}\ntasks:\n- name: carry\n  \

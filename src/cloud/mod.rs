@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use crate::config::CloudRegistry;
-use crate::config::{Auth, Location, host_of};
+use crate::config::{Auth, Location};
 use crate::registry::{CredentialProvider, Repository};
 use aws::Aws;
 
@@ -163,7 +163,9 @@ impl Cloud {
         let Some(cloud) = target.cloud.as_ref().filter(|c| c.is_ecr()) else {
             return Ok(());
         };
-        let host = host_of(&target.registry).to_string();
+        let host = target
+            .registry_location()
+            .map_or("", |registry| registry.host.name());
         let mut known = self.ecr_repositories.lock().await;
         for repository in repositories {
             let key = format!("{host}/{repository}");

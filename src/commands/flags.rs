@@ -239,17 +239,19 @@ pub fn select_tasks<'c>(
     Ok(selected)
 }
 
+/// A command line as the parsers take it, from string literals (for tests).
+#[cfg(test)]
+pub(crate) fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
     fn flags_read_go_spellings() {
-        let line = args(&["-a=1", "--b", "2", "-c", "-", "-d"]);
+        let line = strings(&["-a=1", "--b", "2", "-c", "-", "-d"]);
         let mut flags = Flags::new(&line);
         assert_eq!(
             flags.next_arg(),
@@ -278,7 +280,7 @@ mod tests {
             Err(ArgsError::NeedsArgument("d".into()))
         );
         assert_eq!(flags.next_arg(), None);
-        let line = args(&["--", "-x"]);
+        let line = strings(&["--", "-x"]);
         assert_eq!(Flags::new(&line).next_arg(), None);
     }
 }

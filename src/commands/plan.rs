@@ -712,9 +712,7 @@ fn json_repository(
 mod tests {
     use super::*;
 
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::commands::flags::strings;
 
     #[test]
     fn argument_forms() {

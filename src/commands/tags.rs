@@ -184,9 +184,7 @@ pub fn render(set: &TagSet, listed: &[String], json: bool) -> String {
 mod tests {
     use super::*;
 
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::commands::flags::strings;
 
     #[test]
     fn argument_forms() {

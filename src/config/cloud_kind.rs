@@ -66,7 +66,7 @@ impl CloudRegistry {
 }
 
 /// The host of a registry string: without scheme, path or port.
-pub(crate) fn host_of(registry: &str) -> &str {
+fn host_of(registry: &str) -> &str {
     let rest = registry
         .strip_prefix("http://")
         .or_else(|| registry.strip_prefix("https://"))

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 pub use auth::Auth;
 pub use cloud_kind::CloudRegistry;
-pub(crate) use cloud_kind::host_of;
 pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 
-// The mapping value types belong to the planner, which applies them; the config parses into them.
+// The mapping and registry location types belong to the planner, which applies them; the
+// config parses into them.
+pub use crate::plan::RegistryLocation;
 pub use crate::plan::mapping::{Mapping, PlatformChoice, Verify};
 
 /// Config files larger than this are refused: real ones are a few kilobytes, and a huge file is
@@ -296,13 +297,17 @@ impl Task {
 /// A source or target registry.
 #[derive(Debug, Clone)]
 pub struct Location {
-    /// The registry as written (host, optional port, optional path prefix, optional `http://`).
+    /// The `registry` value as written (host, optional port, optional path prefix, optional
+    /// `http://`; a public-ECR `account[:region]@` removed), for messages and logs.
     pub registry: String,
+    /// What `registry` names, parsed when the config was loaded.
+    pub site: Site,
     /// The side's `auth` value, decoded.
     pub auth: Auth,
     /// ECR token refresh interval (at least one hour), when set.
     pub auth_refresh: Option<Duration>,
-    /// The cloud registry this is (ECR, public ECR, GCR/GAR), detected from `registry`.
+    /// The cloud registry this is (ECR, public ECR, GCR/GAR), detected from `registry`;
+    /// `None` for a directory of OCI image layouts.
     pub cloud: Option<CloudRegistry>,
     /// `skip-tls-verify`: accept any certificate, and fall back to plain HTTP when the
     /// registry does not speak TLS.
@@ -322,8 +327,29 @@ impl Location {
     /// The directory of OCI image layouts this side is (`registry: oci:<dir>`), or `None` for a
     /// registry (docs/configuration.md#oci-image-layouts).
     pub fn layout(&self) -> Option<PathBuf> {
-        crate::layout::parse_location(&self.registry).and_then(Result::ok)
+        match &self.site {
+            Site::Layout(dir) => Some(dir.clone()),
+            Site::Registry(_) => None,
+        }
     }
+
+    /// The registry this side is (host, port, scheme and path prefix), or `None` for a
+    /// directory of OCI image layouts.
+    pub fn registry_location(&self) -> Option<&RegistryLocation> {
+        match &self.site {
+            Site::Registry(location) => Some(location),
+            Site::Layout(_) => None,
+        }
+    }
+}
+
+/// What a side's `registry` value names (docs/configuration.md#source-and-target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Site {
+    /// `[scheme://]host[:port][/prefix]`: a registry.
+    Registry(RegistryLocation),
+    /// `oci:<dir>`: a directory of OCI image layouts (docs/configuration.md#oci-image-layouts).
+    Layout(PathBuf),
 }
 
 /// The lister a side's config asks for, as written (`lister.type` or `listertype`;

@@ -3,22 +3,26 @@
 //!
 //! The first error wins, as in the original. Errors carry the line of the task, location or
 //! mapping they are about, so the user finds the spot.
+//!
+//! This file holds the order, the tasks and their mappings; [`settings`] the top-level
+//! sections, [`side`] a task's source and target (where the `registry` value is parsed, once),
+//! [`supply`] the supply-chain settings each level inherits.
+
+mod settings;
+mod side;
+mod supply;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::notice::Notice;
-use super::raw::{RawConfig, RawLocation, RawMapping, RawPlatform, RawSupply, RawTask};
-use super::size::parse_chunk_size;
-use super::{
-    CacheDir, CloudRegistry, Config, DaemonSettings, DockerSettings, ListerChoice, ListerSettings,
-    Location, Mapping, NativeSettings, PlatformChoice, RelayKind, SkopeoSettings, Task, Verify,
-    auth,
-};
+use super::raw::{RawConfig, RawMapping, RawPlatform, RawTask};
+use super::{Config, Mapping, PlatformChoice, RelayKind, Task};
 use crate::plan::mapping::MappingRule;
 use crate::plan::tags::{TagSet, describe_errors};
-use crate::registry::RegistryHost;
+use supply::{Supply, supply};
 
+/// A validation error: the line it is about, when known, and the message.
 type Failure = (Option<usize>, String);
 
 /// Validates decoded values into a [`Config`], pushing the notices the original would log.
@@ -27,15 +31,17 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     // periodic, since `watch` does nothing for one-off tasks (docs/behaviour.md#logging).
     let watch_note_at = notices.len();
     let watch = raw.watch.unwrap_or(false);
-    let (relay, docker) = relay(&raw, notices)?;
-    let lister = lister(&raw, notices);
-    let native = native(&raw)?;
-    let daemon = daemon(&raw, notices)?;
-    let skopeo = skopeo(&raw)?;
+    let (relay, docker) = settings::relay(&raw, notices)?;
+    let lister = settings::lister(&raw, notices);
+    let native = settings::native(&raw)?;
+    let daemon = settings::daemon(&raw, notices)?;
+    let skopeo = settings::skopeo(&raw)?;
     let credential_helper_timeout = match raw.credential_helper_timeout {
         None => super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT,
-        Some((value, line)) => timeout(Some(line), "credential-helper-timeout", Some(value))?
-            .unwrap_or(super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT),
+        Some((value, line)) => {
+            settings::timeout(Some(line), "credential-helper-timeout", Some(value))?
+                .unwrap_or(super::DEFAULT_CREDENTIAL_HELPER_TIMEOUT)
+        }
     };
     let auth_file = match &raw.auth_file {
         Some((path, line)) if path.trim().is_empty() => {
@@ -96,266 +102,6 @@ pub fn validate(raw: RawConfig, notices: &mut Vec<Notice>) -> Result<Config, Fai
     })
 }
 
-/// Step 2: the relay, with our default (docs/configuration.md#top-level).
-fn relay(
-    raw: &RawConfig,
-    notices: &mut Vec<Notice>,
-) -> Result<(RelayKind, DockerSettings), Failure> {
-    let line = (raw.relay_line > 0).then_some(raw.relay_line);
-    let has_deprecated = !raw.dockerhost.is_empty() || !raw.api_version.is_empty();
-    let written = raw.relay.clone().unwrap_or_default();
-    let kind = match written.as_str() {
-        // Omitted means native, unless the config is clearly written for the docker relay.
-        "" if raw.docker.is_some() || has_deprecated => RelayKind::Docker,
-        "" | "native" => RelayKind::Native,
-        "docker" => RelayKind::Docker,
-        "skopeo" => RelayKind::Skopeo,
-        other => {
-            return Err((
-                line,
-                format!(
-                    "invalid relay type: '{other}', must be either 'docker' or 'skopeo' (or 'native', the default)"
-                ),
-            ));
-        }
-    };
-    let mut docker = DockerSettings::default();
-    match kind {
-        RelayKind::Docker => docker = docker_settings(raw, has_deprecated, notices)?,
-        RelayKind::Skopeo | RelayKind::Native => {
-            if !raw.dockerhost.is_empty() {
-                return Err((
-                    line,
-                    format!(
-                        "setting 'dockerhost' implies 'docker' relay, but relay is set to '{}'",
-                        kind.name()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok((kind, docker))
-}
-
-/// The docker relay's settings: the `docker` section, or the deprecated top-level
-/// `dockerhost` and `api-version` when it is absent, with the original's deprecation notices.
-fn docker_settings(
-    raw: &RawConfig,
-    has_deprecated: bool,
-    notices: &mut Vec<Notice>,
-) -> Result<DockerSettings, Failure> {
-    let mut docker = DockerSettings::default();
-    match &raw.docker {
-        None => {
-            if !has_deprecated {
-                notices.push(Notice::warn(
-                    "not specifying the 'docker' config item is deprecated",
-                ));
-            }
-            for (key, value) in [
-                ("dockerhost", &raw.dockerhost),
-                ("api-version", &raw.api_version),
-            ] {
-                if !value.is_empty() {
-                    notices.push(Notice::warn(format!(
-                    "the top-level '{key}' setting is deprecated, use 'docker' config item instead"
-                )));
-                }
-            }
-            docker.dockerhost = raw.dockerhost.clone();
-            docker.api_version = raw.api_version.clone();
-        }
-        Some(section) => {
-            for (key, value) in [
-                ("dockerhost", &raw.dockerhost),
-                ("api-version", &raw.api_version),
-            ] {
-                if !value.is_empty() {
-                    notices.push(Notice::warn(format!(
-                    "discarding deprecated top-level '{key}' setting and using 'docker' config item instead"
-                )));
-                }
-            }
-            docker.dockerhost = section.dockerhost.clone();
-            docker.api_version = section.api_version.clone();
-            let line = Some(section.line);
-            if let Some(n) = section.ping_attempts {
-                docker.ping_attempts = in_range(line, "docker.ping-attempts", n, 100)? as u32;
-            }
-            if let Some(d) = timeout(line, "docker.ping-interval", section.ping_interval)? {
-                docker.ping_interval = d;
-            }
-            if let Some(d) = timeout(line, "docker.timeout", section.timeout)? {
-                docker.timeout = d;
-            }
-        }
-    }
-    Ok(docker)
-}
-
-/// Step 3: the global lister settings; never an error.
-fn lister(raw: &RawConfig, notices: &mut Vec<Notice>) -> ListerSettings {
-    let mut settings = ListerSettings::default();
-    if raw.lister.max_items < 0 {
-        notices.push(Notice::warn(
-            "lister items set to unlimited, may cause excessive network traffic",
-        ));
-        settings.max_items = None;
-    } else if raw.lister.max_items > 0 {
-        settings.max_items = usize::try_from(raw.lister.max_items).ok();
-    }
-    if let Some(value) = raw.lister.cache_duration {
-        if value.nanos() < 0 {
-            notices.push(Notice::warn(
-                "lister cache turned off, may cause excessive network traffic and/or rate limits",
-            ));
-            settings.cache_duration = None;
-        } else if let Some(d) = value.positive() {
-            settings.cache_duration = Some(d);
-        }
-    }
-    settings
-}
-
-/// The `skopeo:` section with our extensions' bounds.
-fn skopeo(raw: &RawConfig) -> Result<SkopeoSettings, Failure> {
-    let mut settings = SkopeoSettings::default();
-    let Some(section) = &raw.skopeo else {
-        return Ok(settings);
-    };
-    let line = Some(section.line);
-    settings.binary = section.binary.clone();
-    settings.certs_dir = section.certs_dir.clone();
-    if let Some(d) = timeout(line, "skopeo.timeout", section.timeout)? {
-        settings.timeout = d;
-    }
-    if let Some(n) = section.parallel_images {
-        settings.parallel_images = in_range(line, "skopeo.parallel-images", n, 64)? as usize;
-    }
-    Ok(settings)
-}
-
-/// A count that must lie in `1..=max`.
-fn in_range(line: Option<usize>, key: &str, value: i64, max: i64) -> Result<i64, Failure> {
-    if (1..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err((
-            line,
-            format!("'{key}' must be between 1 and {max}, not {value}"),
-        ))
-    }
-}
-
-/// A time limit: omitted or 0 keeps the default; a limit cannot be turned off.
-fn timeout(
-    line: Option<usize>,
-    key: &str,
-    value: Option<super::DurationValue>,
-) -> Result<Option<Duration>, Failure> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.nanos() < 0 => Err((
-            line,
-            format!("'{key}' must be a positive duration such as '10m'; it cannot be turned off"),
-        )),
-        Some(v) => Ok(v.positive()),
-    }
-}
-
-fn native(raw: &RawConfig) -> Result<NativeSettings, Failure> {
-    let mut settings = NativeSettings::default();
-    let line = Some(raw.native.line);
-    let positive = |key: &str, value: i64, max: i64| {
-        if (1..=max).contains(&value) {
-            Ok(value)
-        } else {
-            Err((
-                line,
-                format!("'native.{key}' must be between 1 and {max}, not {value}"),
-            ))
-        }
-    };
-    if let Some(v) = raw.native.parallel_images {
-        settings.parallel_images = positive("parallel-images", v, 256)? as usize;
-    }
-    if let Some(v) = raw.native.parallel_blobs {
-        settings.parallel_blobs = positive("parallel-blobs", v, 256)? as usize;
-    }
-    if let Some(v) = raw.native.tries {
-        settings.tries = positive("tries", v, 20)? as u32;
-    }
-    let limits = [
-        (
-            "native.connect-timeout",
-            raw.native.connect_timeout,
-            &mut settings.connect_timeout,
-        ),
-        (
-            "native.stall-timeout",
-            raw.native.stall_timeout,
-            &mut settings.stall_timeout,
-        ),
-        (
-            "native.commit-timeout",
-            raw.native.commit_timeout,
-            &mut settings.commit_timeout,
-        ),
-    ];
-    for (key, value, setting) in limits {
-        if let Some(d) = timeout(line, key, value)? {
-            *setting = d;
-        }
-    }
-    if let Some((text, line)) = &raw.native.chunk_size {
-        settings.chunk_size = Some(parse_chunk_size(text).map_err(|e| {
-            (
-                Some(*line),
-                format!("'native.chunk-size': {e}, such as '8MiB' or '1048576'"),
-            )
-        })?);
-    }
-    if let Some((dir, line)) = &raw.native.cache_dir {
-        settings.cache_dir = match dir.trim() {
-            "" => {
-                return Err((
-                    Some(*line),
-                    "'native.cache-dir' is empty: give a directory, or '-' to turn the cache off"
-                        .to_string(),
-                ));
-            }
-            "-" => CacheDir::Off,
-            _ => CacheDir::Path(std::path::PathBuf::from(dir)),
-        };
-    }
-    if let Some(include) = raw.native.include_foreign_layers {
-        settings.include_foreign_layers = include;
-    }
-    Ok(settings)
-}
-
-/// Our daemon settings: the health endpoint's address and the shutdown grace period.
-fn daemon(raw: &RawConfig, notices: &mut Vec<Notice>) -> Result<DaemonSettings, Failure> {
-    let mut settings = DaemonSettings::default();
-    if let Some((listen, line)) = &raw.daemon.health_listen {
-        settings.health_listen = Some(
-            super::parse_listen_address(listen)
-                .map_err(|e| (Some(*line), format!("'health.listen': {e}")))?,
-        );
-    }
-    if let Some(value) = raw.daemon.shutdown_grace {
-        if value.nanos() < 0 {
-            notices.push(Notice::warn(
-                "shutdown grace period turned off: copies in flight are aborted at once on SIGINT/SIGTERM",
-            ));
-            settings.shutdown_grace = Duration::ZERO;
-        } else if let Some(d) = value.positive() {
-            settings.shutdown_grace = d;
-        }
-    }
-    Ok(settings)
-}
-
 /// Step 4: one task.
 fn task(
     raw: RawTask,
@@ -387,13 +133,13 @@ fn task(
         ));
     }
     let name = raw.name;
-    let source = location(raw.source, auth_file, notices).map_err(|(l, e)| {
+    let source = side::location(raw.source, auth_file, notices).map_err(|(l, e)| {
         (
             l.or(line),
             format!("source registry in task '{name}' invalid: {e}"),
         )
     })?;
-    let target = location(raw.target, auth_file, notices).map_err(|(l, e)| {
+    let target = side::location(raw.target, auth_file, notices).map_err(|(l, e)| {
         (
             l.or(line),
             format!("target registry in task '{name}' invalid: {e}"),
@@ -413,7 +159,7 @@ fn task(
         mappings.push(mapping);
     }
     if mappings.iter().any(|m| m.rule.is_regex_from()) {
-        repo_list_source(&source).map_err(|e| {
+        side::repo_list_source(&source).map_err(|e| {
             (
                 Some(source.line),
                 format!("cannot create repo list for task '{name}': {e}"),
@@ -430,231 +176,6 @@ fn task(
         mappings,
         line: raw.line,
     })
-}
-
-/// Step 5: a source or target.
-fn location(
-    raw: Option<RawLocation>,
-    auth_file: Option<&PathBuf>,
-    notices: &mut Vec<Notice>,
-) -> Result<Location, Failure> {
-    let Some(raw) = raw else {
-        return Err((None, "location is nil".into()));
-    };
-    let line = Some(raw.line);
-    if raw.registry.is_empty() {
-        return Err((line, "registry not set".into()));
-    }
-    if let Some(layout) = crate::layout::parse_location(&raw.registry) {
-        layout.map_err(|e| (line, e))?;
-        layout_keys(&raw)?;
-    }
-    let lister = lister_map(&raw, line)?;
-    let auth = auth::decode(&raw.auth).map_err(|e| (line, e))?;
-    let credentials_file = match raw.credentials_file.trim() {
-        "" => None,
-        _ if !matches!(auth, super::Auth::Omitted) => {
-            return Err((
-                line,
-                "both 'auth' and 'credentials-file' are set: keep one of them".into(),
-            ));
-        }
-        path => Some(PathBuf::from(path)),
-    };
-    let auth_file = match raw.auth_file.trim() {
-        "" => auth_file.cloned(),
-        path => Some(PathBuf::from(path)),
-    };
-    // ECR detection and the `account[:region]@` strip for public ECR
-    // (docs/configuration.md#source-and-target).
-    let layout = crate::layout::parse_location(&raw.registry).is_some();
-    let (registry, cloud) = if layout {
-        (raw.registry.trim().to_string(), None)
-    } else {
-        CloudRegistry::detect(&raw.registry)
-    };
-    // `user:password@host` would carry a secret into every log line and metric label that
-    // names the registry; the message shows the value with that part masked.
-    // (A layout's path may hold an '@'.)
-    if let Some((userinfo, host)) = registry.rsplit_once('@').filter(|_| !layout) {
-        let scheme = userinfo.find("://").map_or("", |i| &userinfo[..i + 3]);
-        return Err((
-            line,
-            format!(
-                "registry '{scheme}***@{host}' holds user information: a registry is \
-                 [scheme://]host[:port][/path]; put credentials in 'auth', \
-                 'credentials-file' or a credential file"
-            ),
-        ));
-    }
-    let is_ecr = cloud.as_ref().is_some_and(CloudRegistry::is_ecr);
-    let auth_refresh = auth_refresh(&raw, &registry, is_ecr, notices)?;
-    if let Some(creds) = auth.credentials() {
-        notices.push(
-            Notice::info("using credentials from config")
-                .with("registry", registry.clone())
-                .with("username", creds.username().to_string()),
-        );
-    }
-    // `listertype` is an undocumented spelling that applies only without a `lister:` map; its
-    // value is checked when the repo list is built (step 7), as in the original.
-    let lister = lister.or_else(|| {
-        (!raw.listertype.is_empty()).then(|| {
-            lister_source(&raw.listertype, String::new())
-                .unwrap_or(ListerChoice::Invalid(raw.listertype.clone()))
-        })
-    });
-    Ok(Location {
-        registry,
-        auth,
-        auth_refresh,
-        cloud,
-        skip_tls_verify: raw.skip_tls_verify,
-        lister,
-        auth_file,
-        credentials_file,
-        line: raw.line,
-    })
-}
-
-/// A side's `lister:` map (`type`, `search`; the last of a repeated key wins), `None` when
-/// the key is absent.
-fn lister_map(raw: &RawLocation, line: Option<usize>) -> Result<Option<ListerChoice>, Failure> {
-    let lister = match &raw.lister {
-        Some(pairs) => {
-            let get = |key: &str| {
-                pairs
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-            };
-            let kind = get("type").unwrap_or_default();
-            if kind.is_empty() {
-                return Err((line, "no lister type set".into()));
-            }
-            match lister_source(&kind, get("search").unwrap_or_default()) {
-                Some(source) => Some(source),
-                None => return Err((line, format!("invalid lister type: {kind}"))),
-            }
-        }
-        None => None,
-    };
-    Ok(lister)
-}
-
-/// `auth-refresh`: only for ECR, at least an hour (docs/configuration.md#source-and-target).
-fn auth_refresh(
-    raw: &RawLocation,
-    registry: &str,
-    is_ecr: bool,
-    notices: &mut Vec<Notice>,
-) -> Result<Option<Duration>, Failure> {
-    let line = Some(raw.line);
-    let auth_refresh = match raw.auth_refresh {
-        None => None,
-        Some(_) if !is_ecr => {
-            return Err((
-                line,
-                format!(
-                    "'{}' wants authentication refresh, but is not an ECR registry",
-                    raw.registry
-                ),
-            ));
-        }
-        Some(value) => {
-            let minimum = Duration::from_secs(3600);
-            match value.positive() {
-                Some(d) if d >= minimum => Some(d),
-                _ => {
-                    notices.push(
-                        Notice::warn("auth-refresh too short, setting to minimum")
-                            .with("registry", registry.to_string()),
-                    );
-                    Some(minimum)
-                }
-            }
-        }
-    };
-    Ok(auth_refresh)
-}
-
-/// A side that is an OCI image layout (`registry: oci:<dir>`) has no network and no
-/// credentials: every key about those is an error naming it (docs/configuration.md#oci-image-layouts).
-fn layout_keys(raw: &RawLocation) -> Result<(), Failure> {
-    let set = [
-        ("auth", !raw.auth.is_empty()),
-        ("auth-refresh", raw.auth_refresh.is_some()),
-        ("skip-tls-verify", raw.skip_tls_verify),
-        ("lister", raw.lister.is_some()),
-        ("listertype", !raw.listertype.is_empty()),
-        ("auth-file", !raw.auth_file.trim().is_empty()),
-        ("credentials-file", !raw.credentials_file.trim().is_empty()),
-    ];
-    match set.iter().find(|(_, is_set)| *is_set) {
-        Some((key, _)) => Err((
-            Some(raw.line),
-            format!(
-                "'{key}' does not apply to an OCI image layout ('{}'): remove it",
-                raw.registry.trim()
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn lister_source(kind: &str, search: String) -> Option<ListerChoice> {
-    match kind {
-        "catalog" => Some(ListerChoice::Catalog),
-        "dockerhub" => Some(ListerChoice::DockerHub),
-        "index" => Some(ListerChoice::Index { search }),
-        _ => None,
-    }
-}
-
-/// The supply-chain settings in force at one level, after inheritance (our extension:
-/// docs/configuration.md#referrers, #min-age, #verify).
-#[derive(Debug, Clone, Default)]
-struct Supply {
-    referrers: bool,
-    min_age: Option<Duration>,
-    verify: Option<Verify>,
-}
-
-/// The settings of one level: what it sets, else what it inherits from `above`. A key file is
-/// read and checked here, so a wrong one stops the config at load.
-fn supply(raw: &RawSupply, above: &Supply) -> Result<Supply, Failure> {
-    let mut out = above.clone();
-    if let Some((on, _)) = raw.referrers {
-        out.referrers = on;
-    }
-    if let Some((value, line)) = raw.min_age {
-        if value.nanos() < 0 {
-            return Err((
-                Some(line),
-                "'min-age' must not be negative: write a minimum age such as '72h', or 0 for none"
-                    .into(),
-            ));
-        }
-        out.min_age = value.positive();
-    }
-    if let Some(verify) = &raw.verify {
-        let line = Some(verify.line);
-        let path = verify.cosign_key.trim();
-        if path.is_empty() {
-            return Err((
-                line,
-                "'verify' needs 'cosign-key': the path of a cosign public key (keyless \
-                 verification with Fulcio and Rekor is not supported)"
-                    .into(),
-            ));
-        }
-        let key_file = PathBuf::from(path);
-        let key = crate::cosign::PublicKey::load(&key_file)
-            .map_err(|e| (line, format!("'verify.cosign-key': {e}")))?;
-        out.verify = Some(Verify { key_file, key });
-    }
-    Ok(out)
 }
 
 /// Step 6: one mapping.
@@ -708,24 +229,4 @@ fn mapping(
         verify: supply.verify,
         line: raw.line,
     })
-}
-
-/// Step 7: the checks of the original's repo list creation, for tasks with a regex `from`.
-fn repo_list_source(source: &Location) -> Result<(), String> {
-    // A layout lists its own repositories (its layout directories and reference names).
-    if source.layout().is_some() {
-        return Ok(());
-    }
-    let host = source.registry.split('/').next().unwrap_or_default();
-    let docker_hub = RegistryHost::parse(host).is_ok_and(|h| h.is_docker_hub());
-    match &source.lister {
-        None | Some(ListerChoice::Catalog) if docker_hub => {
-            Err("DockerHub only supports list types 'dockerhub' and 'index'".into())
-        }
-        Some(ListerChoice::Index { search }) if search.is_empty() => {
-            Err("index lister requires a search expression".into())
-        }
-        Some(ListerChoice::Invalid(kind)) => Err(format!("invalid list source type '{kind}'")),
-        _ => Ok(()),
-    }
 }

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
-use crate::registry::Credentials;
+use crate::registry::{Credentials, RegistryHost};
 
 /// Credential files larger than this are refused: real ones are a few kilobytes.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -54,6 +54,12 @@ impl Key {
         Key::split(text).1
     }
 
+    /// The key of a registry parsed from the config: its `host[:port]` (the scheme dropped) and
+    /// its path prefix, for the longest-prefix match.
+    pub fn of_location(host: &RegistryHost, prefix: &str) -> Key {
+        Key::of_parts(host.name(), prefix)
+    }
+
     fn split(text: &str) -> (bool, Key) {
         let text = text.trim();
         let lower = text.to_ascii_lowercase();
@@ -65,6 +71,11 @@ impl Key {
             None => (false, text),
         };
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        (had_scheme, Key::of_parts(host, path))
+    }
+
+    /// Lowercases the host, folds Docker Hub's names into `docker.io` and trims the path.
+    fn of_parts(host: &str, path: &str) -> Key {
         let host = host.to_ascii_lowercase();
         let host = match host.as_str() {
             "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
@@ -73,7 +84,7 @@ impl Key {
             _ => host,
         };
         let path = path.trim_matches('/').to_string();
-        (had_scheme, Key { host, path })
+        Key { host, path }
     }
 
     /// Whether this key applies to `target`, and how specific it is (longer path: more).

@@ -360,7 +360,11 @@ impl Chain {
     /// files of the environment, each file's `auths` and `credHelpers` before any file's
     /// `credsStore` (docs/behaviour.md, "Credentials", step 4-5). `Ok(None)` when none has any.
     async fn lookup_auth_files(&self, location: &Location) -> Result<Option<Resolution>, String> {
-        let target = Key::of_registry(&location.registry);
+        // A directory of OCI image layouts has no credentials.
+        let Some(registry) = location.registry_location() else {
+            return Ok(None);
+        };
+        let target = Key::of_location(&registry.host, &registry.prefix);
         let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
         if let Some(path) = &location.auth_file {
             files.push((path.clone(), format!("auth-file {}", path.display()), true));
@@ -386,7 +390,7 @@ impl Chain {
                 Some(Found::Auths(credentials)) => {
                     let lookup = Lookup::File {
                         path,
-                        target: location.registry.clone(),
+                        target: target.clone(),
                     };
                     let source = Source::Auths { file: shown };
                     return Ok(Some(self.stored(source, lookup, credentials).await));
@@ -445,7 +449,7 @@ enum Lookup {
     CredentialsFile(PathBuf),
     File {
         path: PathBuf,
-        target: String,
+        target: Key,
     },
     Helper {
         name: String,
@@ -458,7 +462,9 @@ impl Lookup {
     fn identity(&self) -> String {
         match self {
             Lookup::CredentialsFile(path) => format!("credentials-file:{}", path.display()),
-            Lookup::File { path, target } => format!("file:{}:{target}", path.display()),
+            Lookup::File { path, target } => {
+                format!("file:{}:{}/{}", path.display(), target.host, target.path)
+            }
             Lookup::Helper {
                 name, server_url, ..
             } => format!("helper:{name}:{server_url}"),
@@ -470,7 +476,7 @@ impl Lookup {
             Lookup::CredentialsFile(path) => file::read_credentials_file(path).map(Some),
             Lookup::File { path, target } => {
                 let found = match AuthFile::read(path)? {
-                    Some(auth_file) => auth_file.lookup(&Key::of_registry(target))?,
+                    Some(auth_file) => auth_file.lookup(target)?,
                     None => None,
                 };
                 match found {
@@ -542,12 +548,15 @@ impl CredentialProvider for Stored {
 mod tests {
     use super::*;
     use crate::cloud::CloudEnvironment;
+    use crate::config::{RegistryLocation, Site};
     use base64::Engine as _;
 
     fn location(registry: &str) -> Location {
         let (registry, cloud) = CloudRegistry::detect(registry);
+        let site = Site::Registry(RegistryLocation::parse(&registry).expect("a registry"));
         Location {
             registry,
+            site,
             auth: Auth::Omitted,
             auth_refresh: None,
             cloud,

@@ -2,9 +2,9 @@
 //! the run's registry client (same credentials, TLS settings, retries and token cache as the
 //! copies).
 
+use super::registry_location;
 use crate::clients::Clients;
 use crate::config::Location;
-use crate::plan::RegistryLocation;
 
 /// The repository names of the source registry, at most `max + 1` of them (see
 /// [`super::limit`]).
@@ -13,8 +13,8 @@ pub(super) async fn list(
     clients: &Clients,
     max: Option<usize>,
 ) -> Result<Vec<String>, String> {
-    let host = RegistryLocation::parse(&location.registry)?.host;
-    let client = clients.get(&host, location).await?;
+    let host = &registry_location(location)?.host;
+    let client = clients.get(host, location).await?;
     client
         .catalog(super::fetch_limit(max))
         .await

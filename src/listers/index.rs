@@ -16,7 +16,6 @@ use serde::Deserialize;
 
 use super::http::{Http, Reply};
 use crate::config::Location;
-use crate::plan::RegistryLocation;
 use crate::registry::{Credentials, RegistryHost, Scheme};
 
 /// Overrides Docker Hub's search index (default `https://index.docker.io`).
@@ -49,11 +48,11 @@ pub(super) async fn list(
     search: &str,
     max: Option<usize>,
 ) -> Result<Vec<String>, String> {
-    let host = RegistryLocation::parse(&location.registry)?.host;
-    let hub = is_docker_hub(&host);
+    let host = &super::registry_location(location)?.host;
+    let hub = is_docker_hub(host);
     let http = Http::new(location.skip_tls_verify)?;
     let credentials = if hub { None } else { credentials };
-    let mut base = index_root(&host, hub)?;
+    let mut base = index_root(host, hub)?;
     let limit = super::fetch_limit(max);
     let page_size = limit.unwrap_or(PAGE_SIZE).clamp(1, PAGE_SIZE);
     let mut names = Vec::new();

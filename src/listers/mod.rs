@@ -226,6 +226,13 @@ impl Listers {
     }
 }
 
+/// The registry a lister of the network asks, or why a side that is no registry has none.
+fn registry_location(location: &Location) -> Result<&crate::plan::RegistryLocation, String> {
+    location
+        .registry_location()
+        .ok_or_else(|| format!("'{}' is not a registry", location.registry))
+}
+
 /// Cuts a list fetched with one name to spare down to `max`, remembering that there were more.
 fn limit(mut names: Vec<String>, max: Option<usize>) -> RepositoryList {
     match max {
@@ -252,12 +259,14 @@ fn fetch_limit(max: Option<usize>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Auth;
+    use crate::config::{Auth, RegistryLocation, Site};
 
     fn location(registry: &str, lister: Option<ListerChoice>) -> Location {
         let (registry, cloud) = crate::cloud::CloudRegistry::detect(registry);
+        let site = Site::Registry(RegistryLocation::parse(&registry).expect("a registry"));
         Location {
             registry,
+            site,
             cloud,
             auth: Auth::Omitted,
             auth_refresh: None,

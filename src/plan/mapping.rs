@@ -320,12 +320,15 @@ pub enum PlatformChoice {
     All,
     /// `os[/arch[/variant]]`.
     Specific {
-        /// The operating system, e.g. `linux`.
+        /// The operating system as written, e.g. `linux` (for skopeo's and Docker's flags).
         os: String,
-        /// The architecture, e.g. `arm64`; empty: any.
+        /// The architecture as written, e.g. `arm64`; empty: not written.
         arch: String,
-        /// The variant, e.g. `v8`; empty: any.
+        /// The variant as written, e.g. `v8`; empty: not written.
         variant: String,
+        /// The platform the registry engine selects: normalised, the host's architecture
+        /// when none is written.
+        platform: crate::registry::Platform,
     },
     /// `platform: [linux/amd64, linux/arm64]` (our extension): an index with only these
     /// platforms' manifests, rewritten (docs/behaviour.md#platform-choice).
@@ -357,10 +360,12 @@ impl PlatformChoice {
                 "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
             ));
         }
+        let platform = crate::registry::Platform::parse(value).map_err(|e| e.to_string())?;
         Ok(PlatformChoice::Specific {
             os: parts[0].to_string(),
             arch: parts.get(1).unwrap_or(&"").to_string(),
             variant: parts.get(2).unwrap_or(&"").to_string(),
+            platform,
         })
     }
 
@@ -385,13 +390,10 @@ impl PlatformChoice {
         }
         let mut platforms: Vec<crate::registry::Platform> = Vec::with_capacity(values.len());
         for value in values {
-            let value = value.trim();
-            // The same spelling rules as a single platform, then the engine's normal form.
-            PlatformChoice::parse(value)?;
-            if value.is_empty() {
+            // The same spelling rules as a single platform, in the engine's normal form.
+            let PlatformChoice::Specific { platform, .. } = PlatformChoice::parse(value)? else {
                 return Err("'platform' lists an empty platform".into());
-            }
-            let platform = crate::registry::Platform::parse(value).map_err(|e| e.to_string())?;
+            };
             if platforms.iter().any(|p| p.matches(&platform)) {
                 return Err(format!("'platform' lists {platform} twice"));
             }
@@ -413,7 +415,9 @@ impl PlatformChoice {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            PlatformChoice::Specific { os, arch, variant } => [os, arch, variant]
+            PlatformChoice::Specific {
+                os, arch, variant, ..
+            } => [os, arch, variant]
                 .into_iter()
                 .filter(|p| !p.is_empty())
                 .cloned()

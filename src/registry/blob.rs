@@ -100,18 +100,9 @@ impl Registry {
     /// When the registry cannot be asked, answers neither 2xx nor 404, or states a
     /// `Content-Length` other than `size` (kind [`ErrorKind::DigestMismatch`]).
     pub async fn head_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<bool> {
-        let context = format!(
-            "checking blob {}",
-            self.display(repo, &digest.clone().into())
-        );
-        let url = self
-            .url(&format!("v2/{repo}/blobs/{digest}"))
-            .await
-            .map_err(|e| e.context(&context))?;
-        let response = self
-            .execute(Request::new(Method::HEAD, url), &[Scope::pull(repo)])
-            .await
-            .map_err(|e| e.context(&context))?;
+        let (response, context) = self
+            .blob_request(Method::HEAD, "checking blob", repo, digest)
+            .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(false),
             s if s.is_success() => check_length(&response, size)
@@ -136,20 +127,9 @@ impl Registry {
         digest: &Digest,
         size: u64,
     ) -> Result<BlobStream> {
-        let context = format!(
-            "pulling blob {}",
-            self.display(repo, &digest.clone().into())
-        );
-        let url = self
-            .url(&format!("v2/{repo}/blobs/{digest}"))
-            .await
-            .map_err(|e| e.context(&context))?;
-        let mut request = Request::new(Method::GET, url);
-        request.streaming_response = true;
-        let response = self
-            .execute(request, &[Scope::pull(repo)])
-            .await
-            .map_err(|e| e.context(&context))?;
+        let (response, context) = self
+            .blob_request(Method::GET, "pulling blob", repo, digest)
+            .await?;
         if !response.status().is_success() {
             return Err(self.status_error(response, "the blob", &context).await);
         }
@@ -162,6 +142,30 @@ impl Registry {
             size,
             stream: Box::pin(verified),
         })
+    }
+
+    /// Sends `method` (HEAD or GET) for the blob `digest` of `repo` with pull access; a GET's
+    /// body is left to stream. Returns the answer whatever its status, and the context for the
+    /// caller's messages (`doing` and the blob's name, e.g. "pulling blob <repo>@<digest>").
+    async fn blob_request(
+        &self,
+        method: Method,
+        doing: &str,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<(Response, String)> {
+        let context = format!("{doing} {}", self.display(repo, &digest.clone().into()));
+        let url = self
+            .url(&format!("v2/{repo}/blobs/{digest}"))
+            .await
+            .map_err(|e| e.context(&context))?;
+        let mut request = Request::new(method.clone(), url);
+        request.streaming_response = method == Method::GET;
+        let response = self
+            .execute(request, &[Scope::pull(repo)])
+            .await
+            .map_err(|e| e.context(&context))?;
+        Ok((response, context))
     }
 
     /// Asks the registry to link a blob from `from_repo` into `repo` without transferring it.

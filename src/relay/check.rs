@@ -74,7 +74,7 @@ pub(crate) async fn wanted_source(
     if let PlatformChoice::Subset(platforms) = &job.platform {
         return subset(job, source, cache, head, platforms).await;
     }
-    let platform = platform_of(&job.platform)?;
+    let platform = platform_of(&job.platform);
     if not_an_index(&head, cache) {
         return Ok(Wanted {
             digest: head.digest,
@@ -285,12 +285,10 @@ pub(crate) async fn wanted_manifest(
 
 /// The platform a mapping asks for; the host's when it names none (what skopeo picks, and,
 /// on the usual single-machine setup, what the Docker daemon picks).
-pub(crate) fn platform_of(choice: &PlatformChoice) -> Result<Platform, JobError> {
+pub(crate) fn platform_of(choice: &PlatformChoice) -> Platform {
     match choice {
-        PlatformChoice::Specific { .. } => {
-            Platform::parse(&choice.as_config_text()).map_err(JobError::from)
-        }
-        _ => Ok(Platform::host()),
+        PlatformChoice::Specific { platform, .. } => platform.clone(),
+        _ => Platform::host(),
     }
 }
 

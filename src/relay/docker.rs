@@ -307,7 +307,10 @@ impl DockerRelay {
     /// The push platform: only from API 1.46 on, as a JSON OCI platform; warns (once) and
     /// drops it below, as the original does.
     fn push_platform(&self, platform: &PlatformChoice) -> Option<String> {
-        let PlatformChoice::Specific { os, arch, variant } = platform else {
+        let PlatformChoice::Specific {
+            os, arch, variant, ..
+        } = platform
+        else {
             return None;
         };
         let required = ClientVersion {

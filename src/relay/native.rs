@@ -270,10 +270,17 @@ impl Copy<'_> {
         tally: &mut BlobTally,
     ) -> Result<u64, JobError> {
         let bytes = self.contents(manifest, depth, tally).await?;
-        self.target
-            .put_manifest(self.dst_repo, push_as, manifest)
-            .await
-            .map_err(JobError::from)?;
+        // An index's children are reached through it; only the image itself is a root.
+        let put = if depth == 0 {
+            self.target
+                .put_manifest(self.dst_repo, push_as, manifest)
+                .await
+        } else {
+            self.target
+                .put_child_manifest(self.dst_repo, manifest)
+                .await
+        };
+        put.map_err(JobError::from)?;
         // The manifest's bytes went over the wire too; count them as the blobs are counted.
         let manifest_bytes = manifest.bytes.len() as u64;
         progress::transferred(manifest_bytes);
@@ -461,6 +468,15 @@ impl Copy<'_> {
             self.relay
                 .remember_refused_mount(self.target, from, self.dst_repo);
             break;
+        }
+        if session.is_none()
+            && self
+                .target
+                .link_held_blob(self.dst_repo, digest, blob.size)
+                .await
+                .map_err(JobError::from)?
+        {
+            return Ok(Arrival::OnTarget);
         }
         self.transfer(blob, session).await.map(Arrival::Sent)
     }

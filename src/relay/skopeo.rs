@@ -114,18 +114,20 @@ impl SkopeoRelay {
         if up_to_date? {
             return Ok(CopyOutcome::UpToDate);
         }
-        for (location, reference) in [
-            (sides.source_location, &job.source),
-            (sides.target_location, &job.target),
-        ] {
-            if location.layout().is_some() && reference.target.digest().is_some() {
-                return Err(format!(
-                    "not supported yet: the skopeo relay with a digest on an OCI image layout \
-                     side ({reference}); skopeo names layout images by tag, use 'relay: native'"
-                )
-                .into());
-            }
-        }
+        // skopeo names a layout's images by reference name only: a digest on a layout source
+        // is read through a view naming it (a digest on a layout target is written unnamed).
+        let source_view = match (sides.source_location.layout(), job.source.target.digest()) {
+            (Some(dir), Some(digest)) => Some(
+                async {
+                    let layout =
+                        crate::layout::LayoutRoot::new(dir).open(&job.source.repository)?;
+                    layout.digest_view(digest).await
+                }
+                .await
+                .map_err(|e| e.to_string())?,
+            ),
+            _ => None,
+        };
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
@@ -153,6 +155,9 @@ impl SkopeoRelay {
             &self.certs_dir,
             auth.source.as_deref(),
             auth.target.as_deref(),
+            source_view
+                .as_ref()
+                .map(crate::layout::DigestView::skopeo_name),
         );
         let tag = job.target.target.as_str();
         let cannot_execute = |e: std::io::Error| {
@@ -265,6 +270,7 @@ pub fn copy_args(
     certs_dir: &Path,
     source_authfile: Option<&Path>,
     target_authfile: Option<&Path>,
+    source_name: Option<String>,
 ) -> Vec<String> {
     let mut args = vec!["--insecure-policy".to_string(), "copy".to_string()];
     // TLS and certificates mean nothing to a layout side (docs/configuration.md#oci-image-layouts).
@@ -296,14 +302,16 @@ pub fn copy_args(
     if let Some(path) = target_authfile {
         args.push(format!("--dest-authfile={}", path.display()));
     }
-    args.push(image_name(source, &job.source, true));
+    args.push(source_name.unwrap_or_else(|| image_name(source, &job.source, true)));
     args.push(image_name(target, &job.target, false));
     match &job.platform {
         PlatformChoice::Host => {}
         PlatformChoice::All => args.push("--all".into()),
         // Refused before any job runs (`check_features`): skopeo copies one platform or all.
         PlatformChoice::Subset(_) => {}
-        PlatformChoice::Specific { os, arch, variant } => {
+        PlatformChoice::Specific {
+            os, arch, variant, ..
+        } => {
             for (flag, value) in [
                 ("--override-os", os),
                 ("--override-arch", arch),
@@ -320,7 +328,10 @@ pub fn copy_args(
 
 /// skopeo's name of an image: `docker://<reference>`, or for a directory of image layouts
 /// `oci:<dir>/<repository>:<tag>` (one layout per repository); a source repository found only
-/// in a shared layout is `oci:<dir>:<repository>:<tag>`.
+/// in a shared layout is `oci:<dir>:<repository>:<tag>`. A digest target is
+/// `oci:<dir>/<repository>`, which skopeo lists in `index.json` without a reference name, as
+/// the native relay does (docs/configuration.md#oci-image-layouts); a digest source is read
+/// through a [`crate::layout::DigestView`] instead.
 fn image_name(location: &Location, reference: &Reference, source: bool) -> String {
     let Some(dir) = location.layout() else {
         return format!("docker://{reference}");
@@ -328,6 +339,9 @@ fn image_name(location: &Location, reference: &Reference, source: bool) -> Strin
     let repository = reference.repository.as_str();
     let tag = reference.target.as_str();
     let own = dir.join(repository);
+    if !source && reference.target.digest().is_some() {
+        return format!("oci:{}", own.display());
+    }
     let shared = source
         && !own.join(crate::layout::OCI_LAYOUT_FILE).exists()
         && dir.join(crate::layout::OCI_LAYOUT_FILE).exists();
@@ -489,12 +503,14 @@ fn io_message(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Auth;
+    use crate::config::{Auth, RegistryLocation, Site};
     use crate::registry::Reference;
 
     fn location(registry: &str, skip_tls_verify: bool) -> Location {
+        let site = Site::Registry(RegistryLocation::parse(registry).expect("a registry"));
         Location {
             registry: registry.into(),
+            site,
             auth: Auth::Omitted,
             auth_refresh: None,
             cloud: None,
@@ -531,6 +547,7 @@ mod tests {
             Path::new("/etc/skopeo/certs.d"),
             Some(Path::new("/tmp/x/source-auth.json")),
             Some(Path::new("/tmp/x/target-auth.json")),
+            None,
         );
         assert_eq!(
             args.join(" "),
@@ -555,6 +572,7 @@ mod tests {
             certs,
             None,
             None,
+            None,
         );
         assert_eq!(
             all.join(" "),
@@ -568,6 +586,7 @@ mod tests {
             certs,
             None,
             None,
+            None,
         );
         assert_eq!(
             os_only.last().map(String::as_str),
@@ -578,6 +597,7 @@ mod tests {
             &location("r.io", false),
             &location("s.io", false),
             certs,
+            None,
             None,
             None,
         );

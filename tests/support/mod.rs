@@ -19,6 +19,8 @@ pub mod dregsy;
 pub mod http;
 /// The independent image pusher and readers.
 pub mod images;
+/// OCI image layouts: the tools that read them, and the images a round trip starts from.
+pub mod layouts;
 /// podman's Docker-compatible API, for the docker relay.
 pub mod podman;
 /// A real Prometheus server and promtool.
