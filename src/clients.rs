@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, CloudEnvironment};
 use crate::config::{Config, Location};
 use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
 use crate::failure::Failure;
@@ -22,6 +22,27 @@ struct ClientKey {
     /// entry, a helper), if any.
     provider_identity: Option<String>,
     skip_tls_verify: bool,
+}
+
+/// What a run's clients take from the process environment: where credential files are, and
+/// the cloud APIs' endpoints and credential sources. Read once where the process starts
+/// ([`ProcessEnvironment::from_process`]) and passed down; tests make their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessEnvironment {
+    /// Where the credential chain looks for credential files.
+    pub credentials: Environment,
+    /// The cloud APIs' endpoints and credential sources.
+    pub cloud: CloudEnvironment,
+}
+
+impl ProcessEnvironment {
+    /// The variables of this process.
+    pub fn from_process() -> ProcessEnvironment {
+        ProcessEnvironment {
+            credentials: Environment::from_process(),
+            cloud: CloudEnvironment::from_process(),
+        }
+    }
 }
 
 /// The clients of one run (or one daemon configuration).
@@ -45,8 +66,9 @@ pub struct Clients {
 
 impl Clients {
     /// Clients with the config's certificates directory, retry bound, time limits and
-    /// credential helper timeout; credential files are found through this process's environment.
-    pub fn new(config: &Config) -> Self {
+    /// credential helper timeout; credential files and cloud APIs are found through
+    /// `environment`.
+    pub fn new(config: &Config, environment: &ProcessEnvironment) -> Self {
         let native = &config.native;
         Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
@@ -62,10 +84,10 @@ impl Clients {
             },
             chunk_size: native.chunk_size,
             clients: Mutex::new(Vec::new()),
-            cloud: Cloud::new(),
+            cloud: Cloud::new(environment.cloud.clone()),
             rate_limits: RateLimits::new(),
             chain: Chain::new(
-                Environment::from_process(),
+                environment.credentials.clone(),
                 config.credential_helper_timeout,
             ),
             observer: None,

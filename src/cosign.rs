@@ -7,6 +7,8 @@
 //! `critical.image.docker-manifest-digest`; the signature is over the payload's exact bytes.
 //! The format is sigstore's "Simple Signing" and cosign's signature specification.
 //!
+//! cosign 3 writes signatures as sigstore bundles instead by default: those are [`bundle`]'s.
+//!
 //! Only key-based verification is here: keyless signatures (Fulcio certificates, Rekor
 //! transparency log entries) need those services on the internet and are out of scope.
 //! Cryptography is *ring*'s, reached through webpki, which also parses the key's
@@ -22,6 +24,8 @@ use serde::Deserialize;
 use webpki::RawPublicKeyEntity;
 
 use crate::registry::Digest;
+
+pub mod bundle;
 
 /// Media type of a layer holding a simple-signing payload.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -176,6 +180,17 @@ pub enum Rejection {
     NotSimpleSigning(String),
     /// The payload vouches for another manifest.
     OtherDigest(String),
+    /// A sigstore bundle layer that is not a bundle, or lacks what one must hold.
+    NotBundle(String),
+    /// A keyless signature (a Fulcio certificate instead of a key).
+    Keyless,
+    /// A sigstore bundle's DSSE signature does not verify with the configured Ed25519 key.
+    BadEd25519Bundle,
+    /// A correctly signed bundle that is not an image signature (an attestation).
+    NotSignature(String),
+    /// A `messageSignature` bundle, which signs the subject's manifest: the caller must pass
+    /// the manifest (see [`bundle::verify_bundle`]).
+    NeedsSubjectManifest,
 }
 
 impl fmt::Display for Rejection {
@@ -201,6 +216,26 @@ impl fmt::Display for Rejection {
             Rejection::OtherDigest(digest) => {
                 write!(f, "the signature is for another manifest ({digest})")
             }
+            Rejection::NotBundle(why) => write!(f, "the sigstore bundle is malformed: {why}"),
+            Rejection::Keyless => write!(
+                f,
+                "it is a keyless signature (a Fulcio certificate): checking it needs Fulcio's and \
+                 Rekor's trust roots on the internet, which dregsy does not support"
+            ),
+            Rejection::BadEd25519Bundle => write!(
+                f,
+                "the bundle's signature does not verify with the configured Ed25519 key (signed \
+                 with another key, or the payload was changed; cosign 3 signs bundles with Ed25519 \
+                 keys as Ed25519ph, which is not supported yet: only pure Ed25519 and ECDSA P-256 \
+                 are)"
+            ),
+            Rejection::NotSignature(why) => write!(f, "not an image signature: {why}"),
+            Rejection::NeedsSubjectManifest => {
+                write!(
+                    f,
+                    "the message signature needs the signed manifest to be checked"
+                )
+            }
         }
     }
 }
@@ -220,6 +255,36 @@ struct RawLayer {
     size: u64,
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// A sigstore bundle layer of a signature manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleLayer {
+    /// The bundle blob's digest.
+    pub digest: Digest,
+    /// The bundle blob's size in bytes.
+    pub size: u64,
+}
+
+/// The sigstore bundle layers of a signature manifest (cosign 3's format).
+///
+/// # Errors
+/// The manifest is not JSON of an image manifest's shape, or a layer's digest is malformed.
+pub fn bundle_layers(manifest: &[u8]) -> Result<Vec<BundleLayer>, String> {
+    let raw: RawSignatureManifest = serde_json::from_slice(manifest)
+        .map_err(|e| format!("the signature manifest is not a valid image manifest ({e})"))?;
+    raw.layers
+        .into_iter()
+        .filter(|l| bundle::is_bundle_media_type(&l.media_type))
+        .map(|l| {
+            Digest::parse(&l.digest)
+                .map(|digest| BundleLayer {
+                    digest,
+                    size: l.size,
+                })
+                .map_err(|e| format!("a bundle layer has a malformed digest ({e})"))
+        })
+        .collect()
 }
 
 /// The signatures of a cosign signature manifest: its simple-signing layers that carry a

@@ -32,6 +32,9 @@ pub enum ImageStore {
 pub struct Layouts {
     root: LayoutRoot,
     written: Arc<Mutex<HashMap<Repository, Layout>>>,
+    /// The repositories the directory held when a blob was first looked for in them (one
+    /// walk of the directory per run).
+    listed: Arc<tokio::sync::OnceCell<Vec<String>>>,
 }
 
 impl Layouts {
@@ -40,7 +43,41 @@ impl Layouts {
         Layouts {
             root,
             written: Arc::default(),
+            listed: Arc::default(),
         }
+    }
+
+    /// Makes a blob that another repository of the directory holds (written by this run or an
+    /// earlier one) present in `repository`: a hard link, else a local copy (another file
+    /// system). `false` when no repository holds it, and it comes from the source.
+    async fn link_held(&self, repository: &Repository, digest: &Digest, size: u64) -> Result<bool> {
+        let listed = self
+            .listed
+            .get_or_init(|| async {
+                self.root.repositories().await.unwrap_or_else(|e| {
+                    tracing::debug!("blobs of other repositories are not looked for: {e}");
+                    Vec::new()
+                })
+            })
+            .await;
+        let mut candidates = listed.clone();
+        if let Ok(written) = self.written.lock() {
+            candidates.extend(written.keys().map(|r| r.as_str().to_string()));
+        }
+        candidates.sort();
+        candidates.dedup();
+        let holder = self.root.holder_of(digest, size, &candidates, repository);
+        let Some(holder) = holder.await.map_err(convert)? else {
+            return Ok(false);
+        };
+        let layout = self.write(repository).await?;
+        if !layout.link_blob(&holder, digest).await.map_err(convert)? {
+            layout
+                .copy_blob(&holder, digest, size)
+                .await
+                .map_err(convert)?;
+        }
+        Ok(true)
     }
 
     /// The directory.
@@ -206,7 +243,9 @@ impl ImageStore {
     }
 
     /// Stores a manifest under a tag or its digest; its blobs (an index: its child manifests)
-    /// must be present.
+    /// must be present. A layout lists it in `index.json`, a digest without a name
+    /// ([`Layout::put_manifest`]); an index's children go through
+    /// [`ImageStore::put_child_manifest`].
     ///
     /// # Errors
     /// See [`Registry::put_manifest`] and [`Layout::put_manifest`].
@@ -226,6 +265,35 @@ impl ImageStore {
                     .write(repository)
                     .await?
                     .put_manifest(reference, manifest)
+                    .await
+                    .map_err(convert)
+            }
+        }
+    }
+
+    /// Stores a manifest an index lists, by its digest: on a registry a manifest PUT by digest;
+    /// in a layout a blob that `index.json` does not list (the index reaches it).
+    ///
+    /// # Errors
+    /// See [`Registry::put_manifest`] and [`Layout::store_manifest`].
+    pub async fn put_child_manifest(
+        &self,
+        repository: &Repository,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        match self {
+            ImageStore::Registry(registry) => {
+                let reference = TagOrDigest::Digest(manifest.digest.clone());
+                registry
+                    .put_manifest(repository, &reference, manifest)
+                    .await
+            }
+            ImageStore::Layouts(layouts) => {
+                manifest.check_pushable()?;
+                layouts
+                    .write(repository)
+                    .await?
+                    .store_manifest(manifest)
                     .await
                     .map_err(convert)
             }
@@ -338,6 +406,26 @@ impl ImageStore {
         }
     }
 
+    /// Makes a blob the store holds in another repository present in `repository` without
+    /// reading the source: in a layout directory, a blob another repository's layout holds,
+    /// also from an earlier run, is hard-linked (copied when links fail). `false` when nothing
+    /// was done: always for a registry, whose mounts need a repository named
+    /// ([`ImageStore::mount_blob`]).
+    ///
+    /// # Errors
+    /// A layout's files cannot be examined or written.
+    pub async fn link_held_blob(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool> {
+        match self {
+            ImageStore::Registry(_) => Ok(false),
+            ImageStore::Layouts(layouts) => layouts.link_held(repository, digest, size).await,
+        }
+    }
+
     /// The referrers of `subject` through the referrers API; `None` when the store has none.
     /// A layout has none: referrers it holds are listed in the fallback tag of the referrers
     /// tag schema (OCI distribution spec 1.1), which it reads and writes like any tag.
@@ -373,8 +461,7 @@ impl ImageStore {
         match self {
             ImageStore::Registry(registry) => registry.put_referrer(repository, manifest).await,
             ImageStore::Layouts(_) => {
-                let reference = TagOrDigest::Digest(manifest.digest.clone());
-                self.put_manifest(repository, &reference, manifest).await?;
+                self.put_child_manifest(repository, manifest).await?;
                 Ok(PushedReferrer::NotIndexed)
             }
         }

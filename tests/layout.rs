@@ -16,6 +16,7 @@ use futures_util::TryStreamExt;
 
 use dregsy::layout::{Layout, LayoutRoot};
 use dregsy::registry::{ByteStream, Digest, Manifest, Repository, TagOrDigest};
+use support::layouts::{RoundTrip, run, sha256, validate};
 use support::{Format, ImageOptions, Registry};
 
 /// The tools these tests run, with the Debian package that has each.
@@ -40,20 +41,6 @@ fn require_tools() {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("a tokio runtime")
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} did not start: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn repo(name: &str) -> Repository {
@@ -98,33 +85,17 @@ fn copy_into(registry: &Registry, repository: &str, reference: &str, layout: &La
         .expect("manifest written");
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    Digest::of(bytes).to_string()
-}
-
 #[test]
 fn a_layout_written_by_dregsy_passes_oci_image_tool_umoci_and_skopeo() {
     require_tools();
-    let source = Registry::start();
-    let back = Registry::start();
-    let single = support::push_image(
-        &source,
-        "apps/web",
-        "1.0",
-        ImageOptions {
-            layers: 2,
-            ..ImageOptions::default()
-        },
-    );
+    let RoundTrip {
+        source,
+        back,
+        image: single,
+        index,
+        dir,
+    } = RoundTrip::start("apps/web:1.0", "apps/multi:2.0");
     support::tag(&source, "apps/web", "1.0", &["latest"]);
-    let index = support::push_index(
-        &source,
-        "apps/multi",
-        "2.0",
-        &["linux/amd64", "linux/arm64/v8"],
-        Format::Oci,
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
     let root = LayoutRoot::new(dir.path().join("mirror"));
     let rt = runtime();
     for (repository, tags) in [
@@ -148,17 +119,7 @@ fn a_layout_written_by_dregsy_passes_oci_image_tool_umoci_and_skopeo() {
     let web_dir = web.to_str().expect("utf-8 path");
     let multi_dir = multi.to_str().expect("utf-8 path");
     for t in ["1.0", "latest"] {
-        run(
-            "oci-image-tool",
-            &[
-                "validate",
-                "--type",
-                "image",
-                "--ref",
-                &format!("name={t}"),
-                web_dir,
-            ],
-        );
+        validate(&web, t);
         let raw = run(
             "skopeo",
             &["inspect", "--raw", &format!("oci:{web_dir}:{t}")],
@@ -296,6 +257,38 @@ fn layouts_written_by_skopeo_in_both_forms_are_read() {
         let busybox = root.open(&repo("library/busybox")).expect("opens");
         assert_reads_as_registry(&busybox, &registry, "library/busybox", &["1.36"]);
     }
+
+    // A name that is a tag alone (`oci:<dir>:<tag>`) is in no repository of the shared layout;
+    // read from the parent directory, the layout is one repository with that tag.
+    copy(
+        "tools/jq:1.7",
+        format!("oci:{}:edge", shared.display()),
+        false,
+    );
+    let root = LayoutRoot::new(&shared);
+    assert_eq!(
+        rt.block_on(root.repositories()).expect("listed"),
+        vec!["library/busybox", "tools/jq"]
+    );
+    let error = rt
+        .block_on(root.open(&repo("edge")).expect("opens").tags())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("'edge'") && error.contains("from: shared"),
+        "{error}"
+    );
+    let parent = LayoutRoot::new(dir.path());
+    let whole = parent.open(&repo("shared")).expect("opens");
+    assert_eq!(rt.block_on(whole.tags()).expect("tags"), vec!["edge"]);
+    let edge = rt
+        .block_on(whole.head_manifest(&tag("edge")))
+        .expect("head")
+        .expect("tagged");
+    assert_eq!(
+        Some(edge.digest.to_string()),
+        support::manifest_digest(&registry, "tools/jq", "1.7")
+    );
 }
 
 /// A mount only root may make; the test fails with what it needs otherwise.

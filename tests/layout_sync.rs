@@ -9,27 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use support::dregsy::{Dregsy, assert_success, log_lines, run_dregsy, text};
-use support::{FaultProxy, Format, ImageOptions, Registry, Rule};
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{program} did not start ({e}): run scripts/test, or apt-get install it")
-        });
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    dregsy::registry::Digest::of(bytes).to_string()
-}
+use support::layouts::{RoundTrip, index_entries, layout_tags, run, sha256, validate};
+use support::{FaultProxy, ImageOptions, Registry, Rule};
 
 fn registry_side(registry: &Registry) -> String {
     format!(
@@ -85,64 +66,21 @@ fn temporary_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The tags `index.json` of a layout lists.
-fn layout_tags(layout: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(layout.join("index.json")).expect("index.json");
-    let index: serde_json::Value = serde_json::from_str(&text).expect("index.json is JSON");
-    let mut tags: Vec<String> = index["manifests"]
-        .as_array()
-        .expect("manifests")
-        .iter()
-        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
-        .map(str::to_owned)
-        .collect();
-    tags.sort();
-    tags
-}
-
-fn validate(layout: &Path, tag: &str) {
-    run(
-        "oci-image-tool",
-        &[
-            "validate",
-            "--type",
-            "image",
-            "--ref",
-            &format!("name={tag}"),
-            layout.to_str().expect("utf-8 path"),
-        ],
-    );
-}
-
 #[test]
 fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_nothing() {
-    let source = Registry::start();
-    let inside = Registry::start();
-    let single = support::push_image(
-        &source,
-        "app/single",
-        "1.0",
-        ImageOptions {
-            layers: 2,
-            ..ImageOptions::default()
-        },
-    );
-    support::tag(&source, "app/single", "1.0", &["1.1"]);
-    let index = support::push_index(
-        &source,
-        "app/multi",
-        "2.0",
-        &["linux/amd64", "linux/arm64/v8"],
-        Format::Oci,
-    );
-    let arm = index
-        .children
-        .iter()
-        .find(|(platform, _)| platform == "linux/arm64/v8")
-        .map(|(_, digest)| digest.clone())
-        .expect("arm64 child");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let trip = RoundTrip::start("app/single:1.0", "app/multi:2.0");
+    let arm = trip.child("linux/arm64/v8");
+    let RoundTrip {
+        source,
+        back: inside,
+        image: single,
+        index,
+        dir,
+    } = trip;
     let mirror = dir.path().join("mirror");
+    support::tag(&source, "app/single", "1.0", &["1.1"]);
+    // A target directory that does not exist is created.
+    assert!(!mirror.exists());
 
     // Step 1, outside: registry -> directory.
     let outside = config(
@@ -281,17 +219,13 @@ fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_not
 
 #[test]
 fn a_layout_skopeo_wrote_is_a_source() {
-    let source = Registry::start();
-    let inside = Registry::start();
-    let image = support::push_image(&source, "tools/jq", "1.7", ImageOptions::default());
-    let index = support::push_index(
-        &source,
-        "library/busybox",
-        "1.36",
-        &["linux/amd64", "linux/arm/v7"],
-        Format::Oci,
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
+    let RoundTrip {
+        source,
+        back: inside,
+        image,
+        index,
+        dir,
+    } = RoundTrip::start("tools/jq:1.7", "library/busybox:1.36");
     let shared = dir.path().join("shared");
     for (reference, all) in [("tools/jq:1.7", false), ("library/busybox:1.36", true)] {
         let from = format!("docker://{}/{reference}", source.host());
@@ -441,21 +375,42 @@ fn layout_sides_fail_clearly_on_bad_input() {
         std::fs::read_to_string(broken.join("app/index.json")).expect("kept"),
         "{not json"
     );
+
+    // A repository directory without `oci-layout` is no layout: that mapping fails, naming it.
+    let unmarked = dir.path().join("unmarked");
+    std::fs::create_dir_all(unmarked.join("app/blobs/sha256")).expect("dirs");
+    std::fs::write(
+        unmarked.join("app/index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .expect("index");
+    let out = run_dregsy(
+        &config(
+            &layout_side(&unmarked),
+            &registry_side(&target),
+            "  - from: app
+",
+        ),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("no image layout for repository 'app'")
+            && shown.contains(&unmarked.join("app/oci-layout").display().to_string()),
+        "{shown}"
+    );
 }
 
 #[test]
 fn the_skopeo_relay_copies_into_and_out_of_layouts_with_oci_references() {
-    let source = Registry::start();
-    let inside = Registry::start();
-    let image = support::push_image(&source, "app/web", "1.0", ImageOptions::default());
-    let index = support::push_index(
-        &source,
-        "app/multi",
-        "2.0",
-        &["linux/amd64", "linux/arm64/v8"],
-        Format::Oci,
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
+    let RoundTrip {
+        source,
+        back: inside,
+        image,
+        index,
+        dir,
+    } = RoundTrip::start("app/web:1.0", "app/multi:2.0");
     let mirror = dir.path().join("mirror");
     let skopeo = |source: String, target: String| {
         format!(
@@ -492,17 +447,13 @@ fn the_skopeo_relay_copies_into_and_out_of_layouts_with_oci_references() {
 
 #[test]
 fn digest_pinned_tags_cross_a_layout_both_ways() {
-    let source = Registry::start();
-    let inside = Registry::start();
-    let image = support::push_image(&source, "app/pinned", "1.0", ImageOptions::default());
-    let index = support::push_index(
-        &source,
-        "app/pinned",
-        "2.0",
-        &["linux/amd64", "linux/arm64/v8"],
-        Format::Oci,
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
+    let RoundTrip {
+        source,
+        back: inside,
+        image,
+        index,
+        dir,
+    } = RoundTrip::start("app/pinned:1.0", "app/pinned:2.0");
     let mirror = dir.path().join("mirror");
     // `name@digest` pulls by digest and pushes the name; a bare digest pins the target too.
     let mappings = format!(
@@ -624,4 +575,161 @@ fn a_corrupt_blob_in_a_layout_source_fails_its_image_naming_the_file_and_pushes_
     );
     assert_eq!(support::manifest_digest(&inside, "app/bad", "1"), None);
     assert!(support::manifest_digest(&inside, "app/good", "1").is_some());
+}
+
+#[test]
+fn digest_pinned_images_are_listed_unnamed_alike_by_both_relays_and_cross_back_with_skopeo() {
+    let RoundTrip {
+        source,
+        back,
+        image,
+        index,
+        dir,
+    } = RoundTrip::start("app/pinned:1.0", "app/pinned:2.0");
+    let mappings = format!(
+        "  - from: app/pinned\n    tags: ['release@{}', '{}']\n    platform: all\n  - from: \
+         app/pinned\n    to: app/by-digest\n    tags: ['{}']\n    platform: all\n",
+        image.digest, index.digest, index.digest
+    );
+    let with = |relay: &str, source: String, target: String| {
+        config(&source, &target, &mappings).replace("relay: native", relay)
+    };
+    let native = dir.path().join("native");
+    let skopeo = dir.path().join("skopeo");
+    for (relay, mirror) in [("relay: native", &native), ("relay: skopeo", &skopeo)] {
+        let out = run_dregsy(
+            &with(relay, registry_side(&source), layout_side(mirror)),
+            &[],
+        );
+        assert_success(&out);
+        assert_eq!(log_lines(&out, "image copied").len(), 3, "{}", text(&out));
+    }
+    // The tag is named; the image pinned by digest is listed without a name (the index's
+    // children are reached through it); both relays write the same index.json entries.
+    for mirror in [&native, &skopeo] {
+        let mut entries = index_entries(&mirror.join("app/pinned"));
+        entries.sort();
+        let mut expected = vec![
+            (image.digest.clone(), Some("release".to_string())),
+            (index.digest.clone(), None),
+        ];
+        expected.sort();
+        assert_eq!(entries, expected, "{}", mirror.display());
+        assert_eq!(
+            index_entries(&mirror.join("app/by-digest")),
+            vec![(index.digest.clone(), None)],
+            "{}",
+            mirror.display()
+        );
+    }
+    // The real tools see it: skopeo reads the one unnamed image of a layout without a name,
+    // oci-image-tool validates the tag beside an unnamed entry, and umoci's garbage collection
+    // keeps every blob, as index.json reaches them all.
+    let by_digest = native.join("app/by-digest");
+    let raw = run(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci:{}", by_digest.display())],
+    );
+    assert_eq!(sha256(raw.as_bytes()), index.digest);
+    validate(&native.join("app/pinned"), "release");
+    let before = files(&native);
+    for repository in ["app/pinned", "app/by-digest"] {
+        let layout = native.join(repository);
+        run(
+            "umoci",
+            &["gc", "--layout", layout.to_str().expect("utf-8")],
+        );
+    }
+    let names = |list: &[(PathBuf, u64, SystemTime)]| -> Vec<PathBuf> {
+        list.iter().map(|(path, _, _)| path.clone()).collect()
+    };
+    assert_eq!(names(&files(&native)), names(&before));
+
+    // The skopeo relay again: the pre-check finds all three.
+    let out = run_dregsy(
+        &with(
+            "relay: skopeo",
+            registry_side(&source),
+            layout_side(&skopeo),
+        ),
+        &[],
+    );
+    assert_success(&out);
+    assert_eq!(
+        log_lines(&out, "image up to date").len(),
+        3,
+        "{}",
+        text(&out)
+    );
+    // Back out of the layout with skopeo, reading each digest through a view that names it
+    // (made in the temporary directory).
+    let temporary = dir.path().join("tmp");
+    std::fs::create_dir_all(&temporary).expect("dir");
+    let out = run_dregsy(
+        &with("relay: skopeo", layout_side(&native), registry_side(&back)),
+        &[("TMPDIR", temporary.to_str().expect("utf-8"))],
+    );
+    assert_success(&out);
+    assert_eq!(
+        support::manifest_digest(&back, "app/pinned", "release"),
+        Some(image.digest.clone())
+    );
+    for repository in ["app/pinned", "app/by-digest"] {
+        assert_eq!(
+            support::manifest_digest(&back, repository, &index.digest),
+            Some(index.digest.clone()),
+            "{repository}"
+        );
+    }
+    // Nothing is left of the views.
+    assert_eq!(files(&temporary), Vec::new());
+}
+
+#[test]
+fn a_blob_an_earlier_run_stored_in_another_repository_is_linked_not_sent() {
+    use std::os::unix::fs::MetadataExt;
+    let source = Registry::start();
+    let options = ImageOptions {
+        layers: 2,
+        seed: Some(16),
+        ..ImageOptions::default()
+    };
+    let one = support::push_image(&source, "app/one", "1", options.clone());
+    let two = support::push_image(&source, "app/two", "1", options);
+    assert_eq!(one.blobs, two.blobs, "the two images share their blobs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = dir.path().join("mirror");
+    for repository in ["app/one", "app/two"] {
+        let out = run_dregsy(
+            &config(
+                &registry_side(&source),
+                &layout_side(&mirror),
+                &format!("  - from: {repository}\n"),
+            ),
+            &[],
+        );
+        assert_success(&out);
+        let copied = log_lines(&out, "image copied");
+        assert_eq!(copied.len(), 1, "{}", text(&out));
+        if repository == "app/two" {
+            // No blob came from the source: only the manifest's bytes travelled.
+            let message = copied[0]["msg"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("of manifests transferred")
+                    && message.contains("3 blobs already on the target"),
+                "{message}"
+            );
+        }
+    }
+    for (digest, _) in &two.blobs {
+        let hex = digest.trim_start_matches("sha256:");
+        let meta = |repository: &str| {
+            std::fs::metadata(mirror.join(repository).join("blobs/sha256").join(hex))
+                .expect("the blob is there")
+        };
+        let (first, second) = (meta("app/one"), meta("app/two"));
+        assert_eq!(first.ino(), second.ino(), "{digest}");
+        assert_eq!(second.nlink(), 2, "{digest}");
+    }
+    validate(&mirror.join("app/two"), "1");
 }

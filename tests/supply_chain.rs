@@ -9,13 +9,16 @@ mod support;
 use std::path::Path;
 
 use dregsy::config::Verify;
+use dregsy::cosign::bundle::verify_bundle;
 use dregsy::cosign::{KeyAlgorithm, PublicKey, Rejection, SignatureLayer, payload_for, verify};
 use dregsy::registry::{Digest, Registry, RegistryHost, RegistryOptions, Repository};
 use dregsy::relay::trust::check_signed;
 use serde_json::json;
 use support::dregsy::{log_lines, run_dregsy, text};
 use support::referrers::ReferrersRegistry;
-use support::signing::{self, Signature, Store, TestKey};
+use support::signing::{
+    self, BundleSignature, Signature, Store, TestKey, attach_bundle, bundle, message_bundle,
+};
 use support::{Format, ImageOptions, Pushed, manifest_digest, push_image, push_index};
 
 fn subject() -> Digest {
@@ -106,6 +109,105 @@ fn the_verifier_refuses_changed_payloads_other_keys_and_other_digests() {
     }
 }
 
+/// cosign 3's sigstore bundles: a DSSE envelope of an in-toto statement, or a message
+/// signature of the manifest itself.
+#[test]
+fn the_bundle_verifier_refuses_changed_payloads_other_keys_other_digests_and_attestations() {
+    for (signer, bad) in [
+        (TestKey::ecdsa(), Rejection::BadSignature),
+        (TestKey::ed25519(), Rejection::BadEd25519Bundle),
+    ] {
+        let key = PublicKey::from_pem(signer.public_pem.as_bytes()).expect("key");
+        let digest = subject();
+        let of = || BundleSignature::of(&signer, digest.as_str());
+        assert_eq!(verify_bundle(&key, &bundle(&of()), &digest, None), Ok(()));
+
+        // A tampered statement: it names another image, the signature is the original's.
+        let evil = Digest::of(b"an evil manifest");
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {"sha256": evil.hex()}}],
+            "predicateType": signing::SIGN_PREDICATE,
+            "predicate": {},
+        });
+        let tampered = BundleSignature {
+            tamper: Some(serde_json::to_vec(&statement).expect("json")),
+            ..of()
+        };
+        assert_eq!(
+            verify_bundle(&key, &bundle(&tampered), &evil, None),
+            Err(bad.clone())
+        );
+
+        // Another key's signature.
+        let other = if bad == Rejection::BadSignature {
+            TestKey::ecdsa()
+        } else {
+            TestKey::ed25519()
+        };
+        let foreign = BundleSignature::of(&other, digest.as_str());
+        assert_eq!(
+            verify_bundle(&key, &bundle(&foreign), &digest, None),
+            Err(bad.clone())
+        );
+
+        // A good signature of another digest.
+        let other_digest = Digest::of(b"another manifest");
+        let elsewhere = BundleSignature::of(&signer, other_digest.as_str());
+        assert_eq!(
+            verify_bundle(&key, &bundle(&elsewhere), &digest, None),
+            Err(Rejection::OtherDigest(other_digest.to_string()))
+        );
+
+        // Signed with the key, but an attestation, not a signature.
+        let attestation = BundleSignature {
+            predicate_type: "https://slsa.dev/provenance/v1".into(),
+            ..of()
+        };
+        let refused = verify_bundle(&key, &bundle(&attestation), &digest, None).expect_err("no");
+        assert!(
+            matches!(&refused, Rejection::NotSignature(why) if why.contains("slsa.dev/provenance")),
+            "{refused}"
+        );
+
+        // Keyless: a certificate instead of a key.
+        let keyless = BundleSignature {
+            keyless: true,
+            ..of()
+        };
+        assert_eq!(
+            verify_bundle(&key, &bundle(&keyless), &digest, None),
+            Err(Rejection::Keyless)
+        );
+
+        // A message signature signs the manifest's bytes.
+        let manifest = br#"{"schemaVersion":2,"layers":[]}"#;
+        let manifest_digest = Digest::of(manifest);
+        let message = message_bundle(&signer, manifest);
+        assert_eq!(
+            verify_bundle(&key, &message, &manifest_digest, None),
+            Err(Rejection::NeedsSubjectManifest)
+        );
+        assert_eq!(
+            verify_bundle(&key, &message, &manifest_digest, Some(manifest)),
+            Ok(())
+        );
+        assert!(matches!(
+            verify_bundle(&key, &message, &digest, None),
+            Err(Rejection::OtherDigest(_))
+        ));
+        assert_eq!(
+            verify_bundle(
+                &key,
+                &message_bundle(&other, manifest),
+                &manifest_digest,
+                Some(manifest)
+            ),
+            Err(bad.clone())
+        );
+    }
+}
+
 fn client(url: &str) -> Registry {
     dregsy::http_client::install_crypto_provider();
     Registry::new(RegistryOptions::new(
@@ -187,13 +289,14 @@ fn signatures_are_found_and_verified_in_every_store() {
             &verify,
         )
         .expect("verified through the referrers API");
+        let asked: Vec<_> = front
+            .seen()
+            .into_iter()
+            .filter(|s| s.path.contains("/referrers/"))
+            .collect();
         assert!(
-            front.seen().iter().any(|s| s.path.contains("/referrers/")
-                && s.path
-                    .contains("artifactType=application%2Fvnd.dev.cosign.artifact.sig.v1%2Bjson")
-                && s.status == 200),
-            "asked the referrers API with the artifact type: {:?}",
-            front.seen()
+            asked.len() == 1 && asked[0].status == 200,
+            "asked the referrers API once, for both kinds of signature: {asked:?}"
         );
         check(&client(&registry.url()), &repo_name, &image.digest, &verify)
             .expect_err("without the API the signature cannot be found");
@@ -256,6 +359,118 @@ fn wrong_signatures_are_refused_with_their_reason() {
             assert!(error.contains("cosign.pub"), "names the key: {error}");
         }
     }
+}
+
+/// cosign 3 stores its bundles as referrers: found through the fallback tag and the referrers
+/// API, verified, copied with `referrers: true`; wrong ones are refused with their reason.
+#[test]
+fn bundle_signatures_are_verified_where_cosign_3_stores_them() {
+    let registry = support::Registry::start();
+    let target = support::Registry::start();
+    let front = ReferrersRegistry::start(&registry);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = registry.endpoint();
+    let key = TestKey::ecdsa();
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    let direct = client(&registry.url());
+
+    let fallback = push_image(&registry, "bundle/fallback", "v1", ImageOptions::default());
+    let good = bundle(&BundleSignature::of(&key, &fallback.digest));
+    let referrer = attach_bundle(
+        &endpoint,
+        "bundle/fallback",
+        subject_of(&fallback),
+        &good,
+        Store::FallbackTag,
+    );
+    check(&direct, "bundle/fallback", &fallback.digest, &verify).expect("through the fallback tag");
+
+    let api = push_image(&registry, "bundle/api", "v1", ImageOptions::default());
+    attach_bundle(
+        &front.endpoint(),
+        "bundle/api",
+        subject_of(&api),
+        &bundle(&BundleSignature::of(&key, &api.digest)),
+        Store::ReferrersApi,
+    );
+    let through_front = client(&format!("http://{}", front.host()));
+    check(&through_front, "bundle/api", &api.digest, &verify).expect("through the referrers API");
+
+    let message = push_image(&registry, "bundle/message", "v1", ImageOptions::default());
+    attach_bundle(
+        &endpoint,
+        "bundle/message",
+        subject_of(&message),
+        &message_bundle(&key, &message.manifest),
+        Store::FallbackTag,
+    );
+    check(&direct, "bundle/message", &message.digest, &verify).expect("a message signature");
+
+    let zeros = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let other_key = TestKey::ecdsa();
+    let cases = [
+        ("tampered", "does not verify with the configured key"),
+        ("other-key", "does not verify with the configured key"),
+        (
+            "other-digest",
+            "the signature is for another manifest (sha256:0000",
+        ),
+        (
+            "attestation",
+            "not an image signature: it is an attestation",
+        ),
+        ("keyless", "keyless signature"),
+    ];
+    for (name, expected) in cases {
+        let repo_name = format!("bundle/bad-{name}");
+        let image = push_image(&registry, &repo_name, "v1", ImageOptions::default());
+        let of = BundleSignature::of(&key, &image.digest);
+        let signature = match name {
+            "tampered" => BundleSignature {
+                tamper: Some(b"{\"_type\":\"https://in-toto.io/Statement/v1\"}".to_vec()),
+                ..of
+            },
+            "other-key" => BundleSignature::of(&other_key, &image.digest),
+            "other-digest" => BundleSignature::of(&key, zeros),
+            "attestation" => BundleSignature {
+                predicate_type: "https://slsa.dev/provenance/v1".into(),
+                ..of
+            },
+            _ => BundleSignature {
+                keyless: true,
+                ..of
+            },
+        };
+        attach_bundle(
+            &endpoint,
+            &repo_name,
+            subject_of(&image),
+            &bundle(&signature),
+            Store::FallbackTag,
+        );
+        let error = check(&direct, &repo_name, &image.digest, &verify).expect_err(name);
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(error.contains("cosign.pub"), "names the key: {error}");
+    }
+
+    // A run copies the image with `verify`, and its bundle with `referrers: true`.
+    let config = sync_config(
+        &registry,
+        &target,
+        "",
+        &format!(
+            "  - from: bundle/fallback\n    tags: [v1]\n    referrers: true\n    verify: {{cosign-key: {}}}\n  - from: bundle/bad-other-key\n    tags: [v1]\n    verify: {{cosign-key: {}}}\n",
+            verify.key_file.display(),
+            verify.key_file.display()
+        ),
+    );
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    assert_eq!(messages(&out, "image failed").len(), 1, "{}", text(&out));
+    assert_eq!(
+        fallback_digests(&target, "bundle/fallback", &fallback.digest),
+        [referrer]
+    );
 }
 
 #[test]
@@ -959,6 +1174,19 @@ fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the
         std::slice::from_ref(&sbom)
     );
     assert!(manifest_digest(&target, "multi/signed", &index_sig).is_none());
+    // The log says so, once, for the subset only.
+    let left = log_lines(&out, "referrers of the source index not copied");
+    assert_eq!(left.len(), 1, "{}", text(&out));
+    assert_eq!(left[0]["digest"], pushed.digest.as_str(), "{}", left[0]);
+    assert_eq!(left[0]["legacy_tags"], 1, "{}", left[0]);
+    assert_eq!(left[0]["referrers"], 0, "{}", left[0]);
+    assert!(
+        left[0]["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("multi/signed:v1")),
+        "{}",
+        left[0]
+    );
     // The whole index: its signature and the child's SBOM travel.
     assert!(manifest_digest(&target, "multi/all", &index_sig).is_some());
     assert_eq!(fallback_digests(&target, "multi/all", &arm.digest), [sbom]);
@@ -966,6 +1194,142 @@ fn multi_platform_images_carry_their_childrens_referrers_and_are_verified_by_the
         manifest_digest(&target, "multi/all", "v1").as_deref(),
         Some(pushed.digest.as_str())
     );
+}
+
+/// `dregsy plan` shows, for a mapping with `referrers: true`, what would travel with each image:
+/// the referrers found through fallback tags (with their artifact types) and the legacy tags;
+/// for a platform list, what of the source index stays behind; unreadable referrers fail the
+/// image as the sync would. Nothing is written.
+#[test]
+fn plan_shows_what_travels_with_each_image() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let endpoint = source.endpoint();
+    let key = TestKey::ecdsa();
+    let one = push_image(&source, "pl/one", "v1", ImageOptions::default());
+    let sig = signing::sign(
+        &endpoint,
+        "pl/one",
+        subject_of(&one),
+        Signature::of(&key, &one.digest),
+        Store::FallbackTag,
+    );
+    let (sbom, _) = push_sbom(&endpoint, "pl/one", subject_of(&one));
+    signing::sign(
+        &endpoint,
+        "pl/one",
+        subject_of(&one),
+        Signature::of(&key, &one.digest),
+        Store::LegacyTag,
+    );
+    let legacy = format!("{}.sig", fallback_tag_of(&one.digest));
+    let multi = push_index(
+        &source,
+        "pl/multi",
+        "v1",
+        &["linux/amd64", "linux/arm64/v8"],
+        Format::Oci,
+    );
+    signing::sign(
+        &endpoint,
+        "pl/multi",
+        (
+            multi.digest.as_str(),
+            multi.media_type.as_str(),
+            multi.manifest.len(),
+        ),
+        Signature::of(&key, &multi.digest),
+        Store::LegacyTag,
+    );
+    let (arm_sbom, _) = push_sbom(&endpoint, "pl/multi", subject_of(&multi.images[1]));
+    push_image(&source, "pl/bare", "v1", ImageOptions::default());
+    let broken = push_image(&source, "pl/broken", "v1", ImageOptions::default());
+    push_image(
+        &source,
+        "pl/broken",
+        &fallback_tag_of(&broken.digest),
+        ImageOptions::default(),
+    );
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        "  - from: pl/one\n    tags: [v1]\n  - from: pl/multi\n    tags: ['regex: ^v1$']\n    platform: [linux/arm64]\n  - from: pl/bare\n    tags: [v1]\n  - from: pl/broken\n    tags: [v1]\n  - from: pl/bare\n    to: pl/plain\n    tags: [v1]\n    referrers: false\n",
+    );
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    let all = format!("{plan_text}{}", String::from_utf8_lossy(&plan.stderr));
+    assert_eq!(
+        plan_text
+            .matches(
+                "    referrers: true (signatures, SBOMs and attestations travel with each image)\n"
+            )
+            .count(),
+        4,
+        "{all}"
+    );
+    let with: Vec<&str> = plan_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("with "))
+        .collect();
+    let one_line = format!(
+        "2 referrer(s) (1 application/spdx+json, 1 {}), legacy tag(s) {legacy}",
+        signing::SIGNATURE_ARTIFACT_TYPE
+    );
+    assert_eq!(
+        with,
+        [
+            one_line.as_str(),
+            "1 referrer(s) (1 application/spdx+json); 1 referrer(s) and legacy tag(s) of the source index stay behind (the platform list rewrites it)",
+            "no referrers",
+        ],
+        "{all}"
+    );
+    // Unreadable referrers fail their image, as the sync would.
+    assert!(
+        plan_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("failed")
+                && l.contains("pl/broken:v1: referrers: the fallback tag")
+                && l.contains("holds something else")),
+        "{all}"
+    );
+    assert!(
+        plan_text.contains("4 image(s) to copy, 0 up to date, 1 failed"),
+        "{all}"
+    );
+    assert_eq!(plan.status.code(), Some(1), "{all}");
+
+    let json_out = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan", "--json"])
+        .output();
+    let doc: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("JSON");
+    let mappings = &doc["tasks"][0]["mappings"];
+    let image = |m: usize| mappings[m]["repositories"][0]["images"][0]["referrers"].clone();
+    assert_eq!(mappings[0]["referrers"], true);
+    let one_referrers = image(0);
+    assert_eq!(one_referrers["count"], 2, "{one_referrers}");
+    let mut digests: Vec<String> =
+        serde_json::from_value(one_referrers["digests"].clone()).expect("digests");
+    digests.sort();
+    let mut expected = vec![sig, sbom];
+    expected.sort();
+    assert_eq!(digests, expected);
+    assert_eq!(one_referrers["legacy_tags"], json!([legacy]));
+    assert_eq!(image(1)["digests"], json!([arm_sbom]));
+    assert_eq!(image(1)["left_behind"], 1);
+    assert_eq!(image(2)["count"], 0);
+    assert!(image(3).is_null(), "{}", image(3));
+    assert_eq!(
+        mappings[3]["repositories"][0]["images"][0]["status"],
+        "failed"
+    );
+    assert_eq!(mappings[4]["referrers"], false);
+    assert!(image(4).is_null(), "{}", image(4));
+    // Nothing was written.
+    assert!(manifest_digest(&target, "pl/one", "v1").is_none());
 }
 
 /// The requests a registry's access log shows for `repo`, as "METHOD kind reference" (kind:
@@ -991,8 +1355,9 @@ fn fallback_tag_of(digest: &str) -> String {
 
 /// One-off runs that share a manifest cache (as cron runs of one machine do): a run with
 /// nothing new checks referrers with one request per subject at the source (a HEAD of each
-/// fallback or legacy tag the repository's tag list shows), plus that tag list, and none at the
-/// target; an index's children and a platform list's rewrite come from the cache, so no
+/// fallback or legacy tag the repository's tag list shows), and none at the target. The tag
+/// list is the planner's where it listed the repository (a regex tag filter), else one per
+/// repository for mappings that name their tags; an index's children and a platform list's rewrite come from the cache, so no
 /// manifest is downloaded. A signature added later still travels.
 #[test]
 fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
@@ -1034,7 +1399,7 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
         &source,
         &target,
         "referrers: true\n",
-        "  - from: fb/one\n    tags: [v1]\n  - from: fb/multi\n    tags: [v1]\n    platform: all\n  - from: fb/multi\n    to: fb/arm\n    tags: [v1]\n    platform: [linux/arm64]\n",
+        "  - from: fb/one\n    tags: ['regex: ^v1$']\n  - from: fb/multi\n    tags: [v1]\n    platform: all\n  - from: fb/multi\n    to: fb/arm\n    tags: [v1]\n    platform: [linux/arm64]\n",
     );
     let cache = tempfile::tempdir().expect("tempdir");
     let env = [("XDG_CACHE_HOME", cache.path().to_str().expect("utf-8 path"))];
@@ -1051,7 +1416,7 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
         text(&again)
     );
     let seen = source.requests();
-    // fb/one: two subjects (the image, its signature).
+    // fb/one: two subjects (the image, its signature); the planner's tag list is the only one.
     let mut expected = vec![
         format!("HEAD manifests {}", fallback_tag_of(&one.digest)),
         "HEAD manifests v1".to_string(),

@@ -1,9 +1,13 @@
-//! The AWS SDK setup the ECR modules share: one SDK config per region and process, with the
-//! default credential chain, our TLS stack (rustls on ring), bounded timeouts and retries.
+//! The AWS side the ECR modules share: one SDK config per region and run, with the credentials
+//! and API endpoints of the run's [`AwsEnvironment`], our TLS stack (rustls on ring), bounded
+//! timeouts and retries.
 //!
-//! The SDK's standard environment applies, so users (and our tests) point it elsewhere the
-//! usual way: `AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL_ECR_PUBLIC` or `AWS_ENDPOINT_URL`
-//! for the API endpoints, `AWS_PROFILE`, `AWS_REGION`, `AWS_EC2_METADATA_DISABLED`, …
+//! Endpoints come from the environment the run was given (`AWS_ENDPOINT_URL_ECR`,
+//! `AWS_ENDPOINT_URL_ECR_PUBLIC` or `AWS_ENDPOINT_URL`, read once where the process starts);
+//! with the default credential chain, the SDK reads the rest of its standard settings itself:
+//! `AWS_PROFILE`, `AWS_REGION`, `AWS_EC2_METADATA_DISABLED`, …
+
+use super::environment::AwsEnvironment;
 
 /// The credential sources of the SDK's default chain, in order, for messages.
 pub const CREDENTIAL_SOURCES: &str = "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), \
@@ -11,12 +15,45 @@ pub const CREDENTIAL_SOURCES: &str = "the environment (AWS_ACCESS_KEY_ID, AWS_SE
      web identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA sets them), \
      ECS container credentials, and EC2 instance metadata";
 
+/// The AWS side of one run: its environment and, with the SDK, the configs loaded so far,
+/// one per region (two ECR registries in different regions never share one).
+pub struct Aws {
+    environment: AwsEnvironment,
+    /// Loaded configs by region: loading reads files and the credential chain caches its
+    /// answer (instance metadata, web identity), so both are done once per region and run.
+    #[cfg(feature = "aws")]
+    configs: tokio::sync::Mutex<Vec<(String, aws_config::SdkConfig)>>,
+}
+
+impl std::fmt::Debug for Aws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aws")
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Aws {
+    /// The AWS side for `environment`; nothing is loaded until a call needs it.
+    pub fn new(environment: AwsEnvironment) -> Aws {
+        Aws {
+            environment,
+            #[cfg(feature = "aws")]
+            configs: Default::default(),
+        }
+    }
+
+    /// The environment this side was made with.
+    pub fn environment(&self) -> &AwsEnvironment {
+        &self.environment
+    }
+}
+
 #[cfg(feature = "aws")]
-pub(crate) use sdk::{PAGE_SIZE, collect_pages, config, error_text};
+pub(crate) use sdk::{PAGE_SIZE, collect_pages, error_text};
 
 #[cfg(feature = "aws")]
 mod sdk {
-    use std::sync::LazyLock;
     use std::time::Duration;
 
     use aws_config::retry::RetryConfig;
@@ -26,21 +63,49 @@ mod sdk {
     use aws_sdk_ecr::error::DisplayErrorContext;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
-    use super::CREDENTIAL_SOURCES;
+    use super::super::environment::AwsCredentials;
+    use super::{Aws, CREDENTIAL_SOURCES};
 
-    /// Loaded configs by region: loading reads files and the credential chain caches its
-    /// answer (instance metadata, web identity), so both are done once per process.
-    static CONFIGS: LazyLock<tokio::sync::Mutex<Vec<(String, SdkConfig)>>> =
-        LazyLock::new(Default::default);
-
-    /// The SDK config for `region` (empty: the region of the environment or profile), with
-    /// its credentials checked, so a missing credential fails with a message that says
-    /// which sources were tried.
-    pub(crate) async fn config(region: &str) -> Result<SdkConfig, String> {
-        let mut configs = CONFIGS.lock().await;
-        if let Some((_, config)) = configs.iter().find(|(r, _)| r == region) {
-            return Ok(config.clone());
+    impl Aws {
+        /// An ECR client for `region`, at the environment's ECR endpoint.
+        pub(crate) async fn ecr(&self, region: &str) -> Result<aws_sdk_ecr::Client, String> {
+            let config = self.config(region).await?;
+            let mut builder = aws_sdk_ecr::config::Builder::from(&config);
+            if let Some(endpoint) = &self.environment.ecr_endpoint {
+                builder = builder.endpoint_url(endpoint);
+            }
+            Ok(aws_sdk_ecr::Client::from_conf(builder.build()))
         }
+
+        /// An ECR public client for `region`, at the environment's ECR public endpoint.
+        pub(crate) async fn ecr_public(
+            &self,
+            region: &str,
+        ) -> Result<aws_sdk_ecrpublic::Client, String> {
+            let config = self.config(region).await?;
+            let mut builder = aws_sdk_ecrpublic::config::Builder::from(&config);
+            if let Some(endpoint) = &self.environment.ecr_public_endpoint {
+                builder = builder.endpoint_url(endpoint);
+            }
+            Ok(aws_sdk_ecrpublic::Client::from_conf(builder.build()))
+        }
+
+        /// The SDK config for `region` (empty: the region of the environment or profile),
+        /// with its credentials checked, so a missing credential fails with a message that
+        /// says which sources were tried.
+        async fn config(&self, region: &str) -> Result<SdkConfig, String> {
+            let mut configs = self.configs.lock().await;
+            if let Some((_, config)) = configs.iter().find(|(r, _)| r == region) {
+                return Ok(config.clone());
+            }
+            let config = load(region, &self.environment.credentials).await?;
+            configs.push((region.to_string(), config.clone()));
+            Ok(config)
+        }
+    }
+
+    /// Loads the SDK config of `region` with `credentials`, and checks that they give keys.
+    async fn load(region: &str, credentials: &AwsCredentials) -> Result<SdkConfig, String> {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -55,6 +120,20 @@ mod sdk {
             .retry_config(RetryConfig::standard().with_max_attempts(3));
         if !region.is_empty() {
             loader = loader.region(Region::new(region.to_string()));
+        }
+        if let AwsCredentials::Keys {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } = credentials
+        {
+            loader = loader.credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                access_key_id,
+                secret_access_key,
+                session_token.clone(),
+                None,
+                "dregsy",
+            ));
         }
         let config = loader.load().await;
         if config.region().is_none() {
@@ -73,7 +152,6 @@ mod sdk {
                 crate::cloud::innermost_cause(&e)
             )
         })?;
-        configs.push((region.to_string(), config.clone()));
         Ok(config)
     }
 

@@ -3,13 +3,15 @@
 //! repositories created when missing, and the repository lister for regex mappings
 //! (`DescribeRepositories`, paged).
 //!
-//! AWS credentials come from the SDK's default chain, never from the config's `auth`.
+//! AWS credentials come from the run's [`Aws`] side (by default the SDK's chain), never from
+//! the config's `auth`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 
+use super::aws::Aws;
 use super::token::{Fresh, TokenCache};
 use crate::config::Location;
 use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
@@ -17,13 +19,14 @@ use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
 /// The registry user of ECR tokens.
 pub const USERNAME: &str = "AWS";
 
-/// The provider for a private ECR location with `auth-refresh`.
-pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
+/// The provider for a private ECR location with `auth-refresh`, with tokens from `aws`.
+pub fn token_provider(aws: Arc<Aws>, location: &Location) -> Arc<dyn CredentialProvider> {
     let region = match &location.cloud {
         Some(super::CloudRegistry::Ecr { region, .. }) => region.clone(),
         _ => String::new(),
     };
     Arc::new(EcrTokens {
+        aws,
         region,
         interval: location.auth_refresh,
         cache: TokenCache::default(),
@@ -33,6 +36,7 @@ pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
 /// ECR registry tokens of one region, renewed every `auth-refresh` and before they expire.
 #[derive(Debug)]
 pub struct EcrTokens {
+    aws: Arc<Aws>,
     region: String,
     interval: Option<Duration>,
     cache: TokenCache,
@@ -40,7 +44,10 @@ pub struct EcrTokens {
 
 impl CredentialProvider for EcrTokens {
     fn credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(self.cache.get(self.interval, || fetch_token(&self.region)))
+        Box::pin(
+            self.cache
+                .get(self.interval, || fetch_token(&self.aws, &self.region)),
+        )
     }
 
     fn invalidate(&self) {
@@ -80,13 +87,8 @@ pub(crate) fn parse_token(token: Option<&str>, expires_at: Option<i64>) -> Resul
 }
 
 #[cfg(feature = "aws")]
-async fn client(region: &str) -> Result<aws_sdk_ecr::Client, String> {
-    Ok(aws_sdk_ecr::Client::new(&super::aws::config(region).await?))
-}
-
-#[cfg(feature = "aws")]
-async fn fetch_token(region: &str) -> Result<Fresh, String> {
-    let client = client(region).await?;
+async fn fetch_token(aws: &Aws, region: &str) -> Result<Fresh, String> {
+    let client = aws.ecr(region).await?;
     let output = client
         .get_authorization_token()
         .send()
@@ -110,8 +112,13 @@ async fn fetch_token(region: &str) -> Result<Fresh, String> {
 /// When the AWS API cannot be reached or refuses to describe or create the repository; the
 /// message names the repository.
 #[cfg(feature = "aws")]
-pub async fn ensure_repository(account: &str, region: &str, name: &str) -> Result<(), String> {
-    let client = client(region).await?;
+pub async fn ensure_repository(
+    aws: &Aws,
+    account: &str,
+    region: &str,
+    name: &str,
+) -> Result<(), String> {
+    let client = aws.ecr(region).await?;
     let context = |e: String| format!("ECR target repository '{name}': {e}");
     let mut describe = client.describe_repositories().repository_names(name);
     if !account.is_empty() {
@@ -158,11 +165,12 @@ pub async fn ensure_repository(account: &str, region: &str, name: &str) -> Resul
 /// When the AWS API cannot be reached or refuses the listing.
 #[cfg(feature = "aws")]
 pub async fn list_repositories(
+    aws: &Aws,
     account: &str,
     region: &str,
     max_items: Option<usize>,
 ) -> Result<Vec<String>, String> {
-    let client = client(region).await?;
+    let client = aws.ecr(region).await?;
     super::aws::collect_pages(max_items, |token| {
         let mut request = client
             .describe_repositories()
@@ -194,17 +202,20 @@ pub use without_sdk::*;
 
 #[cfg(not(feature = "aws"))]
 mod without_sdk {
-    pub(super) async fn fetch_token(_region: &str) -> Result<super::Fresh, String> {
+    use super::Aws;
+
+    pub(super) async fn fetch_token(_aws: &Aws, _region: &str) -> Result<super::Fresh, String> {
         Err(super::super::NO_AWS.into())
     }
 
     /// Not available: this build has no AWS SDK.
-    pub async fn ensure_repository(_a: &str, _r: &str, _n: &str) -> Result<(), String> {
+    pub async fn ensure_repository(_aws: &Aws, _a: &str, _r: &str, _n: &str) -> Result<(), String> {
         Err(super::super::NO_AWS.into())
     }
 
     /// Not available: this build has no AWS SDK.
     pub async fn list_repositories(
+        _aws: &Aws,
         _a: &str,
         _r: &str,
         _m: Option<usize>,

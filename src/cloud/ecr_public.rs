@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::aws::Aws;
 #[cfg(feature = "aws")]
 use super::token::Fresh;
 use super::token::TokenCache;
@@ -20,13 +21,14 @@ use crate::registry::{CredentialProvider, CredentialsFuture};
 /// The region of the `ecr-public` API when the registry names none: it exists only there.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// The provider for a public ECR location with `auth-refresh`.
-pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
+/// The provider for a public ECR location with `auth-refresh`, with tokens from `aws`.
+pub fn token_provider(aws: Arc<Aws>, location: &Location) -> Arc<dyn CredentialProvider> {
     let region = match &location.cloud {
         Some(super::CloudRegistry::EcrPublic { region, .. }) => region.clone(),
         _ => String::new(),
     };
     Arc::new(EcrPublicTokens {
+        aws,
         region: api_region(&region).to_string(),
         interval: location.auth_refresh,
         cache: TokenCache::default(),
@@ -60,6 +62,7 @@ pub fn api_repository_name(path: &str) -> Result<&str, String> {
 /// Public ECR registry tokens, renewed every `auth-refresh` and before they expire.
 #[derive(Debug)]
 pub struct EcrPublicTokens {
+    aws: Arc<Aws>,
     region: String,
     interval: Option<Duration>,
     cache: TokenCache,
@@ -67,7 +70,10 @@ pub struct EcrPublicTokens {
 
 impl CredentialProvider for EcrPublicTokens {
     fn credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(self.cache.get(self.interval, || fetch_token(&self.region)))
+        Box::pin(
+            self.cache
+                .get(self.interval, || fetch_token(&self.aws, &self.region)),
+        )
     }
 
     fn invalidate(&self) {
@@ -80,14 +86,13 @@ impl CredentialProvider for EcrPublicTokens {
 }
 
 #[cfg(feature = "aws")]
-async fn client(region: &str) -> Result<aws_sdk_ecrpublic::Client, String> {
-    let config = super::aws::config(api_region(region)).await?;
-    Ok(aws_sdk_ecrpublic::Client::new(&config))
+async fn client(aws: &Aws, region: &str) -> Result<aws_sdk_ecrpublic::Client, String> {
+    aws.ecr_public(api_region(region)).await
 }
 
 #[cfg(feature = "aws")]
-async fn fetch_token(region: &str) -> Result<Fresh, String> {
-    let output = client(region)
+async fn fetch_token(aws: &Aws, region: &str) -> Result<Fresh, String> {
+    let output = client(aws, region)
         .await?
         .get_authorization_token()
         .send()
@@ -106,9 +111,14 @@ async fn fetch_token(region: &str) -> Result<Fresh, String> {
 ///
 /// When the path has no alias, or the `ecr-public` API cannot be reached or refuses.
 #[cfg(feature = "aws")]
-pub async fn ensure_repository(account: &str, region: &str, path: &str) -> Result<(), String> {
+pub async fn ensure_repository(
+    aws: &Aws,
+    account: &str,
+    region: &str,
+    path: &str,
+) -> Result<(), String> {
     let name = api_repository_name(path)?;
-    let client = client(region).await?;
+    let client = client(aws, region).await?;
     let context = |e: String| format!("public ECR target repository '{name}': {e}");
     let mut describe = client.describe_repositories().repository_names(name);
     if !account.is_empty() {
@@ -158,11 +168,12 @@ pub async fn ensure_repository(account: &str, region: &str, path: &str) -> Resul
 /// When the `ecr-public` API cannot be reached or refuses the listing.
 #[cfg(feature = "aws")]
 pub async fn list_repositories(
+    aws: &Aws,
     account: &str,
     region: &str,
     max_items: Option<usize>,
 ) -> Result<Vec<String>, String> {
-    let client = client(region).await?;
+    let client = client(aws, region).await?;
     super::aws::collect_pages(max_items, |token| {
         let mut request = client
             .describe_repositories()
@@ -194,17 +205,23 @@ pub use without_sdk::*;
 
 #[cfg(not(feature = "aws"))]
 mod without_sdk {
-    pub(super) async fn fetch_token(_region: &str) -> Result<super::super::token::Fresh, String> {
+    use super::Aws;
+
+    pub(super) async fn fetch_token(
+        _aws: &Aws,
+        _region: &str,
+    ) -> Result<super::super::token::Fresh, String> {
         Err(super::super::NO_AWS.into())
     }
 
     /// Not available: this build has no AWS SDK.
-    pub async fn ensure_repository(_a: &str, _r: &str, _p: &str) -> Result<(), String> {
+    pub async fn ensure_repository(_aws: &Aws, _a: &str, _r: &str, _p: &str) -> Result<(), String> {
         Err(super::super::NO_AWS.into())
     }
 
     /// Not available: this build has no AWS SDK.
     pub async fn list_repositories(
+        _aws: &Aws,
         _a: &str,
         _r: &str,
         _m: Option<usize>,

@@ -2,7 +2,8 @@
 //! Artifact Registry"), as user
 //! `oauth2accesstoken`.
 //!
-//! Where the token comes from, in the original's order:
+//! Where the token comes from, in the original's order (as the run's [`GoogleEnvironment`]
+//! says, read from the process environment where it starts):
 //! 1. `GOOGLE_APPLICATION_CREDENTIALS` names a JSON key file: a service account key (a JWT
 //!    signed with its RS256 key, exchanged at its `token_uri`), or an `authorized_user` file
 //!    as `gcloud auth application-default login` writes it (its refresh token, exchanged at
@@ -20,8 +21,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 
+use super::environment::GoogleEnvironment;
 use super::token::{Fresh, TokenCache};
-use crate::config::Location;
 use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
 
 /// The registry user name that goes with a Google access token.
@@ -31,26 +32,30 @@ pub const USERNAME: &str = "oauth2accesstoken";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
-const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
 /// A token response or key file is small; more is a broken server or the wrong file.
 const MAX_RESPONSE: usize = 256 * 1024;
 
-/// The provider for a GCR/GAR location without `auth`.
-pub fn token_provider(_location: &Location) -> Arc<dyn CredentialProvider> {
-    Arc::new(GoogleTokens::default())
+/// The provider for a GCR/GAR location without `auth`, with the token sources `environment`
+/// names.
+pub fn token_provider(environment: GoogleEnvironment) -> Arc<dyn CredentialProvider> {
+    Arc::new(GoogleTokens {
+        environment,
+        cache: TokenCache::default(),
+    })
 }
 
 /// Google application default credentials, cached until shortly before they expire.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GoogleTokens {
+    environment: GoogleEnvironment,
     cache: TokenCache,
 }
 
 impl CredentialProvider for GoogleTokens {
     fn credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(self.cache.get(None, fetch))
+        Box::pin(self.cache.get(None, || fetch(&self.environment)))
     }
 
     fn invalidate(&self) {
@@ -89,19 +94,16 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-async fn fetch() -> Result<Fresh, String> {
+async fn fetch(environment: &GoogleEnvironment) -> Result<Fresh, String> {
     let client = http_client()?;
-    match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|v| !v.is_empty()) {
-        Some(path) => {
-            let path = std::path::PathBuf::from(path);
-            from_key_file(&client, &path).await.map_err(|e| {
-                format!(
-                    "cannot get a Google access token from GOOGLE_APPLICATION_CREDENTIALS ({}): {e}",
-                    path.display()
-                )
-            })
-        }
-        None => from_metadata_server(&client).await,
+    match &environment.application_credentials {
+        Some(path) => from_key_file(&client, path).await.map_err(|e| {
+            format!(
+                "cannot get a Google access token from GOOGLE_APPLICATION_CREDENTIALS ({}): {e}",
+                path.display()
+            )
+        }),
+        None => from_metadata_server(&client, &environment.metadata_host).await,
     }
 }
 
@@ -242,11 +244,7 @@ fn sign_rs256(pem: &str, message: &[u8]) -> Result<Vec<u8>, String> {
     Ok(signature)
 }
 
-async fn from_metadata_server(client: &reqwest::Client) -> Result<Fresh, String> {
-    let host = std::env::var("GCE_METADATA_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| DEFAULT_METADATA_HOST.to_string());
+async fn from_metadata_server(client: &reqwest::Client, host: &str) -> Result<Fresh, String> {
     let url = format!("http://{host}{METADATA_TOKEN_PATH}");
     let not_gce = |why: String| {
         format!(

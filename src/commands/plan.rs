@@ -5,7 +5,9 @@
 //! `from`), expands the tag filters, and asks both registries with HEAD requests whether each
 //! image is already up to date, exactly as the relay decides it before copying. It prints the
 //! repositories matched, each tag selected with its target reference and whether a sync would
-//! copy it, and each tag dropped with the entry that dropped it. Periodic tasks are planned
+//! copy it, and each tag dropped with the entry that dropped it. With `referrers: true`, each
+//! image also shows what would travel with it: the referrers and legacy cosign tags the source
+//! holds for it (docs/behaviour.md#referrers). Periodic tasks are planned
 //! once, like one-off ones. When sharded (`-shard`, or the environment as for a sync), each
 //! target repository shows its owning shard, and a shard's view shows only its share
 //! (docs/behaviour.md#sharding).
@@ -17,15 +19,18 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 
-use crate::clients::Clients;
+use crate::clients::{Clients, ProcessEnvironment};
 use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
 use crate::plan::{ImageJob, MappingPlan, RepositoryPlan};
 use crate::relay;
 use crate::relay::manifest_cache::ManifestCache;
+use crate::relay::native::Travelling;
 use crate::shard::{self, Shard};
 use crate::store::ImageStore;
+
+mod render;
 
 const USAGE: &str = "\
 usage: dregsy plan -config=FILE [-run=REGEX] [-shard=INDEX/COUNT|all/COUNT] [--json]
@@ -182,7 +187,8 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    let report = runtime.block_on(plan_tasks(&config, &tasks, shards));
+    let environment = ProcessEnvironment::from_process();
+    let report = runtime.block_on(plan_tasks(&config, &tasks, shards, &environment));
     let output = if args.json {
         format!("{}\n", report.to_json())
     } else {
@@ -226,14 +232,26 @@ pub struct MappingResult {
     pub from: String,
     /// The mapping's `to`, normalised.
     pub to: String,
-    /// The plan with the status of each job (one list per repository, in job order), or why the
+    /// The mapping's `referrers`: referrers travel with its images.
+    pub referrers: bool,
+    /// The plan with the check of each job (one list per repository, in job order), or why the
     /// mapping could not be planned.
-    pub outcome: Result<(MappingPlan, Vec<Vec<Status>>), String>,
+    pub outcome: Result<(MappingPlan, Vec<Vec<Checked>>), String>,
     /// The planner's warnings for a mapping that failed after it was planned (it selected no
     /// image): they say why (a repository list cut at `maxItems`, say).
     pub warnings: Vec<String>,
     /// Repositories left out because another shard owns them.
     pub other_shards: usize,
+}
+
+/// What the checks of one image job found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// What a sync would do with the image.
+    pub status: Status,
+    /// With `referrers: true`: what would travel with it (when its referrers cannot be read,
+    /// `status` is the failure, as the sync would fail the image).
+    pub referrers: Option<Travelling>,
 }
 
 /// What a sync would do with one image job.
@@ -264,9 +282,14 @@ impl Status {
 const PARALLEL_CHECKS: usize = 8;
 
 /// Plans every task, mapping by mapping; with a shard's view, only its repositories are
-/// checked and shown.
-pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> Report {
-    let clients = Clients::new(config);
+/// checked and shown. Credentials and cloud APIs are found through `environment`.
+pub async fn plan_tasks(
+    config: &Config,
+    tasks: &[&Task],
+    shards: ShardView,
+    environment: &ProcessEnvironment,
+) -> Report {
+    let clients = Clients::new(config, environment);
     let listers = Listers::new(config.lister);
     // The sync's own cache: what a plan learns about indexes, a sync need not ask again.
     let manifests = ManifestCache::open(&config.native.cache_dir);
@@ -315,6 +338,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> 
             task_plan.mappings.push(MappingResult {
                 from: mapping.rule.from().to_string(),
                 to: mapping.rule.to().to_string(),
+                referrers: mapping.referrers,
                 outcome,
                 warnings,
                 other_shards,
@@ -338,38 +362,89 @@ async fn credential_source(
     Ok(resolution.source.to_string())
 }
 
-/// The up-to-date status of every job, repository by repository.
+/// The checks of every job, repository by repository.
 async fn check_all(
     config: &Config,
     plan: &MappingPlan,
     source: &ImageStore,
     target: &ImageStore,
     manifests: &ManifestCache,
-) -> Vec<Vec<Status>> {
+) -> Vec<Vec<Checked>> {
     let mut all = Vec::with_capacity(plan.repositories.len());
     for repo in &plan.repositories {
-        let statuses = futures_util::stream::iter(repo.jobs.iter())
+        let tags = &referrer_tags(repo, source).await;
+        let checked = futures_util::stream::iter(repo.jobs.iter())
             .map(|job: &ImageJob| async move {
-                match relay::up_to_date(config.relay, job, source, target, manifests).await {
-                    Ok(true) => Status::UpToDate,
-                    Ok(false) => match relay::skip_reason(job, source, manifests).await {
-                        Ok(None) => match relay::verify_refusal(job, source, manifests).await {
-                            Ok(None) => Status::Copy,
-                            Ok(Some(refusal)) => Status::Failed(refusal),
-                            Err(e) => Status::Failed(e.to_string()),
-                        },
-                        Ok(Some(reason)) => Status::Skip(reason),
-                        Err(e) => Status::Failed(e.to_string()),
+                let status = status_of(config, job, source, target, manifests).await;
+                let referrers = match tags {
+                    Some(Ok(tags)) => relay::referrers_to_travel(job, source, manifests, tags)
+                        .await
+                        .map(Some)
+                        .map_err(|e| e.to_string()),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Ok(None),
+                };
+                match referrers {
+                    // The sync fails an image whose referrers cannot be read.
+                    Err(e) if !matches!(status, Status::Failed(_)) => Checked {
+                        status: Status::Failed(format!("referrers: {e}")),
+                        referrers: None,
                     },
-                    Err(e) => Status::Failed(e.to_string()),
+                    Err(_) => Checked {
+                        status,
+                        referrers: None,
+                    },
+                    Ok(referrers) => Checked { status, referrers },
                 }
             })
             .buffered(PARALLEL_CHECKS)
             .collect()
             .await;
-        all.push(statuses);
+        all.push(checked);
     }
     all
+}
+
+/// The source repository's tags for `referrers: true` (legacy and fallback tags): the
+/// planner's list, else one listing as the sync makes; `None` when referrers do not travel.
+async fn referrer_tags(
+    repo: &RepositoryPlan,
+    source: &ImageStore,
+) -> Option<Result<std::sync::Arc<std::collections::HashSet<String>>, String>> {
+    let job = repo.jobs.iter().find(|j| j.referrers)?;
+    if let Some(listed) = &job.listed_tags {
+        return Some(Ok(listed.set().clone()));
+    }
+    Some(
+        source
+            .list_tags(&job.source.repository)
+            .await
+            .map(|tags| std::sync::Arc::new(tags.into_iter().collect()))
+            .map_err(|e| format!("cannot list the tags for referrers: {e}")),
+    )
+}
+
+/// What a sync would do with `job`'s image.
+async fn status_of(
+    config: &Config,
+    job: &ImageJob,
+    source: &ImageStore,
+    target: &ImageStore,
+    manifests: &ManifestCache,
+) -> Status {
+    match relay::up_to_date(config.relay, job, source, target, manifests).await {
+        Ok(true) => Status::UpToDate,
+        Ok(false) => match relay::skip_reason(job, source, manifests).await {
+            Ok(None) => match relay::verify_refusal(job, source, manifests).await {
+                Ok(None) => Status::Copy,
+                Ok(Some(refusal)) => Status::Failed(refusal),
+                Err(e) => Status::Failed(e.to_string()),
+            },
+            Ok(Some(reason)) => Status::Skip(reason),
+            Err(e) => Status::Failed(e.to_string()),
+        },
+        Err(e) => Status::Failed(e.to_string()),
+    }
 }
 
 /// Counts across the whole plan.
@@ -417,8 +492,8 @@ impl Report {
             for (repo, statuses) in plan.repositories.iter().zip(statuses) {
                 totals.failed += usize::from(repo.error.is_some()) + repo.invalid.len();
                 totals.dropped += repo.dropped.len();
-                for status in statuses {
-                    match status {
+                for checked in statuses {
+                    match checked.status {
                         Status::UpToDate => totals.up_to_date += 1,
                         Status::Copy => totals.copy += 1,
                         Status::Skip(_) => totals.skipped += 1,
@@ -429,277 +504,6 @@ impl Report {
         }
         totals
     }
-
-    /// The plan for a person at a terminal.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        for task in &self.tasks {
-            out.push_str(&format!(
-                "task '{}': {} -> {}\n",
-                task.name, task.source, task.target
-            ));
-            for (side, credentials) in [
-                ("source", &task.source_credentials),
-                ("target", &task.target_credentials),
-            ] {
-                match credentials {
-                    Ok(from) => out.push_str(&format!("  {side} credentials: {from}\n")),
-                    Err(e) => out.push_str(&format!("  {side} credentials: failed: {e}\n")),
-                }
-            }
-            if task.mappings.is_empty() {
-                out.push_str("  (no mappings)\n");
-            }
-            for (index, mapping) in task.mappings.iter().enumerate() {
-                let to = if mapping.to.is_empty() {
-                    String::new()
-                } else {
-                    format!(" to '{}'", mapping.to)
-                };
-                out.push_str(&format!(
-                    "  mapping #{}: from '{}'{to}\n",
-                    index + 1,
-                    mapping.from
-                ));
-                match &mapping.outcome {
-                    Err(e) => {
-                        for warning in &mapping.warnings {
-                            out.push_str(&format!("    warning: {warning}\n"));
-                        }
-                        out.push_str(&format!("    failed: {e}\n"));
-                    }
-                    Ok((plan, statuses)) => {
-                        text_mapping(&mut out, task, plan, statuses, self.shards)
-                    }
-                }
-                if mapping.other_shards > 0 {
-                    out.push_str(&format!(
-                        "    {} more repositories belong to other shards\n",
-                        mapping.other_shards
-                    ));
-                }
-            }
-        }
-        let t = self.totals();
-        if let (true, Some(only)) = (self.shards.sharded(), self.shards.only) {
-            let other: usize = self.mappings().map(|m| m.other_shards).sum();
-            out.push_str(&format!(
-                "shard {only}/{}: {} of {} repositories are ours\n",
-                self.shards.count,
-                self.repositories(),
-                self.repositories() + other
-            ));
-        }
-        let skipped = if t.skipped > 0 {
-            format!("{} skipped, ", t.skipped)
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "{} image(s) to copy, {} up to date, {skipped}{} failed; {} tag(s) dropped by filters\n",
-            t.copy,
-            t.up_to_date,
-            t.failed + self.mappings().filter(|m| m.outcome.is_err()).count(),
-            t.dropped
-        ));
-        out
-    }
-
-    /// The plan as one JSON document, for scripts.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        let tasks: Vec<serde_json::Value> = self
-            .tasks
-            .iter()
-            .map(|task| {
-                let mappings: Vec<serde_json::Value> = task
-                    .mappings
-                    .iter()
-                    .map(|mapping| match &mapping.outcome {
-                        Err(e) => json!({
-                            "from": mapping.from, "to": mapping.to, "error": e,
-                            "warnings": mapping.warnings,
-                        }),
-                        Ok((plan, statuses)) => json!({
-                            "from": mapping.from,
-                            "to": mapping.to,
-                            "error": null,
-                            "warnings": plan.warnings,
-                            "listed_repositories": plan.listed_repositories,
-                            "other_shards": mapping.other_shards,
-                            "repositories": plan
-                                .repositories
-                                .iter()
-                                .zip(statuses)
-                                .map(|(repo, statuses)| {
-                                    let mut value = json_repository(task, repo, statuses);
-                                    if self.shards.sharded() {
-                                        value["shard"] = json!(shard::owner(
-                                            repo.target_name(),
-                                            self.shards.count
-                                        ));
-                                    }
-                                    value
-                                })
-                                .collect::<Vec<_>>(),
-                        }),
-                    })
-                    .collect();
-                let credentials = |c: &Result<String, String>| match c {
-                    Ok(from) => json!({"from": from, "error": null}),
-                    Err(e) => json!({"from": null, "error": e}),
-                };
-                json!({
-                    "task": task.name,
-                    "source": task.source,
-                    "target": task.target,
-                    "source_credentials": credentials(&task.source_credentials),
-                    "target_credentials": credentials(&task.target_credentials),
-                    "mappings": mappings,
-                })
-            })
-            .collect();
-        let t = self.totals();
-        json!({
-            "tasks": tasks,
-            "shards": {
-                "count": self.shards.count,
-                "only": self.shards.only,
-            },
-            "totals": {
-                "copy": t.copy,
-                "up_to_date": t.up_to_date,
-                "skipped": t.skipped,
-                "failed": t.failed + self.mappings().filter(|m| m.outcome.is_err()).count(),
-                "dropped": t.dropped,
-            },
-        })
-    }
-}
-
-fn side(registry: &str, path: &str) -> String {
-    format!("{}{path}", registry.trim_end_matches('/'))
-}
-
-fn text_mapping(
-    out: &mut String,
-    task: &TaskPlan,
-    plan: &MappingPlan,
-    statuses: &[Vec<Status>],
-    shards: ShardView,
-) {
-    if let Some(listed) = plan.listed_repositories {
-        out.push_str(&format!(
-            "    {listed} repositories listed, {} matched\n",
-            plan.repositories.len()
-        ));
-    }
-    for warning in &plan.warnings {
-        out.push_str(&format!("    warning: {warning}\n"));
-    }
-    for (repo, statuses) in plan.repositories.iter().zip(statuses) {
-        let owner = if shards.sharded() {
-            let owner = shard::owner(repo.target_name(), shards.count);
-            format!("  (shard {owner}/{})", shards.count)
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "    {} -> {}{owner}\n",
-            side(&task.source, &repo.source_path),
-            side(&task.target, &repo.target_path)
-        ));
-        for warning in &repo.warnings {
-            out.push_str(&format!("      warning: {warning}\n"));
-        }
-        if let Some(e) = &repo.error {
-            out.push_str(&format!("      failed: {e}\n"));
-            continue;
-        }
-        if repo.jobs.is_empty() && repo.invalid.is_empty() {
-            out.push_str("      no tags selected\n");
-        }
-        let width = repo
-            .jobs
-            .iter()
-            .map(|j| j.source.target.as_str().chars().count())
-            .chain(repo.dropped.iter().map(|d| d.tag.chars().count()))
-            .max()
-            .unwrap_or(0);
-        for (job, status) in repo.jobs.iter().zip(statuses) {
-            out.push_str(&format!(
-                "      {:10}  {:width$}  -> {}",
-                status.word(),
-                job.source.target.as_str(),
-                job.target,
-                width = width
-            ));
-            if let Status::Failed(e) | Status::Skip(e) = status {
-                out.push_str(&format!(": {e}"));
-            }
-            out.push('\n');
-        }
-        for (tag, reason) in &repo.invalid {
-            out.push_str(&format!("      {:10}  '{tag}': {reason}\n", "failed"));
-        }
-        for dropped in &repo.dropped {
-            out.push_str(&format!(
-                "      {:10}  {:width$}  by {}\n",
-                "dropped",
-                dropped.tag,
-                dropped.by,
-                width = width
-            ));
-        }
-    }
-}
-
-fn json_repository(
-    task: &TaskPlan,
-    repo: &RepositoryPlan,
-    statuses: &[Status],
-) -> serde_json::Value {
-    use serde_json::json;
-    json!({
-        "source": side(&task.source, &repo.source_path),
-        "target": side(&task.target, &repo.target_path),
-        "error": repo.error.as_ref().map(ToString::to_string),
-        "warnings": repo.warnings,
-        "tags_listed": repo.listed,
-        "images": repo
-            .jobs
-            .iter()
-            .zip(statuses)
-            .map(|(job, status)| json!({
-                "source": job.source.to_string(),
-                "target": job.target.to_string(),
-                "status": match status {
-                    Status::UpToDate => "up-to-date",
-                    Status::Copy => "copy",
-                    Status::Skip(_) => "skip",
-                    Status::Failed(_) => "failed",
-                },
-                "error": match status {
-                    Status::Failed(e) => Some(e),
-                    _ => None,
-                },
-                "reason": match status {
-                    Status::Skip(reason) => Some(reason),
-                    _ => None,
-                },
-            }))
-            .collect::<Vec<_>>(),
-        "invalid": repo
-            .invalid
-            .iter()
-            .map(|(tag, reason)| json!({"tag": tag, "reason": reason}))
-            .collect::<Vec<_>>(),
-        "dropped": repo
-            .dropped
-            .iter()
-            .map(|d| json!({"tag": d.tag, "by": d.by}))
-            .collect::<Vec<_>>(),
-    })
 }
 
 #[cfg(test)]

@@ -547,6 +547,7 @@ impl CredentialProvider for Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::CloudEnvironment;
     use crate::config::{RegistryLocation, Site};
     use base64::Engine as _;
 
@@ -582,7 +583,7 @@ mod tests {
 
     async fn source_and_user(chain: &Chain, location: &Location) -> (String, Option<String>) {
         let resolution = chain
-            .resolve(location, &Cloud::new())
+            .resolve(location, &Cloud::new(CloudEnvironment::from_vars(|_| None)))
             .await
             .expect("resolves");
         let user = match &resolution.supply {
@@ -679,7 +680,7 @@ mod tests {
             ..Environment::default()
         };
         let chain = Chain::new(env, crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT);
-        let cloud = Cloud::new();
+        let cloud = Cloud::new(CloudEnvironment::from_vars(|_| None));
         let loc = location("r.example.com");
         // No file yet: anonymous, for the rest of this run.
         assert_eq!(source_and_user(&chain, &loc).await.0, "anonymous");
@@ -736,7 +737,7 @@ mod tests {
         let mut loc = location("r");
         loc.auth_file = Some(dir.path().join("missing.json"));
         let err = chain
-            .resolve(&loc, &Cloud::new())
+            .resolve(&loc, &Cloud::new(CloudEnvironment::from_vars(|_| None)))
             .await
             .expect_err("missing");
         assert!(

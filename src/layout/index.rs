@@ -112,11 +112,7 @@ impl Index {
             "size": descriptor.size,
             "annotations": { REF_NAME: name },
         });
-        let Some(manifests) = self
-            .value
-            .get_mut("manifests")
-            .and_then(Value::as_array_mut)
-        else {
+        let Some(manifests) = self.manifests_mut() else {
             return false;
         };
         let named: Vec<&Value> = manifests
@@ -136,6 +132,36 @@ impl Index {
         manifests.retain(|e| ref_name(e) != Some(name));
         manifests.push(entry);
         true
+    }
+
+    /// Lists `descriptor` without a reference name (image-layout spec: the annotation is
+    /// optional), as a root of the layout: tools that collect garbage keep what `index.json`
+    /// reaches, and skopeo writes `oci:<dir>` without a reference name the same way. `false`
+    /// when an unnamed entry for that digest is there already (nothing to write); a named one
+    /// does not count, as the tag may move on.
+    pub(super) fn list(&mut self, descriptor: &Descriptor) -> bool {
+        let Some(manifests) = self.manifests_mut() else {
+            return false;
+        };
+        let digest = descriptor.digest.as_str();
+        if manifests.iter().any(|e| {
+            ref_name(e).is_none() && e.get("digest").and_then(Value::as_str) == Some(digest)
+        }) {
+            return false;
+        }
+        manifests.push(json!({
+            "mediaType": descriptor.media_type,
+            "digest": digest,
+            "size": descriptor.size,
+        }));
+        true
+    }
+
+    /// The `manifests` list, to change (checked to be there when read).
+    fn manifests_mut(&mut self) -> Option<&mut Vec<Value>> {
+        self.value
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
     }
 
     pub(super) fn to_bytes(&self, path: &Path) -> Result<Vec<u8>> {

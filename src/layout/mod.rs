@@ -15,8 +15,16 @@
 //! umoci and `oci-image-tool validate --ref name=<tag>` address directly by tag; writers of
 //! different repositories never contend for one `index.json`; and a repository can be carried
 //! or deleted as one directory. A blob several repositories of one directory need is stored
-//! once all the same: the engine hard-links a blob another repository got in the same run
-//! ([`Layout::link_blob`]) instead of copying it.
+//! once all the same: the engine hard-links a blob another repository holds, from this run or
+//! an earlier one ([`LayoutRoot::holder_of`], [`Layout::link_blob`]), instead of copying it.
+//!
+//! `index.json` lists tags under their names and images put by digest without one (the
+//! image-layout spec makes the name optional), so what a digest pins is a root that garbage
+//! collectors keep; an index's children are reached through the index and not listed.
+//!
+//! A shared layout's names that are a tag alone (`skopeo copy … oci:<dir>:<tag>`) belong to no
+//! repository of it; they are the tags of the layout read as one repository from its parent
+//! directory (docs/configuration.md#oci-image-layouts).
 //!
 //! On-disk safety: a blob is written to a temporary file in `blobs/` and renamed into
 //! `blobs/sha256/<hex>` only after its size and sha256 were verified ([`Layout::push_blob`]);
@@ -27,6 +35,7 @@
 
 mod blobs;
 mod index;
+mod view;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -36,6 +45,7 @@ use bytes::Bytes;
 use crate::registry::{Descriptor, Digest, Manifest, Repository, TagOrDigest, media_type};
 
 pub use blobs::BlobStream;
+pub use view::DigestView;
 
 /// The prefix of a `registry` value that names a directory of image layouts.
 pub const SCHEME: &str = "oci:";
@@ -251,10 +261,20 @@ impl LayoutRoot {
             if root.is_shared() {
                 let shared = Layout::new(root.dir.clone(), None);
                 shared.check_marker()?;
+                let mut bare = Vec::new();
                 for name in shared.read_index()?.ref_names() {
                     if let Some((repository, _)) = split_shared_name(&name) {
                         names.push(repository.to_string());
+                    } else if is_bare_tag(&name) {
+                        bare.push(name);
                     }
+                }
+                if !bare.is_empty() {
+                    tracing::warn!(
+                        path = %root.dir.display(),
+                        "not listed: {}",
+                        bare_names_text(&root.dir, &bare)
+                    );
                 }
             }
             names.sort();
@@ -262,6 +282,33 @@ impl LayoutRoot {
             Ok(names)
         })
         .await
+    }
+}
+
+impl LayoutRoot {
+    /// The layout of one of `repositories` (but `except`) that holds the blob with `size`
+    /// bytes: one `stat` per repository, the first found. `None` in a shared layout (its
+    /// repositories share one `blobs/` already) or when none holds it.
+    ///
+    /// # Errors
+    /// A blob's path exists but cannot be examined.
+    pub async fn holder_of(
+        &self,
+        digest: &Digest,
+        size: u64,
+        repositories: &[String],
+        except: &Repository,
+    ) -> Result<Option<Layout>> {
+        if self.is_shared() {
+            return Ok(None);
+        }
+        for name in repositories.iter().filter(|r| *r != except.as_str()) {
+            let layout = Layout::new(self.dir.join(name), None);
+            if layout.head_blob(digest, size).await? {
+                return Ok(Some(layout));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -299,6 +346,35 @@ fn collect_repositories(
         collect_repositories(&path, &format!("{repository}/"), depth + 1, names)?;
     }
     Ok(())
+}
+
+/// What a shared layout's reference names without a `<repository>:` part are, and how to read
+/// them: they are the tags of the layout read as one repository, named by its directory, from
+/// the parent directory (docs/configuration.md#oci-image-layouts).
+fn bare_names_text(dir: &Path, bare: &[String]) -> String {
+    let shown: Vec<String> = bare.iter().take(5).map(|n| format!("'{n}'")).collect();
+    let more = bare.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "the reference names {}{more} name a tag and no repository; to read them, name the          parent directory as the side ('registry: oci:{}') and the layout as the repository          ('from: {name}')",
+        shown.join(", "),
+        parent.display()
+    )
+}
+
+/// Whether a shared layout's reference name is a tag alone (what `skopeo copy … oci:<dir>:<tag>`
+/// writes).
+fn is_bare_tag(name: &str) -> bool {
+    TagOrDigest::tag(name).is_ok()
 }
 
 /// Splits a shared layout's `<repository>:<tag>` reference name; `None` for a bare tag or a
@@ -361,17 +437,33 @@ impl Layout {
     /// The tags of the repository, in `index.json` order, without duplicates.
     ///
     /// # Errors
-    /// `index.json` is missing or not a valid index.
+    /// `index.json` is missing or not a valid index; in a shared layout, no reference name is
+    /// one of this repository's (not found, as a registry answers for a repository it does not
+    /// have; the message says how to read the names that are a tag alone).
     pub async fn tags(&self) -> Result<Vec<String>> {
         let layout = self.clone();
         blocking(move || {
             let mut tags: Vec<String> = Vec::new();
-            for name in layout.read_index()?.ref_names() {
-                if let Some(tag) = layout.tag_of(&name)
+            let names = layout.read_index()?.ref_names();
+            for name in &names {
+                if let Some(tag) = layout.tag_of(name)
                     && !tags.iter().any(|t| t == tag)
                 {
                     tags.push(tag.to_string());
                 }
+            }
+            if let (true, Some(repository)) = (tags.is_empty(), &layout.shared_repository) {
+                // As a registry answers for a repository it does not have.
+                let bare: Vec<String> = names.into_iter().filter(|n| is_bare_tag(n)).collect();
+                let hint = if bare.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", bare_names_text(&layout.dir, &bare))
+                };
+                return Err(Error::not_found(
+                    &layout.index_path(),
+                    format!("no reference name is '{repository}:<tag>'{hint}"),
+                ));
             }
             Ok(tags)
         })
@@ -444,16 +536,35 @@ impl Layout {
             .map_err(|e| Error::new(&path, e.to_string()))
     }
 
-    /// Stores a manifest and, for a tag, points the tag at it in `index.json`.
+    /// Stores a manifest and lists it in `index.json`: under a tag, its reference name points
+    /// at it; under its digest (a digest-pinned image), it is listed without a reference name
+    /// (image-layout spec: the annotation is optional), as `skopeo copy … oci:<dir>` lists it,
+    /// so tools that collect garbage (`umoci gc`) keep it and tools that list a layout see it.
     ///
     /// Every blob an image manifest references (but foreign layers, which are not stored:
     /// image-spec "non-distributable layers") and every manifest an index lists must be present
-    /// first, so `index.json` never lists an image whose content is missing. A manifest put by
-    /// digest is stored as a blob only: it is the child of an index, reached through it.
+    /// first, so `index.json` never lists an image whose content is missing.
     ///
     /// # Errors
     /// A referenced blob or child manifest is missing, or the layout cannot be written.
     pub async fn put_manifest(&self, reference: &TagOrDigest, manifest: &Manifest) -> Result<()> {
+        self.store_manifest(manifest).await?;
+        let layout = self.clone();
+        let descriptor = manifest.descriptor();
+        let name = match reference {
+            TagOrDigest::Tag(tag) => Some(self.ref_name(tag)),
+            TagOrDigest::Digest(_) => None,
+        };
+        blocking(move || layout.list_manifest(name.as_deref(), &descriptor)).await
+    }
+
+    /// Stores a manifest as a blob only, not listed in `index.json`: an index's child, or a
+    /// referrer, each reached through the manifest that lists it (the index; the referrers
+    /// tag schema's fallback tag).
+    ///
+    /// # Errors
+    /// A referenced blob or child manifest is missing, or the layout cannot be written.
+    pub async fn store_manifest(&self, manifest: &Manifest) -> Result<()> {
         self.check_references(manifest).await?;
         let size = manifest.bytes.len() as u64;
         if !self.head_blob(&manifest.digest, size).await? {
@@ -463,13 +574,7 @@ impl Layout {
                     .clone()))));
             self.push_blob(&manifest.digest, size, body).await?;
         }
-        let TagOrDigest::Tag(tag) = reference else {
-            return Ok(());
-        };
-        let layout = self.clone();
-        let name = self.ref_name(tag);
-        let descriptor = manifest.descriptor();
-        blocking(move || layout.tag_manifest(&name, &descriptor)).await
+        Ok(())
     }
 
     async fn check_references(&self, manifest: &Manifest) -> Result<()> {
@@ -535,12 +640,22 @@ impl Layout {
 
     /// Makes a blob that `from` (another layout, on the same file system) holds present here
     /// by a hard link; `false` when it could not be linked (another file system, a file system
-    /// without hard links), and the caller copies it instead.
+    /// without hard links), and the caller copies it instead ([`Layout::copy_blob`]).
     ///
     /// # Errors
     /// Only when this layout's blob directory cannot be created.
     pub async fn link_blob(&self, from: &Layout, digest: &Digest) -> Result<bool> {
         blobs::link(&from.blob_path(digest), &self.blob_path(digest)).await
+    }
+
+    /// Copies a blob `from` holds into this layout, verified as any blob written: for when
+    /// [`Layout::link_blob`] could not link it.
+    ///
+    /// # Errors
+    /// As [`Layout::get_blob`] and [`Layout::push_blob`].
+    pub async fn copy_blob(&self, from: &Layout, digest: &Digest, size: u64) -> Result<()> {
+        let content = from.get_blob(digest, size).await?;
+        self.push_blob(digest, size, content).await
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -600,13 +715,18 @@ impl Layout {
         index::Index::read(&self.index_path())
     }
 
-    /// Points `name` at `descriptor` under the lock: re-reads `index.json`, replaces the
-    /// entries of that name, writes it back atomically.
-    fn tag_manifest(&self, name: &str, descriptor: &Descriptor) -> Result<()> {
+    /// Lists `descriptor` under the lock: re-reads `index.json`, points `name` at it (replacing
+    /// the entries of that name) or, without a name, adds an unnamed entry unless there is one,
+    /// and writes it back atomically when that changed it.
+    fn list_manifest(&self, name: Option<&str>, descriptor: &Descriptor) -> Result<()> {
         let _lock = index::lock(&self.dir.join(OCI_LAYOUT_FILE))?;
         let path = self.index_path();
         let mut index = index::Index::read(&path)?;
-        if index.set(name, descriptor) {
+        let changed = match name {
+            Some(name) => index.set(name, descriptor),
+            None => index.list(descriptor),
+        };
+        if changed {
             index::write_atomically(&path, &index.to_bytes(&path)?)?;
         }
         Ok(())

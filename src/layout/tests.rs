@@ -55,6 +55,16 @@ async fn push(layout: &Layout, image: &Image, reference: &TagOrDigest) -> Result
     layout.put_manifest(reference, &image.manifest).await
 }
 
+/// A new layout for the repository `app` in a temporary directory (removed when dropped).
+async fn app_layout() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = LayoutRoot::new(dir.path())
+        .create(&repo("app"))
+        .await
+        .expect("created");
+    (dir, layout)
+}
+
 fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -172,11 +182,7 @@ async fn the_same_tag_again_writes_nothing_and_a_moved_tag_replaces_its_entry() 
 
 #[tokio::test]
 async fn a_manifest_whose_blobs_are_missing_is_not_tagged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let layout = LayoutRoot::new(dir.path())
-        .create(&repo("app"))
-        .await
-        .expect("created");
+    let (_dir, layout) = app_layout().await;
     let image = image("a");
     let error = layout
         .put_manifest(&tag("v1"), &image.manifest)
@@ -195,11 +201,7 @@ async fn a_manifest_whose_blobs_are_missing_is_not_tagged() {
 
 #[tokio::test]
 async fn content_that_does_not_match_its_digest_is_never_stored() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let layout = LayoutRoot::new(dir.path())
-        .create(&repo("app"))
-        .await
-        .expect("created");
+    let (_dir, layout) = app_layout().await;
     let claimed = Digest::of(b"the real content");
     for body in [
         &b"other content..."[..],
@@ -339,6 +341,114 @@ async fn a_shared_layout_is_read_and_never_written() {
         error.to_string().contains("one shared image layout"),
         "{error}"
     );
+
+    // A repository no reference name names is not found, and the names that are a tag alone
+    // are said to be read from the parent directory, where the layout is one repository.
+    let error = root
+        .open(&repo("absent"))
+        .expect("opens")
+        .tags()
+        .await
+        .unwrap_err();
+    assert!(error.is_not_found());
+    let text = error.to_string();
+    assert!(
+        text.contains("'absent:<tag>'")
+            && text.contains("'bare-tag'")
+            && text.contains(&format!("oci:{}", dir.path().display()))
+            && text.contains("from: shared"),
+        "{text}"
+    );
+    let parent = LayoutRoot::new(dir.path());
+    assert_eq!(
+        parent
+            .open(&repo("shared"))
+            .expect("opens")
+            .tags()
+            .await
+            .expect("tags"),
+        vec!["bare-tag".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn an_image_put_by_digest_is_listed_without_a_name_and_a_child_is_not_listed() {
+    let (_dir, layout) = app_layout().await;
+    let pinned = image("pinned");
+    let by_digest = TagOrDigest::Digest(pinned.manifest.digest.clone());
+    push(&layout, &pinned, &by_digest).await.expect("pushed");
+    push(&layout, &pinned, &tag("v1")).await.expect("tagged");
+    let child = image("child");
+    for blob in &child.blobs {
+        let digest = Digest::of(blob);
+        layout
+            .push_blob(&digest, blob.len() as u64, stream(blob))
+            .await
+            .expect("blob");
+    }
+    layout
+        .store_manifest(&child.manifest)
+        .await
+        .expect("stored");
+    let index = layout.index_path();
+    let before = std::fs::read(&index).expect("index");
+    // Again: nothing to write.
+    push(&layout, &pinned, &by_digest)
+        .await
+        .expect("pushed again");
+    assert_eq!(std::fs::read(&index).expect("index"), before);
+
+    let value: serde_json::Value = serde_json::from_slice(&before).expect("JSON");
+    let entries: Vec<(&str, Option<&str>)> = value["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|e| {
+            (
+                e["digest"].as_str().expect("digest"),
+                e["annotations"][REF_NAME].as_str(),
+            )
+        })
+        .collect();
+    let digest = pinned.manifest.digest.as_str();
+    assert_eq!(entries, vec![(digest, None), (digest, Some("v1"))]);
+    assert_eq!(layout.tags().await.expect("tags"), vec!["v1"]);
+    // The child is there, by digest.
+    let child_ref = TagOrDigest::Digest(child.manifest.digest.clone());
+    assert_eq!(
+        layout.get_manifest(&child_ref).await.expect("child"),
+        child.manifest
+    );
+}
+
+#[tokio::test]
+async fn a_view_names_a_manifest_by_digest_and_links_the_blobs() {
+    let (_dir, layout) = app_layout().await;
+    let image = image("a");
+    push(&layout, &image, &tag("v1")).await.expect("pushed");
+    let view = layout
+        .digest_view(&image.manifest.digest)
+        .await
+        .expect("view");
+    let name = view.skopeo_name();
+    let (view_dir, reference) = name
+        .strip_prefix("oci:")
+        .and_then(|n| n.rsplit_once(':'))
+        .expect("oci:<dir>:<name>");
+    let viewed = Layout::new(view_dir.into(), None);
+    viewed.check_marker().expect("a layout");
+    assert_eq!(
+        viewed.get_manifest(&tag(reference)).await.expect("read"),
+        image.manifest
+    );
+    drop(view);
+    assert!(!Path::new(view_dir).exists(), "the view is removed");
+    assert!(layout.blob_path(&image.manifest.digest).is_file());
+    let absent = layout
+        .digest_view(&Digest::of(b"absent"))
+        .await
+        .unwrap_err();
+    assert!(absent.is_not_found(), "{absent}");
 }
 
 #[tokio::test]
@@ -438,4 +548,12 @@ async fn a_blob_another_repository_holds_is_linked_not_copied() {
             .await
             .expect("not linked")
     );
+
+    // Found by a stat per repository, this one left out.
+    let names = ["one".to_string(), "two".to_string()];
+    let size = image.blobs[1].len() as u64;
+    let holder = root.holder_of(&layer, size, &names, &repo("two")).await;
+    assert_eq!(holder.expect("looked").map(|l| l.dir), Some(first.dir));
+    let wrong_size = root.holder_of(&layer, size + 1, &names, &repo("two")).await;
+    assert_eq!(wrong_size.expect("looked"), None);
 }

@@ -208,7 +208,9 @@ impl Listers {
                 index::list(location, credentials.as_ref(), search, max).await
             }
             // The AWS SDK's failures come as text.
-            ListerKind::Ecr => crate::cloud::list_ecr_repositories(location, fetch_limit(max))
+            ListerKind::Ecr => clients
+                .cloud()
+                .list_ecr_repositories(location, fetch_limit(max))
                 .await
                 .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry)))
                 .map_err(Failure::from),
@@ -337,7 +339,12 @@ mod tests {
             crate::config::load_str(std::path::Path::new("t.yaml"), &text).expect("valid");
         let source = &config.tasks[0].source;
         assert_eq!(ListerKind::for_location(source), Ok(ListerKind::Layout));
-        let clients = Clients::new(&config);
+        // A layout needs no credentials: an environment without any.
+        let environment = crate::clients::ProcessEnvironment {
+            credentials: crate::credentials::Environment::default(),
+            cloud: crate::cloud::CloudEnvironment::from_vars(|_| None),
+        };
+        let clients = Clients::new(&config, &environment);
         let list = Listers::new(config.lister)
             .list(source, &clients)
             .await

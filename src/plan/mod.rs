@@ -12,7 +12,9 @@ pub mod pattern;
 pub mod semver;
 pub mod tags;
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 
@@ -113,11 +115,38 @@ pub struct ImageJob {
     pub min_age: Option<std::time::Duration>,
     /// The mapping's `verify`: copy only when signed with this key.
     pub verify: Option<Verify>,
+    /// The source repository's tags as the planner listed them, kept for `referrers: true`
+    /// (cosign's legacy tags and fallback tags are found in it, so the copy does not list the
+    /// repository again; docs/behaviour.md#referrers); `None` when the tags were not listed
+    /// (the mapping names them) or referrers do not travel.
+    pub listed_tags: Option<ListedTags>,
 }
 
 impl fmt::Display for ImageJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} -> {}", self.source, self.target)
+    }
+}
+
+/// A source repository's tags as the planner listed them, shared by the repository's jobs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ListedTags(Arc<HashSet<String>>);
+
+impl ListedTags {
+    /// The set of `tags`.
+    pub fn new(tags: &[String]) -> ListedTags {
+        ListedTags(Arc::new(tags.iter().cloned().collect()))
+    }
+
+    /// The tags, shared.
+    pub fn set(&self) -> &Arc<HashSet<String>> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ListedTags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ListedTags({} tags)", self.0.len())
     }
 }
 
@@ -270,6 +299,27 @@ fn references_of(tag: &str) -> Result<(TagOrDigest, TagOrDigest), String> {
     }
 }
 
+/// The source and target repositories of `plan`'s paths.
+///
+/// # Errors
+/// A path that is not a valid repository name, named in the message.
+fn repositories_of(
+    plan: &RepositoryPlan,
+    source: &RegistryLocation,
+    target: &RegistryLocation,
+) -> Result<(Repository, Repository), String> {
+    let source_repo = source
+        .repository(&plan.source_path)
+        .map_err(|e| format!("source path '{}': {e}", plan.source_path))?;
+    let target_repo = target.repository(&plan.target_path).map_err(|e| {
+        format!(
+            "target path '{}' (mapped from '{}'): {e}",
+            plan.target_path, plan.source_path
+        )
+    })?;
+    Ok((source_repo, target_repo))
+}
+
 /// Plans one source repository: paths, tags, jobs.
 async fn plan_repository(
     mapping: &Mapping,
@@ -284,23 +334,10 @@ async fn plan_repository(
         target_path,
         ..Default::default()
     };
-    let source_repo = match source.repository(&plan.source_path) {
-        Ok(repo) => repo,
+    let (source_repo, target_repo) = match repositories_of(&plan, source, target) {
+        Ok(repositories) => repositories,
         Err(e) => {
-            plan.error = Some(format!("source path '{}': {e}", plan.source_path).into());
-            return plan;
-        }
-    };
-    let target_repo = match target.repository(&plan.target_path) {
-        Ok(repo) => repo,
-        Err(e) => {
-            plan.error = Some(
-                format!(
-                    "target path '{}' (mapped from '{}'): {e}",
-                    plan.target_path, plan.source_path
-                )
-                .into(),
-            );
+            plan.error = Some(e.into());
             return plan;
         }
     };
@@ -319,6 +356,11 @@ async fn plan_repository(
         None
     };
     let expansion = mapping.tags.expand(listed_tags.as_deref());
+    // Kept only where it saves a request: finding cosign's tags for `referrers: true`.
+    let shared = listed_tags
+        .as_deref()
+        .filter(|_| mapping.referrers)
+        .map(ListedTags::new);
     for tag in &expansion.tags {
         let (from, to) = match references_of(tag) {
             Ok(references) => references,
@@ -342,6 +384,7 @@ async fn plan_repository(
             referrers: mapping.referrers,
             min_age: mapping.min_age,
             verify: mapping.verify.clone(),
+            listed_tags: shared.clone(),
         });
     }
     plan.tags = expansion.tags;

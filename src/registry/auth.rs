@@ -22,13 +22,14 @@ use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use super::classify::classify;
 use super::credentials::CredentialProvider;
 use super::error::{
     Error, ErrorKind, MAX_ERROR_BODY, MAX_EXPLANATION, Result, json_text, registry_error_text,
     truncate,
 };
 use super::reference::Repository;
-use super::transport::{Body, Request, Transport, classify};
+use super::transport::{Body, Request, Transport};
 
 /// A user name and password (or access token) for a registry.
 ///

@@ -370,6 +370,20 @@ pub async fn verify_refusal(
     }
 }
 
+/// What `dregsy plan` shows for a job with `referrers: true`: what would travel with its image
+/// ([`native::Travelling`]), found in `source`, whose repository's tags are `tags`.
+///
+/// # Errors
+/// The source image or its referrers cannot be read (the copy would fail the same way).
+pub async fn referrers_to_travel(
+    job: &ImageJob,
+    source: &ImageStore,
+    manifests: &ManifestCache,
+    tags: &std::collections::HashSet<String>,
+) -> Result<native::Travelling, JobError> {
+    native::travelling(job, source, manifests, tags).await
+}
+
 /// The checks the original makes when it creates the relay, before any
 /// task runs: a config that loads can still be one no relay can execute.
 ///

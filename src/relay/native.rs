@@ -26,6 +26,9 @@ use crate::store::{ImageStore, Mount};
 
 mod referrers;
 
+pub use referrers::Travelling;
+pub(crate) use referrers::travelling;
+
 /// How deep indexes may nest (an index of indexes is legal but rare; deeper is a loop or abuse).
 const MAX_INDEX_DEPTH: usize = 3;
 
@@ -112,7 +115,8 @@ impl NativeRelay {
             // The image is there; its referrers may be new (images are often signed later).
             let subjects = held_subjects(job, source, manifests, wanted).await?;
             let records = referrers::TargetRecords::Believed;
-            return Ok(match copy.referrers(&subjects, records).await? {
+            let listed = job.listed_tags.as_ref();
+            return Ok(match copy.referrers(&subjects, listed, records).await? {
                 None => CopyOutcome::UpToDate,
                 Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
             });
@@ -130,26 +134,16 @@ impl NativeRelay {
             return Ok(skipped);
         }
         if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
-            tracing::info!(
-                source = %job.source,
-                target = %job.target,
-                digest = %manifest.digest,
-                "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
-                job.platform.as_config_text()
-            );
+            log_rewritten(job, &manifest);
         }
         let mut tally = BlobTally::default();
         let mut bytes = copy
             .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
             .await?;
         if job.referrers {
-            let children = referrers::children_of(&manifest)?;
-            if let Some(children) = &children {
-                manifests.remember_children(&manifest.digest, children);
-            }
-            let subjects = referrers::subjects(job, &manifest.digest, children);
-            let records = referrers::TargetRecords::Ignored;
-            bytes += copy.referrers(&subjects, records).await?.unwrap_or(0);
+            bytes += copy
+                .copied_referrers(job, &manifest, from_index.as_ref())
+                .await?;
         }
         Ok(CopyOutcome::Copied {
             bytes,
@@ -190,6 +184,17 @@ enum Arrival {
     ByAnotherImage,
     /// The target held it already.
     OnTarget,
+}
+
+/// Says that a platform list rewrites the index `manifest` (docs/behaviour.md#platform-choice).
+fn log_rewritten(job: &ImageJob, manifest: &Manifest) {
+    tracing::info!(
+        source = %job.source,
+        target = %job.target,
+        digest = %manifest.digest,
+        "copying the platforms {} of the index: rewritten, so the target's index digest differs from the source's",
+        job.platform.as_config_text()
+    );
 }
 
 /// The checks before anything of `job` is written (docs/configuration.md#min-age, #verify):
@@ -270,10 +275,17 @@ impl Copy<'_> {
         tally: &mut BlobTally,
     ) -> Result<u64, JobError> {
         let bytes = self.contents(manifest, depth, tally).await?;
-        self.target
-            .put_manifest(self.dst_repo, push_as, manifest)
-            .await
-            .map_err(JobError::from)?;
+        // An index's children are reached through it; only the image itself is a root.
+        let put = if depth == 0 {
+            self.target
+                .put_manifest(self.dst_repo, push_as, manifest)
+                .await
+        } else {
+            self.target
+                .put_child_manifest(self.dst_repo, manifest)
+                .await
+        };
+        put.map_err(JobError::from)?;
         // The manifest's bytes went over the wire too; count them as the blobs are counted.
         let manifest_bytes = manifest.bytes.len() as u64;
         progress::transferred(manifest_bytes);
@@ -461,6 +473,15 @@ impl Copy<'_> {
             self.relay
                 .remember_refused_mount(self.target, from, self.dst_repo);
             break;
+        }
+        if session.is_none()
+            && self
+                .target
+                .link_held_blob(self.dst_repo, digest, blob.size)
+                .await
+                .map_err(JobError::from)?
+        {
+            return Ok(Arrival::OnTarget);
         }
         self.transfer(blob, session).await.map(Arrival::Sent)
     }

@@ -114,7 +114,9 @@ impl SkopeoRelay {
         if up_to_date? {
             return Ok(CopyOutcome::UpToDate);
         }
-        refuse_layout_digests(job, sides)?;
+        // skopeo names a layout's images by reference name only: a digest on a layout source
+        // is read through a view naming it (a digest on a layout target is written unnamed).
+        let source_view = layout_source_view(job, sides).await?;
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
@@ -135,7 +137,10 @@ impl SkopeoRelay {
             sides.target_credentials.as_ref(),
             job,
         )?;
-        let Some(output) = self.run_copy(job, sides, &auth, stop).await? else {
+        let source_name = source_view
+            .as_ref()
+            .map(crate::layout::DigestView::skopeo_name);
+        let Some(output) = self.run_copy(job, sides, &auth, source_name, stop).await? else {
             return Ok(CopyOutcome::Aborted);
         };
         drop(auth);
@@ -157,8 +162,9 @@ impl SkopeoRelay {
         })
     }
 
-    /// Runs `skopeo copy` for `job` with the auth files `auth` to its end: its output, or
-    /// `None` when the stop aborted it (it is killed and reaped by then).
+    /// Runs `skopeo copy` for `job` with the auth files `auth` (and `source_name` for a digest
+    /// on a layout source) to its end: its output, or `None` when the stop aborted it (it is
+    /// killed and reaped by then).
     ///
     /// # Errors
     ///
@@ -168,6 +174,7 @@ impl SkopeoRelay {
         job: &ImageJob,
         sides: &Sides<'_>,
         auth: &AuthFiles,
+        source_name: Option<String>,
         stop: &Stop,
     ) -> Result<Option<Output>, JobError> {
         let args = copy_args(
@@ -177,6 +184,7 @@ impl SkopeoRelay {
             &self.certs_dir,
             auth.source.as_deref(),
             auth.target.as_deref(),
+            source_name,
         );
         let tag = job.target.target.as_str();
         let cannot_execute = |e: std::io::Error| {
@@ -210,25 +218,27 @@ impl SkopeoRelay {
     }
 }
 
-/// Refuses a job with a digest on an OCI image layout side: skopeo names layout images by tag.
+/// For a digest on a layout source: a view of the layout that names the digest, as skopeo
+/// names layout images by reference name only; `None` for any other source.
 ///
 /// # Errors
 ///
-/// `not supported yet: ...` for such a job.
-fn refuse_layout_digests(job: &ImageJob, sides: &Sides<'_>) -> Result<(), JobError> {
-    for (location, reference) in [
-        (sides.source_location, &job.source),
-        (sides.target_location, &job.target),
-    ] {
-        if location.layout().is_some() && reference.target.digest().is_some() {
-            return Err(format!(
-                "not supported yet: the skopeo relay with a digest on an OCI image layout \
-                 side ({reference}); skopeo names layout images by tag, use 'relay: native'"
-            )
-            .into());
-        }
+/// When the layout cannot be opened or the view made.
+async fn layout_source_view(
+    job: &ImageJob,
+    sides: &Sides<'_>,
+) -> Result<Option<crate::layout::DigestView>, JobError> {
+    let (Some(dir), Some(digest)) = (sides.source_location.layout(), job.source.target.digest())
+    else {
+        return Ok(None);
+    };
+    let view = async {
+        let layout = crate::layout::LayoutRoot::new(dir).open(&job.source.repository)?;
+        layout.digest_view(digest).await
     }
-    Ok(())
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Some(view))
 }
 
 /// How a skopeo process ended.
@@ -292,6 +302,7 @@ pub fn copy_args(
     certs_dir: &Path,
     source_authfile: Option<&Path>,
     target_authfile: Option<&Path>,
+    source_name: Option<String>,
 ) -> Vec<String> {
     let mut args = vec!["--insecure-policy".to_string(), "copy".to_string()];
     // TLS and certificates mean nothing to a layout side (docs/configuration.md#oci-image-layouts).
@@ -323,7 +334,7 @@ pub fn copy_args(
     if let Some(path) = target_authfile {
         args.push(format!("--dest-authfile={}", path.display()));
     }
-    args.push(image_name(source, &job.source, true));
+    args.push(source_name.unwrap_or_else(|| image_name(source, &job.source, true)));
     args.push(image_name(target, &job.target, false));
     match &job.platform {
         PlatformChoice::Host => {}
@@ -349,7 +360,10 @@ pub fn copy_args(
 
 /// skopeo's name of an image: `docker://<reference>`, or for a directory of image layouts
 /// `oci:<dir>/<repository>:<tag>` (one layout per repository); a source repository found only
-/// in a shared layout is `oci:<dir>:<repository>:<tag>`.
+/// in a shared layout is `oci:<dir>:<repository>:<tag>`. A digest target is
+/// `oci:<dir>/<repository>`, which skopeo lists in `index.json` without a reference name, as
+/// the native relay does (docs/configuration.md#oci-image-layouts); a digest source is read
+/// through a [`crate::layout::DigestView`] instead.
 fn image_name(location: &Location, reference: &Reference, source: bool) -> String {
     let Some(dir) = location.layout() else {
         return format!("docker://{reference}");
@@ -357,6 +371,9 @@ fn image_name(location: &Location, reference: &Reference, source: bool) -> Strin
     let repository = reference.repository.as_str();
     let tag = reference.target.as_str();
     let own = dir.join(repository);
+    if !source && reference.target.digest().is_some() {
+        return format!("oci:{}", own.display());
+    }
     let shared = source
         && !own.join(crate::layout::OCI_LAYOUT_FILE).exists()
         && dir.join(crate::layout::OCI_LAYOUT_FILE).exists();
@@ -545,6 +562,7 @@ mod tests {
             referrers: false,
             min_age: None,
             verify: None,
+            listed_tags: None,
         }
     }
 
@@ -562,6 +580,7 @@ mod tests {
             Path::new("/etc/skopeo/certs.d"),
             Some(Path::new("/tmp/x/source-auth.json")),
             Some(Path::new("/tmp/x/target-auth.json")),
+            None,
         );
         assert_eq!(
             args.join(" "),
@@ -586,6 +605,7 @@ mod tests {
             certs,
             None,
             None,
+            None,
         );
         assert_eq!(
             all.join(" "),
@@ -599,6 +619,7 @@ mod tests {
             certs,
             None,
             None,
+            None,
         );
         assert_eq!(
             os_only.last().map(String::as_str),
@@ -609,6 +630,7 @@ mod tests {
             &location("r.io", false),
             &location("s.io", false),
             certs,
+            None,
             None,
             None,
         );

@@ -3,20 +3,22 @@
 //! configured key vouches for the digest being copied.
 //!
 //! Signatures are looked for where cosign puts them: as OCI 1.1 referrers (the referrers API,
-//! else the `sha256-<hex>` fallback tag), and under the legacy `sha256-<hex>.sig` tag. Nothing
-//! is written anywhere here; the copy starts only after this returns `Ok`.
+//! else the `sha256-<hex>` fallback tag), simple-signing signatures and sigstore bundles (cosign
+//! 3's default), and under the legacy `sha256-<hex>.sig` tag. Nothing is written anywhere here;
+//! the copy starts only after this returns `Ok`.
 
 use futures_util::TryStreamExt;
 
 use crate::config::Verify;
-use crate::cosign::{self, SIGNATURE_ARTIFACT_TYPE};
+use crate::cosign::{self, Rejection, SIGNATURE_ARTIFACT_TYPE, bundle};
 use crate::registry::referrers::{self, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, Repository, TagOrDigest};
 use crate::relay::JobError;
 use crate::store::ImageStore;
 
-/// Payload blobs larger than this are not simple-signing payloads (cosign's are a few hundred
-/// bytes); the bound keeps a hostile signature from making us read gigabytes.
+/// Payload and bundle blobs larger than this are not signatures (cosign's payloads are a few
+/// hundred bytes, its bundles a few kilobytes); the bound keeps a hostile signature from making
+/// us read gigabytes.
 const MAX_PAYLOAD_BYTES: u64 = 1024 * 1024;
 /// At most this many signature manifests are examined per image.
 const MAX_SIGNATURES: usize = 32;
@@ -36,9 +38,10 @@ pub async fn check_signed(
     let mut candidates: Vec<(String, Manifest)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
 
-    // OCI 1.1 referrers: the API when the registry has it, else the fallback tag.
+    // OCI 1.1 referrers: the API when the registry has it, else the fallback tag. Both kinds
+    // of signature are asked for at once (the API filters one artifact type per request).
     let listed = source
-        .list_referrers(repo, subject, Some(SIGNATURE_ARTIFACT_TYPE))
+        .list_referrers(repo, subject, None)
         .await
         .map_err(JobError::from)?;
     let (referrers, via): (Vec<Referrer>, String) = match listed {
@@ -49,10 +52,7 @@ pub async fn check_signed(
             match get_tag(source, repo, &tag).await? {
                 None => (Vec::new(), via),
                 Some(index) => match referrers::parse_index(&index.bytes, &via) {
-                    Ok(list) => (
-                        referrers::filter_by_artifact_type(list, Some(SIGNATURE_ARTIFACT_TYPE)),
-                        via,
-                    ),
+                    Ok(list) => (list, via),
                     Err(e) => {
                         problems.push(e.to_string());
                         (Vec::new(), via)
@@ -61,7 +61,12 @@ pub async fn check_signed(
             }
         }
     };
-    for referrer in referrers.into_iter().take(MAX_SIGNATURES) {
+    let signatures = referrers.into_iter().filter(|r| {
+        r.artifact_type
+            .as_deref()
+            .is_some_and(|t| t == SIGNATURE_ARTIFACT_TYPE || bundle::is_bundle_media_type(t))
+    });
+    for referrer in signatures.take(MAX_SIGNATURES) {
         let reference = TagOrDigest::Digest(referrer.digest.clone());
         match source.get_manifest(repo, &reference).await {
             Ok(manifest) => candidates.push((format!("referrer {}", referrer.digest), manifest)),
@@ -110,44 +115,94 @@ async fn signature_verifies(
     subject: &Digest,
     verify: &Verify,
 ) -> Result<Result<(), String>, JobError> {
-    let layers = match cosign::signature_layers(&manifest.bytes) {
-        Ok(layers) if layers.is_empty() => {
-            return Ok(Err("it holds no signed simple-signing layer".into()));
+    let (layers, bundles) = match (
+        cosign::signature_layers(&manifest.bytes),
+        cosign::bundle_layers(&manifest.bytes),
+    ) {
+        (Ok(layers), Ok(bundles)) if layers.is_empty() && bundles.is_empty() => {
+            return Ok(Err(
+                "it holds no signed simple-signing layer and no sigstore bundle".into(),
+            ));
         }
-        Ok(layers) => layers,
-        Err(e) => return Ok(Err(e)),
+        (Ok(layers), Ok(bundles)) => (layers, bundles),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
     };
     let mut reasons = Vec::new();
     for layer in layers {
-        if layer.payload_size > MAX_PAYLOAD_BYTES {
-            reasons.push(format!(
-                "its payload is {} bytes, more than a signature payload can be",
-                layer.payload_size
-            ));
-            continue;
-        }
-        let payload = match read_blob(source, repo, &layer.payload_digest, layer.payload_size).await
-        {
-            Ok(payload) => payload,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                reasons.push(format!(
-                    "its payload blob {} is missing",
-                    layer.payload_digest
-                ));
-                continue;
-            }
-            Err(e) if e.kind() == ErrorKind::DigestMismatch => {
-                reasons.push(e.to_string());
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let payload =
+            match small_blob(source, repo, &layer.payload_digest, layer.payload_size).await? {
+                Ok(payload) => payload,
+                Err(why) => {
+                    reasons.push(format!("its payload {why}"));
+                    continue;
+                }
+            };
         match cosign::verify(&verify.key, &layer, &payload, subject) {
             Ok(()) => return Ok(Ok(())),
             Err(rejection) => reasons.push(rejection.to_string()),
         }
     }
+    for layer in bundles {
+        let bundle = match small_blob(source, repo, &layer.digest, layer.size).await? {
+            Ok(bundle) => bundle,
+            Err(why) => {
+                reasons.push(format!("its sigstore bundle {why}"));
+                continue;
+            }
+        };
+        match bundle_verifies(source, repo, &bundle, subject, verify).await? {
+            Ok(()) => return Ok(Ok(())),
+            Err(rejection) => reasons.push(rejection.to_string()),
+        }
+    }
     Ok(Err(reasons.join(", ")))
+}
+
+/// [`bundle::verify_bundle`], reading the subject's manifest for a message signature.
+async fn bundle_verifies(
+    source: &ImageStore,
+    repo: &Repository,
+    bundle: &[u8],
+    subject: &Digest,
+    verify: &Verify,
+) -> Result<Result<(), Rejection>, JobError> {
+    match bundle::verify_bundle(&verify.key, bundle, subject, None) {
+        Err(Rejection::NeedsSubjectManifest) => {
+            let reference = TagOrDigest::Digest(subject.clone());
+            let manifest = source
+                .get_manifest(repo, &reference)
+                .await
+                .map_err(JobError::from)?;
+            Ok(bundle::verify_bundle(
+                &verify.key,
+                bundle,
+                subject,
+                Some(&manifest.bytes),
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A signature's payload or bundle blob, bounded by [`MAX_PAYLOAD_BYTES`]: `Ok(Err(why))` when
+/// it is too large, missing or does not match its digest; `Err` when the source failed.
+async fn small_blob(
+    source: &ImageStore,
+    repo: &Repository,
+    digest: &Digest,
+    size: u64,
+) -> Result<Result<Vec<u8>, String>, JobError> {
+    if size > MAX_PAYLOAD_BYTES {
+        return Ok(Err(format!(
+            "is {size} bytes, more than a signature can be"
+        )));
+    }
+    match read_blob(source, repo, digest, size).await {
+        Ok(bytes) => Ok(Ok(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Err(format!("blob {digest} is missing"))),
+        Err(e) if e.kind() == ErrorKind::DigestMismatch => Ok(Err(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The manifest a tag names, or `None` when the tag does not exist.

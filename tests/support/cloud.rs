@@ -14,7 +14,32 @@ use http_body_util::BodyExt;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
+use dregsy::cloud::{AwsCredentials, AwsEnvironment, CloudEnvironment, GoogleEnvironment};
+
 use super::http::{Server, free_port, parse_query, respond};
+
+/// The cloud environment a test gives the code under test in its own process: dummy AWS
+/// keys (so no credential chain runs, and no metadata address is ever asked), the ECR APIs
+/// and the GCE metadata server on closed loopback ports, and no Google key file. A test
+/// points the parts it uses at its stand-ins.
+pub fn closed_environment() -> CloudEnvironment {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    CloudEnvironment {
+        aws: AwsEnvironment {
+            ecr_endpoint: Some(closed.clone()),
+            ecr_public_endpoint: Some(closed),
+            credentials: AwsCredentials::Keys {
+                access_key_id: "testing".into(),
+                secret_access_key: "testing".into(),
+                session_token: None,
+            },
+        },
+        google: GoogleEnvironment {
+            application_credentials: None,
+            metadata_host: format!("127.0.0.1:{}", free_port()),
+        },
+    }
+}
 
 /// The dummy AWS environment every cloud test gives the code under test: fixed credentials,
 /// a region, no instance metadata, no profile files of the machine, no proxy for loopback.

@@ -11,12 +11,16 @@
 pub mod certs;
 /// Stand-ins for cloud APIs: moto for ECR, ecr-public, Google token and metadata servers.
 pub mod cloud;
+/// Config files built from a small typed builder.
+pub mod config;
 /// Running the dregsy binary under test.
 pub mod dregsy;
 /// Runtimes, clients and background servers shared by the rest.
 pub mod http;
 /// The independent image pusher and readers.
 pub mod images;
+/// OCI image layouts: the tools that read them, and the images a round trip starts from.
+pub mod layouts;
 /// podman's Docker-compatible API, for the docker relay.
 pub mod podman;
 /// A real Prometheus server and promtool.

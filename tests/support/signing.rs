@@ -2,7 +2,10 @@
 //! payload, the signature base64 in the `dev.cosignproject.cosign/signature` layer annotation),
 //! stored the three ways cosign stores them: the legacy `sha256-<hex>.sig` tag, an OCI 1.1
 //! referrer listed in the `sha256-<hex>` fallback tag, or a referrer pushed to a registry with
-//! the referrers API. Keys are made by rcgen and signatures by ring, independent of dregsy's code.
+//! the referrers API. Also cosign 3's sigstore bundles (cosign's "Cosign Bundle Specification":
+//! a DSSE envelope of an in-toto statement, signed over the DSSE pre-authentication encoding),
+//! stored as referrers. Keys are made by rcgen and signatures by ring, independent of dregsy's
+//! code.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,8 @@ pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.s
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 enum Signer {
     Ecdsa(EcdsaKeyPair),
@@ -30,6 +35,7 @@ enum Signer {
 pub struct TestKey {
     signer: Signer,
     pub public_pem: String,
+    public_der: Vec<u8>,
 }
 
 impl TestKey {
@@ -61,6 +67,7 @@ impl TestKey {
         TestKey {
             signer,
             public_pem: pair.public_key_pem(),
+            public_der: rcgen::PublicKeyData::subject_public_key_info(&pair),
         }
     }
 
@@ -141,7 +148,6 @@ pub fn sign(
     signature: Signature<'_>,
     store: Store,
 ) -> String {
-    let (subject_digest, subject_type, subject_size) = subject;
     let signed = payload(&format!("{}/{repo}", endpoint.host), &signature.names);
     let annotation = signature
         .annotation
@@ -154,6 +160,139 @@ pub fn sign(
         "size": stored_payload.len(),
         "annotations": {SIGNATURE_ANNOTATION: annotation},
     });
+    store_signature(
+        endpoint,
+        repo,
+        subject,
+        layer,
+        SIGNATURE_ARTIFACT_TYPE,
+        store,
+    )
+}
+
+/// What goes into a sigstore bundle signature, so that tests can break one part of it.
+pub struct BundleSignature<'a> {
+    pub key: &'a TestKey,
+    /// The digest the in-toto statement names.
+    pub names: String,
+    /// The statement's predicate type: cosign's signature type, or an attestation's.
+    pub predicate_type: String,
+    /// Replaces the payload after signing (a tampered payload).
+    pub tamper: Option<Vec<u8>>,
+    /// A Fulcio certificate instead of the key's hint (a keyless signature).
+    pub keyless: bool,
+}
+
+impl<'a> BundleSignature<'a> {
+    pub fn of(key: &'a TestKey, digest: &str) -> BundleSignature<'a> {
+        BundleSignature {
+            key,
+            names: digest.to_string(),
+            predicate_type: SIGN_PREDICATE.to_string(),
+            tamper: None,
+            keyless: false,
+        }
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The verification material of a bundle: the key's hint (base64 of the SHA-256 of its
+/// SubjectPublicKeyInfo, as cosign writes it), or a certificate for a keyless signature.
+fn material(key: &TestKey, keyless: bool) -> Value {
+    if keyless {
+        json!({"certificate": {"rawBytes": b64(b"a Fulcio certificate")}, "tlogEntries": []})
+    } else {
+        let hint = ring::digest::digest(&ring::digest::SHA256, &key.public_der);
+        json!({"publicKey": {"hint": b64(hint.as_ref())}, "tlogEntries": []})
+    }
+}
+
+/// The sigstore bundle `cosign sign --key` writes (with `--tlog-upload=false`): a DSSE
+/// envelope of an in-toto statement naming the digest, signed over the envelope's
+/// pre-authentication encoding.
+pub fn bundle(signature: &BundleSignature<'_>) -> Vec<u8> {
+    let statement = serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": signature.names.trim_start_matches("sha256:")}}],
+        "predicateType": signature.predicate_type,
+        "predicate": {},
+    }))
+    .expect("serialize a statement");
+    let payload_type = "application/vnd.in-toto+json";
+    let mut pae = format!(
+        "DSSEv1 {} {payload_type} {} ",
+        payload_type.len(),
+        statement.len()
+    )
+    .into_bytes();
+    pae.extend_from_slice(&statement);
+    let sig = signature.key.sign(&pae);
+    let stored = signature.tamper.clone().unwrap_or(statement);
+    serde_json::to_vec(&json!({
+        "mediaType": BUNDLE,
+        "verificationMaterial": material(signature.key, signature.keyless),
+        "dsseEnvelope": {
+            "payload": b64(&stored),
+            "payloadType": payload_type,
+            "signatures": [{"sig": sig, "keyid": ""}],
+        },
+    }))
+    .expect("serialize a bundle")
+}
+
+/// A bundle holding a message signature of `manifest` (the signed bytes themselves).
+pub fn message_bundle(key: &TestKey, manifest: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, manifest);
+    serde_json::to_vec(&json!({
+        "mediaType": BUNDLE,
+        "verificationMaterial": material(key, false),
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest.as_ref())},
+            "signature": key.sign(manifest),
+        },
+    }))
+    .expect("serialize a bundle")
+}
+
+/// Stores `bundle` as cosign 3 does: a referrer of `subject` whose artifact type and only layer
+/// are the bundle's media type, the `store` way (not a legacy tag: bundles have none); returns
+/// the referrer manifest's digest.
+pub fn attach_bundle(
+    endpoint: &Endpoint,
+    repo: &str,
+    subject: (&str, &str, usize),
+    bundle: &[u8],
+    store: Store,
+) -> String {
+    assert_ne!(
+        store,
+        Store::LegacyTag,
+        "cosign stores bundles as referrers"
+    );
+    let digest = push_blob_at(endpoint, repo, bundle);
+    let title = format!("{}.sigstore.json", digest.replace(':', "-"));
+    let layer = json!({
+        "mediaType": BUNDLE,
+        "digest": digest,
+        "size": bundle.len(),
+        "annotations": {"org.opencontainers.image.title": title},
+    });
+    store_signature(endpoint, repo, subject, layer, BUNDLE, store)
+}
+
+/// Stores a signature manifest of one `layer` for `subject` the `store` way; returns its digest.
+fn store_signature(
+    endpoint: &Endpoint,
+    repo: &str,
+    subject: (&str, &str, usize),
+    layer: Value,
+    artifact_type: &str,
+    store: Store,
+) -> String {
+    let (subject_digest, subject_type, subject_size) = subject;
     let hex = subject_digest.trim_start_matches("sha256:");
     let manifest = match store {
         Store::LegacyTag => {
@@ -172,7 +311,7 @@ pub fn sign(
             json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "artifactType": SIGNATURE_ARTIFACT_TYPE,
+                "artifactType": artifact_type,
                 "config": {"mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": 2},
                 "layers": [layer],
                 "subject": {"mediaType": subject_type, "digest": subject_digest, "size": subject_size},
@@ -195,7 +334,7 @@ pub fn sign(
                 "mediaType": OCI_MANIFEST,
                 "digest": digest,
                 "size": bytes.len(),
-                "artifactType": SIGNATURE_ARTIFACT_TYPE,
+                "artifactType": artifact_type,
             });
             add_to_fallback_tag(endpoint, repo, subject_digest, entry);
             digest

@@ -14,12 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Copy;
+use super::ManifestCache;
 use crate::config::PlatformChoice;
-use crate::plan::ImageJob;
+use crate::plan::{ImageJob, ListedTags};
 use crate::registry::referrers::{self, PushedReferrer, Referrer};
 use crate::registry::{Digest, ErrorKind, Manifest, ManifestHead, Repository, TagOrDigest};
 use crate::relay::BlobTally;
 use crate::relay::JobError;
+use crate::relay::check;
+use crate::store::ImageStore;
 
 /// How many levels of referrers are followed: a subject's referrers (1), theirs (2: a
 /// signature on an SBOM), and one more.
@@ -84,6 +87,16 @@ pub(super) fn children_of(manifest: &Manifest) -> Result<Option<Vec<Digest>>, Jo
     Ok(Some(children.into_iter().map(|c| c.digest).collect()))
 }
 
+/// What a target lists as the referrers of one subject.
+struct TargetReferrers {
+    /// Whether the target answered the referrers API (it indexes pushed referrers itself).
+    api: bool,
+    /// The referrers it lists.
+    listed: Vec<Referrer>,
+    /// Its fallback tag's index, when it has no API and the tag exists.
+    fallback: Option<Manifest>,
+}
+
 /// How a complete referrer set is named in the manifest cache's record of a target: its
 /// subject and a digest of its referrers' digests in order.
 fn set_record(subject: &Digest, listed: &[Referrer]) -> String {
@@ -92,6 +105,128 @@ fn set_record(subject: &Digest, listed: &[Referrer]) -> String {
         "referrers {subject} {}",
         Digest::of(digests.join(",").as_bytes())
     )
+}
+
+/// The referrers of `subject` in `repo` of the source: the referrers API when the registry has
+/// it, else its fallback tag (read only when the tag exists: `tags`). The fallback tag costs a
+/// HEAD: the referrers its index lists are in the manifest cache under its digest.
+///
+/// # Errors
+/// A referrers list or fallback tag that is not a referrers index, or what the registry
+/// reported.
+async fn source_referrers(
+    source: &ImageStore,
+    repo: &Repository,
+    cache: &ManifestCache,
+    subject: &Digest,
+    tags: &HashSet<String>,
+) -> Result<Vec<Referrer>, JobError> {
+    let host = source.name();
+    if cache.referrers_api(&host) != Some(false) {
+        let listed = source
+            .list_referrers(repo, subject, None)
+            .await
+            .map_err(JobError::from)?;
+        cache.remember_referrers_api(&host, listed.is_some());
+        if let Some(list) = listed {
+            return Ok(list);
+        }
+    }
+    let tag = referrers::fallback_tag(subject);
+    if !tags.contains(&tag) {
+        return Ok(Vec::new());
+    }
+    let what = format!("the fallback tag {host}/{repo}:{tag}");
+    let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
+    let Some(head) = source
+        .head_manifest(repo, &tag_ref)
+        .await
+        .map_err(JobError::from)?
+    else {
+        // Deleted since the tag list was read.
+        return Ok(Vec::new());
+    };
+    if let Some(list) = cache.fallback_referrers(&head.digest) {
+        return Ok(list);
+    }
+    let index = headed(source, repo, head).await?;
+    let list = referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?;
+    cache.remember_fallback_referrers(&index.digest, &list);
+    Ok(list)
+}
+
+/// The source manifest a HEAD found: the one it had to GET already, else a GET by digest.
+async fn headed(
+    source: &ImageStore,
+    repo: &Repository,
+    head: ManifestHead,
+) -> Result<Manifest, JobError> {
+    match head.manifest {
+        Some(manifest) => Ok(manifest),
+        None => source
+            .get_manifest(repo, &TagOrDigest::Digest(head.digest))
+            .await
+            .map_err(JobError::from),
+    }
+}
+
+/// What `referrers: true` would carry with one image, as `dregsy plan` shows it: what the
+/// source holds, whether or not the target has it already (a sync copies what it lacks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Travelling {
+    /// The referrers of the image's subjects, and theirs to [`MAX_DEPTH`] levels.
+    pub referrers: Vec<Referrer>,
+    /// cosign's legacy tags of those manifests that the source holds.
+    pub legacy_tags: Vec<String>,
+    /// For a platform list: the referrers and legacy tags of the source index, which stay
+    /// behind (docs/behaviour.md#referrers).
+    pub left_behind: usize,
+}
+
+/// What `referrers: true` would carry with `job`'s image from `source`, whose repository's
+/// tags are `tags` (docs/behaviour.md#referrers).
+///
+/// # Errors
+/// The source image cannot be read, or its referrers cannot (as for a copy).
+pub(crate) async fn travelling(
+    job: &ImageJob,
+    source: &ImageStore,
+    cache: &ManifestCache,
+    tags: &HashSet<String>,
+) -> Result<Travelling, JobError> {
+    let wanted = check::wanted_source(job, source, cache).await?;
+    let (digest, from_index) = (wanted.digest.clone(), wanted.rewritten_from.clone());
+    let manifest = match wanted.manifest() {
+        Some(manifest) => manifest,
+        None => check::fetch_wanted(job, source, &digest, from_index.as_ref()).await?,
+    };
+    let repo = &job.source.repository;
+    let mut found = Travelling::default();
+    let subjects = subjects(job, &manifest.digest, children_of(&manifest)?);
+    let mut queue: Vec<(Digest, usize)> = subjects.into_iter().map(|s| (s, 0)).collect();
+    let mut seen = HashSet::new();
+    while let Some((subject, depth)) = queue.pop() {
+        if !seen.insert(subject.clone()) {
+            continue;
+        }
+        let legacy = referrers::legacy_tags(&subject);
+        found
+            .legacy_tags
+            .extend(legacy.into_iter().filter(|t| tags.contains(t)));
+        let listed = source_referrers(source, repo, cache, &subject, tags).await?;
+        if depth + 1 < MAX_DEPTH {
+            queue.extend(listed.iter().map(|r| (r.digest.clone(), depth + 1)));
+        }
+        found.referrers.extend(listed);
+    }
+    if let Some(index) = &from_index {
+        let legacy = referrers::legacy_tags(index);
+        found.left_behind = legacy.iter().filter(|t| tags.contains(*t)).count()
+            + source_referrers(source, repo, cache, index, tags)
+                .await?
+                .len();
+    }
+    Ok(found)
 }
 
 impl Copy<'_> {
@@ -104,15 +239,18 @@ impl Copy<'_> {
     /// source does not hold or that names another subject, a target fallback tag that holds
     /// something else, or what the registries reported.
     ///
-    /// A no-op run costs the source repository's tag list (shared by its jobs), and per
-    /// subject the referrers API request, or a HEAD of each fallback or legacy tag the list
-    /// shows: what the target holds is in the manifest cache while `records` may be believed.
+    /// A no-op run costs per subject the referrers API request, or a HEAD of each fallback or
+    /// legacy tag the source's tag list shows: what the target holds is in the manifest cache
+    /// while `records` may be believed. The tag list is the planner's (`listed`) when it listed
+    /// the repository, else one listing per repository shared by its jobs
+    /// (docs/behaviour.md#referrers).
     pub(super) async fn referrers(
         &self,
         subjects: &[Digest],
+        listed: Option<&ListedTags>,
         records: TargetRecords,
     ) -> Result<Option<u64>, JobError> {
-        let tags = self.source_tags().await?;
+        let tags = self.source_tags(listed).await?;
         let mut written = false;
         let mut bytes = 0;
         let mut queue: Vec<(Digest, usize)> = subjects.iter().map(|s| (s.clone(), 0)).collect();
@@ -144,14 +282,80 @@ impl Copy<'_> {
         Ok(written.then_some(bytes))
     }
 
-    /// The source repository's tags, listed at most once per [`TAGS_FRESH`].
-    async fn source_tags(&self) -> Result<Arc<HashSet<String>>, JobError> {
+    /// After `job` copied `manifest`: its referrers (the target is asked, whatever the manifest
+    /// cache recorded), and for a platform list, whose source index is `rewritten_from`, a note
+    /// that the source index's own stay behind. Returns the bytes transferred.
+    ///
+    /// # Errors
+    /// As [`Copy::referrers`].
+    pub(super) async fn copied_referrers(
+        &self,
+        job: &ImageJob,
+        manifest: &Manifest,
+        rewritten_from: Option<&Digest>,
+    ) -> Result<u64, JobError> {
+        let children = children_of(manifest)?;
+        if let Some(children) = &children {
+            self.cache.remember_children(&manifest.digest, children);
+        }
+        let subjects = subjects(job, &manifest.digest, children);
+        let listed = job.listed_tags.as_ref();
+        let bytes = self
+            .referrers(&subjects, listed, TargetRecords::Ignored)
+            .await?
+            .unwrap_or(0);
+        if let Some(index) = rewritten_from {
+            self.note_left_behind(job, index, listed).await?;
+        }
+        Ok(bytes)
+    }
+
+    /// Logs, once per copy of a platform list, that the source index's own referrers and
+    /// cosign tags stay behind: they name the source index, which the target does not hold (its
+    /// index is rewritten), and a signature of it does not verify against the rewritten one
+    /// (docs/behaviour.md#referrers). Costs the referrers request of the source index.
+    async fn note_left_behind(
+        &self,
+        job: &ImageJob,
+        index: &Digest,
+        listed: Option<&ListedTags>,
+    ) -> Result<(), JobError> {
+        let tags = self.source_tags(listed).await?;
+        let legacy_tags = referrers::legacy_tags(index)
+            .iter()
+            .filter(|t| tags.contains(*t))
+            .count();
+        let referrers = self.source_referrers(index, &tags).await?.len();
+        if legacy_tags + referrers > 0 {
+            tracing::info!(
+                source = %job.source,
+                target = %job.target,
+                digest = %index,
+                referrers,
+                legacy_tags,
+                "referrers of the source index not copied: they name the source index, which the platform list rewrote, so the target does not hold it and a signature of it does not verify against the rewritten index; the kept platforms' referrers were copied"
+            );
+        }
+        Ok(())
+    }
+
+    /// The source repository's tags: the planner's list when it listed them (`planned`, which
+    /// then also serves the repository's other jobs), else listed at most once per
+    /// [`TAGS_FRESH`].
+    async fn source_tags(
+        &self,
+        planned: Option<&ListedTags>,
+    ) -> Result<Arc<HashSet<String>>, JobError> {
         let key = (self.source.name(), self.src_repo.clone());
         let slot: TagsSlot = match self.relay.referrer_records.tags.lock() {
             Ok(mut all) => all.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
         };
         let mut listed = slot.lock().await;
+        if let Some(planned) = planned {
+            *listed = Some((Instant::now(), planned.set().clone()));
+            return Ok(planned.set().clone());
+        }
         if let Some((at, tags)) = listed.as_ref()
             && at.elapsed() < TAGS_FRESH
         {
@@ -194,7 +398,7 @@ impl Copy<'_> {
             self.cache.remember_held(&host, self.dst_repo, &record);
             return Ok(None);
         }
-        let manifest = self.headed_manifest(source).await?;
+        let manifest = headed(self.source, self.src_repo, source).await?;
         // A referrer's blobs are counted in bytes only; the image line's tally is the image's.
         let mut tally = BlobTally::default();
         let bytes = self
@@ -204,60 +408,13 @@ impl Copy<'_> {
         Ok(Some(bytes))
     }
 
-    /// The source manifest a HEAD found: the one it had to GET already, else a GET by digest.
-    async fn headed_manifest(&self, head: ManifestHead) -> Result<Manifest, JobError> {
-        match head.manifest {
-            Some(manifest) => Ok(manifest),
-            None => self
-                .source
-                .get_manifest(self.src_repo, &TagOrDigest::Digest(head.digest))
-                .await
-                .map_err(JobError::from),
-        }
-    }
-
-    /// The referrers of `subject` in the source: the referrers API when the registry has it,
-    /// else its fallback tag (read only when the tag exists: `tags`). The fallback tag costs a
-    /// HEAD: the referrers its index lists are in the manifest cache under its digest.
+    /// The referrers of `subject` in the source ([`source_referrers`]).
     async fn source_referrers(
         &self,
         subject: &Digest,
         tags: &HashSet<String>,
     ) -> Result<Vec<Referrer>, JobError> {
-        let host = self.source.name();
-        if self.cache.referrers_api(&host) != Some(false) {
-            let listed = self
-                .source
-                .list_referrers(self.src_repo, subject, None)
-                .await
-                .map_err(JobError::from)?;
-            self.cache.remember_referrers_api(&host, listed.is_some());
-            if let Some(list) = listed {
-                return Ok(list);
-            }
-        }
-        let tag = referrers::fallback_tag(subject);
-        if !tags.contains(&tag) {
-            return Ok(Vec::new());
-        }
-        let what = format!("the fallback tag {host}/{}:{tag}", self.src_repo);
-        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
-        let Some(head) = self
-            .source
-            .head_manifest(self.src_repo, &tag_ref)
-            .await
-            .map_err(JobError::from)?
-        else {
-            // Deleted since the tag list was read.
-            return Ok(Vec::new());
-        };
-        if let Some(list) = self.cache.fallback_referrers(&head.digest) {
-            return Ok(list);
-        }
-        let index = self.headed_manifest(head).await?;
-        let list = referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?;
-        self.cache.remember_fallback_referrers(&index.digest, &list);
-        Ok(list)
+        source_referrers(self.source, self.src_repo, self.cache, subject, tags).await
     }
 
     /// Makes the target hold `listed`, the referrers of `subject`; `None` when it did already.
@@ -284,97 +441,141 @@ impl Copy<'_> {
         Ok(written)
     }
 
-    /// [`Copy::subject_referrers`] past the record of complete sets: asks the target.
+    /// [`Copy::subject_referrers`] past the record of complete sets: asks the target what it
+    /// lists, copies the referrers it lacks, and lists them in its fallback tag where it does
+    /// not index them itself.
     async fn write_referrers(
         &self,
         subject: &Digest,
         listed: &[Referrer],
     ) -> Result<Option<u64>, JobError> {
-        let tag = referrers::fallback_tag(subject);
-        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
-        let what = format!(
-            "the fallback tag {}/{}:{tag}",
-            self.target.name(),
-            self.dst_repo
-        );
-        // What the target lists already: its referrers API, else its fallback tag.
-        let api = self
-            .target
-            .list_referrers(self.dst_repo, subject, None)
-            .await
-            .map_err(JobError::from)?;
-        let target_has_api = api.is_some();
-        let fallback = match api {
-            Some(_) => None,
-            None => match self.target.get_manifest(self.dst_repo, &tag_ref).await {
-                Ok(index) => Some(index),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        let present: Vec<Referrer> = match (&api, &fallback) {
-            (Some(list), _) => list.clone(),
-            (None, Some(index)) => {
-                referrers::parse_index(&index.bytes, &what).map_err(JobError::from)?
-            }
-            (None, None) => Vec::new(),
-        };
+        let present = self.target_referrers(subject).await?;
         let missing: Vec<&Referrer> = listed
             .iter()
-            .filter(|r| !present.iter().any(|p| p.digest == r.digest))
+            .filter(|r| !present.listed.iter().any(|p| p.digest == r.digest))
             .collect();
         if missing.is_empty() {
             return Ok(None);
         }
         let mut bytes = 0;
-        let mut indexed = target_has_api;
+        let mut indexed = present.api;
         for referrer in missing {
-            let manifest = match self
-                .source
-                .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
-                .await
-            {
-                Ok(manifest) => manifest,
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(format!(
-                        "the referrers of {subject} list {}, which {}/{} does not hold",
-                        referrer.digest,
-                        self.source.name(),
-                        self.src_repo
-                    )
-                    .into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            referrers::entry_for(&manifest, subject).map_err(JobError::from)?;
-            bytes += self
-                .contents(&manifest, 0, &mut BlobTally::default())
-                .await?;
-            let pushed = self
-                .target
-                .put_referrer(self.dst_repo, &manifest)
-                .await
-                .map_err(JobError::from)?;
+            let (copied, pushed) = self.copy_referrer(subject, referrer).await?;
+            bytes += copied;
             indexed &= pushed == PushedReferrer::Indexed;
         }
         if !indexed {
-            // The target does not index referrers itself: list them in its fallback tag,
-            // keeping what it lists already (OCI distribution spec 1.1, "Referrers Tag Schema").
-            let existing = fallback.as_ref().map(|m| m.bytes.as_ref());
-            if let Some(bytes_to_put) =
-                referrers::merge(existing, listed, &what).map_err(JobError::from)?
-            {
-                let index = Manifest::from_bytes(
-                    Some(crate::registry::media_type::OCI_INDEX),
-                    bytes_to_put.into(),
-                )
-                .map_err(JobError::from)?;
-                self.target
-                    .put_manifest(self.dst_repo, &tag_ref, &index)
-                    .await
-                    .map_err(JobError::from)?;
-            }
+            self.merge_fallback_tag(subject, present.fallback.as_ref(), listed)
+                .await?;
         }
         Ok(Some(bytes))
+    }
+
+    /// What the target lists as referrers of `subject`: its referrers API, else its fallback
+    /// tag (absent: none).
+    async fn target_referrers(&self, subject: &Digest) -> Result<TargetReferrers, JobError> {
+        if let Some(listed) = self
+            .target
+            .list_referrers(self.dst_repo, subject, None)
+            .await
+            .map_err(JobError::from)?
+        {
+            return Ok(TargetReferrers {
+                api: true,
+                listed,
+                fallback: None,
+            });
+        }
+        let tag = referrers::fallback_tag(subject);
+        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
+        let fallback = match self.target.get_manifest(self.dst_repo, &tag_ref).await {
+            Ok(index) => index,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Ok(TargetReferrers {
+                    api: false,
+                    listed: Vec::new(),
+                    fallback: None,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let listed = referrers::parse_index(&fallback.bytes, &self.target_fallback_name(&tag))
+            .map_err(JobError::from)?;
+        Ok(TargetReferrers {
+            api: false,
+            listed,
+            fallback: Some(fallback),
+        })
+    }
+
+    /// Copies one referrer of `subject` from the source, with its contents, checking that it
+    /// names `subject`. Returns the bytes transferred and how the target took it.
+    async fn copy_referrer(
+        &self,
+        subject: &Digest,
+        referrer: &Referrer,
+    ) -> Result<(u64, PushedReferrer), JobError> {
+        let manifest = match self
+            .source
+            .get_manifest(self.src_repo, &TagOrDigest::Digest(referrer.digest.clone()))
+            .await
+        {
+            Ok(manifest) => manifest,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(format!(
+                    "the referrers of {subject} list {}, which {}/{} does not hold",
+                    referrer.digest,
+                    self.source.name(),
+                    self.src_repo
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        referrers::entry_for(&manifest, subject).map_err(JobError::from)?;
+        let bytes = self
+            .contents(&manifest, 0, &mut BlobTally::default())
+            .await?;
+        let pushed = self
+            .target
+            .put_referrer(self.dst_repo, &manifest)
+            .await
+            .map_err(JobError::from)?;
+        Ok((bytes, pushed))
+    }
+
+    /// Lists `listed` in the target's fallback tag of `subject`, keeping what it lists already
+    /// (`existing`; OCI distribution spec 1.1, "Referrers Tag Schema"); writes nothing when it
+    /// lists them all.
+    async fn merge_fallback_tag(
+        &self,
+        subject: &Digest,
+        existing: Option<&Manifest>,
+        listed: &[Referrer],
+    ) -> Result<(), JobError> {
+        let tag = referrers::fallback_tag(subject);
+        let what = self.target_fallback_name(&tag);
+        let existing = existing.map(|m| m.bytes.as_ref());
+        let Some(merged) = referrers::merge(existing, listed, &what).map_err(JobError::from)?
+        else {
+            return Ok(());
+        };
+        let index =
+            Manifest::from_bytes(Some(crate::registry::media_type::OCI_INDEX), merged.into())
+                .map_err(JobError::from)?;
+        let tag_ref = TagOrDigest::tag(&tag).map_err(JobError::from)?;
+        self.target
+            .put_manifest(self.dst_repo, &tag_ref, &index)
+            .await
+            .map_err(JobError::from)
+    }
+
+    /// How messages name the target's fallback tag `tag`.
+    fn target_fallback_name(&self, tag: &str) -> String {
+        format!(
+            "the fallback tag {}/{}:{tag}",
+            self.target.name(),
+            self.dst_repo
+        )
     }
 }
