@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::cloud::{Cloud, CloudEnvironment};
 use crate::config::{Config, Location};
 use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
+use crate::failure::Failure;
 use crate::registry::{
     Credentials, RateLimits, Registry, RegistryHost, RegistryOptions, RequestObserver, RetryPolicy,
     Timeouts,
@@ -118,8 +119,9 @@ impl Clients {
     /// Where a location's credentials come from, and the credentials (or their provider).
     ///
     /// # Errors
-    /// See [`Chain::resolve`]; the message names the registry.
-    pub async fn resolve(&self, location: &Location) -> Result<Resolution, String> {
+    /// [`Failure::Credentials`], for the reasons of [`Chain::resolve`]; the message names the
+    /// registry.
+    pub async fn resolve(&self, location: &Location) -> Result<Resolution, Failure> {
         // A directory of image layouts has no credentials to look up.
         if location.layout().is_some() {
             return Ok(Resolution {
@@ -130,17 +132,20 @@ impl Clients {
         self.chain
             .resolve(location, &self.cloud)
             .await
-            .map_err(|e| format!("credentials for {}: {e}", location.registry))
+            .map_err(|e| {
+                Failure::Credentials(format!("credentials for {}: {e}", location.registry))
+            })
     }
 
     /// The client for `host` with a location's credentials and TLS choice.
     ///
     /// # Errors
     ///
-    /// When the location's credentials cannot be looked up (a broken credential file, a failing
-    /// helper, a cloud without credentials), or the client cannot be created (a broken certificate
-    /// directory); the message names the registry.
-    pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
+    /// [`Failure::Credentials`] when the location's credentials cannot be looked up (a broken
+    /// credential file, a failing helper, a cloud without credentials); [`Failure::Registry`]
+    /// when the client cannot be created (a broken certificate directory). The message names
+    /// the registry.
+    pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, Failure> {
         let resolution = self.resolve(location).await?;
         let (credentials, provider) = match resolution.supply {
             Supply::Fixed(credentials) => (credentials, None),
@@ -178,7 +183,7 @@ impl Clients {
             .iter()
             .find(|(k, _)| k.host == key.host)
             .map(|(_, client)| client.manifest_head_use());
-        let client = Registry::new(options).map_err(|e| e.to_string())?;
+        let client = Registry::new(options)?;
         clients.push((key, client.clone()));
         Ok(client)
     }
@@ -189,15 +194,19 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// When the credentials cannot be looked up, or the provider cannot supply them now.
-    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
+    /// [`Failure::Credentials`] when the credentials cannot be looked up, or the provider
+    /// cannot supply them now.
+    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, Failure> {
         match self.resolve(location).await?.supply {
             Supply::Fixed(credentials) => Ok(credentials),
-            Supply::Provider { provider, .. } => provider
-                .credentials()
-                .await
-                .map(Some)
-                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
+            Supply::Provider { provider, .. } => {
+                provider.credentials().await.map(Some).map_err(|e| {
+                    Failure::Credentials(format!(
+                        "cannot get credentials for {}: {e}",
+                        location.registry
+                    ))
+                })
+            }
         }
     }
 
@@ -208,13 +217,16 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// When the credentials cannot be looked up, or a cloud token cannot be had; the message
-    /// says what was tried.
-    pub async fn refresh(&self, location: &Location) -> Result<(), String> {
+    /// [`Failure::Credentials`] when the credentials cannot be looked up, or a cloud token
+    /// cannot be had; the message says what was tried.
+    pub async fn refresh(&self, location: &Location) -> Result<(), Failure> {
         let resolution = self.resolve(location).await?;
         if let Source::Cloud(_) = resolution.source {
             tracing::info!(registry = %location.registry, "refreshing credentials");
-            self.cloud.refresh(location).await
+            self.cloud
+                .refresh(location)
+                .await
+                .map_err(Failure::Credentials)
         } else {
             tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
             Ok(())

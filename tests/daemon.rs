@@ -1066,6 +1066,61 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
 }
 
 #[test]
+fn failures_are_counted_by_kind_an_auth_failure_apart_from_a_not_found() {
+    // A source that wants credentials the task does not give, and an open one without the
+    // wanted repository.
+    let locked = Registry::builder().basic_auth().start();
+    push_image(&locked, "app", "1", ImageOptions::default());
+    let open = Registry::start();
+    let target = Registry::start();
+    let t = target.host();
+    // The image's check is refused; so is the listing of repositories for the regex mapping,
+    // which fails as a whole.
+    let locked_task = TaskYaml::new("locked", &locked.host(), &t)
+        .every(600)
+        .mappings_yaml(
+            "  - from: app\n    to: copy/app\n    tags: ['1']\n  \
+             - from: regex:ap.*\n    to: copy\n    tags: ['1']\n",
+        );
+    let missing_task = TaskYaml::new("missing", &open.host(), &t)
+        .every(600)
+        .mappings_yaml("  - from: no/such\n    to: copy/none\n    tags: ['1']\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = ConfigYaml::new()
+        .settings("watch: false\nhealth:\n  listen: 127.0.0.1:0\n")
+        .task(&locked_task)
+        .task(&missing_task)
+        .write_to(dir.path());
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let health = daemon.health_address();
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    let (status, body) = http("GET", &health, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    let (clean, lint) = promtool_check_metrics(&body);
+    assert!(clean, "promtool check metrics:\n{lint}\n{body}");
+    let failures = |task: &str, kind: &str| {
+        let series = format!("dregsy_failures_total{{task=\"{task}\",kind=\"{kind}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("{series} in:\n{body}"))
+            .to_string()
+    };
+    for (task, counted, count) in [("locked", "auth", "2"), ("missing", "not_found", "1")] {
+        for kind in ["auth", "not_found", "tls", "rate_limit", "network", "other"] {
+            let expected = if kind == counted { count } else { "0" };
+            assert_eq!(failures(task, kind), expected, "{task}, {kind}:\n{body}");
+        }
+    }
+    // The failed image lines say the same as before the count.
+    let failed = daemon.matching("image failed");
+    assert_eq!(failed.len(), 2, "{}", daemon.log());
+    let mapping_failed = daemon.matching("mapping failed: cannot list the source's repositories");
+    assert_eq!(mapping_failed.len(), 1, "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+}
+
+#[test]
 fn a_scrape_while_a_reload_waits_for_the_running_task_still_answers() {
     let (_source, proxy) = slow_source(Duration::from_secs(3));
     let target = Registry::start();

@@ -333,7 +333,7 @@ pub async fn plan_tasks(
                             }
                         }
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 };
             task_plan.mappings.push(MappingResult {
                 from: mapping.rule.from().to_string(),
@@ -358,7 +358,7 @@ async fn credential_source(
     if location.layout().is_some() {
         return Ok("none (a directory of OCI image layouts)".to_string());
     }
-    let resolution = clients.resolve(location).await?;
+    let resolution = clients.resolve(location).await.map_err(|e| e.to_string())?;
     Ok(resolution.source.to_string())
 }
 

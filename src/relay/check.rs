@@ -59,7 +59,10 @@ pub(crate) async fn wanted_source(
         .await
         .map_err(JobError::from)?
     else {
-        return Err(format!("source image {} not found", job.source).into());
+        return Err(JobError::NotFound(format!(
+            "source image {} not found",
+            job.source
+        )));
     };
     let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
     if pinned || job.platform == PlatformChoice::All {
@@ -98,7 +101,7 @@ pub(crate) async fn wanted_source(
     };
     let child = manifest
         .select_platform(&platform)
-        .map_err(|e| format!("source image {}: {e}", job.source))?
+        .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?
         .ok_or_else(|| no_platform(job, &manifest, &platform))?;
     cache.remember_platform_child(&manifest.digest, &platform, &child);
     Ok(Wanted {
@@ -192,7 +195,7 @@ async fn subset(
         Headed::Index(manifest) => manifest,
     };
     let subset = platform_subset(&manifest, platforms)
-        .map_err(|e| format!("source image {}: {e}", job.source))?;
+        .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?;
     cache.remember_subset(
         &manifest.digest,
         platforms,
@@ -252,7 +255,7 @@ pub(crate) async fn fetch_wanted(
         .await
         .map_err(JobError::from)?;
     let subset = platform_subset(&manifest, platforms)
-        .map_err(|e| format!("source image {}: {e}", job.source))?;
+        .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?;
     if subset.index.digest != *digest {
         return Err(format!(
             "source image {}: the index {index} rewritten to {} is {}, not {digest} as before; run again",

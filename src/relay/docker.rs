@@ -124,7 +124,7 @@ impl DockerRelay {
             return Err("'Platform: all' sync option not supported".into());
         }
         let target_tag = target_tag(&job.target.target);
-        let target_reference = TagOrDigest::tag(&target_tag).map_err(|e| e.to_string())?;
+        let target_reference = TagOrDigest::tag(&target_tag)?;
         if check::same_image(
             job,
             &target_reference,

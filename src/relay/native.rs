@@ -207,7 +207,7 @@ async fn checks_before_writing(
     if let Some(min_age) = job.min_age {
         let created = age::image_created(source, &job.source.repository, manifest)
             .await
-            .map_err(|e| format!("source image {}: {e}", job.source))?;
+            .map_err(|e| e.context(format_args!("source image {}", job.source)))?;
         if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
             return Ok(Some(CopyOutcome::Skipped {
                 reason: age::too_young_text(left),

@@ -116,18 +116,7 @@ impl SkopeoRelay {
         }
         // skopeo names a layout's images by reference name only: a digest on a layout source
         // is read through a view naming it (a digest on a layout target is written unnamed).
-        let source_view = match (sides.source_location.layout(), job.source.target.digest()) {
-            (Some(dir), Some(digest)) => Some(
-                async {
-                    let layout =
-                        crate::layout::LayoutRoot::new(dir).open(&job.source.repository)?;
-                    layout.digest_view(digest).await
-                }
-                .await
-                .map_err(|e| e.to_string())?,
-            ),
-            _ => None,
-        };
+        let source_view = layout_source_view(job, sides).await?;
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
@@ -148,6 +137,46 @@ impl SkopeoRelay {
             sides.target_credentials.as_ref(),
             job,
         )?;
+        let source_name = source_view
+            .as_ref()
+            .map(crate::layout::DigestView::skopeo_name);
+        let Some(output) = self.run_copy(job, sides, &auth, source_name, stop).await? else {
+            return Ok(CopyOutcome::Aborted);
+        };
+        drop(auth);
+        log_output(&output.stdout, sides.verbose);
+        log_output(&output.stderr, sides.verbose);
+        if !output.status.success() {
+            return Err(format!(
+                "skopeo copy of tag '{}' failed ({}): {}",
+                job.target.target.as_str(),
+                output.status,
+                tail(&String::from_utf8_lossy(&output.stderr))
+            )
+            .into());
+        }
+        // skopeo does not say how many bytes it moved.
+        Ok(CopyOutcome::Copied {
+            bytes: 0,
+            blobs: None,
+        })
+    }
+
+    /// Runs `skopeo copy` for `job` with the auth files `auth` (and `source_name` for a digest
+    /// on a layout source) to its end: its output, or `None` when the stop aborted it (it is
+    /// killed and reaped by then).
+    ///
+    /// # Errors
+    ///
+    /// When skopeo cannot be executed, or does not finish within `skopeo.timeout`.
+    async fn run_copy(
+        &self,
+        job: &ImageJob,
+        sides: &Sides<'_>,
+        auth: &AuthFiles,
+        source_name: Option<String>,
+        stop: &Stop,
+    ) -> Result<Option<Output>, JobError> {
         let args = copy_args(
             job,
             sides.source_location,
@@ -155,9 +184,7 @@ impl SkopeoRelay {
             &self.certs_dir,
             auth.source.as_deref(),
             auth.target.as_deref(),
-            source_view
-                .as_ref()
-                .map(crate::layout::DigestView::skopeo_name),
+            source_name,
         );
         let tag = job.target.target.as_str();
         let cannot_execute = |e: std::io::Error| {
@@ -175,38 +202,43 @@ impl SkopeoRelay {
             .kill_on_drop(true)
             .spawn()
             .map_err(cannot_execute)?;
-        let output = match run_to_end(child, self.timeout, stop)
+        match run_to_end(child, self.timeout, stop)
             .await
             .map_err(cannot_execute)?
         {
-            Ended::Exited(output) => output,
-            Ended::TimedOut => {
-                return Err(format!(
-                    "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
-                     raise 'skopeo.timeout' for large images or slow registries",
-                    self.timeout.as_secs()
-                )
-                .into());
-            }
-            Ended::Aborted => return Ok(CopyOutcome::Aborted),
-        };
-        drop(auth);
-        log_output(&output.stdout, sides.verbose);
-        log_output(&output.stderr, sides.verbose);
-        if !output.status.success() {
-            return Err(format!(
-                "skopeo copy of tag '{tag}' failed ({}): {}",
-                output.status,
-                tail(&String::from_utf8_lossy(&output.stderr))
+            Ended::Exited(output) => Ok(Some(output)),
+            Ended::TimedOut => Err(format!(
+                "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
+                 raise 'skopeo.timeout' for large images or slow registries",
+                self.timeout.as_secs()
             )
-            .into());
+            .into()),
+            Ended::Aborted => Ok(None),
         }
-        // skopeo does not say how many bytes it moved.
-        Ok(CopyOutcome::Copied {
-            bytes: 0,
-            blobs: None,
-        })
     }
+}
+
+/// For a digest on a layout source: a view of the layout that names the digest, as skopeo
+/// names layout images by reference name only; `None` for any other source.
+///
+/// # Errors
+///
+/// When the layout cannot be opened or the view made.
+async fn layout_source_view(
+    job: &ImageJob,
+    sides: &Sides<'_>,
+) -> Result<Option<crate::layout::DigestView>, JobError> {
+    let (Some(dir), Some(digest)) = (sides.source_location.layout(), job.source.target.digest())
+    else {
+        return Ok(None);
+    };
+    let view = async {
+        let layout = crate::layout::LayoutRoot::new(dir).open(&job.source.repository)?;
+        layout.digest_view(digest).await
+    }
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Some(view))
 }
 
 /// How a skopeo process ended.
