@@ -12,7 +12,8 @@ mod support;
 use std::path::Path;
 
 use dregsy::cloud::aws::Aws;
-use dregsy::cloud::{Cloud, CloudEnvironment, ecr, ecr_public};
+use dregsy::cloud::ecr::{self, EcrApi};
+use dregsy::cloud::{Cloud, CloudEnvironment};
 use dregsy::config::{self, Location, Task};
 use dregsy::registry::{Credentials, Repository};
 use support::cloud::{ECR_PUBLIC_PASSWORD, EcrPublicApi, GoogleApi, Moto, closed_environment};
@@ -79,9 +80,15 @@ async fn ecr_target_repositories_are_created_once_and_listed() {
         .ensure_repositories(&ecr_target, &repos)
         .await
         .expect("cached");
-    ecr::ensure_repository(cloud.aws(), ACCOUNT, "us-east-1", "mirror/busybox")
-        .await
-        .expect("exists");
+    ecr::ensure_repository(
+        EcrApi::Private,
+        cloud.aws(),
+        ACCOUNT,
+        "us-east-1",
+        "mirror/busybox",
+    )
+    .await
+    .expect("exists");
     let source = task(
         &format!("    registry: {ECR}\n"),
         "    registry: 127.0.0.1:5000\n",
@@ -98,11 +105,17 @@ async fn ecr_target_repositories_are_created_once_and_listed() {
     // moto answers DescribeRepositories in one page; paging is checked against the
     // ecr-public stand-in, which pages as AWS does.
     for i in 0..3 {
-        ecr::ensure_repository(cloud.aws(), ACCOUNT, "us-east-1", &format!("many/r{i}"))
-            .await
-            .expect("created");
+        ecr::ensure_repository(
+            EcrApi::Private,
+            cloud.aws(),
+            ACCOUNT,
+            "us-east-1",
+            &format!("many/r{i}"),
+        )
+        .await
+        .expect("created");
     }
-    let all = ecr::list_repositories(cloud.aws(), ACCOUNT, "us-east-1", Some(1))
+    let all = ecr::list_repositories(EcrApi::Private, cloud.aws(), ACCOUNT, "us-east-1", Some(1))
         .await
         .expect("all");
     assert_eq!(all.len(), 5);
@@ -121,16 +134,16 @@ async fn ecr_registries_in_two_regions_each_use_their_own_region() {
     // regions shared one SDK config.
     let moto = Moto::start();
     let aws = Aws::new(with_moto(&moto).aws);
-    ecr::ensure_repository(&aws, ACCOUNT, "us-east-1", "east/only")
+    ecr::ensure_repository(EcrApi::Private, &aws, ACCOUNT, "us-east-1", "east/only")
         .await
         .expect("created in us-east-1");
-    ecr::ensure_repository(&aws, ACCOUNT, "eu-west-1", "west/only")
+    ecr::ensure_repository(EcrApi::Private, &aws, ACCOUNT, "eu-west-1", "west/only")
         .await
         .expect("created in eu-west-1");
-    let east = ecr::list_repositories(&aws, ACCOUNT, "us-east-1", None)
+    let east = ecr::list_repositories(EcrApi::Private, &aws, ACCOUNT, "us-east-1", None)
         .await
         .expect("us-east-1 listed");
-    let west = ecr::list_repositories(&aws, ACCOUNT, "eu-west-1", None)
+    let west = ecr::list_repositories(EcrApi::Private, &aws, ACCOUNT, "eu-west-1", None)
         .await
         .expect("eu-west-1 listed");
     assert_eq!(east, ["east/only"]);
@@ -168,7 +181,7 @@ async fn public_ecr_tokens_repositories_and_paging() {
         ]
     );
     assert_eq!(
-        ecr_public::list_repositories(cloud.aws(), ACCOUNT, "us-east-1", None)
+        ecr::list_repositories(EcrApi::Public, cloud.aws(), ACCOUNT, "us-east-1", None)
             .await
             .expect("public list"),
         ["tools/busybox"]
@@ -176,15 +189,21 @@ async fn public_ecr_tokens_repositories_and_paging() {
     // Paging: 150 repositories come in pages of 100; a limit stops after the page that
     // reaches it, without cutting it (as the original).
     for i in 0..149 {
-        ecr_public::ensure_repository(cloud.aws(), "", "", &format!("myalias/many/r{i:03}"))
-            .await
-            .expect("created");
+        ecr::ensure_repository(
+            EcrApi::Public,
+            cloud.aws(),
+            "",
+            "",
+            &format!("myalias/many/r{i:03}"),
+        )
+        .await
+        .expect("created");
     }
-    let all = ecr_public::list_repositories(cloud.aws(), "", "", None)
+    let all = ecr::list_repositories(EcrApi::Public, cloud.aws(), "", "", None)
         .await
         .expect("all");
     assert_eq!(all.len(), 150);
-    let limited = ecr_public::list_repositories(cloud.aws(), "", "", Some(50))
+    let limited = ecr::list_repositories(EcrApi::Public, cloud.aws(), "", "", Some(50))
         .await
         .expect("limited");
     assert_eq!(limited.len(), 100);

@@ -50,7 +50,7 @@ impl Aws {
 }
 
 #[cfg(feature = "aws")]
-pub(crate) use sdk::{PAGE_SIZE, collect_pages, error_text};
+pub(crate) use sdk::{PAGE_SIZE, collect_pages, error_text, page_of};
 
 #[cfg(feature = "aws")]
 mod sdk {
@@ -186,6 +186,15 @@ mod sdk {
         Err(format!(
             "more than {MAX_PAGES} pages of repositories; the listing seems to loop"
         ))
+    }
+
+    /// A listing page from the repository names an SDK page holds and its next token.
+    pub(crate) fn page_of<'a>(
+        names: impl Iterator<Item = Option<&'a str>>,
+        next_token: Option<&str>,
+    ) -> (Vec<String>, Option<String>) {
+        let names = names.flatten().map(str::to_owned).collect();
+        (names, next_token.map(str::to_owned))
     }
 
     /// An SDK error as one line, with its causes: what failed and why.

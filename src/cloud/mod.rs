@@ -35,6 +35,7 @@ pub use crate::config::CloudRegistry;
 use crate::config::{Auth, Location};
 use crate::registry::{CredentialProvider, Repository};
 use aws::Aws;
+use ecr::EcrApi;
 
 /// Why a credential source gave nothing, for a message: the innermost cause of `error`
 /// (say, "Connection refused (os error 111)"), one line, bounded. Never the SDK's debug
@@ -109,7 +110,7 @@ impl Cloud {
                 }
                 (Some(CloudRegistry::EcrPublic { region, .. }), Some(_), _) => {
                     (format!("ecr-public:{region}"), |cloud, location| {
-                        ecr_public::token_provider(cloud.aws.clone(), location)
+                        ecr::token_provider(cloud.aws.clone(), location)
                     })
                 }
                 (Some(CloudRegistry::Gcp), _, Auth::Omitted) => ("gcp".to_string(), |cloud, _| {
@@ -177,11 +178,13 @@ impl Cloud {
             }
             match cloud {
                 CloudRegistry::Ecr { account, region } => {
-                    ecr::ensure_repository(&self.aws, account, region, repository.as_str()).await?
+                    let name = repository.as_str();
+                    ecr::ensure_repository(EcrApi::Private, &self.aws, account, region, name)
+                        .await?
                 }
                 CloudRegistry::EcrPublic { account, region } => {
-                    ecr_public::ensure_repository(&self.aws, account, region, repository.as_str())
-                        .await?
+                    let path = repository.as_str();
+                    ecr::ensure_repository(EcrApi::Public, &self.aws, account, region, path).await?
                 }
                 CloudRegistry::Gcp => {}
             }
@@ -202,10 +205,10 @@ impl Cloud {
         let listed = match source.cloud.as_ref()? {
             CloudRegistry::Ecr { account, region } => {
                 tracing::info!("using dedicated ECR lister instead of standard catalog");
-                ecr::list_repositories(&self.aws, account, region, max_items).await
+                ecr::list_repositories(EcrApi::Private, &self.aws, account, region, max_items).await
             }
             CloudRegistry::EcrPublic { account, region } => {
-                ecr_public::list_repositories(&self.aws, account, region, max_items).await
+                ecr::list_repositories(EcrApi::Public, &self.aws, account, region, max_items).await
             }
             CloudRegistry::Gcp => return None,
         };
