@@ -127,12 +127,14 @@ pub use sdk::{ensure_repository, list_repositories};
 mod sdk {
     use std::future::Future;
 
-    use aws_sdk_ecr::error::SdkError;
+    use aws_sdk_ecr::config::http::HttpResponse;
+    use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 
     use super::super::aws::{self, Aws};
-    use super::super::ecr_public;
     use super::super::token::Fresh;
+    use super::super::{ecr_public, refused};
     use super::{EcrApi, parse_token};
+    use crate::registry::{Error, ErrorKind};
 
     /// One page of a repository listing: its names, and the token of the next page if any.
     pub(crate) type Page = (Vec<String>, Option<String>);
@@ -144,8 +146,8 @@ mod sdk {
         /// The refusal the flow expects: `DescribeRepositories` found no such repository,
         /// `CreateRepository` found it already there.
         Expected,
-        /// Any other failure, as a message.
-        Failed(String),
+        /// Any other failure.
+        Failed(Error),
     }
 
     /// The calls dregsy makes to an ECR API, over the SDK crate's own types. `account` is the
@@ -154,7 +156,7 @@ mod sdk {
         /// `GetAuthorizationToken`: the token and when it expires (seconds since the epoch).
         fn authorization_token(
             &self,
-        ) -> impl Future<Output = Result<(Option<String>, Option<i64>), String>> + Send;
+        ) -> impl Future<Output = Result<(Option<String>, Option<i64>), Error>> + Send;
 
         /// `DescribeRepositories` of one repository; [`Answer::Expected`] when it does not
         /// exist.
@@ -172,23 +174,22 @@ mod sdk {
             &self,
             account: Option<&str>,
             token: Option<String>,
-        ) -> impl Future<Output = Result<Page, String>> + Send;
+        ) -> impl Future<Output = Result<Page, Error>> + Send;
     }
 
     /// The [`Answer`] of a call: `expected` tells the refusal the flow expects.
-    pub(crate) fn answer<O, E, R>(
-        sent: Result<O, SdkError<E, R>>,
+    pub(crate) fn answer<O, E>(
+        sent: Result<O, SdkError<E, HttpResponse>>,
         operation: &str,
         expected: impl Fn(&E) -> bool,
     ) -> Answer
     where
-        E: std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         match sent {
             Ok(_) => Answer::Done,
             Err(e) if e.as_service_error().is_some_and(expected) => Answer::Expected,
-            Err(e) => Answer::Failed(aws::error_text(operation, &e)),
+            Err(e) => Answer::Failed(aws::failed(operation, &e, ErrorKind::Registry)),
         }
     }
 
@@ -197,7 +198,9 @@ mod sdk {
         Some(account).filter(|a| !a.is_empty())
     }
 
-    pub(super) async fn fetch_token(api: EcrApi, aws: &Aws, region: &str) -> Result<Fresh, String> {
+    /// A registry token of `api` in `region`. A failure the answer does not name otherwise is
+    /// a credential failure: no token could be had.
+    pub(super) async fn fetch_token(api: EcrApi, aws: &Aws, region: &str) -> Result<Fresh, Error> {
         let (token, expires_at) = match api {
             EcrApi::Private => aws.ecr(region).await?.authorization_token().await?,
             EcrApi::Public => {
@@ -205,7 +208,7 @@ mod sdk {
                 client.authorization_token().await?
             }
         };
-        parse_token(token.as_deref(), expires_at)
+        parse_token(token.as_deref(), expires_at).map_err(refused)
     }
 
     /// Creates the repository `name` of the registry `account` in `region` unless it exists
@@ -222,11 +225,12 @@ mod sdk {
         account: &str,
         region: &str,
         name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         match api {
             EcrApi::Private => ensure(api, &aws.ecr(region).await?, account, name).await,
             EcrApi::Public => {
-                let name = ecr_public::api_repository_name(name)?;
+                let name = ecr_public::api_repository_name(name)
+                    .map_err(|e| Error::new(ErrorKind::Invalid, e))?;
                 let client = aws.ecr_public(ecr_public::api_region(region)).await?;
                 ensure(api, &client, account, name).await
             }
@@ -238,13 +242,13 @@ mod sdk {
         client: &impl RepositoryApi,
         account: &str,
         name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let account = registry_id(account);
-        let failed = |e: String| {
-            Err(format!(
-                "{} target repository '{name}': {e}",
+        let failed = |e: Error| {
+            Err(e.within(format_args!(
+                "{} target repository '{name}'",
                 api.target_label()
-            ))
+            )))
         };
         match client.describe(account, name).await {
             Answer::Done => {
@@ -276,7 +280,7 @@ mod sdk {
         account: &str,
         region: &str,
         max_items: Option<usize>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, Error> {
         match api {
             EcrApi::Private => list(&aws.ecr(region).await?, account, max_items).await,
             EcrApi::Public => {
@@ -290,20 +294,18 @@ mod sdk {
         client: &impl RepositoryApi,
         account: &str,
         max_items: Option<usize>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, Error> {
         let account = registry_id(account);
         aws::collect_pages(max_items, |token| client.page(account, token)).await
     }
 
     impl RepositoryApi for aws_sdk_ecr::Client {
-        async fn authorization_token(&self) -> Result<(Option<String>, Option<i64>), String> {
-            let output = self
-                .get_authorization_token()
-                .send()
-                .await
-                .map_err(|e| aws::error_text("ECR GetAuthorizationToken", &e))?;
+        async fn authorization_token(&self) -> Result<(Option<String>, Option<i64>), Error> {
+            let output = self.get_authorization_token().send().await.map_err(|e| {
+                aws::failed("ECR GetAuthorizationToken", &e, ErrorKind::Unauthorized)
+            })?;
             let data = output.authorization_data().first();
-            let data = data.ok_or("no authorization data")?;
+            let data = data.ok_or_else(|| refused("no authorization data"))?;
             let token = data.authorization_token().map(str::to_owned);
             Ok((token, data.expires_at().map(|t| t.secs())))
         }
@@ -330,11 +332,12 @@ mod sdk {
             })
         }
 
-        async fn page(&self, account: Option<&str>, token: Option<String>) -> Result<Page, String> {
+        async fn page(&self, account: Option<&str>, token: Option<String>) -> Result<Page, Error> {
             let request = self.describe_repositories().max_results(aws::PAGE_SIZE);
             let request = request.set_registry_id(account.map(str::to_owned));
             let page = request.set_next_token(token).send().await;
-            let page = page.map_err(|e| aws::error_text("ECR DescribeRepositories", &e))?;
+            let page =
+                page.map_err(|e| aws::failed("ECR DescribeRepositories", &e, ErrorKind::Registry))?;
             let names = page.repositories().iter().map(|r| r.repository_name());
             Ok(aws::page_of(names, page.next_token()))
         }
@@ -348,11 +351,13 @@ pub use without_sdk::{ensure_repository, list_repositories};
 
 #[cfg(not(feature = "aws"))]
 mod without_sdk {
+    use super::super::no_aws;
     use super::super::token::Fresh;
     use super::{Aws, EcrApi};
+    use crate::registry::Error;
 
-    pub(super) async fn fetch_token(_: EcrApi, _: &Aws, _region: &str) -> Result<Fresh, String> {
-        Err(super::super::NO_AWS.into())
+    pub(super) async fn fetch_token(_: EcrApi, _: &Aws, _region: &str) -> Result<Fresh, Error> {
+        Err(no_aws())
     }
 
     /// Not available: this build has no AWS SDK.
@@ -362,8 +367,8 @@ mod without_sdk {
         _account: &str,
         _region: &str,
         _name: &str,
-    ) -> Result<(), String> {
-        Err(super::super::NO_AWS.into())
+    ) -> Result<(), Error> {
+        Err(no_aws())
     }
 
     /// Not available: this build has no AWS SDK.
@@ -373,8 +378,8 @@ mod without_sdk {
         _account: &str,
         _region: &str,
         _max_items: Option<usize>,
-    ) -> Result<Vec<String>, String> {
-        Err(super::super::NO_AWS.into())
+    ) -> Result<Vec<String>, Error> {
+        Err(no_aws())
     }
 }
 

@@ -38,15 +38,22 @@ pub fn api_repository_name(path: &str) -> Result<&str, String> {
 
 #[cfg(feature = "aws")]
 mod sdk {
-    use super::super::aws;
     use super::super::ecr::{Answer, Page, RepositoryApi, answer};
+    use super::super::{aws, refused};
+    use crate::registry::{Error, ErrorKind};
 
     impl RepositoryApi for aws_sdk_ecrpublic::Client {
-        async fn authorization_token(&self) -> Result<(Option<String>, Option<i64>), String> {
+        async fn authorization_token(&self) -> Result<(Option<String>, Option<i64>), Error> {
             let output = self.get_authorization_token().send().await;
-            let output =
-                output.map_err(|e| aws::error_text("ECR public GetAuthorizationToken", &e))?;
-            let data = output.authorization_data().ok_or("no authorization data")?;
+            let output = output.map_err(|e| {
+                aws::failed(
+                    "ECR public GetAuthorizationToken",
+                    &e,
+                    ErrorKind::Unauthorized,
+                )
+            })?;
+            let data = output.authorization_data();
+            let data = data.ok_or_else(|| refused("no authorization data"))?;
             let expires_at = data.expires_at().map(|t| t.secs());
             Ok((data.authorization_token().map(str::to_owned), expires_at))
         }
@@ -69,11 +76,13 @@ mod sdk {
             })
         }
 
-        async fn page(&self, account: Option<&str>, token: Option<String>) -> Result<Page, String> {
+        async fn page(&self, account: Option<&str>, token: Option<String>) -> Result<Page, Error> {
             let request = self.describe_repositories().max_results(aws::PAGE_SIZE);
             let request = request.set_registry_id(account.map(str::to_owned));
             let sent = request.set_next_token(token).send().await;
-            let page = sent.map_err(|e| aws::error_text("ECR public DescribeRepositories", &e))?;
+            let page = sent.map_err(|e| {
+                aws::failed("ECR public DescribeRepositories", &e, ErrorKind::Registry)
+            })?;
             let names = page.repositories().iter().map(|r| r.repository_name());
             Ok(aws::page_of(names, page.next_token()))
         }

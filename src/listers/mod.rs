@@ -207,13 +207,16 @@ impl Listers {
                 let credentials = clients.credentials(location).await?;
                 index::list(location, credentials.as_ref(), search, max).await
             }
-            // The AWS SDK's failures come as text.
             ListerKind::Ecr => clients
                 .cloud()
                 .list_ecr_repositories(location, fetch_limit(max))
                 .await
-                .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry)))
-                .map_err(Failure::from),
+                .unwrap_or_else(|| {
+                    Err(Failure::Failed(format!(
+                        "'{}' is not an ECR registry",
+                        location.registry
+                    )))
+                }),
             ListerKind::Layout => match location.layout() {
                 Some(dir) => crate::store::ImageStore::for_layout(dir)
                     .list_repositories(fetch_limit(max))
