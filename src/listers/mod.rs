@@ -10,7 +10,7 @@
 //! daemon's configuration), so tasks with the same source registry, credentials and lister
 //! share one list, where the original fetched it once per task. Adding a lister kind means a
 //! variant of [`ListerKind`], a module with its `list` function, and one arm in
-//! [`Listers::fetch`].
+//! `Listers::fetch`.
 
 mod catalog;
 mod dockerhub;
