@@ -301,6 +301,7 @@ impl DockerRelay {
         Ok(CopyOutcome::Copied {
             bytes: size,
             blobs: None,
+            referrers: 0,
         })
     }
 

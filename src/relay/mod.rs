@@ -36,10 +36,20 @@ pub enum CopyOutcome {
     UpToDate,
     /// Manifests were written.
     Copied {
-        /// What was sent to the target, blobs and manifests.
+        /// What was sent to the target, blobs and manifests (the referrers' included).
         bytes: u64,
         /// How each blob got there, when the relay can tell (the native relay only).
         blobs: Option<BlobTally>,
+        /// Referrers and legacy cosign tags copied with the image (`referrers: true`).
+        referrers: usize,
+    },
+    /// The target held the image already; referrers or legacy cosign tags it lacked were
+    /// copied (`referrers: true`: images are often signed after they were mirrored).
+    ReferrersCopied {
+        /// What was sent to the target.
+        bytes: u64,
+        /// How many referrers and legacy cosign tags were copied.
+        referrers: usize,
     },
     /// Left out on purpose before anything was written (`min-age`).
     Skipped {

@@ -118,7 +118,10 @@ impl NativeRelay {
             let listed = job.listed_tags.as_ref();
             return Ok(match copy.referrers(&subjects, listed, records).await? {
                 None => CopyOutcome::UpToDate,
-                Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
+                Some(written) => CopyOutcome::ReferrersCopied {
+                    bytes: written.bytes,
+                    referrers: written.manifests,
+                },
             });
         }
         let Some(_slot) = slots.enter().await else {
@@ -140,14 +143,18 @@ impl NativeRelay {
         let mut bytes = copy
             .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
             .await?;
+        let mut referrers = 0;
         if job.referrers {
-            bytes += copy
+            let written = copy
                 .copied_referrers(job, &manifest, from_index.as_ref())
                 .await?;
+            bytes += written.bytes;
+            referrers = written.manifests;
         }
         Ok(CopyOutcome::Copied {
             bytes,
             blobs: Some(tally),
+            referrers,
         })
     }
 

@@ -159,6 +159,7 @@ impl SkopeoRelay {
         Ok(CopyOutcome::Copied {
             bytes: 0,
             blobs: None,
+            referrers: 0,
         })
     }
 

@@ -25,14 +25,28 @@ pub(super) async fn copy_one(
     } else {
         tracing::debug!(task = %task.name, source = %job.source, target = %job.target, platform = %platform, "syncing tag");
     }
-    let mut blobs = None;
+    let mut travelled = Travelled::default();
     let result = match relay.copy(job, sides, slots).await {
         Ok(CopyOutcome::UpToDate) => ImageResult::UpToDate,
         Ok(CopyOutcome::Copied {
             bytes,
-            blobs: tally,
+            blobs,
+            referrers,
         }) => {
-            blobs = tally;
+            travelled = Travelled {
+                blobs,
+                referrers,
+                image_held: false,
+            };
+            ImageResult::Copied { bytes }
+        }
+        // Counted as copied: the run wrote to the target, and its bytes count as sent.
+        Ok(CopyOutcome::ReferrersCopied { bytes, referrers }) => {
+            travelled = Travelled {
+                blobs: None,
+                referrers,
+                image_held: true,
+            };
             ImageResult::Copied { bytes }
         }
         Ok(CopyOutcome::Skipped { reason }) => ImageResult::Skipped { reason },
@@ -45,8 +59,19 @@ pub(super) async fn copy_one(
         result,
         duration: started.elapsed().saturating_sub(slots.waited()),
     };
-    log_image(task, &report, blobs.as_ref());
+    log_image(task, &report, &travelled);
     Some(report)
+}
+
+/// What a relay told about a copy beyond its bytes, for the image's log line.
+#[derive(Debug, Default)]
+pub struct Travelled {
+    /// How the image's blobs reached the target, when the relay can tell (native only).
+    pub blobs: Option<BlobTally>,
+    /// Referrers and legacy cosign tags copied with the image (`referrers: true`).
+    pub referrers: usize,
+    /// The target held the image already: only referrers were copied.
+    pub image_held: bool,
 }
 
 /// The result of a job that did not succeed: left for the next run when a registry's rate
@@ -74,8 +99,28 @@ pub(super) fn exhausted_side(task: &Task, clients: &Clients) -> Option<JobError>
 }
 
 /// The message of an `image copied` line: what was sent, and, when no blob data was sent
-/// (or only part of it), why: blobs another image had sent already, or that the target held.
-pub fn copied_message(bytes: u64, blobs: Option<&BlobTally>) -> String {
+/// (or only part of it), why: blobs another image had sent already, or that the target held;
+/// and the referrers that travelled with the image (docs/behaviour.md#referrers).
+pub fn copied_message(bytes: u64, travelled: &Travelled) -> String {
+    let referrers = match travelled.referrers {
+        1 => "1 referrer".to_string(),
+        n => format!("{n} referrers"),
+    };
+    if travelled.image_held {
+        return format!(
+            "image up to date; {referrers} copied ({} transferred)",
+            human_bytes(bytes)
+        );
+    }
+    let mut message = blobs_message(bytes, travelled.blobs.as_ref());
+    if travelled.referrers > 0 {
+        message.push_str(&format!(", with {referrers}"));
+    }
+    message
+}
+
+/// [`copied_message`] for the image itself.
+fn blobs_message(bytes: u64, blobs: Option<&BlobTally>) -> String {
     let Some(tally) = blobs else {
         if bytes == 0 {
             // skopeo does not tell how much it sent; "0 B" would be a false statement.
@@ -116,7 +161,7 @@ pub fn copied_message(bytes: u64, blobs: Option<&BlobTally>) -> String {
 
 /// One line per image: what happened, with bytes and time; `blobs` says how a copied
 /// image's blobs got to the target, when the relay knows.
-pub(super) fn log_image(task: &Task, image: &ImageReport, blobs: Option<&BlobTally>) {
+pub(super) fn log_image(task: &Task, image: &ImageReport, travelled: &Travelled) {
     let seconds = image.duration.as_secs_f64();
     match &image.result {
         ImageResult::UpToDate => tracing::info!(
@@ -133,7 +178,7 @@ pub(super) fn log_image(task: &Task, image: &ImageReport, blobs: Option<&BlobTal
             bytes = *bytes,
             seconds,
             "{}",
-            copied_message(*bytes, blobs)
+            copied_message(*bytes, travelled)
         ),
         ImageResult::Skipped { reason } => tracing::info!(
             task = %task.name,
@@ -170,7 +215,7 @@ mod tests {
             manifest_bytes: 528,
         };
         assert_eq!(
-            copied_message(528, Some(&shared)),
+            blobs_message(528, Some(&shared)),
             "image copied (528 B of manifests transferred; 2 blobs already sent by another image)"
         );
         let mixed = BlobTally {
@@ -180,16 +225,38 @@ mod tests {
             manifest_bytes: 500,
         };
         assert_eq!(
-            copied_message(2548, Some(&mixed)),
+            blobs_message(2548, Some(&mixed)),
             "image copied (2.5 KiB transferred; 1 blob already on the target)"
         );
         assert_eq!(
-            copied_message(0, None),
+            blobs_message(0, None),
             "image copied (bytes sent not counted by this relay)"
         );
         assert_eq!(
-            copied_message(2048, None),
+            blobs_message(2048, None),
             "image copied (2.0 KiB transferred)"
+        );
+    }
+
+    #[test]
+    fn referrers_that_travelled_are_named() {
+        let with = Travelled {
+            blobs: None,
+            referrers: 2,
+            image_held: false,
+        };
+        assert_eq!(
+            copied_message(2048, &with),
+            "image copied (2.0 KiB transferred), with 2 referrers"
+        );
+        let only = Travelled {
+            blobs: None,
+            referrers: 1,
+            image_held: true,
+        };
+        assert_eq!(
+            copied_message(14, &only),
+            "image up to date; 1 referrer copied (14 B transferred)"
         );
     }
 }

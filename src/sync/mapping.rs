@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
 
-use super::image::{copy_one, exhausted_side, log_image, result_of};
+use super::image::{Travelled, copy_one, exhausted_side, log_image, result_of};
 use super::planning::{Planned, empty_selection, plan_noting_limits};
 use super::{JobLimits, MappingOutcome, TaskRun};
 use crate::clients::Clients;
@@ -110,7 +110,7 @@ fn left_for_next_run(
         result: result_of(error),
         duration: Default::default(),
     };
-    log_image(task, &report, None);
+    log_image(task, &report, &Travelled::default());
     progress.mapping_planned(1, 0);
     progress.image_done(false);
     MappingOutcome {
@@ -204,7 +204,7 @@ fn not_planned(
                 result,
                 duration: Default::default(),
             };
-            log_image(task, &report, None);
+            log_image(task, &report, &Travelled::default());
             progress.image_done(failed);
             outcome.images.push(report);
         }
@@ -237,7 +237,7 @@ async fn copy_jobs(
                     result: result_of(error),
                     duration: Default::default(),
                 };
-                log_image(task, &report, None);
+                log_image(task, &report, &Travelled::default());
                 progress.image_done(false);
                 return Some(report);
             }

@@ -27,7 +27,7 @@ use crate::report::{ImageReport, TaskReport, human_bytes};
 use crate::shard::Shard;
 use crate::stop::Stop;
 
-pub use image::copied_message;
+pub use image::{Travelled, copied_message};
 pub use planning::{ListedRepositories, StoreTags, empty_selection, plan_task_mapping, store};
 
 /// One run of one task: every mapping, every image; never stops at the first failure.
