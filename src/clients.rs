@@ -194,19 +194,16 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// [`Failure::Credentials`] when the credentials cannot be looked up, or the provider
-    /// cannot supply them now.
+    /// [`Failure::Credentials`] when the credentials cannot be looked up; a [`Failure`] of the
+    /// provider's kind (auth, network, rate limit) when it cannot supply them now.
     pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, Failure> {
         match self.resolve(location).await?.supply {
             Supply::Fixed(credentials) => Ok(credentials),
-            Supply::Provider { provider, .. } => {
-                provider.credentials().await.map(Some).map_err(|e| {
-                    Failure::Credentials(format!(
-                        "cannot get credentials for {}: {e}",
-                        location.registry
-                    ))
-                })
-            }
+            Supply::Provider { provider, .. } => provider
+                .credentials()
+                .await
+                .map(Some)
+                .map_err(|e| crate::cloud::no_credentials(location, e)),
         }
     }
 
@@ -217,16 +214,14 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// [`Failure::Credentials`] when the credentials cannot be looked up, or a cloud token
-    /// cannot be had; the message says what was tried.
+    /// [`Failure::Credentials`] when the credentials cannot be looked up; a [`Failure`] of the
+    /// cloud's kind (auth, network, rate limit) when a cloud token cannot be had. The message
+    /// says what was tried.
     pub async fn refresh(&self, location: &Location) -> Result<(), Failure> {
         let resolution = self.resolve(location).await?;
         if let Source::Cloud(_) = resolution.source {
             tracing::info!(registry = %location.registry, "refreshing credentials");
-            self.cloud
-                .refresh(location)
-                .await
-                .map_err(Failure::Credentials)
+            self.cloud.refresh(location).await
         } else {
             tracing::debug!(registry = %location.registry, "no auth refresher, skipping");
             Ok(())

@@ -92,7 +92,9 @@ impl fmt::Display for FailureKind {
 /// the message the log shows: what we were doing, then the registry client's words.
 #[derive(Debug)]
 pub enum Failure {
-    /// A request to a registry (or an OCI image layout) failed.
+    /// A request to a registry (or an OCI image layout) failed; or a cloud registry's API
+    /// (ECR tokens, target repositories and listings; Google tokens), whose errors the cloud
+    /// code gives the registry client's kinds.
     Registry {
         /// What we were doing, e.g. `source registry`; empty when the error says it all.
         context: String,
@@ -107,7 +109,8 @@ pub enum Failure {
         /// The registry client's error, of kind [`ErrorKind::RateLimited`].
         error: registry::Error,
     },
-    /// A registry's credentials could not be had (a credential file, a helper, a cloud token).
+    /// A registry's credentials could not be looked up (a credential file, a helper). A cloud
+    /// token that could not be had is a [`Failure::Registry`] of the kind the cloud's answer told.
     Credentials(String),
     /// A request to an API other than the distribution API (Docker Hub's, the v1 search)
     /// failed or was refused; `kind` follows from the HTTP status or the connection failure.

@@ -12,10 +12,15 @@ mod support;
 use std::path::Path;
 
 use dregsy::cloud::aws::Aws;
-use dregsy::cloud::{Cloud, CloudEnvironment, ecr, ecr_public};
+use dregsy::cloud::ecr::{self, EcrApi};
+use dregsy::cloud::{AwsCredentials, Cloud, CloudEnvironment};
 use dregsy::config::{self, Location, Task};
+use dregsy::failure::FailureKind;
 use dregsy::registry::{Credentials, Repository};
-use support::cloud::{ECR_PUBLIC_PASSWORD, EcrPublicApi, GoogleApi, Moto, closed_environment};
+use support::cloud::{
+    DENIED_KEY, ECR_PUBLIC_PASSWORD, EcrPublicApi, GoogleApi, MISSING_REGISTRY, Moto, UNKNOWN_KEY,
+    closed_environment,
+};
 
 const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const ACCOUNT: &str = "123456789012";
@@ -79,9 +84,15 @@ async fn ecr_target_repositories_are_created_once_and_listed() {
         .ensure_repositories(&ecr_target, &repos)
         .await
         .expect("cached");
-    ecr::ensure_repository(cloud.aws(), ACCOUNT, "us-east-1", "mirror/busybox")
-        .await
-        .expect("exists");
+    ecr::ensure_repository(
+        EcrApi::Private,
+        cloud.aws(),
+        ACCOUNT,
+        "us-east-1",
+        "mirror/busybox",
+    )
+    .await
+    .expect("exists");
     let source = task(
         &format!("    registry: {ECR}\n"),
         "    registry: 127.0.0.1:5000\n",
@@ -98,11 +109,17 @@ async fn ecr_target_repositories_are_created_once_and_listed() {
     // moto answers DescribeRepositories in one page; paging is checked against the
     // ecr-public stand-in, which pages as AWS does.
     for i in 0..3 {
-        ecr::ensure_repository(cloud.aws(), ACCOUNT, "us-east-1", &format!("many/r{i}"))
-            .await
-            .expect("created");
+        ecr::ensure_repository(
+            EcrApi::Private,
+            cloud.aws(),
+            ACCOUNT,
+            "us-east-1",
+            &format!("many/r{i}"),
+        )
+        .await
+        .expect("created");
     }
-    let all = ecr::list_repositories(cloud.aws(), ACCOUNT, "us-east-1", Some(1))
+    let all = ecr::list_repositories(EcrApi::Private, cloud.aws(), ACCOUNT, "us-east-1", Some(1))
         .await
         .expect("all");
     assert_eq!(all.len(), 5);
@@ -121,16 +138,16 @@ async fn ecr_registries_in_two_regions_each_use_their_own_region() {
     // regions shared one SDK config.
     let moto = Moto::start();
     let aws = Aws::new(with_moto(&moto).aws);
-    ecr::ensure_repository(&aws, ACCOUNT, "us-east-1", "east/only")
+    ecr::ensure_repository(EcrApi::Private, &aws, ACCOUNT, "us-east-1", "east/only")
         .await
         .expect("created in us-east-1");
-    ecr::ensure_repository(&aws, ACCOUNT, "eu-west-1", "west/only")
+    ecr::ensure_repository(EcrApi::Private, &aws, ACCOUNT, "eu-west-1", "west/only")
         .await
         .expect("created in eu-west-1");
-    let east = ecr::list_repositories(&aws, ACCOUNT, "us-east-1", None)
+    let east = ecr::list_repositories(EcrApi::Private, &aws, ACCOUNT, "us-east-1", None)
         .await
         .expect("us-east-1 listed");
-    let west = ecr::list_repositories(&aws, ACCOUNT, "eu-west-1", None)
+    let west = ecr::list_repositories(EcrApi::Private, &aws, ACCOUNT, "eu-west-1", None)
         .await
         .expect("eu-west-1 listed");
     assert_eq!(east, ["east/only"]);
@@ -168,7 +185,7 @@ async fn public_ecr_tokens_repositories_and_paging() {
         ]
     );
     assert_eq!(
-        ecr_public::list_repositories(cloud.aws(), ACCOUNT, "us-east-1", None)
+        ecr::list_repositories(EcrApi::Public, cloud.aws(), ACCOUNT, "us-east-1", None)
             .await
             .expect("public list"),
         ["tools/busybox"]
@@ -176,15 +193,21 @@ async fn public_ecr_tokens_repositories_and_paging() {
     // Paging: 150 repositories come in pages of 100; a limit stops after the page that
     // reaches it, without cutting it (as the original).
     for i in 0..149 {
-        ecr_public::ensure_repository(cloud.aws(), "", "", &format!("myalias/many/r{i:03}"))
-            .await
-            .expect("created");
+        ecr::ensure_repository(
+            EcrApi::Public,
+            cloud.aws(),
+            "",
+            "",
+            &format!("myalias/many/r{i:03}"),
+        )
+        .await
+        .expect("created");
     }
-    let all = ecr_public::list_repositories(cloud.aws(), "", "", None)
+    let all = ecr::list_repositories(EcrApi::Public, cloud.aws(), "", "", None)
         .await
         .expect("all");
     assert_eq!(all.len(), 150);
-    let limited = ecr_public::list_repositories(cloud.aws(), "", "", Some(50))
+    let limited = ecr::list_repositories(EcrApi::Public, cloud.aws(), "", "", Some(50))
         .await
         .expect("limited");
     assert_eq!(limited.len(), 100);
@@ -257,9 +280,11 @@ async fn missing_google_credentials_say_what_was_tried() {
         .await
         .expect_err("no Google credentials");
     assert!(
-        err.contains("neither GOOGLE_APPLICATION_CREDENTIALS set, nor a GCE instance"),
+        err.to_string()
+            .contains("neither GOOGLE_APPLICATION_CREDENTIALS set, nor a GCE instance"),
         "{err}"
     );
+    assert_eq!(err.kind(), FailureKind::Auth, "{err}");
     // A key file that is not one.
     let dir = tempfile::tempdir().expect("tempdir");
     let key_path = dir.path().join("key.json");
@@ -270,7 +295,132 @@ async fn missing_google_credentials_say_what_was_tried() {
         .refresh(&gar)
         .await
         .expect_err("broken key file");
-    assert!(err.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
+    assert!(
+        err.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{err}"
+    );
+    assert_eq!(err.kind(), FailureKind::Auth, "{err}");
+}
+
+#[tokio::test]
+async fn a_google_token_service_that_does_not_answer_is_a_network_failure() {
+    let google = GoogleApi::start("ya29.test-access-token", 3600);
+    let closed = format!("http://127.0.0.1:{}/token", support::http::free_port());
+    let mut key: serde_json::Value =
+        serde_json::from_str(&google.key_file("sync@test-project.iam.gserviceaccount.com"))
+            .expect("key JSON");
+    key["token_uri"] = closed.clone().into();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_path = dir.path().join("key.json");
+    std::fs::write(&key_path, key.to_string()).expect("key file");
+    let mut environment = closed_environment();
+    environment.google.application_credentials = Some(key_path);
+    let gar = target("    registry: europe-docker.pkg.dev\n");
+    let err = Cloud::new(environment)
+        .refresh(&gar)
+        .await
+        .expect_err("nothing answers at the token URI");
+    assert_eq!(err.kind(), FailureKind::Network, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("the token service at {closed} did not answer")),
+        "{err}"
+    );
+}
+
+/// A cloud side whose public ECR API is `public`, signing with the access key `key`.
+fn public_ecr_with_key(public: &EcrPublicApi, key: &str) -> Cloud {
+    let mut environment = closed_environment();
+    environment.aws.ecr_public_endpoint = Some(public.url());
+    environment.aws.credentials = AwsCredentials::Keys {
+        access_key_id: key.into(),
+        secret_access_key: "testing".into(),
+        session_token: None,
+    };
+    Cloud::new(environment)
+}
+
+#[tokio::test]
+async fn aws_failures_count_by_what_the_answer_tells() {
+    let public = EcrPublicApi::start();
+    let public_target = target(
+        "    registry: public.ecr.aws
+    auth-refresh: 1h
+",
+    );
+    let public_source = |registry: &str| {
+        task(
+            &format!("    registry: {registry}\n"),
+            "    registry: 127.0.0.1:5000\n",
+        )
+        .source
+    };
+    let repo = Repository::parse("myalias/app").expect("repo");
+    // Keys AWS does not know: the token, the repository and the listing fail as auth.
+    let unknown = public_ecr_with_key(&public, UNKNOWN_KEY);
+    let token = unknown
+        .refresh(&public_target)
+        .await
+        .expect_err("unknown key");
+    assert_eq!(token.kind(), FailureKind::Auth, "{token}");
+    assert!(
+        token.to_string().starts_with(
+            "cannot get credentials for public.ecr.aws: AWS ECR public GetAuthorizationToken \
+             failed: service error"
+        ) && token.to_string().contains("UnrecognizedClientException"),
+        "{token}"
+    );
+    let created = unknown
+        .ensure_repositories(&public_target, [&repo])
+        .await
+        .expect_err("unknown key");
+    assert_eq!(created.kind(), FailureKind::Auth, "{created}");
+    assert!(
+        created
+            .to_string()
+            .starts_with("public ECR target repository 'app': AWS ECR public"),
+        "{created}"
+    );
+    // Keys AWS knows, but that are denied the operation: auth as well.
+    let denied = public_ecr_with_key(&public, DENIED_KEY);
+    let listed = denied
+        .list_ecr_repositories(&public_source("public.ecr.aws"), None)
+        .await
+        .expect("a public ECR source has the ECR lister")
+        .expect_err("denied");
+    assert_eq!(listed.kind(), FailureKind::Auth, "{listed}");
+    // A registry that does not exist: not found.
+    let missing = public_ecr_with_key(&public, "testing")
+        .list_ecr_repositories(
+            &public_source(&format!("{MISSING_REGISTRY}@public.ecr.aws")),
+            None,
+        )
+        .await
+        .expect("a public ECR source has the ECR lister")
+        .expect_err("no such registry");
+    assert_eq!(missing.kind(), FailureKind::NotFound, "{missing}");
+    assert!(
+        missing.to_string().starts_with(
+            "listing repositories of public.ecr.aws: AWS ECR public DescribeRepositories failed"
+        ),
+        "{missing}"
+    );
+    // Nothing answers at the ECR endpoint: network, for tokens, repositories and listings.
+    let closed = Cloud::new(closed_environment());
+    let ecr_target = target(&format!("    registry: {ECR}\n    auth-refresh: 1h\n"));
+    let token = closed.refresh(&ecr_target).await.expect_err("closed port");
+    assert_eq!(token.kind(), FailureKind::Network, "{token}");
+    let created = closed
+        .ensure_repositories(&ecr_target, [&repo])
+        .await
+        .expect_err("closed port");
+    assert_eq!(created.kind(), FailureKind::Network, "{created}");
+    let listed = closed
+        .list_ecr_repositories(&public_source(ECR), None)
+        .await
+        .expect("an ECR source has the ECR lister")
+        .expect_err("closed port");
+    assert_eq!(listed.kind(), FailureKind::Network, "{listed}");
 }
 
 /// The cloud example loads, with each registry recognised (reads no environment).

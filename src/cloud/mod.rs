@@ -27,14 +27,22 @@ pub use environment::{AwsCredentials, AwsEnvironment, CloudEnvironment, GoogleEn
 const NO_AWS: &str = "not supported in this build: ECR needs dregsy built with the 'aws' \
      feature (the default; it was built with --no-default-features)";
 
+/// The error of an ECR operation in a build without the AWS SDK.
+#[cfg(not(feature = "aws"))]
+fn no_aws() -> Error {
+    Error::new(ErrorKind::Unsupported, NO_AWS)
+}
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use crate::config::CloudRegistry;
 use crate::config::{Auth, Location};
-use crate::registry::{CredentialProvider, Repository};
+use crate::failure::Failure;
+use crate::registry::{CredentialProvider, Error, ErrorKind, Repository};
 use aws::Aws;
+use ecr::EcrApi;
 
 /// Why a credential source gave nothing, for a message: the innermost cause of `error`
 /// (say, "Connection refused (os error 111)"), one line, bounded. Never the SDK's debug
@@ -53,6 +61,21 @@ pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> Stri
     } else {
         line
     }
+}
+
+/// A token (or other credential) that cannot be had, for a reason that is not the network's:
+/// no source gave one, or what it gave is unusable.
+pub(crate) fn refused(reason: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unauthorized, reason)
+}
+
+/// The failure of a location whose credential provider could not supply credentials: the
+/// provider's error (with its kind) led by `cannot get credentials for <registry>`.
+pub(crate) fn no_credentials(location: &Location, error: Error) -> Failure {
+    Failure::from(error).context(format_args!(
+        "cannot get credentials for {}",
+        location.registry
+    ))
 }
 
 /// Creates the token provider of a location.
@@ -109,7 +132,7 @@ impl Cloud {
                 }
                 (Some(CloudRegistry::EcrPublic { region, .. }), Some(_), _) => {
                     (format!("ecr-public:{region}"), |cloud, location| {
-                        ecr_public::token_provider(cloud.aws.clone(), location)
+                        ecr::token_provider(cloud.aws.clone(), location)
                     })
                 }
                 (Some(CloudRegistry::Gcp), _, Auth::Omitted) => ("gcp".to_string(), |cloud, _| {
@@ -136,8 +159,9 @@ impl Cloud {
     ///
     /// # Errors
     ///
-    /// When the location's cloud token cannot be had; the message says what was tried.
-    pub async fn refresh(&self, location: &Location) -> Result<(), String> {
+    /// When the location's cloud token cannot be had; the message says what was tried, the
+    /// kind what the cloud's answer told (auth, network, rate limit).
+    pub async fn refresh(&self, location: &Location) -> Result<(), Failure> {
         let Some((_, provider)) = self.provider(location) else {
             return Ok(());
         };
@@ -145,7 +169,7 @@ impl Cloud {
             .credentials()
             .await
             .map(|_| ())
-            .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry))
+            .map_err(|e| no_credentials(location, e))
     }
 
     /// Makes sure the ECR repositories a mapping pushes to exist, creating missing ones (the
@@ -154,12 +178,13 @@ impl Cloud {
     ///
     /// # Errors
     ///
-    /// When a repository cannot be described or created (see [`ecr::ensure_repository`]).
+    /// When a repository cannot be described or created (see [`ecr::ensure_repository`]), of
+    /// the kind the AWS answer tells (auth, not found, network, rate limit), else `other`.
     pub async fn ensure_repositories<'a>(
         &self,
         target: &Location,
         repositories: impl IntoIterator<Item = &'a Repository>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let Some(cloud) = target.cloud.as_ref().filter(|c| c.is_ecr()) else {
             return Ok(());
         };
@@ -177,11 +202,13 @@ impl Cloud {
             }
             match cloud {
                 CloudRegistry::Ecr { account, region } => {
-                    ecr::ensure_repository(&self.aws, account, region, repository.as_str()).await?
+                    let name = repository.as_str();
+                    ecr::ensure_repository(EcrApi::Private, &self.aws, account, region, name)
+                        .await?
                 }
                 CloudRegistry::EcrPublic { account, region } => {
-                    ecr_public::ensure_repository(&self.aws, account, region, repository.as_str())
-                        .await?
+                    let path = repository.as_str();
+                    ecr::ensure_repository(EcrApi::Public, &self.aws, account, region, path).await?
                 }
                 CloudRegistry::Gcp => {}
             }
@@ -194,21 +221,28 @@ impl Cloud {
     /// listers replace `catalog` (docs/configuration.md#source-and-target). `None` for other
     /// registries. AWS credentials come from the run's AWS side (by default the SDK's chain),
     /// not from the location's `auth`, as in the original.
+    ///
+    /// # Errors
+    ///
+    /// When the AWS API cannot be reached or refuses the listing; the failure's kind is what
+    /// the answer tells (auth, not found, network, rate limit), else `other`.
     pub async fn list_ecr_repositories(
         &self,
         source: &Location,
         max_items: Option<usize>,
-    ) -> Option<Result<Vec<String>, String>> {
+    ) -> Option<Result<Vec<String>, Failure>> {
         let listed = match source.cloud.as_ref()? {
             CloudRegistry::Ecr { account, region } => {
                 tracing::info!("using dedicated ECR lister instead of standard catalog");
-                ecr::list_repositories(&self.aws, account, region, max_items).await
+                ecr::list_repositories(EcrApi::Private, &self.aws, account, region, max_items).await
             }
             CloudRegistry::EcrPublic { account, region } => {
-                ecr_public::list_repositories(&self.aws, account, region, max_items).await
+                ecr::list_repositories(EcrApi::Public, &self.aws, account, region, max_items).await
             }
             CloudRegistry::Gcp => return None,
         };
-        Some(listed.map_err(|e| format!("listing repositories of {}: {e}", source.registry)))
+        Some(listed.map_err(|e| {
+            Failure::from(e).context(format_args!("listing repositories of {}", source.registry))
+        }))
     }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::cloud::{Cloud, CloudRegistry};
 use crate::config::{Auth, Location};
-use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
+use crate::registry::{CredentialProvider, Credentials, CredentialsFuture, Error, ErrorKind};
 
 use file::{AuthFile, Found, Key};
 
@@ -521,13 +521,15 @@ impl CredentialProvider for Stored {
         Box::pin(async move {
             let mut current = self.current.lock().await;
             if self.stale.swap(false, Ordering::AcqRel) {
-                match self.lookup.ask().await? {
+                // A file or helper that gives nothing gives no credentials: an auth failure.
+                let refused = |reason| Error::new(ErrorKind::Unauthorized, reason);
+                match self.lookup.ask().await.map_err(refused)? {
                     Some(fresh) => *current = fresh,
                     None => {
-                        return Err(format!(
+                        return Err(refused(format!(
                             "{} no longer has credentials for it",
                             self.lookup.describe()
-                        ));
+                        )));
                     }
                 }
             }
@@ -692,14 +694,14 @@ mod tests {
             panic!("a provider")
         };
         assert_eq!(
-            provider.credentials().await,
-            Ok(Credentials::new("first", "1"))
+            provider.credentials().await.ok(),
+            Some(Credentials::new("first", "1"))
         );
         // Rotated: the next run's lookup updates the provider clients already hold.
         std::fs::write(&path, auths(&[("r.example.com", "first:2")])).expect("write");
         assert_eq!(
-            provider.credentials().await,
-            Ok(Credentials::new("first", "1"))
+            provider.credentials().await.ok(),
+            Some(Credentials::new("first", "1"))
         );
         chain.start_run();
         let second = chain.resolve(&loc, &cloud).await.expect("resolves");
@@ -708,8 +710,8 @@ mod tests {
         };
         assert_eq!(same, identity);
         assert_eq!(
-            provider.credentials().await,
-            Ok(Credentials::new("first", "2"))
+            provider.credentials().await.ok(),
+            Some(Credentials::new("first", "2"))
         );
     }
 

@@ -10,7 +10,7 @@
 //! daemon's configuration), so tasks with the same source registry, credentials and lister
 //! share one list, where the original fetched it once per task. Adding a lister kind means a
 //! variant of [`ListerKind`], a module with its `list` function, and one arm in
-//! [`Listers::fetch`].
+//! `Listers::fetch`.
 
 mod catalog;
 mod dockerhub;
@@ -207,13 +207,16 @@ impl Listers {
                 let credentials = clients.credentials(location).await?;
                 index::list(location, credentials.as_ref(), search, max).await
             }
-            // The AWS SDK's failures come as text.
             ListerKind::Ecr => clients
                 .cloud()
                 .list_ecr_repositories(location, fetch_limit(max))
                 .await
-                .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry)))
-                .map_err(Failure::from),
+                .unwrap_or_else(|| {
+                    Err(Failure::Failed(format!(
+                        "'{}' is not an ECR registry",
+                        location.registry
+                    )))
+                }),
             ListerKind::Layout => match location.layout() {
                 Some(dir) => crate::store::ImageStore::for_layout(dir)
                     .list_repositories(fetch_limit(max))

@@ -5,7 +5,7 @@ use reqwest::Url;
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 10;
 
-/// The redirects every HTTP client of dregsy follows: at most [`MAX_REDIRECTS`], never from
+/// The redirects every HTTP client of dregsy follows: at most 10, never from
 /// HTTPS down to plain HTTP (docs/behaviour.md, "HTTP").
 pub fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {

@@ -33,6 +33,16 @@ pub(crate) struct Wanted {
 }
 
 impl Wanted {
+    /// The manifest `head` names as it is, known to be a single image (no index).
+    fn single_image(head: ManifestHead) -> Wanted {
+        Wanted {
+            digest: head.digest,
+            fetched: head.manifest,
+            index: Some(false),
+            rewritten_from: None,
+        }
+    }
+
     /// The wanted manifest, when it was downloaded on the way.
     pub fn manifest(self) -> Option<Manifest> {
         let digest = self.digest;
@@ -79,12 +89,7 @@ pub(crate) async fn wanted_source(
     }
     let platform = platform_of(&job.platform);
     if not_an_index(&head, cache) {
-        return Ok(Wanted {
-            digest: head.digest,
-            fetched: head.manifest,
-            index: Some(false),
-            rewritten_from: None,
-        });
+        return Ok(Wanted::single_image(head));
     }
     // An index, or a type not known yet: a cached answer settles both.
     if let Some(child) = cache.platform_child(&head.digest, &platform) {
@@ -174,12 +179,7 @@ async fn subset(
     platforms: &[Platform],
 ) -> Result<Wanted, JobError> {
     if not_an_index(&head, cache) {
-        return Ok(Wanted {
-            digest: head.digest,
-            fetched: head.manifest,
-            index: Some(false),
-            rewritten_from: None,
-        });
+        return Ok(Wanted::single_image(head));
     }
     if let Some((digest, missing)) = cache.subset(&head.digest, platforms) {
         warn_missing(job, &missing);

@@ -5,7 +5,7 @@
 //! (docs/behaviour.md#up-to-date-checks).
 //!
 //! The daemon pushes recompressed layers, so target digests differ from the source's; the
-//! up-to-date check therefore compares image configs (see [`check::same_image`]).
+//! up-to-date check therefore compares image configs (see `check::same_image`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

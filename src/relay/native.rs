@@ -76,7 +76,7 @@ impl NativeRelay {
 
     /// Copies one image job. Errors name the image and say what failed.
     ///
-    /// The up-to-date decision is [`check::wanted_source`]'s, with `manifests` (index digest
+    /// The up-to-date decision is `check::wanted_source`'s, with `manifests` (index digest
     /// and platform → child) so that a run with nothing to do sends no manifest GET.
     ///
     /// # Errors

@@ -613,28 +613,24 @@ mod tests {
             "--insecure-policy copy --src-tls-verify=false --src-cert-dir=/c/127.0.0.1 \
              --dest-cert-dir=/c/127.0.0.1 docker://127.0.0.1:5000/a:1 docker://127.0.0.1:6000/b:1 --all"
         );
-        let os_only = copy_args(
-            &job("r.io/a:1", "s.io/b:1", "linux"),
-            &location("r.io", false),
-            &location("s.io", false),
-            certs,
-            None,
-            None,
-            None,
-        );
+        // From r.io to s.io without auth files, with `platform` as the mapping's choice.
+        let plain = |platform: &str| {
+            copy_args(
+                &job("r.io/a:1", "s.io/b:1", platform),
+                &location("r.io", false),
+                &location("s.io", false),
+                certs,
+                None,
+                None,
+                None,
+            )
+        };
+        let os_only = plain("linux");
         assert_eq!(
             os_only.last().map(String::as_str),
             Some("--override-os=linux")
         );
-        let host = copy_args(
-            &job("r.io/a:1", "s.io/b:1", ""),
-            &location("r.io", false),
-            &location("s.io", false),
-            certs,
-            None,
-            None,
-            None,
-        );
+        let host = plain("");
         assert_eq!(host.last().map(String::as_str), Some("docker://s.io/b:1"));
     }
 

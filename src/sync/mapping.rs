@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use super::image::{Travelled, copy_one, exhausted_side, log_image, result_of};
 use super::planning::{Planned, empty_selection, plan_noting_limits};
-use super::{JobLimits, MappingOutcome, RunContext};
+use super::{JobLimits, MappingOutcome, TaskRun};
 use crate::clients::Clients;
 use crate::config::{Mapping, Task};
 use crate::failure::{Failure, FailureKind};
@@ -33,18 +33,21 @@ fn side(registry: &str, path: &str) -> String {
 pub(super) async fn run_mapping(
     task: &Task,
     mapping: &Mapping,
-    relay: &Relay,
-    services: RunContext<'_>,
-    slots: JobLimits<'_>,
-    progress: &TaskProgress,
-    stop: &Stop,
+    run: TaskRun<'_>,
 ) -> Result<MappingOutcome, Failure> {
+    let TaskRun {
+        relay,
+        slots,
+        progress,
+        stop,
+        ..
+    } = run;
     // A mapping whose registry's rate limit already ran out is not even planned: planning
     // would ask that registry for tags.
-    if let Some(error) = exhausted_side(task, services.clients) {
+    if let Some(error) = exhausted_side(task, run.clients) {
         return Ok(left_for_next_run(task, mapping, error, progress));
     }
-    let planning = plan_noting_limits(task, mapping, services.clients, services.listers);
+    let planning = plan_noting_limits(task, mapping, run.clients, run.listers);
     let Some(planned) = stop.until_aborted(planning).await else {
         return Ok(MappingOutcome::default());
     };
@@ -63,21 +66,20 @@ pub(super) async fn run_mapping(
     let ours: Vec<&RepositoryPlan> = plan
         .repositories
         .iter()
-        .filter(|repo| services.share.shard.owns(repo.target_name()))
+        .filter(|repo| run.share.shard.owns(repo.target_name()))
         .collect();
-    let share = services.share;
+    let share = run.share;
     share.ours.fetch_add(ours.len(), Ordering::Relaxed);
     share
         .total
         .fetch_add(plan.repositories.len(), Ordering::Relaxed);
     let jobs: Vec<&ImageJob> = ours.iter().flat_map(|repo| repo.jobs.iter()).collect();
     // ECR targets must exist before anything is pushed (the original's ensureTargetExists).
-    services
-        .clients
+    run.clients
         .cloud()
         .ensure_repositories(&task.target, jobs.iter().map(|j| &j.target.repository))
         .await?;
-    let sides = sides_of(task, &source, &target, services.clients).await?;
+    let sides = sides_of(task, &source, &target, run.clients).await?;
     // Counted once nothing can fail the whole mapping any more: from here on, failures are
     // per repository or per image.
     let mut outcome = not_planned(task, &ours, &rate_limited, jobs.len(), progress);

@@ -72,12 +72,16 @@ pub async fn run_task(
         ours: AtomicUsize::new(0),
         total: AtomicUsize::new(0),
     };
-    let services = RunContext {
+    let run = TaskRun {
+        relay,
         clients,
         listers,
         share,
+        slots,
+        progress,
+        stop,
     };
-    let outcomes = run_mappings(task, relay, services, slots, progress, stop).await;
+    let outcomes = run_mappings(task, run).await;
     for outcome in outcomes {
         match outcome {
             Ok(mapping) => {
@@ -99,21 +103,20 @@ pub async fn run_task(
 
 /// Runs every mapping of `task`, as many at once as image jobs may be in flight; a mapping
 /// that fails as a whole is logged here and comes back as its failure's kind.
-async fn run_mappings(
-    task: &Task,
-    relay: &Relay,
-    services: RunContext<'_>,
-    slots: JobLimits<'_>,
-    progress: &TaskProgress,
-    stop: &Stop,
-) -> Vec<Result<MappingOutcome, FailureKind>> {
+async fn run_mappings(task: &Task, run: TaskRun<'_>) -> Vec<Result<MappingOutcome, FailureKind>> {
+    let TaskRun {
+        relay,
+        progress,
+        stop,
+        ..
+    } = run;
     futures_util::stream::iter(task.mappings.iter().enumerate())
         .map(|(index, mapping)| async move {
             if stop.is_requested() {
                 return Ok(MappingOutcome::default());
             }
             tracing::info!(from = %mapping.rule.from(), to = %mapping.rule.to(), "mapping");
-            mapping::run_mapping(task, mapping, relay, services, slots, progress, stop)
+            mapping::run_mapping(task, mapping, run)
                 .await
                 .map_err(|failure| mapping_failed(task, index, mapping, progress, &failure))
         })
@@ -274,11 +277,16 @@ struct Share {
     total: AtomicUsize,
 }
 
-/// What a mapping's planning uses besides the task: the run's clients and listers, and the
-/// shard's tally of repositories.
+/// What the mappings of one task run share besides the task: the relay, the run's clients and
+/// listers, the shard's tally of repositories, the bounds on image jobs, the progress and the
+/// stop.
 #[derive(Clone, Copy)]
-struct RunContext<'a> {
+struct TaskRun<'a> {
+    relay: &'a Relay,
     clients: &'a Clients,
     listers: &'a Listers,
     share: &'a Share,
+    slots: JobLimits<'a>,
+    progress: &'a TaskProgress,
+    stop: &'a Stop,
 }

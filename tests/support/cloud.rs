@@ -113,12 +113,24 @@ impl Drop for Moto {
 
 /// A stand-in for the `ecr-public` API (AWS JSON 1.1: `POST /` with `X-Amz-Target`):
 /// `GetAuthorizationToken`, `DescribeRepositories` (paged by `maxResults`/`nextToken`) and
-/// `CreateRepository`, with repositories kept in memory.
+/// `CreateRepository`, with repositories kept in memory. It refuses as AWS does: the access key
+/// [`UNKNOWN_KEY`] with `UnrecognizedClientException`, [`DENIED_KEY`] with
+/// `AccessDeniedException`, and a listing of the registry [`MISSING_REGISTRY`] with
+/// `RegistryNotFoundException`.
 pub struct EcrPublicApi {
     server: Server,
     repositories: Arc<Mutex<Vec<String>>>,
     calls: Arc<Mutex<Vec<String>>>,
 }
+
+/// An access key the `ecr-public` stand-in does not know.
+pub const UNKNOWN_KEY: &str = "AKIDUNKNOWN";
+
+/// An access key the `ecr-public` stand-in knows, but denies every operation.
+pub const DENIED_KEY: &str = "AKIDDENIED";
+
+/// A registry (account) the `ecr-public` stand-in has not heard of.
+pub const MISSING_REGISTRY: &str = "000000000000";
 
 /// The password the `ecr-public` stand-in issues, as `AWS:<password>`.
 pub const ECR_PUBLIC_PASSWORD: &str = "public-ecr-test-token";
@@ -131,6 +143,14 @@ impl EcrPublicApi {
         let server = Server::start("ecr-public-api", move |request| {
             let (repos, seen) = (repos.clone(), seen.clone());
             async move {
+                let key = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split("Credential=").nth(1))
+                    .and_then(|v| v.split('/').next())
+                    .unwrap_or_default()
+                    .to_string();
                 let target = request
                     .headers()
                     .get("x-amz-target")
@@ -157,6 +177,14 @@ impl EcrPublicApi {
                         json!({"__type": kind, "message": kind}).to_string(),
                     )
                 };
+                match key.as_str() {
+                    UNKNOWN_KEY => return fail("UnrecognizedClientException"),
+                    DENIED_KEY => return fail("AccessDeniedException"),
+                    _ => {}
+                }
+                if target == "DescribeRepositories" && input["registryId"] == MISSING_REGISTRY {
+                    return fail("RegistryNotFoundException");
+                }
                 let mut repos = repos.lock().unwrap();
                 match target.as_str() {
                     "GetAuthorizationToken" => {

@@ -192,7 +192,7 @@ async fn headed(
 /// source holds, whether or not the target has it already (a sync copies what it lacks).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Travelling {
-    /// The referrers of the image's subjects, and theirs to [`MAX_DEPTH`] levels.
+    /// The referrers of the image's subjects, and theirs to 3 levels.
     pub referrers: Vec<Referrer>,
     /// cosign's legacy tags of those manifests that the source holds.
     pub legacy_tags: Vec<String>,
