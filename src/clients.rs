@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, CloudEnvironment};
 use crate::config::{Config, Location};
 use crate::credentials::{Chain, Environment, Resolution, Source, Supply};
+use crate::failure::Failure;
 use crate::registry::{
     Credentials, RateLimits, Registry, RegistryHost, RegistryOptions, RequestObserver, RetryPolicy,
     Timeouts,
@@ -21,6 +22,27 @@ struct ClientKey {
     /// entry, a helper), if any.
     provider_identity: Option<String>,
     skip_tls_verify: bool,
+}
+
+/// What a run's clients take from the process environment: where credential files are, and
+/// the cloud APIs' endpoints and credential sources. Read once where the process starts
+/// ([`ProcessEnvironment::from_process`]) and passed down; tests make their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessEnvironment {
+    /// Where the credential chain looks for credential files.
+    pub credentials: Environment,
+    /// The cloud APIs' endpoints and credential sources.
+    pub cloud: CloudEnvironment,
+}
+
+impl ProcessEnvironment {
+    /// The variables of this process.
+    pub fn from_process() -> ProcessEnvironment {
+        ProcessEnvironment {
+            credentials: Environment::from_process(),
+            cloud: CloudEnvironment::from_process(),
+        }
+    }
 }
 
 /// The clients of one run (or one daemon configuration).
@@ -44,8 +66,9 @@ pub struct Clients {
 
 impl Clients {
     /// Clients with the config's certificates directory, retry bound, time limits and
-    /// credential helper timeout; credential files are found through this process's environment.
-    pub fn new(config: &Config) -> Self {
+    /// credential helper timeout; credential files and cloud APIs are found through
+    /// `environment`.
+    pub fn new(config: &Config, environment: &ProcessEnvironment) -> Self {
         let native = &config.native;
         Clients {
             certs_dir: PathBuf::from(config.skopeo.certs_dir()),
@@ -61,10 +84,10 @@ impl Clients {
             },
             chunk_size: native.chunk_size,
             clients: Mutex::new(Vec::new()),
-            cloud: Cloud::new(),
+            cloud: Cloud::new(environment.cloud.clone()),
             rate_limits: RateLimits::new(),
             chain: Chain::new(
-                Environment::from_process(),
+                environment.credentials.clone(),
                 config.credential_helper_timeout,
             ),
             observer: None,
@@ -96,8 +119,9 @@ impl Clients {
     /// Where a location's credentials come from, and the credentials (or their provider).
     ///
     /// # Errors
-    /// See [`Chain::resolve`]; the message names the registry.
-    pub async fn resolve(&self, location: &Location) -> Result<Resolution, String> {
+    /// [`Failure::Credentials`], for the reasons of [`Chain::resolve`]; the message names the
+    /// registry.
+    pub async fn resolve(&self, location: &Location) -> Result<Resolution, Failure> {
         // A directory of image layouts has no credentials to look up.
         if location.layout().is_some() {
             return Ok(Resolution {
@@ -108,17 +132,20 @@ impl Clients {
         self.chain
             .resolve(location, &self.cloud)
             .await
-            .map_err(|e| format!("credentials for {}: {e}", location.registry))
+            .map_err(|e| {
+                Failure::Credentials(format!("credentials for {}: {e}", location.registry))
+            })
     }
 
     /// The client for `host` with a location's credentials and TLS choice.
     ///
     /// # Errors
     ///
-    /// When the location's credentials cannot be looked up (a broken credential file, a failing
-    /// helper, a cloud without credentials), or the client cannot be created (a broken certificate
-    /// directory); the message names the registry.
-    pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, String> {
+    /// [`Failure::Credentials`] when the location's credentials cannot be looked up (a broken
+    /// credential file, a failing helper, a cloud without credentials); [`Failure::Registry`]
+    /// when the client cannot be created (a broken certificate directory). The message names
+    /// the registry.
+    pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, Failure> {
         let resolution = self.resolve(location).await?;
         let (credentials, provider) = match resolution.supply {
             Supply::Fixed(credentials) => (credentials, None),
@@ -156,7 +183,7 @@ impl Clients {
             .iter()
             .find(|(k, _)| k.host == key.host)
             .map(|(_, client)| client.manifest_head_use());
-        let client = Registry::new(options).map_err(|e| e.to_string())?;
+        let client = Registry::new(options)?;
         clients.push((key, client.clone()));
         Ok(client)
     }
@@ -167,15 +194,16 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// When the credentials cannot be looked up, or the provider cannot supply them now.
-    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, String> {
+    /// [`Failure::Credentials`] when the credentials cannot be looked up; a [`Failure`] of the
+    /// provider's kind (auth, network, rate limit) when it cannot supply them now.
+    pub async fn credentials(&self, location: &Location) -> Result<Option<Credentials>, Failure> {
         match self.resolve(location).await?.supply {
             Supply::Fixed(credentials) => Ok(credentials),
             Supply::Provider { provider, .. } => provider
                 .credentials()
                 .await
                 .map(Some)
-                .map_err(|e| format!("cannot get credentials for {}: {e}", location.registry)),
+                .map_err(|e| crate::cloud::no_credentials(location, e)),
         }
     }
 
@@ -186,9 +214,10 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// When the credentials cannot be looked up, or a cloud token cannot be had; the message
+    /// [`Failure::Credentials`] when the credentials cannot be looked up; a [`Failure`] of the
+    /// cloud's kind (auth, network, rate limit) when a cloud token cannot be had. The message
     /// says what was tried.
-    pub async fn refresh(&self, location: &Location) -> Result<(), String> {
+    pub async fn refresh(&self, location: &Location) -> Result<(), Failure> {
         let resolution = self.resolve(location).await?;
         if let Source::Cloud(_) = resolution.source {
             tracing::info!(registry = %location.registry, "refreshing credentials");

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::VERSION;
+use crate::clients::ProcessEnvironment;
 use crate::commands::flags::{compile_filter, select_tasks};
 use crate::config;
 use crate::health::HealthServer;
@@ -50,6 +51,8 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) 
             return 1;
         }
     };
+    // Read once: a reload takes a new config, not a new environment.
+    let environment = ProcessEnvironment::from_process();
     let board = StatusBoard::new();
     board.metrics().set_shard(shard);
     if shard.is_sharded() {
@@ -87,6 +90,7 @@ async fn daemon(config_path: &Path, run: &str, health_flag: &str, shard: Shard) 
             status: &board,
             config_text: &text,
             shard,
+            environment: &environment,
         };
         let ending = match crate::scheduler::run(&config, filter, context).await {
             Ok(ending) => ending,

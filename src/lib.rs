@@ -16,7 +16,8 @@
 //! - [`config`] parses into plain values, among them [`plan`]'s value types of a mapping (tag
 //!   filters, mapping rules, platform choice), which the planner applies;
 //! - [`layout`] reads and writes OCI image layouts on disk, a side's alternative to a registry;
-//! - at the bottom: [`registry`] (the OCI distribution client), [`report`], [`stop`].
+//! - at the bottom: [`registry`] (the OCI distribution client), [`failure`] (the error type
+//!   above it, which keeps the registry's error kind), [`report`], [`stop`].
 
 #![warn(missing_docs, clippy::missing_errors_doc)]
 
@@ -34,6 +35,7 @@ pub mod config;
 pub mod cosign;
 pub mod credentials;
 pub mod daemon;
+pub mod failure;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;

@@ -20,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::failure::FailureKind;
 use crate::registry::{Attempt, RequestObserver};
 use crate::report::TaskReport;
 use crate::shard::Shard;
@@ -58,6 +59,13 @@ struct TaskResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskKindLabels {
+    task: String,
+    /// A [`FailureKind::label`].
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RegistryLabels {
     registry: String,
 }
@@ -90,6 +98,7 @@ type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     images: Family<TaskResultLabels, Counter>,
+    failures: Family<TaskKindLabels, Counter>,
     bytes: Family<TaskLabels, Counter>,
     runs: Family<TaskResultLabels, Counter>,
     run_duration: HistogramFamily<TaskLabels>,
@@ -125,6 +134,7 @@ impl Metrics {
         );
         let mut metrics = Metrics {
             images: Family::default(),
+            failures: Family::default(),
             bytes: Family::default(),
             runs: Family::default(),
             run_duration: Family::new_with_constructor(|| {
@@ -155,6 +165,11 @@ impl Metrics {
             "dregsy_images",
             "Image jobs by outcome: copied, up_to_date, failed, skipped, not_attempted",
             self.images.clone(),
+        );
+        r.register(
+            "dregsy_failures",
+            "Failures (of images, repositories and mappings) by kind: auth, not_found, tls, rate_limit, network, other",
+            self.failures.clone(),
         );
         r.register(
             "dregsy_bytes_copied",
@@ -258,6 +273,9 @@ impl Metrics {
         for result in RUN_RESULTS {
             self.runs.remove(&task_result(task, result));
         }
+        for kind in FailureKind::ALL {
+            self.failures.remove(&task_kind(task, kind));
+        }
         let labels = task_labels(task);
         self.bytes.remove(&labels);
         self.run_duration.remove(&labels);
@@ -275,6 +293,11 @@ impl Metrics {
         for result in RUN_RESULTS {
             self.runs
                 .get_or_create(&task_result(task, result))
+                .inc_by(0);
+        }
+        for kind in FailureKind::ALL {
+            self.failures
+                .get_or_create(&task_kind(task, kind))
                 .inc_by(0);
         }
         self.bytes.get_or_create(&task_labels(task)).inc_by(0);
@@ -296,6 +319,11 @@ impl Metrics {
             self.images
                 .get_or_create(&task_result(task, image.result.label()))
                 .inc();
+        }
+        for (kind, count) in report.failures_by_kind() {
+            self.failures
+                .get_or_create(&task_kind(task, kind))
+                .inc_by(count as u64);
         }
         self.bytes
             .get_or_create(&task_labels(task))
@@ -384,6 +412,13 @@ fn task_result(task: &str, result: &'static str) -> TaskResultLabels {
     }
 }
 
+fn task_kind(task: &str, kind: FailureKind) -> TaskKindLabels {
+    TaskKindLabels {
+        task: task.to_string(),
+        kind: kind.label(),
+    }
+}
+
 fn unix(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -417,7 +452,7 @@ mod tests {
                 ImageResult::Copied { bytes: 100 },
                 ImageResult::Copied { bytes: 20 },
                 ImageResult::UpToDate,
-                ImageResult::Failed { reason: "x".into() },
+                ImageResult::failed(FailureKind::Other),
                 ImageResult::Skipped {
                     reason: "too young".into(),
                 },
@@ -457,11 +492,47 @@ mod tests {
     }
 
     #[test]
+    fn failures_count_by_kind_with_every_kind_at_zero_from_the_start() {
+        let metrics = Metrics::new("1.2.3");
+        metrics.tasks_configured(&[("t", None)]);
+        let before = metrics.encode().expect("encodes");
+        assert_eq!(samples(&before, "dregsy_failures_total{").len(), 6);
+        let mut run = report(
+            "t",
+            vec![
+                ImageResult::failed(FailureKind::NotFound),
+                ImageResult::failed(FailureKind::Auth),
+            ],
+        );
+        run.mapping_failures = 1;
+        run.failure_kinds = vec![FailureKind::Auth];
+        metrics.run_finished(&run);
+        let text = metrics.encode().expect("encodes");
+        for line in [
+            "dregsy_failures_total{task=\"t\",kind=\"auth\"} 2",
+            "dregsy_failures_total{task=\"t\",kind=\"not_found\"} 1",
+            "dregsy_failures_total{task=\"t\",kind=\"network\"} 0",
+            "dregsy_failures_total{task=\"t\",kind=\"other\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        metrics.tasks_configured(&[]);
+        let after = metrics.encode().expect("encodes");
+        assert!(
+            samples(&after, "dregsy_failures_total{").is_empty(),
+            "{after}"
+        );
+    }
+
+    #[test]
     fn a_failed_run_sets_no_success_time() {
         let metrics = Metrics::new("1.2.3");
         metrics.run_finished(&report(
             "t",
-            vec![ImageResult::Failed { reason: "x".into() }],
+            vec![ImageResult::Failed {
+                reason: "x".into(),
+                kind: crate::failure::FailureKind::Other,
+            }],
         ));
         let text = metrics.encode().expect("encodes");
         assert!(samples(&text, "dregsy_task_last_success_timestamp_seconds{").is_empty());

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::failure::FailureKind;
+
 /// The result of one image job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageResult {
@@ -19,6 +21,8 @@ pub enum ImageResult {
     Failed {
         /// What went wrong and where.
         reason: String,
+        /// What kind of failure it was, for the counts by kind.
+        kind: FailureKind,
     },
     /// The job was not done because the rate limit of `registry` (a host) ran out in this
     /// run (docs/behaviour.md, "Rate limits"); it waits for the next run. The run logs one
@@ -81,6 +85,9 @@ pub struct TaskReport {
     /// Repositories of a planned mapping that could not be planned (the tag listing failed,
     /// an invalid path): not images, so not counted as failed images.
     pub repository_failures: usize,
+    /// The kind of each mapping and repository failure, in no particular order (a failed
+    /// image's kind is in its [`ImageResult::Failed`]).
+    pub failure_kinds: Vec<FailureKind>,
     /// A stop (SIGINT/SIGTERM) came while this run was going: some work may not have been
     /// done, so the counts are incomplete.
     pub interrupted: bool,
@@ -97,6 +104,7 @@ impl TaskReport {
             images: Vec::new(),
             mapping_failures: 0,
             repository_failures: 0,
+            failure_kinds: Vec::new(),
             interrupted: false,
         }
     }
@@ -123,6 +131,22 @@ impl TaskReport {
     /// for the next run by a rate limit are counted apart ([`Self::not_attempted`]).
     pub fn failures(&self) -> usize {
         self.mapping_failures + self.repository_failures + self.failed_images()
+    }
+
+    /// Every failure of this run (those [`Self::failures`] counts) by kind, one entry per
+    /// kind of [`FailureKind::ALL`], in that order, zeros included.
+    pub fn failures_by_kind(&self) -> Vec<(FailureKind, usize)> {
+        let image_kinds = self.images.iter().filter_map(|i| match &i.result {
+            ImageResult::Failed { kind, .. } => Some(*kind),
+            _ => None,
+        });
+        let kinds: Vec<FailureKind> = image_kinds
+            .chain(self.failure_kinds.iter().copied())
+            .collect();
+        FailureKind::ALL
+            .iter()
+            .map(|&kind| (kind, kinds.iter().filter(|k| **k == kind).count()))
+            .collect()
     }
 
     /// Images copied in this run.
@@ -182,6 +206,17 @@ impl TaskReport {
 }
 
 #[cfg(test)]
+impl ImageResult {
+    /// A failed image of `kind`, for tests of the report's readers.
+    pub(crate) fn failed(kind: FailureKind) -> ImageResult {
+        ImageResult::Failed {
+            reason: format!("a failure of kind {kind}"),
+            kind,
+        }
+    }
+}
+
+#[cfg(test)]
 impl TaskReport {
     /// A report of `task` with one image per result, for tests of the report's readers.
     pub(crate) fn with_results(task: &str, results: Vec<ImageResult>) -> TaskReport {
@@ -236,7 +271,10 @@ mod tests {
             ImageResult::UpToDate,
             ImageResult::Copied { bytes: 10 },
             ImageResult::Copied { bytes: 5 },
-            ImageResult::Failed { reason: "x".into() },
+            ImageResult::Failed {
+                reason: "x".into(),
+                kind: FailureKind::NotFound,
+            },
             ImageResult::NotAttempted {
                 registry: "r.io".into(),
                 reason: "rate limit of r.io exhausted".into(),
@@ -305,6 +343,38 @@ mod tests {
         });
         assert!(report.failed());
         assert_eq!(report.failed_images(), 0);
+    }
+
+    #[test]
+    fn failures_are_counted_by_kind_images_mappings_and_repositories_alike() {
+        let mut report = TaskReport::with_results(
+            "t",
+            vec![
+                ImageResult::failed(FailureKind::NotFound),
+                ImageResult::failed(FailureKind::NotFound),
+                ImageResult::NotAttempted {
+                    registry: "r.io".into(),
+                    reason: "later".into(),
+                },
+            ],
+        );
+        report.mapping_failures = 1;
+        report.repository_failures = 1;
+        report.failure_kinds = vec![FailureKind::Auth, FailureKind::Network];
+        let counts = report.failures_by_kind();
+        assert_eq!(
+            counts,
+            [
+                (FailureKind::Auth, 1),
+                (FailureKind::NotFound, 2),
+                (FailureKind::Tls, 0),
+                (FailureKind::RateLimit, 0),
+                (FailureKind::Network, 1),
+                (FailureKind::Other, 0),
+            ]
+        );
+        let total: usize = counts.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, report.failures());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::clients::Clients;
+use crate::clients::{Clients, ProcessEnvironment};
 use crate::config::{Config, Task};
 use crate::listers::Listers;
 use crate::plan::pattern::Pattern;
@@ -65,6 +65,8 @@ pub struct Context<'a> {
     pub config_text: &'a str,
     /// The share of target repositories this process copies (`-shard`).
     pub shard: Shard,
+    /// What the registry clients take from the process environment, read once at start.
+    pub environment: &'a ProcessEnvironment,
 }
 
 /// How long cleaning up after copies abandoned by a stop may take (the docker relay removes
@@ -115,7 +117,7 @@ pub async fn run(config: &Config, filter: &Pattern, cx: Context<'_>) -> Result<E
         });
     };
     let relay = relay?;
-    let clients = Clients::new(config).observed_by(cx.status.metrics().observer());
+    let clients = Clients::new(config, cx.environment).observed_by(cx.status.metrics().observer());
     let listers = Listers::new(config.lister);
     cx.status
         .loaded(&config.file.display().to_string(), &selected);

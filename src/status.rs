@@ -397,7 +397,7 @@ mod tests {
                 ImageResult::Skipped {
                     reason: "too young".into(),
                 },
-                ImageResult::Failed { reason: "x".into() },
+                ImageResult::failed(crate::failure::FailureKind::Other),
             ],
             false,
         ));
@@ -447,7 +447,10 @@ mod tests {
         assert_eq!(ok.result, "ok");
         let failed = RunStatus::from_report(&report(
             "a",
-            vec![ImageResult::Failed { reason: "x".into() }],
+            vec![ImageResult::Failed {
+                reason: "x".into(),
+                kind: crate::failure::FailureKind::Other,
+            }],
             false,
         ));
         assert_eq!(failed.result, "failed");

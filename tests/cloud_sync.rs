@@ -70,7 +70,9 @@ fn ecr_like_target_gets_its_repository_and_a_renewed_token() {
          mappings:\n  - from: library/busybox\n    to: mirror/busybox\n    tags: ['1.0']\n",
         source.host()
     );
-    let mut vars = aws_env(&moto.url());
+    // The service's own endpoint variable, as users set it, wins over the general one.
+    let mut vars = aws_env("http://127.0.0.1:9");
+    vars.push(("AWS_ENDPOINT_URL_ECR".into(), moto.url()));
     vars.push(("HTTP_PROXY".into(), proxy.url()));
 
     let out = run_dregsy(&config, &vars);
@@ -180,6 +182,8 @@ fn missing_cloud_credentials_fail_the_task_with_what_was_tried() {
         all.contains("no AWS credentials found; tried the environment"),
         "{all}"
     );
+    assert!(all.contains("AWS_ACCESS_KEY_ID"), "{all}");
+    assert!(all.contains("instance metadata"), "{all}");
     // The reason in a few words, not the SDK's or the HTTP client's debug dump.
     for dump in [
         "CredentialsNotLoaded",

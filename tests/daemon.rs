@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::config::{ConfigYaml, TaskYaml, slow_task};
 use support::prometheus::{Prometheus, promtool_check_metrics};
 use support::{
     FaultProxy, ImageOptions, Podman, Registry, Rule, list_tags, manifest_digest, push_image,
@@ -215,30 +216,6 @@ fn http_with_head(method: &str, address: &str, path: &str) -> (u16, String, Stri
         .unwrap_or_else(|| panic!("the endpoint at {address} answers {method} {path}"))
 }
 
-/// A task between two plain-HTTP registries (given as host:port).
-fn task(name: &str, interval: Option<u64>, source: &str, target: &str, mappings: &str) -> String {
-    let interval = interval
-        .map(|i| format!("  interval: {i}\n"))
-        .unwrap_or_default();
-    format!(
-        "- name: {name}\n{interval}  source:\n    registry: {source}\n    skip-tls-verify: true\n  target:\n    registry: {target}\n    skip-tls-verify: true\n  mappings:\n{mappings}"
-    )
-}
-
-fn mapping(from: &str, to: &str) -> String {
-    format!("  - from: {from}\n    to: {to}\n")
-}
-
-fn config(head: &str, tasks: &[String]) -> String {
-    format!("{head}tasks:\n{}", tasks.concat())
-}
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).expect("config written");
-    path
-}
-
 fn task_names(daemon: &Daemon) -> Vec<String> {
     daemon
         .matching("syncing task")
@@ -255,19 +232,22 @@ fn one_off_tasks_run_first_in_order_then_periodic_tasks_fire_at_once_and_a_stop_
     push_image(&source, "app/a", "1", ImageOptions::default());
     let (s, t) = (source.host(), target.host());
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "watch: false\n",
-            &[
-                task("p1", Some(30), &s, &t, &mapping("app/a", "p1/a")),
-                task("o1", None, &s, &t, &mapping("app/a", "o1/a")),
-                task("p2", Some(45), &s, &t, &mapping("app/a", "p2/a")),
-                task("o2", None, &s, &t, &mapping("app/a", "o2/a")),
-                task("o3", None, &s, &t, &mapping("app/a", "o3/a")),
-            ],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("watch: false\n")
+        .task(
+            &TaskYaml::new("p1", &s, &t)
+                .every(30)
+                .mapping("app/a", "p1/a"),
+        )
+        .task(&TaskYaml::new("o1", &s, &t).mapping("app/a", "o1/a"))
+        .task(
+            &TaskYaml::new("p2", &s, &t)
+                .every(45)
+                .mapping("app/a", "p2/a"),
+        )
+        .task(&TaskYaml::new("o2", &s, &t).mapping("app/a", "o2/a"))
+        .task(&TaskYaml::new("o3", &s, &t).mapping("app/a", "o3/a"))
+        .write_to(dir.path());
     // The filter matches whole names, so `o1|o3|p.*` leaves o2 out.
     let mut daemon = Daemon::start(&path, &["-run", "o1|o3|p.*"], &[]);
     daemon.wait_for_nth("waiting for next sync task...", 2);
@@ -289,19 +269,13 @@ fn a_stop_when_idle_exits_1_when_a_last_run_failed() {
     let source = Registry::start();
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "",
-            &[task(
-                "broken",
-                Some(30),
-                &source.host(),
-                &target.host(),
-                "  - from: no/such/repo\n    tags: ['1']\n",
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .task(
+            &TaskYaml::new("broken", &source.host(), &target.host())
+                .every(30)
+                .mappings_yaml("  - from: no/such/repo\n    tags: ['1']\n"),
+        )
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     daemon.wait_for("waiting for next sync task...");
     daemon.signal("INT");
@@ -317,19 +291,13 @@ fn a_periodic_task_fires_again_after_its_interval_and_only_its_last_run_counts()
     let source = Registry::start();
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "",
-            &[task(
-                "tick",
-                Some(30),
-                &source.host(),
-                &target.host(),
-                "  - from: app/late\n    tags: ['1']\n",
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .task(
+            &TaskYaml::new("tick", &source.host(), &target.host())
+                .every(30)
+                .mappings_yaml("  - from: app/late\n    tags: ['1']\n"),
+        )
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     // The first run fails: the image is not there yet.
     daemon.wait_for("waiting for next sync task...");
@@ -346,15 +314,14 @@ fn a_periodic_task_fires_again_after_its_interval_and_only_its_last_run_counts()
 #[test]
 fn every_task_is_validated_even_those_the_filter_leaves_out_and_a_bad_filter_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let good = task(
-        "good",
-        Some(30),
-        "127.0.0.1:1",
-        "127.0.0.1:2",
-        &mapping("a", "b"),
-    );
+    let good = TaskYaml::new("good", "127.0.0.1:1", "127.0.0.1:2")
+        .every(30)
+        .mapping("a", "b");
     let bad = "- name: bad\n  interval: 10\n  source: {registry: 127.0.0.1:1}\n  target: {registry: 127.0.0.1:2}\n".to_string();
-    let path = write_config(dir.path(), &config("", &[good.clone(), bad]));
+    let path = ConfigYaml::new()
+        .task(&good)
+        .task_yaml(&bad)
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &["-run=good"], &[]);
     assert_eq!(daemon.wait_exit(), 1);
     assert!(
@@ -363,7 +330,7 @@ fn every_task_is_validated_even_those_the_filter_leaves_out_and_a_bad_filter_exi
         daemon.log()
     );
 
-    let path = write_config(dir.path(), &config("", &[good]));
+    let path = ConfigYaml::new().task(&good).write_to(dir.path());
     let mut daemon = Daemon::start(&path, &["-run=(unclosed"], &[]);
     assert_eq!(daemon.wait_exit(), 1);
     assert_eq!(daemon.count("invalid task filter"), 1, "{}", daemon.log());
@@ -406,28 +373,13 @@ fn a_stop_during_a_copy_lets_it_finish_starts_nothing_new_and_exits_130() {
     let (source, proxy) = slow_source(Duration::from_secs(4));
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "",
-            &[
-                task(
-                    "first",
-                    None,
-                    &proxy.host(),
-                    &target.host(),
-                    &mapping("slow/app", "copy/app"),
-                ),
-                task(
-                    "second",
-                    None,
-                    &proxy.host(),
-                    &target.host(),
-                    &mapping("slow/app", "other/app"),
-                ),
-            ],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .task(&slow_task("first", &proxy.host(), &target.host()))
+        .task(
+            &TaskYaml::new("second", &proxy.host(), &target.host())
+                .mapping("slow/app", "other/app"),
+        )
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &["-health=127.0.0.1:0"], &[]);
     let health = daemon.health_address();
     wait_for_blob_download(&proxy, &mut daemon);
@@ -452,19 +404,10 @@ fn after_the_grace_period_copies_are_aborted_and_leave_no_tag() {
     let (_source, proxy) = slow_source(Duration::from_secs(120));
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "shutdown-grace: 1s\n",
-            &[task(
-                "slow",
-                Some(60),
-                &proxy.host(),
-                &target.host(),
-                &mapping("slow/app", "copy/app"),
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("shutdown-grace: 1s\n")
+        .task(&slow_task("slow", &proxy.host(), &target.host()).every(60))
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     wait_for_blob_download(&proxy, &mut daemon);
     daemon.signal("TERM");
@@ -490,22 +433,17 @@ fn after_the_grace_period_the_docker_relay_leaves_no_image_in_the_daemon() {
     );
     let podman = Podman::start_with_plain_hosts(&[&source, &target], &[slow_target.host()]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            &format!(
-                "relay: docker\ndocker:\n  dockerhost: {}\nshutdown-grace: 1s\n",
-                podman.dockerhost()
-            ),
-            &[task(
-                "slow",
-                Some(60),
-                &source.host(),
-                &slow_target.host(),
-                "  - from: app\n    to: mirror/app\n    tags: ['1']\n",
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings(&format!(
+            "relay: docker\ndocker:\n  dockerhost: {}\nshutdown-grace: 1s\n",
+            podman.dockerhost()
+        ))
+        .task(
+            &TaskYaml::new("slow", &source.host(), &slow_target.host())
+                .every(60)
+                .mappings_yaml("  - from: app\n    to: mirror/app\n    tags: ['1']\n"),
+        )
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     daemon.wait_for("pushing target image");
     assert_eq!(podman.image_count(), 1, "{:?}", podman.image_tags());
@@ -531,19 +469,9 @@ fn a_second_signal_exits_at_once() {
     let (_source, proxy) = slow_source(Duration::from_secs(120));
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "",
-            &[task(
-                "slow",
-                None,
-                &proxy.host(),
-                &target.host(),
-                &mapping("slow/app", "copy/app"),
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .task(&slow_task("slow", &proxy.host(), &target.host()))
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     wait_for_blob_download(&proxy, &mut daemon);
     daemon.signal("INT");
@@ -601,16 +529,12 @@ fn a_second_signal_during_a_skopeo_copy_kills_skopeo_and_removes_its_auth_files(
     let target = Registry::builder().basic_auth().start();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &format!(
-            "relay: skopeo\ntasks:\n- name: slow\n  source:\n    registry: {}\n    skip-tls-verify: true\n  target:\n    registry: {}\n    skip-tls-verify: true\n    auth: {}\n  mappings:\n{}",
-            proxy.host(),
-            target.host(),
-            target.admin_auth_b64(),
-            mapping("slow/app", "copy/app"),
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("relay: skopeo\n")
+        .task(
+            &slow_task("slow", &proxy.host(), &target.host()).target_auth(&target.admin_auth_b64()),
+        )
+        .write_to(dir.path());
     let tmpdir = tmp.path().display().to_string();
     let mut daemon = Daemon::start(&path, &[], &[("TMPDIR", &tmpdir)]);
     wait_for_blob_download(&proxy, &mut daemon);
@@ -665,15 +589,29 @@ fn sighup_reloads_and_runs_the_one_off_tasks_again_with_the_same_filter() {
     push_image(&source, "app/a", "1", ImageOptions::default());
     let (s, t) = (source.host(), target.host());
     let dir = tempfile::tempdir().expect("tempdir");
-    let once = task("once", None, &s, &t, &mapping("app/a", "once/a"));
-    let tick = task("tick", Some(30), &s, &t, &mapping("app/a", "tick/a"));
-    let path = write_config(dir.path(), &config("", &[once.clone(), tick.clone()]));
+    let once = TaskYaml::new("once", &s, &t).mapping("app/a", "once/a");
+    let tick = TaskYaml::new("tick", &s, &t)
+        .every(30)
+        .mapping("app/a", "tick/a");
+    let path = ConfigYaml::new()
+        .task(&once)
+        .task(&tick)
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &["-run", "!skipped"], &[]);
     daemon.wait_for("waiting for next sync task...");
     // The new config adds a task; without `watch` only the signal makes dregsy read it.
-    let added = task("added", None, &s, &t, &mapping("app/a", "added/a"));
-    let skipped = task("skipped", None, &s, &t, &mapping("app/a", "skipped/a"));
-    std::fs::write(&path, config("", &[once, added, skipped, tick])).expect("config rewritten");
+    let added = TaskYaml::new("added", &s, &t).mapping("app/a", "added/a");
+    let skipped = TaskYaml::new("skipped", &s, &t).mapping("app/a", "skipped/a");
+    std::fs::write(
+        &path,
+        ConfigYaml::new()
+            .task(&once)
+            .task(&added)
+            .task(&skipped)
+            .task(&tick)
+            .yaml(),
+    )
+    .expect("config rewritten");
     daemon.signal("HUP");
     daemon.wait_for_nth("waiting for next sync task...", 2);
     assert_eq!(daemon.wait_for("received signal")["signal"], "hangup");
@@ -693,10 +631,9 @@ fn sighup_with_an_invalid_new_config_exits_1_with_its_error() {
     let source = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let h = source.host();
-    let path = write_config(
-        dir.path(),
-        &config("", &[task("tick", Some(30), &h, &h, &mapping("a", "b"))]),
-    );
+    let path = ConfigYaml::new()
+        .task(&TaskYaml::new("tick", &h, &h).every(30).mapping("a", "b"))
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     daemon.wait_for("waiting for next sync task...");
     std::fs::write(&path, "tasks:\n- name: tick\n  interval: 5\n").expect("config rewritten");
@@ -710,19 +647,9 @@ fn sighup_is_logged_and_ignored_when_every_task_is_one_off() {
     let (source, proxy) = slow_source(Duration::from_secs(3));
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "",
-            &[task(
-                "once",
-                None,
-                &proxy.host(),
-                &target.host(),
-                &mapping("slow/app", "copy/app"),
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .task(&slow_task("once", &proxy.host(), &target.host()))
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     wait_for_blob_download(&proxy, &mut daemon);
     daemon.signal("HUP");
@@ -736,18 +663,15 @@ fn sighup_is_logged_and_ignored_when_every_task_is_one_off() {
 }
 
 /// A periodic no-op task config with `watch: true`; `marker` makes each version's text differ.
-fn watched_config(registry: &Registry, marker: &str) -> String {
+fn watched_config(registry: &Registry, marker: &str) -> ConfigYaml {
     let h = registry.host();
-    config(
-        &format!("# {marker}\nwatch: true\n"),
-        &[task(
-            "tick",
-            Some(30),
-            &h,
-            &h,
-            "  - from: app/a\n    to: copy/a\n",
-        )],
-    )
+    ConfigYaml::new()
+        .settings(&format!("# {marker}\nwatch: true\n"))
+        .task(
+            &TaskYaml::new("tick", &h, &h)
+                .every(30)
+                .mappings_yaml("  - from: app/a\n    to: copy/a\n"),
+        )
 }
 
 #[test]
@@ -755,7 +679,7 @@ fn watch_ignores_a_chmod_and_restarts_on_an_in_place_edit_and_on_a_rename() {
     let registry = Registry::start();
     push_image(&registry, "app/a", "1", ImageOptions::default());
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(dir.path(), &watched_config(&registry, "v1"));
+    let path = watched_config(&registry, "v1").write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[("LOG_LEVEL", "debug")]);
     daemon.wait_for("watching config file, restarting on change");
     daemon.wait_for("waiting for next sync task...");
@@ -774,7 +698,7 @@ fn watch_ignores_a_chmod_and_restarts_on_an_in_place_edit_and_on_a_rename() {
         .truncate(true)
         .open(&path)
         .expect("config opened");
-    file.write_all(watched_config(&registry, "v2").as_bytes())
+    file.write_all(watched_config(&registry, "v2").yaml().as_bytes())
         .expect("config edited");
     drop(file);
     daemon.wait_for_nth("config file changed, restarting ...", 1);
@@ -782,7 +706,7 @@ fn watch_ignores_a_chmod_and_restarts_on_an_in_place_edit_and_on_a_rename() {
 
     // A rename over it, as editors and `kubectl cp` do.
     let tmp = dir.path().join(".config.yaml.swp");
-    std::fs::write(&tmp, watched_config(&registry, "v3")).expect("temp written");
+    std::fs::write(&tmp, watched_config(&registry, "v3").yaml()).expect("temp written");
     std::fs::rename(&tmp, &path).expect("renamed over the config");
     daemon.wait_for_nth("config file changed, restarting ...", 2);
     daemon.wait_for_nth("waiting for next sync task...", 3);
@@ -803,8 +727,11 @@ fn watch_follows_kubernetes_configmap_swaps() {
     let publish = |version: &str| {
         let data = root.join(format!("..{version}"));
         std::fs::create_dir(&data).expect("data dir");
-        std::fs::write(data.join("config.yaml"), watched_config(&registry, version))
-            .expect("config written");
+        std::fs::write(
+            data.join("config.yaml"),
+            watched_config(&registry, version).yaml(),
+        )
+        .expect("config written");
         std::os::unix::fs::symlink(format!("..{version}"), root.join("..data_tmp"))
             .expect("symlink");
         std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
@@ -836,7 +763,7 @@ fn watch_keeps_the_config_while_the_file_is_gone_and_exits_1_on_invalid_yaml() {
     let registry = Registry::start();
     push_image(&registry, "app/a", "1", ImageOptions::default());
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(dir.path(), &watched_config(&registry, "v1"));
+    let path = watched_config(&registry, "v1").write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     daemon.wait_for("waiting for next sync task...");
     std::fs::remove_file(&path).expect("config removed");
@@ -859,28 +786,19 @@ fn health_endpoint_serves_liveness_readiness_and_each_tasks_last_run() {
     let target = Registry::start();
     push_image(&source, "app/a", "1", ImageOptions::default());
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "health:\n  listen: 127.0.0.1:0\n",
-            &[
-                task(
-                    "tick",
-                    Some(30),
-                    &source.host(),
-                    &target.host(),
-                    &mapping("app/a", "copy/a"),
-                ),
-                task(
-                    "broken",
-                    Some(30),
-                    &source.host(),
-                    &target.host(),
-                    "  - from: no/such\n    tags: ['1']\n",
-                ),
-            ],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("health:\n  listen: 127.0.0.1:0\n")
+        .task(
+            &TaskYaml::new("tick", &source.host(), &target.host())
+                .every(30)
+                .mapping("app/a", "copy/a"),
+        )
+        .task(
+            &TaskYaml::new("broken", &source.host(), &target.host())
+                .every(30)
+                .mappings_yaml("  - from: no/such\n    tags: ['1']\n"),
+        )
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     let health = daemon.health_address();
     daemon.wait_for_nth("waiting for next sync task...", 2);
@@ -920,17 +838,24 @@ fn shutdown_with_several_periodic_tasks_never_hangs() {
     push_image(&source, "app/a", "1", ImageOptions::default());
     let (s, t) = (source.host(), target.host());
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "watch: true\n",
-            &[
-                task("p1", Some(30), &s, &t, &mapping("app/a", "p1/a")),
-                task("p2", Some(31), &s, &t, &mapping("app/a", "p2/a")),
-                task("p3", Some(45), &s, &t, &mapping("app/a", "p3/a")),
-            ],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("watch: true\n")
+        .task(
+            &TaskYaml::new("p1", &s, &t)
+                .every(30)
+                .mapping("app/a", "p1/a"),
+        )
+        .task(
+            &TaskYaml::new("p2", &s, &t)
+                .every(31)
+                .mapping("app/a", "p2/a"),
+        )
+        .task(
+            &TaskYaml::new("p3", &s, &t)
+                .every(45)
+                .mapping("app/a", "p3/a"),
+        )
+        .write_to(dir.path());
     let started = Instant::now();
     for round in 0..50 {
         let mut daemon = Daemon::start(&path, &[], &[]);
@@ -985,33 +910,27 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
         )],
     );
     let (s, t) = (limited.host(), target.host());
-    let mappings = [
-        mapping("app/a", "copy/a"),
-        mapping("app/b", "copy/b"),
-        mapping("app/c", "copy/c"),
-    ]
-    .concat();
+    let mirror = TaskYaml::new("mirror", &s, &t)
+        .every(600)
+        .mapping("app/a", "copy/a")
+        .mapping("app/b", "copy/b")
+        .mapping("app/c", "copy/c");
     // The odd task's name is written as a double-quoted YAML scalar with escapes.
-    let odd = task(
-        "odd",
-        Some(600),
-        &s,
-        &t,
-        "  - from: no/such\n    tags: ['1']\n",
-    )
-    .replacen(
-        "- name: odd",
-        "- name: \"say \\\"hi\\\" \\\\ and\\nbye\"",
-        1,
-    );
+    let odd = TaskYaml::new("odd", &s, &t)
+        .every(600)
+        .mappings_yaml("  - from: no/such\n    tags: ['1']\n")
+        .yaml()
+        .replacen(
+            "- name: odd",
+            "- name: \"say \\\"hi\\\" \\\\ and\\nbye\"",
+            1,
+        );
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "watch: false\nhealth:\n  listen: 127.0.0.1:0\n",
-            &[task("mirror", Some(600), &s, &t, &mappings), odd],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("watch: false\nhealth:\n  listen: 127.0.0.1:0\n")
+        .task(&mirror)
+        .task_yaml(&odd)
+        .write_to(dir.path());
     // `.` does not match a newline, so the default filter would leave the odd task out.
     let mut daemon = Daemon::start(&path, &["-run=(?s).*"], &[]);
     let health = daemon.health_address();
@@ -1147,23 +1066,69 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
 }
 
 #[test]
+fn failures_are_counted_by_kind_an_auth_failure_apart_from_a_not_found() {
+    // A source that wants credentials the task does not give, and an open one without the
+    // wanted repository.
+    let locked = Registry::builder().basic_auth().start();
+    push_image(&locked, "app", "1", ImageOptions::default());
+    let open = Registry::start();
+    let target = Registry::start();
+    let t = target.host();
+    // The image's check is refused; so is the listing of repositories for the regex mapping,
+    // which fails as a whole.
+    let locked_task = TaskYaml::new("locked", &locked.host(), &t)
+        .every(600)
+        .mappings_yaml(
+            "  - from: app\n    to: copy/app\n    tags: ['1']\n  \
+             - from: regex:ap.*\n    to: copy\n    tags: ['1']\n",
+        );
+    let missing_task = TaskYaml::new("missing", &open.host(), &t)
+        .every(600)
+        .mappings_yaml("  - from: no/such\n    to: copy/none\n    tags: ['1']\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = ConfigYaml::new()
+        .settings("watch: false\nhealth:\n  listen: 127.0.0.1:0\n")
+        .task(&locked_task)
+        .task(&missing_task)
+        .write_to(dir.path());
+    let mut daemon = Daemon::start(&path, &[], &[]);
+    let health = daemon.health_address();
+    daemon.wait_for_nth("waiting for next sync task...", 2);
+    let (status, body) = http("GET", &health, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    let (clean, lint) = promtool_check_metrics(&body);
+    assert!(clean, "promtool check metrics:\n{lint}\n{body}");
+    let failures = |task: &str, kind: &str| {
+        let series = format!("dregsy_failures_total{{task=\"{task}\",kind=\"{kind}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("{series} in:\n{body}"))
+            .to_string()
+    };
+    for (task, counted, count) in [("locked", "auth", "2"), ("missing", "not_found", "1")] {
+        for kind in ["auth", "not_found", "tls", "rate_limit", "network", "other"] {
+            let expected = if kind == counted { count } else { "0" };
+            assert_eq!(failures(task, kind), expected, "{task}, {kind}:\n{body}");
+        }
+    }
+    // The failed image lines say the same as before the count.
+    let failed = daemon.matching("image failed");
+    assert_eq!(failed.len(), 2, "{}", daemon.log());
+    let mapping_failed = daemon.matching("mapping failed: cannot list the source's repositories");
+    assert_eq!(mapping_failed.len(), 1, "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
+}
+
+#[test]
 fn a_scrape_while_a_reload_waits_for_the_running_task_still_answers() {
     let (_source, proxy) = slow_source(Duration::from_secs(3));
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "watch: false\nhealth:\n  listen: 127.0.0.1:0\n",
-            &[task(
-                "slow",
-                Some(600),
-                &proxy.host(),
-                &target.host(),
-                &mapping("slow/app", "copy/app"),
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("watch: false\nhealth:\n  listen: 127.0.0.1:0\n")
+        .task(&slow_task("slow", &proxy.host(), &target.host()).every(600))
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     let health = daemon.health_address();
     wait_for_blob_download(&proxy, &mut daemon);
@@ -1195,19 +1160,13 @@ fn health_on_a_port_in_use_is_a_clear_error_naming_the_address_and_exits_1() {
     let source = Registry::start();
     let target = Registry::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(
-        dir.path(),
-        &config(
-            "",
-            &[task(
-                "t",
-                Some(60),
-                &source.host(),
-                &target.host(),
-                &mapping("a", "b"),
-            )],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .task(
+            &TaskYaml::new("t", &source.host(), &target.host())
+                .every(60)
+                .mapping("a", "b"),
+        )
+        .write_to(dir.path());
     let flag = format!("-health={address}");
     let mut daemon = Daemon::start(&path, &[flag.as_str()], &[]);
     assert_eq!(daemon.wait_exit(), 1, "{}", daemon.log());
@@ -1236,16 +1195,15 @@ fn a_daemon_remembers_complete_referrer_sets_without_a_cache_directory() {
     let (s, t) = (source.host(), target.host());
     let dir = tempfile::tempdir().expect("tempdir");
     let mappings = "  - from: signed/app\n    tags: [v1]\n";
-    let path = write_config(
-        dir.path(),
-        &config(
-            "watch: false\nreferrers: true\nnative:\n  cache-dir: '-'\n",
-            &[
-                task("first", None, &s, &t, mappings),
-                task("again", Some(30), &s, &t, mappings),
-            ],
-        ),
-    );
+    let path = ConfigYaml::new()
+        .settings("watch: false\nreferrers: true\nnative:\n  cache-dir: '-'\n")
+        .task(&TaskYaml::new("first", &s, &t).mappings_yaml(mappings))
+        .task(
+            &TaskYaml::new("again", &s, &t)
+                .every(30)
+                .mappings_yaml(mappings),
+        )
+        .write_to(dir.path());
     let mut daemon = Daemon::start(&path, &[], &[]);
     daemon.wait_for_nth("waiting for next sync task...", 1);
     assert_eq!(task_names(&daemon), ["first", "again"]);

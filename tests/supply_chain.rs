@@ -465,7 +465,13 @@ fn bundle_signatures_are_verified_where_cosign_3_stores_them() {
         ),
     );
     let out = run_dregsy(&config, &[]);
-    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let copied = messages(&out, "image copied");
+    assert_eq!(copied.len(), 1, "{}", text(&out));
+    assert!(
+        copied[0].ends_with(", with 1 referrer"),
+        "the line names the bundle that travelled: {}",
+        copied[0]
+    );
     assert_eq!(messages(&out, "image failed").len(), 1, "{}", text(&out));
     assert_eq!(
         fallback_digests(&target, "bundle/fallback", &fallback.digest),
@@ -1005,8 +1011,14 @@ fn referrers_and_legacy_tags_travel_through_fallback_tags_and_merge_with_the_tar
     );
     let third = run_dregsy(&config, &[]);
     assert_eq!(
-        messages(&third, "image copied").len(),
+        messages(&third, "image up to date; 1 referrer copied").len(),
         1,
+        "{}",
+        text(&third)
+    );
+    assert_eq!(
+        messages(&third, "image copied").len(),
+        0,
         "{}",
         text(&third)
     );
@@ -1461,7 +1473,7 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_fallback_tags() {
     let (late_sbom, _) = push_sbom(&endpoint, "fb/multi", subject_of(&multi.images[0]));
     let third = run_dregsy(&config, &env);
     assert_eq!(
-        messages(&third, "image copied").len(),
+        messages(&third, "image up to date; 1 referrer copied").len(),
         2,
         "fb/one and fb/multi (all): {}",
         text(&third)
@@ -1609,7 +1621,7 @@ fn a_no_op_run_checks_referrers_once_per_subject_through_the_referrers_api() {
     );
     let third = run_dregsy(&config, &env);
     assert_eq!(
-        messages(&third, "image copied").len(),
+        messages(&third, "image up to date; 1 referrer copied").len(),
         1,
         "{}",
         text(&third)

@@ -1,40 +1,19 @@
-//! Public ECR (`[account[:region]@]public.ecr.aws`, docs/configuration.md#source-and-target):
-//! registry tokens from the
-//! `ecr-public` `GetAuthorizationToken`, target repositories created under the alias rule,
-//! and the repository lister.
+//! What is particular to public ECR (`[account[:region]@]public.ecr.aws`,
+//! docs/configuration.md#source-and-target): its API's region, the alias rule, and its SDK
+//! crate's calls behind `RepositoryApi`. Tokens, target repositories and the
+//! lister are the flows of [`super::ecr`], with [`super::ecr::EcrApi::Public`].
 //!
 //! Repository paths on public ECR start with the registry's alias
 //! (`public.ecr.aws/<alias>/<name>`); the API knows the repository as `<name>`, so the first
 //! path segment is stripped for its calls. Without `auth-refresh` (and without `auth`), pulls
 //! from public ECR are anonymous, as Docker's are.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-#[cfg(feature = "aws")]
-use super::token::Fresh;
-use super::token::TokenCache;
-use crate::config::Location;
-use crate::registry::{CredentialProvider, CredentialsFuture};
-
 /// The region of the `ecr-public` API when the registry names none: it exists only there.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// The provider for a public ECR location with `auth-refresh`.
-pub fn token_provider(location: &Location) -> Arc<dyn CredentialProvider> {
-    let region = match &location.cloud {
-        Some(super::CloudRegistry::EcrPublic { region, .. }) => region.clone(),
-        _ => String::new(),
-    };
-    Arc::new(EcrPublicTokens {
-        region: api_region(&region).to_string(),
-        interval: location.auth_refresh,
-        cache: TokenCache::default(),
-    })
-}
-
 /// The region for `ecr-public` calls: the registry's `:region`, else us-east-1.
-fn api_region(region: &str) -> &str {
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
+pub(crate) fn api_region(region: &str) -> &str {
     if region.is_empty() {
         DEFAULT_REGION
     } else {
@@ -57,159 +36,56 @@ pub fn api_repository_name(path: &str) -> Result<&str, String> {
     }
 }
 
-/// Public ECR registry tokens, renewed every `auth-refresh` and before they expire.
-#[derive(Debug)]
-pub struct EcrPublicTokens {
-    region: String,
-    interval: Option<Duration>,
-    cache: TokenCache,
-}
-
-impl CredentialProvider for EcrPublicTokens {
-    fn credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(self.cache.get(self.interval, || fetch_token(&self.region)))
-    }
-
-    fn invalidate(&self) {
-        self.cache.invalidate();
-    }
-
-    fn username(&self) -> &str {
-        super::ecr::USERNAME
-    }
-}
-
 #[cfg(feature = "aws")]
-async fn client(region: &str) -> Result<aws_sdk_ecrpublic::Client, String> {
-    let config = super::aws::config(api_region(region)).await?;
-    Ok(aws_sdk_ecrpublic::Client::new(&config))
-}
+mod sdk {
+    use super::super::ecr::{Answer, Page, RepositoryApi, answer};
+    use super::super::{aws, refused};
+    use crate::registry::{Error, ErrorKind};
 
-#[cfg(feature = "aws")]
-async fn fetch_token(region: &str) -> Result<Fresh, String> {
-    let output = client(region)
-        .await?
-        .get_authorization_token()
-        .send()
-        .await
-        .map_err(|e| super::aws::error_text("ECR public GetAuthorizationToken", &e))?;
-    let data = output.authorization_data().ok_or("no authorization data")?;
-    super::ecr::parse_token(
-        data.authorization_token(),
-        data.expires_at().map(|t| t.secs()),
-    )
-}
-
-/// Creates the public repository for the target path `<alias>/<name>` unless it exists.
-///
-/// # Errors
-///
-/// When the path has no alias, or the `ecr-public` API cannot be reached or refuses.
-#[cfg(feature = "aws")]
-pub async fn ensure_repository(account: &str, region: &str, path: &str) -> Result<(), String> {
-    let name = api_repository_name(path)?;
-    let client = client(region).await?;
-    let context = |e: String| format!("public ECR target repository '{name}': {e}");
-    let mut describe = client.describe_repositories().repository_names(name);
-    if !account.is_empty() {
-        describe = describe.registry_id(account);
-    }
-    match describe.send().await {
-        Ok(_) => {
-            tracing::info!(repository = %name, "ECR target already exists");
-            Ok(())
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_repository_not_found_exception()) =>
-        {
-            tracing::info!(repository = %name, "creating ECR target");
-            match client
-                .create_repository()
-                .repository_name(name)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_repository_already_exists_exception()) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(context(super::aws::error_text(
-                    "ECR public CreateRepository",
+    impl RepositoryApi for aws_sdk_ecrpublic::Client {
+        async fn authorization_token(&self) -> Result<(Option<String>, Option<i64>), Error> {
+            let output = self.get_authorization_token().send().await;
+            let output = output.map_err(|e| {
+                aws::failed(
+                    "ECR public GetAuthorizationToken",
                     &e,
-                ))),
-            }
+                    ErrorKind::Unauthorized,
+                )
+            })?;
+            let data = output.authorization_data();
+            let data = data.ok_or_else(|| refused("no authorization data"))?;
+            let expires_at = data.expires_at().map(|t| t.secs());
+            Ok((data.authorization_token().map(str::to_owned), expires_at))
         }
-        Err(e) => Err(context(super::aws::error_text(
-            "ECR public DescribeRepositories",
-            &e,
-        ))),
-    }
-}
 
-/// The repository names of a public registry, page by page, until `max_items` are reached
-/// (`None`: all). As in the original, the last page is not cut.
-///
-/// # Errors
-///
-/// When the `ecr-public` API cannot be reached or refuses the listing.
-#[cfg(feature = "aws")]
-pub async fn list_repositories(
-    account: &str,
-    region: &str,
-    max_items: Option<usize>,
-) -> Result<Vec<String>, String> {
-    let client = client(region).await?;
-    super::aws::collect_pages(max_items, |token| {
-        let mut request = client
-            .describe_repositories()
-            .max_results(super::aws::PAGE_SIZE);
-        if !account.is_empty() {
-            request = request.registry_id(account);
+        async fn describe(&self, account: Option<&str>, name: &str) -> Answer {
+            let request = self.describe_repositories().repository_names(name);
+            let request = request.set_registry_id(account.map(str::to_owned));
+            answer(
+                request.send().await,
+                "ECR public DescribeRepositories",
+                |e| e.is_repository_not_found_exception(),
+            )
         }
-        if let Some(token) = token {
-            request = request.next_token(token);
+
+        /// The public API creates repositories in the caller's own registry only.
+        async fn create(&self, _account: Option<&str>, name: &str) -> Answer {
+            let sent = self.create_repository().repository_name(name).send().await;
+            answer(sent, "ECR public CreateRepository", |e| {
+                e.is_repository_already_exists_exception()
+            })
         }
-        async move {
-            let page = request
-                .send()
-                .await
-                .map_err(|e| super::aws::error_text("ECR public DescribeRepositories", &e))?;
-            let names = page
-                .repositories()
-                .iter()
-                .filter_map(|r| r.repository_name().map(str::to_string))
-                .collect();
-            Ok((names, page.next_token().map(str::to_string)))
+
+        async fn page(&self, account: Option<&str>, token: Option<String>) -> Result<Page, Error> {
+            let request = self.describe_repositories().max_results(aws::PAGE_SIZE);
+            let request = request.set_registry_id(account.map(str::to_owned));
+            let sent = request.set_next_token(token).send().await;
+            let page = sent.map_err(|e| {
+                aws::failed("ECR public DescribeRepositories", &e, ErrorKind::Registry)
+            })?;
+            let names = page.repositories().iter().map(|r| r.repository_name());
+            Ok(aws::page_of(names, page.next_token()))
         }
-    })
-    .await
-}
-
-#[cfg(not(feature = "aws"))]
-pub use without_sdk::*;
-
-#[cfg(not(feature = "aws"))]
-mod without_sdk {
-    pub(super) async fn fetch_token(_region: &str) -> Result<super::super::token::Fresh, String> {
-        Err(super::super::NO_AWS.into())
-    }
-
-    /// Not available: this build has no AWS SDK.
-    pub async fn ensure_repository(_a: &str, _r: &str, _p: &str) -> Result<(), String> {
-        Err(super::super::NO_AWS.into())
-    }
-
-    /// Not available: this build has no AWS SDK.
-    pub async fn list_repositories(
-        _a: &str,
-        _r: &str,
-        _m: Option<usize>,
-    ) -> Result<Vec<String>, String> {
-        Err(super::super::NO_AWS.into())
     }
 }
 

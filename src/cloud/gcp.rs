@@ -2,7 +2,8 @@
 //! Artifact Registry"), as user
 //! `oauth2accesstoken`.
 //!
-//! Where the token comes from, in the original's order:
+//! Where the token comes from, in the original's order (as the run's [`GoogleEnvironment`]
+//! says, read from the process environment where it starts):
 //! 1. `GOOGLE_APPLICATION_CREDENTIALS` names a JSON key file: a service account key (a JWT
 //!    signed with its RS256 key, exchanged at its `token_uri`), or an `authorized_user` file
 //!    as `gcloud auth application-default login` writes it (its refresh token, exchanged at
@@ -20,9 +21,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 
+use super::environment::GoogleEnvironment;
+use super::refused;
 use super::token::{Fresh, TokenCache};
-use crate::config::Location;
-use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
+use crate::registry::{CredentialProvider, Credentials, CredentialsFuture, Error, ErrorKind};
 
 /// The registry user name that goes with a Google access token.
 pub const USERNAME: &str = "oauth2accesstoken";
@@ -31,26 +33,30 @@ pub const USERNAME: &str = "oauth2accesstoken";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
-const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
 /// A token response or key file is small; more is a broken server or the wrong file.
 const MAX_RESPONSE: usize = 256 * 1024;
 
-/// The provider for a GCR/GAR location without `auth`.
-pub fn token_provider(_location: &Location) -> Arc<dyn CredentialProvider> {
-    Arc::new(GoogleTokens::default())
+/// The provider for a GCR/GAR location without `auth`, with the token sources `environment`
+/// names.
+pub fn token_provider(environment: GoogleEnvironment) -> Arc<dyn CredentialProvider> {
+    Arc::new(GoogleTokens {
+        environment,
+        cache: TokenCache::default(),
+    })
 }
 
 /// Google application default credentials, cached until shortly before they expire.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GoogleTokens {
+    environment: GoogleEnvironment,
     cache: TokenCache,
 }
 
 impl CredentialProvider for GoogleTokens {
     fn credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(self.cache.get(None, fetch))
+        Box::pin(self.cache.get(None, || fetch(&self.environment)))
     }
 
     fn invalidate(&self) {
@@ -89,24 +95,23 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-async fn fetch() -> Result<Fresh, String> {
+/// A token from the source `environment` names. Errors are credential failures unless the
+/// network is to blame (a token service that did not answer) or the service throttled us.
+async fn fetch(environment: &GoogleEnvironment) -> Result<Fresh, Error> {
     let client = http_client()?;
-    match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|v| !v.is_empty()) {
-        Some(path) => {
-            let path = std::path::PathBuf::from(path);
-            from_key_file(&client, &path).await.map_err(|e| {
-                format!(
-                    "cannot get a Google access token from GOOGLE_APPLICATION_CREDENTIALS ({}): {e}",
-                    path.display()
-                )
-            })
-        }
-        None => from_metadata_server(&client).await,
+    match &environment.application_credentials {
+        Some(path) => from_key_file(&client, path).await.map_err(|e| {
+            e.within(format_args!(
+                "cannot get a Google access token from GOOGLE_APPLICATION_CREDENTIALS ({})",
+                path.display()
+            ))
+        }),
+        None => from_metadata_server(&client, &environment.metadata_host).await,
     }
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
-    let tls = crate::registry::system_client_config().map_err(|e| e.to_string())?;
+fn http_client() -> Result<reqwest::Client, Error> {
+    let tls = crate::registry::system_client_config()?;
     crate::http_client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(Duration::from_secs(5))
@@ -115,10 +120,39 @@ fn http_client() -> Result<reqwest::Client, String> {
         // A token or a key's exchange never goes from HTTPS down to plain HTTP.
         .redirect(crate::registry::redirect_policy())
         .build()
-        .map_err(|e| format!("cannot set up an HTTP client: {e}"))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("cannot set up an HTTP client: {e}"),
+            )
+        })
 }
 
-async fn from_key_file(client: &reqwest::Client, path: &std::path::Path) -> Result<Fresh, String> {
+async fn from_key_file(client: &reqwest::Client, path: &std::path::Path) -> Result<Fresh, Error> {
+    let (token_uri, form) = token_request(path).map_err(refused)?;
+    let response = client
+        .post(&token_uri)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form_encode(&form))
+        .send()
+        .await
+        .map_err(|e| {
+            unanswered(
+                &e,
+                format!(
+                    "the token service at {token_uri} did not answer: {}",
+                    super::innermost_cause(&e)
+                ),
+            )
+        })?;
+    token_from(response, &token_uri).await
+}
+
+/// A request to a token service: its URI and the form to send it.
+type TokenRequest = (String, Vec<(&'static str, String)>);
+
+/// The token service and the form to send it, from the key file at `path`.
+fn token_request(path: &std::path::Path) -> Result<TokenRequest, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
     if meta.len() > MAX_RESPONSE as u64 {
         return Err("the file is too large for a credentials file".into());
@@ -131,7 +165,7 @@ async fn from_key_file(client: &reqwest::Client, path: &std::path::Path) -> Resu
     } else {
         key.token_uri.as_str()
     };
-    let form: Vec<(&str, String)> = match key.kind.as_str() {
+    let form = match key.kind.as_str() {
         "service_account" => {
             let assertion = signed_assertion(&key, token_uri)?;
             vec![
@@ -155,19 +189,20 @@ async fn from_key_file(client: &reqwest::Client, path: &std::path::Path) -> Resu
             ));
         }
     };
-    let response = client
-        .post(token_uri)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_encode(&form))
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "the token service at {token_uri} did not answer: {}",
-                super::innermost_cause(&e)
-            )
-        })?;
-    token_from(response, token_uri).await
+    Ok((token_uri.to_owned(), form))
+}
+
+/// A request to a token service that got no answer: a timeout, a connection that could not be
+/// made, or one that broke.
+fn unanswered(error: &reqwest::Error, reason: String) -> Error {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_connect() {
+        ErrorKind::Unreachable
+    } else {
+        ErrorKind::Network
+    };
+    Error::new(kind, reason)
 }
 
 /// `application/x-www-form-urlencoded` encoding.
@@ -242,18 +277,16 @@ fn sign_rs256(pem: &str, message: &[u8]) -> Result<Vec<u8>, String> {
     Ok(signature)
 }
 
-async fn from_metadata_server(client: &reqwest::Client) -> Result<Fresh, String> {
-    let host = std::env::var("GCE_METADATA_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| DEFAULT_METADATA_HOST.to_string());
+/// A token from the GCE metadata server at `host`. One that does not answer, or is no GCE
+/// metadata server, means no credentials: we are not on GCE.
+async fn from_metadata_server(client: &reqwest::Client, host: &str) -> Result<Fresh, Error> {
     let url = format!("http://{host}{METADATA_TOKEN_PATH}");
     let not_gce = |why: String| {
-        format!(
+        refused(format!(
             "neither GOOGLE_APPLICATION_CREDENTIALS set, nor a GCE instance ({why}); set \
              GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or write \
-             'auth: none' for anonymous access"
-        )
+                          'auth: none' for anonymous access"
+        ))
     };
     let response = client
         .get(&url)
@@ -280,17 +313,21 @@ async fn from_metadata_server(client: &reqwest::Client) -> Result<Fresh, String>
     token_from(response, &format!("the metadata server at {host}")).await
 }
 
-/// Reads an OAuth2 token response. Errors quote Google's `error` text, never a token.
-async fn token_from(mut response: reqwest::Response, from: &str) -> Result<Fresh, String> {
+/// Reads an OAuth2 token response. Errors quote Google's `error` text, never a token; a
+/// refusal is a credential failure unless it is throttling (HTTP 429).
+async fn token_from(mut response: reqwest::Response, from: &str) -> Result<Fresh, Error> {
     let status = response.status();
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("reading the answer of {from} failed: {e}"))?
+        .map_err(|e| unanswered(&e, format!("reading the answer of {from} failed: {e}")))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE {
-            return Err(format!("the answer of {from} is too large"));
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("the answer of {from} is too large"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -305,16 +342,28 @@ async fn token_from(mut response: reqwest::Response, from: &str) -> Result<Fresh
         let said = serde_json::from_slice::<OAuthError>(&body)
             .map(|e| format!(": {} {}", e.error, e.error_description))
             .unwrap_or_default();
-        return Err(format!(
-            "{from} refused to issue a token (HTTP {}){}",
-            status.as_u16(),
-            said.trim_end()
-        ));
+        let kind = match status.as_u16() {
+            429 => ErrorKind::RateLimited,
+            _ => ErrorKind::Unauthorized,
+        };
+        return Err(Error::new(
+            kind,
+            format!(
+                "{from} refused to issue a token (HTTP {}){}",
+                status.as_u16(),
+                said.trim_end()
+            ),
+        )
+        .with_status(status.as_u16()));
     }
-    let parsed: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|e| format!("{from} sent an invalid token response ({e})"))?;
+    let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("{from} sent an invalid token response ({e})"),
+        )
+    })?;
     if parsed.access_token.is_empty() {
-        return Err(format!("no auth token received from {from}"));
+        return Err(refused(format!("no auth token received from {from}")));
     }
     Ok(Fresh {
         credentials: Credentials::new(USERNAME, parsed.access_token),

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::registry::Credentials;
+use crate::registry::{Credentials, Error};
 
 /// What a token fetch returns.
 pub(crate) struct Fresh {
@@ -46,10 +46,10 @@ impl TokenCache {
         &self,
         interval: Option<Duration>,
         fetch: F,
-    ) -> Result<Credentials, String>
+    ) -> Result<Credentials, Error>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Fresh, String>>,
+        Fut: Future<Output = Result<Fresh, Error>>,
     {
         let mut state = self.state.lock().await;
         if self.stale.swap(false, Ordering::AcqRel) {
@@ -139,9 +139,12 @@ mod tests {
         cache.invalidate();
         let err = cache
             .get(None, || async {
-                Err::<Fresh, _>("no credentials".to_string())
+                Err::<Fresh, _>(crate::cloud::refused("no credentials"))
             })
             .await;
-        assert_eq!(err.err().as_deref(), Some("no credentials"));
+        assert_eq!(
+            err.err().map(|e| e.to_string()).as_deref(),
+            Some("no credentials")
+        );
     }
 }

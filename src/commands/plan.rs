@@ -19,7 +19,7 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 
-use crate::clients::Clients;
+use crate::clients::{Clients, ProcessEnvironment};
 use crate::commands::flags::{Arg, ArgsError, Flags};
 use crate::config::{self, Config, Task};
 use crate::listers::Listers;
@@ -187,7 +187,8 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    let report = runtime.block_on(plan_tasks(&config, &tasks, shards));
+    let environment = ProcessEnvironment::from_process();
+    let report = runtime.block_on(plan_tasks(&config, &tasks, shards, &environment));
     let output = if args.json {
         format!("{}\n", report.to_json())
     } else {
@@ -281,9 +282,14 @@ impl Status {
 const PARALLEL_CHECKS: usize = 8;
 
 /// Plans every task, mapping by mapping; with a shard's view, only its repositories are
-/// checked and shown.
-pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> Report {
-    let clients = Clients::new(config);
+/// checked and shown. Credentials and cloud APIs are found through `environment`.
+pub async fn plan_tasks(
+    config: &Config,
+    tasks: &[&Task],
+    shards: ShardView,
+    environment: &ProcessEnvironment,
+) -> Report {
+    let clients = Clients::new(config, environment);
     let listers = Listers::new(config.lister);
     // The sync's own cache: what a plan learns about indexes, a sync need not ask again.
     let manifests = ManifestCache::open(&config.native.cache_dir);
@@ -327,7 +333,7 @@ pub async fn plan_tasks(config: &Config, tasks: &[&Task], shards: ShardView) -> 
                             }
                         }
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 };
             task_plan.mappings.push(MappingResult {
                 from: mapping.rule.from().to_string(),
@@ -352,7 +358,7 @@ async fn credential_source(
     if location.layout().is_some() {
         return Ok("none (a directory of OCI image layouts)".to_string());
     }
-    let resolution = clients.resolve(location).await?;
+    let resolution = clients.resolve(location).await.map_err(|e| e.to_string())?;
     Ok(resolution.source.to_string())
 }
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::cloud::{Cloud, CloudRegistry};
 use crate::config::{Auth, Location};
-use crate::registry::{CredentialProvider, Credentials, CredentialsFuture};
+use crate::registry::{CredentialProvider, Credentials, CredentialsFuture, Error, ErrorKind};
 
 use file::{AuthFile, Found, Key};
 
@@ -521,13 +521,15 @@ impl CredentialProvider for Stored {
         Box::pin(async move {
             let mut current = self.current.lock().await;
             if self.stale.swap(false, Ordering::AcqRel) {
-                match self.lookup.ask().await? {
+                // A file or helper that gives nothing gives no credentials: an auth failure.
+                let refused = |reason| Error::new(ErrorKind::Unauthorized, reason);
+                match self.lookup.ask().await.map_err(refused)? {
                     Some(fresh) => *current = fresh,
                     None => {
-                        return Err(format!(
+                        return Err(refused(format!(
                             "{} no longer has credentials for it",
                             self.lookup.describe()
-                        ));
+                        )));
                     }
                 }
             }
@@ -547,6 +549,7 @@ impl CredentialProvider for Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::CloudEnvironment;
     use crate::config::{RegistryLocation, Site};
     use base64::Engine as _;
 
@@ -582,7 +585,7 @@ mod tests {
 
     async fn source_and_user(chain: &Chain, location: &Location) -> (String, Option<String>) {
         let resolution = chain
-            .resolve(location, &Cloud::new())
+            .resolve(location, &Cloud::new(CloudEnvironment::from_vars(|_| None)))
             .await
             .expect("resolves");
         let user = match &resolution.supply {
@@ -679,7 +682,7 @@ mod tests {
             ..Environment::default()
         };
         let chain = Chain::new(env, crate::config::DEFAULT_CREDENTIAL_HELPER_TIMEOUT);
-        let cloud = Cloud::new();
+        let cloud = Cloud::new(CloudEnvironment::from_vars(|_| None));
         let loc = location("r.example.com");
         // No file yet: anonymous, for the rest of this run.
         assert_eq!(source_and_user(&chain, &loc).await.0, "anonymous");
@@ -691,14 +694,14 @@ mod tests {
             panic!("a provider")
         };
         assert_eq!(
-            provider.credentials().await,
-            Ok(Credentials::new("first", "1"))
+            provider.credentials().await.ok(),
+            Some(Credentials::new("first", "1"))
         );
         // Rotated: the next run's lookup updates the provider clients already hold.
         std::fs::write(&path, auths(&[("r.example.com", "first:2")])).expect("write");
         assert_eq!(
-            provider.credentials().await,
-            Ok(Credentials::new("first", "1"))
+            provider.credentials().await.ok(),
+            Some(Credentials::new("first", "1"))
         );
         chain.start_run();
         let second = chain.resolve(&loc, &cloud).await.expect("resolves");
@@ -707,8 +710,8 @@ mod tests {
         };
         assert_eq!(same, identity);
         assert_eq!(
-            provider.credentials().await,
-            Ok(Credentials::new("first", "2"))
+            provider.credentials().await.ok(),
+            Some(Credentials::new("first", "2"))
         );
     }
 
@@ -736,7 +739,7 @@ mod tests {
         let mut loc = location("r");
         loc.auth_file = Some(dir.path().join("missing.json"));
         let err = chain
-            .resolve(&loc, &Cloud::new())
+            .resolve(&loc, &Cloud::new(CloudEnvironment::from_vars(|_| None)))
             .await
             .expect_err("missing");
         assert!(

@@ -15,7 +15,7 @@ use crate::registry::Digest;
 /// The reference name the one entry of a view has.
 const VIEW_REF_NAME: &str = "pinned";
 
-/// A temporary layout whose reference name [`VIEW_REF_NAME`] is one manifest of another
+/// A temporary layout whose reference name (`pinned`) is one manifest of another
 /// layout; removed when dropped.
 #[derive(Debug)]
 pub struct DigestView {

@@ -5,6 +5,7 @@
 use super::registry_location;
 use crate::clients::Clients;
 use crate::config::Location;
+use crate::failure::Failure;
 
 /// The repository names of the source registry, at most `max + 1` of them (see
 /// [`super::limit`]).
@@ -12,11 +13,8 @@ pub(super) async fn list(
     location: &Location,
     clients: &Clients,
     max: Option<usize>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Failure> {
     let host = &registry_location(location)?.host;
     let client = clients.get(host, location).await?;
-    client
-        .catalog(super::fetch_limit(max))
-        .await
-        .map_err(|e| e.to_string())
+    Ok(client.catalog(super::fetch_limit(max)).await?)
 }

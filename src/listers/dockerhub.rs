@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::http::Http;
 use crate::config::Location;
+use crate::failure::Failure;
 use crate::registry::Credentials;
 
 /// Overrides the Docker Hub API root (default `https://hub.docker.com`).
@@ -105,29 +106,18 @@ pub(super) async fn list(
     credentials: Option<&Credentials>,
     tokens: &Tokens,
     max: Option<usize>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Failure> {
     let Some(credentials) = credentials else {
-        return Err(format!(
+        return Err(Failure::Credentials(format!(
             "source '{}' has no credentials; the dockerhub lister lists the repositories of the \
              user it logs in as, so set 'auth' on the source (or give its credentials in a \
              credential file, see docs/behaviour.md, \"Credentials\")",
             location.registry
-        ));
+        )));
     };
     let api = api_root()?;
     let http = Http::new(location.skip_tls_verify)?;
-    let token = match tokens.get(api.as_str(), credentials) {
-        Some(token) => token,
-        None => {
-            let token = login(&http, &api, credentials).await?;
-            tokens.put(api.as_str(), credentials, token.clone());
-            token
-        }
-    };
-    let mut auth = HeaderValue::from_str(&format!("JWT {}", token.jwt))
-        .map_err(|_| "the Docker Hub login token has characters a header cannot carry")?;
-    auth.set_sensitive(true);
-
+    let auth = authorization(&http, &api, credentials, tokens).await?;
     let user = credentials.username();
     let mut url = api
         .join(&format!("v2/repositories/{user}/"))
@@ -143,7 +133,8 @@ pub(super) async fn list(
         if pages > MAX_PAGES {
             return Err(format!(
                 "more than {MAX_PAGES} pages of repositories; the API's paging seems to loop"
-            ));
+            )
+            .into());
         }
         let reply = http
             .send(|client| {
@@ -153,11 +144,15 @@ pub(super) async fn list(
                     .header(AUTHORIZATION, auth.clone())
             })
             .await
-            .map_err(|e| format!("listing the repositories of '{user}' at {url}: {e}"))?;
+            .map_err(|e| {
+                e.context(format_args!(
+                    "listing the repositories of '{user}' at {url}"
+                ))
+            })?;
         if !reply.status.is_success() {
-            return Err(format!(
-                "listing the repositories of '{user}' at {url}: {}",
-                reply.describe()
+            return Err(reply.refusal(
+                &format!("listing the repositories of '{user}' at {url}"),
+                "",
             ));
         }
         let page: Page = serde_json::from_slice(&reply.body).map_err(|e| {
@@ -196,7 +191,29 @@ fn same_origin(api: &Url, page: &Url, next: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-async fn login(http: &Http, api: &Url, credentials: &Credentials) -> Result<Token, String> {
+/// The `Authorization` header for the API: a token of the user's still valid, or a new one
+/// from a login.
+async fn authorization(
+    http: &Http,
+    api: &Url,
+    credentials: &Credentials,
+    tokens: &Tokens,
+) -> Result<HeaderValue, Failure> {
+    let token = match tokens.get(api.as_str(), credentials) {
+        Some(token) => token,
+        None => {
+            let token = login(http, api, credentials).await?;
+            tokens.put(api.as_str(), credentials, token.clone());
+            token
+        }
+    };
+    let mut auth = HeaderValue::from_str(&format!("JWT {}", token.jwt))
+        .map_err(|_| "the Docker Hub login token has characters a header cannot carry")?;
+    auth.set_sensitive(true);
+    Ok(auth)
+}
+
+async fn login(http: &Http, api: &Url, credentials: &Credentials) -> Result<Token, Failure> {
     let user = credentials.username();
     let url = api
         .join("v2/users/login/")
@@ -214,20 +231,19 @@ async fn login(http: &Http, api: &Url, credentials: &Credentials) -> Result<Toke
                 .body(form.clone())
         })
         .await
-        .map_err(|e| format!("logging in to {url} as '{user}': {e}"))?;
+        .map_err(|e| e.context(format_args!("logging in to {url} as '{user}'")))?;
     if !reply.status.is_success() {
-        return Err(format!(
-            "logging in to {url} as '{user}': {}; check the source's 'auth' (a personal access \
-             token works as the password)",
-            reply.describe()
+        return Err(reply.refusal(
+            &format!("logging in to {url} as '{user}'"),
+            "check the source's 'auth' (a personal access token works as the password)",
         ));
     }
     let body: serde_json::Value = serde_json::from_slice(&reply.body)
         .map_err(|e| format!("logging in to {url} as '{user}': invalid response ({e})"))?;
     let Some(jwt) = body.get("token").and_then(|t| t.as_str()) else {
-        return Err(format!(
-            "logging in to {url} as '{user}': received token is not a string"
-        ));
+        return Err(
+            format!("logging in to {url} as '{user}': received token is not a string").into(),
+        );
     };
     Ok(Token {
         jwt: jwt.to_string(),

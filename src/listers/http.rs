@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::{RequestBuilder, StatusCode};
 
+use crate::failure::{Failure, FailureKind};
 use crate::registry::tls_client_config;
 
 /// Connect timeout: a far-away API still answers a TCP handshake within this.
@@ -46,6 +47,21 @@ impl Reply {
         text.trim().to_string()
     }
 
+    /// The refusal this reply is, after `doing` (`logging in to … as 'user'`), with `advice`
+    /// after it when not empty: `doing: HTTP 401 (incorrect password)[; advice]`, of the kind
+    /// its status says.
+    pub fn refusal(&self, doing: &str, advice: &str) -> Failure {
+        let advice = if advice.is_empty() {
+            String::new()
+        } else {
+            format!("; {advice}")
+        };
+        Failure::Api {
+            kind: FailureKind::of_status(self.status.as_u16()),
+            reason: format!("{doing}: {}{advice}", self.describe()),
+        }
+    }
+
     /// `HTTP 401 (incorrect password)`-style text.
     pub fn describe(&self) -> String {
         let excerpt = self.excerpt();
@@ -76,10 +92,14 @@ impl Http {
 
     /// Sends the request `build` makes, retrying connection failures, 429 and 5xx a bounded
     /// number of times. Any other status comes back for the caller to judge.
+    ///
+    /// # Errors
+    ///
+    /// When no complete response came (a `network` failure), or the body is too large.
     pub async fn send(
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, Failure> {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
@@ -89,9 +109,9 @@ impl Http {
                 let mut body = BytesMut::new();
                 while let Some(chunk) = response.chunk().await? {
                     if body.len() + chunk.len() > MAX_BODY {
-                        return Ok(Err(format!(
+                        return Ok(Err(Failure::Failed(format!(
                             "the response is larger than {MAX_BODY} bytes; is this the right server?"
-                        )));
+                        ))));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -116,7 +136,10 @@ impl Http {
             }
             return match result {
                 Ok(reply) => reply,
-                Err(e) => Err(describe_error(&e)),
+                Err(e) => Err(Failure::Api {
+                    kind: FailureKind::Network,
+                    reason: describe_error(&e),
+                }),
             };
         }
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::http::{Http, Reply};
 use crate::config::Location;
+use crate::failure::Failure;
 use crate::registry::{Credentials, RegistryHost, Scheme};
 
 /// Overrides Docker Hub's search index (default `https://index.docker.io`).
@@ -47,7 +48,7 @@ pub(super) async fn list(
     credentials: Option<&Credentials>,
     search: &str,
     max: Option<usize>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Failure> {
     let host = &super::registry_location(location)?.host;
     let hub = is_docker_hub(host);
     let http = Http::new(location.skip_tls_verify)?;
@@ -90,8 +91,8 @@ pub(super) async fn list(
             }
             other => other,
         }
-        .map_err(|e| format!("searching '{search}' at {url}: {e}"))?;
-        let page = parse(&reply).map_err(|e| format!("searching '{search}' at {url}: {e}"))?;
+        .map_err(|e| e.context(format_args!("searching '{search}' at {url}")))?;
+        let page = parse(&reply, &format!("searching '{search}' at {url}"))?;
         let count = page.results.len();
         names.extend(page.results.into_iter().map(|r| r.name));
         let last = count < page_size
@@ -103,14 +104,17 @@ pub(super) async fn list(
     }
     Err(format!(
         "more than {MAX_PAGES} pages of search results; the search API's paging seems to loop"
-    ))
+    )
+    .into())
 }
 
-fn parse(reply: &Reply) -> Result<Page, String> {
+/// The page `reply` holds, after `doing` (`searching '…' at …`).
+fn parse(reply: &Reply, doing: &str) -> Result<Page, Failure> {
     if !reply.status.is_success() {
-        return Err(reply.describe());
+        return Err(reply.refusal(doing, ""));
     }
-    serde_json::from_slice(&reply.body).map_err(|e| format!("invalid response ({e})"))
+    serde_json::from_slice(&reply.body)
+        .map_err(|e| Failure::Failed(format!("{doing}: invalid response ({e})")))
 }
 
 /// Docker's test for "the official index": Docker Hub's names, and any `docker.com` /

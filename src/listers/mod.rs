@@ -10,7 +10,7 @@
 //! daemon's configuration), so tasks with the same source registry, credentials and lister
 //! share one list, where the original fetched it once per task. Adding a lister kind means a
 //! variant of [`ListerKind`], a module with its `list` function, and one arm in
-//! [`Listers::fetch`].
+//! `Listers::fetch`.
 
 mod catalog;
 mod dockerhub;
@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use crate::clients::Clients;
 use crate::config::{ListerChoice, ListerSettings, Location};
+use crate::failure::Failure;
 use crate::plan::RepositoryList;
 use crate::registry::Credentials;
 
@@ -134,12 +135,13 @@ impl Listers {
     /// # Errors
     ///
     /// When the location has no valid lister, or the listing fails (the registry or API refuses,
-    /// cannot be reached, or answers garbage); the message names the registry.
+    /// cannot be reached, or answers garbage); the message names the registry. A failed request
+    /// of the registry client keeps its error, with its kind ([`Failure::Registry`]).
     pub async fn list(
         &self,
         location: &Location,
         clients: &Clients,
-    ) -> Result<Arc<RepositoryList>, String> {
+    ) -> Result<Arc<RepositoryList>, Failure> {
         let kind = ListerKind::for_location(location)?;
         let key = Key {
             registry: location.registry.clone(),
@@ -193,7 +195,7 @@ impl Listers {
         kind: &ListerKind,
         location: &Location,
         clients: &Clients,
-    ) -> Result<RepositoryList, String> {
+    ) -> Result<RepositoryList, Failure> {
         let max = self.settings.max_items;
         let names = match kind {
             ListerKind::Catalog => catalog::list(location, clients, max).await,
@@ -205,21 +207,28 @@ impl Listers {
                 let credentials = clients.credentials(location).await?;
                 index::list(location, credentials.as_ref(), search, max).await
             }
-            ListerKind::Ecr => crate::cloud::list_ecr_repositories(location, fetch_limit(max))
+            ListerKind::Ecr => clients
+                .cloud()
+                .list_ecr_repositories(location, fetch_limit(max))
                 .await
-                .unwrap_or_else(|| Err(format!("'{}' is not an ECR registry", location.registry))),
+                .unwrap_or_else(|| {
+                    Err(Failure::Failed(format!(
+                        "'{}' is not an ECR registry",
+                        location.registry
+                    )))
+                }),
             ListerKind::Layout => match location.layout() {
                 Some(dir) => crate::store::ImageStore::for_layout(dir)
                     .list_repositories(fetch_limit(max))
                     .await
-                    .map_err(|e| e.to_string()),
-                None => Err(format!(
+                    .map_err(Failure::from),
+                None => Err(Failure::Failed(format!(
                     "'{}' is not an OCI image layout",
                     location.registry
-                )),
+                ))),
             },
         }
-        .map_err(|e| format!("{} lister: {e}", kind.name()))?;
+        .map_err(|e| e.context(format!("{} lister", kind.name())))?;
         Ok(limit(names, max))
     }
 }
@@ -333,7 +342,12 @@ mod tests {
             crate::config::load_str(std::path::Path::new("t.yaml"), &text).expect("valid");
         let source = &config.tasks[0].source;
         assert_eq!(ListerKind::for_location(source), Ok(ListerKind::Layout));
-        let clients = Clients::new(&config);
+        // A layout needs no credentials: an environment without any.
+        let environment = crate::clients::ProcessEnvironment {
+            credentials: crate::credentials::Environment::default(),
+            cloud: crate::cloud::CloudEnvironment::from_vars(|_| None),
+        };
+        let clients = Clients::new(&config, &environment);
         let list = Listers::new(config.lister)
             .list(source, &clients)
             .await

@@ -19,17 +19,19 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
+use crate::failure::Failure;
 use crate::registry::{Reference, RegistryHost, Repository, TagOrDigest};
 use mapping::{Mapping, PlatformChoice, Verify};
 use tags::{Dropped, TagRef};
 
 /// Lists the tags of a source repository (the registry client in production).
 pub trait TagSource {
-    /// All tags of `repository`, or a message saying why they could not be listed.
+    /// All tags of `repository`, or why they could not be listed (the registry client's
+    /// error, with its kind, when a request failed).
     fn list_tags(
         &self,
         repository: &Repository,
-    ) -> impl std::future::Future<Output = Result<Vec<String>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<Vec<String>, Failure>> + Send;
 
     /// The digests of images `repository` holds that no tag names (an OCI layout's entries
     /// without a reference name), for the warning that a tag listing does not select them.
@@ -45,10 +47,10 @@ pub trait TagSource {
 
 /// Lists the repositories of a source registry (a lister in production), for `from: regex:`.
 pub trait RepositorySource {
-    /// The repository names, or a message saying why they could not be listed.
+    /// The repository names, or why they could not be listed.
     fn list_repositories(
         &self,
-    ) -> impl std::future::Future<Output = Result<std::sync::Arc<RepositoryList>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<std::sync::Arc<RepositoryList>, Failure>> + Send;
 }
 
 /// The repositories a lister returned.
@@ -206,7 +208,7 @@ pub struct RepositoryPlan {
     pub warnings: Vec<String>,
     /// Why this repository could not be planned (invalid path, tag listing failed); the
     /// mapping's other repositories are still planned.
-    pub error: Option<String>,
+    pub error: Option<Failure>,
 }
 
 impl RepositoryPlan {
@@ -235,20 +237,20 @@ const PARALLEL_TAG_LISTINGS: usize = 4;
 ///
 /// # Errors
 ///
-/// When the repository list of a regex `from` cannot be fetched.
+/// When the repository list of a regex `from` cannot be fetched: the lister's [`Failure`].
 pub async fn plan_mapping(
     mapping: &Mapping,
     source: &RegistryLocation,
     target: &RegistryLocation,
     tags: &impl TagSource,
     repositories: &impl RepositorySource,
-) -> Result<MappingPlan, String> {
+) -> Result<MappingPlan, Failure> {
     let mut plan = MappingPlan::default();
     let source_paths = if mapping.rule.is_regex_from() {
         let list = repositories
             .list_repositories()
             .await
-            .map_err(|e| format!("cannot list the source's repositories: {e}"))?;
+            .map_err(|e| e.context("cannot list the source's repositories"))?;
         plan.listed_repositories = Some(list.names.len());
         let matched = matching_paths(mapping, source, &list.names);
         if let Some(max) = list.cut_at {
@@ -405,7 +407,7 @@ async fn plan_repository(
     let (source_repo, target_repo) = match repositories_of(&plan, source, target) {
         Ok(repositories) => repositories,
         Err(e) => {
-            plan.error = Some(e);
+            plan.error = Some(e.into());
             return plan;
         }
     };
@@ -416,7 +418,7 @@ async fn plan_repository(
         match tags.list_tags(&source_repo).await {
             Ok(listed) => Some(listed),
             Err(e) => {
-                plan.error = Some(format!("failed listing tags during tag set expansion: {e}"));
+                plan.error = Some(e.context("failed listing tags during tag set expansion"));
                 return plan;
             }
         }

@@ -22,13 +22,14 @@ use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use super::classify::classify;
 use super::credentials::CredentialProvider;
 use super::error::{
     Error, ErrorKind, MAX_ERROR_BODY, MAX_EXPLANATION, Result, json_text, registry_error_text,
     truncate,
 };
 use super::reference::Repository;
-use super::transport::{Body, Request, Transport, classify};
+use super::transport::{Body, Request, Transport};
 
 /// A user name and password (or access token) for a registry.
 ///
@@ -259,13 +260,13 @@ impl Auth {
         }
     }
 
-    /// The credentials to use now. A provider's failure (no cloud credentials, say) is an
-    /// authorisation error that names what was tried.
+    /// The credentials to use now. A provider's failure (no cloud credentials, say) names what
+    /// was tried, with the kind the provider gave it.
     async fn current(&self) -> Result<Option<Credentials>> {
         match &self.credentials {
             CredentialSource::Fixed(c) => Ok(c.clone()),
             CredentialSource::Provider(p) => p.credentials().await.map(Some).map_err(|e| {
-                Error::new(ErrorKind::Unauthorized, e).context(format!(
+                e.within(format_args!(
                     "getting credentials for registry {}",
                     self.registry
                 ))

@@ -12,17 +12,18 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::auth::{Auth, CredentialSource, Credentials, Scope};
+use super::classify::classify;
 use super::credentials::CredentialProvider;
 use super::digest::Digest;
 use super::error::{self, Error, ErrorKind, MAX_ERROR_BODY, Result, truncate};
 use super::manifest::{MAX_MANIFEST_SIZE, Manifest, media_type};
+use super::observe::RequestObserver;
 use super::ratelimit::RateLimits;
 use super::reference::{RegistryHost, Repository, TagOrDigest};
+use super::retry::{RetryPolicy, Tries, retryable_status};
+use super::timeouts::Timeouts;
 use super::tls;
-use super::transport::{
-    Body, Request, RequestObserver, RetryPolicy, Timeouts, Transport, Tries, classify,
-    header_value, retryable_status,
-};
+use super::transport::{Body, Request, Transport, header_value};
 
 /// How to reach and authenticate to one registry.
 #[derive(Debug, Clone)]

@@ -12,16 +12,21 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::auth::Credentials;
+use super::error::Error;
 
 /// A future of a provider's answer.
 pub type CredentialsFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Credentials, Error>> + Send + 'a>>;
 
 /// Supplies the current credentials of one registry identity (e.g. an ECR account, a Google
 /// service account). Implementations cache: `credentials` is called before many requests.
 pub trait CredentialProvider: Send + Sync + fmt::Debug {
     /// The credentials to use now, renewed first if they expire soon. The error says which
-    /// credential sources were tried; it never contains a secret.
+    /// credential sources were tried; it never contains a secret. Its kind says why, as far as
+    /// the source tells: [`ErrorKind::Unauthorized`](super::ErrorKind::Unauthorized) or
+    /// [`ErrorKind::Forbidden`](super::ErrorKind::Forbidden) when no credentials could be had
+    /// or the issuer refused them, a network kind when the issuer could not be reached,
+    /// [`ErrorKind::RateLimited`](super::ErrorKind::RateLimited) when it throttled us.
     fn credentials(&self) -> CredentialsFuture<'_>;
 
     /// The registry refused the last credentials: the next [`credentials`](Self::credentials)

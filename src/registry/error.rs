@@ -97,6 +97,17 @@ impl Error {
         self
     }
 
+    /// Puts the error inside an outer operation: its message is then led by `outer`
+    /// (`outer: context: reason`), and its kind stays.
+    pub(crate) fn within(mut self, outer: impl fmt::Display) -> Self {
+        self.context = if self.context.is_empty() {
+            outer.to_string()
+        } else {
+            format!("{outer}: {}", self.context)
+        };
+        self
+    }
+
     pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self

@@ -13,17 +13,22 @@
 
 mod auth;
 mod blob;
+mod classify;
 mod client;
 mod credentials;
 mod digest;
 mod error;
 mod listing;
 mod manifest;
+mod observe;
 mod platform;
 mod ratelimit;
+mod redirect;
 mod reference;
 pub mod referrers;
+mod retry;
 mod subset;
+mod timeouts;
 mod tls;
 mod transport;
 
@@ -34,21 +39,23 @@ pub use credentials::{CredentialProvider, CredentialsFuture};
 pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};
+pub use observe::{Attempt, RequestObserver};
 pub use platform::Platform;
 pub use ratelimit::{Budget, RateLimits};
+pub use redirect::redirect_policy;
 pub use reference::{Reference, RegistryHost, Repository, Scheme, TagOrDigest};
 pub use referrers::{PushedReferrer, Referrer};
+pub use retry::{RetryPolicy, Tries};
 pub use subset::{Subset, platform_subset};
+pub use timeouts::Timeouts;
 pub use tls::system_client_config;
-pub use transport::redirect_policy;
-pub use transport::{Attempt, RequestObserver, RetryPolicy, Timeouts, Tries};
 
 // The parsers the fuzz targets reach (`crate::fuzzing`).
 pub(crate) use auth::{parse_challenges, parse_token_response, token_error_text};
 pub(crate) use error::registry_error_text;
 pub(crate) use listing::{next_link, next_page};
 pub(crate) use ratelimit::parse_limit_header;
-pub(crate) use transport::retry_after;
+pub(crate) use retry::retry_after;
 
 /// Shortens text from outside (a registry's answer, a payload) to one readable line.
 pub(crate) use error::truncate;

@@ -14,6 +14,7 @@ use reqwest::header::HeaderMap;
 
 use super::client::Registry;
 use super::error::{Error, ErrorKind, Result};
+use super::retry::{RetryPolicy, Tries};
 
 /// The longest a host stays stopped after its limit ran out, whatever it asks for: a
 /// `Retry-After` of a year must not keep a daemon away from a registry for a year. Docker
@@ -278,6 +279,57 @@ fn budget_from(headers: &HeaderMap) -> Option<Budget> {
             .or(limit.and_then(|(_, w)| w))
             .map(Duration::from_secs),
     })
+}
+
+/// What a 429 Too Many Requests answer means for the request that got it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TooManyRequests {
+    /// The host is done for the run: it asks to wait longer than the policy honours, or every
+    /// try was answered 429. `why` says which; `wait` is how long it asked for.
+    Exhausted { why: String, wait: Duration },
+    /// The request cannot be replayed: the host pauses for `pause` and the caller gets the
+    /// answer, to decide about this request itself.
+    Answer { pause: Duration },
+    /// The host pauses for `delay` (a try taken from the request's budget), then the request
+    /// is sent again.
+    Retry { delay: Duration },
+}
+
+/// Decides about a 429 answer: `asked` is its `Retry-After`, `replayable` whether the
+/// request can be sent again, `tries` its budget under `policy`. Every request to the host
+/// pauses, not only this one (docs/behaviour.md, "Rate limits").
+pub(crate) fn too_many_requests(
+    asked: Option<Duration>,
+    replayable: bool,
+    tries: &Tries,
+    policy: &RetryPolicy,
+) -> TooManyRequests {
+    if let Some(wait) = asked.filter(|w| *w > policy.max_retry_after) {
+        return TooManyRequests::Exhausted {
+            why: format!(
+                "it answered 429 Too Many Requests and asks to wait {} s \
+                 (Retry-After), longer than the {} s dregsy waits",
+                wait.as_secs(),
+                policy.max_retry_after.as_secs()
+            ),
+            wait,
+        };
+    }
+    if !replayable {
+        return TooManyRequests::Answer {
+            pause: asked.unwrap_or_else(|| policy.backoff(1)),
+        };
+    }
+    match tries.next_delay(asked) {
+        Some(delay) => TooManyRequests::Retry { delay },
+        None => TooManyRequests::Exhausted {
+            why: format!(
+                "it answered 429 Too Many Requests to every one of {} tries",
+                policy.max_tries.max(1)
+            ),
+            wait: asked.unwrap_or_default().max(policy.max_retry_after),
+        },
+    }
 }
 
 /// Parses a rate-limit header value: `N`, or Docker Hub's `N;w=SECONDS`; of a list

@@ -1,181 +1,34 @@
-//! HTTP to one registry host: connection pool, TLS, scheme choice, timeouts and retries.
-//!
-//! The retry policy lives here ([`RetryPolicy`], [`Tries`]): a request whose body can be sent
-//! again is retried on connection failures, resets, timeouts, 408, 429 and 5xx, with
-//! exponential backoff and jitter, honouring `Retry-After`. A streamed blob transfer cannot be
-//! replayed by the transport; the copy engine retries it as a whole under the same policy and
-//! from the same [`Tries`] as the requests it is made of, so one blob costs at most
-//! `max_tries` tries in all (docs/configuration.md, "The native engine").
-//!
-//! Time limits ([`Timeouts`]) separate connecting, a stalled transfer (no bytes moving) and the
-//! registry's answer after a complete upload, which on object storage can take minutes.
-//!
-//! Rate limits are per host and shared ([`HostLimit`]): a 429 pauses every request to the
-//! host, and once the host's budget is used up, or 429s outlast the retries, no request goes
-//! there for the rest of the run (docs/behaviour.md, "Rate limits").
+//! HTTP to one registry host: connection pool, TLS, scheme choice, and sending a request
+//! until it has its answer. Each of its jobs has its module: the one retry policy
+//! ([`super::retry`]), time limits ([`super::timeouts`]), rate-limit pauses
+//! ([`super::ratelimit`]), what the metrics see ([`super::observe`]), redirects
+//! ([`super::redirect`]) and how failures are classified ([`super::classify`]).
 
-use std::error::Error as StdError;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::Either;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::OnceCell;
 
+use super::classify::{classify, root_cause};
 use super::digest::ByteStream;
 use super::error::{Error, ErrorKind, Result};
-use super::ratelimit::HostLimit;
+use super::observe::{self, RequestObserver};
+use super::ratelimit::{HostLimit, TooManyRequests, too_many_requests};
+use super::redirect::redirect_policy;
 use super::reference::{RegistryHost, Scheme};
+use super::retry::{RetryPolicy, Tries, retry_after, retryable_status};
+use super::timeouts::{BodyProgress, Timeouts, late_commit, stalled};
 
 /// After this long without an answer, a request is worth one line in the log: a registry
 /// that accepted the connection but does not answer looks like a hang otherwise.
 const STILL_WAITING_AFTER: Duration = Duration::from_secs(10);
-
-/// How long to wait for the network. Every request has a bound
-/// (docs/configuration.md, "The native engine").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timeouts {
-    /// To open a TCP connection and finish the TLS handshake. Default 15 s.
-    pub connect: Duration,
-    /// How long a streamed transfer (a blob download or upload) may go without a byte moving
-    /// before it counts as stalled; also how long a blob download may wait for the answer to
-    /// its request. Default 60 s.
-    pub stall: Duration,
-    /// For a whole request whose body is not streamed (manifests, tokens, lists). Default 120 s.
-    pub request: Duration,
-    /// How long the registry may take to answer once it has received the whole of an upload:
-    /// registries on S3, Swift or GCS move the blob into place before answering the final
-    /// `PUT …?digest=`. Default 5 min; [`Timeouts::commit_for`] adds [`Timeouts::commit_per_gib`].
-    pub commit: Duration,
-    /// Added to `commit` for each whole GiB of the blob, as moving it takes longer for large
-    /// blobs. Default 1 min.
-    pub commit_per_gib: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect: Duration::from_secs(15),
-            stall: Duration::from_secs(60),
-            request: Duration::from_secs(120),
-            commit: Duration::from_secs(300),
-            commit_per_gib: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Timeouts {
-    /// How long the answer to the final request of an upload of `size` bytes may take:
-    /// `commit` plus `commit_per_gib` for each whole GiB.
-    pub fn commit_for(&self, size: u64) -> Duration {
-        const GIB: u64 = 1 << 30;
-        let gibs = u32::try_from(size / GIB).unwrap_or(u32::MAX);
-        self.commit
-            .saturating_add(self.commit_per_gib.saturating_mul(gibs))
-    }
-}
-
-/// How transient failures are retried: the one policy of the client and the copy engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// How many times an operation is tried in all (1 = no retry): a request, or a blob
-    /// transfer together with the requests it is made of (see [`Tries`]).
-    pub max_tries: u32,
-    /// The first backoff delay; it doubles with each try (with jitter).
-    pub base_delay: Duration,
-    /// The longest backoff delay.
-    pub max_delay: Duration,
-    /// The longest `Retry-After` we honour; a registry asking for more gets this.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_tries: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// A fresh budget of `max_tries` tries for one operation.
-    pub fn tries(&self) -> Tries {
-        Tries {
-            shared: Arc::new((self.clone(), AtomicU32::new(1))),
-        }
-    }
-
-    /// Exponential backoff with jitter before retry number `retry` (1 = the first retry):
-    /// base·2^(retry-1), capped, scaled by 50–100 %.
-    fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
-        let capped = exp.min(self.max_delay);
-        capped.mul_f64(0.5 + fastrand::f64() / 2.0)
-    }
-}
-
-/// The tries left to one operation under a [`RetryPolicy`]. Clones share the budget: the
-/// copy engine gives one to every request of a blob transfer
-/// ([`Registry::sharing_tries`](super::Registry::sharing_tries)), so retries at the request
-/// level and of the whole transfer draw from one bound instead of multiplying.
-#[derive(Debug, Clone)]
-pub struct Tries {
-    /// The policy, and how many tries were started so far (the first one included).
-    shared: Arc<(RetryPolicy, AtomicU32)>,
-}
-
-impl Tries {
-    /// Takes one more try from the budget and says how long to wait before it: the
-    /// registry's `Retry-After` (capped by the policy) or the backoff. `None` when every try is
-    /// used up, and the failure stands.
-    pub fn next_delay(&self, retry_after: Option<Duration>) -> Option<Duration> {
-        let (policy, started) = &*self.shared;
-        let max = policy.max_tries.max(1);
-        let taken = started
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(match retry_after {
-            Some(wait) => wait.min(policy.max_retry_after),
-            None => policy.backoff(taken),
-        })
-    }
-}
-
-/// One attempt of a registry request as the transport saw it, for a [`RequestObserver`].
-#[derive(Debug)]
-pub struct Attempt<'a> {
-    /// The registry whose client sent it (token requests included).
-    pub registry: &'a RegistryHost,
-    /// The request's method.
-    pub method: &'a Method,
-    /// The status answered; `None` when no response came (connection failure, timeout).
-    pub status: Option<StatusCode>,
-    /// The response headers, when a response came.
-    pub headers: Option<&'a HeaderMap>,
-    /// From sending the request until the response head arrived (or the failure).
-    pub elapsed: Duration,
-    /// Whether the transport retries the request after this attempt.
-    pub retrying: bool,
-}
-
-/// Sees every attempt of every request, once, as it ends: metrics read the transport here.
-/// It must be quick and must not block; it cannot change what the transport does.
-pub trait RequestObserver: Send + Sync + std::fmt::Debug {
-    /// Called once per attempt, as it ends.
-    fn observe(&self, attempt: &Attempt<'_>);
-}
 
 /// A request body.
 pub(crate) enum Body {
@@ -221,6 +74,28 @@ impl Request {
     fn replayable(&self) -> bool {
         self.idempotent && !matches!(self.body, Body::Stream(..))
     }
+}
+
+/// One attempt of a request, as the steps after it need it.
+struct Sent<'a> {
+    method: &'a Method,
+    url: &'a Url,
+    /// When it was sent.
+    at: Instant,
+    /// Whether the request can be sent again.
+    replayable: bool,
+    /// The request's budget of tries.
+    tries: &'a Tries,
+}
+
+/// What [`Transport::send`] does after an attempt.
+enum Next {
+    /// Return this.
+    Done(Result<reqwest::Response>),
+    /// Send again at once (the host's pause is waited for first).
+    Again,
+    /// Send again after this delay.
+    After(Duration),
 }
 
 /// The HTTP connection to one registry host, shared by all clones of a `Registry`.
@@ -370,8 +245,9 @@ impl Transport {
     }
 
     /// Sends `request`, retrying transient failures when the request can be replayed, from
-    /// its [`Tries`]. Returns the final response whatever its status; statuses are for the
-    /// caller to interpret.
+    /// its [`Tries`] (the policy of [`super::retry`]); a 429 pauses the whole host first.
+    /// Returns the final response whatever its status; statuses are for the caller to
+    /// interpret.
     pub(crate) async fn send(&self, request: Request) -> Result<reqwest::Response> {
         let replayable = request.replayable();
         let tries = request.tries.clone().unwrap_or_else(|| self.retry.tries());
@@ -391,106 +267,142 @@ impl Transport {
                 .client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
-            // An upload's answer comes once its body is sent, which may take long without
-            // anything being wrong: only requests with a body in memory are watched.
             let sent = Instant::now();
-            let outcome = match &body {
-                Some(Body::Bytes(bytes)) => {
-                    let builder = builder.body(bytes.clone());
-                    self.watched(
-                        self.bounded(builder, streaming_response, commits),
-                        &method,
-                        &url,
-                    )
-                    .await
-                }
-                Some(Body::Empty) | None => {
-                    self.watched(
-                        self.bounded(builder, streaming_response, commits),
-                        &method,
-                        &url,
-                    )
-                    .await
-                }
-                Some(Body::Stream(..)) => match body.take() {
-                    Some(Body::Stream(stream, len)) => {
-                        self.upload(builder, stream, len, commits).await
-                    }
-                    _ => self.bounded(builder, streaming_response, commits).await,
-                },
+            let outcome = self
+                .attempt(
+                    builder,
+                    &mut body,
+                    &method,
+                    &url,
+                    streaming_response,
+                    commits,
+                )
+                .await;
+            let attempt = Sent {
+                method: &method,
+                url: &url,
+                at: sent,
+                replayable,
+                tries: &tries,
             };
-            match outcome {
-                Ok(response) => {
-                    if let Some(watch) = &self.client_cert {
-                        watch.answered.store(true, Ordering::Relaxed);
-                    }
-                    self.rate_limit.observe(response.headers());
-                    let status = response.status();
-                    let asked = retry_after(response.headers(), SystemTime::now());
-                    if status == StatusCode::TOO_MANY_REQUESTS {
-                        if let Some(wait) = asked.filter(|w| *w > self.retry.max_retry_after) {
-                            self.observe(&method, Some(&response), sent, false);
-                            return Err(self.rate_limit.exhaust(
-                                format!(
-                                    "it answered 429 Too Many Requests and asks to wait {} s \
-                                     (Retry-After), longer than the {} s dregsy waits",
-                                    wait.as_secs(),
-                                    self.retry.max_retry_after.as_secs()
-                                ),
-                                wait,
-                            ));
-                        }
-                        if !replayable {
-                            // Every request to the host waits, not only this one; the caller
-                            // decides about this one.
-                            self.rate_limit
-                                .pause(asked.unwrap_or_else(|| self.retry.backoff(1)));
-                            self.observe(&method, Some(&response), sent, false);
-                            return Ok(response);
-                        }
-                        let delay = tries.next_delay(asked);
-                        self.observe(&method, Some(&response), sent, delay.is_some());
-                        let Some(delay) = delay else {
-                            return Err(self.rate_limit.exhaust(
-                                format!(
-                                    "it answered 429 Too Many Requests to every one of {} tries",
-                                    self.retry.max_tries.max(1)
-                                ),
-                                asked.unwrap_or_default().max(self.retry.max_retry_after),
-                            ));
-                        };
-                        self.rate_limit.pause(delay);
-                        tracing::debug!(%method, url = %redact(&url), %status, ?delay, "rate limited, pausing the host");
-                        continue;
-                    }
-                    let delay = if replayable && retryable_status(status) {
-                        tries.next_delay(asked)
-                    } else {
-                        None
-                    };
-                    self.observe(&method, Some(&response), sent, delay.is_some());
-                    let Some(delay) = delay else {
-                        return Ok(response);
-                    };
-                    tracing::debug!(%method, url = %redact(&url), %status, ?delay, "retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(error) => {
-                    let error = self.explain(error);
-                    let delay = if replayable && error.is_transient() {
-                        tries.next_delay(None)
-                    } else {
-                        None
-                    };
-                    self.observe(&method, None, sent, delay.is_some());
-                    let Some(delay) = delay else {
-                        return Err(error);
-                    };
-                    tracing::debug!(%method, url = %redact(&url), error = %error, ?delay, "retrying");
-                    tokio::time::sleep(delay).await;
-                }
+            let next = match outcome {
+                Ok(response) => self.after_answer(response, &attempt),
+                Err(error) => self.after_failure(error, &attempt),
+            };
+            match next {
+                Next::Done(result) => return result,
+                Next::Again => {}
+                Next::After(delay) => tokio::time::sleep(delay).await,
             }
         }
+    }
+
+    /// Sends one attempt of a request. An upload's answer comes once its body is sent, which
+    /// may take long without anything being wrong: only requests with a body in memory are
+    /// watched for a late answer. A streamed body is taken: it can be sent once.
+    async fn attempt(
+        &self,
+        builder: reqwest::RequestBuilder,
+        body: &mut Option<Body>,
+        method: &Method,
+        url: &Url,
+        streaming_response: bool,
+        commits: Option<u64>,
+    ) -> Result<reqwest::Response> {
+        match body {
+            Some(Body::Bytes(bytes)) => {
+                let builder = builder.body(bytes.clone());
+                self.watched(
+                    self.bounded(builder, streaming_response, commits),
+                    method,
+                    url,
+                )
+                .await
+            }
+            Some(Body::Empty) | None => {
+                self.watched(
+                    self.bounded(builder, streaming_response, commits),
+                    method,
+                    url,
+                )
+                .await
+            }
+            Some(Body::Stream(..)) => match body.take() {
+                Some(Body::Stream(stream, len)) => self.upload(builder, stream, len, commits).await,
+                _ => self.bounded(builder, streaming_response, commits).await,
+            },
+        }
+    }
+
+    /// What follows an answer: a 429 pauses the host (see [`too_many_requests`]); a retryable
+    /// status of a replayable request is tried again after a delay from its budget; anything
+    /// else is the answer.
+    fn after_answer(&self, response: reqwest::Response, sent: &Sent<'_>) -> Next {
+        if let Some(watch) = &self.client_cert {
+            watch.answered.store(true, Ordering::Relaxed);
+        }
+        self.rate_limit.observe(response.headers());
+        let status = response.status();
+        let asked = retry_after(response.headers(), SystemTime::now());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return self.after_too_many_requests(response, asked, sent);
+        }
+        let delay = if sent.replayable && retryable_status(status) {
+            sent.tries.next_delay(asked)
+        } else {
+            None
+        };
+        self.observe(sent.method, Some(&response), sent.at, delay.is_some());
+        let Some(delay) = delay else {
+            return Next::Done(Ok(response));
+        };
+        tracing::debug!(method = %sent.method, url = %redact(sent.url), %status, ?delay, "retrying");
+        Next::After(delay)
+    }
+
+    /// A 429: the host pauses, and the request is tried again, answered, or the host is done
+    /// for the run.
+    fn after_too_many_requests(
+        &self,
+        response: reqwest::Response,
+        asked: Option<Duration>,
+        sent: &Sent<'_>,
+    ) -> Next {
+        match too_many_requests(asked, sent.replayable, sent.tries, &self.retry) {
+            TooManyRequests::Exhausted { why, wait } => {
+                self.observe(sent.method, Some(&response), sent.at, false);
+                Next::Done(Err(self.rate_limit.exhaust(why, wait)))
+            }
+            TooManyRequests::Answer { pause } => {
+                self.rate_limit.pause(pause);
+                self.observe(sent.method, Some(&response), sent.at, false);
+                Next::Done(Ok(response))
+            }
+            TooManyRequests::Retry { delay } => {
+                self.observe(sent.method, Some(&response), sent.at, true);
+                self.rate_limit.pause(delay);
+                let status = response.status();
+                tracing::debug!(method = %sent.method, url = %redact(sent.url), %status, ?delay, "rate limited, pausing the host");
+                Next::Again
+            }
+        }
+    }
+
+    /// What follows a failure without an answer: a transient one of a replayable request is
+    /// tried again after a delay from its budget; anything else is the error.
+    fn after_failure(&self, error: Error, sent: &Sent<'_>) -> Next {
+        let error = self.explain(error);
+        let delay = if sent.replayable && error.is_transient() {
+            sent.tries.next_delay(None)
+        } else {
+            None
+        };
+        self.observe(sent.method, None, sent.at, delay.is_some());
+        let Some(delay) = delay else {
+            return Next::Done(Err(error));
+        };
+        tracing::debug!(method = %sent.method, url = %redact(sent.url), error = %error, ?delay, "retrying");
+        Next::After(delay)
     }
 
     /// Waits for `sending`; when no answer came after 10 s, says so once at info level and
@@ -550,16 +462,14 @@ impl Transport {
         sent: Instant,
         retrying: bool,
     ) {
-        if let Some(observer) = &self.observer {
-            observer.observe(&Attempt {
-                registry: &self.host,
-                method,
-                status: response.map(|r| r.status()),
-                headers: response.map(|r| r.headers()),
-                elapsed: sent.elapsed(),
-                retrying,
-            });
-        }
+        observe::observe(
+            self.observer.as_ref(),
+            &self.host,
+            method,
+            response,
+            sent,
+            retrying,
+        );
     }
 
     /// Sends a request whose body is in memory. A streamed answer (a blob download) must start
@@ -651,120 +561,6 @@ impl Transport {
     }
 }
 
-/// When a streamed request body last moved, and whether it was sent whole.
-struct BodyProgress {
-    state: Mutex<(Instant, bool)>,
-    /// Wakes the watcher when the body is complete, as its limit changes then.
-    sent: Notify,
-}
-
-impl BodyProgress {
-    fn new() -> Self {
-        BodyProgress {
-            state: Mutex::new((Instant::now(), false)),
-            sent: Notify::new(),
-        }
-    }
-
-    fn moved(&self, finished: bool) {
-        if let Ok(mut state) = self.state.lock() {
-            *state = (Instant::now(), finished);
-        }
-        if finished {
-            self.sent.notify_one();
-        }
-    }
-
-    /// Resolves with an error once the body stalled for `stall`, or once it was sent whole
-    /// and `answer` passed; never resolves while things move in time.
-    async fn watch(&self, stall: Duration, answer: Duration, len: u64) -> Error {
-        loop {
-            let (last, finished) = match self.state.lock() {
-                Ok(state) => *state,
-                // Only a panic in `moved` could poison it; stop watching rather than guess.
-                Err(_) => return stalled(stall),
-            };
-            let limit = if finished { answer } else { stall };
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return if finished {
-                    late_commit(answer, len)
-                } else {
-                    stalled(stall)
-                };
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline.into()) => {}
-                _ = self.sent.notified(), if !finished => {}
-            }
-        }
-    }
-}
-
-fn stalled(stall: Duration) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!("the transfer stalled: no bytes moved for {stall:?} (native.stall-timeout)"),
-    )
-}
-
-fn late_commit(limit: Duration, size: u64) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!(
-            "the registry did not answer within {limit:?} after receiving the whole blob of {size} bytes (native.commit-timeout, plus its share per GiB)"
-        ),
-    )
-}
-
-/// The most redirects one request follows.
-const MAX_REDIRECTS: usize = 10;
-
-/// The redirects every HTTP client of dregsy follows: at most [`MAX_REDIRECTS`], never from
-/// HTTPS down to plain HTTP (docs/behaviour.md, "HTTP").
-pub fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        match redirect_refusal(attempt.previous(), attempt.url()) {
-            Some(why) => attempt.error(why),
-            None => attempt.follow(),
-        }
-    })
-}
-
-/// Why a redirect to `next` must not be followed after the URLs `previous`, if it must not:
-/// too many of them, or a step from HTTPS down to plain HTTP (which would expose the
-/// request, and what a storage URL carries, on the network).
-pub(crate) fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
-    if previous.len() >= MAX_REDIRECTS {
-        return Some(format!("more than {MAX_REDIRECTS} redirects"));
-    }
-    let from_https = previous.iter().any(|u| u.scheme() == "https");
-    if from_https && next.scheme() != "https" {
-        return Some(format!(
-            "refused a redirect from HTTPS to {}://{}",
-            next.scheme(),
-            next.host_str().unwrap_or("")
-        ));
-    }
-    None
-}
-
-pub(crate) fn retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-        || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
-}
-
-/// Reads `Retry-After`: seconds, or an HTTP date.
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let when = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(when.timestamp()).ok()?);
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// A URL for logs: without its query, which may carry upload state.
 pub(crate) fn redact(url: &Url) -> String {
     let mut url = url.clone();
@@ -772,219 +568,7 @@ pub(crate) fn redact(url: &Url) -> String {
     url.to_string()
 }
 
-/// Turns a failed request into an error of the right kind, with the root cause as reason.
-pub(crate) fn classify(e: &reqwest::Error) -> Error {
-    // An upload whose body stream failed reports the stream's error (say, a digest
-    // mismatch), not the broken request it caused.
-    let mut current: Option<&(dyn StdError + 'static)> = e.source();
-    while let Some(err) = current {
-        if let Some(ours) = err.downcast_ref::<Error>() {
-            return ours.duplicate();
-        }
-        current = err.source();
-    }
-    let cause = root_cause(e);
-    if let Some(tls) = find_rustls_error(e) {
-        let hint = match tls {
-            rustls::Error::InvalidCertificate(_) => {
-                " (add the registry's CA as <certs-dir>/<host>/ca.crt, or set skip-tls-verify)"
-            }
-            rustls::Error::InvalidMessage(_) => {
-                " (does the registry speak TLS? write the registry as http://host:port, or set skip-tls-verify)"
-            }
-            _ => "",
-        };
-        return Error::new(ErrorKind::Tls, format!("TLS handshake failed: {tls}{hint}"));
-    }
-    if e.is_timeout() || cause.contains("timed out") {
-        return Error::new(
-            ErrorKind::Timeout,
-            format!("the registry did not answer in time ({cause})"),
-        );
-    }
-    if e.is_connect() {
-        if let Some(dns) = dns_failure(e) {
-            // A name that does not resolve stays unresolved on a retry; a resolver that could
-            // not answer may do better later.
-            let kind = if dns.contains("Temporary failure") {
-                ErrorKind::Unreachable
-            } else {
-                ErrorKind::UnknownHost
-            };
-            return Error::new(
-                kind,
-                format!("unknown host: the registry's name does not resolve ({dns})"),
-            );
-        }
-        return Error::new(ErrorKind::Unreachable, format!("cannot connect: {cause}"));
-    }
-    if e.is_redirect() {
-        return Error::new(ErrorKind::Protocol, format!("redirect failed: {cause}"));
-    }
-    if e.is_body() || e.is_request() || e.is_decode() {
-        // Resets and truncated responses: the connection broke, which is worth retrying.
-        return Error::new(
-            ErrorKind::Network,
-            format!("the connection failed: {cause}"),
-        );
-    }
-    Error::new(ErrorKind::Network, format!("request failed: {cause}"))
-}
-
-/// The resolver's message, when a connection failed because the host name did not resolve.
-fn dns_failure(e: &(dyn StdError + 'static)) -> Option<String> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = current {
-        // hyper's connector reports resolver failures as "dns error", caused by the resolver's
-        // own error.
-        if err.to_string().starts_with("dns error") {
-            return Some(root_cause(err));
-        }
-        current = err.source();
-    }
-    None
-}
-
-/// The innermost error message; reqwest's own message repeats the URL and says little.
-pub(crate) fn root_cause(e: &(dyn StdError + 'static)) -> String {
-    let mut current: &(dyn StdError + 'static) = e;
-    loop {
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-        {
-            current = inner;
-            continue;
-        }
-        match current.source() {
-            Some(next) => current = next,
-            None => return current.to_string(),
-        }
-    }
-}
-
-fn find_rustls_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
-    let mut current: Option<&'a (dyn StdError + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-        {
-            current = Some(inner);
-            continue;
-        }
-        current = err.source();
-    }
-    None
-}
-
 /// Sets a header from text we built; invalid text (which would be our bug) is skipped.
 pub(crate) fn header_value(text: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(text).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:30 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:00:00 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h, now), None);
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn redirects_never_leave_https() {
-        let https = Url::parse("https://r.io/v2/a/blobs/x").unwrap();
-        let http = Url::parse("http://cdn.io/x").unwrap();
-        let cdn = Url::parse("https://cdn.io/x").unwrap();
-        assert_eq!(redirect_refusal(std::slice::from_ref(&https), &cdn), None);
-        assert!(
-            redirect_refusal(std::slice::from_ref(&https), &http)
-                .unwrap()
-                .contains("HTTPS")
-        );
-        assert!(redirect_refusal(&[https.clone(), cdn.clone()], &http).is_some());
-        assert_eq!(redirect_refusal(std::slice::from_ref(&http), &cdn), None);
-        assert_eq!(redirect_refusal(std::slice::from_ref(&http), &http), None);
-        let many = vec![cdn.clone(); MAX_REDIRECTS];
-        assert!(redirect_refusal(&many, &cdn).unwrap().contains("redirects"));
-    }
-
-    #[test]
-    fn retryable_statuses() {
-        for s in [408, 429, 500, 502, 503, 504, 599] {
-            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [200, 400, 401, 403, 404, 416, 501, 505] {
-            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy {
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(500),
-            ..RetryPolicy::default()
-        };
-        let first = policy.backoff(1);
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
-        let third = policy.backoff(3);
-        assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
-        assert!(policy.backoff(30) <= Duration::from_millis(500));
-    }
-
-    #[test]
-    fn tries_are_one_budget_shared_by_clones() {
-        let policy = RetryPolicy {
-            max_tries: 3,
-            base_delay: Duration::from_millis(1),
-            ..RetryPolicy::default()
-        };
-        let tries = policy.tries();
-        let shared = tries.clone();
-        assert!(tries.next_delay(None).is_some(), "second try");
-        assert_eq!(
-            shared.next_delay(Some(Duration::from_secs(500))),
-            Some(policy.max_retry_after),
-            "third try, Retry-After capped"
-        );
-        assert_eq!(tries.next_delay(None), None, "three tries in all");
-        assert_eq!(shared.next_delay(None), None);
-        let once = RetryPolicy {
-            max_tries: 1,
-            ..RetryPolicy::default()
-        };
-        assert_eq!(once.tries().next_delay(None), None);
-    }
-
-    #[test]
-    fn commit_limit_grows_with_the_blob() {
-        let t = Timeouts {
-            commit: Duration::from_secs(10),
-            commit_per_gib: Duration::from_secs(5),
-            ..Timeouts::default()
-        };
-        assert_eq!(t.commit_for(0), Duration::from_secs(10));
-        assert_eq!(t.commit_for((1 << 30) - 1), Duration::from_secs(10));
-        assert_eq!(t.commit_for(1 << 30), Duration::from_secs(15));
-        assert_eq!(t.commit_for(5 << 30), Duration::from_secs(35));
-    }
 }

@@ -37,6 +37,17 @@ pub(crate) struct Wanted {
 }
 
 impl Wanted {
+    /// The manifest `head` names as it is, known to be a single image (no index).
+    fn single_image(head: ManifestHead) -> Wanted {
+        Wanted {
+            digest: head.digest,
+            fetched: head.manifest,
+            index: Some(false),
+            rewritten_from: None,
+            whole: false,
+        }
+    }
+
     /// The wanted manifest, when it was downloaded on the way.
     pub fn manifest(self) -> Option<Manifest> {
         let digest = self.digest;
@@ -63,7 +74,10 @@ pub(crate) async fn wanted_source(
         .await
         .map_err(JobError::from)?
     else {
-        return Err(format!("source image {} not found", job.source).into());
+        return Err(JobError::NotFound(format!(
+            "source image {} not found",
+            job.source
+        )));
     };
     let pinned = matches!(job.target.target, TagOrDigest::Digest(_));
     if pinned || job.platform == PlatformChoice::All {
@@ -81,13 +95,7 @@ pub(crate) async fn wanted_source(
     }
     let platform = platform_of(&job.platform);
     if not_an_index(&head, cache) {
-        return Ok(Wanted {
-            digest: head.digest,
-            fetched: head.manifest,
-            index: Some(false),
-            rewritten_from: None,
-            whole: false,
-        });
+        return Ok(Wanted::single_image(head));
     }
     // An index, or a type not known yet: a cached answer settles both. An index of
     // artifacts is remembered as its own "child": it is copied whole.
@@ -115,7 +123,7 @@ pub(crate) async fn wanted_source(
     }
     let child = manifest
         .select_platform(&platform)
-        .map_err(|e| format!("source image {}: {e}", job.source))?
+        .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?
         .ok_or_else(|| no_platform(job, &manifest, &platform))?;
     cache.remember_platform_child(&manifest.digest, &platform, &child);
     Ok(Wanted {
@@ -226,13 +234,7 @@ async fn subset(
     platforms: &[Platform],
 ) -> Result<Wanted, JobError> {
     if not_an_index(&head, cache) {
-        return Ok(Wanted {
-            digest: head.digest,
-            fetched: head.manifest,
-            index: Some(false),
-            rewritten_from: None,
-            whole: false,
-        });
+        return Ok(Wanted::single_image(head));
     }
     if let Some((digest, missing)) = cache.subset(&head.digest, platforms) {
         // An index of artifacts is remembered as its own rewrite: it is copied whole.
@@ -255,7 +257,7 @@ async fn subset(
         return Ok(whole(manifest));
     }
     let subset = platform_subset(&manifest, platforms)
-        .map_err(|e| format!("source image {}: {e}", job.source))?;
+        .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?;
     cache.remember_subset(
         &manifest.digest,
         platforms,
@@ -316,7 +318,7 @@ pub(crate) async fn fetch_wanted(
         .await
         .map_err(JobError::from)?;
     let subset = platform_subset(&manifest, platforms)
-        .map_err(|e| format!("source image {}: {e}", job.source))?;
+        .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?;
     if subset.index.digest != *digest {
         return Err(format!(
             "source image {}: the index {index} rewritten to {} is {}, not {digest} as before; run again",

@@ -5,7 +5,7 @@
 //! (docs/behaviour.md#up-to-date-checks).
 //!
 //! The daemon pushes recompressed layers, so target digests differ from the source's; the
-//! up-to-date check therefore compares image configs (see [`check::same_image`]).
+//! up-to-date check therefore compares image configs (see `check::same_image`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,7 +124,7 @@ impl DockerRelay {
             return Err("'Platform: all' sync option not supported".into());
         }
         let target_tag = target_tag(&job.target.target);
-        let target_reference = TagOrDigest::tag(&target_tag).map_err(|e| e.to_string())?;
+        let target_reference = TagOrDigest::tag(&target_tag)?;
         if check::same_image(
             job,
             &target_reference,
@@ -302,6 +302,7 @@ impl DockerRelay {
         Ok(CopyOutcome::Copied {
             bytes: size,
             blobs: None,
+            referrers: 0,
         })
     }
 

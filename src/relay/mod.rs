@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::{Config, Location, PlatformChoice, RelayKind};
+use crate::failure::Failure;
 use crate::plan::ImageJob;
 use crate::registry::Credentials;
 use crate::stop::Stop;
@@ -35,10 +36,20 @@ pub enum CopyOutcome {
     UpToDate,
     /// Manifests were written.
     Copied {
-        /// What was sent to the target, blobs and manifests.
+        /// What was sent to the target, blobs and manifests (the referrers' included).
         bytes: u64,
         /// How each blob got there, when the relay can tell (the native relay only).
         blobs: Option<BlobTally>,
+        /// Referrers and legacy cosign tags copied with the image (`referrers: true`).
+        referrers: usize,
+    },
+    /// The target held the image already; referrers or legacy cosign tags it lacked were
+    /// copied (`referrers: true`: images are often signed after they were mirrored).
+    ReferrersCopied {
+        /// What was sent to the target.
+        bytes: u64,
+        /// How many referrers and legacy cosign tags were copied.
+        referrers: usize,
     },
     /// Left out on purpose before anything was written (`min-age`).
     Skipped {
@@ -70,59 +81,9 @@ pub struct BlobTally {
     pub manifest_bytes: u64,
 }
 
-/// Why an image job did not succeed; typed up to the report, which counts the two apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobError {
-    /// The job failed; the reason names the image and what went wrong.
-    Failed(String),
-    /// A registry's rate limit ran out (docs/behaviour.md, "Rate limits"): the job was not
-    /// done and waits for the next run. `registry` is the host, `reason` the full message.
-    RateLimited {
-        /// The registry host.
-        registry: String,
-        /// The full message.
-        reason: String,
-    },
-}
-
-impl JobError {
-    /// The message for the log.
-    pub fn reason(&self) -> &str {
-        match self {
-            JobError::Failed(reason) | JobError::RateLimited { reason, .. } => reason,
-        }
-    }
-}
-
-impl std::fmt::Display for JobError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.reason())
-    }
-}
-
-impl From<String> for JobError {
-    fn from(reason: String) -> Self {
-        JobError::Failed(reason)
-    }
-}
-
-impl From<&str> for JobError {
-    fn from(reason: &str) -> Self {
-        JobError::Failed(reason.to_owned())
-    }
-}
-
-impl From<crate::registry::Error> for JobError {
-    fn from(error: crate::registry::Error) -> Self {
-        match (error.kind(), error.registry()) {
-            (crate::registry::ErrorKind::RateLimited, Some(registry)) => JobError::RateLimited {
-                registry: registry.to_owned(),
-                reason: error.to_string(),
-            },
-            _ => JobError::Failed(error.to_string()),
-        }
-    }
-}
+/// Why an image job did not succeed: a [`Failure`], typed up to the report, which counts the
+/// rate-limited ones apart from the failed ones, and these by kind.
+pub type JobError = Failure;
 
 /// One job's way to the bound on copies running at once (`parallel-images`). Up-to-date checks
 /// run before a job asks for a slot, so a run with little to copy is not held up by it; once a
@@ -415,7 +376,7 @@ pub async fn verify_refusal(
     let manifest = check::wanted_manifest(job, source, manifests).await?;
     match trust::verify_job(job, source, &manifest, verify).await {
         Ok(()) => Ok(None),
-        Err(e) => Ok(Some(e.reason().to_string())),
+        Err(e) => Ok(Some(e.to_string())),
     }
 }
 

@@ -76,7 +76,7 @@ impl NativeRelay {
 
     /// Copies one image job. Errors name the image and say what failed.
     ///
-    /// The up-to-date decision is [`check::wanted_source`]'s, with `manifests` (index digest
+    /// The up-to-date decision is `check::wanted_source`'s, with `manifests` (index digest
     /// and platform → child) so that a run with nothing to do sends no manifest GET.
     ///
     /// # Errors
@@ -118,7 +118,10 @@ impl NativeRelay {
             let listed = job.listed_tags.as_ref();
             return Ok(match copy.referrers(&subjects, listed, records).await? {
                 None => CopyOutcome::UpToDate,
-                Some(bytes) => CopyOutcome::Copied { bytes, blobs: None },
+                Some(written) => CopyOutcome::ReferrersCopied {
+                    bytes: written.bytes,
+                    referrers: written.manifests,
+                },
             });
         }
         let Some(_slot) = slots.enter().await else {
@@ -140,14 +143,18 @@ impl NativeRelay {
         let mut bytes = copy
             .manifest_tree(&manifest, &job.target.target, 0, &mut tally)
             .await?;
+        let mut referrers = 0;
         if job.referrers {
-            bytes += copy
+            let written = copy
                 .copied_referrers(job, &manifest, from_index.as_ref())
                 .await?;
+            bytes += written.bytes;
+            referrers = written.manifests;
         }
         Ok(CopyOutcome::Copied {
             bytes,
             blobs: Some(tally),
+            referrers,
         })
     }
 
@@ -207,7 +214,7 @@ async fn checks_before_writing(
     if let Some(min_age) = job.min_age {
         let created = age::image_created(source, &job.source.repository, manifest)
             .await
-            .map_err(|e| format!("source image {}: {e}", job.source))?;
+            .map_err(|e| e.context(format_args!("source image {}", job.source)))?;
         if let Some(left) = age::time_left(created, chrono::Utc::now(), min_age) {
             return Ok(Some(CopyOutcome::Skipped {
                 reason: age::too_young_text(left),

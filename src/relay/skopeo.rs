@@ -131,18 +131,7 @@ impl SkopeoRelay {
         };
         // skopeo names a layout's images by reference name only: a digest on a layout source
         // is read through a view naming it (a digest on a layout target is written unnamed).
-        let source_view = match (sides.source_location.layout(), job.source.target.digest()) {
-            (Some(dir), Some(digest)) => Some(
-                async {
-                    let layout =
-                        crate::layout::LayoutRoot::new(dir).open(&job.source.repository)?;
-                    layout.digest_view(digest).await
-                }
-                .await
-                .map_err(|e| e.to_string())?,
-            ),
-            _ => None,
-        };
+        let source_view = layout_source_view(job, sides).await?;
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
@@ -163,6 +152,47 @@ impl SkopeoRelay {
             sides.target_credentials.as_ref(),
             job,
         )?;
+        let source_name = source_view
+            .as_ref()
+            .map(crate::layout::DigestView::skopeo_name);
+        let Some(output) = self.run_copy(job, sides, &auth, source_name, stop).await? else {
+            return Ok(CopyOutcome::Aborted);
+        };
+        drop(auth);
+        log_output(&output.stdout, sides.verbose);
+        log_output(&output.stderr, sides.verbose);
+        if !output.status.success() {
+            return Err(format!(
+                "skopeo copy of tag '{}' failed ({}): {}",
+                job.target.target.as_str(),
+                output.status,
+                tail(&String::from_utf8_lossy(&output.stderr))
+            )
+            .into());
+        }
+        // skopeo does not say how many bytes it moved.
+        Ok(CopyOutcome::Copied {
+            bytes: 0,
+            blobs: None,
+            referrers: 0,
+        })
+    }
+
+    /// Runs `skopeo copy` for `job` with the auth files `auth` (and `source_name` for a digest
+    /// on a layout source) to its end: its output, or `None` when the stop aborted it (it is
+    /// killed and reaped by then).
+    ///
+    /// # Errors
+    ///
+    /// When skopeo cannot be executed, or does not finish within `skopeo.timeout`.
+    async fn run_copy(
+        &self,
+        job: &ImageJob,
+        sides: &Sides<'_>,
+        auth: &AuthFiles,
+        source_name: Option<String>,
+        stop: &Stop,
+    ) -> Result<Option<Output>, JobError> {
         let args = copy_args(
             job,
             sides.source_location,
@@ -170,9 +200,7 @@ impl SkopeoRelay {
             &self.certs_dir,
             auth.source.as_deref(),
             auth.target.as_deref(),
-            source_view
-                .as_ref()
-                .map(crate::layout::DigestView::skopeo_name),
+            source_name,
         );
         let tag = job.target.target.as_str();
         let cannot_execute = |e: std::io::Error| {
@@ -190,38 +218,43 @@ impl SkopeoRelay {
             .kill_on_drop(true)
             .spawn()
             .map_err(cannot_execute)?;
-        let output = match run_to_end(child, self.timeout, stop)
+        match run_to_end(child, self.timeout, stop)
             .await
             .map_err(cannot_execute)?
         {
-            Ended::Exited(output) => output,
-            Ended::TimedOut => {
-                return Err(format!(
-                    "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
-                     raise 'skopeo.timeout' for large images or slow registries",
-                    self.timeout.as_secs()
-                )
-                .into());
-            }
-            Ended::Aborted => return Ok(CopyOutcome::Aborted),
-        };
-        drop(auth);
-        log_output(&output.stdout, sides.verbose);
-        log_output(&output.stderr, sides.verbose);
-        if !output.status.success() {
-            return Err(format!(
-                "skopeo copy of tag '{tag}' failed ({}): {}",
-                output.status,
-                tail(&String::from_utf8_lossy(&output.stderr))
+            Ended::Exited(output) => Ok(Some(output)),
+            Ended::TimedOut => Err(format!(
+                "skopeo copy of tag '{tag}' did not finish within {}s and was stopped; \
+                 raise 'skopeo.timeout' for large images or slow registries",
+                self.timeout.as_secs()
             )
-            .into());
+            .into()),
+            Ended::Aborted => Ok(None),
         }
-        // skopeo does not say how many bytes it moved.
-        Ok(CopyOutcome::Copied {
-            bytes: 0,
-            blobs: None,
-        })
     }
+}
+
+/// For a digest on a layout source: a view of the layout that names the digest, as skopeo
+/// names layout images by reference name only; `None` for any other source.
+///
+/// # Errors
+///
+/// When the layout cannot be opened or the view made.
+async fn layout_source_view(
+    job: &ImageJob,
+    sides: &Sides<'_>,
+) -> Result<Option<crate::layout::DigestView>, JobError> {
+    let (Some(dir), Some(digest)) = (sides.source_location.layout(), job.source.target.digest())
+    else {
+        return Ok(None);
+    };
+    let view = async {
+        let layout = crate::layout::LayoutRoot::new(dir).open(&job.source.repository)?;
+        layout.digest_view(digest).await
+    }
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Some(view))
 }
 
 /// How a skopeo process ended.
@@ -595,28 +628,24 @@ mod tests {
             "--insecure-policy copy --src-tls-verify=false --src-cert-dir=/c/127.0.0.1 \
              --dest-cert-dir=/c/127.0.0.1 docker://127.0.0.1:5000/a:1 docker://127.0.0.1:6000/b:1 --all"
         );
-        let os_only = copy_args(
-            &job("r.io/a:1", "s.io/b:1", "linux"),
-            &location("r.io", false),
-            &location("s.io", false),
-            certs,
-            None,
-            None,
-            None,
-        );
+        // From r.io to s.io without auth files, with `platform` as the mapping's choice.
+        let plain = |platform: &str| {
+            copy_args(
+                &job("r.io/a:1", "s.io/b:1", platform),
+                &location("r.io", false),
+                &location("s.io", false),
+                certs,
+                None,
+                None,
+                None,
+            )
+        };
+        let os_only = plain("linux");
         assert_eq!(
             os_only.last().map(String::as_str),
             Some("--override-os=linux")
         );
-        let host = copy_args(
-            &job("r.io/a:1", "s.io/b:1", ""),
-            &location("r.io", false),
-            &location("s.io", false),
-            certs,
-            None,
-            None,
-            None,
-        );
+        let host = plain("");
         assert_eq!(host.last().map(String::as_str), Some("docker://s.io/b:1"));
     }
 

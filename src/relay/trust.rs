@@ -252,7 +252,9 @@ pub(crate) async fn verify_job(
         .head_manifest(repo, &job.source.target)
         .await
         .map_err(super::JobError::from)?
-        .ok_or_else(|| format!("source image {} not found", job.source))?;
+        .ok_or_else(|| {
+            super::JobError::NotFound(format!("source image {} not found", job.source))
+        })?;
     let first = check_signed(source, repo, &top.digest, verify).await;
     let copies_other = copied.digest != top.digest
         && !matches!(job.platform, crate::config::PlatformChoice::Subset(_));

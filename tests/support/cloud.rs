@@ -14,7 +14,32 @@ use http_body_util::BodyExt;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
+use dregsy::cloud::{AwsCredentials, AwsEnvironment, CloudEnvironment, GoogleEnvironment};
+
 use super::http::{Server, free_port, parse_query, respond};
+
+/// The cloud environment a test gives the code under test in its own process: dummy AWS
+/// keys (so no credential chain runs, and no metadata address is ever asked), the ECR APIs
+/// and the GCE metadata server on closed loopback ports, and no Google key file. A test
+/// points the parts it uses at its stand-ins.
+pub fn closed_environment() -> CloudEnvironment {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    CloudEnvironment {
+        aws: AwsEnvironment {
+            ecr_endpoint: Some(closed.clone()),
+            ecr_public_endpoint: Some(closed),
+            credentials: AwsCredentials::Keys {
+                access_key_id: "testing".into(),
+                secret_access_key: "testing".into(),
+                session_token: None,
+            },
+        },
+        google: GoogleEnvironment {
+            application_credentials: None,
+            metadata_host: format!("127.0.0.1:{}", free_port()),
+        },
+    }
+}
 
 /// The dummy AWS environment every cloud test gives the code under test: fixed credentials,
 /// a region, no instance metadata, no profile files of the machine, no proxy for loopback.
@@ -88,12 +113,24 @@ impl Drop for Moto {
 
 /// A stand-in for the `ecr-public` API (AWS JSON 1.1: `POST /` with `X-Amz-Target`):
 /// `GetAuthorizationToken`, `DescribeRepositories` (paged by `maxResults`/`nextToken`) and
-/// `CreateRepository`, with repositories kept in memory.
+/// `CreateRepository`, with repositories kept in memory. It refuses as AWS does: the access key
+/// [`UNKNOWN_KEY`] with `UnrecognizedClientException`, [`DENIED_KEY`] with
+/// `AccessDeniedException`, and a listing of the registry [`MISSING_REGISTRY`] with
+/// `RegistryNotFoundException`.
 pub struct EcrPublicApi {
     server: Server,
     repositories: Arc<Mutex<Vec<String>>>,
     calls: Arc<Mutex<Vec<String>>>,
 }
+
+/// An access key the `ecr-public` stand-in does not know.
+pub const UNKNOWN_KEY: &str = "AKIDUNKNOWN";
+
+/// An access key the `ecr-public` stand-in knows, but denies every operation.
+pub const DENIED_KEY: &str = "AKIDDENIED";
+
+/// A registry (account) the `ecr-public` stand-in has not heard of.
+pub const MISSING_REGISTRY: &str = "000000000000";
 
 /// The password the `ecr-public` stand-in issues, as `AWS:<password>`.
 pub const ECR_PUBLIC_PASSWORD: &str = "public-ecr-test-token";
@@ -106,6 +143,14 @@ impl EcrPublicApi {
         let server = Server::start("ecr-public-api", move |request| {
             let (repos, seen) = (repos.clone(), seen.clone());
             async move {
+                let key = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split("Credential=").nth(1))
+                    .and_then(|v| v.split('/').next())
+                    .unwrap_or_default()
+                    .to_string();
                 let target = request
                     .headers()
                     .get("x-amz-target")
@@ -132,6 +177,14 @@ impl EcrPublicApi {
                         json!({"__type": kind, "message": kind}).to_string(),
                     )
                 };
+                match key.as_str() {
+                    UNKNOWN_KEY => return fail("UnrecognizedClientException"),
+                    DENIED_KEY => return fail("AccessDeniedException"),
+                    _ => {}
+                }
+                if target == "DescribeRepositories" && input["registryId"] == MISSING_REGISTRY {
+                    return fail("RegistryNotFoundException");
+                }
                 let mut repos = repos.lock().unwrap();
                 match target.as_str() {
                     "GetAuthorizationToken" => {

@@ -11,6 +11,8 @@
 pub mod certs;
 /// Stand-ins for cloud APIs: moto for ECR, ecr-public, Google token and metadata servers.
 pub mod cloud;
+/// Config files built from a small typed builder.
+pub mod config;
 /// Running the dregsy binary under test.
 pub mod dregsy;
 /// Runtimes, clients and background servers shared by the rest.

@@ -300,7 +300,7 @@ fn json_repository(
     json!({
         "source": side(&task.source, &repo.source_path),
         "target": side(&task.target, &repo.target_path),
-        "error": repo.error,
+        "error": repo.error.as_ref().map(ToString::to_string),
         "warnings": repo.warnings,
         "tags_listed": repo.listed,
         "images": repo

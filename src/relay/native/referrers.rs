@@ -47,6 +47,24 @@ pub(super) struct Records {
     tags: Mutex<HashMap<(String, Repository), TagsSlot>>,
 }
 
+/// What copying referrers wrote to the target: the bytes sent and how many referrers and
+/// legacy cosign tags, for the image's log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Written {
+    /// Bytes sent: manifests and blobs.
+    pub bytes: u64,
+    /// Referrers and legacy cosign tags written.
+    pub manifests: usize,
+}
+
+impl Written {
+    /// Counts `more` in.
+    fn add(&mut self, more: Written) {
+        self.bytes += more.bytes;
+        self.manifests += more.manifests;
+    }
+}
+
 /// Whether the manifest cache's record of what a target holds may be believed: only while the
 /// image itself was found up to date there (a repository emptied and filled again by this run
 /// holds none of its referrers, whatever was recorded).
@@ -174,7 +192,7 @@ async fn headed(
 /// source holds, whether or not the target has it already (a sync copies what it lacks).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Travelling {
-    /// The referrers of the image's subjects, and theirs to [`MAX_DEPTH`] levels.
+    /// The referrers of the image's subjects, and theirs to 3 levels.
     pub referrers: Vec<Referrer>,
     /// cosign's legacy tags of those manifests that the source holds.
     pub legacy_tags: Vec<String>,
@@ -249,10 +267,9 @@ impl Copy<'_> {
         subjects: &[Digest],
         listed: Option<&ListedTags>,
         records: TargetRecords,
-    ) -> Result<Option<u64>, JobError> {
+    ) -> Result<Option<Written>, JobError> {
         let tags = self.source_tags(listed).await?;
-        let mut written = false;
-        let mut bytes = 0;
+        let mut written: Option<Written> = None;
         let mut queue: Vec<(Digest, usize)> = subjects.iter().map(|s| (s.clone(), 0)).collect();
         let mut seen = HashSet::new();
         while let Some((subject, depth)) = queue.pop() {
@@ -261,10 +278,12 @@ impl Copy<'_> {
             }
             for tag in referrers::legacy_tags(&subject) {
                 if tags.contains(&tag)
-                    && let Some(copied) = self.legacy_tag(&tag, records).await?
+                    && let Some(bytes) = self.legacy_tag(&tag, records).await?
                 {
-                    written = true;
-                    bytes += copied;
+                    written.get_or_insert_default().add(Written {
+                        bytes,
+                        manifests: 1,
+                    });
                 }
             }
             let listed = self.source_referrers(&subject, &tags).await?;
@@ -272,19 +291,18 @@ impl Copy<'_> {
                 continue;
             }
             if let Some(copied) = self.subject_referrers(&subject, &listed, records).await? {
-                written = true;
-                bytes += copied;
+                written.get_or_insert_default().add(copied);
             }
             if depth + 1 < MAX_DEPTH {
                 queue.extend(listed.into_iter().map(|r| (r.digest, depth + 1)));
             }
         }
-        Ok(written.then_some(bytes))
+        Ok(written)
     }
 
     /// After `job` copied `manifest`: its referrers (the target is asked, whatever the manifest
     /// cache recorded), and for a platform list, whose source index is `rewritten_from`, a note
-    /// that the source index's own stay behind. Returns the bytes transferred.
+    /// that the source index's own stay behind. Returns what was written.
     ///
     /// # Errors
     /// As [`Copy::referrers`].
@@ -293,21 +311,21 @@ impl Copy<'_> {
         job: &ImageJob,
         manifest: &Manifest,
         rewritten_from: Option<&Digest>,
-    ) -> Result<u64, JobError> {
+    ) -> Result<Written, JobError> {
         let children = children_of(manifest)?;
         if let Some(children) = &children {
             self.cache.remember_children(&manifest.digest, children);
         }
         let subjects = subjects(job, &manifest.digest, children);
         let listed = job.listed_tags.as_ref();
-        let bytes = self
+        let written = self
             .referrers(&subjects, listed, TargetRecords::Ignored)
             .await?
-            .unwrap_or(0);
+            .unwrap_or_default();
         if let Some(index) = rewritten_from {
             self.note_left_behind(job, index, listed).await?;
         }
-        Ok(bytes)
+        Ok(written)
     }
 
     /// Logs, once per copy of a platform list, that the source index's own referrers and
@@ -423,7 +441,7 @@ impl Copy<'_> {
         subject: &Digest,
         listed: &[Referrer],
         records: TargetRecords,
-    ) -> Result<Option<u64>, JobError> {
+    ) -> Result<Option<Written>, JobError> {
         if listed.len() > MAX_PER_SUBJECT {
             return Err(format!(
                 "{subject} has {} referrers, more than the {MAX_PER_SUBJECT} dregsy copies",
@@ -448,7 +466,7 @@ impl Copy<'_> {
         &self,
         subject: &Digest,
         listed: &[Referrer],
-    ) -> Result<Option<u64>, JobError> {
+    ) -> Result<Option<Written>, JobError> {
         let present = self.target_referrers(subject).await?;
         let missing: Vec<&Referrer> = listed
             .iter()
@@ -459,6 +477,7 @@ impl Copy<'_> {
         }
         let mut bytes = 0;
         let mut indexed = present.api;
+        let manifests = missing.len();
         for referrer in missing {
             let (copied, pushed) = self.copy_referrer(subject, referrer).await?;
             bytes += copied;
@@ -468,7 +487,7 @@ impl Copy<'_> {
             self.merge_fallback_tag(subject, present.fallback.as_ref(), listed)
                 .await?;
         }
-        Ok(Some(bytes))
+        Ok(Some(Written { bytes, manifests }))
     }
 
     /// What the target lists as referrers of `subject`: its referrers API, else its fallback
