@@ -390,6 +390,16 @@ fn selectable_tags<'l>(
     }
 }
 
+/// The `dropped` tags that `selected` does not hold after all: a referrer tag named verbatim
+/// in `tags` is selected.
+fn not_selected(dropped: Vec<Dropped>, selected: &[String]) -> Vec<Dropped> {
+    let selected: HashSet<&String> = selected.iter().collect();
+    dropped
+        .into_iter()
+        .filter(|d| !selected.contains(&d.tag))
+        .collect()
+}
+
 /// Plans one source repository: paths, tags, jobs.
 async fn plan_repository(
     mapping: &Mapping,
@@ -427,7 +437,9 @@ async fn plan_repository(
     };
     let (selectable, referrer_tags) = selectable_tags(mapping, listed_tags.as_deref());
     let mut expansion = mapping.tags.expand(selectable.as_deref());
-    expansion.dropped.extend(referrer_tags);
+    expansion
+        .dropped
+        .extend(not_selected(referrer_tags, &expansion.tags));
     // Kept only where it saves a request: finding cosign's tags for `referrers: true`.
     let shared = listed_tags
         .as_deref()
@@ -468,4 +480,24 @@ async fn plan_repository(
     plan.warnings = expansion.warnings;
     plan.listed = listed_tags.is_some();
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_referrer_tag_named_verbatim_is_not_reported_as_left_out() {
+        let hex = "a".repeat(64);
+        let dropped = |tag: &str| Dropped {
+            tag: tag.to_string(),
+            by: REFERRER_TAG.to_string(),
+        };
+        let (named, other) = (format!("sha256-{hex}"), format!("sha256-{hex}.sig"));
+        let left = not_selected(
+            vec![dropped(&named), dropped(&other)],
+            &["v1".to_string(), named.clone()],
+        );
+        assert_eq!(left, [dropped(&other)]);
+    }
 }
