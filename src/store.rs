@@ -478,6 +478,35 @@ impl ImageStore {
         }
     }
 
+    /// The digests of images the repository holds that no tag names: an OCI layout's entries
+    /// without a reference name (docs/configuration.md#oci-image-layouts). Empty for a
+    /// registry, which has no such list.
+    ///
+    /// # Errors
+    /// See [`Layout::unnamed_digests`].
+    pub async fn untagged_digests(&self, repository: &Repository) -> Result<Vec<String>> {
+        match self {
+            ImageStore::Registry(_) => Ok(Vec::new()),
+            ImageStore::Layouts(layouts) => layouts
+                .read(repository)?
+                .unnamed_digests()
+                .await
+                .map_err(convert),
+        }
+    }
+
+    /// Whether images can be written into the store: a directory of layouts that is one shared
+    /// layout cannot (see [`LayoutRoot::writable`]); a registry says so only when written to.
+    ///
+    /// # Errors
+    /// The reason writes would fail, as a write reports it.
+    pub fn writable(&self) -> Result<()> {
+        match self {
+            ImageStore::Registry(_) => Ok(()),
+            ImageStore::Layouts(layouts) => layouts.root.writable().map_err(convert),
+        }
+    }
+
     /// The repositories of the store, at most `limit` (the registry's `_catalog`; a layout
     /// directory's layouts, sorted).
     ///

@@ -22,18 +22,9 @@ const MAX_FILE_CODE_LINES: usize = 600;
 
 #[test]
 fn functions_and_files_of_src_stay_short() {
-    let src = sources::src_dir();
-    let files = sources::rust_files_of_src(20);
     let mut problems = Vec::new();
     let mut still_long = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        let name = file
-            .strip_prefix(&src)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
+    for (name, text) in sources::texts_of_src(20) {
         for (key, problem) in long_items(&name, &text) {
             if NOT_SPLIT_YET.contains(&key.as_str()) {
                 still_long.push(key);

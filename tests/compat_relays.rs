@@ -26,6 +26,14 @@ fn location(registry: &Registry, auth: Option<&str>) -> String {
     block
 }
 
+/// The message of the one `image failed` line of a run that exited 1.
+fn the_one_failure(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    let failed = log_lines(out, "image failed");
+    assert_eq!(failed.len(), 1, "{}", text(out));
+    failed[0]["msg"].as_str().expect("msg").to_string()
+}
+
 fn task(source: &str, target: &str, mappings: &str) -> String {
     format!("tasks:\n- name: compat\n  source:\n{source}  target:\n{target}  mappings:\n{mappings}")
 }
@@ -185,10 +193,7 @@ fn skopeo_failure_names_the_tag_and_carries_skopeos_error() {
         )
     );
     let out = run_dregsy(&config, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = log_lines(&out, "image failed");
-    assert_eq!(failed.len(), 1, "{}", text(&out));
-    let msg = failed[0]["msg"].as_str().expect("msg");
+    let msg = &the_one_failure(&out);
     assert!(msg.contains("tag 'broken'"), "{msg}");
     assert!(msg.contains("fake refusal"), "{msg}");
     assert_eq!(recorded(fake.path()).len(), 2);
@@ -384,6 +389,52 @@ fn docker_relay_pulls_tags_and_pushes_exactly_the_planned_tags_and_cleans_up() {
     assert!(log_lines(&again, "pulling source image").is_empty());
 }
 
+/// An index none of whose entries declares a platform (cosign's fallback tag, an index of
+/// SBOMs) is no image a daemon can pull: the docker relay refuses it before the daemon is
+/// asked, naming the relays that copy it whole (docs/behaviour.md#platform-choice).
+#[test]
+fn docker_relay_refuses_an_index_of_artifacts_naming_the_relays_that_copy_it() {
+    let source = Registry::start();
+    let target = Registry::start();
+    let artifact = push_image(&source, "app", "", ImageOptions::default());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": artifact.media_type,
+            "digest": artifact.digest,
+            "size": artifact.manifest.len(),
+            "artifactType": "application/spdx+json",
+        }],
+    })
+    .to_string();
+    support::put_manifest(
+        &source,
+        "app",
+        "sboms",
+        "application/vnd.oci.image.index.v1+json",
+        index.as_bytes(),
+    );
+    let podman = Podman::start(&[&source, &target]);
+    let config = format!(
+        "relay: docker\ndocker:\n  dockerhost: {}\n{}",
+        podman.dockerhost(),
+        task(
+            &location(&source, None),
+            &location(&target, None),
+            "  - from: app\n    to: app\n    tags: [sboms]\n",
+        )
+    );
+    let out = run_dregsy(&config, &[]);
+    let msg = &the_one_failure(&out);
+    assert!(
+        msg.contains("is an index of artifacts, not of platforms")
+            && msg.contains("use 'relay: native' or 'relay: skopeo'"),
+        "{msg}"
+    );
+    assert_eq!(podman.image_count(), 0);
+}
+
 #[test]
 fn docker_relay_failure_names_the_image_and_carries_the_daemons_error() {
     let source = Registry::start();
@@ -401,10 +452,7 @@ fn docker_relay_failure_names_the_image_and_carries_the_daemons_error() {
         )
     );
     let out = run_dregsy(&config, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = log_lines(&out, "image failed");
-    assert_eq!(failed.len(), 1, "{}", text(&out));
-    let msg = failed[0]["msg"].as_str().expect("msg");
+    let msg = &the_one_failure(&out);
     let pulled = format!("error pulling source image '{}/app:1.0'", source.host());
     assert!(msg.contains(&pulled), "{msg}");
     assert!(
@@ -438,10 +486,7 @@ fn docker_relay_cleans_up_also_when_a_copy_runs_out_of_time() {
         )
     );
     let out = run_dregsy(&config, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let failed = log_lines(&out, "image failed");
-    assert_eq!(failed.len(), 1, "{}", text(&out));
-    let msg = failed[0]["msg"].as_str().unwrap_or_default();
+    let msg = &the_one_failure(&out);
     assert!(msg.contains("did not finish within 2s"), "{msg}");
     assert_eq!(
         log_lines(&out, "pulling source image").len(),

@@ -518,6 +518,12 @@ fn a_registry_that_is_not_a_host_is_a_config_error() {
             "r io/mirror",
             "character ' ' is not allowed in a host",
         ),
+        (
+            "target",
+            "OCI:./x",
+            "'.' is not a port number; layout directories are written `oci:<dir>` in lower \
+             case, e.g. 'oci:/srv/mirror' or 'oci:./mirror'",
+        ),
     ] {
         let (source, target) = match side {
             "source" => (registry, "127.0.0.1:5000"),

@@ -16,7 +16,7 @@ use futures_util::TryStreamExt;
 
 use dregsy::layout::{Layout, LayoutRoot};
 use dregsy::registry::{ByteStream, Digest, Manifest, Repository, TagOrDigest};
-use support::layouts::{RoundTrip, run, sha256, validate};
+use support::layouts::{RoundTrip, run, sha256, validate, validation};
 use support::{Format, ImageOptions, Registry};
 
 /// The tools these tests run, with the Debian package that has each.
@@ -437,4 +437,49 @@ fn a_full_disk_fails_the_blob_and_leaves_the_layout_as_it_was() {
         rt.block_on(layout.get_manifest(&tag("v1"))).expect("kept"),
         kept
     );
+}
+
+/// The Debian build of oci-image-tool (1.0.0~rc1) refuses a layout with three or more tagged
+/// entries ("descriptor retrieved by refs [name=<tag>] is not unique"), whoever wrote it: the
+/// docs say so, and this shows that a layout skopeo writes and one dregsy writes get the same
+/// verdict. Should a fixed build pass both, this still holds and the docs' note can go.
+#[test]
+fn oci_image_tool_judges_three_tags_alike_in_layouts_of_skopeo_and_of_dregsy() {
+    require_tools();
+    let registry = Registry::start();
+    support::push_image(&registry, "apps/tri", "t1", ImageOptions::default());
+    support::tag(&registry, "apps/tri", "t1", &["t2", "t3"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let by_skopeo = dir.path().join("skopeo/apps/tri");
+    std::fs::create_dir_all(&by_skopeo).expect("dir");
+    for t in ["t1", "t2", "t3"] {
+        run(
+            "skopeo",
+            &[
+                "--insecure-policy",
+                "copy",
+                "--src-tls-verify=false",
+                &format!("docker://{}/apps/tri:{t}", registry.host()),
+                &format!("oci:{}:{t}", by_skopeo.display()),
+            ],
+        );
+    }
+    let root = LayoutRoot::new(dir.path().join("dregsy"));
+    let ours = runtime()
+        .block_on(root.create(&repo("apps/tri")))
+        .expect("created");
+    for t in ["t1", "t2", "t3"] {
+        copy_into(&registry, "apps/tri", t, &ours);
+    }
+    for t in ["t1", "t3"] {
+        let (theirs, mine) = (validation(&by_skopeo, t), validation(ours.path(), t));
+        assert_eq!(
+            theirs.is_ok(),
+            mine.is_ok(),
+            "{t}: skopeo's {theirs:?}, ours {mine:?}"
+        );
+        for refusal in [theirs, mine].into_iter().filter_map(Result::err) {
+            assert!(refusal.contains("is not unique"), "{t}: {refusal}");
+        }
+    }
 }

@@ -217,6 +217,19 @@ fn registry_to_layout_to_registry_keeps_every_digest_and_a_second_run_writes_not
     );
 }
 
+/// `skopeo copy [--all] docker://<source>/<reference> oci:<shared>:<reference>`: one shared
+/// layout, as skopeo writes it.
+fn skopeo_into_shared(source: &Registry, shared: &Path, reference: &str, all: bool) {
+    let from = format!("docker://{}/{reference}", source.host());
+    let to = format!("oci:{}:{reference}", shared.display());
+    let mut args = vec!["--insecure-policy", "copy", "--src-tls-verify=false"];
+    if all {
+        args.push("--all");
+    }
+    args.extend([from.as_str(), to.as_str()]);
+    run("skopeo", &args);
+}
+
 #[test]
 fn a_layout_skopeo_wrote_is_a_source() {
     let RoundTrip {
@@ -228,14 +241,7 @@ fn a_layout_skopeo_wrote_is_a_source() {
     } = RoundTrip::start("tools/jq:1.7", "library/busybox:1.36");
     let shared = dir.path().join("shared");
     for (reference, all) in [("tools/jq:1.7", false), ("library/busybox:1.36", true)] {
-        let from = format!("docker://{}/{reference}", source.host());
-        let to = format!("oci:{}:{reference}", shared.display());
-        let mut args = vec!["--insecure-policy", "copy", "--src-tls-verify=false"];
-        if all {
-            args.push("--all");
-        }
-        args.extend([from.as_str(), to.as_str()]);
-        run("skopeo", &args);
+        skopeo_into_shared(&source, &shared, reference, all);
     }
     let out = run_dregsy(
         &config(
@@ -527,6 +533,8 @@ fn two_processes_writing_one_layout_lose_no_tag() {
     let mut expected = tags.clone();
     expected.sort();
     assert_eq!(layout_tags(&mirror.join("app/shared")), expected);
+    // Read back with skopeo: oci-image-tool 1.0.0~rc1 refuses any layout of three or more
+    // tags (tests/layout.rs shows it refuses skopeo's alike).
     for tag in &tags {
         let raw = run(
             "skopeo",
@@ -732,4 +740,108 @@ fn a_blob_an_earlier_run_stored_in_another_repository_is_linked_not_sent() {
         assert_eq!(second.nlink(), 2, "{digest}");
     }
     validate(&mirror.join("app/two"), "1");
+}
+
+/// README "Air-gapped mirrors": step 2 lists the directory's tags, and a tag listing never shows
+/// the images step 1 pinned by digest (listed in `index.json` without a name). Each repository
+/// that holds such images says so, with how to select them; listing their digests in `tags`
+/// carries them across.
+#[test]
+fn a_tag_listing_of_a_layout_says_which_digest_pinned_images_it_leaves_behind() {
+    let RoundTrip {
+        source,
+        back: inside,
+        image,
+        index,
+        dir,
+    } = RoundTrip::start("app/pinned:1.0", "app/pinned:2.0");
+    let mirror = dir.path().join("mirror");
+    let out = run_dregsy(
+        &config(
+            &registry_side(&source),
+            &layout_side(&mirror),
+            &format!(
+                "  - from: app/pinned\n    tags: ['release@{}', '{}']\n",
+                image.digest, index.digest
+            ),
+        ),
+        &[],
+    );
+    assert_success(&out);
+
+    let step2 = |tags: &str| {
+        config(
+            &layout_side(&mirror),
+            &registry_side(&inside),
+            &format!("  - from: 'regex:.*'\n{tags}"),
+        )
+    };
+    let expected = format!(
+        "the source holds 1 image(s) under a digest only (no tag names them), which this mapping \
+         does not select: a tag listing never shows them; to copy them, list their digests in \
+         'tags' (e.g. '{}')",
+        index.digest
+    );
+    let plan = Dregsy::with_config(&step2("")).args(&["plan"]).output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(plan_text.contains(&expected), "{plan_text}");
+    let out = run_dregsy(&step2(""), &[]);
+    assert_success(&out);
+    let warned: Vec<String> = log_lines(&out, "the source holds")
+        .iter()
+        .map(|l| format!("{} {}", l["level"], l["repository"]))
+        .collect();
+    assert_eq!(warned, ["\"warning\" \"/app/pinned\""], "{}", text(&out));
+    assert_eq!(
+        support::manifest_digest(&inside, "app/pinned", &index.digest),
+        None
+    );
+
+    // Listed in `tags`, the digest crosses and the warning is gone.
+    let with_digest = step2(&format!("    tags: ['regex:.*', '{}']\n", index.digest));
+    let out = run_dregsy(&with_digest, &[]);
+    assert_success(&out);
+    assert!(
+        log_lines(&out, "the source holds").is_empty(),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        support::manifest_digest(&inside, "app/pinned", &index.digest),
+        Some(index.digest.clone())
+    );
+}
+
+/// A shared layout (one skopeo wrote with `oci:<dir>:<repository>:<tag>`) is refused as a
+/// target; `dregsy plan` shows each image failing with the reason the sync gives, not `copy`.
+#[test]
+fn plan_shows_a_shared_layout_target_failing_as_the_sync_does() {
+    let RoundTrip { source, dir, .. } = RoundTrip::start("tools/jq:1.7", "library/busybox:1.36");
+    let shared = dir.path().join("shared");
+    skopeo_into_shared(&source, &shared, "tools/jq:1.7", false);
+    let before = std::fs::read(shared.join("index.json")).expect("index.json");
+    let config = config(
+        &registry_side(&source),
+        &layout_side(&shared),
+        "  - from: library/busybox\n    tags: ['1.36']\n",
+    );
+    let reason = "is one shared image layout";
+    let plan = Dregsy::with_config(&config).args(&["plan"]).output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert_eq!(plan.status.code(), Some(1), "{plan_text}");
+    assert!(
+        plan_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("failed") && l.contains(reason)),
+        "{plan_text}"
+    );
+    assert!(plan_text.contains("0 image(s) to copy"), "{plan_text}");
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(reason), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(shared.join("index.json")).expect("index.json"),
+        before,
+        "nothing written"
+    );
 }

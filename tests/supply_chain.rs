@@ -1670,3 +1670,132 @@ fn signatures_cross_an_oci_layout_and_verify_on_the_other_side() {
     let verify = verify_with(&key, dir.path(), "cosign.pub");
     check(&client(&inside.url()), "signed/app", &image.digest, &verify).expect("verifies inside");
 }
+
+/// `team/app:v1`, signed with `key` in a legacy `.sig` tag and in the fallback tag: the image
+/// and the two signature manifests' digests (legacy, fallback).
+fn signed_app(source: &support::Registry, key: &TestKey) -> (Pushed, String, String) {
+    let endpoint = source.endpoint();
+    let image = push_image(source, "team/app", "v1", ImageOptions::default());
+    let [legacy, fallback] = [Store::LegacyTag, Store::FallbackTag].map(|store| {
+        signing::sign(
+            &endpoint,
+            "team/app",
+            subject_of(&image),
+            Signature::of(key, &image.digest),
+            store,
+        )
+    });
+    (image, legacy, fallback)
+}
+
+/// README "Air-gapped mirrors", step 1 with signed images: a mapping without `tags` lists
+/// cosign's tags too. With `referrers: true` they are no images of their own: they travel with
+/// their subject, and only when it is selected; `plan` says why they are left out.
+#[test]
+fn tag_less_mappings_leave_referrer_tags_to_their_subjects() {
+    let source = support::Registry::start();
+    let target = support::Registry::start();
+    let endpoint = source.endpoint();
+    let key = TestKey::ecdsa();
+    let (image, _, signature) = signed_app(&source, &key);
+    // A signed image no tag names: not selected, so its referrers stay behind.
+    let unnamed = push_image(&source, "team/app", "", ImageOptions::default());
+    signing::sign(
+        &endpoint,
+        "team/app",
+        subject_of(&unnamed),
+        Signature::of(&key, &unnamed.digest),
+        Store::FallbackTag,
+    );
+    let config = sync_config(
+        &source,
+        &target,
+        "referrers: true\n",
+        "  - from: 'regex:team/.*'\n    platform: linux/amd64\n",
+    );
+    let plan = support::dregsy::Dregsy::with_config(&config)
+        .args(&["plan"])
+        .output();
+    let plan_text = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert_eq!(plan.status.code(), Some(0), "{plan_text}");
+    assert!(
+        plan_text.contains("1 image(s) to copy, 0 up to date, 0 failed; 3 tag(s) dropped"),
+        "{plan_text}"
+    );
+    assert_eq!(
+        plan_text
+            .matches("referrers: true (a referrer tag: it travels with its subject)")
+            .count(),
+        3,
+        "{plan_text}"
+    );
+
+    let out = run_dregsy(&config, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(messages(&out, "image copied").len(), 1, "{}", text(&out));
+    let fallback = fallback_tag_of(&image.digest);
+    let mut tags = support::list_tags(&target, "team/app");
+    tags.sort();
+    let mut expected = vec![fallback.clone(), format!("{fallback}.sig"), "v1".into()];
+    expected.sort();
+    assert_eq!(tags, expected, "only v1 and what travels with it");
+    assert_eq!(
+        fallback_digests(&target, "team/app", &image.digest),
+        [signature]
+    );
+}
+
+/// Without `referrers: true`, a tag-less mapping selects cosign's tags as images, as the
+/// original does. The fallback tag holds an index none of whose entries declares a platform:
+/// no multi-platform image, so the platform choice does not apply and it is copied whole,
+/// digest preserved, by the native relay and by skopeo (docs/behaviour.md#platform-choice).
+#[test]
+fn an_index_of_artifacts_is_copied_whole_whatever_the_platform_choice() {
+    let source = support::Registry::start();
+    let (image, legacy, _) = signed_app(&source, &TestKey::ecdsa());
+    let fallback = fallback_tag_of(&image.digest);
+    let index = manifest_digest(&source, "team/app", &fallback).expect("fallback tag");
+    for (relay, platform) in [
+        ("native", "linux/amd64"),
+        ("native", "[linux/amd64, linux/arm64]"),
+        ("skopeo", "linux/amd64"),
+    ] {
+        let target = support::Registry::start();
+        let config = sync_config(
+            &source,
+            &target,
+            &format!("relay: {relay}\n"),
+            &format!("  - from: 'regex:team/.*'\n    platform: {platform}\n"),
+        );
+        let out = run_dregsy(&config, &[]);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{relay} {platform}: {all}");
+        assert!(!all.contains("has no manifest for platform"), "{all}");
+        assert_eq!(
+            fallback_digests(&target, "team/app", &image.digest),
+            fallback_digests(&source, "team/app", &image.digest),
+            "{relay} {platform}: the whole index of artifacts: {all}"
+        );
+        if relay == "skopeo" {
+            // skopeo 1.9 writes the index anew without its entries' artifactType, so the
+            // digest differs and the next run copies it again (docs/compatibility.md).
+            continue;
+        }
+        assert_eq!(
+            manifest_digest(&target, "team/app", &fallback).as_deref(),
+            Some(index.as_str()),
+            "{relay} {platform}: the index of artifacts keeps its digest: {all}"
+        );
+        // The legacy tag is an ordinary image manifest: copied as such.
+        let sig = manifest_digest(&target, "team/app", &format!("{fallback}.sig"));
+        assert_eq!(sig.as_deref(), Some(legacy.as_str()), "{all}");
+        // Up to date on the next run: the decision is the same without a download.
+        let again = run_dregsy(&config, &[]);
+        assert_eq!(
+            messages(&again, "image copied").len(),
+            0,
+            "{relay} {platform}: {}",
+            text(&again)
+        );
+    }
+}

@@ -112,6 +112,23 @@ fn bad_values_are_refused_at_load_with_file_and_line() {
             6,
             "invalid platform 'linux//'",
         ),
+        // An architecture where the os belongs, in a list or alone.
+        (
+            mapping("    platform: [linux/amd64, arm64]\n"),
+            6,
+            "invalid platform 'arm64': 'arm64' is an architecture, not an operating system; a \
+             platform starts with the os: did you mean 'linux/arm64'?",
+        ),
+        (
+            mapping("    platform: arm/v7\n"),
+            6,
+            "did you mean 'linux/arm/v7'?",
+        ),
+        (
+            mapping("    platform: S390X\n"),
+            6,
+            "did you mean 'linux/S390X'?",
+        ),
         (
             mapping("    min-age: -1h\n"),
             7,
@@ -177,24 +194,78 @@ fn bad_values_are_refused_at_load_with_file_and_line() {
     }
 }
 
+/// A misspelt key that guards what gets copied would, ignored as unknown keys are, copy images
+/// unchecked: it is a config error naming the file, line, key and suggestion, and why.
 #[test]
-fn unknown_verify_keys_warn_with_a_suggestion() {
-    let error = load(&format!(
-        "tasks:\n- name: t\n{TASK}  verify: {{cosign-keys: x}}\n  mappings: []\n"
-    ))
-    .expect_err("cosign-key is missing");
+fn misspelt_guard_keys_are_errors_not_warnings() {
+    let task = |extra: &str| format!("tasks:\n- name: t\n{TASK}{extra}  mappings:\n  - from: x\n");
+    let cases = [
+        (
+            task("  verfy: {cosign-key: k.pub}\n"),
+            5,
+            "verfy",
+            "verify",
+            "signatures",
+        ),
+        (
+            format!(
+                "tasks:\n- name: t\n{TASK}  mappings:\n  - from: x\n    Verify: {{cosign-key: k.pub}}\n"
+            ),
+            7,
+            "Verify",
+            "verify",
+            "signatures",
+        ),
+        (
+            task("  verify: {cosign-keys: k.pub}\n"),
+            5,
+            "cosign-keys",
+            "cosign-key",
+            "signatures",
+        ),
+        (
+            format!("min_age: 72h\n{}", task("")),
+            1,
+            "min_age",
+            "min-age",
+            "however young",
+        ),
+        (
+            task("  minage: 3d\n"),
+            5,
+            "minage",
+            "min-age",
+            "however young",
+        ),
+    ];
+    for (text, line, key, suggestion, why) in cases {
+        let error = load(&text).expect_err(&text);
+        let shown = error.to_string();
+        assert!(
+            shown.contains(&format!("unknown config key '{key}'")),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!("did you mean '{suggestion}'?")),
+            "{shown}"
+        );
+        assert!(shown.contains("is an error, not a warning"), "{shown}");
+        assert!(shown.contains(why), "{shown}");
+        assert!(shown.contains("supply.yaml"), "names the file: {shown}");
+        assert_eq!(error.line, Some(line), "{text:?}: {shown}");
+    }
+    // Other unknown keys stay warnings, as the original ignored them.
+    let (_, notices) = config::load_str(
+        Path::new("supply.yaml"),
+        &format!("tasks:\n- name: t\n{TASK}  refferers: true\n  mappings:\n  - from: x\n"),
+    )
+    .expect("a warning only");
     assert!(
-        error.message.contains("'verify' needs 'cosign-key'"),
-        "{error}"
-    );
-    assert!(
-        error
-            .notices
+        notices
             .iter()
-            .any(|n| n.message.contains("'cosign-keys'")
-                && n.message.contains("did you mean 'cosign-key'")),
-        "{:?}",
-        error.notices
+            .any(|n| n.message.contains("'refferers'")
+                && n.message.contains("did you mean 'referrers'")),
+        "{notices:?}"
     );
 }
 

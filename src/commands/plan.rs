@@ -436,7 +436,11 @@ async fn status_of(
         Ok(true) => Status::UpToDate,
         Ok(false) => match relay::skip_reason(job, source, manifests).await {
             Ok(None) => match relay::verify_refusal(job, source, manifests).await {
-                Ok(None) => Status::Copy,
+                // As the copy would find when it writes.
+                Ok(None) => match target.writable() {
+                    Ok(()) => Status::Copy,
+                    Err(e) => Status::Failed(e.to_string()),
+                },
                 Ok(Some(refusal)) => Status::Failed(refusal),
                 Err(e) => Status::Failed(e.to_string()),
             },

@@ -12,6 +12,7 @@ use super::raw::{
     RawConfig, RawDaemon, RawDocker, RawLister, RawLocation, RawMapping, RawNative, RawPlatform,
     RawSkopeo, RawSupply, RawTask, RawVerify,
 };
+use super::unknown_key;
 use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
 
 /// The keys of one section and what each sets in its raw value: the one list of a section's
@@ -283,6 +284,10 @@ pub struct Decoder {
     /// Unknown top-level keys that look like a misspelt `tasks` (`task:`, `taks:`), with
     /// their lines: with no tasks left, the config asked for something it cannot do.
     pub misspelt_tasks: Vec<(String, usize)>,
+    /// Unknown keys that look like a misspelt key guarding what gets copied (see
+    /// [`unknown_key::guarded_message`]): `(line, message)`, each a config error, not a
+    /// warning.
+    pub misspelt_guards: Vec<(usize, String)>,
 }
 
 impl Decoder {
@@ -291,10 +296,17 @@ impl Decoder {
             errors: Vec::new(),
             notices: Vec::new(),
             misspelt_tasks: Vec::new(),
+            misspelt_guards: Vec::new(),
         }
     }
 
     fn type_error(&mut self, node: &Node, into: &str) {
+        self.type_error_hinted(node, into, "");
+    }
+
+    /// A type error in yaml.v2's words (`cannot unmarshal !!str `x` into …`, which tests and
+    /// docs/compatibility.md rely on), followed by `hint`.
+    fn type_error_hinted(&mut self, node: &Node, into: &str, hint: &str) {
         let value = match node.text() {
             Some(text) => format!(" `{}`", shorten(text)),
             None => String::new(),
@@ -302,12 +314,24 @@ impl Decoder {
         self.errors.push((
             node.line,
             format!(
-                "cannot unmarshal {}{} into {}",
+                "cannot unmarshal {}{} into {}{hint}",
                 node.yaml_type(),
                 value,
                 into
             ),
         ));
+    }
+
+    /// The type error of a duration key, naming the key and how to write one.
+    fn duration_error(&mut self, node: &Node, path: &str) {
+        self.type_error_hinted(
+            node,
+            "time.Duration",
+            &format!(
+                ": '{path}' is a duration, a number with a unit: e.g. '72h', '30m' or '90s' \
+                 (units ns, us, ms, s, m, h; there is no day unit, 3 days is '72h')"
+            ),
+        );
     }
 
     fn string(&mut self, node: &Node) -> String {
@@ -381,13 +405,13 @@ impl Decoder {
                 match duration::parse_go_duration(text) {
                     Ok(d) => Some(DurationValue::Nanos(d)),
                     Err(_) => {
-                        self.type_error(node, "time.Duration");
+                        self.duration_error(node, path);
                         None
                     }
                 }
             }
             _ => {
-                self.type_error(node, "time.Duration");
+                self.duration_error(node, path);
                 None
             }
         }
@@ -411,23 +435,22 @@ impl Decoder {
                     if known.contains(&name) {
                         out.push((name, value));
                     } else {
-                        let suggestion = suggest(name, known);
+                        let suggestion = unknown_key::suggest(name, known);
                         if path.is_empty() && suggestion == Some("tasks") {
                             self.misspelt_tasks.push((shorten(name), key.line));
                         }
-                        let hint = suggestion
-                            .map(|s| format!("; did you mean '{s}'?"))
-                            .unwrap_or_default();
                         let at = if path.is_empty() {
                             "at the top level".to_string()
                         } else {
                             format!("in {path}")
                         };
-                        self.notices.push(Notice::warn(format!(
-                            "unknown config key '{}' {at} (line {}) is ignored{hint}",
-                            shorten(name),
-                            key.line
-                        )));
+                        let shown = format!("'{}' {at} (line {})", shorten(name), key.line);
+                        match unknown_key::guarded_message(&shown, suggestion) {
+                            Some(message) => self.misspelt_guards.push((key.line, message)),
+                            None => self
+                                .notices
+                                .push(Notice::warn(unknown_key::warning(&shown, suggestion))),
+                        }
                     }
                 }
                 Some(out)
@@ -624,32 +647,6 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// The known key closest to a misspelt one, when it is close enough to be a likely typo.
-fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
-    let lower = name.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,7 +723,17 @@ mod tests {
         let (_, decoder) = decode("lister: {cacheDuration: 1d}\n");
         assert_eq!(
             decoder.errors[0].1,
-            "cannot unmarshal !!str `1d` into time.Duration"
+            "cannot unmarshal !!str `1d` into time.Duration: 'lister.cacheDuration' is a \
+             duration, a number with a unit: e.g. '72h', '30m' or '90s' (units ns, us, ms, s, \
+             m, h; there is no day unit, 3 days is '72h')"
+        );
+        let (_, decoder) =
+            decode("tasks:\n- name: t\n  mappings:\n  - from: x\n    min-age: 3 days\n");
+        let (line, message) = &decoder.errors[0];
+        assert_eq!(*line, 5);
+        assert!(
+            message.starts_with("cannot unmarshal !!str `3 days` into time.Duration: 'tasks[0].mappings[0].min-age' is a duration"),
+            "{message}"
         );
     }
 

@@ -12,6 +12,7 @@ mod notice;
 mod raw;
 mod size;
 pub mod substitute;
+mod unknown_key;
 mod validate;
 pub mod yaml;
 
@@ -459,6 +460,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
         ));
     }
     let mut notices = decoder.notices;
+    // A misspelt key that guards what gets copied (`verfy:`) must not leave images unchecked.
+    if let Some((line, message)) = decoder.misspelt_guards.into_iter().next() {
+        return Err(fail(Some(line), message, notices));
+    }
     // A misspelt `tasks` key leaves a config that does nothing although it asked for
     // something: that must not end as a quiet success (docs/behaviour.md#exit-codes).
     if raw.tasks.is_empty()

@@ -82,6 +82,26 @@ impl Index {
             .collect()
     }
 
+    /// The digests of entries without a reference name that no named entry lists as well:
+    /// images only a digest reaches, in order, without duplicates.
+    pub(super) fn unnamed_digests(&self) -> Vec<String> {
+        let named: std::collections::HashSet<&str> = self
+            .entries()
+            .filter(|e| ref_name(e).is_some())
+            .filter_map(|e| e.get("digest").and_then(Value::as_str))
+            .collect();
+        let mut unnamed: Vec<String> = Vec::new();
+        for entry in self.entries().filter(|e| ref_name(e).is_none()) {
+            if let Some(digest) = entry.get("digest").and_then(Value::as_str)
+                && !named.contains(digest)
+                && !unnamed.iter().any(|d| d == digest)
+            {
+                unnamed.push(digest.to_string());
+            }
+        }
+        unnamed
+    }
+
     /// The first entry named `name`, as a descriptor (its media type may be empty).
     pub(super) fn find(&self, name: &str, path: &Path) -> Result<Option<Descriptor>> {
         let Some(entry) = self.entries().find(|e| ref_name(e) == Some(name)) else {

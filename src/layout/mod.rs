@@ -221,6 +221,24 @@ impl LayoutRoot {
         ))
     }
 
+    /// Whether dregsy can write layouts into the directory: not when it is one shared layout
+    /// (dregsy writes one layout per repository, see the module documentation). What
+    /// [`LayoutRoot::create`] refuses, for `dregsy plan` to show before anything is written.
+    ///
+    /// # Errors
+    /// `<dir>` is one shared layout.
+    pub fn writable(&self) -> Result<()> {
+        if self.is_shared() {
+            return Err(Error::new(
+                &self.dir,
+                "is one shared image layout (it has an oci-layout file); dregsy writes one \
+                 layout per repository: name an empty directory, or one holding a layout \
+                 per repository",
+            ));
+        }
+        Ok(())
+    }
+
     /// The layout `<dir>/<repository>` for writing, created (with its parents) when missing.
     ///
     /// # Errors
@@ -231,14 +249,7 @@ impl LayoutRoot {
         let root = self.clone();
         let repository = repository.clone();
         blocking(move || {
-            if root.is_shared() {
-                return Err(Error::new(
-                    &root.dir,
-                    "is one shared image layout (it has an oci-layout file); dregsy writes one \
-                     layout per repository: name an empty directory, or one holding a layout \
-                     per repository",
-                ));
-            }
+            root.writable()?;
             let layout = Layout::new(root.dir.join(repository.as_str()), None);
             layout.initialise()?;
             Ok(layout)
@@ -365,7 +376,9 @@ fn bare_names_text(dir: &Path, bare: &[String]) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!(
-        "the reference names {}{more} name a tag and no repository; to read them, name the          parent directory as the side ('registry: oci:{}') and the layout as the repository          ('from: {name}')",
+        "the reference names {}{more} name a tag and no repository; to read them, name the \
+         parent directory as the side ('registry: oci:{}') and the layout as the repository \
+         ('from: {name}')",
         shown.join(", "),
         parent.display()
     )
@@ -468,6 +481,20 @@ impl Layout {
             Ok(tags)
         })
         .await
+    }
+
+    /// The digests of images `index.json` lists without a reference name (digest-pinned
+    /// images) and under no name as well, in order. Empty for a view of a shared layout: its
+    /// unnamed entries belong to no repository in particular.
+    ///
+    /// # Errors
+    /// `index.json` is missing or not a valid index.
+    pub async fn unnamed_digests(&self) -> Result<Vec<String>> {
+        if self.shared_repository.is_some() {
+            return Ok(Vec::new());
+        }
+        let layout = self.clone();
+        blocking(move || Ok(layout.read_index()?.unnamed_digests())).await
     }
 
     /// What `reference` points at: a tag's `index.json` entry, or a digest's manifest blob

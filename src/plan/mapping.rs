@@ -335,6 +335,16 @@ pub enum PlatformChoice {
     Subset(Vec<crate::registry::Platform>),
 }
 
+/// Architecture names (Go's `GOARCH` values images use, and the aliases [`Platform::parse`]
+/// accepts): none is an operating system, so a platform starting with one is a typo.
+///
+/// [`Platform::parse`]: crate::registry::Platform::parse
+const ARCHITECTURES: [&str; 22] = [
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64",
+    "mipsle", "mips", "loong64", "wasm", "x86_64", "x86-64", "aarch64", "i386", "i686", "armhf",
+    "armel", "armv7",
+];
+
 impl PlatformChoice {
     /// Parses a `platform` value; the error says what is accepted.
     ///
@@ -358,6 +368,15 @@ impl PlatformChoice {
         if parts.len() > 3 || !parts.iter().all(|p| valid_part(p)) {
             return Err(format!(
                 "invalid platform '{value}': expected 'os', 'os/arch', 'os/arch/variant' or 'all'"
+            ));
+        }
+        // `[linux/amd64, arm64]`: an architecture where the os belongs matches nothing, and
+        // the copy would only warn that no such platform exists.
+        if ARCHITECTURES.contains(&parts[0].to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "invalid platform '{value}': '{}' is an architecture, not an operating system; \
+                 a platform starts with the os: did you mean 'linux/{value}'?",
+                parts[0]
             ));
         }
         let platform = crate::registry::Platform::parse(value).map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@ pub mod pattern;
 pub mod semver;
 pub mod tags;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +32,17 @@ pub trait TagSource {
         &self,
         repository: &Repository,
     ) -> impl std::future::Future<Output = Result<Vec<String>, Failure>> + Send;
+
+    /// The digests of images `repository` holds that no tag names (an OCI layout's entries
+    /// without a reference name), for the warning that a tag listing does not select them.
+    /// Registries have no such list: empty, the default.
+    fn untagged_digests(
+        &self,
+        repository: &Repository,
+    ) -> impl std::future::Future<Output = Vec<String>> + Send {
+        let _ = repository;
+        async { Vec::new() }
+    }
 }
 
 /// Lists the repositories of a source registry (a lister in production), for `from: regex:`.
@@ -211,6 +223,9 @@ impl RepositoryPlan {
     }
 }
 
+/// Why a listed tag in the referrers tag schema is not selected (`referrers: true`).
+pub const REFERRER_TAG: &str = "referrers: true (a referrer tag: it travels with its subject)";
+
 /// How many repositories of one mapping have their tags listed at the same time.
 const PARALLEL_TAG_LISTINGS: usize = 4;
 
@@ -320,6 +335,71 @@ fn repositories_of(
     Ok((source_repo, target_repo))
 }
 
+/// The warning for images a source holds under a digest only (an OCI layout's unnamed
+/// `index.json` entries) that the expanded `selected` entries leave out: a tag listing never
+/// shows them (docs/configuration.md#oci-image-layouts).
+async fn unselected_digests(
+    tags: &impl TagSource,
+    repository: &Repository,
+    selected: &[String],
+) -> Option<String> {
+    let pinned: HashSet<String> = selected
+        .iter()
+        .filter_map(|entry| match TagRef::parse(entry) {
+            TagRef::Digest(digest) | TagRef::TagAtDigest { digest, .. } => Some(digest),
+            TagRef::Tag(_) => None,
+        })
+        .collect();
+    let left: Vec<String> = tags
+        .untagged_digests(repository)
+        .await
+        .into_iter()
+        .filter(|d| !pinned.contains(d))
+        .collect();
+    let first = left.first()?;
+    Some(format!(
+        "the source holds {} image(s) under a digest only (no tag names them), which this \
+         mapping does not select: a tag listing never shows them; to copy them, list their \
+         digests in 'tags' (e.g. '{first}')",
+        left.len()
+    ))
+}
+
+/// The listed tags a mapping's filters choose from, and the tags left out before: with
+/// `referrers: true`, tags in the referrers tag schema hold the referrers of other images and
+/// travel with their subject, never as images of their own (docs/behaviour.md#referrers).
+fn selectable_tags<'l>(
+    mapping: &Mapping,
+    listed: Option<&'l [String]>,
+) -> (Option<Cow<'l, [String]>>, Vec<Dropped>) {
+    let is_referrer_tag = |t: &String| crate::registry::referrers::is_referrer_tag(t);
+    match listed {
+        Some(listed) if mapping.referrers && listed.iter().any(is_referrer_tag) => {
+            let (referrer_tags, selectable): (Vec<String>, Vec<String>) =
+                listed.iter().cloned().partition(is_referrer_tag);
+            let dropped = referrer_tags
+                .into_iter()
+                .map(|tag| Dropped {
+                    tag,
+                    by: REFERRER_TAG.to_string(),
+                })
+                .collect();
+            (Some(Cow::Owned(selectable)), dropped)
+        }
+        listed => (listed.map(Cow::Borrowed), Vec::new()),
+    }
+}
+
+/// The `dropped` tags that `selected` does not hold after all: a referrer tag named verbatim
+/// in `tags` is selected.
+fn not_selected(dropped: Vec<Dropped>, selected: &[String]) -> Vec<Dropped> {
+    let selected: HashSet<&String> = selected.iter().collect();
+    dropped
+        .into_iter()
+        .filter(|d| !selected.contains(&d.tag))
+        .collect()
+}
+
 /// Plans one source repository: paths, tags, jobs.
 async fn plan_repository(
     mapping: &Mapping,
@@ -355,7 +435,11 @@ async fn plan_repository(
     } else {
         None
     };
-    let expansion = mapping.tags.expand(listed_tags.as_deref());
+    let (selectable, referrer_tags) = selectable_tags(mapping, listed_tags.as_deref());
+    let mut expansion = mapping.tags.expand(selectable.as_deref());
+    expansion
+        .dropped
+        .extend(not_selected(referrer_tags, &expansion.tags));
     // Kept only where it saves a request: finding cosign's tags for `referrers: true`.
     let shared = listed_tags
         .as_deref()
@@ -387,9 +471,33 @@ async fn plan_repository(
             listed_tags: shared.clone(),
         });
     }
+    if listed_tags.is_some() {
+        let unselected = unselected_digests(tags, &source_repo, &expansion.tags).await;
+        expansion.warnings.extend(unselected);
+    }
     plan.tags = expansion.tags;
     plan.dropped = expansion.dropped;
     plan.warnings = expansion.warnings;
     plan.listed = listed_tags.is_some();
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_referrer_tag_named_verbatim_is_not_reported_as_left_out() {
+        let hex = "a".repeat(64);
+        let dropped = |tag: &str| Dropped {
+            tag: tag.to_string(),
+            by: REFERRER_TAG.to_string(),
+        };
+        let (named, other) = (format!("sha256-{hex}"), format!("sha256-{hex}.sig"));
+        let left = not_selected(
+            vec![dropped(&named), dropped(&other)],
+            &["v1".to_string(), named.clone()],
+        );
+        assert_eq!(left, [dropped(&other)]);
+    }
 }

@@ -40,6 +40,21 @@ pub fn legacy_tags(subject: &Digest) -> [String; 3] {
     [".sig", ".att", ".sbom"].map(|suffix| format!("{base}{suffix}"))
 }
 
+/// Whether `tag` is in the referrers tag schema: a fallback tag `sha256-<64 hex>`, or one of
+/// cosign's legacy tags `sha256-<64 hex>.sig`, `.att`, `.sbom`. Such tags hold referrers, not
+/// images; with `referrers: true` they travel with their subject
+/// (docs/behaviour.md#referrers).
+pub fn is_referrer_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let (Some(hex), Some(suffix)) = (rest.get(..64), rest.get(64..)) else {
+        return false;
+    };
+    hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && matches!(suffix, "" | ".sig" | ".att" | ".sbom")
+}
+
 /// One entry of a referrers index: a descriptor of a referrer manifest, with its artifact type
 /// and annotations (which the referrers API copies from the manifest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,6 +365,31 @@ mod tests {
             size: 100,
             artifact_type: Some(artifact_type.into()),
             annotations: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        }
+    }
+
+    #[test]
+    fn referrer_tags_are_recognised() {
+        let hex = "a".repeat(64);
+        for tag in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{hex}.sbom"),
+        ] {
+            assert!(is_referrer_tag(&tag), "{tag}");
+        }
+        for tag in [
+            "latest".to_string(),
+            format!("sha256-{}", "a".repeat(63)),
+            format!("sha256-{hex}.sigx"),
+            format!("sha256-{hex}-x"),
+            format!("sha256-{}", "A".repeat(64)),
+            format!("sha512-{hex}"),
+            // Not a character boundary at byte 64: no panic.
+            format!("sha256-{}é", "a".repeat(63)),
+        ] {
+            assert!(!is_referrer_tag(&tag), "{tag}");
         }
     }
 

@@ -13,7 +13,7 @@ use super::manifest_cache::ManifestCache;
 use crate::config::PlatformChoice;
 use crate::plan::ImageJob;
 use crate::registry::{
-    Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type, platform_subset,
+    Descriptor, Digest, Manifest, ManifestHead, Platform, TagOrDigest, media_type, platform_subset,
 };
 use crate::store::ImageStore;
 
@@ -30,6 +30,10 @@ pub(crate) struct Wanted {
     /// For a platform list: the source index it rewrites. The rewritten index exists nowhere
     /// but in the target, so [`fetch_wanted`] rebuilds it from this one.
     pub rewritten_from: Option<Digest>,
+    /// The wanted manifest is an index none of whose entries declares a platform (an index of
+    /// artifacts, such as cosign's referrers index): the platform choice does not apply and it
+    /// is copied whole, digest preserved (docs/behaviour.md#platform-choice).
+    pub whole: bool,
 }
 
 impl Wanted {
@@ -40,6 +44,7 @@ impl Wanted {
             fetched: head.manifest,
             index: Some(false),
             rewritten_from: None,
+            whole: false,
         }
     }
 
@@ -82,6 +87,7 @@ pub(crate) async fn wanted_source(
             fetched: head.manifest,
             index: head.media_type.as_deref().map(media_type::is_index),
             rewritten_from: None,
+            whole: false,
         });
     }
     if let PlatformChoice::Subset(platforms) = &job.platform {
@@ -91,9 +97,11 @@ pub(crate) async fn wanted_source(
     if not_an_index(&head, cache) {
         return Ok(Wanted::single_image(head));
     }
-    // An index, or a type not known yet: a cached answer settles both.
+    // An index, or a type not known yet: a cached answer settles both. An index of
+    // artifacts is remembered as its own "child": it is copied whole.
     if let Some(child) = cache.platform_child(&head.digest, &platform) {
         return Ok(Wanted {
+            whole: child.digest == head.digest,
             digest: child.digest,
             fetched: head.manifest,
             index: Some(media_type::is_index(&child.media_type)),
@@ -104,6 +112,15 @@ pub(crate) async fn wanted_source(
         Headed::Image(wanted) => return Ok(wanted),
         Headed::Index(manifest) => manifest,
     };
+    if without_platforms(&manifest) {
+        let itself = Descriptor::new(
+            manifest.media_type.clone(),
+            manifest.digest.clone(),
+            manifest.bytes.len() as u64,
+        );
+        cache.remember_platform_child(&manifest.digest, &platform, &itself);
+        return Ok(whole(manifest));
+    }
     let child = manifest
         .select_platform(&platform)
         .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?
@@ -114,6 +131,7 @@ pub(crate) async fn wanted_source(
         fetched: Some(manifest),
         index: Some(media_type::is_index(&child.media_type)),
         rewritten_from: None,
+        whole: false,
     })
 }
 
@@ -149,22 +167,59 @@ async fn read_headed(
         fetched: Some(manifest),
         index: Some(false),
         rewritten_from: None,
+        whole: false,
     }))
 }
 
-/// The error of an index without the wanted platform, naming the ones it has.
-fn no_platform(job: &ImageJob, index: &Manifest, platform: &Platform) -> String {
-    let available: Vec<String> = index
+/// Whether `index` is an index of artifacts rather than a multi-platform image: none of its
+/// entries declares a platform (cosign's referrers index, an index of SBOMs). The platform
+/// choice does not apply to it (docs/behaviour.md#platform-choice).
+fn without_platforms(index: &Manifest) -> bool {
+    index
         .children()
-        .unwrap_or_default()
+        .is_ok_and(|children| children.iter().all(|c| c.platform.is_none()))
+}
+
+/// The decision for an index of artifacts: itself, copied whole.
+fn whole(index: Manifest) -> Wanted {
+    Wanted {
+        digest: index.digest.clone(),
+        fetched: Some(index),
+        index: Some(true),
+        rewritten_from: None,
+        whole: true,
+    }
+}
+
+/// The error of an index without the wanted platform, naming the ones it has and how many of
+/// its entries declare none (attestations, signatures).
+fn no_platform(job: &ImageJob, index: &Manifest, platform: &Platform) -> String {
+    format!(
+        "source image {} has no manifest for platform {platform} ({}); choose one of its \
+         platforms with 'platform', or 'platform: all'",
+        job.source,
+        index_holds(&index.children().unwrap_or_default())
+    )
+}
+
+/// What an index holds, for [`no_platform`]: its platforms, and its entries without one.
+fn index_holds(children: &[Descriptor]) -> String {
+    let available: Vec<String> = children
         .iter()
         .filter_map(|c| c.platform.as_ref().map(|p| p.to_string()))
         .collect();
-    format!(
-        "source image {} has no manifest for platform {platform} (it has: {})",
-        job.source,
-        available.join(", ")
-    )
+    let unnamed = children.len() - available.len();
+    match (available.is_empty(), unnamed) {
+        (true, _) => "it is an index of artifacts, not of platforms: none of its entries \
+                      declares a platform"
+            .to_string(),
+        (false, 0) => format!("it has: {}", available.join(", ")),
+        (false, n) => format!(
+            "it has: {}, and {n} entr{} without a platform (artifacts such as attestations)",
+            available.join(", "),
+            if n == 1 { "y" } else { "ies" }
+        ),
+    }
 }
 
 /// What the target must hold for a platform list: the source index rewritten to those
@@ -182,18 +237,25 @@ async fn subset(
         return Ok(Wanted::single_image(head));
     }
     if let Some((digest, missing)) = cache.subset(&head.digest, platforms) {
+        // An index of artifacts is remembered as its own rewrite: it is copied whole.
+        let whole = digest == head.digest;
         warn_missing(job, &missing);
         return Ok(Wanted {
             digest,
             fetched: None,
             index: Some(true),
-            rewritten_from: Some(head.digest),
+            rewritten_from: Some(head.digest).filter(|_| !whole),
+            whole,
         });
     }
     let manifest = match read_headed(source, &job.source.repository, head, cache).await? {
         Headed::Image(wanted) => return Ok(wanted),
         Headed::Index(manifest) => manifest,
     };
+    if without_platforms(&manifest) {
+        cache.remember_subset(&manifest.digest, platforms, &manifest.digest, &[]);
+        return Ok(whole(manifest));
+    }
     let subset = platform_subset(&manifest, platforms)
         .map_err(|e| JobError::from(e).context(format_args!("source image {}", job.source)))?;
     cache.remember_subset(
@@ -209,6 +271,7 @@ async fn subset(
         fetched: Some(subset.index),
         index: Some(true),
         rewritten_from: Some(manifest.digest),
+        whole: false,
     })
 }
 
@@ -302,13 +365,27 @@ pub(crate) async fn same_digest(
     target: &ImageStore,
     cache: &ManifestCache,
 ) -> Result<bool, JobError> {
+    Ok(decide(job, source, target, cache).await?.0)
+}
+
+/// The up-to-date decision with what it decided on: whether the target tag (or digest)
+/// already holds exactly the wanted manifest, and that manifest.
+///
+/// # Errors
+/// As [`wanted_source`], or the target's HEAD failed.
+pub(crate) async fn decide(
+    job: &ImageJob,
+    source: &ImageStore,
+    target: &ImageStore,
+    cache: &ManifestCache,
+) -> Result<(bool, Wanted), JobError> {
     let (wanted, existing) = tokio::join!(
         wanted_source(job, source, cache),
         target.head_manifest(&job.target.repository, &job.target.target),
     );
     let wanted = wanted?;
     let existing = existing.map_err(JobError::from)?;
-    Ok(holds(existing.as_ref(), &wanted))
+    Ok((holds(existing.as_ref(), &wanted), wanted))
 }
 
 /// The up-to-date decision, shared by every relay and by `dregsy plan`: the target
@@ -371,4 +448,33 @@ pub(crate) async fn same_image(
     };
     let source_config = config_of(&source_manifest);
     Ok(source_config.is_some() && source_config == config_of(&target_manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(n: char, platform: Option<&str>) -> Descriptor {
+        let digest =
+            Digest::parse(&format!("sha256:{}", n.to_string().repeat(64))).expect("digest");
+        let mut d = Descriptor::new(media_type::OCI_MANIFEST, digest, 1);
+        d.platform = platform.map(|p| Platform::parse(p).expect("platform"));
+        d
+    }
+
+    #[test]
+    fn a_missing_platform_says_what_the_index_holds() {
+        assert_eq!(
+            index_holds(&[child('a', None), child('b', None)]),
+            "it is an index of artifacts, not of platforms: none of its entries declares a platform"
+        );
+        assert_eq!(
+            index_holds(&[child('a', Some("linux/amd64"))]),
+            "it has: linux/amd64"
+        );
+        assert_eq!(
+            index_holds(&[child('a', Some("linux/amd64")), child('b', None)]),
+            "it has: linux/amd64, and 1 entry without a platform (artifacts such as attestations)"
+        );
+    }
 }

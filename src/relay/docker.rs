@@ -136,6 +136,7 @@ impl DockerRelay {
         {
             return Ok(CopyOutcome::UpToDate);
         }
+        refuse_artifact_index(job, sides.source, manifests).await?;
         let Some(_slot) = slots.enter().await else {
             return Ok(CopyOutcome::NotStarted);
         };
@@ -497,6 +498,26 @@ fn daemon_error(e: &bollard::errors::Error) -> String {
         } => format!("{message} (HTTP {status_code})"),
         other => other.to_string(),
     }
+}
+
+/// The daemon pulls images of a platform; an index of artifacts has none
+/// (docs/behaviour.md#platform-choice), so it is refused before the daemon is asked. The
+/// decision is in the manifest cache by the time this runs.
+async fn refuse_artifact_index(
+    job: &ImageJob,
+    source: &crate::store::ImageStore,
+    manifests: &ManifestCache,
+) -> Result<(), JobError> {
+    if check::wanted_source(job, source, manifests).await?.whole {
+        return Err(format!(
+            "source image {} is an index of artifacts, not of platforms (none of its entries \
+             declares a platform): the docker relay cannot copy it; use 'relay: native' or \
+             'relay: skopeo'",
+            job.source
+        )
+        .into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::manifest_cache::ManifestCache;
 use super::{BlobTally, CopyOutcome, CopySlots, JobError, age, check, trust};
-use crate::config::{NativeSettings, PlatformChoice};
+use crate::config::NativeSettings;
 use crate::plan::ImageJob;
 use crate::progress;
 use crate::registry::{
@@ -136,7 +136,7 @@ impl NativeRelay {
         if let Some(skipped) = checks_before_writing(job, source, &manifest).await? {
             return Ok(skipped);
         }
-        if matches!(job.platform, PlatformChoice::Subset(_)) && manifest.is_index() {
+        if from_index.is_some() {
             log_rewritten(job, &manifest);
         }
         let mut tally = BlobTally::default();

@@ -107,13 +107,28 @@ impl SkopeoRelay {
         slots: &CopySlots<'_>,
     ) -> Result<CopyOutcome, JobError> {
         let stop = slots.stop();
-        let check = check::same_digest(job, sides.source, sides.target, manifests);
-        let Some(up_to_date) = stop.until_aborted(check).await else {
+        let check = check::decide(job, sides.source, sides.target, manifests);
+        let Some(decision) = stop.until_aborted(check).await else {
             return Ok(CopyOutcome::Aborted);
         };
-        if up_to_date? {
+        let (up_to_date, wanted) = decision?;
+        if up_to_date {
             return Ok(CopyOutcome::UpToDate);
         }
+        // An index of artifacts has no platform to choose: skopeo copies it whole only with
+        // `--all` (docs/behaviour.md#platform-choice). skopeo 1.9 writes the index anew,
+        // without its entries' `artifactType`, and refuses `--preserve-digests` for it: the
+        // target's digest differs (docs/compatibility.md).
+        let whole_job;
+        let job = if wanted.whole && job.platform != PlatformChoice::All {
+            whole_job = ImageJob {
+                platform: PlatformChoice::All,
+                ..job.clone()
+            };
+            &whole_job
+        } else {
+            job
+        };
         // skopeo names a layout's images by reference name only: a digest on a layout source
         // is read through a view naming it (a digest on a layout target is written unnamed).
         let source_view = layout_source_view(job, sides).await?;

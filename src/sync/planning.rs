@@ -69,6 +69,14 @@ impl TagSource for StoreTags<'_> {
             failure
         })
     }
+
+    async fn untagged_digests(&self, repository: &Repository) -> Vec<String> {
+        // Only for a warning: a layout whose index cannot be read fails the listing anyway.
+        self.registry
+            .untagged_digests(repository)
+            .await
+            .unwrap_or_default()
+    }
 }
 
 /// Lists a source's repositories through the run's listers, for the planner.

@@ -1,4 +1,5 @@
-//! The source files of the crate, for the tests that read them (module cycles, code shape).
+//! The source files of the crate, for the tests that read them (module cycles, code shape,
+//! string literals).
 //! Included with `#[path]` by those tests alone, so they need none of the rest of `support`.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,27 @@ pub fn rust_files_of_src(min_files: usize) -> Vec<PathBuf> {
         src.display()
     );
     files
+}
+
+/// Every `.rs` file below `src/` as its path relative to `src/` and its text, sorted, with the
+/// check of [`rust_files_of_src`].
+// Not every test including this file reads texts (module_cycles walks paths).
+#[allow(dead_code)]
+pub fn texts_of_src(min_files: usize) -> Vec<(String, String)> {
+    let src = src_dir();
+    rust_files_of_src(min_files)
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+            let name = file
+                .strip_prefix(&src)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            (name, text)
+        })
+        .collect()
 }
 
 /// The crate's `src/`.

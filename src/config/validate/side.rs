@@ -116,7 +116,17 @@ fn registry(written: &str) -> Result<(String, RegistryLocation, Option<CloudRegi
              'credentials-file' or a credential file"
         ));
     }
-    let location = RegistryLocation::parse(&registry)?;
+    let location = RegistryLocation::parse(&registry).map_err(|e| {
+        // `OCI:./x` reads as a host `OCI` with a port `./x`.
+        let scheme = written.trim().get(..4);
+        match scheme {
+            Some(s) if s.eq_ignore_ascii_case("oci:") && s != "oci:" => format!(
+                "{e}; layout directories are written `oci:<dir>` in lower case, e.g. \
+                 'oci:/srv/mirror' or 'oci:./mirror'"
+            ),
+            _ => e,
+        }
+    })?;
     Ok((registry, location, cloud))
 }
 
