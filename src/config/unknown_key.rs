@@ -3,6 +3,8 @@
 //! or, when that suggestion is a key that guards what gets copied, a config error
 //! (docs/compatibility.md), since ignoring `verfy:` would copy images unchecked.
 
+use crate::spelling::edit_distance;
+
 /// Keys that guard what gets copied, with what ignoring a misspelling of one would do.
 const GUARD_KEYS: [(&str, &str); 3] = [
     (
@@ -45,19 +47,4 @@ pub(super) fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
