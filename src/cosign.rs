@@ -12,12 +12,20 @@
 //! Only key-based verification is here: keyless signatures (Fulcio certificates, Rekor
 //! transparency log entries) need those services on the internet and are out of scope.
 //! Cryptography is *ring*'s, reached through webpki, which also parses the key's
-//! SubjectPublicKeyInfo; the PEM armour is read by rustls-pki-types.
+//! SubjectPublicKeyInfo; the PEM armour is read by rustls-pki-types. Ed25519ph, which ring does
+//! not offer, is ed25519-dalek's.
+//!
+//! An Ed25519 key signs two ways (RFC 8032 §5.1): pure Ed25519 over the message, and Ed25519ph
+//! over the message's SHA-512 with an empty context. cosign 3 loads Ed25519 keys as Ed25519ph by
+//! default (its `GetDefaultLoadOptions`, sigstore's `ED25519phSigner`), for bundles and
+//! simple-signing payloads alike; older cosign signed pure Ed25519. Both are accepted: the two
+//! schemes are domain-separated, so a signature of one is never a signature of the other.
 
 use std::fmt;
 use std::path::Path;
 
 use base64::Engine as _;
+use ed25519_dalek::{Digest as _, Sha512};
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
@@ -43,7 +51,7 @@ const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 pub enum KeyAlgorithm {
     /// ECDSA on the P-256 curve with SHA-256, ASN.1 DER signatures (cosign's default keys).
     EcdsaP256,
-    /// Ed25519 over the payload itself.
+    /// Ed25519: pure over the signed bytes, or Ed25519ph over their SHA-512 (empty context).
     Ed25519,
 }
 
@@ -140,14 +148,44 @@ impl PublicKey {
         self.algorithm
     }
 
-    /// Whether `signature` is this key's signature of `message`.
+    /// Whether `signature` is this key's signature of `message`; for an Ed25519 key, a pure
+    /// Ed25519 signature of `message` or an Ed25519ph one of its SHA-512 (see the module docs).
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         let spki = SubjectPublicKeyInfoDer::from(self.spki.as_slice());
-        RawPublicKeyEntity::try_from(&spki).is_ok_and(|entity| {
+        let pure = RawPublicKeyEntity::try_from(&spki).is_ok_and(|entity| {
             entity
                 .verify_signature(self.algorithm.verifier(), message, signature)
                 .is_ok()
-        })
+        });
+        pure || self.verifies_ed25519ph(message, signature)
+    }
+
+    /// Whether `signature` is this Ed25519 key's Ed25519ph signature of `message`: over its
+    /// SHA-512, with an empty context (RFC 8032 §5.1; Go's `ed25519.Options{Hash: SHA512}`,
+    /// which sigstore's `ED25519phVerifier` uses). False for other keys.
+    fn verifies_ed25519ph(&self, message: &[u8], signature: &[u8]) -> bool {
+        let (Some(key), Ok(signature)) = (
+            self.ed25519_key(),
+            ed25519_dalek::Signature::from_slice(signature),
+        ) else {
+            return false;
+        };
+        // Strict: no small-order keys or non-canonical points, which no signer produces.
+        key.verify_prehashed_strict(Sha512::new().chain_update(message), None, &signature)
+            .is_ok()
+    }
+
+    /// The raw Ed25519 key of an Ed25519 SubjectPublicKeyInfo, whose DER is fixed: a 12-byte
+    /// header and the 32-byte key (RFC 8410 §4).
+    fn ed25519_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        const HEADER: [u8; 12] = [
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        if self.algorithm != KeyAlgorithm::Ed25519 {
+            return None;
+        }
+        let raw: &[u8; 32] = self.spki.strip_prefix(&HEADER)?.try_into().ok()?;
+        ed25519_dalek::VerifyingKey::from_bytes(raw).ok()
     }
 }
 
@@ -184,8 +222,6 @@ pub enum Rejection {
     NotBundle(String),
     /// A keyless signature (a Fulcio certificate instead of a key).
     Keyless,
-    /// A sigstore bundle's DSSE signature does not verify with the configured Ed25519 key.
-    BadEd25519Bundle,
     /// A correctly signed bundle that is not an image signature (an attestation).
     NotSignature(String),
     /// A `messageSignature` bundle, which signs the subject's manifest: the caller must pass
@@ -221,13 +257,6 @@ impl fmt::Display for Rejection {
                 f,
                 "it is a keyless signature (a Fulcio certificate): checking it needs Fulcio's and \
                  Rekor's trust roots on the internet, which dregsy does not support"
-            ),
-            Rejection::BadEd25519Bundle => write!(
-                f,
-                "the bundle's signature does not verify with the configured Ed25519 key (signed \
-                 with another key, or the payload was changed; cosign 3 signs bundles with Ed25519 \
-                 keys as Ed25519ph, which is not supported yet: only pure Ed25519 and ECDSA P-256 \
-                 are)"
             ),
             Rejection::NotSignature(why) => write!(f, "not an image signature: {why}"),
             Rejection::NeedsSubjectManifest => {
@@ -392,6 +421,39 @@ pub fn payload_for(repository: &str, digest: &Digest) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// RFC 8032 §7.3, the Ed25519ph test vector ("abc"): the public key as a cosign.pub.
+    #[test]
+    fn ed25519ph_signatures_verify_as_rfc_8032_specifies() {
+        let mut spki = unhex("302a300506032b6570032100");
+        spki.extend(unhex(
+            "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+        ));
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        let key = PublicKey::from_pem(pem.as_bytes()).expect("an Ed25519 key");
+        assert_eq!(key.algorithm(), KeyAlgorithm::Ed25519);
+        let signature = unhex(
+            "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+             31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
+        );
+        assert!(key.verifies(b"abc", &signature));
+        assert!(!key.verifies(b"abd", &signature));
+        let mut changed = signature.clone();
+        changed[0] ^= 1;
+        assert!(!key.verifies(b"abc", &changed));
+        assert!(!key.verifies(b"abc", &signature[..63]));
+    }
+
     #[test]
     fn key_files_that_are_not_usable_keys_are_refused() {
         let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)

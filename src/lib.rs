@@ -17,7 +17,7 @@
 //!   filters, mapping rules, platform choice), which the planner applies;
 //! - [`layout`] reads and writes OCI image layouts on disk, a side's alternative to a registry;
 //! - at the bottom: [`registry`] (the OCI distribution client), [`failure`] (the error type
-//!   above it, which keeps the registry's error kind), [`report`], [`stop`].
+//!   above it, which keeps the registry's error kind), [`report`], [`stop`], [`spelling`].
 
 #![warn(missing_docs, clippy::missing_errors_doc)]
 
@@ -52,6 +52,7 @@ pub mod report;
 pub mod scheduler;
 pub mod shard;
 pub mod signals;
+pub mod spelling;
 pub mod status;
 pub mod stop;
 pub mod store;

@@ -681,3 +681,144 @@ fn index_lister_on_docker_hub_asks_the_hub_index() {
     assert!(log.searches[0].contains(&("q".into(), "ubuntu".into())));
     assert!(log.searches[0].contains(&("n".into(), "100".into())));
 }
+
+/// The new user's config: a `to` regex anchored on `team/` never matches, because a `to` regex
+/// sees `/team/api`. The original copied every image onto its source path and exited 0; the
+/// mapping fails instead, in plan and sync, naming the regex, the paths and the fix, and no
+/// tag is even listed.
+#[test]
+fn a_to_regex_that_matches_no_source_path_fails_the_mapping() {
+    let source = Registry::builder().access_log().start();
+    let target = Registry::start();
+    for repo in ["team/api", "team/web"] {
+        push_image(&source, repo, "1.0", ImageOptions::default());
+    }
+    let config = format!(
+        "tasks:\n{}",
+        task(
+            "mirror-team",
+            &location(&source),
+            &location(&target),
+            "  - from: regex:team/.*\n    to: 'regex:^team/(.*),mirror2/$1'\n",
+        )
+    );
+    let want = "task 'mirror-team', mapping #1: the 'to' regex '^team/(.*)' matches none of \
+                the 2 source paths it was given ('/team/api', '/team/web'), so every image \
+                would keep its source path; a 'to' regex sees the path with its leading '/' \
+                (a 'from' regex sees the name without it): did you mean '^/team/(.*)'?";
+    source.clear_requests();
+    let out = sync(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = log_lines(&out, "mapping failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    assert_eq!(failed[0]["msg"], format!("mapping failed: {want}"));
+    assert!(
+        catalog(&target).is_empty(),
+        "nothing copied: {:?}",
+        catalog(&target)
+    );
+    let tag_listings: Vec<String> = source
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/tags/list"))
+        .collect();
+    assert!(tag_listings.is_empty(), "no tags listed: {tag_listings:?}");
+
+    let (out, plan) = plan_json(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(plan["tasks"][0]["mappings"][0]["error"], want, "{plan}");
+    let out = run(&["plan"], &config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("    failed: {want}\n")),
+        "{printed}"
+    );
+}
+
+/// Without a `^`, the hint comes from trying the paths without their `/`; a plain `from` is
+/// judged on its one path. And with the fix, the same mapping copies where it says.
+#[test]
+fn a_to_regex_that_needs_the_leading_slash_says_so_and_the_fix_copies() {
+    let source = Registry::start();
+    let target = Registry::start();
+    push_image(&source, "team/api", "1.0", ImageOptions::default());
+    let mappings = |to: &str| {
+        format!(
+            "tasks:\n{}",
+            task(
+                "t",
+                &location(&source),
+                &location(&target),
+                &format!("  - from: team/api\n    to: '{to}'\n    tags: ['1.0']\n"),
+            )
+        )
+    };
+    let out = sync(&mappings(r"regex:\Ateam/(.*),mirror2/$1"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failed = log_lines(&out, "mapping failed");
+    assert_eq!(
+        failed[0]["msg"],
+        "mapping failed: task 't', mapping #1: the 'to' regex '\\Ateam/(.*)' matches none of \
+         the 1 source paths it was given ('/team/api'), so every image would keep its source \
+         path; a 'to' regex sees the path with its leading '/' (a 'from' regex sees the name \
+         without it): it matches 'team/api' but is given '/team/api'",
+        "{}",
+        text(&out)
+    );
+    // A regex that matches nothing for another reason gets no hint about the `/`.
+    let out = sync(&mappings("regex:^/staff/(.*),/mirror2/$1"), &[]);
+    let failed = log_lines(&out, "mapping failed");
+    assert_eq!(failed.len(), 1, "{}", text(&out));
+    let msg = failed[0]["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.ends_with("so every image would keep its source path"),
+        "{msg}"
+    );
+    assert!(catalog(&target).is_empty(), "{:?}", catalog(&target));
+
+    let out = sync(&mappings("regex:^/team/(.*),/mirror2/$1"), &[]);
+    assert_success(&out);
+    assert_eq!(catalog(&target), vec!["mirror2/api".to_string()]);
+}
+
+/// Some source paths matched, some not: the original's rule (those keep their path) holds,
+/// with one warning per mapping that counts and names them, in the sync's log and the plan.
+#[test]
+fn a_to_regex_that_misses_some_paths_warns_once_and_keeps_their_path() {
+    let source = Registry::start();
+    let target = Registry::start();
+    for repo in ["team/api", "team/web", "team/worker"] {
+        push_image(&source, repo, "1.0", ImageOptions::default());
+    }
+    let config = format!(
+        "tasks:\n{}",
+        task(
+            "t",
+            &location(&source),
+            &location(&target),
+            "  - from: regex:team/.*\n    to: 'regex:^/team/(api),/mirror2/$1'\n",
+        )
+    );
+    let want = "the 'to' regex '^/team/(api)' matches 1 of the 3 source paths; 2 keep their \
+                source path: '/team/web', '/team/worker'";
+    let out = sync(&config, &[]);
+    assert_success(&out);
+    let warnings = log_lines(&out, "the 'to' regex");
+    assert_eq!(warnings.len(), 1, "{}", text(&out));
+    assert_eq!(warnings[0]["msg"], want);
+    assert_eq!(warnings[0]["level"], "warning");
+    assert_eq!(warnings[0]["task"], "t");
+    assert_eq!(
+        catalog(&target).into_iter().collect::<BTreeSet<_>>(),
+        set(&["mirror2/api", "team/web", "team/worker"])
+    );
+    let out = run(&["plan"], &config, &[]);
+    assert_success(&out);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("    warning: {want}\n")),
+        "{printed}"
+    );
+}

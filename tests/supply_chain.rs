@@ -8,6 +8,7 @@ mod support;
 
 use std::path::Path;
 
+use base64::Engine as _;
 use dregsy::config::Verify;
 use dregsy::cosign::bundle::verify_bundle;
 use dregsy::cosign::{KeyAlgorithm, PublicKey, Rejection, SignatureLayer, payload_for, verify};
@@ -18,6 +19,7 @@ use support::dregsy::{log_lines, run_dregsy, text};
 use support::referrers::ReferrersRegistry;
 use support::signing::{
     self, BundleSignature, Signature, Store, TestKey, attach_bundle, bundle, message_bundle,
+    message_bundle_naming,
 };
 use support::{Format, ImageOptions, Pushed, manifest_digest, push_image, push_index};
 
@@ -38,6 +40,8 @@ fn the_verifier_refuses_changed_payloads_other_keys_and_other_digests() {
     for (key_signer, expected) in [
         (TestKey::ecdsa(), KeyAlgorithm::EcdsaP256),
         (TestKey::ed25519(), KeyAlgorithm::Ed25519),
+        // cosign 3 signs simple-signing payloads with Ed25519 keys as Ed25519ph too.
+        (TestKey::ed25519ph(), KeyAlgorithm::Ed25519),
     ] {
         let key = PublicKey::from_pem(key_signer.public_pem.as_bytes()).expect("key");
         assert_eq!(key.algorithm(), expected);
@@ -65,11 +69,7 @@ fn the_verifier_refuses_changed_payloads_other_keys_and_other_digests() {
         ));
 
         // Another key's signature.
-        let other = if expected == KeyAlgorithm::Ed25519 {
-            TestKey::ed25519()
-        } else {
-            TestKey::ecdsa()
-        };
+        let other = key_signer.another();
         let foreign = layer(&payload, other.sign(&payload));
         assert_eq!(
             verify(&key, &foreign, &payload, &subject()),
@@ -110,13 +110,11 @@ fn the_verifier_refuses_changed_payloads_other_keys_and_other_digests() {
 }
 
 /// cosign 3's sigstore bundles: a DSSE envelope of an in-toto statement, or a message
-/// signature of the manifest itself.
+/// signature of the manifest itself; with an Ed25519 key cosign 3 signs either as Ed25519ph.
 #[test]
 fn the_bundle_verifier_refuses_changed_payloads_other_keys_other_digests_and_attestations() {
-    for (signer, bad) in [
-        (TestKey::ecdsa(), Rejection::BadSignature),
-        (TestKey::ed25519(), Rejection::BadEd25519Bundle),
-    ] {
+    for signer in [TestKey::ecdsa(), TestKey::ed25519(), TestKey::ed25519ph()] {
+        let bad = Rejection::BadSignature;
         let key = PublicKey::from_pem(signer.public_pem.as_bytes()).expect("key");
         let digest = subject();
         let of = || BundleSignature::of(&signer, digest.as_str());
@@ -140,11 +138,7 @@ fn the_bundle_verifier_refuses_changed_payloads_other_keys_other_digests_and_att
         );
 
         // Another key's signature.
-        let other = if bad == Rejection::BadSignature {
-            TestKey::ecdsa()
-        } else {
-            TestKey::ed25519()
-        };
+        let other = signer.another();
         let foreign = BundleSignature::of(&other, digest.as_str());
         assert_eq!(
             verify_bundle(&key, &bundle(&foreign), &digest, None),
@@ -192,8 +186,10 @@ fn the_bundle_verifier_refuses_changed_payloads_other_keys_other_digests_and_att
             verify_bundle(&key, &message, &manifest_digest, Some(manifest)),
             Ok(())
         );
+        // Another image: a SHA-256 message digest is told apart at once, a SHA-512 one
+        // (Ed25519ph) once that image's manifest is read.
         assert!(matches!(
-            verify_bundle(&key, &message, &digest, None),
+            verify_bundle(&key, &message, &digest, Some(b"the image manifest")),
             Err(Rejection::OtherDigest(_))
         ));
         assert_eq!(
@@ -205,7 +201,38 @@ fn the_bundle_verifier_refuses_changed_payloads_other_keys_other_digests_and_att
             ),
             Err(bad.clone())
         );
+        // A message signature whose digest names another manifest than the one signed.
+        let another = br#"{"schemaVersion":2,"layers":[{}]}"#;
+        assert!(matches!(
+            verify_bundle(
+                &key,
+                &message_bundle_naming(&signer, manifest, another),
+                &manifest_digest,
+                Some(manifest)
+            ),
+            Err(Rejection::OtherDigest(_))
+        ));
     }
+}
+
+/// Ed25519ph, cosign 3's scheme for Ed25519 keys, and pure Ed25519 with the same key are both
+/// that key's signatures; neither verifies with another Ed25519 key, whichever scheme it uses.
+#[test]
+fn an_ed25519_key_verifies_both_of_its_schemes_and_only_its_own() {
+    let prehashed = TestKey::ed25519ph();
+    let key = PublicKey::from_pem(prehashed.public_pem.as_bytes()).expect("key");
+    let payload = payload_for("127.0.0.1:5000/app", &subject());
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(prehashed.sign(&payload))
+        .expect("base64");
+    assert!(key.verifies(&payload, &signature));
+    assert!(!key.verifies(b"another payload", &signature));
+    for other in [TestKey::ed25519(), TestKey::ed25519ph()] {
+        let other_key = PublicKey::from_pem(other.public_pem.as_bytes()).expect("key");
+        assert!(!other_key.verifies(&payload, &signature));
+    }
+    let ecdsa = PublicKey::from_pem(TestKey::ecdsa().public_pem.as_bytes()).expect("key");
+    assert!(!ecdsa.verifies(&payload, &signature));
 }
 
 fn client(url: &str) -> Registry {
@@ -361,6 +388,83 @@ fn wrong_signatures_are_refused_with_their_reason() {
     }
 }
 
+/// Pushes `repo:v1` and, in its fallback tag, the bundle `make` writes for it; returns the image
+/// and the bundle referrer's digest.
+fn push_bundled(
+    registry: &support::Registry,
+    repo: &str,
+    make: impl FnOnce(&Pushed) -> Vec<u8>,
+) -> (Pushed, String) {
+    let image = push_image(registry, repo, "v1", ImageOptions::default());
+    let referrer = attach_bundle(
+        &registry.endpoint(),
+        repo,
+        subject_of(&image),
+        &make(&image),
+        Store::FallbackTag,
+    );
+    (image, referrer)
+}
+
+/// Bundles of `key` that do not vouch for their image, each on an image `<prefix>-<case>:v1`,
+/// are refused with their reason and name the key file.
+fn wrong_bundles_are_refused(
+    registry: &support::Registry,
+    verify: &Verify,
+    key: &TestKey,
+    prefix: &str,
+) {
+    let direct = client(&registry.url());
+    let zeros = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let other_key = key.another();
+    let cases = [
+        ("tampered", "does not verify with the configured key"),
+        ("other-key", "does not verify with the configured key"),
+        (
+            "other-digest",
+            "the signature is for another manifest (sha256:0000",
+        ),
+        (
+            "other-manifest",
+            "the signature is for another manifest (sha",
+        ),
+        (
+            "attestation",
+            "not an image signature: it is an attestation",
+        ),
+        ("keyless", "keyless signature"),
+    ];
+    for (name, expected) in cases {
+        let repo_name = format!("{prefix}-{name}");
+        let (image, _) = push_bundled(registry, &repo_name, |image| {
+            let of = BundleSignature::of(key, &image.digest);
+            let signature = match name {
+                "tampered" => BundleSignature {
+                    tamper: Some(b"{\"_type\":\"https://in-toto.io/Statement/v1\"}".to_vec()),
+                    ..of
+                },
+                "other-key" => BundleSignature::of(&other_key, &image.digest),
+                "other-digest" => BundleSignature::of(key, zeros),
+                "other-manifest" => {
+                    return message_bundle_naming(key, &image.manifest, b"another manifest");
+                }
+                "attestation" => BundleSignature {
+                    predicate_type: "https://slsa.dev/provenance/v1".into(),
+                    ..of
+                },
+                _ => BundleSignature {
+                    keyless: true,
+                    ..of
+                },
+            };
+            bundle(&signature)
+        });
+        let error = check(&direct, &repo_name, &image.digest, verify).expect_err(name);
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(error.contains("cosign.pub"), "names the key: {error}");
+    }
+}
+
 /// cosign 3 stores its bundles as referrers: found through the fallback tag and the referrers
 /// API, verified, copied with `referrers: true`; wrong ones are refused with their reason.
 #[test]
@@ -369,20 +473,13 @@ fn bundle_signatures_are_verified_where_cosign_3_stores_them() {
     let target = support::Registry::start();
     let front = ReferrersRegistry::start(&registry);
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = registry.endpoint();
     let key = TestKey::ecdsa();
     let verify = verify_with(&key, dir.path(), "cosign.pub");
     let direct = client(&registry.url());
 
-    let fallback = push_image(&registry, "bundle/fallback", "v1", ImageOptions::default());
-    let good = bundle(&BundleSignature::of(&key, &fallback.digest));
-    let referrer = attach_bundle(
-        &endpoint,
-        "bundle/fallback",
-        subject_of(&fallback),
-        &good,
-        Store::FallbackTag,
-    );
+    let (fallback, referrer) = push_bundled(&registry, "bundle/fallback", |image| {
+        bundle(&BundleSignature::of(&key, &image.digest))
+    });
     check(&direct, "bundle/fallback", &fallback.digest, &verify).expect("through the fallback tag");
 
     let api = push_image(&registry, "bundle/api", "v1", ImageOptions::default());
@@ -396,62 +493,12 @@ fn bundle_signatures_are_verified_where_cosign_3_stores_them() {
     let through_front = client(&format!("http://{}", front.host()));
     check(&through_front, "bundle/api", &api.digest, &verify).expect("through the referrers API");
 
-    let message = push_image(&registry, "bundle/message", "v1", ImageOptions::default());
-    attach_bundle(
-        &endpoint,
-        "bundle/message",
-        subject_of(&message),
-        &message_bundle(&key, &message.manifest),
-        Store::FallbackTag,
-    );
+    let (message, _) = push_bundled(&registry, "bundle/message", |image| {
+        message_bundle(&key, &image.manifest)
+    });
     check(&direct, "bundle/message", &message.digest, &verify).expect("a message signature");
 
-    let zeros = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-    let other_key = TestKey::ecdsa();
-    let cases = [
-        ("tampered", "does not verify with the configured key"),
-        ("other-key", "does not verify with the configured key"),
-        (
-            "other-digest",
-            "the signature is for another manifest (sha256:0000",
-        ),
-        (
-            "attestation",
-            "not an image signature: it is an attestation",
-        ),
-        ("keyless", "keyless signature"),
-    ];
-    for (name, expected) in cases {
-        let repo_name = format!("bundle/bad-{name}");
-        let image = push_image(&registry, &repo_name, "v1", ImageOptions::default());
-        let of = BundleSignature::of(&key, &image.digest);
-        let signature = match name {
-            "tampered" => BundleSignature {
-                tamper: Some(b"{\"_type\":\"https://in-toto.io/Statement/v1\"}".to_vec()),
-                ..of
-            },
-            "other-key" => BundleSignature::of(&other_key, &image.digest),
-            "other-digest" => BundleSignature::of(&key, zeros),
-            "attestation" => BundleSignature {
-                predicate_type: "https://slsa.dev/provenance/v1".into(),
-                ..of
-            },
-            _ => BundleSignature {
-                keyless: true,
-                ..of
-            },
-        };
-        attach_bundle(
-            &endpoint,
-            &repo_name,
-            subject_of(&image),
-            &bundle(&signature),
-            Store::FallbackTag,
-        );
-        let error = check(&direct, &repo_name, &image.digest, &verify).expect_err(name);
-        assert!(error.contains(expected), "{name}: {error}");
-        assert!(error.contains("cosign.pub"), "names the key: {error}");
-    }
+    wrong_bundles_are_refused(&registry, &verify, &key, "bundle/bad");
 
     // A run copies the image with `verify`, and its bundle with `referrers: true`.
     let config = sync_config(
@@ -477,6 +524,65 @@ fn bundle_signatures_are_verified_where_cosign_3_stores_them() {
         fallback_digests(&target, "bundle/fallback", &fallback.digest),
         [referrer]
     );
+}
+
+/// cosign 3 with an Ed25519 key signs Ed25519ph: DSSE bundles (over the SHA-512 of the PAE),
+/// message signatures (with a SHA-512 `messageDigest`) and, with `--new-bundle-format=false`,
+/// simple-signing payloads under `.sig`. All are verified against a real registry and their
+/// images copied; a changed, foreign or misdirected one fails its image, which is not pushed.
+#[test]
+fn ed25519ph_signatures_as_cosign_3_writes_them_are_verified_and_copied() {
+    let registry = support::Registry::start();
+    let target = support::Registry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = TestKey::ed25519ph();
+    let verify = verify_with(&key, dir.path(), "cosign.pub");
+    let direct = client(&registry.url());
+
+    let (dsse, _) = push_bundled(&registry, "ph/dsse", |image| {
+        bundle(&BundleSignature::of(&key, &image.digest))
+    });
+    check(&direct, "ph/dsse", &dsse.digest, &verify).expect("an Ed25519ph DSSE bundle");
+    let (message, _) = push_bundled(&registry, "ph/message", |image| {
+        message_bundle(&key, &image.manifest)
+    });
+    check(&direct, "ph/message", &message.digest, &verify).expect("an Ed25519ph message");
+    let legacy = push_image(&registry, "ph/legacy", "v1", ImageOptions::default());
+    signing::sign(
+        &registry.endpoint(),
+        "ph/legacy",
+        subject_of(&legacy),
+        Signature::of(&key, &legacy.digest),
+        Store::LegacyTag,
+    );
+    check(&direct, "ph/legacy", &legacy.digest, &verify).expect("an Ed25519ph .sig");
+
+    wrong_bundles_are_refused(&registry, &verify, &key, "ph/bad");
+
+    let mappings: String = ["dsse", "message", "legacy", "bad-other-key"]
+        .iter()
+        .map(|name| {
+            format!(
+                "  - from: ph/{name}\n    tags: [v1]\n    verify: {{cosign-key: {}}}\n",
+                verify.key_file.display()
+            )
+        })
+        .collect();
+    let out = run_dregsy(&sync_config(&registry, &target, "", &mappings), &[]);
+    assert_eq!(messages(&out, "image copied").len(), 3, "{}", text(&out));
+    assert_eq!(messages(&out, "image failed").len(), 1, "{}", text(&out));
+    for (name, image) in [
+        ("ph/dsse", &dsse),
+        ("ph/message", &message),
+        ("ph/legacy", &legacy),
+    ] {
+        assert_eq!(
+            manifest_digest(&target, name, "v1").as_deref(),
+            Some(image.digest.as_str()),
+            "{name} was copied"
+        );
+    }
+    assert!(manifest_digest(&target, "ph/bad-other-key", "v1").is_none());
 }
 
 #[test]

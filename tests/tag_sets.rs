@@ -296,3 +296,51 @@ fn tags_command_expands_filters_over_stdin() {
         text(&out)
     );
 }
+
+/// A misspelt filter prefix (`semvr:`) was a verbatim tag in the original, which failed only
+/// when copied (`invalid digest 'semvr: >=1.2.0'`). It is a config error now, before any
+/// registry is asked: naming the file, line, task, mapping and entry, with the filter meant.
+#[test]
+fn a_misspelt_filter_prefix_is_a_config_error_naming_the_filter_meant() {
+    let source = Registry::builder().access_log().start();
+    let target = Registry::start();
+    push_image(&source, "app", "1.2.0", ImageOptions::default());
+    let config = format!(
+        "tasks:\n- name: app\n  source:\n{}  target:\n{}  mappings:\n  - from: app\n    \
+         tags:\n    - latest\n    - 'semvr: >=1.2.0'\n    - ''\n",
+        location(&source),
+        location(&target)
+    );
+    let want = "'tags' uses invalid format: 2 invalid entries: entry #2 'semvr: >=1.2.0' \
+                (line 13): neither a tag (1 to 128 letters, digits, '_', '.' or '-', not \
+                starting with '.' or '-'), a digest ('sha256:<hex>', 'tag@sha256:<hex>') nor a \
+                filter ('semver: RANGE', 'regex: RE', 'keep: RE', 'keep: latest N'); did you \
+                mean 'semver:'?; entry #3 '' (line 14): an empty entry is not a tag: remove \
+                it, or name the tag (task 'app', mapping #1) (config file '";
+    source.clear_requests();
+    for args in [&["-config={config}"][..], &["plan", "-config={config}"]] {
+        let out = run(args, &config, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let all = text(&out);
+        let at = all
+            .find(want)
+            .unwrap_or_else(|| panic!("want {want}\nin {all}"));
+        assert!(
+            all[at + want.len()..].contains("config.yaml', line 11)"),
+            "points at the tags key: {all}"
+        );
+    }
+    assert!(source.requests().is_empty(), "{:?}", source.requests());
+    assert!(catalog(&target).is_empty(), "{:?}", catalog(&target));
+
+    // `dregsy tags` refuses the entry alike, instead of printing it as selected.
+    let out = run(&["tags", "--filter", "semvr: >=1.0.0"], "", Some("1.0.0\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("entry #1 'semvr: >=1.0.0': neither a tag")
+            && stderr.contains("did you mean 'semver:'?"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("selected"));
+}

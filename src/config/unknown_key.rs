@@ -5,6 +5,8 @@
 //! section below written where it is not valid (a mapping's `to:` at a task's level) is a
 //! config error too, naming where it belongs.
 
+use crate::spelling::edit_distance;
+
 /// Keys that guard what gets copied, with what ignoring a misspelling of one would do.
 const GUARD_KEYS: [(&str, &str); 3] = [
     (
@@ -92,19 +94,4 @@ pub(crate) fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }

@@ -6,7 +6,13 @@
 //! in-toto statement whose `predicateType` is [`SIGN_PREDICATE_TYPE`] and whose `subject` lists
 //! the image digest; the signature is over the envelope's pre-authentication encoding (DSSE
 //! protocol, "PAE"), not the payload alone. A bundle may instead hold a `messageSignature`: a
-//! signature over the signed bytes themselves, which for an image are its manifest.
+//! signature over the signed bytes themselves, which for an image are its manifest, and the
+//! `messageDigest` of those bytes (SHA-256, or SHA-512 when the key signs Ed25519ph).
+//!
+//! With an Ed25519 key cosign 3 signs both forms as Ed25519ph: the DSSE signature is over the
+//! SHA-512 of the PAE, a message signature over the SHA-512 of the message, both with an empty
+//! context (sigstore-go's `DSSEData`/`PlainData` signed by cosign's Ed25519ph keypair). Those
+//! and pure Ed25519 signatures are both accepted ([`PublicKey::verifies`]).
 //!
 //! Only the signature made with the configured key is checked. What else a bundle may carry is
 //! not: transparency log entries and timestamps (checking them needs Rekor's and the timestamp
@@ -16,9 +22,10 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use ed25519_dalek::{Digest as _, Sha512};
 use serde::Deserialize;
 
-use super::{KeyAlgorithm, PublicKey, Rejection};
+use super::{PublicKey, Rejection};
 use crate::registry::Digest;
 
 /// The media type of a sigstore bundle (v0.3), as cosign 3 writes it: the referrer's
@@ -132,8 +139,8 @@ fn base64_of(text: &str) -> Result<Vec<u8>, Rejection> {
 ///
 /// # Errors
 /// The [`Rejection`] saying why the bundle does not vouch for `subject`: not a bundle, a
-/// keyless one, a bad signature (with the Ed25519ph caveat for Ed25519 keys), an attestation
-/// rather than a signature, or a signature of another manifest.
+/// keyless one, a bad signature, an attestation rather than a signature, or a signature of
+/// another manifest.
 pub fn verify_bundle(
     key: &PublicKey,
     bundle: &[u8],
@@ -177,7 +184,7 @@ fn verify_envelope(
         signed |= key.verifies(&pae, &base64_of(&signature.sig)?);
     }
     if !signed {
-        return Err(bad_signature(key));
+        return Err(Rejection::BadSignature);
     }
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(Rejection::NotSignature(format!(
@@ -215,8 +222,9 @@ fn verify_envelope(
     )))
 }
 
-/// A message signature: its digest is `subject`'s and its signature over the subject's
-/// manifest verifies.
+/// A message signature: its digest is `subject`'s manifest's and its signature over that
+/// manifest verifies. A SHA-256 `messageDigest` is the subject digest itself and is compared
+/// before the manifest is needed; a SHA-512 one (Ed25519ph) is compared with the manifest's.
 fn verify_message(
     key: &PublicKey,
     message: &RawMessageSignature,
@@ -228,17 +236,18 @@ fn verify_message(
             "its messageSignature has no messageDigest".into(),
         ));
     };
-    if hash.algorithm != "SHA2_256" {
-        return Err(Rejection::OtherDigest(format!(
-            "a {} digest",
-            crate::registry::truncate(&hash.algorithm, 40)
-        )));
-    }
-    let named: String = base64_of(&hash.digest)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if named != subject.hex() {
+    let named = hex(&base64_of(&hash.digest)?);
+    let sha512 = match hash.algorithm.as_str() {
+        "SHA2_256" => false,
+        "SHA2_512" => true,
+        other => {
+            return Err(Rejection::OtherDigest(format!(
+                "a {} digest",
+                crate::registry::truncate(other, 40)
+            )));
+        }
+    };
+    if !sha512 && named != subject.hex() {
         return Err(Rejection::OtherDigest(format!(
             "sha256:{}",
             crate::registry::truncate(&named, 80)
@@ -250,19 +259,22 @@ fn verify_message(
     if Digest::of(manifest) != *subject {
         return Err(Rejection::OtherDigest(Digest::of(manifest).to_string()));
     }
+    if sha512 && named != hex(&Sha512::digest(manifest)) {
+        return Err(Rejection::OtherDigest(format!(
+            "sha512:{}",
+            crate::registry::truncate(&named, 128)
+        )));
+    }
     if key.verifies(manifest, &base64_of(&message.signature)?) {
         Ok(())
     } else {
-        Err(bad_signature(key))
+        Err(Rejection::BadSignature)
     }
 }
 
-/// A signature that does not verify; for an Ed25519 key, with the likely reason.
-fn bad_signature(key: &PublicKey) -> Rejection {
-    match key.algorithm() {
-        KeyAlgorithm::Ed25519 => Rejection::BadEd25519Bundle,
-        KeyAlgorithm::EcdsaP256 => Rejection::BadSignature,
-    }
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -129,6 +129,43 @@ impl MappingRule {
         }
     }
 
+    /// The expression of a regex `to` (between `regex:` and the first comma), as written.
+    pub fn to_expression(&self) -> Option<&str> {
+        self.to_transform.as_ref().map(|(re, _)| re.as_str())
+    }
+
+    /// Whether `to` changes `source_path` by its own rule: always for a plain or no `to`; for a
+    /// regex `to`, when the expression matches somewhere in the path. A path it does not match
+    /// keeps its source path, as in the original (docs/behaviour.md#image-matching-and-repository-mapping).
+    pub fn to_matches(&self, source_path: &str) -> bool {
+        self.to_transform
+            .as_ref()
+            .is_none_or(|(re, _)| re.is_match(source_path))
+    }
+
+    /// What to tell a user whose regex `to` matched none of `source_paths`, when the leading
+    /// `/` is the likely cause: the expression anchors a name without it (`^team/`), or it
+    /// matches a path once the `/` is taken off. `None` when neither holds.
+    pub fn leading_slash_hint(&self, source_paths: &[String]) -> Option<String> {
+        let (re, _) = self.to_transform.as_ref()?;
+        let expression = re.as_str();
+        let seen = "a 'to' regex sees the path with its leading '/' (a 'from' regex sees the \
+                    name without it)";
+        if let Some(rest) = expression.strip_prefix('^')
+            && !rest.is_empty()
+            && !rest.starts_with('/')
+        {
+            return Some(format!("{seen}: did you mean '^/{rest}'?"));
+        }
+        let without_slash = source_paths
+            .iter()
+            .map(|p| p.strip_prefix('/').unwrap_or(p))
+            .find(|p| re.is_match(p))?;
+        Some(format!(
+            "{seen}: it matches '{without_slash}' but is given '/{without_slash}'"
+        ))
+    }
+
     /// The target path for a source path (the original's `mapPath`).
     ///
     /// A regex `to` replaces every match in the source path *including* its leading `/`, with
@@ -177,6 +214,22 @@ pub fn join_repository(path: &str) -> Result<String, String> {
         ));
     }
     Ok(name.to_string())
+}
+
+/// Up to five of `paths`, quoted, and how many more there are: enough to recognise which
+/// repositories a message is about without printing a whole catalog.
+pub fn some_paths(paths: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    text
 }
 
 /// The original's `normalizePath`: ensure exactly the leading `/`, nothing else.
@@ -649,6 +702,44 @@ mod tests {
         assert_eq!(go_replace_all(&re, "é", "-"), "-é-");
         let re = Regex::new("b|").expect("valid");
         assert_eq!(go_replace_all(&re, "abc", "X"), "XaXcX");
+    }
+
+    #[test]
+    fn to_regex_matching_and_the_leading_slash_hint() {
+        let paths = vec!["/team/api".to_string(), "/team/web".to_string()];
+        let r = rule("regex:team/.*", "regex:^team/(.*),mirror2/$1");
+        assert_eq!(r.to_expression(), Some("^team/(.*)"));
+        assert!(!r.to_matches("/team/api"));
+        let hint = r.leading_slash_hint(&paths).expect("hint");
+        assert!(hint.ends_with("did you mean '^/team/(.*)'?"), "{hint}");
+        // `^/` already: no hint, whatever else is wrong.
+        let r = rule("regex:team/.*", "regex:^/staff/,/x/");
+        assert!(!r.to_matches("/team/api"));
+        assert_eq!(r.leading_slash_hint(&paths), None);
+        // No `^`: the hint only when the paths without their `/` would match.
+        let r = rule("regex:team/.*", r"regex:\Ateam/,x/");
+        let hint = r.leading_slash_hint(&paths).expect("hint");
+        assert!(
+            hint.ends_with("it matches 'team/api' but is given '/team/api'"),
+            "{hint}"
+        );
+        assert_eq!(rule("a", "regex:zzz,x").leading_slash_hint(&paths), None);
+        // A plain or no `to` maps every path; it has no expression.
+        for r in [rule("a", ""), rule("a", "b")] {
+            assert!(r.to_matches("/anything"));
+            assert_eq!(r.to_expression(), None);
+            assert_eq!(r.leading_slash_hint(&paths), None);
+        }
+    }
+
+    #[test]
+    fn some_paths_names_five_and_counts_the_rest() {
+        let paths: Vec<String> = (1..=7).map(|i| format!("/p{i}")).collect();
+        assert_eq!(some_paths(&paths[..1]), "'/p1'");
+        assert_eq!(
+            some_paths(&paths),
+            "'/p1', '/p2', '/p3', '/p4', '/p5' and 2 more"
+        );
     }
 
     #[test]

@@ -172,6 +172,17 @@ pub struct MappingPlan {
     pub warnings: Vec<String>,
     /// For `from: regex:`: how many repositories the lister returned.
     pub listed_repositories: Option<usize>,
+    /// The source paths a regex `to` does not match, which keep their path. When that is every
+    /// source path, nothing is planned (`repositories` is empty) and the mapping fails
+    /// (docs/behaviour.md#image-matching-and-repository-mapping).
+    pub unmapped: Vec<String>,
+}
+
+impl MappingPlan {
+    /// Whether a regex `to` matched none of the mapping's source paths, so nothing was planned.
+    pub fn to_matched_none(&self) -> bool {
+        self.repositories.is_empty() && !self.unmapped.is_empty()
+    }
 }
 
 impl MappingPlan {
@@ -272,6 +283,27 @@ pub async fn plan_mapping(
     } else {
         vec![mapping.rule.source_path(None)]
     };
+    plan.unmapped = source_paths
+        .iter()
+        .filter(|path| !mapping.rule.to_matches(path))
+        .cloned()
+        .collect();
+    // A `to` that rewrites no path would put every image where its source path says: not what
+    // a `to` was written for, so nothing is planned (nor are tags listed) and the caller fails
+    // the mapping. Some paths kept: the original's rule, but said.
+    if plan.unmapped.len() == source_paths.len() && !source_paths.is_empty() {
+        return Ok(plan);
+    }
+    if let (false, Some(expression)) = (plan.unmapped.is_empty(), mapping.rule.to_expression()) {
+        plan.warnings.push(format!(
+            "the 'to' regex '{expression}' matches {} of the {} source paths; {} keep their \
+             source path: {}",
+            source_paths.len() - plan.unmapped.len(),
+            source_paths.len(),
+            plan.unmapped.len(),
+            mapping::some_paths(&plan.unmapped)
+        ));
+    }
     plan.repositories = futures_util::stream::iter(source_paths)
         .map(|path| plan_repository(mapping, source, target, tags, path))
         .buffered(PARALLEL_TAG_LISTINGS)

@@ -20,6 +20,58 @@ const SEMVER_PREFIX: &str = "semver:";
 const REGEX_PREFIX: &str = "regex:";
 const KEEP_PREFIX: &str = "keep:";
 
+/// The filter words, for the hint on a misspelt prefix (`semvr:`).
+const FILTER_WORDS: [&str; 3] = ["semver", "regex", "keep"];
+
+/// Checks that an entry that is no filter can be copied: a tag, a digest or `tag@digest`
+/// (docs/behaviour.md#tag-filters). The original took anything as a verbatim tag, so a
+/// misspelt filter (`semvr: >=1.2.0`) only failed when it was copied; here it is refused when
+/// the list is parsed, with the filter it probably meant.
+///
+/// # Errors
+///
+/// When the entry forms no reference: what it is not, and "did you mean" when its first word
+/// is close to a filter prefix.
+fn verbatim_reference(entry: &str) -> Result<(), String> {
+    let Err(cause) = super::references_of(entry) else {
+        return Ok(());
+    };
+    if entry.is_empty() {
+        return Err("an empty entry is not a tag: remove it, or name the tag".into());
+    }
+    let hint = misspelt_prefix(entry)
+        .map(|word| format!("; did you mean '{word}:'?"))
+        .unwrap_or_default();
+    // For what looks like a digest, the digest's own problem (wrong length, bad hex) is the
+    // useful part; for anything else, what an entry may be.
+    if hint.is_empty() && (entry.contains('@') || entry.starts_with("sha256:")) {
+        return Err(format!("not a tag or digest: {cause}"));
+    }
+    Err(format!(
+        "neither a tag (1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or \
+         '-'), a digest ('sha256:<hex>', 'tag@sha256:<hex>') nor a filter ('semver: RANGE', \
+         'regex: RE', 'keep: RE', 'keep: latest N'){hint}"
+    ))
+}
+
+/// The filter word an entry's first word is probably a misspelling of: `semvr: …`,
+/// `Semver: …`, `regx: …`, `keep …`. The first word is the leading run of letters.
+fn misspelt_prefix(entry: &str) -> Option<&'static str> {
+    let end = entry
+        .find(|c: char| !c.is_alphabetic())
+        .unwrap_or(entry.len());
+    let word = entry[..end].to_lowercase();
+    if word.len() < 2 {
+        return None;
+    }
+    FILTER_WORDS
+        .iter()
+        .map(|w| (crate::spelling::edit_distance(&word, w), *w))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, w)| w)
+}
+
 /// The original's test for a keep-count entry; `[[:space:]]` and `[[:digit:]]` are ASCII classes
 /// in both engines.
 static KEEP_COUNT: LazyLock<Regex> = LazyLock::new(|| {
@@ -188,6 +240,7 @@ impl TagSet {
                 self.keep.push((entry.to_string(), pattern));
             }
         } else {
+            verbatim_reference(entry)?;
             self.verbatim.push(entry.to_string());
         }
         Ok(())
@@ -704,26 +757,81 @@ mod tests {
         assert!(set.expand(Some(&strings(&spec_list()))).tags.is_empty());
     }
 
+    /// An entry that is no filter must be a tag, a digest or `tag@digest`; the original took
+    /// anything and failed only when copying it (docs/compatibility.md).
     #[test]
-    fn wrong_case_and_non_prefix_entries_are_verbatim() {
+    fn entries_that_are_no_filter_and_no_reference_are_refused() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let tag_at_digest = format!("1.0@{digest}");
+        let long_tag = "a".repeat(128);
         let set = tag_set(&[
-            "Semver: >=1.0.0",
-            "REGEX: .*",
-            "Keep: latest 1",
-            "x semver:",
+            "latest",
+            "_x.1-2",
+            ":v1",
+            &digest,
+            &tag_at_digest,
+            &long_tag,
         ]);
         assert!(!set.needs_listing());
-        let out = set.expand(None);
-        assert_eq!(
-            out.tags,
-            [
-                "Keep: latest 1",
-                "REGEX: .*",
-                "Semver: >=1.0.0",
-                "x semver:"
-            ]
+        assert_eq!(set.expand(None).tags.len(), 6);
+
+        let hint = |entry: &str| {
+            let errors = TagSet::parse_entries(&strings(&[entry])).expect_err(entry);
+            errors[0].reason.clone()
+        };
+        for (entry, word) in [
+            ("semvr: >=1.2.0", "semver"),
+            ("Semver: >=1.0.0", "semver"),
+            ("semver >=1.0.0", "semver"),
+            ("sever:>=1.0.0", "semver"),
+            ("REGEX: .*", "regex"),
+            ("regx: 1\\..*", "regex"),
+            ("Keep: latest 1", "keep"),
+            ("kep: latest 3", "keep"),
+        ] {
+            let reason = hint(entry);
+            assert!(
+                reason.starts_with("neither a tag (1 to 128 letters")
+                    && reason.ends_with(&format!("; did you mean '{word}:'?")),
+                "{entry}: {reason}"
+            );
+        }
+        // No likely filter: what an entry may be, without a guess.
+        for entry in [
+            "x semver:",
+            "1.0 beta",
+            ".hidden",
+            "-x",
+            &"a".repeat(129),
+            "a/b",
+        ] {
+            let reason = hint(entry);
+            assert!(
+                reason.starts_with("neither a tag") && !reason.contains("did you mean"),
+                "{entry}: {reason}"
+            );
+        }
+        // A digest gone wrong gets the digest's own problem.
+        let reason = hint("sha256:abc");
+        assert!(
+            reason.starts_with("not a tag or digest: invalid digest"),
+            "{reason}"
         );
-        assert!(out.dropped.is_empty());
+        let reason = hint("1.0@sha256:abc");
+        assert!(
+            reason.starts_with("not a tag or digest: invalid digest"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn empty_entries_are_refused() {
+        let errors = TagSet::parse_entries(&strings(&["latest", "", "   "])).expect_err("empty");
+        assert_eq!(errors.iter().map(|e| e.index).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            errors[0].reason,
+            "an empty entry is not a tag: remove it, or name the tag"
+        );
     }
 
     #[test]
@@ -742,14 +850,6 @@ mod tests {
         );
         let (got, _) = expand(&spec_list(), &[r"regex:   1\.36   "]);
         assert_eq!(got, ["1.36"]);
-    }
-
-    #[test]
-    fn empty_verbatim_entries() {
-        let set = tag_set(&["", "   "]);
-        assert!(!set.needs_listing());
-        // Both entries trim to "", which is synced once (no duplicates).
-        assert_eq!(set.expand(None).tags, [""]);
     }
 
     #[test]

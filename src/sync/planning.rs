@@ -182,12 +182,42 @@ fn log_plan(task: &Task, mapping: &Mapping, plan: &plan::MappingPlan) {
     }
 }
 
+/// Why a mapping whose regex `to` matched none of its source paths (`paths`) fails: the task,
+/// the mapping, the expression, the paths it saw, and the leading-`/` hint when it applies
+/// (docs/behaviour.md#image-matching-and-repository-mapping).
+fn unmatched_to(task: &Task, mapping: &Mapping, paths: &[String]) -> String {
+    let number = task
+        .mappings
+        .iter()
+        .position(|m| std::ptr::eq(m, mapping))
+        .map_or_else(
+            || format!("at line {}", mapping.line),
+            |i| format!("#{}", i + 1),
+        );
+    let hint = mapping
+        .rule
+        .leading_slash_hint(paths)
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default();
+    format!(
+        "task '{}', mapping {number}: the 'to' regex '{}' matches none of the {} source paths \
+         it was given ({}), so every image would keep its source path{hint}",
+        task.name,
+        mapping.rule.to_expression().unwrap_or_default(),
+        paths.len(),
+        plan::mapping::some_paths(paths)
+    )
+}
+
 /// Why a planned mapping selected no image at all, or `None` when it selected some (or
 /// failed in a way already reported: a repository that could not be planned).
 ///
 /// Doing nothing where the config asked for something must not look like a success
 /// (docs/behaviour.md#exit-codes), so the caller fails the mapping with this reason.
 pub fn empty_selection(task: &Task, mapping: &Mapping, plan: &plan::MappingPlan) -> Option<String> {
+    if plan.to_matched_none() {
+        return Some(unmatched_to(task, mapping, &plan.unmapped));
+    }
     let selected_any = plan
         .repositories
         .iter()

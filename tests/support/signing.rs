@@ -5,11 +5,14 @@
 //! the referrers API. Also cosign 3's sigstore bundles (cosign's "Cosign Bundle Specification":
 //! a DSSE envelope of an in-toto statement, signed over the DSSE pre-authentication encoding),
 //! stored as referrers. Keys are made by rcgen and signatures by ring, independent of dregsy's
-//! code.
+//! code; Ed25519ph signatures (RFC 8032 §5.1, SHA-512 prehash, empty context), which cosign 3
+//! makes with Ed25519 keys and ring cannot, by ed25519-dalek's signer (dregsy uses only its
+//! verifier, whose agreement with RFC 8032's own test vector its unit tests check).
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use ed25519_dalek::{Digest as _, Sha512};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair};
 use serde_json::{Value, json};
@@ -29,6 +32,8 @@ pub const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 enum Signer {
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    /// Ed25519ph, as cosign 3 signs with Ed25519 keys (sigstore's `ED25519phSigner`).
+    Ed25519ph(ed25519_dalek::SigningKey),
 }
 
 /// A signing key and its public half as PEM.
@@ -41,18 +46,39 @@ pub struct TestKey {
 impl TestKey {
     /// An ECDSA P-256 key, cosign's default.
     pub fn ecdsa() -> TestKey {
-        TestKey::new(&rcgen::PKCS_ECDSA_P256_SHA256)
+        TestKey::new(&rcgen::PKCS_ECDSA_P256_SHA256, false)
     }
 
-    /// An Ed25519 key.
+    /// An Ed25519 key signing pure Ed25519, as cosign before version 3.
     pub fn ed25519() -> TestKey {
-        TestKey::new(&rcgen::PKCS_ED25519)
+        TestKey::new(&rcgen::PKCS_ED25519, false)
     }
 
-    fn new(alg: &'static rcgen::SignatureAlgorithm) -> TestKey {
+    /// An Ed25519 key signing Ed25519ph, as cosign 3 does by default.
+    pub fn ed25519ph() -> TestKey {
+        TestKey::new(&rcgen::PKCS_ED25519, true)
+    }
+
+    /// A new key of the same kind (another key's signature).
+    pub fn another(&self) -> TestKey {
+        match self.signer {
+            Signer::Ecdsa(_) => TestKey::ecdsa(),
+            Signer::Ed25519(_) => TestKey::ed25519(),
+            Signer::Ed25519ph(_) => TestKey::ed25519ph(),
+        }
+    }
+
+    /// Whether the key signs Ed25519ph (and so writes SHA-512 message digests).
+    pub fn prehashed(&self) -> bool {
+        matches!(self.signer, Signer::Ed25519ph(_))
+    }
+
+    fn new(alg: &'static rcgen::SignatureAlgorithm, prehashed: bool) -> TestKey {
         let pair = rcgen::KeyPair::generate_for(alg).expect("generate a test key");
         let pkcs8 = pair.serialize_der();
-        let signer = if alg == &rcgen::PKCS_ED25519 {
+        let signer = if prehashed {
+            Signer::Ed25519ph(ed25519_dalek::SigningKey::from_bytes(&ed25519_seed(&pkcs8)))
+        } else if alg == &rcgen::PKCS_ED25519 {
             Signer::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).expect("ed25519"))
         } else {
             Signer::Ecdsa(
@@ -87,9 +113,24 @@ impl TestKey {
                 .as_ref()
                 .to_vec(),
             Signer::Ed25519(k) => k.sign(message).as_ref().to_vec(),
+            Signer::Ed25519ph(k) => k
+                .sign_prehashed(Sha512::new().chain_update(message), None)
+                .expect("sign Ed25519ph")
+                .to_bytes()
+                .to_vec(),
         };
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
+}
+
+/// The 32-byte seed of an Ed25519 PKCS#8 key (RFC 8410 §7: an OCTET STRING inside the
+/// privateKey OCTET STRING, `04 22 04 20 <seed>`).
+fn ed25519_seed(pkcs8: &[u8]) -> [u8; 32] {
+    let at = pkcs8
+        .windows(4)
+        .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+        .expect("an Ed25519 PKCS#8 key holds its seed");
+    pkcs8[at + 4..at + 36].try_into().expect("32 bytes")
 }
 
 /// cosign's simple-signing payload for `digest` of `reference`.
@@ -243,14 +284,31 @@ pub fn bundle(signature: &BundleSignature<'_>) -> Vec<u8> {
     .expect("serialize a bundle")
 }
 
-/// A bundle holding a message signature of `manifest` (the signed bytes themselves).
+/// A bundle holding a message signature of `manifest` (the signed bytes themselves) and its
+/// digest: SHA-256, or SHA-512 for an Ed25519ph key (sigstore-go's `PlainData` with the
+/// keypair's hash).
 pub fn message_bundle(key: &TestKey, manifest: &[u8]) -> Vec<u8> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, manifest);
+    message_bundle_naming(key, manifest, manifest)
+}
+
+/// A message signature of `manifest` whose `messageDigest` is `named`'s.
+pub fn message_bundle_naming(key: &TestKey, manifest: &[u8], named: &[u8]) -> Vec<u8> {
+    let (algorithm, digest) = if key.prehashed() {
+        (
+            "SHA2_512",
+            ring::digest::digest(&ring::digest::SHA512, named),
+        )
+    } else {
+        (
+            "SHA2_256",
+            ring::digest::digest(&ring::digest::SHA256, named),
+        )
+    };
     serde_json::to_vec(&json!({
         "mediaType": BUNDLE,
         "verificationMaterial": material(key, false),
         "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": b64(digest.as_ref())},
+            "messageDigest": {"algorithm": algorithm, "digest": b64(digest.as_ref())},
             "signature": key.sign(manifest),
         },
     }))
