@@ -44,7 +44,7 @@ impl ArgsError {
         let long: Vec<&'static str> = known.iter().copied().filter(|k| k.len() > 1).collect();
         ArgsError::Undefined {
             flag: flag.to_string(),
-            suggestion: config::closest_key(flag, &long),
+            suggestion: crate::spelling::closest(flag, &long),
         }
     }
 }

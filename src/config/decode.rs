@@ -449,7 +449,7 @@ impl Decoder {
                             .push((key.line, unknown_key::misplaced_message(&shown, home)));
                         continue;
                     }
-                    let suggestion = unknown_key::suggest(name, known);
+                    let suggestion = crate::spelling::closest(name, known);
                     if let Some(meant) = suggestion {
                         self.misspelt.push(Misspelt {
                             path: path.to_string(),

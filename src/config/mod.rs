@@ -26,8 +26,6 @@ pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
 use unknown_key::Misspelt;
-/// The known name closest to a misspelt one, for "did you mean" suggestions.
-pub(crate) use unknown_key::suggest as closest_key;
 
 // The mapping and registry location types belong to the planner, which applies them; the
 // config parses into them.

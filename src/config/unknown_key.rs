@@ -5,8 +5,6 @@
 //! section below written where it is not valid (a mapping's `to:` at a task's level) is a
 //! config error too, naming where it belongs.
 
-use crate::spelling::edit_distance;
-
 /// Keys that guard what gets copied, with what ignoring a misspelling of one would do.
 const GUARD_KEYS: [(&str, &str); 3] = [
     (
@@ -83,15 +81,4 @@ pub(super) fn misplaced_home(
     } else {
         None
     }
-}
-
-/// The known key closest to a misspelt one, when it is close enough to be a likely typo.
-pub(crate) fn suggest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
-    let lower = name.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
 }
