@@ -760,9 +760,8 @@ fn a_to_regex_that_needs_the_leading_slash_says_so_and_the_fix_copies() {
     let failed = log_lines(&out, "mapping failed");
     assert_eq!(
         failed[0]["msg"],
-        "mapping failed: task 't', mapping #1: the 'to' regex '\\Ateam/(.*)' matches none of \
-         the 1 source paths it was given ('/team/api'), so every image would keep its source \
-         path; a 'to' regex sees the path with its leading '/' (a 'from' regex sees the name \
+        "mapping failed: task 't', mapping #1: the 'to' regex '\\Ateam/(.*)' does not match the \
+         source path it was given ('/team/api'), so every image would keep its source path; a 'to' regex sees the path with its leading '/' (a 'from' regex sees the name \
          without it): it matches 'team/api' but is given '/team/api'",
         "{}",
         text(&out)

@@ -200,11 +200,14 @@ fn unmatched_to(task: &Task, mapping: &Mapping, paths: &[String]) -> String {
         .map(|h| format!("; {h}"))
         .unwrap_or_default();
     format!(
-        "task '{}', mapping {number}: the 'to' regex '{}' matches none of the {} source paths \
-         it was given ({}), so every image would keep its source path{hint}",
+        "task '{}', mapping {number}: the 'to' regex '{}' {} it was given ({}), so \
+         every image would keep its source path{hint}",
         task.name,
         mapping.rule.to_expression().unwrap_or_default(),
-        paths.len(),
+        match paths.len() {
+            1 => "does not match the source path".to_string(),
+            n => format!("matches none of the {n} source paths"),
+        },
         plan::mapping::some_paths(paths)
     )
 }
