@@ -49,6 +49,11 @@ Documentation: README.md and docs/ (configuration.md, behaviour.md, compatibilit
 in dregsy's source tree; 'dregsy plan -h' and 'dregsy tags -h' for the subcommands.
 ";
 
+/// The flags [`parse`] knows, for the "did you mean" of an undefined one.
+const FLAGS: [&str; 8] = [
+    "h", "help", "version", "v", "config", "run", "health", "shard",
+];
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -102,7 +107,7 @@ pub fn parse(args: &[String]) -> Result<Command, ArgsError> {
             "run" => run = flags.value(name, inline)?,
             "health" => health = flags.value(name, inline)?,
             "shard" => shard = flags.value(name, inline)?,
-            _ => return Err(ArgsError::Undefined(name.to_string())),
+            _ => return Err(ArgsError::undefined(name, &FLAGS)),
         }
     }
     if let Some((at, word)) = flags.first_after_end() {
@@ -258,7 +263,24 @@ mod tests {
         assert_eq!(parse(&args(&["--help"])), Ok(Command::Help));
         assert_eq!(parse(&args(&["--version"])), Ok(Command::Version));
         assert_eq!(parse(&args(&["-version"])), Ok(Command::Version));
-        assert_eq!(parse(&args(&["-x"])), Err(ArgsError::Undefined("x".into())));
+        assert_eq!(
+            parse(&args(&["-x"])),
+            Err(ArgsError::Undefined {
+                flag: "x".into(),
+                suggestion: None
+            })
+        );
+        for (flag, shown) in [
+            ("--conf=x.yaml", "-conf\ndid you mean -config?"),
+            ("-Config=x.yaml", "-Config\ndid you mean -config?"),
+            ("-helth=:8080", "-helth\ndid you mean -health?"),
+            ("-rn=x", "-rn\ndid you mean -run?"),
+            ("-verison", "-verison\ndid you mean -version?"),
+            ("-c", "-c"),
+        ] {
+            let err = parse(&args(&[flag])).expect_err(flag).to_string();
+            assert_eq!(err, format!("flag provided but not defined: {shown}"));
+        }
         assert_eq!(
             parse(&args(&["-config"])).map_err(|e| e.to_string()),
             Err("flag needs an argument: -config".into())

@@ -1,6 +1,7 @@
 //! How far apart two words are, for "did you mean" hints: a misspelt config key
-//! (docs/configuration.md#value-types-and-how-errors-are-reported) or a misspelt `tags`
-//! filter prefix (docs/behaviour.md#tag-filters).
+//! (docs/configuration.md#value-types-and-how-errors-are-reported), a misspelt `tags`
+//! filter prefix (docs/behaviour.md#tag-filters) or a misspelt flag
+//! (docs/behaviour.md#exit-codes).
 
 /// The Levenshtein distance between `a` and `b`: how many characters (Unicode scalar values)
 /// must be inserted, deleted or replaced to turn one into the other. Case-sensitive: callers
@@ -18,6 +19,19 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// The name of `known` closest to `name`, case aside, when it is close enough to be a likely
+/// typo: at most 2 edits, or a third of the known name's length for longer names. `None`
+/// when nothing is that close.
+pub fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = name.to_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 #[cfg(test)]

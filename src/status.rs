@@ -441,6 +441,62 @@ mod tests {
         }
     }
 
+    /// The README's `/status` row names every field the endpoint serves, and nothing else
+    /// but the values of `phase` and `result` (and the `min-age` key it cites).
+    #[test]
+    fn the_readme_lists_the_status_fields() {
+        let board = StatusBoard::new();
+        let t = task("a", Some(60));
+        board.loaded("c.yaml", &[&t]);
+        board.run_finished(&report("a", vec![ImageResult::UpToDate], false));
+        let json = serde_json::to_value(board.snapshot()).expect("snapshot serializes");
+        fn keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, inner) in map {
+                        out.insert(key.clone());
+                        keys(inner, out);
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| keys(i, out)),
+                _ => {}
+            }
+        }
+        let mut served = std::collections::BTreeSet::new();
+        keys(&json, &mut served);
+        let row = include_str!("../README.md")
+            .lines()
+            .find(|l| l.starts_with("| `GET /status` |"))
+            .expect("the README's /status row");
+        let named: std::collections::BTreeSet<String> = row
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        let missing: Vec<&String> = served.difference(&named).collect();
+        assert!(missing.is_empty(), "the README does not list {missing:?}");
+        let values = [
+            "GET /status",
+            "loading",
+            "running",
+            "stopping",
+            "null",
+            "ok",
+            "failed",
+            "interrupted",
+            "min-age",
+        ];
+        let unknown: Vec<&String> = named
+            .difference(&served)
+            .filter(|n| !values.contains(&n.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "the README lists {unknown:?}, which /status does not serve"
+        );
+    }
+
     #[test]
     fn run_results() {
         let ok = RunStatus::from_report(&report("a", vec![ImageResult::UpToDate], false));

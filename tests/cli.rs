@@ -167,6 +167,93 @@ fn unknown_flag_prints_error_and_usage_and_exits_1() {
     assert!(stderr(&out).starts_with("flag needs an argument: -config\n"));
 }
 
+/// A flag close to a known one gets a suggestion after Go's line, for the main command and
+/// for the subcommands; the usage still follows.
+#[test]
+fn a_misspelt_flag_suggests_the_known_one() {
+    for (args, error, usage) in [
+        (
+            &["--conf=x.yaml"][..],
+            "flag provided but not defined: -conf\ndid you mean -config?\n",
+            "Usage of dregsy:\n",
+        ),
+        (
+            &["-config=x.yaml", "-shards=0/2"][..],
+            "flag provided but not defined: -shards\ndid you mean -shard?\n",
+            "Usage of dregsy:\n",
+        ),
+        (
+            &["plan", "-conf", "x.yaml"][..],
+            "flag provided but not defined: -conf\ndid you mean -config?\n",
+            "usage: dregsy plan",
+        ),
+        (
+            &["tags", "--filters", "latest"][..],
+            "flag provided but not defined: -filters\ndid you mean -filter?\n",
+            "usage: dregsy tags",
+        ),
+        (
+            &["tags", "--jsn"][..],
+            "flag provided but not defined: -jsn\ndid you mean -json?\n",
+            "usage: dregsy tags",
+        ),
+    ] {
+        assert_usage_error(args, error, usage);
+    }
+}
+
+/// Runs dregsy with `args`: exit 1, `error` then `usage` on stderr, nothing on stdout.
+fn assert_usage_error(args: &[&str], error: &str, usage: &str) {
+    let out = dregsy(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    let err = stderr(&out);
+    assert!(err.starts_with(error), "{args:?}: {err}");
+    assert!(err[error.len()..].starts_with(usage), "{args:?}: {err}");
+    assert_eq!(stdout(&out), "", "{args:?}");
+}
+
+/// A mis-indented `to:` and a misspelt `mappings:` stop the run before any registry is asked
+/// (both registries are closed ports), each with the file, the line and what to do.
+#[test]
+fn a_misindented_mapping_key_and_a_task_without_mappings_are_config_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = "tasks:\n- name: mirror\n  source: {registry: 127.0.0.1:1}\n  target: {registry: 127.0.0.1:2}\n";
+    for (name, rest, want) in [
+        (
+            "misindented.yaml",
+            "  mappings:\n  - from: library/busybox\n  to: mirror/busybox\n",
+            "config key 'to' in tasks[0] (line 7) belongs under a mapping: - from: … in the \
+             task's 'mappings:' list; indent it there. It is an error, not a warning, because \
+             ignoring it would sync something other than what the file says (config file \
+             '{file}', line 7)",
+        ),
+        (
+            "mapings.yaml",
+            "  mapings:\n  - from: library/busybox\n",
+            "task 'mirror' (line 2) has no mappings, so it would sync nothing: the unknown key \
+             'mapings' looks like a misspelt 'mappings'; rename it to 'mappings' (config file \
+             '{file}', line 5)",
+        ),
+    ] {
+        let path = write_config(&dir, name, &format!("{head}{rest}"));
+        let out = dregsy(&["-config", &path]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let want = want.replace("{file}", &path);
+        let messages = messages(&out);
+        assert!(
+            messages.iter().any(|m| m == &want),
+            "want {want}\nin {messages:#?}"
+        );
+        assert!(
+            !messages.iter().any(|m| m.starts_with("task done")),
+            "{messages:#?}"
+        );
+        let out = dregsy(&["plan", "-config", &path]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+    }
+}
+
 #[test]
 fn config_errors_exit_1_with_the_file_named() {
     let out = dregsy(&["-config", &fixture("task-low-interval.yaml")]);
@@ -276,9 +363,11 @@ const TWO_TASKS: &str = "tasks:
 - name: mirror-a
   source: {registry: 127.0.0.1:1}
   target: {registry: 127.0.0.1:2}
+  mappings: [{from: app}]
 - name: mirror-b
   source: {registry: 127.0.0.1:1}
   target: {registry: 127.0.0.1:2}
+  mappings: [{from: app}]
 ";
 
 #[test]
@@ -404,7 +493,12 @@ fn keep_latest_with_a_word_warns_that_it_is_a_regex() {
     let path = write_config(
         &dir,
         "keep.yaml",
-        &format!("{TWO_TASKS}  mappings:\n  - from: app\n    tags: ['keep: latest x']\n"),
+        &format!(
+            "{}  mappings:\n  - from: app\n    tags: ['keep: latest x']\n",
+            TWO_TASKS
+                .strip_suffix("  mappings: [{from: app}]\n")
+                .expect("the last task's mappings end TWO_TASKS")
+        ),
     );
     let out = dregsy(&["-config", &path, "-run", "none"]);
     let text = stdout(&out);
@@ -413,7 +507,7 @@ fn keep_latest_with_a_word_warns_that_it_is_a_regex() {
             "'keep: latest x' is not a keep count (that is 'keep: latest N', with a space after \
              'keep:' and a whole number N): as in the original, it is read as a keep regex, so \
              only a tag named exactly 'latest x' is kept and every other listed tag is dropped \
-             (task 'mirror-b', mapping #1, line 10)"
+             (task 'mirror-b', mapping #1, line 11)"
         ),
         "{text}"
     );
@@ -541,10 +635,6 @@ fn subcommands_print_their_usage_for_help_and_for_a_bad_command_line() {
             "usage: dregsy tags",
         ),
     ] {
-        let out = dregsy(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = stderr(&out);
-        assert!(err.starts_with(error), "{args:?}: {err}");
-        assert!(err[error.len()..].starts_with(usage), "{args:?}: {err}");
+        assert_usage_error(args, error, usage);
     }
 }

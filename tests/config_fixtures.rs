@@ -235,6 +235,8 @@ tasks:
   target:
     <<: *src
     registry: 127.0.0.1:5001
+  mappings:
+  - from: app
 ";
     let (config, notices) = config::load_str(Path::new("anchors.yaml"), text).expect("loads");
     let task = &config.tasks[0];
@@ -569,4 +571,128 @@ fn the_air_gap_examples_load_with_a_layout_on_the_right_side() {
     assert_eq!(out.tasks[0].source.layout(), None);
     assert_eq!(inside.tasks[0].source.layout(), carried);
     assert_eq!(inside.tasks[0].target.layout(), None);
+}
+
+/// A mapping's keys written at a task's level (a mis-indented `to:` and `tags:`), or a task's
+/// keys at the top level, are config errors naming each key, its line and where it belongs:
+/// ignored, they would sync every tag to the wrong place. Other unknown keys stay warnings.
+#[test]
+fn keys_written_above_their_section_are_errors_naming_where_they_belong() {
+    let misindented = "\
+tasks:
+- name: mirror
+  source: {registry: 127.0.0.1:5000}
+  target: {registry: 127.0.0.1:5001}
+  mappings:
+  - from: library/busybox
+  to: mirror/busybox
+  tags: ['1.36.1']
+";
+    let error = load_text(misindented).expect_err("a mis-indented mapping");
+    assert_eq!(error.line, Some(7));
+    assert_eq!(
+        error.message,
+        "config key 'to' in tasks[0] (line 7) belongs under a mapping: - from: … in the task's \
+         'mappings:' list; indent it there. It is an error, not a warning, because ignoring it \
+         would sync something other than what the file says\n\
+         config key 'tags' in tasks[0] (line 8) belongs under a mapping: - from: … in the \
+         task's 'mappings:' list; indent it there. It is an error, not a warning, because \
+         ignoring it would sync something other than what the file says"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("(config file 'inline.yaml', line 7)"),
+        "{error}"
+    );
+
+    for (text, key, line, home) in [
+        (
+            "name: mirror\ntasks: []\n",
+            "name",
+            1,
+            "a task: tasks: - name: …",
+        ),
+        (
+            "tasks: []\nsource: {registry: a}\n",
+            "source",
+            2,
+            "a task: tasks: - name: …",
+        ),
+        // `verify` is a task's and a mapping's key, not a top-level one: ignored, it would
+        // copy images unchecked.
+        (
+            "verify: {cosign-key: k.pub}\n",
+            "verify",
+            1,
+            "a task: tasks: - name: …",
+        ),
+        (
+            "tasks: []\nplatform: all\n",
+            "platform",
+            2,
+            "a mapping: tasks: - mappings: - from: …",
+        ),
+    ] {
+        let error = load_text(text).expect_err(text);
+        assert_eq!(error.line, Some(line), "{text:?}");
+        assert!(
+            error.message.starts_with(&format!(
+                "config key '{key}' at the top level (line {line}) belongs under {home}; \
+                 indent it there."
+            )),
+            "{text:?}: {error}"
+        );
+    }
+
+    // Keys valid where they are written, and unknown keys of no section, are not errors.
+    let (_, notices) = config::load_str(
+        Path::new("x.yaml"),
+        "referrers: true\nmin-age: 1h\ntasks:\n- name: t\n  source: {registry: a}\n  \
+         target: {registry: b}\n  referrers: false\n  colour: blue\n  mappings: [{from: a}]\n",
+    )
+    .expect("loads");
+    let warnings: Vec<&str> = notices.iter().map(|n| n.message.as_str()).collect();
+    assert_eq!(
+        warnings,
+        ["unknown config key 'colour' in tasks[0] (line 8) is ignored"]
+    );
+}
+
+/// A task without mappings would sync nothing: a config error naming the task and its line,
+/// and a misspelt `mappings` key when there is one (the original ran it and exited 0).
+#[test]
+fn a_task_without_mappings_is_an_error() {
+    let task = |rest: &str| {
+        format!(
+            "tasks:\n- name: ok\n  source: {{registry: a}}\n  target: {{registry: b}}\n  \
+             mappings: [{{from: x}}]\n- name: mirror\n  source: {{registry: a}}\n  target: \
+             {{registry: b}}\n{rest}"
+        )
+    };
+    let error = load_text(&task("  mapings:\n  - from: library/busybox\n")).expect_err("mapings");
+    assert_eq!(error.line, Some(9));
+    assert_eq!(
+        error.message,
+        "task 'mirror' (line 6) has no mappings, so it would sync nothing: the unknown key \
+         'mapings' looks like a misspelt 'mappings'; rename it to 'mappings'"
+    );
+    for rest in ["", "  mappings: []\n", "  mappings:\n", "  colour: blue\n"] {
+        let error = load_text(&task(rest)).expect_err(rest);
+        assert_eq!(error.line, Some(6), "{rest:?}");
+        assert_eq!(
+            error.message,
+            "task 'mirror' has no mappings, so it would sync nothing: add a 'mappings:' list \
+             (e.g. 'mappings: [{from: library/busybox}]') or remove the task",
+            "{rest:?}"
+        );
+    }
+    // The original's checks of the task come first.
+    let error = load_text("tasks:\n- name: t\n  source: {registry: a}\n").expect_err("no target");
+    assert!(
+        error
+            .message
+            .starts_with("target registry in task 't' invalid: location is nil"),
+        "{error}"
+    );
 }

@@ -1048,14 +1048,29 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
         String::from_utf8_lossy(&check.stdout)
     );
     let rules_text = std::fs::read_to_string(&rules).expect("rules file");
-    let expr_start = rules_text.find("expr: |").expect("an expr") + "expr: |".len();
-    let expr: String = rules_text[expr_start..]
-        .lines()
-        .skip(1)
-        .take_while(|l| l.starts_with("      "))
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(prometheus.query(&expr).is_empty(), "{expr} fires already");
+    let expr = |alert: &str| alert_expr(&rules_text, alert);
+    // Both periodic tasks ran once: the mirror succeeded, the odd one failed. The rule on the
+    // last success cannot see the odd task (it has no success series); the rule for tasks
+    // that never succeeded selects exactly it (its `for` aside).
+    let not_succeeding = expr("DregsyTaskNotSucceeding");
+    assert!(
+        prometheus.query(&not_succeeding).is_empty(),
+        "{not_succeeding} fires already"
+    );
+    let never = expr("DregsyTaskNeverSucceeded");
+    let never_tasks: Vec<String> = prometheus
+        .query(&never)
+        .iter()
+        .map(|(labels, _)| labels["task"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(never_tasks, ["say \"hi\" \\ and\nbye"], "{never}");
+    // DregsyDown's `job` matcher selects this scrape (job `dregsy`), which is up.
+    let down = expr("DregsyDown");
+    let selector = down
+        .strip_suffix(" == 0")
+        .expect("DregsyDown is `up{…} == 0`");
+    assert_eq!(prometheus.value(selector), 1.0, "{selector}");
+    assert!(prometheus.query(&down).is_empty(), "{down} fires already");
     daemon.signal("TERM");
     assert_eq!(
         daemon.wait_exit(),
@@ -1063,6 +1078,53 @@ fn prometheus_scrapes_the_metrics_and_reads_back_what_the_run_did() {
         "the odd task failed: {}",
         daemon.log()
     );
+}
+
+/// The README shows the example rules file's rules as they are, so the alerts it explains
+/// are the ones `promtool` checks above.
+#[test]
+fn the_readme_shows_the_example_alert_rules_as_they_are() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules =
+        std::fs::read_to_string(root.join("examples/prometheus-rules.yaml")).expect("rules");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let groups = &rules[rules.find("groups:").expect("a groups key")..];
+    assert!(
+        readme.contains(&format!("```yaml\n{groups}```\n")),
+        "README.md's alert rules differ from examples/prometheus-rules.yaml"
+    );
+    for alert in [
+        "DregsyTaskNotSucceeding",
+        "DregsyTaskNeverSucceeded",
+        "DregsyDown",
+    ] {
+        assert!(
+            readme.contains(&format!("- `{alert}`")),
+            "README explains {alert}"
+        );
+    }
+}
+
+/// The `expr` of rule `alert` in a rules file, its lines joined: written inline
+/// (`expr: up == 0`) or as a block (`expr: |` and the lines indented below it).
+fn alert_expr(rules: &str, alert: &str) -> String {
+    let rule = rules
+        .split_once(&format!("- alert: {alert}\n"))
+        .unwrap_or_else(|| panic!("no rule {alert} in:\n{rules}"))
+        .1;
+    let after = rule
+        .split_once("expr:")
+        .unwrap_or_else(|| panic!("{alert} has no expr"))
+        .1;
+    let (first, rest) = after.split_once('\n').unwrap_or((after, ""));
+    if first.trim() != "|" {
+        return first.trim().to_string();
+    }
+    rest.lines()
+        .take_while(|l| l.starts_with("      "))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]

@@ -55,6 +55,45 @@ fn plan_after_the_flags_exits_1_before_any_registry_is_asked() {
     assert_eq!(target.requests(), Vec::new(), "the target was asked");
 }
 
+/// The first config a new user writes: `to:` and `tags:` indented at the task's level, or
+/// `mappings:` misspelt. Ignored, they copied every tag to the source's path, or nothing with
+/// exit 0; now both are config errors and no registry is asked.
+#[test]
+fn a_misindented_or_misspelt_mapping_copies_nothing_and_exits_1() {
+    let source = Registry::builder().access_log().start();
+    let target = Registry::builder().access_log().start();
+    push_image(&source, "app", "1.0", ImageOptions::default());
+    tag(&source, "app", "1.0", &["2.0"]);
+    source.clear_requests();
+    let head = format!(
+        "tasks:\n- name: first\n  source: {{registry: {}, skip-tls-verify: true}}\n  target: \
+         {{registry: {}, skip-tls-verify: true}}\n",
+        source.host(),
+        target.host()
+    );
+    for (rest, want) in [
+        (
+            "  mappings:\n  - from: app\n  to: mirror/app\n  tags: ['1.0']\n",
+            "config key 'to' in tasks[0] (line 7) belongs under a mapping",
+        ),
+        (
+            "  mapings:\n  - from: app\n    to: mirror/app\n",
+            "task 'first' (line 2) has no mappings, so it would sync nothing: the unknown key \
+             'mapings' looks like a misspelt 'mappings'",
+        ),
+    ] {
+        let out = run_dregsy(&format!("{head}{rest}"), &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let errors = log_lines(&out, want);
+        assert_eq!(errors.len(), 1, "{}", text(&out));
+        assert_eq!(errors[0]["level"], "error");
+        assert!(log_lines(&out, "task done").is_empty(), "{}", text(&out));
+    }
+    assert_eq!(source.requests(), Vec::new(), "the source was asked");
+    assert_eq!(target.requests(), Vec::new(), "the target was asked");
+    assert!(catalog_is_empty(&target));
+}
+
 #[test]
 fn a_tag_listing_that_fails_is_a_repository_failure_not_an_image_failure() {
     let (source, target, config) = with_image(
@@ -70,6 +109,8 @@ fn a_tag_listing_that_fails_is_a_repository_failure_not_an_image_failure() {
     assert_eq!(failed[0]["source"], format!("{}/absent", source.host()));
     assert_eq!(failed[0]["level"], "error");
     let done = log_lines(&out, "task done");
+    // A run with failures ends with a warning, which `LOG_LEVEL=warn` keeps.
+    assert_eq!(done[0]["level"], "warning", "{}", text(&out));
     assert_eq!(
         done[0]["msg"],
         format!(
@@ -83,6 +124,18 @@ fn a_tag_listing_that_fails_is_a_repository_failure_not_an_image_failure() {
         text(&out)
     );
     assert_eq!(list_tags(&target, "present"), vec!["1.0.0".to_string()]);
+    // With `LOG_LEVEL=warn`, the summary stays with the failure it counts.
+    let out = run_dregsy(&config, &[("LOG_LEVEL", "warn")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let done = log_lines(&out, "task done");
+    assert_eq!(done.len(), 1, "{}", text(&out));
+    assert!(
+        done[0]["msg"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("1 up to date, 0 skipped, 1 repository failed")),
+        "{}",
+        text(&out)
+    );
 
     // `plan` says "failed", one word for every failure.
     let out = Dregsy::with_config(&config).args(&["plan"]).output();
@@ -210,6 +263,12 @@ fn bytes_count_manifests_and_shared_blobs_are_named() {
     assert_eq!(shared, image.blobs.len(), "{}", text(&out));
     let done = &log_lines(&out, "task done")[0];
     assert_eq!(done["bytes"].as_u64(), Some(total));
+    assert_eq!(
+        done["level"],
+        "info",
+        "a run without failures: {}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -11,8 +11,14 @@ pub(crate) const SUBCOMMANDS: [&str; 2] = ["plan", "tags"];
 /// A command line that Go's `flag` package would reject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArgsError {
-    /// `flag provided but not defined: -x`
-    Undefined(String),
+    /// `flag provided but not defined: -x`, then `did you mean -y?` when the command has a
+    /// flag close to it (see [`ArgsError::undefined`]).
+    Undefined {
+        /// The flag as written, without its dashes.
+        flag: String,
+        /// The command's flag closest to it, when close enough to be a likely typo.
+        suggestion: Option<&'static str>,
+    },
     /// `flag needs an argument: -config`
     NeedsArgument(String),
     /// A word after the flags. Go's `flag` stopped there and the original ignored the rest;
@@ -31,10 +37,29 @@ pub enum ArgsError {
     MissingConfig,
 }
 
+impl ArgsError {
+    /// The error for flag `flag`, which the command does not define, suggesting the closest of
+    /// `known` (the command's flags, long names only: `-x` is not a typo of `-h`).
+    pub fn undefined(flag: &str, known: &[&'static str]) -> ArgsError {
+        let long: Vec<&'static str> = known.iter().copied().filter(|k| k.len() > 1).collect();
+        ArgsError::Undefined {
+            flag: flag.to_string(),
+            suggestion: crate::spelling::closest(flag, &long),
+        }
+    }
+}
+
 impl std::fmt::Display for ArgsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ArgsError::Undefined(flag) => write!(f, "flag provided but not defined: -{flag}"),
+            // Go's first line stays as it was: scripts written for the original match it.
+            ArgsError::Undefined { flag, suggestion } => {
+                write!(f, "flag provided but not defined: -{flag}")?;
+                match suggestion {
+                    Some(known) => write!(f, "\ndid you mean -{known}?"),
+                    None => Ok(()),
+                }
+            }
             ArgsError::NeedsArgument(flag) => write!(f, "flag needs an argument: -{flag}"),
             ArgsError::MissingConfig => {
                 write!(f, "missing -config=FILE: dregsy needs a config file")

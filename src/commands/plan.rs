@@ -96,6 +96,9 @@ impl ShardView {
     }
 }
 
+/// The flags [`parse`] knows, for the "did you mean" of an undefined one.
+const FLAGS: [&str; 6] = ["h", "help", "json", "config", "run", "shard"];
+
 /// Parses Go-style `-config=x` / `-config x` / `--config=x`, `-run`, `--json`, `-h`.
 /// `None` asks for help.
 ///
@@ -121,7 +124,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "config" => parsed.config = flags.value(name, inline).map_err(|e| e.to_string())?,
             "run" => parsed.run = flags.value(name, inline).map_err(|e| e.to_string())?,
             "shard" => parsed.shard = flags.value(name, inline).map_err(|e| e.to_string())?,
-            _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
+            _ => return Err(ArgsError::undefined(name, &FLAGS).to_string()),
         }
     }
     // Words after `--` are arguments too, not something to ignore.

@@ -35,6 +35,9 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The flags [`parse`] knows, for the "did you mean" of an undefined one.
+const FLAGS: [&str; 4] = ["h", "help", "json", "filter"];
+
 /// Parses `--filter X` / `--filter=X` (one or two dashes), `--json`, `-h`. `None` asks for help.
 ///
 /// # Errors
@@ -62,7 +65,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
                 let filter = flags.value(name, inline).map_err(|e| e.to_string())?;
                 parsed.filters.push(filter);
             }
-            _ => return Err(ArgsError::Undefined(name.to_string()).to_string()),
+            _ => return Err(ArgsError::undefined(name, &FLAGS).to_string()),
         }
     }
     // Words after `--` are arguments too, not something to ignore.

@@ -12,7 +12,7 @@ use super::raw::{
     RawConfig, RawDaemon, RawDocker, RawLister, RawLocation, RawMapping, RawNative, RawPlatform,
     RawSkopeo, RawSupply, RawTask, RawVerify,
 };
-use super::unknown_key;
+use super::unknown_key::{self, Misspelt};
 use super::yaml::{Node, NodeKind, parse_bool, parse_float, parse_int};
 
 /// The keys of one section and what each sets in its raw value: the one list of a section's
@@ -281,13 +281,14 @@ fn keys<T>(fields: Fields<T>) -> Vec<&'static str> {
 pub struct Decoder {
     pub errors: Vec<(usize, String)>,
     pub notices: Vec<Notice>,
-    /// Unknown top-level keys that look like a misspelt `tasks` (`task:`, `taks:`), with
-    /// their lines: with no tasks left, the config asked for something it cannot do.
-    pub misspelt_tasks: Vec<(String, usize)>,
-    /// Unknown keys that look like a misspelt key guarding what gets copied (see
-    /// [`unknown_key::guarded_message`]): `(line, message)`, each a config error, not a
-    /// warning.
-    pub misspelt_guards: Vec<(usize, String)>,
+    /// Unknown keys close to a known key of their section, each with that key: the top
+    /// level's `task:` (no tasks left: the config asked for something it cannot do) and a
+    /// task's `mapings:` (a task without mappings) are looked up here.
+    pub misspelt: Vec<Misspelt>,
+    /// Unknown keys that are config errors, not warnings: `(line, message)`. A misspelt key
+    /// guarding what gets copied (see [`unknown_key::guarded_message`]), or a key of a
+    /// deeper section written where it is not valid (see [`unknown_key::misplaced_home`]).
+    pub key_errors: Vec<(usize, String)>,
 }
 
 impl Decoder {
@@ -295,8 +296,8 @@ impl Decoder {
         Decoder {
             errors: Vec::new(),
             notices: Vec::new(),
-            misspelt_tasks: Vec::new(),
-            misspelt_guards: Vec::new(),
+            misspelt: Vec::new(),
+            key_errors: Vec::new(),
         }
     }
 
@@ -424,7 +425,7 @@ impl Decoder {
         node: &'n Node,
         into: &str,
         path: &str,
-        known: &[&str],
+        known: &[&'static str],
     ) -> Option<Vec<(&'n str, &'n Node)>> {
         match &node.kind {
             NodeKind::Null => None,
@@ -434,23 +435,34 @@ impl Decoder {
                     let name = key.text().unwrap_or("");
                     if known.contains(&name) {
                         out.push((name, value));
+                        continue;
+                    }
+                    let at = if path.is_empty() {
+                        "at the top level".to_string()
                     } else {
-                        let suggestion = unknown_key::suggest(name, known);
-                        if path.is_empty() && suggestion == Some("tasks") {
-                            self.misspelt_tasks.push((shorten(name), key.line));
-                        }
-                        let at = if path.is_empty() {
-                            "at the top level".to_string()
-                        } else {
-                            format!("in {path}")
-                        };
-                        let shown = format!("'{}' {at} (line {})", shorten(name), key.line);
-                        match unknown_key::guarded_message(&shown, suggestion) {
-                            Some(message) => self.misspelt_guards.push((key.line, message)),
-                            None => self
-                                .notices
-                                .push(Notice::warn(unknown_key::warning(&shown, suggestion))),
-                        }
+                        format!("in {path}")
+                    };
+                    let shown = format!("'{}' {at} (line {})", shorten(name), key.line);
+                    let deeper = [keys(TASK_FIELDS), keys(MAPPING_FIELDS)];
+                    if let Some(home) = unknown_key::misplaced_home(path, name, &deeper) {
+                        self.key_errors
+                            .push((key.line, unknown_key::misplaced_message(&shown, home)));
+                        continue;
+                    }
+                    let suggestion = crate::spelling::closest(name, known);
+                    if let Some(meant) = suggestion {
+                        self.misspelt.push(Misspelt {
+                            path: path.to_string(),
+                            key: shorten(name),
+                            meant,
+                            line: key.line,
+                        });
+                    }
+                    match unknown_key::guarded_message(&shown, suggestion) {
+                        Some(message) => self.key_errors.push((key.line, message)),
+                        None => self
+                            .notices
+                            .push(Notice::warn(unknown_key::warning(&shown, suggestion))),
                     }
                 }
                 Some(out)
@@ -537,6 +549,11 @@ impl Decoder {
             ..RawTask::default()
         };
         self.section(node, "sync.Task", &path, TASK_FIELDS, &mut task)?;
+        task.misspelt_mappings = self
+            .misspelt
+            .iter()
+            .find(|m| m.path == path && m.meant == "mappings")
+            .map(|m| (m.key.clone(), m.line));
         Some(task)
     }
 

@@ -25,6 +25,7 @@ pub use cloud_kind::CloudRegistry;
 pub use decode::KNOWN_KEYS;
 pub use duration::DurationValue;
 pub use notice::{Level, Notice};
+use unknown_key::Misspelt;
 
 // The mapping and registry location types belong to the planner, which applies them; the
 // config parses into them.
@@ -460,14 +461,20 @@ pub fn load_str(path: &Path, text: &str) -> Result<(Config, Vec<Notice>), Config
         ));
     }
     let mut notices = decoder.notices;
-    // A misspelt key that guards what gets copied (`verfy:`) must not leave images unchecked.
-    if let Some((line, message)) = decoder.misspelt_guards.into_iter().next() {
-        return Err(fail(Some(line), message, notices));
+    // A misspelt key that guards what gets copied (`verfy:`) must not leave images unchecked,
+    // nor a mis-indented `to:` copy to the wrong place: every such key at once, so that a
+    // mis-indented block is fixed in one go.
+    if let Some((line, _)) = decoder.key_errors.first() {
+        let messages: Vec<&str> = decoder.key_errors.iter().map(|(_, m)| m.as_str()).collect();
+        return Err(fail(Some(*line), messages.join("\n"), notices));
     }
     // A misspelt `tasks` key leaves a config that does nothing although it asked for
     // something: that must not end as a quiet success (docs/behaviour.md#exit-codes).
     if raw.tasks.is_empty()
-        && let Some((key, line)) = decoder.misspelt_tasks.first()
+        && let Some(Misspelt { key, line, .. }) = decoder
+            .misspelt
+            .iter()
+            .find(|m| m.path.is_empty() && m.meant == "tasks")
     {
         return Err(fail(
             Some(*line),

@@ -109,6 +109,9 @@ pub struct RawTask {
     pub line: usize,
     /// `tasks[i]`, for messages.
     pub path: String,
+    /// An unknown key of the task that looks like a misspelt `mappings` (`mapings:`), with
+    /// its line: named when the task has no mappings.
+    pub misspelt_mappings: Option<(String, usize)>,
 }
 
 #[derive(Debug, Default)]

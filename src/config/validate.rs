@@ -158,6 +158,9 @@ fn task(
             })?;
         mappings.push(mapping);
     }
+    if mappings.is_empty() {
+        return Err(no_mappings(&name, raw.line, raw.misspelt_mappings));
+    }
     if mappings.iter().any(|m| m.rule.is_regex_from()) {
         side::repo_list_source(&source).map_err(|e| {
             (
@@ -176,6 +179,29 @@ fn task(
         mappings,
         line: raw.line,
     })
+}
+
+/// A task without mappings would sync nothing although it names a source and a target: the
+/// original ran it and reported success; doing nothing must not pass for success
+/// (docs/compatibility.md), so it is an error pointing at a misspelt `mappings` key if there
+/// is one, else at the task.
+fn no_mappings(task: &str, line: usize, misspelt: Option<(String, usize)>) -> Failure {
+    match misspelt {
+        Some((key, key_line)) => (
+            Some(key_line),
+            format!(
+                "task '{task}' (line {line}) has no mappings, so it would sync nothing: the \
+                 unknown key '{key}' looks like a misspelt 'mappings'; rename it to 'mappings'"
+            ),
+        ),
+        None => (
+            Some(line),
+            format!(
+                "task '{task}' has no mappings, so it would sync nothing: add a 'mappings:' \
+                 list (e.g. 'mappings: [{{from: library/busybox}}]') or remove the task"
+            ),
+        ),
+    }
 }
 
 /// Step 6: one mapping.

@@ -179,22 +179,33 @@ fn log_task_end(
         0 => String::new(),
         n => format!(", {n} not attempted (rate limit)"),
     };
-    tracing::info!(
-        task = %task.name,
-        copied = report.copied(),
-        up_to_date = report.up_to_date(),
-        skipped = report.skipped(),
-        failed = report.failures(),
-        not_attempted = report.not_attempted(),
-        bytes = report.bytes(),
-        seconds = started.elapsed().as_secs_f64(),
-        "task done: {} copied ({} sent), {} up to date, {} skipped, {}{not_attempted}",
-        report.copied(),
-        human_bytes(report.bytes()),
-        report.up_to_date(),
-        report.skipped(),
-        describe_failures(report),
-    );
+    // The summary of a run with failures is a warning, so that `LOG_LEVEL=warn` keeps it with
+    // the failures it counts (docs/behaviour.md#logging); the original had no summary line.
+    macro_rules! task_done {
+        ($level:ident) => {
+            tracing::$level!(
+                task = %task.name,
+                copied = report.copied(),
+                up_to_date = report.up_to_date(),
+                skipped = report.skipped(),
+                failed = report.failures(),
+                not_attempted = report.not_attempted(),
+                bytes = report.bytes(),
+                seconds = started.elapsed().as_secs_f64(),
+                "task done: {} copied ({} sent), {} up to date, {} skipped, {}{not_attempted}",
+                report.copied(),
+                human_bytes(report.bytes()),
+                report.up_to_date(),
+                report.skipped(),
+                describe_failures(report),
+            )
+        };
+    }
+    if report.failed() {
+        task_done!(warn);
+    } else {
+        task_done!(info);
+    }
 }
 
 /// `0 failed`, or what failed: `1 image, 2 repositories and 1 mapping failed`.
