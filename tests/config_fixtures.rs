@@ -645,6 +645,35 @@ tasks:
         );
     }
 
+    // A source's or target's key at a task's level or the top level.
+    let stray_auth = "\
+tasks:
+- name: mirror
+  source: {registry: 127.0.0.1:5000}
+  target:
+    registry: 127.0.0.1:5001
+  auth: dXNlcjpwYXNz
+  mappings: [{from: a}]
+";
+    let error = load_text(stray_auth).expect_err("an auth at a task's level");
+    assert_eq!(error.line, Some(6));
+    assert!(
+        error.message.starts_with(
+            "config key 'auth' in tasks[0] (line 6) belongs under the task's 'source:' or \
+             'target:'; indent it there."
+        ),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("dXNlcjpwYXNz"), "{error}");
+    let error = load_text("tasks: []\nskip-tls-verify: true\n").expect_err("top level");
+    assert!(
+        error.message.starts_with(
+            "config key 'skip-tls-verify' at the top level (line 2) belongs under a task's \
+             'source:' or 'target:'"
+        ),
+        "{error}"
+    );
+
     // Keys valid where they are written, and unknown keys of no section, are not errors.
     let (_, notices) = config::load_str(
         Path::new("x.yaml"),

@@ -443,7 +443,11 @@ impl Decoder {
                         format!("in {path}")
                     };
                     let shown = format!("'{}' {at} (line {})", shorten(name), key.line);
-                    let deeper = [keys(TASK_FIELDS), keys(MAPPING_FIELDS)];
+                    let deeper = [
+                        keys(TASK_FIELDS),
+                        keys(MAPPING_FIELDS),
+                        keys(LOCATION_FIELDS),
+                    ];
                     if let Some(home) = unknown_key::misplaced_home(path, name, &deeper) {
                         self.key_errors
                             .push((key.line, unknown_key::misplaced_message(&shown, home)));

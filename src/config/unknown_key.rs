@@ -59,17 +59,18 @@ pub struct Misspelt {
 }
 
 /// Where a key belongs that is not valid where it is written, but is in a section below:
-/// a mapping's key (`to`, `tags`, …) written at a task's level, or a task's or a mapping's key
-/// written at the top level. `path` is the section's (`""` for the top level, `tasks[0]` for
-/// a task); `[task_keys, mapping_keys]` are the keys of those sections. `None` for any other
-/// key, and at any other level.
+/// a mapping's key (`to`, `tags`, …) or a source's or target's key (`registry`, `auth`, …)
+/// written at a task's level, or any of those or a task's key written at the top level. `path`
+/// is the section's (`""` for the top level, `tasks[0]` for a task);
+/// `[task_keys, mapping_keys, location_keys]` are the keys of those sections. `None` for any
+/// other key, and at any other level.
 ///
 /// Mis-indenting such a key is easy, and ignoring it would sync something other than what the
 /// file says (every tag, to the same path), so it is an error (docs/compatibility.md).
 pub(super) fn misplaced_home(
     path: &str,
     name: &str,
-    [task_keys, mapping_keys]: &[Vec<&str>; 2],
+    [task_keys, mapping_keys, location_keys]: &[Vec<&str>; 3],
 ) -> Option<&'static str> {
     let at_task = path.starts_with("tasks[") && !path.contains('.');
     if path.is_empty() && task_keys.contains(&name) {
@@ -78,6 +79,10 @@ pub(super) fn misplaced_home(
         Some("a mapping: - from: … in the task's 'mappings:' list")
     } else if path.is_empty() && mapping_keys.contains(&name) {
         Some("a mapping: tasks: - mappings: - from: …")
+    } else if at_task && location_keys.contains(&name) {
+        Some("the task's 'source:' or 'target:'")
+    } else if path.is_empty() && location_keys.contains(&name) {
+        Some("a task's 'source:' or 'target:': tasks: - source: …")
     } else {
         None
     }
