@@ -147,6 +147,7 @@ impl Clients {
     /// the registry.
     pub async fn get(&self, host: &RegistryHost, location: &Location) -> Result<Registry, Failure> {
         let resolution = self.resolve(location).await?;
+        let origin = resolution.source.origin();
         let (credentials, provider) = match resolution.supply {
             Supply::Fixed(credentials) => (credentials, None),
             Supply::Provider { identity, provider } => (None, Some((identity, provider))),
@@ -177,6 +178,7 @@ impl Clients {
             options.chunk_size = size;
         }
         options.observer = self.observer.clone();
+        options.credentials_origin = origin;
         // Another client of the host (other credentials) may have learned whether manifest
         // HEAD works there: learned once per host (docs/behaviour.md#up-to-date-checks).
         options.manifest_head = clients

@@ -230,6 +230,11 @@ fn credential_files_in_every_lookup_location() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let (out, _) = plan_json(&cfg("", ""), &[("HOME", home.clone())]);
     assert_eq!(out.status.code(), Some(1), "the wrong password is refused");
+    assert!(
+        text(&out).contains("(from credential file ~/.docker/config.json (auths))"),
+        "a refusal names the file the credentials came from: {}",
+        text(&out)
+    );
     let with_auth = format!("    auth: {}\n", source.auth_b64(USER, PASSWORD));
     let (out, json) = plan_json(&cfg("", &with_auth), &[("HOME", home.clone())]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -563,12 +563,18 @@ fn failures_name_the_image_and_the_run_goes_on() {
         "the invalid target path is named: {all}"
     );
     assert!(all.contains(&format!("127.0.0.1:{closed_port}")), "{all}");
-    let wrong_creds = log_lines(&out, "image failed")
+    let wrong_creds: Vec<String> = log_lines(&out, "image failed")
         .into_iter()
         .chain(log_lines(&out, "mapping failed"))
         .filter(|v| v["task"] == "wrong-password")
-        .count();
-    assert_eq!(wrong_creds, 1, "{all}");
+        .map(|v| v["msg"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(wrong_creds.len(), 1, "{all}");
+    assert!(
+        wrong_creds[0].contains("(from the config's auth)"),
+        "a refusal says where the credentials came from: {}",
+        wrong_creds[0]
+    );
     assert!(
         all.contains("one or more tasks had errors, please see log for details"),
         "{all}"

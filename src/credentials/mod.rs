@@ -135,6 +135,19 @@ pub enum Source {
     Anonymous,
 }
 
+impl Source {
+    /// Where credentials from this source come from, as refusals name it (`the config's
+    /// auth`, `credential file /root/.docker/config.json (auths)`); `None` for no credentials.
+    pub fn origin(&self) -> Option<String> {
+        match self {
+            Source::Config => Some("the config's auth".to_string()),
+            Source::Disabled | Source::Anonymous => None,
+            Source::Auths { file } => Some(format!("credential file {file} (auths)")),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -225,6 +225,9 @@ pub(crate) enum CredentialSource {
 pub(crate) struct Auth {
     registry: String,
     credentials: CredentialSource,
+    /// Where the credentials come from, for messages (`the config's auth`, a credential
+    /// file); `None`: not said.
+    origin: Option<String>,
     method: Mutex<Option<Method>>,
     tokens: Mutex<HashMap<Vec<Scope>, Token>>,
     /// One lock per scope set: concurrent requests for one scope share one token fetch, while
@@ -245,11 +248,29 @@ impl Auth {
         Auth {
             registry,
             credentials,
+            origin: None,
             method: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
             tokens_fetched: AtomicU64::new(0),
         }
+    }
+
+    /// The same, saying in messages where the credentials come from.
+    pub(crate) fn with_origin(mut self, origin: Option<String>) -> Auth {
+        self.origin = origin;
+        self
+    }
+
+    /// The credentials as messages name them: `user '<name>'`, and where they come from when
+    /// known (`user 'mirror' (from credential file /root/.docker/config.json)`); `None` when
+    /// there are none.
+    pub(crate) fn user_text(&self) -> Option<String> {
+        let user = self.username()?;
+        Some(match &self.origin {
+            Some(origin) => format!("user '{user}' (from {origin})"),
+            None => format!("user '{user}'"),
+        })
     }
 
     /// The configured user name, for messages.
@@ -431,7 +452,8 @@ impl Auth {
             .await
             .map_err(|e| e.context(where_.clone()))?;
         if !status.is_success() {
-            return Err(refusal(status, credentials.as_ref(), &bytes).context(where_));
+            let user = credentials.as_ref().and(self.user_text());
+            return Err(refusal(status, user.as_deref(), &bytes).context(where_));
         }
         if cut {
             return Err(
@@ -558,7 +580,8 @@ async fn read_token_body(
 
 /// The error of a token service that issued no token: the credentials rejected, anonymous
 /// access refused, or another status; with what the service said, when it said something.
-fn refusal(status: StatusCode, credentials: Option<&Credentials>, bytes: &[u8]) -> Error {
+/// `user` names the credentials sent (`user 'x' (from …)`), `None` when none were.
+fn refusal(status: StatusCode, user: Option<&str>, bytes: &[u8]) -> Error {
     let kind = match status {
         StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
         StatusCode::FORBIDDEN => ErrorKind::Forbidden,
@@ -567,11 +590,10 @@ fn refusal(status: StatusCode, credentials: Option<&Credentials>, bytes: &[u8]) 
     let says = token_error_text(bytes)
         .map(|t| format!("; it said: {t}"))
         .unwrap_or_default();
-    let reason = match (credentials, kind) {
-        (Some(c), ErrorKind::Unauthorized) => format!(
-            "the credentials of user '{}' were rejected (HTTP {status}){says}",
-            c.username
-        ),
+    let reason = match (user, kind) {
+        (Some(user), ErrorKind::Unauthorized) => {
+            format!("the credentials of {user} were rejected (HTTP {status}){says}")
+        }
         (None, ErrorKind::Unauthorized) => {
             format!("anonymous access was refused (HTTP {status}){says}; configure credentials")
         }

@@ -58,6 +58,9 @@ pub struct RegistryOptions {
     pub rate_limits: RateLimits,
     /// Told about every request attempt (metrics); `None` by default.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// Where the credentials come from, for the messages of refusals (`the config's auth`,
+    /// `credential file /root/.docker/config.json (auths)`); `None` (the default): not said.
+    pub credentials_origin: Option<String>,
     /// What is known about manifest HEAD on this registry, shared with the other clients of
     /// the same host (other credentials): the fallback to GET is learned once per host.
     /// `None`: this client learns on its own.
@@ -80,6 +83,7 @@ impl RegistryOptions {
             page_size: 1000,
             rate_limits: RateLimits::new(),
             observer: None,
+            credentials_origin: None,
             manifest_head: None,
         }
     }
@@ -178,7 +182,8 @@ impl Registry {
                         Some(provider) => CredentialSource::Provider(provider),
                         None => CredentialSource::Fixed(options.credentials),
                     },
-                ),
+                )
+                .with_origin(options.credentials_origin),
                 host,
                 transport,
                 chunk_size: options.chunk_size.max(1),
@@ -584,10 +589,8 @@ impl Registry {
         let (kind, reason) = match status {
             StatusCode::UNAUTHORIZED => (
                 ErrorKind::Unauthorized,
-                match self.inner.auth_username() {
-                    Some(user) => {
-                        format!("the registry refused the credentials of user '{user}'{says}")
-                    }
+                match self.inner.auth.user_text() {
+                    Some(user) => format!("the registry refused the credentials of {user}{says}"),
                     None => {
                         format!("the registry requires credentials, and none are configured{says}")
                     }
@@ -618,12 +621,6 @@ impl Registry {
         Error::new(kind, reason)
             .with_status(status.as_u16())
             .context(context)
-    }
-}
-
-impl Inner {
-    fn auth_username(&self) -> Option<String> {
-        self.auth.username().map(str::to_owned)
     }
 }
 
