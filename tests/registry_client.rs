@@ -8,22 +8,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dregsy::registry::{
-    Credentials, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry, RegistryHost,
-    RegistryOptions, Repository, RetryPolicy, TagOrDigest,
+    Credentials, Digest, ErrorKind, Manifest, MountOutcome, Platform, Registry, RegistryOptions,
+    Repository, TagOrDigest,
 };
 use futures_util::{StreamExt, stream};
 use support::{Format, ImageOptions, Rule, TokenOptions};
 
-/// Options for a harness registry: fast retries so fault tests stay quick.
-fn options(host: &str) -> RegistryOptions {
-    let mut options = RegistryOptions::new(RegistryHost::parse(host).expect("valid host"));
-    options.retry = RetryPolicy {
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    };
-    options
-}
+use support::registry::client_options as options;
 
 fn plain(registry: &support::Registry) -> RegistryOptions {
     options(&format!("http://{}", registry.host()))

@@ -8,23 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dregsy::registry::{
-    Credentials, ErrorKind, Registry as Client, RegistryHost, RegistryOptions, Repository,
-    RetryPolicy, TagOrDigest, Timeouts,
+    Credentials, ErrorKind, Registry as Client, Repository, TagOrDigest, Timeouts,
 };
 use support::dregsy::{log_lines, run_dregsy, text};
 use support::{
     FaultProxy, ImageOptions, Registry, Rule, TokenOptions, manifest_digest, push_image,
 };
 
-fn options(host: &str) -> RegistryOptions {
-    let mut options = RegistryOptions::new(RegistryHost::parse(host).expect("valid host"));
-    options.retry = RetryPolicy {
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    };
-    options
-}
+use support::registry::client_options as options;
 
 fn repo() -> Repository {
     Repository::parse("team/app").expect("valid repository")

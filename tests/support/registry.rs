@@ -652,3 +652,17 @@ fn parse_access_line(line: &str) -> Option<Request> {
         user_agent: captures[4].to_string(),
     })
 }
+
+/// Our registry client's options for a harness registry at `host`, with fast retries so that
+/// fault tests stay quick.
+pub fn client_options(host: &str) -> dregsy::registry::RegistryOptions {
+    let mut options = dregsy::registry::RegistryOptions::new(
+        dregsy::registry::RegistryHost::parse(host).expect("valid host"),
+    );
+    options.retry = dregsy::registry::RetryPolicy {
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        ..dregsy::registry::RetryPolicy::default()
+    };
+    options
+}
