@@ -26,7 +26,7 @@ use ed25519_dalek::{Digest as _, Sha512};
 use serde::Deserialize;
 
 use super::{PublicKey, Rejection};
-use crate::registry::Digest;
+use crate::registry::{Digest, lower_hex};
 
 /// The media type of a sigstore bundle (v0.3), as cosign 3 writes it: the referrer's
 /// `artifactType` and its layer's media type.
@@ -236,7 +236,7 @@ fn verify_message(
             "its messageSignature has no messageDigest".into(),
         ));
     };
-    let named = hex(&base64_of(&hash.digest)?);
+    let named = lower_hex(&base64_of(&hash.digest)?);
     let sha512 = match hash.algorithm.as_str() {
         "SHA2_256" => false,
         "SHA2_512" => true,
@@ -259,7 +259,7 @@ fn verify_message(
     if Digest::of(manifest) != *subject {
         return Err(Rejection::OtherDigest(Digest::of(manifest).to_string()));
     }
-    if sha512 && named != hex(&Sha512::digest(manifest)) {
+    if sha512 && named != lower_hex(&Sha512::digest(manifest)) {
         return Err(Rejection::OtherDigest(format!(
             "sha512:{}",
             crate::registry::truncate(&named, 128)
@@ -270,11 +270,6 @@ fn verify_message(
     } else {
         Err(Rejection::BadSignature)
     }
-}
-
-/// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl Digest {
         if hex.len() != 64 {
             return Err(invalid("a sha256 digest has 64 hex digits"));
         }
-        if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !is_lower_hex(hex) {
             return Err(invalid("only lowercase hex digits are allowed"));
         }
         Ok(Digest {
@@ -71,15 +71,9 @@ impl Digest {
     /// ring's SHA-256 (assembly, with the CPU's SHA extensions when present): blobs of
     /// gigabytes pass through here.
     fn from_hasher(hasher: Sha256) -> Digest {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let hash = hasher.finish();
-        let mut text = String::with_capacity(71);
-        text.push_str("sha256:");
-        for byte in hash.as_ref() {
-            text.push(char::from(HEX[usize::from(byte >> 4)]));
-            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        Digest {
+            text: format!("sha256:{}", lower_hex(hasher.finish().as_ref())),
         }
-        Digest { text }
     }
 
     /// The full digest, `sha256:<hex>`, as used in URLs and manifests.
@@ -217,6 +211,22 @@ where
             }
         }
     }
+}
+
+/// `bytes` as lowercase hex digits, two per byte (how digests write a hash).
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// Whether `text` is made of lowercase hex digits only (the hex part of a digest).
+pub(crate) fn is_lower_hex(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub use auth::Credentials;
 pub use blob::{BlobStream, MountOutcome, UploadSession};
 pub use client::{ManifestHead, ManifestHeadUse, Registry, RegistryOptions};
 pub use credentials::{CredentialProvider, CredentialsFuture};
+pub(crate) use digest::lower_hex;
 pub use digest::{ByteStream, Digest, VerifyingStream};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, MAX_MANIFEST_SIZE, Manifest, media_type};

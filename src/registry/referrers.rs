@@ -51,8 +51,7 @@ pub fn is_referrer_tag(tag: &str) -> bool {
     let (Some(hex), Some(suffix)) = (rest.get(..64), rest.get(64..)) else {
         return false;
     };
-    hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && matches!(suffix, "" | ".sig" | ".att" | ".sbom")
+    super::digest::is_lower_hex(hex) && matches!(suffix, "" | ".sig" | ".att" | ".sbom")
 }
 
 /// One entry of a referrers index: a descriptor of a referrer manifest, with its artifact type
